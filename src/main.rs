@@ -215,7 +215,13 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.log.as_deref());
+    // The daemon reports what it does; one-shot commands only warn.
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log.as_deref(), default_level);
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
@@ -238,16 +244,17 @@ fn one_line(e: &anyhow::Error) -> String {
     s.replace('\n', " ")
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(level: Option<&str>, default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
     };
     // Logs go to stderr: stdout belongs to results (one JSON object per line with --json).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -357,8 +364,9 @@ fn cmd_init(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_serve(_settings: &Settings) -> anyhow::Result<ExitCode> {
-    bail!("the daemon is not built yet in this version; use `casegate ingest` for now")
+fn cmd_serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    casegate::daemon::serve(settings.clone())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_check(_settings: &Settings, _json: bool) -> anyhow::Result<ExitCode> {
