@@ -77,6 +77,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change a thread's policy: signed vendor statements, planned publication date.
+    Set {
+        number: TrackingNumber,
+        /// Vendors' mail to this thread counts as a statement only when signed by their bound key.
+        #[arg(long, value_name = "true|false")]
+        require_signed_statements: Option<bool>,
+        /// Planned publication (YYYY-MM-DD or RFC 3339); `none` clears it (default: 45 days after first notice).
+        #[arg(long, value_name = "DATE")]
+        publication_date: Option<String>,
+    },
     /// Participants of threads.
     #[command(subcommand)]
     Participant(ParticipantCmd),
@@ -273,6 +283,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => cmd_open(&settings, kind, &title, number.as_ref(), json),
         Command::Promote { report, to, json } => cmd_promote(&settings, &report, to.as_ref(), json),
         Command::Show { number, json } => cmd_show(&settings, &number, json),
+        Command::Set {
+            number,
+            require_signed_statements,
+            publication_date,
+        } => cmd_set(
+            &settings,
+            &number,
+            require_signed_statements,
+            publication_date.as_deref(),
+        ),
         Command::List { kind, json } => cmd_list(&settings, kind, json),
         Command::Participant(ParticipantCmd::Add {
             number,
@@ -466,14 +486,63 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+fn cmd_set(
+    settings: &Settings,
+    n: &TrackingNumber,
+    require_signed: Option<bool>,
+    publication: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let mut store = app::open_store(settings)?;
+    let t = store
+        .resolve_thread(n)?
+        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    if let Some(on) = require_signed {
+        store.set_require_signed_statements(t.id, on)?;
+    }
+    if let Some(p) = publication {
+        let value = if p == "none" {
+            None
+        } else if let Ok(d) = chrono::NaiveDate::parse_from_str(p, "%Y-%m-%d") {
+            Some(time_text(d.and_time(chrono::NaiveTime::MIN).and_utc()))
+        } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(p) {
+            Some(time_text(t.with_timezone(&Utc)))
+        } else {
+            bail!(
+                "--publication-date {p:?} is not a date; write YYYY-MM-DD, an RFC 3339 time, or none"
+            );
+        };
+        store.set_publication_date(t.id, value.as_deref())?;
+    }
+    let t = store.thread_by_id(t.id)?;
+    println!(
+        "{}: require signed statements {}, publication {}",
+        t.number,
+        t.require_signed_statements,
+        t.publication_date
+            .as_deref()
+            .unwrap_or("default (45 days after first notice)")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_list(settings: &Settings, kind: Option<Kind>, json: bool) -> anyhow::Result<ExitCode> {
     let store = app::open_store(settings)?;
     for s in store.list_threads(kind)? {
         if json {
             print_json(&s)?;
         } else {
+            let waiting = match &s.waiting_since {
+                Some(w) if s.overdue => format!("  OVERDUE: waiting since {w}"),
+                Some(w) => format!("  waiting since {w}"),
+                None => String::new(),
+            };
+            let publish = s
+                .planned_publication
+                .as_deref()
+                .map(|p| format!("  publish {p}"))
+                .unwrap_or_default();
             println!(
-                "{:<18} {:<7} {:<9} {:>3} msgs  {}",
+                "{:<18} {:<7} {:<9} {:>3} msgs  {}{waiting}{publish}",
                 s.thread.number.as_str(),
                 s.thread.kind.as_str(),
                 s.thread.status,
