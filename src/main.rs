@@ -389,8 +389,32 @@ fn cmd_serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_check(_settings: &Settings, _json: bool) -> anyhow::Result<ExitCode> {
-    bail!("`casegate check` is not built yet in this version")
+fn cmd_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let findings = casegate::check::run(settings);
+    let mut all_ok = true;
+    for f in &findings {
+        all_ok &= f.ok;
+        if json {
+            print_json(f)?;
+        } else {
+            println!(
+                "{} {}: {}",
+                if f.ok { "ok  " } else { "FAIL" },
+                f.check,
+                f.detail
+            );
+        }
+    }
+    if !all_ok {
+        eprintln!(
+            "error: casegate check found problems that would stop the daemon; fix the lines marked FAIL"
+        );
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn cmd_open(
