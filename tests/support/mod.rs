@@ -9,6 +9,8 @@
 //! Use from a test file with `mod support;`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod imap_sink;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -46,6 +48,18 @@ pub struct MailServers {
     stopped: bool,
 }
 
+/// How an instance differs from the default.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Users besides [`USERS`] (password [`PASSWORD`]).
+    pub extra_users: Vec<String>,
+    /// Replaces Dovecot's post-login CAPABILITY list, e.g. [`DOVECOT_CAPABILITY`] without `MOVE`.
+    pub imap_capability: Option<String>,
+}
+
+/// Dovecot 2.3's own post-login capability list, to edit for [`ServerOptions::imap_capability`].
+pub const DOVECOT_CAPABILITY: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY";
+
 /// One message the SMTP receiver accepted: its envelope and its bytes as received.
 #[derive(Debug, Clone)]
 pub struct SmtpCopy {
@@ -70,6 +84,14 @@ impl MailServers {
 
     /// Starts an instance with extra users (password [`PASSWORD`]) besides [`USERS`].
     pub fn start_with_users(extra_users: &[&str]) -> MailServers {
+        MailServers::start_with(&ServerOptions {
+            extra_users: extra_users.iter().map(|u| u.to_string()).collect(),
+            ..ServerOptions::default()
+        })
+    }
+
+    /// Starts an instance with the given options.
+    pub fn start_with(options: &ServerOptions) -> MailServers {
         let dir = temp_dir();
         let mut last_error = String::new();
         // A port found free can be taken by someone else before Dovecot binds it: retry.
@@ -81,7 +103,11 @@ impl MailServers {
                 .env("MAIL_IMAP_PORT", ports[0].to_string())
                 .env("MAIL_IMAPS_PORT", ports[1].to_string())
                 .env("MAIL_SMTP_PORT", ports[2].to_string())
-                .env("MAIL_EXTRA_USERS", extra_users.join(" "))
+                .env("MAIL_EXTRA_USERS", options.extra_users.join(" "))
+                .env(
+                    "MAIL_IMAP_CAPABILITY",
+                    options.imap_capability.clone().unwrap_or_default(),
+                )
                 .stdin(Stdio::null())
                 .output()
                 .expect("run tests/support/mail-servers");
@@ -119,7 +145,11 @@ impl MailServers {
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut child = Command::new(script())
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -143,7 +173,27 @@ impl MailServers {
 
     /// Puts one raw message into `user`'s INBOX (`doveadm save`), as a mail server would.
     pub fn deliver(&self, user: &str, raw: &[u8]) {
-        self.run(&["deliver", self.dir_str(), user, ""], Some(raw));
+        self.deliver_to(user, "INBOX", raw);
+    }
+
+    /// Puts one raw message into `user`'s `mailbox` (which must exist).
+    pub fn deliver_to(&self, user: &str, mailbox: &str, raw: &[u8]) {
+        let mut child = Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .args(["save", "-u", user, "-m", mailbox])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run doveadm");
+        child.stdin.take().unwrap().write_all(raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm save -u {user} -m {mailbox}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
 
     /// Puts many messages into `user`'s INBOX at once by writing them into the Maildir's `new/`
@@ -244,15 +294,7 @@ impl MailServers {
     /// Stops only Dovecot (e.g. to test a client's reconnect); [`MailServers::restart_imap`]
     /// brings it back.
     pub fn stop_imap(&self) {
-        let pid = std::fs::read_to_string(self.dir.join("run/master.pid")).unwrap();
-        let pid = pid.trim();
-        let _ = Command::new("kill").arg(pid).status();
-        for _ in 0..200 {
-            if !Path::new(&format!("/proc/{pid}")).exists() || !port_open(self.imap_port) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        self.run(&["stop-imap", self.dir_str()], None);
     }
 
     /// Runs `doveadm ARGS` against this instance (e.g. `mailbox delete -u USER NAME`).
@@ -279,26 +321,32 @@ impl MailServers {
         let out = Command::new("/usr/bin/doveadm")
             .arg("-c")
             .arg(&conf)
-            .args(["-f", "flow", "mailbox", "status", "-u", user, "messages", mailbox])
+            .args([
+                "-f", "flow", "mailbox", "status", "-u", user, "messages", mailbox,
+            ])
             .output()
             .expect("run doveadm");
         if !out.status.success() {
             return 0;
         }
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .strip_prefix("messages=")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        flow_value(&text, "messages")
+            .unwrap_or_else(|| panic!("doveadm mailbox status printed {text:?}"))
     }
 
     /// The UIDVALIDITY of `user`'s `mailbox`.
     pub fn uidvalidity(&self, user: &str, mailbox: &str) -> u32 {
-        let out = self.doveadm(&["-f", "flow", "mailbox", "status", "-u", user, "uidvalidity", mailbox]);
-        out.trim()
-            .strip_prefix("uidvalidity=")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("doveadm printed {out:?}"))
+        let out = self.doveadm(&[
+            "-f",
+            "flow",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            "uidvalidity",
+            mailbox,
+        ]);
+        flow_value(&out, "uidvalidity").unwrap_or_else(|| panic!("doveadm printed {out:?}"))
     }
 
     /// Stops both servers (idempotent); the directory stays until drop.
@@ -320,7 +368,10 @@ impl Drop for MailServers {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!("test mail servers kept for inspection: {}", self.dir.display());
+            eprintln!(
+                "test mail servers kept for inspection: {}",
+                self.dir.display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -349,6 +400,12 @@ fn free_ports(n: usize) -> Vec<u16> {
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
+}
+
+/// `KEY=N` from doveadm's `-f flow` output (which starts with the mailbox name).
+fn flow_value<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 fn port_open(port: u16) -> bool {
