@@ -158,10 +158,22 @@ async fn check_imap(account: &ImapConfig) -> Finding {
     if let Err(e) = account.password.resolve() {
         return Finding::fail(name, e.to_string());
     }
-    let timeout = Duration::from_secs(account.timeout_secs.clamp(1, 30));
-    match tcp_reachable(&account.host, account.port, timeout).await {
-        Ok(()) => Finding::ok(name, format!("{}:{} reachable", account.host, account.port)),
-        Err(e) => Finding::fail(name, e),
+    let mut account = account.clone();
+    account.timeout_secs = account.timeout_secs.clamp(1, 30);
+    match crate::imap::check(&account).await {
+        Ok(r) => Finding::ok(
+            name,
+            format!(
+                "{}: logged in; {}",
+                r.server,
+                r.mailboxes
+                    .iter()
+                    .map(|(m, n)| format!("{m} ({n} messages)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Err(e) => Finding::fail(name, e.to_string()),
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::app::{self, AppError};
 use crate::config::Settings;
+use crate::imap::ImapStatus;
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
 use crate::store::MessageSource;
 
@@ -66,6 +67,39 @@ impl SharedPipeline {
     }
 }
 
+/// The pipeline as IMAP's sink: the message and the mailbox checkpoint commit together.
+impl crate::imap::MessageSink for SharedPipeline {
+    fn deliver(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process(raw, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Option<crate::store::Checkpoint>, crate::imap::SinkError> {
+        Ok(self.with(|p| p.store().mailbox_checkpoint(account, mailbox))?)
+    }
+
+    fn reset_checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<(), crate::imap::SinkError> {
+        Ok(self.with(|p| p.store_mut().mailbox_reset(account, mailbox, uidvalidity))?)
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn serve(settings: Settings) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,12 +128,31 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         let poll = Duration::from_millis(settings.config.maildir.poll_interval_ms.max(50));
         tasks.spawn(watch_maildir(dir, poll, pipeline.clone(), stop_rx.clone()));
     }
+    let imap_status = Arc::new(ImapStatus::new());
     if settings.config.imap.is_empty() {
         tracing::info!("no [[imap]] accounts configured");
-    } else {
-        tracing::warn!(
-            "IMAP accounts are configured but IMAP support is not built into this version"
-        );
+    }
+    for account in settings.config.imap.clone() {
+        let sink: Arc<dyn crate::imap::MessageSink> = Arc::new(pipeline.clone());
+        let (stop, status) = (stop_rx.clone(), imap_status.clone());
+        tasks.spawn(async move {
+            let name = account.account_name();
+            if let Err(e) = crate::imap::watch(account, sink, stop, status).await {
+                tracing::error!(account = %name, error = %e, "IMAP account not watched");
+            }
+        });
+    }
+    if !settings.config.imap.is_empty() {
+        // One status line per mailbox every few minutes: connected, last UID, today's counts.
+        let (status, mut stop) = (imap_status.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(300)) => status.log(),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
     }
     if settings.config.smtp.is_none() {
         tracing::info!("no [smtp] configured: outbox copies stay queued until it is");

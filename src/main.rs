@@ -45,6 +45,8 @@ enum Command {
     Serve,
     /// Report what would stop the daemon (keys, store, IMAP, SMTP), one line each.
     Check(JsonFlag),
+    /// Per watched mailbox: last UID, messages and quarantined today; queue and triage sizes.
+    Status(JsonFlag),
     /// Create a case, report or ticket.
     Open {
         kind: Kind,
@@ -275,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(f) => cmd_init(&settings, f.json),
         Command::Serve => cmd_serve(&settings),
         Command::Check(f) => cmd_check(&settings, f.json),
+        Command::Status(f) => cmd_status(&settings, f.json),
         Command::Open {
             kind,
             title,
@@ -415,6 +418,39 @@ fn cmd_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let store = app::open_store(settings)?;
+    let midnight = Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let triage = store.triage(false)?.len();
+    let quarantined = store.quarantined()?.len();
+    if json {
+        for m in store.mailbox_summaries(midnight)? {
+            let mut v = serde_json::to_value(&m)?;
+            v["kind"] = json!("mailbox");
+            print_json(&v)?;
+        }
+        print_json(&json!({"kind": "queues", "triage": triage, "quarantine": quarantined}))?;
+    } else {
+        for m in store.mailbox_summaries(midnight)? {
+            println!(
+                "imap {}/{}: last UID {} (UIDVALIDITY {}), today {} stored, {} quarantined, checkpoint {}",
+                m.account,
+                m.mailbox,
+                m.last_uid,
+                m.uidvalidity,
+                m.stored_since,
+                m.quarantined_since,
+                m.updated_at
+            );
+        }
+        println!("triage: {triage} waiting; quarantine: {quarantined} kept");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_open(
