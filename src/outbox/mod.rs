@@ -1,1 +1,2 @@
 //! outbox
+pub mod compose;
