@@ -217,8 +217,9 @@ pub fn release_held(
     let held = store.held_copies(thread_id)?;
     let mut contacts_by_thread: HashMap<i64, Vec<Contact>> = HashMap::new();
     for h in &held {
-        if !contacts_by_thread.contains_key(&h.thread_id) {
-            contacts_by_thread.insert(h.thread_id, store.contacts(h.thread_id)?);
+        if let std::collections::hash_map::Entry::Vacant(e) = contacts_by_thread.entry(h.thread_id)
+        {
+            e.insert(store.contacts(h.thread_id)?);
         }
     }
     let all_contacts: Vec<Contact> = contacts_by_thread.values().flatten().cloned().collect();

@@ -8,7 +8,7 @@
 //!
 //! This module stores bytes and states; it knows nothing of OpenPGP or SMTP (see `crate::outbox`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, parse_time, record_sent_tx, time_text};
@@ -59,6 +59,13 @@ CREATE TABLE outbox_attempts (
 );
 CREATE INDEX outbox_attempts_copy ON outbox_attempts(outbox_id);
 ";
+
+/// `next_attempt_at` keeps milliseconds: retries a second apart must compare right, and
+/// every value in that column (and every `now` compared with it) has this one format, so
+/// text order is time order.
+fn due_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
 
 /// What a copy carries: the encrypted notice, or the key-request stub (no case content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -210,6 +217,7 @@ impl Store {
         copies: &[NewCopy<'_>],
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
+        let due = due_text(now);
         let now = time_text(now);
         let tx = self.conn_mut().transaction()?;
         tx.execute(
@@ -232,7 +240,7 @@ impl Store {
             let mut sealed = tx.prepare(
                 "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, message_id,
                      raw, key_fingerprint, status, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?10, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
             )?;
             let mut held = tx.prepare(
                 "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
@@ -259,7 +267,8 @@ impl Store {
                             message_id,
                             raw,
                             key_fingerprint,
-                            now
+                            now,
+                            due
                         ])?;
                         ids.push(tx.last_insert_rowid());
                         record_sent_tx(&tx, message_id, notice.thread_id)?;
@@ -396,6 +405,7 @@ impl Store {
         key_fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let due = due_text(now);
         let now = time_text(now);
         let tx = self.conn_mut().transaction()?;
         let thread_id: Option<i64> = tx
@@ -412,8 +422,8 @@ impl Store {
         };
         tx.execute(
             "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
-                 key_fingerprint = ?4, next_attempt_at = ?5, updated_at = ?5 WHERE id = ?1",
-            params![id, message_id, raw, key_fingerprint, now],
+                 key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5 WHERE id = ?1",
+            params![id, message_id, raw, key_fingerprint, now, due],
         )?;
         record_sent_tx(&tx, message_id, thread_id)?;
         tx.commit()?;
@@ -445,7 +455,7 @@ impl Store {
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![time_text(now), limit], |r| {
+            .query_map(params![due_text(now), limit], |r| {
                 Ok(DueCopy {
                     id: r.get(0)?,
                     sender: r.get(1)?,
@@ -488,7 +498,7 @@ impl Store {
                 "temporary",
                 "retrying",
                 None,
-                Some(time_text(*next_attempt_at)),
+                Some(due_text(*next_attempt_at)),
             ),
             AttemptOutcome::Dead { reason } => ("permanent", "dead", Some(reason), None),
             AttemptOutcome::GiveUp { reason } => ("temporary", "dead", Some(reason), None),
@@ -511,5 +521,68 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracking::{Kind, TrackingNumber};
+
+    #[test]
+    fn a_notice_is_queued_whole_or_not_at_all() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let n = TrackingNumber::parse("VU#409117").unwrap();
+        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
+        let notice = NewNotice {
+            thread_id: t.id,
+            sender: "cert@example.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "AB",
+            inner: b"inner",
+        };
+        let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
+            kind: CopyKind::Notice,
+            address: addr,
+            org: "V",
+            message_id: mid,
+            raw: b"raw",
+            key_fingerprint: Some("CD"),
+        };
+        // The second copy reuses a Message-ID: the unique index fails the whole transaction.
+        let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
+        assert!(s.enqueue_notice(&notice, &bad, now).is_err());
+        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+        assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
+
+        let good = [
+            copy("a@x.test", "<1@x>"),
+            NewCopy::Held {
+                address: "c@x.test",
+                org: "W",
+                reason: "no valid encryption key: none",
+            },
+        ];
+        let ids = s.enqueue_notice(&notice, &good, now).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(
+            s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
+            t.id
+        );
+        assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
+        assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
+
+        // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
+        s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
+            .unwrap();
+        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
+        assert!(
+            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
+                .is_err()
+        );
+        assert!(s.due_copies(now, 10).unwrap().is_empty());
     }
 }
