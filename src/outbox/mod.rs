@@ -465,20 +465,52 @@ impl CertCache {
             .iter()
             .flat_map(|c| c.key_fingerprints.iter().map(|f| f.to_ascii_uppercase()))
             .collect();
-        let mut certs = HashMap::with_capacity(wanted.len());
-        if wanted.is_empty() {
-            return Ok(CertCache { certs });
-        }
-        for stored in store.certs()? {
-            let fpr = stored.fingerprint.to_ascii_uppercase();
-            if wanted.contains(&fpr) {
-                let parsed = Cert::from_bytes(&stored.public_cert)
-                    .map_err(|e| format!("stored key {fpr} cannot be read: {e}"));
-                certs.insert(fpr, parsed);
+        let mut stored = Vec::with_capacity(wanted.len());
+        if !wanted.is_empty() {
+            for c in store.certs()? {
+                let fpr = c.fingerprint.to_ascii_uppercase();
+                if wanted.contains(&fpr) {
+                    stored.push((fpr, c.public_cert));
+                }
             }
         }
-        Ok(CertCache { certs })
+        // Parsing is a noticeable share of a large fan-out: spread it like the sealing.
+        let parsed = in_parallel(&stored, |(fpr, bytes)| {
+            let cert = Cert::from_bytes(bytes)
+                .map_err(|e| format!("stored key {fpr} cannot be read: {e}"));
+            (fpr.clone(), cert)
+        });
+        Ok(CertCache {
+            certs: parsed.into_iter().collect(),
+        })
     }
+}
+
+/// `f` over `items` on up to all cores (in chunks of at least 16), results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().div_ceil(16).max(1));
+    if workers <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(workers);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                // A panic in a worker is a bug; re-raise it rather than lose results silently.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Seals for every contact, in parallel across the machine's cores: per-copy encryption is
@@ -489,35 +521,7 @@ fn seal_all(
     certs: &CertCache,
     now: SystemTime,
 ) -> Vec<Result<compose::Sealed, String>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(contacts.len().div_ceil(16).max(1));
-    if workers <= 1 {
-        return contacts
-            .iter()
-            .map(|c| seal_one(signed, c, certs, now))
-            .collect();
-    }
-    let chunk = contacts.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = contacts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|c| seal_one(signed, c, certs, now))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| vec![Err("sealing thread panicked".to_string())])
-            })
-            .collect()
-    })
+    in_parallel(contacts, |c| seal_one(signed, c, certs, now))
 }
 
 /// Seals with the newest bound key that works; the error says why none did.
