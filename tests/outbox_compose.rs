@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use casegate::outbox::compose::{ComposeError, Notice, seal_for, sign_notice, stub_for};
 use outbox_gpg::{GpgHome, coordinator_cert, first_part_and_signature, pgp_block};
+use sequoia_openpgp::parse::Parse;
 
 const FROM: &str = "cert@example.test";
 
@@ -212,6 +213,14 @@ fn stub_names_only_the_tracking_number_and_is_signed() {
     assert!(text.contains("Subject: [VU#409117] Encryption key needed\r\n"));
     assert!(text.contains("To: <vendor3@example.test>\r\n"));
     assert!(text.contains("BEGIN PGP PUBLIC KEY BLOCK"));
+    assert!(!text.contains("PRIVATE KEY"));
+    let attached =
+        sequoia_openpgp::Cert::from_bytes(pgp_block(&text, "PUBLIC KEY BLOCK").as_bytes()).unwrap();
+    assert_eq!(attached.fingerprint(), coordinator.fingerprint());
+    assert!(
+        !attached.is_tsk(),
+        "the stub must not carry secret key material"
+    );
     let home = GpgHome::new();
     home.import_cert(&coordinator);
     let (first, sig) = first_part_and_signature(&text);

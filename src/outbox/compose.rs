@@ -53,6 +53,12 @@ use openpgp::types::{HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
 use rand::TryRngCore;
 use sequoia_openpgp as openpgp;
 
+/// A recipient key we may encrypt to (valid under the policy, alive, not revoked).
+type EncryptionKey<'a> = openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
+    'a,
+    openpgp::packet::key::PublicParts,
+>;
+
 /// Hash used for the coordinator's signature; `MICALG` must name the same one (RFC 3156 §5).
 const SIGNATURE_HASH: HashAlgorithm = HashAlgorithm::SHA512;
 const MICALG: &str = "pgp-sha512";
@@ -229,17 +235,6 @@ pub fn seal_for(
     })
 }
 
-/// Why `cert` cannot be encrypted to at `now`, or `Ok` when it can. The same rule as
-/// [`seal_for`], for callers that want to decide before composing (e.g. `outbox list`).
-pub fn encryption_key_valid(cert: &Cert, now: SystemTime) -> Result<(), String> {
-    let policy = StandardPolicy::new();
-    match encryption_keys(cert, &policy, now) {
-        Ok(_) => Ok(()),
-        Err(ComposeError::NoValidKey(reason)) => Err(reason),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// The stub sent instead of case content when a contact has no usable key and the policy allows
 /// it: it names the tracking number only, asks for a key, carries the coordinator's public
 /// certificate so the contact can encrypt back, and is signed so it can be checked.
@@ -261,8 +256,11 @@ pub fn stub_for(
          to this message (keep {thread} in the subject) with your OpenPGP public key attached. \
          Our key is attached to this message.\r\n\r\n-- \r\n{from}\r\n"
     );
+    // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so even
+    // if that ever changed): the stub must never carry the coordinator's secret key.
+    let public = coordinator.clone().strip_secret_key_material();
     let mut armored_cert = Vec::new();
-    coordinator
+    public
         .armored()
         .serialize(&mut armored_cert)
         .map_err(|e| ComposeError::OpenPgp(e.to_string()))?;
@@ -315,15 +313,7 @@ fn encryption_keys<'a>(
     cert: &'a Cert,
     policy: &'a StandardPolicy<'a>,
     now: SystemTime,
-) -> Result<
-    Vec<
-        openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
-            'a,
-            openpgp::packet::key::PublicParts,
-        >,
-    >,
-    ComposeError,
-> {
+) -> Result<Vec<EncryptionKey<'a>>, ComposeError> {
     let valid = cert.with_policy(policy, now).map_err(|e| {
         ComposeError::NoValidKey(format!(
             "certificate not valid under the standard policy: {e}"
@@ -365,15 +355,7 @@ fn encryption_keys<'a>(
 /// rounds) for every random draw, which made the session key alone a third of the per-copy
 /// cost of a fan-out. The OS generator is at least as strong. AES-256 is what sequoia
 /// picks by default too, and every OpenPGP implementation in use supports it.
-fn encrypt<'a>(
-    plaintext: &[u8],
-    keys: Vec<
-        openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
-            'a,
-            openpgp::packet::key::PublicParts,
-        >,
-    >,
-) -> Result<Vec<u8>, ComposeError> {
+fn encrypt<'a>(plaintext: &[u8], keys: Vec<EncryptionKey<'a>>) -> Result<Vec<u8>, ComposeError> {
     let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
     let algo = SymmetricAlgorithm::AES256;
     let mut key = vec![0u8; algo.key_size().map_err(pgp)?];

@@ -71,7 +71,8 @@ impl SmtpSender {
     }
 
     /// Sends `raw` from `from` to exactly `to` (one RCPT) and classifies the outcome.
-    pub async fn send(&self, from: &str, to: &str, raw: &[u8]) -> SendResult {
+    /// Crate-private: only committed outbox rows go out ([`super::deliver_due`]).
+    pub(crate) async fn send(&self, from: &str, to: &str, raw: &[u8]) -> SendResult {
         let envelope = match (from.parse(), to.parse()) {
             (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
                 Ok(e) => e,

@@ -480,6 +480,23 @@ impl Store {
         Ok(next.map(|t| parse_time(&t)))
     }
 
+    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
+    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
+    /// that Message-ID (angle brackets as stored).
+    pub fn mark_bounced(
+        &mut self,
+        message_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET status = 'bounced', reason = ?2, updated_at = ?3
+             WHERE message_id = ?1 AND status = 'sent'",
+            params![message_id, reason, time_text(now)],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Records one SMTP attempt and its consequence for the copy, in one transaction.
     /// A copy becomes `sent` only here, after the server accepted it.
     pub fn record_attempt(
@@ -584,5 +601,12 @@ mod tests {
                 .is_err()
         );
         assert!(s.due_copies(now, 10).unwrap().is_empty());
+
+        assert!(
+            !s.mark_bounced("<other@x>", "550 no such user", now)
+                .unwrap()
+        );
+        assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
+        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
     }
 }
