@@ -263,6 +263,23 @@ fn three_vendor_orgs_each_contact_reads_exactly_one_mail_over_imap() {
             .is_empty()
     );
     assert_eq!(row(&store, "vendor3@example.test").status, "held");
+    let listing: Vec<String> = outbox::list(&store, &OutboxFilter::default())
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        listing.iter().any(|l| l
+            .starts_with("VU#409117 vendor@example.test (VendorA) sent attempts=1 key=")
+            && l.contains("reply=\"250")),
+        "{listing:#?}"
+    );
+    assert!(
+        listing.iter().any(|l| l.contains(
+            "vendor3@example.test (VendorC) held attempts=0 key=- reason=\"no valid encryption key"
+        )),
+        "{listing:#?}"
+    );
 
     // Releasing before a key arrives changes nothing.
     let again = outbox::release_held(&mut store, Some(thread.id)).unwrap();

@@ -109,6 +109,35 @@ impl std::fmt::Display for QueuedCopy {
     }
 }
 
+impl std::fmt::Display for OutboxRow {
+    /// One line of `casegate outbox list`: thread, recipient, status, attempts, key used, the
+    /// last SMTP reply, and why it is held or dead.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({}){} {} attempts={} key={}",
+            self.thread,
+            self.address,
+            self.org,
+            if self.kind == CopyKind::Stub {
+                " stub"
+            } else {
+                ""
+            },
+            self.status,
+            self.attempts,
+            self.key_fingerprint.as_deref().unwrap_or("-"),
+        )?;
+        if let Some(reply) = &self.last_reply {
+            write!(f, " reply={reply:?}")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, " reason={reason:?}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Queues `notice` for the selected contacts of `thread`: signs it once with `coordinator`
 /// (a TSK with an unlocked signing key), seals one copy per contact address with the
 /// contact's bound key (certificates from the store), holds the copies that have no usable
