@@ -154,8 +154,20 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
             }
         });
     }
-    if settings.config.smtp.is_none() {
-        tracing::info!("no [smtp] configured: outbox copies stay queued until it is");
+    match settings.config.smtp.clone() {
+        None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
+        Some(smtp) => {
+            let (path, cfg, stop) = (
+                settings.store_path(),
+                settings.config.outbox.clone(),
+                stop_rx.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(e) = crate::outbox::run_sender(path, smtp, cfg, stop).await {
+                    tracing::error!(error = %e, "outbox sender stopped; queued copies wait for the next start");
+                }
+            });
+        }
     }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -14,6 +14,7 @@ use serde_json::json;
 use casegate::app;
 use casegate::config::Settings;
 use casegate::keyring;
+use casegate::outbox;
 use casegate::store::{Store, StoredCert, time_text};
 use casegate::tracking::{Kind, TrackingNumber};
 
@@ -113,6 +114,27 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Queue one encrypted, signed copy of a notice per contact of the chosen participants.
+    Notify {
+        number: TrackingNumber,
+        /// The notice text (UTF-8).
+        #[arg(long, value_name = "FILE")]
+        body: PathBuf,
+        /// Default: the thread's title.
+        #[arg(long)]
+        subject: Option<String>,
+        /// An organisation, or `all`.
+        #[arg(long, default_value = "all", value_name = "ORG|all")]
+        to: String,
+        /// Message-ID of the message this answers.
+        #[arg(long, value_name = "MESSAGE-ID")]
+        in_reply_to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The durable outbox: one row per recipient copy.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
     /// Messages waiting for a person.
     #[command(subcommand)]
     Triage(TriageCmd),
@@ -167,6 +189,26 @@ enum KeyCmd {
     List(JsonFlag),
     /// Print an armored public certificate (default: the coordinator's).
     Export { fingerprint: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum OutboxCmd {
+    /// Per recipient: status, attempts, last SMTP reply, key used.
+    List {
+        /// Only this thread.
+        number: Option<TrackingNumber>,
+        /// Only this status (queued, sent, retrying, held, dead, bounced).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal and queue held copies whose contact now has a valid key.
+    Release {
+        number: Option<TrackingNumber>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -335,6 +377,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             cmd_ingest(&settings, &paths, json, true)
         }
+        Command::Notify {
+            number,
+            body,
+            subject,
+            to,
+            in_reply_to,
+            json,
+        } => cmd_notify(
+            &settings,
+            &number,
+            &body,
+            subject.as_deref(),
+            &to,
+            in_reply_to.as_deref(),
+            json,
+        ),
+        Command::Outbox(OutboxCmd::List {
+            number,
+            status,
+            json,
+        }) => cmd_outbox_list(&settings, number.as_ref(), status, json),
+        Command::Outbox(OutboxCmd::Release { number, json }) => {
+            cmd_outbox_release(&settings, number.as_ref(), json)
+        }
         Command::Triage(TriageCmd::List { all, json }) => cmd_triage_list(&settings, all, json),
         Command::Triage(TriageCmd::Assign {
             message_id,
@@ -495,12 +561,19 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
     let t = store.resolve_thread(n)?.unwrap_or(own);
     let contacts = store.contacts(t.id)?;
     let messages = store.thread_messages(t.id)?;
+    let outbound = outbox::list(
+        &store,
+        &casegate::store::outbox::OutboxFilter {
+            thread_id: Some(t.id),
+            status: None,
+        },
+    )?;
     if json {
         print_json(&json!({
             "number": t.number, "kind": t.kind, "title": t.title, "status": t.status,
             "created_at": t.created_at, "promoted_to": t.promoted_to,
             "require_signed_statements": t.require_signed_statements,
-            "participants": contacts, "messages": messages,
+            "participants": contacts, "messages": messages, "outbox": outbound,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -541,6 +614,12 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
             && m.signature != "none"
         {
             println!("      signature: {r}");
+        }
+    }
+    if !outbound.is_empty() {
+        println!("outbound (one copy per recipient):");
+        for row in &outbound {
+            println!("  {row}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -637,6 +716,16 @@ fn import_keys(
     Ok(out)
 }
 
+/// Copies held for want of a key go out as soon as a usable key is there.
+fn release_after_key_import(store: &mut Store) -> anyhow::Result<()> {
+    for c in outbox::release_held(store, None)? {
+        if c.status != "held" {
+            eprintln!("released held copy: {c}");
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn cmd_participant_add(
     settings: &Settings,
@@ -667,6 +756,9 @@ fn cmd_participant_add(
         fingerprint = Some(chosen.fingerprint.clone());
     }
     let c = store.add_participant(t.id, org, role, email, fingerprint.as_deref())?;
+    if fingerprint.is_some() {
+        release_after_key_import(&mut store)?;
+    }
     if json {
         print_json(
             &json!({"thread": t.number, "org": c.org, "role": c.role, "email": c.address, "keys": c.key_fingerprints}),
@@ -722,6 +814,7 @@ fn cmd_key_import(
             println!("{} {}", s.fingerprint, s.user_ids.join(", "));
         }
     }
+    release_after_key_import(&mut store)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -864,6 +957,124 @@ fn cmd_ingest(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_notify(
+    settings: &Settings,
+    n: &TrackingNumber,
+    body: &std::path::Path,
+    subject: Option<&str>,
+    to: &str,
+    in_reply_to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(body).with_context(|| {
+        format!(
+            "cannot read the notice body {}; it must be a UTF-8 text file",
+            body.display()
+        )
+    })?;
+    let mut store = app::open_store(settings)?;
+    let t = store
+        .resolve_thread(n)?
+        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    let coordinator = app::coordinator_key(settings)?
+        .ok_or_else(|| anyhow!("no coordinator key yet; run `casegate init` first"))?;
+    let selection = outbox::Selection::parse(to);
+    let copies = outbox::notify(
+        &mut store,
+        &coordinator,
+        &t,
+        &selection,
+        &outbox::compose::Notice {
+            thread: t.number.as_str(),
+            subject: subject.unwrap_or(&t.title),
+            body: &text,
+            in_reply_to,
+            automatic: false,
+        },
+        &settings.config.outbox,
+        &settings.config.coordinator.address,
+    )?;
+    if copies.is_empty() {
+        bail!(
+            "{} has no contact{}; add one with `casegate participant add {} --org ORG --email ADDR --key FILE.asc`",
+            t.number,
+            match &selection {
+                outbox::Selection::All => String::new(),
+                outbox::Selection::Org(o) => format!(" in organisation {o:?}"),
+            },
+            t.number
+        );
+    }
+    for c in &copies {
+        if json {
+            print_json(c)?;
+        } else {
+            println!("{c}");
+        }
+    }
+    if settings.config.smtp.is_none() {
+        eprintln!(
+            "note: no [smtp] configured; queued copies are sent once it is and `casegate serve` runs"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_outbox_list(
+    settings: &Settings,
+    n: Option<&TrackingNumber>,
+    status: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = app::open_store(settings)?;
+    let thread_id = match n {
+        Some(n) => Some(
+            store
+                .resolve_thread(n)?
+                .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?
+                .id,
+        ),
+        None => None,
+    };
+    for row in outbox::list(
+        &store,
+        &casegate::store::outbox::OutboxFilter { thread_id, status },
+    )? {
+        if json {
+            print_json(&row)?;
+        } else {
+            println!("{row}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_outbox_release(
+    settings: &Settings,
+    n: Option<&TrackingNumber>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut store = app::open_store(settings)?;
+    let thread_id = match n {
+        Some(n) => Some(
+            store
+                .resolve_thread(n)?
+                .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?
+                .id,
+        ),
+        None => None,
+    };
+    for c in outbox::release_held(&mut store, thread_id)? {
+        if json {
+            print_json(&c)?;
+        } else {
+            println!("{c}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_triage_list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<ExitCode> {
