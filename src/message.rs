@@ -130,6 +130,48 @@ pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
 
 use mail_parser::MimeHeaders;
 
+/// OpenPGP public keys the sender offers: attached keys (`application/pgp-keys`, or an armored
+/// public key block in an `.asc`/`.key`/`.pub` attachment) and the `Autocrypt` header's keydata.
+/// Whose keys they are is for the caller to check; this only finds them.
+pub fn offered_keys(raw: &[u8]) -> Vec<Vec<u8>> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for part in msg.attachments() {
+        let ct = part
+            .content_type()
+            .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
+            .unwrap_or_default();
+        let name = part.attachment_name().unwrap_or("").to_ascii_lowercase();
+        let contents = part.contents();
+        let armored = contents
+            .windows(36)
+            .any(|w| w == b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
+        if ct == "application/pgp-keys"
+            || ([".asc", ".key", ".pub"].iter().any(|e| name.ends_with(e)) && armored)
+        {
+            keys.push(contents.to_vec());
+        }
+    }
+    for value in msg.header_values("Autocrypt") {
+        let Some(text) = value.as_text() else {
+            continue;
+        };
+        if let Some(data) = text
+            .split(';')
+            .find_map(|kv| kv.trim().strip_prefix("keydata="))
+        {
+            let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+            use base64::Engine;
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact) {
+                keys.push(bytes);
+            }
+        }
+    }
+    keys
+}
+
 fn clean_subject(s: &str) -> String {
     // Folding is removed by the parser; stray control characters are not meaningful.
     s.chars()

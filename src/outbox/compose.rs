@@ -246,9 +246,6 @@ pub fn stub_for(
     automatic: bool,
     now: SystemTime,
 ) -> Result<Stub, ComposeError> {
-    check_mailbox(recipient_addr)?;
-    check_mailbox(from)?;
-    let date = unix_seconds(now);
     let subject = format!("[{thread}] Encryption key needed");
     let body = format!(
         "Hello,\r\n\r\nwe have a message for you about {thread}. We send case details only \
@@ -256,8 +253,43 @@ pub fn stub_for(
          to this message (keep {thread} in the subject) with your OpenPGP public key attached. \
          Our key is attached to this message.\r\n\r\n-- \r\n{from}\r\n"
     );
+    plain_for(
+        &PlainText {
+            recipient_addr,
+            subject: &subject,
+            body: &body,
+            in_reply_to: None,
+            automatic,
+        },
+        coordinator,
+        from,
+        now,
+    )
+}
+
+/// A signed but unencrypted message. Only for text that carries NO case content (key requests,
+/// acknowledgments that name a tracking number): callers build that text themselves.
+pub struct PlainText<'a> {
+    pub recipient_addr: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub automatic: bool,
+}
+
+/// Builds a [`PlainText`] message: text plus the coordinator's public certificate, signed
+/// (RFC 3156 multipart/signed) so the recipient can check it and encrypt back.
+pub fn plain_for(
+    text: &PlainText<'_>,
+    coordinator: &Cert,
+    from: &str,
+    now: SystemTime,
+) -> Result<Stub, ComposeError> {
+    check_mailbox(text.recipient_addr)?;
+    check_mailbox(from)?;
+    let date = unix_seconds(now);
     // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so even
-    // if that ever changed): the stub must never carry the coordinator's secret key.
+    // if that ever changed): the message must never carry the coordinator's secret key.
     let public = coordinator.clone().strip_secret_key_material();
     let mut armored_cert = Vec::new();
     public
@@ -269,7 +301,7 @@ pub fn stub_for(
         vec![
             MimePart::new(
                 ContentType::new("text/plain").attribute("charset", "utf-8"),
-                BodyPart::Text(body.into()),
+                BodyPart::Text(text.body.to_string().into()),
             ),
             MimePart {
                 headers: vec![
@@ -297,12 +329,12 @@ pub fn stub_for(
     let message_id = new_message_id(from);
     let bytes = outer_message(OuterHeaders {
         from,
-        to: recipient_addr,
-        subject: &subject,
+        to: text.recipient_addr,
+        subject: text.subject,
         date,
         message_id: &message_id,
-        in_reply_to: None,
-        automatic,
+        in_reply_to: text.in_reply_to,
+        automatic: text.automatic,
         body: MimePart::raw(BodyPart::Binary(signed.into())),
     })?;
     Ok(Stub { message_id, bytes })

@@ -14,6 +14,7 @@
 //! restart: the same bytes, the same Message-ID, so the recipient's client can drop the
 //! duplicate. Copies go out one at a time, so one crash duplicates at most one copy.
 
+pub mod ack;
 pub mod compose;
 pub mod retry;
 pub mod send;

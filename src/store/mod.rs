@@ -507,6 +507,33 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound("contact vanished".into()))
     }
 
+    /// Binds a key to the contact `address` of a thread (no-op when it is not a contact there).
+    pub fn bind_contact_key(
+        &mut self,
+        thread_id: i64,
+        address: &str,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let contact: Option<i64> = tx
+            .query_row(
+                "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
+                 WHERE p.thread_id = ?1 AND c.address = ?2",
+                params![thread_id, address.to_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let bound = match contact {
+            Some(id) => {
+                bind_key_tx(&tx, id, fingerprint)?;
+                true
+            }
+            None => false,
+        };
+        tx.commit()?;
+        Ok(bound)
+    }
+
     /// Every contact of every participant of a thread, with their bound key fingerprints.
     pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
         let mut stmt = self.conn.prepare(

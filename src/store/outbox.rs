@@ -211,6 +211,20 @@ impl Store {
     /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
     /// transaction: either the whole notice is queued or nothing is. Returns the row ids in
     /// the order of `copies`.
+    /// How many automatic copies (acknowledgments) went to `address` since `since`.
+    pub fn automatic_copies_since(
+        &self,
+        address: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
+             WHERE n.automatic = 1 AND o.address = ?1 AND o.created_at >= ?2",
+            params![address.to_lowercase(), time_text(since)],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn enqueue_notice(
         &mut self,
         notice: &NewNotice<'_>,

@@ -1,0 +1,136 @@
+//! Acknowledgments of new reports: the reporter learns the report's number and how to write
+//! back. Encrypted to the reporter's key when we have one; otherwise a signed plaintext that
+//! names the number and nothing of the report's content. Never more than the configured number
+//! per sender per UTC day, and always marked `Auto-Submitted: auto-replied` (RFC 3834) so
+//! auto-responders do not answer it.
+
+use std::time::SystemTime;
+
+use chrono::Utc;
+use sequoia_openpgp::Cert;
+use sequoia_openpgp::parse::Parse;
+
+use super::compose::{self, Notice, PlainText};
+use super::{OutboxError, QueuedCopy, Selection};
+use crate::config::OutboxConfig;
+use crate::store::outbox::{CopyKind, NewCopy, NewNotice};
+use crate::store::{Contact, Store, Thread};
+
+/// What became of an acknowledgment.
+#[derive(Debug, Clone)]
+pub enum Acknowledged {
+    Queued(QueuedCopy),
+    /// The sender already got `limit` acknowledgments today.
+    Limited {
+        limit: u32,
+    },
+}
+
+fn body(number: &str, from: &str, encrypted: bool) -> String {
+    let how = if encrypted {
+        "This message is encrypted to your OpenPGP key and signed with our coordinator key."
+    } else {
+        "This acknowledgment is not encrypted, so it says nothing about the content of your \
+         report. To write to us encrypted, use our OpenPGP key, attached to this message; to \
+         receive encrypted mail from us, attach your own public key to your reply."
+    };
+    format!(
+        "Hello,\r\n\r\nthank you for your report. We have received it and given it the tracking \
+         number {number}.\r\n\r\nPlease keep {number} in the subject of every message about \
+         this report, so that it reaches the right people; replying to this message does that.\
+         \r\n\r\n{how}\r\n\r\n-- \r\n{from}\r\n"
+    )
+}
+
+/// Whether any key bound to the contact can be encrypted to now.
+fn has_valid_key(store: &Store, contact: &Contact) -> Result<bool, OutboxError> {
+    for fpr in &contact.key_fingerprints {
+        if let Some(stored) = store.cert(fpr)?
+            && let Ok(cert) = Cert::from_bytes(&stored.public_cert)
+            && crate::keyring::encryption_key_valid(&cert).is_ok()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Queues the acknowledgment of a new report to its reporter.
+pub fn acknowledge(
+    store: &mut Store,
+    coordinator: &Cert,
+    report: &Thread,
+    reporter: &Contact,
+    in_reply_to: Option<&str>,
+    from: &str,
+    config: &OutboxConfig,
+    limit_per_day: u32,
+) -> Result<Acknowledged, OutboxError> {
+    let midnight = Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    if store.automatic_copies_since(&reporter.address, midnight)? >= i64::from(limit_per_day) {
+        return Ok(Acknowledged::Limited {
+            limit: limit_per_day,
+        });
+    }
+    let now = SystemTime::now();
+    let number = report.number.as_str();
+    if has_valid_key(store, reporter)? {
+        let text = body(number, from, true);
+        let copies = super::notify(
+            store,
+            coordinator,
+            report,
+            &Selection::Org(reporter.org.clone()),
+            &Notice {
+                thread: number,
+                subject: &format!("{number}: report received"),
+                body: &text,
+                in_reply_to,
+                automatic: true,
+            },
+            config,
+            from,
+        )?;
+        if let Some(copy) = copies.into_iter().find(|c| c.address == reporter.address) {
+            return Ok(Acknowledged::Queued(copy));
+        }
+    }
+    let text = body(number, from, false);
+    let subject = format!("[{number}] Report received");
+    let plain = compose::plain_for(
+        &PlainText {
+            recipient_addr: &reporter.address,
+            subject: &subject,
+            body: &text,
+            in_reply_to,
+            automatic: true,
+        },
+        coordinator,
+        from,
+        now,
+    )?;
+    let fingerprint = coordinator.fingerprint().to_hex();
+    let record = NewNotice {
+        thread_id: report.id,
+        sender: from,
+        in_reply_to,
+        automatic: true,
+        date_unix: Utc::now().timestamp(),
+        signer_fingerprint: &fingerprint,
+        inner: &plain.bytes,
+    };
+    let copy = NewCopy::Sealed {
+        kind: CopyKind::Stub,
+        address: &reporter.address,
+        org: &reporter.org,
+        message_id: &plain.message_id,
+        raw: &plain.bytes,
+        key_fingerprint: None,
+    };
+    let ids = store.enqueue_notice(&record, std::slice::from_ref(&copy), Utc::now())?;
+    let id = ids.first().copied().unwrap_or_default();
+    Ok(Acknowledged::Queued(super::queued_copy(id, number, &copy)))
+}
