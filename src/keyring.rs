@@ -12,12 +12,12 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use sequoia_openpgp as openpgp;
 use openpgp::cert::prelude::*;
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::SerializeInto;
 use openpgp::types::RevocationStatus;
+use sequoia_openpgp as openpgp;
 
 pub use openpgp::Cert;
 
@@ -277,7 +277,11 @@ pub fn summarize(cert: &Cert) -> CertSummary {
             let enc = usable(vc.keys().for_transport_encryption())
                 || usable(vc.keys().for_storage_encryption());
             let sign = usable(vc.keys().for_signing());
-            (expired, enc && !expired && !revoked, sign && !expired && !revoked)
+            (
+                expired,
+                enc && !expired && !revoked,
+                sign && !expired && !revoked,
+            )
         }
         Err(_) => (false, false, false),
     };
@@ -370,8 +374,8 @@ mod tests {
         let certs = parse_certs(&bytes).unwrap();
         assert_eq!(certs.len(), 2);
         assert!(certs.iter().all(|c| !c.is_tsk()));
-        assert!(matches!(parse_certs(b"hello"), Err(_)));
-        assert!(matches!(parse_certs(b""), Err(_)));
+        assert!(parse_certs(b"hello").is_err());
+        assert!(parse_certs(b"").is_err());
     }
 
     #[test]
@@ -388,7 +392,10 @@ mod tests {
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = read_secret_key_file(&path).unwrap_err().to_string();
-        assert!(err.contains(&format!("chmod 600 {}", path.display())), "{err}");
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
 
         // Public-only file is refused as a secret key file.
         let pubpath = dir.path().join("public.key");

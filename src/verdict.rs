@@ -265,7 +265,11 @@ mod tests {
             ],
         );
         assert_eq!(v.signature, SignatureVerdict::NotParticipant);
-        assert!(v.reason.contains("From is reporter@example.org"), "{}", v.reason);
+        assert!(
+            v.reason.contains("From is reporter@example.org"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]
@@ -306,7 +310,10 @@ mod tests {
         let v = signature_verdict(
             &valid(&["a@x.example", "b@x.example"]),
             Some("b@x.example"),
-            &[contact("a@x.example", &[CERT]), contact("b@x.example", &[CERT])],
+            &[
+                contact("a@x.example", &[CERT]),
+                contact("b@x.example", &[CERT]),
+            ],
         );
         assert_eq!(v.signature, SignatureVerdict::Good);
     }

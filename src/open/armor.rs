@@ -332,7 +332,6 @@ fn decode_entity(entity: &str) -> Option<char> {
     Some(c)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,7 +396,16 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        for h in ["<", "&", "&#xffffffff;", "<a", "é<b>é</b>&eacute;", "<!--", "&;;", "\u{0}<"] {
+        for h in [
+            "<",
+            "&",
+            "&#xffffffff;",
+            "<a",
+            "é<b>é</b>&eacute;",
+            "<!--",
+            "&;;",
+            "\u{0}<",
+        ] {
             let _ = html_to_lines(h);
             let _ = find_blocks(h.as_bytes());
             let _ = normalize_message_armor(h.as_bytes());

@@ -9,19 +9,19 @@ use std::cell::RefCell;
 use std::io::Read;
 use std::rc::Rc;
 
-use sequoia_openpgp as openpgp;
 use openpgp::armor;
 use openpgp::cert::prelude::*;
 use openpgp::crypto::SessionKey;
 use openpgp::packet::{PKESK, SKESK, Tag};
 use openpgp::parse::stream::{
-    DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, MessageLayer,
-    MessageStructure, VerificationError, VerificationHelper, VerifierBuilder,
+    DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, MessageLayer, MessageStructure,
+    VerificationError, VerificationHelper, VerifierBuilder,
 };
 use openpgp::parse::{PacketParserBuilder, PacketParserResult, Parse};
 use openpgp::policy::StandardPolicy;
 use openpgp::types::{RevocationStatus, SymmetricAlgorithm};
 use openpgp::{Cert, KeyHandle, Packet};
+use sequoia_openpgp as openpgp;
 
 use super::{OpenError, SignatureFacts};
 use crate::keyring::Keyring;
@@ -69,14 +69,16 @@ struct Helper<'k> {
 
 impl VerificationHelper for Helper<'_> {
     fn inspect(&mut self, pp: &openpgp::parse::PacketParser<'_>) -> openpgp::Result<()> {
-        if let Packet::Literal(l) = &pp.packet {
-            if let Some(name) = l.filename() {
-                self.seen.borrow_mut().filename = Some(String::from_utf8_lossy(name).into_owned());
-            }
+        if let Packet::Literal(l) = &pp.packet
+            && let Some(name) = l.filename()
+        {
+            self.seen.borrow_mut().filename = Some(String::from_utf8_lossy(name).into_owned());
         }
         if pp.packet.tag() == Tag::SED {
             self.seen.borrow_mut().saw_sed = true;
-            return Err(anyhow_msg("symmetrically encrypted data without integrity protection"));
+            return Err(anyhow_msg(
+                "symmetrically encrypted data without integrity protection",
+            ));
         }
         Ok(())
     }
@@ -140,7 +142,9 @@ impl DecryptionHelper for Helper<'_> {
             .collect();
         if keys.is_empty() {
             self.seen.borrow_mut().no_secret_key = true;
-            return Err(anyhow_msg("coordinator secret key is password-protected or absent"));
+            return Err(anyhow_msg(
+                "coordinator secret key is password-protected or absent",
+            ));
         }
         // Addressed PKESKs first, then wildcard ones.
         for pass in 0..2 {
@@ -154,11 +158,11 @@ impl DecryptionHelper for Helper<'_> {
                     let Ok(mut pair) = key.clone().into_keypair() else {
                         continue;
                     };
-                    if let Some((algo, sk)) = pkesk.decrypt(&mut pair, sym_algo) {
-                        if decrypt(algo, &sk) {
-                            self.seen.borrow_mut().session_key_ok = true;
-                            return Ok(Some(coordinator.clone()));
-                        }
+                    if let Some((algo, sk)) = pkesk.decrypt(&mut pair, sym_algo)
+                        && decrypt(algo, &sk)
+                    {
+                        self.seen.borrow_mut().session_key_ok = true;
+                        return Ok(Some(coordinator.clone()));
                     }
                     if pass == 0 {
                         self.seen.borrow_mut().our_pkesk_failed = true;
@@ -185,7 +189,9 @@ fn recipient_name(p: &PKESK) -> String {
 /// Facts for a signature sequoia found good *at its creation time*. We also require the
 /// certificate and signing key to be alive and unrevoked *now*: mail arrives now, and a
 /// back-dated signature from a since-revoked or expired key proves nothing.
-fn good_facts(ka: &ValidErasedKeyAmalgamation<'_, openpgp::packet::key::PublicParts>) -> SignatureFacts {
+fn good_facts(
+    ka: &ValidErasedKeyAmalgamation<'_, openpgp::packet::key::PublicParts>,
+) -> SignatureFacts {
     let policy = StandardPolicy::new();
     let cert = ka.cert();
     let cert_fpr = cert.fingerprint().to_hex();
@@ -303,7 +309,15 @@ pub(crate) fn aggregate(results: Vec<SignatureFacts>) -> Option<SignatureFacts> 
 /// Removes ASCII armor (tolerating the usual formatting damage). Corrupt armor is an error:
 /// the caller claimed this is an OpenPGP block.
 pub(crate) fn dearmor(text: &[u8], limit: usize) -> Result<Vec<u8>, OpenError> {
-    let mut r = armor::Reader::from_bytes(text, armor::ReaderMode::Tolerant(Some(armor::Kind::Message)));
+    guard(|| dearmor_inner(text, limit))
+        .unwrap_or_else(|| Err(OpenError::Malformed("corrupt armor".into())))
+}
+
+fn dearmor_inner(text: &[u8], limit: usize) -> Result<Vec<u8>, OpenError> {
+    let mut r = armor::Reader::from_bytes(
+        text,
+        armor::ReaderMode::Tolerant(Some(armor::Kind::Message)),
+    );
     let mut out = Vec::new();
     (&mut r)
         .take(limit as u64 + 1)
@@ -325,12 +339,18 @@ pub(crate) struct Shape {
     pub sed: bool,
     pub encrypted: bool,
     pub skesk_only: bool,
+    /// An encrypted data packet too short to be real (truncated).
+    pub truncated: bool,
     /// A plausible OpenPGP message (first packet is one a message may start with).
     pub is_message: bool,
 }
 
 /// Walks the top-level packets (not recursing into containers: cheap even for bombs).
 pub(crate) fn shape(binary: &[u8]) -> Shape {
+    guard(|| shape_inner(binary)).unwrap_or_default()
+}
+
+fn shape_inner(binary: &[u8]) -> Shape {
     let mut s = Shape::default();
     let mut pkesk = false;
     let mut skesk = false;
@@ -342,7 +362,7 @@ pub(crate) fn shape(binary: &[u8]) -> Shape {
     let mut ppr = ppr;
     let mut first = true;
     let mut count = 0usize;
-    while let PacketParserResult::Some(pp) = ppr {
+    while let PacketParserResult::Some(mut pp) = ppr {
         count += 1;
         if count > 10_000 {
             break;
@@ -380,6 +400,15 @@ pub(crate) fn shape(binary: &[u8]) -> Shape {
             Tag::SEIP | Tag::AED => s.encrypted = true,
             _ => {}
         }
+        if let Packet::SEIP(openpgp::packet::SEIP::V1(_)) = &pp.packet {
+            // IV prefix (block size + 2) + smallest literal packet + MDC packet (22): sequoia
+            // panics on bodies shorter than prefix + MDC, so refuse them up front.
+            let mut head = Vec::with_capacity(40);
+            let _ = (&mut pp).take(40).read_to_end(&mut head);
+            if head.len() < 40 {
+                s.truncated = true;
+            }
+        }
         ppr = match pp.next() {
             Ok((_, next)) => next,
             Err(_) => break,
@@ -395,10 +424,34 @@ pub(crate) fn unwrap_message(
     keyring: &Keyring,
     limit: usize,
 ) -> Result<Unwrapped, OpenError> {
+    guard(|| unwrap_message_inner(binary, keyring, limit)).unwrap_or_else(|| {
+        Err(OpenError::Malformed(
+            "the OpenPGP parser gave up on this data (internal error on malformed input)".into(),
+        ))
+    })
+}
+
+/// Runs sequoia on hostile input. Sequoia has had panics on truncated packets (e.g. an
+/// `unwrap` when a SEIP packet ends early); a panic must not take the daemon down, so
+/// it becomes a failure of this one message.
+fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+fn unwrap_message_inner(
+    binary: &[u8],
+    keyring: &Keyring,
+    limit: usize,
+) -> Result<Unwrapped, OpenError> {
     let sh = shape(binary);
     if sh.sed {
         return Err(OpenError::Integrity(
             "encrypted without integrity protection (SED packet, no MDC); not decrypted".into(),
+        ));
+    }
+    if sh.truncated {
+        return Err(OpenError::Malformed(
+            "encrypted data packet is truncated".into(),
         ));
     }
     if sh.encrypted && keyring.coordinator().filter(|c| c.is_tsk()).is_none() {
@@ -423,7 +476,7 @@ pub(crate) fn unwrap_message(
         .and_then(|b| b.with_policy(&policy, None, helper));
     let mut decryptor = match started {
         Ok(d) => d,
-        Err(e) => return Err(classify(e, &seen.borrow())),
+        Err(e) => return Err(classify_after(e, &seen.borrow())),
     };
     let mut plaintext = Vec::new();
     let read = (&mut decryptor)
@@ -431,25 +484,15 @@ pub(crate) fn unwrap_message(
         .read_to_end(&mut plaintext);
     if let Err(e) = read {
         drop(decryptor);
-        let err = io_to_anyhow(e);
-        let seen = seen.borrow();
-        if seen.session_key_ok && !seen.saw_sed {
-            // Decrypted data that does not parse was modified (or the sender is broken):
-            // either way nothing of it is trusted.
-            return Err(match classify(err, &seen) {
-                OpenError::Integrity(m) => OpenError::Integrity(m),
-                other => OpenError::Integrity(format!(
-                    "decrypted data is corrupt, the ciphertext was probably modified ({other})"
-                )),
-            });
-        }
-        return Err(classify(err, &seen));
+        return Err(classify_after(io_to_anyhow(e), &seen.borrow()));
     }
     if plaintext.len() > limit {
         return Err(OpenError::TooLarge);
     }
     if !decryptor.message_processed() {
-        return Err(OpenError::Malformed("OpenPGP message not fully processed".into()));
+        return Err(OpenError::Malformed(
+            "OpenPGP message not fully processed".into(),
+        ));
     }
     drop(decryptor);
     let seen = seen.borrow();
@@ -460,6 +503,22 @@ pub(crate) fn unwrap_message(
         signature: seen.facts.clone(),
         filename: seen.filename.clone(),
     })
+}
+
+/// Like `classify`, but once a session key was accepted any failure to parse the decrypted
+/// data is an integrity failure: it was modified (or the sender is broken), and nothing of
+/// it is trusted.
+fn classify_after(e: anyhow::Error, seen: &Observed) -> OpenError {
+    let err = classify(e, seen);
+    if !seen.session_key_ok || seen.saw_sed {
+        return err;
+    }
+    match err {
+        OpenError::Malformed(m) => OpenError::Integrity(format!(
+            "decrypted data is corrupt, the ciphertext was probably modified ({m})"
+        )),
+        other => other,
+    }
 }
 
 /// Sequoia's `io::Read` wraps its `anyhow::Error` into an opaque `io::Error`; the typed
@@ -507,10 +566,11 @@ fn classify(e: anyhow::Error, seen: &Observed) -> OpenError {
                     .into(),
             );
         }
-        Some(openpgp::Error::PolicyViolation(what, _)) if what.contains("Symmetrically Encrypted Data") => {
+        Some(openpgp::Error::PolicyViolation(what, _))
+            if what.contains("Symmetrically Encrypted Data") =>
+        {
             return OpenError::Integrity(
-                "encrypted without integrity protection (SED packet, no MDC); not decrypted"
-                    .into(),
+                "encrypted without integrity protection (SED packet, no MDC); not decrypted".into(),
             );
         }
         Some(openpgp::Error::UnsupportedSymmetricAlgorithm(a)) => {
@@ -571,6 +631,14 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Verifies a detached signature (`multipart/signed`) over `data`. Never fails: an
 /// unparsable signature is a bad signature.
 pub(crate) fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> SignatureFacts {
+    guard(|| verify_detached_inner(data, signature, keyring)).unwrap_or_else(|| {
+        SignatureFacts::Bad {
+            reason: "the OpenPGP parser gave up on this signature (malformed)".into(),
+        }
+    })
+}
+
+fn verify_detached_inner(data: &[u8], signature: &[u8], keyring: &Keyring) -> SignatureFacts {
     let seen = Rc::new(RefCell::new(Observed::default()));
     let helper = Helper {
         keyring,
@@ -594,6 +662,21 @@ pub(crate) fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) 
 /// Verifies a cleartext-signed block; returns the facts and the signed text (dash-escaping
 /// removed) when it could be read.
 pub(crate) fn verify_cleartext(
+    block: &[u8],
+    keyring: &Keyring,
+    limit: usize,
+) -> (SignatureFacts, Option<Vec<u8>>) {
+    guard(|| verify_cleartext_inner(block, keyring, limit)).unwrap_or_else(|| {
+        (
+            SignatureFacts::Bad {
+                reason: "the OpenPGP parser gave up on this cleartext signature (malformed)".into(),
+            },
+            None,
+        )
+    })
+}
+
+fn verify_cleartext_inner(
     block: &[u8],
     keyring: &Keyring,
     limit: usize,

@@ -60,9 +60,13 @@ pub struct Opened {
 pub enum Encryption {
     None,
     /// Everything the reader sees was encrypted; `recipients` are the key IDs of the PKESKs.
-    Full { recipients: Vec<String> },
+    Full {
+        recipients: Vec<String>,
+    },
     /// Some of it was encrypted (and has been decrypted into `inner`), some was not.
-    Partial { reason: String },
+    Partial {
+        reason: String,
+    },
 }
 
 /// What the signatures of a message prove, before binding them to a thread's participants
@@ -166,8 +170,11 @@ pub fn open(raw: &[u8], keyring: &Keyring) -> Result<Opened, OpenError> {
         ctx.notes.push(format!("partial signature: {reason}"));
     }
     for n in &piece.nested {
-        ctx.notes
-            .push(format!("signature on {}: {}", n.place, facts_line(&n.facts)));
+        ctx.notes.push(format!(
+            "signature on {}: {}",
+            n.place,
+            facts_line(&n.facts)
+        ));
     }
     Ok(Opened {
         inner: piece.view,
@@ -221,14 +228,20 @@ fn describe_nested(nested: &[NestedSig]) -> String {
             format!("a valid signature by {cert} covers only {}", n.place)
         }
         SignatureFacts::UnknownKey { issuer } => {
-            format!("a signature by unknown key {issuer} covers only {}", n.place)
+            format!(
+                "a signature by unknown key {issuer} covers only {}",
+                n.place
+            )
         }
         SignatureFacts::Bad { reason } => format!("a bad signature ({reason}) on {}", n.place),
         SignatureFacts::Partial { reason } => reason.clone(),
         SignatureFacts::None => format!("unsigned {}", n.place),
     };
     if nested.len() > 1 {
-        s.push_str(&format!(" (and {} more partial signature(s))", nested.len() - 1));
+        s.push_str(&format!(
+            " (and {} more partial signature(s))",
+            nested.len() - 1
+        ));
     }
     s
 }
@@ -325,9 +338,7 @@ fn body_bytes<'a>(msg: &'a Message<'_>, part: &'a MessagePart<'_>) -> Cow<'a, [u
             let e = (part.offset_end as usize).min(raw.len()).max(s);
             let body = &raw[s..e];
             let decoded = match part.encoding {
-                mail_parser::Encoding::Base64 => {
-                    mail_parser::decoders::base64::base64_decode(body)
-                }
+                mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
                 mail_parser::Encoding::QuotedPrintable => {
                     mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
                 }
@@ -438,7 +449,7 @@ impl Ctx<'_> {
                         self.pgp_mime_encrypted(msg, children, depth)
                     }
                     "signed" if protocol.as_deref() == Some("application/pgp-signature") => {
-                        self.pgp_mime_signed(msg, part, children, depth)
+                        self.pgp_mime_signed(msg, children, depth)
                     }
                     _ => {
                         if subtype == "signed" {
@@ -481,22 +492,25 @@ impl Ctx<'_> {
             list_or_none(&u.recipients)
         ));
         let Some(inner_msg) = parse(&u.plaintext) else {
-            let mut p = Piece::plain(if u.encrypted { Enc::Encrypted } else { Enc::Empty });
+            let mut p = Piece::plain(if u.encrypted {
+                Enc::Encrypted
+            } else {
+                Enc::Empty
+            });
             p.covering = u.signature;
             p.view = Some(Vec::new());
             return Ok(p);
         };
         let inner = self.part(&inner_msg, 0, depth + 1)?;
-        let subject = inner_msg
-            .part(0)
-            .and_then(header_subject)
-            .or(inner.subject);
-        let covering = crypto::aggregate(
-            u.signature.into_iter().chain(inner.covering).collect(),
-        );
+        let subject = inner_msg.part(0).and_then(header_subject).or(inner.subject);
+        let covering = crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
         Ok(Piece {
             view: Some(inner.view.unwrap_or_else(|| u.plaintext.clone())),
-            enc: if u.encrypted { Enc::Encrypted } else { inner.enc },
+            enc: if u.encrypted {
+                Enc::Encrypted
+            } else {
+                inner.enc
+            },
             enc_note: if u.encrypted { None } else { inner.enc_note },
             covering,
             nested: inner.nested,
@@ -509,7 +523,6 @@ impl Ctx<'_> {
     fn pgp_mime_signed(
         &mut self,
         msg: &Message<'_>,
-        part: &MessagePart<'_>,
         children: &[u32],
         depth: usize,
     ) -> Result<Piece, OpenError> {
@@ -525,7 +538,6 @@ impl Ctx<'_> {
             });
             return Ok(p);
         };
-        let _ = part;
         let (sct, ssub) = content_type_of(sig);
         self.op()?;
         let facts = if (sct.as_str(), ssub.as_str()) != ("application", "pgp-signature") {
@@ -613,25 +625,25 @@ impl Ctx<'_> {
                     _ => None,
                 })
                 .collect();
-            if let Some(Some(first)) = certs.first() {
-                if certs.iter().all(|c| *c == Some(*first)) {
-                    covering = visible.first().and_then(|&i| pieces[i].covering.clone());
-                }
+            if let Some(Some(first)) = certs.first()
+                && certs.iter().all(|c| *c == Some(*first))
+            {
+                covering = visible.first().and_then(|&i| pieces[i].covering.clone());
             }
         }
         for (pos, piece) in pieces.iter_mut().enumerate() {
-            if covering.is_none() {
-                if let Some(f) = piece.covering.take() {
-                    let k = visible.iter().position(|&i| i == pos).map(|k| k + 1);
-                    let place = match (k, n) {
-                        (Some(_), 1) => format!(
-                            "the only part inside an unsigned multipart/{subtype} wrapper"
-                        ),
-                        (Some(k), n) => format!("part {k} of {n} of a multipart/{subtype}"),
-                        (None, _) => format!("an empty part of a multipart/{subtype}"),
-                    };
-                    nested.push(NestedSig { facts: f, place });
-                }
+            if covering.is_none()
+                && let Some(f) = piece.covering.take()
+            {
+                let k = visible.iter().position(|&i| i == pos).map(|k| k + 1);
+                let place = match (k, n) {
+                    (Some(_), 1) => {
+                        format!("the only part inside an unsigned multipart/{subtype} wrapper")
+                    }
+                    (Some(k), n) => format!("part {k} of {n} of a multipart/{subtype}"),
+                    (None, _) => format!("an empty part of a multipart/{subtype}"),
+                };
+                nested.push(NestedSig { facts: f, place });
             }
             nested.append(&mut piece.nested);
         }
@@ -747,14 +759,13 @@ impl Ctx<'_> {
             }
             write_part(mp)
         });
-        let enc_note = match inner.enc {
-            Enc::Encrypted | Enc::Mixed => Some(
-                inner
-                    .enc_note
-                    .unwrap_or_else(|| "the encrypted content is inside a forwarded message".into()),
-            ),
-            _ => None,
-        };
+        let enc_note =
+            match inner.enc {
+                Enc::Encrypted | Enc::Mixed => Some(inner.enc_note.unwrap_or_else(|| {
+                    "the encrypted content is inside a forwarded message".into()
+                })),
+                _ => None,
+            };
         Ok(Piece {
             view,
             // A forwarded message's own headers are plaintext: at best Mixed.
@@ -877,10 +888,8 @@ impl Ctx<'_> {
                 n
             }));
             covering_all.push(facts.clone());
-            if !whole {
-                if let Some(f) = facts {
-                    nested.push(NestedSig { facts: f, place });
-                }
+            if !whole && let Some(f) = facts {
+                nested.push(NestedSig { facts: f, place });
             }
         }
         rendered.push_str(&decode_charset(&text[cursor..], charset));
@@ -925,17 +934,12 @@ impl Ctx<'_> {
     ) -> Result<(Option<SignatureFacts>, Option<String>, bool, Vec<NestedSig>), OpenError> {
         match block.kind {
             BlockKind::Message => {
-                let binary = crypto::dearmor(
-                    &armor::normalize_message_armor(block_text),
-                    MAX_RAW,
-                )?;
+                let binary = crypto::dearmor(&armor::normalize_message_armor(block_text), MAX_RAW)?;
                 let u = self.unwrap(&binary)?;
                 // The plaintext may itself be cleartext-signed text (sign, then encrypt).
                 let inner = self.inline_text(&u.plaintext, Some("utf-8"), depth + 1)?;
-                let facts = crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
-                if inner.enc == Enc::Encrypted || inner.enc == Enc::Mixed {
-                    // Encrypted inside encrypted: all of it is still encrypted.
-                }
+                let facts =
+                    crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
                 Ok((facts, Some(inner.rendered), u.encrypted, inner.nested))
             }
             BlockKind::Cleartext => {
@@ -980,8 +984,8 @@ impl Ctx<'_> {
             return Ok(Piece::plain(Enc::Empty));
         }
         let name = part.attachment_name().map(str::to_string);
-        let pgp_type = ctype == "application"
-            && matches!(subtype, "pgp-encrypted" | "pgp" | "octet-stream");
+        let pgp_type =
+            ctype == "application" && matches!(subtype, "pgp-encrypted" | "pgp" | "octet-stream");
         let pgp_named = name.as_deref().is_some_and(has_pgp_extension);
 
         // Armored content: only a block at the very start counts (a text file quoting
@@ -997,7 +1001,6 @@ impl Ctx<'_> {
             Some(b) if b.kind == BlockKind::Cleartext => {
                 // A clear-signed text file: a signature on this attachment only.
                 let r = self.inline_text(&body, ct_attr(part, "charset").as_deref(), depth)?;
-                let _ = b;
                 return Ok(Piece {
                     view: None,
                     enc: Enc::Plain,
@@ -1007,23 +1010,21 @@ impl Ctx<'_> {
                     subject: None,
                 });
             }
-            _ if (pgp_named || pgp_type) && crypto::shape(&body).is_message => {
-                Some(body.to_vec())
-            }
+            _ if (pgp_named || pgp_type) && crypto::shape(&body).is_message => Some(body.to_vec()),
             _ => None,
         };
         let Some(binary) = binary else {
             return Ok(Piece::plain(Enc::Plain));
         };
-        if !crypto::shape(&binary).encrypted && !pgp_named && !pgp_type {
-            // e.g. a signed-only armored message attached as text: treat like any OpenPGP
-            // message below, it is still an OpenPGP object.
-        }
         let u = self.unwrap(&binary)?;
         let shown = name.clone().unwrap_or_else(|| "(unnamed)".into());
         self.notes.push(format!(
             "{} attachment {shown}",
-            if u.encrypted { "decrypted" } else { "unwrapped signed" }
+            if u.encrypted {
+                "decrypted"
+            } else {
+                "unwrapped signed"
+            }
         ));
         let out_name = u
             .filename
@@ -1040,7 +1041,10 @@ impl Ctx<'_> {
             })
             .unwrap_or_else(|| "decrypted.bin".into());
         let is_text = std::str::from_utf8(&u.plaintext)
-            .map(|s| !s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')))
+            .map(|s| {
+                !s.chars()
+                    .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            })
             .unwrap_or(false);
         let mp = if is_text {
             MimePart::new(
@@ -1056,7 +1060,11 @@ impl Ctx<'_> {
         let view = write_part(mp.attachment(out_name));
         Ok(Piece {
             view: Some(view),
-            enc: if u.encrypted { Enc::Encrypted } else { Enc::Plain },
+            enc: if u.encrypted {
+                Enc::Encrypted
+            } else {
+                Enc::Plain
+            },
             enc_note: None,
             covering: u.signature,
             nested: Vec::new(),
