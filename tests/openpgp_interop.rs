@@ -1129,3 +1129,40 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn attack_html_image_next_to_signed_block() {
+    let f = fixture();
+    let cs = clearsign(&f.vendor, "Genuine statement.\n");
+    let entity = format!(
+        "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><img src=\"cid:fake-statement\"><pre>{cs}</pre></body></html>\r\n"
+    );
+    let reason = partial_sig(&opened(&message(VENDOR, "x", &entity)));
+    assert!(reason.contains(&f.vendor), "{reason}");
+    // Without the image, the same HTML is a signed message.
+    let entity = format!(
+        "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><pre>{cs}</pre></body></html>\r\n"
+    );
+    valid_by(&opened(&message(VENDOR, "x", &entity)), &f.vendor, VENDOR);
+}
+
+#[test]
+fn binary_detached_signature_file_is_not_a_message() {
+    use base64::Engine;
+    let f = fixture();
+    let sig = f
+        .gpg
+        .run(&["--detach-sign", "-u", &f.vendor], Some(b"data"));
+    let entity = format!(
+        "Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n{}\r\n--m\r\n\
+         Content-Type: application/octet-stream; name=\"notes.txt.gpg\"\r\n\
+         Content-Disposition: attachment; filename=\"notes.txt.gpg\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--m--\r\n",
+        text_entity("see attached\r\n"),
+        base64::engine::general_purpose::STANDARD.encode(&sig)
+    );
+    let o = opened(&message(VENDOR, "x", &entity));
+    assert_eq!(
+        (o.encryption, o.signature, o.inner),
+        (Encryption::None, SignatureFacts::None, None)
+    );
+}

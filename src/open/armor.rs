@@ -307,6 +307,36 @@ pub(crate) fn html_to_lines(html: &str) -> String {
     out
 }
 
+/// Whether the HTML shows anything besides text: images, frames, embedded objects, forms,
+/// or CSS `url(...)` backgrounds.
+pub(crate) fn html_has_media(html: &str) -> bool {
+    const MEDIA: &[&str] = &[
+        "img", "image", "picture", "iframe", "frame", "object", "embed", "svg", "video", "audio",
+        "canvas", "form", "input", "button", "textarea", "select",
+    ];
+    let lower = html.to_ascii_lowercase();
+    if lower.contains("url(") {
+        return true;
+    }
+    let bytes = lower.as_bytes();
+    let mut i = 0;
+    while let Some(j) = lower[i..].find('<') {
+        let start = i + j + 1;
+        let name: String = lower[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if MEDIA.contains(&name.as_str()) {
+            return true;
+        }
+        i = start;
+        if i >= bytes.len() {
+            break;
+        }
+    }
+    false
+}
+
 fn utf8_len(b: u8) -> usize {
     match b {
         0x00..=0x7f => 1,
@@ -392,6 +422,14 @@ mod tests {
         assert!(t.contains("x\ny"), "{t:?}");
         assert!(!t.contains("p{}"));
         assert!(!t.contains(" c "));
+    }
+
+    #[test]
+    fn media_in_html() {
+        assert!(html_has_media("<div><IMG src=x></div>"));
+        assert!(html_has_media("<p style=\"background: URL(x)\">"));
+        assert!(!html_has_media("<div>text<br><pre>x</pre></div>"));
+        assert!(!html_has_media("a < b <"));
     }
 
     #[test]

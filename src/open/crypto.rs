@@ -361,6 +361,8 @@ fn shape_inner(binary: &[u8]) -> Shape {
     };
     let mut ppr = ppr;
     let mut first = true;
+    let mut plausible_start = false;
+    let mut has_content = false;
     let mut count = 0usize;
     while let PacketParserResult::Some(mut pp) = ppr {
         count += 1;
@@ -369,7 +371,7 @@ fn shape_inner(binary: &[u8]) -> Shape {
         }
         let tag = pp.packet.tag();
         if first {
-            s.is_message = matches!(
+            plausible_start = matches!(
                 tag,
                 Tag::PKESK
                     | Tag::SKESK
@@ -383,6 +385,13 @@ fn shape_inner(binary: &[u8]) -> Shape {
                     | Tag::Marker
             ) && !matches!(pp.packet, Packet::Unknown(_) if tag != Tag::SED && tag != Tag::AED);
             first = false;
+        }
+        // A message has content; a file of bare signatures (a detached .sig) does not.
+        if matches!(
+            tag,
+            Tag::SEIP | Tag::SED | Tag::AED | Tag::CompressedData | Tag::Literal
+        ) {
+            has_content = true;
         }
         match &pp.packet {
             Packet::PKESK(p) => {
@@ -415,6 +424,7 @@ fn shape_inner(binary: &[u8]) -> Shape {
         };
     }
     s.skesk_only = skesk && !pkesk;
+    s.is_message = plausible_start && has_content;
     s
 }
 

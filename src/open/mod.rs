@@ -789,15 +789,17 @@ impl Ctx<'_> {
         depth: usize,
     ) -> Result<Piece, OpenError> {
         let bytes = body_bytes(msg, part);
-        let converted;
-        let text: &[u8] = if html {
-            converted = armor::html_to_lines(&String::from_utf8_lossy(&bytes));
-            converted.as_bytes()
-        } else {
-            &bytes
-        };
         let charset = ct_attr(part, "charset");
-        let r = self.inline_text(text, charset.as_deref(), depth)?;
+        let r = if html {
+            let source = decode_charset(&bytes, charset.as_deref());
+            let lines = armor::html_to_lines(&source);
+            // Images, frames, forms … show content that is not text: a block next to them
+            // does not cover what the reader sees.
+            let media = armor::html_has_media(&source);
+            self.inline_text(lines.as_bytes(), Some("utf-8"), media, depth)?
+        } else {
+            self.inline_text(&bytes, charset.as_deref(), false, depth)?
+        };
         if r.changed {
             self.notes.push(if html {
                 "inline PGP in text/html was unwrapped into text/plain".into()
@@ -821,6 +823,7 @@ impl Ctx<'_> {
         &mut self,
         text: &[u8],
         charset: Option<&str>,
+        non_text_content: bool,
         depth: usize,
     ) -> Result<InlineResult, OpenError> {
         if depth > MAX_DEPTH {
@@ -843,7 +846,7 @@ impl Ctx<'_> {
                 nested: Vec::new(),
             });
         }
-        let mut outside_blank = true;
+        let mut outside_blank = !non_text_content;
         let mut cursor = 0;
         for b in &blocks {
             if !armor::is_blank(&text[cursor..b.start]) {
@@ -937,7 +940,7 @@ impl Ctx<'_> {
                 let binary = crypto::dearmor(&armor::normalize_message_armor(block_text), MAX_RAW)?;
                 let u = self.unwrap(&binary)?;
                 // The plaintext may itself be cleartext-signed text (sign, then encrypt).
-                let inner = self.inline_text(&u.plaintext, Some("utf-8"), depth + 1)?;
+                let inner = self.inline_text(&u.plaintext, Some("utf-8"), false, depth + 1)?;
                 let facts =
                     crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
                 Ok((facts, Some(inner.rendered), u.encrypted, inner.nested))
@@ -983,6 +986,10 @@ impl Ctx<'_> {
         if body.is_empty() {
             return Ok(Piece::plain(Enc::Empty));
         }
+        if ctype == "application" && matches!(subtype, "pkcs7-mime" | "x-pkcs7-mime") {
+            self.notes
+                .push("S/MIME content (application/pkcs7-mime) was not opened".into());
+        }
         let name = part.attachment_name().map(str::to_string);
         let pgp_type =
             ctype == "application" && matches!(subtype, "pgp-encrypted" | "pgp" | "octet-stream");
@@ -1000,7 +1007,8 @@ impl Ctx<'_> {
             )?),
             Some(b) if b.kind == BlockKind::Cleartext => {
                 // A clear-signed text file: a signature on this attachment only.
-                let r = self.inline_text(&body, ct_attr(part, "charset").as_deref(), depth)?;
+                let r =
+                    self.inline_text(&body, ct_attr(part, "charset").as_deref(), false, depth)?;
                 return Ok(Piece {
                     view: None,
                     enc: Enc::Plain,
