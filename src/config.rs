@@ -1,1 +1,510 @@
-//! config
+//! Settings: a TOML file (the spellings in shared/interface.md are fixed) over built-in
+//! defaults. Secrets are never in the TOML the examples show: they come from a file or an
+//! environment variable and live in [`Secret`], whose `Debug` prints nothing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration could not be used. Messages name the file and the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot read secret from {what}: {reason}")]
+    Secret { what: String, reason: String },
+}
+
+/// Everything casegate reads from its configuration, with defaults filled in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub coordinator: CoordinatorConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub imap: Vec<ImapConfig>,
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub maildir: MaildirConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// `From:` of everything casegate sends.
+    #[serde(default = "default_address")]
+    pub address: String,
+    /// Mail to this address without a tracking number opens a report.
+    #[serde(default = "default_address")]
+    pub reporting_address: String,
+    /// Display name used in `From:` and in the generated key's user ID.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            address: default_address(),
+            reporting_address: default_address(),
+            name: default_name(),
+            key_file: None,
+        }
+    }
+}
+
+fn default_address() -> String {
+    "cert@example.test".to_string()
+}
+fn default_name() -> String {
+    "casegate coordinator".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite file. Default: `<data-dir>/casegate.sqlite`.
+    pub path: Option<PathBuf>,
+}
+
+/// How a connection is protected. `none` exists for loopback tests and must be chosen explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Implicit,
+    Starttls,
+    None,
+}
+
+/// What happens to a message on the IMAP server once it is durably stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterStore {
+    /// MOVE (or COPY + \Deleted + UID EXPUNGE) to `processed_folder`.
+    #[default]
+    Move,
+    /// Leave it in place, flagged `$CasegateStored` and `\Seen`.
+    Flag,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    /// A short name for logs and status; default `username@host`.
+    pub name: Option<String>,
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    /// Trust this CA (PEM) in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    #[serde(flatten)]
+    pub password: PasswordSource,
+    #[serde(default = "default_mailboxes")]
+    pub mailboxes: Vec<String>,
+    #[serde(default = "default_processed_folder")]
+    pub processed_folder: String,
+    #[serde(default)]
+    pub after_store: AfterStore,
+    /// Poll interval when the server has no IDLE (and the IDLE re-issue bound otherwise).
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    /// Use IDLE when the server advertises it.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// Upper bound on every single network step (connect, login, fetch, move).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl ImapConfig {
+    /// The name used in logs, status and the mailbox checkpoint table.
+    pub fn account_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("{}@{}", self.username, self.host),
+        }
+    }
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_tls() -> TlsMode {
+    TlsMode::Implicit
+}
+fn default_mailboxes() -> Vec<String> {
+    vec!["INBOX".to_string()]
+}
+fn default_processed_folder() -> String {
+    "casegate/processed".to_string()
+}
+fn default_poll_secs() -> u64 {
+    60
+}
+fn default_timeout_secs() -> u64 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default = "default_smtp_tls")]
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    #[serde(flatten)]
+    pub password: PasswordSource,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+
+/// Where a password comes from. Only files and environment variables: the command line is
+/// visible to every user of the machine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSource {
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+}
+
+impl PasswordSource {
+    /// Reads the secret now; `Ok(None)` when neither source is configured.
+    pub fn resolve(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
+                what: format!("password_file {}", path.display()),
+                reason: e.to_string(),
+            })?;
+            let text = text.trim_end_matches(['\r', '\n']);
+            return Ok(Some(Secret(text.to_string())));
+        }
+        if let Some(var) = &self.password_env {
+            return match std::env::var(var) {
+                Ok(v) => Ok(Some(Secret(v))),
+                Err(_) => Err(ConfigError::Secret {
+                    what: format!("password_env {var}"),
+                    reason: "the environment variable is not set".to_string(),
+                }),
+            };
+        }
+        Ok(None)
+    }
+}
+
+/// A password or other secret. `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for handing to a protocol library. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The drop folder `serve` watches: any MTA or fetchmail-style tool can deliver here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaildirConfig {
+    /// Default: `<data-dir>/Maildir`.
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_maildir_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for MaildirConfig {
+    fn default() -> Self {
+        MaildirConfig {
+            path: None,
+            enabled: true,
+            poll_interval_ms: default_maildir_poll_ms(),
+        }
+    }
+}
+
+fn default_maildir_poll_ms() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// A copy that still fails after this long is given up (`dead`).
+    #[serde(default = "default_max_age_hours")]
+    pub max_age_hours: u64,
+    /// First retry delay; doubles each attempt, with jitter, up to `retry_max_secs`.
+    #[serde(default = "default_retry_base_secs")]
+    pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// When a contact has no valid key, send a short stub that names the tracking number and
+    /// asks for a key (never case details) instead of only holding the copy.
+    #[serde(default)]
+    pub stub_when_no_key: bool,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_age_hours: default_max_age_hours(),
+            retry_base_secs: default_retry_base_secs(),
+            retry_max_secs: default_retry_max_secs(),
+            stub_when_no_key: false,
+        }
+    }
+}
+
+fn default_max_age_hours() -> u64 {
+    72
+}
+fn default_retry_base_secs() -> u64 {
+    30
+}
+fn default_retry_max_secs() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Vendors' messages must be signed by a key bound to their contact to count as statements.
+    #[serde(default)]
+    pub require_signed_vendor_statements: bool,
+    /// Acknowledgments sent to one sender address per UTC day, at most.
+    #[serde(default = "default_ack_limit")]
+    pub ack_limit_per_sender_per_day: u32,
+    /// Largest message accepted for opening; larger ones are quarantined raw.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            require_signed_vendor_statements: false,
+            ack_limit_per_sender_per_day: default_ack_limit(),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+fn default_ack_limit() -> u32 {
+    3
+}
+fn default_max_message_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// The configuration together with where its files live.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    /// The file the configuration came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+impl Settings {
+    /// `--config FILE` if given; else `casegate.toml` in the working directory if present; else
+    /// built-in defaults. `--data-dir` defaults to `./casegate-data`.
+    pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, ConfigError> {
+        let path = match config {
+            Some(p) => Some(p.to_path_buf()),
+            None => {
+                let p = PathBuf::from("casegate.toml");
+                p.is_file().then_some(p)
+            }
+        };
+        let cfg = match &path {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("casegate-data"));
+        cfg.validate()?;
+        Ok(Settings {
+            config: cfg,
+            data_dir,
+            source: path,
+        })
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.config
+            .store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("casegate.sqlite"))
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.config
+            .coordinator
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("coordinator.key"))
+    }
+
+    pub fn maildir_path(&self) -> PathBuf {
+        self.config
+            .maildir
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("Maildir"))
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for addr in [
+            &self.coordinator.address,
+            &self.coordinator.reporting_address,
+        ] {
+            if !addr.contains('@') {
+                return Err(ConfigError::Invalid(format!(
+                    "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
+                )));
+            }
+        }
+        for imap in &self.imap {
+            if imap.mailboxes.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "[[imap]] {}: mailboxes is empty; list at least one, e.g. mailboxes = [\"INBOX\"]",
+                    imap.account_name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_example_parses() {
+        let cfg = Config::from_toml(
+            r#"
+[coordinator]
+address = "cert@example.test"
+reporting_address = "cert@example.test"
+key_file = "casegate-data/coordinator.key"
+
+[store]
+path = "casegate-data/casegate.sqlite"
+
+[[imap]]
+host = "127.0.0.1"
+port = 10143
+tls = "none"
+ca_file = "path/to/ca.pem"
+username = "cert@example.test"
+password_file = "path/to/secret"
+mailboxes = ["INBOX"]
+processed_folder = "casegate/processed"
+
+[smtp]
+host = "127.0.0.1"
+port = 10025
+tls = "none"
+ca_file = "path/to/ca.pem"
+username = "cert@example.test"
+password_file = "path/to/secret"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.imap.len(), 1);
+        assert_eq!(cfg.imap[0].tls, TlsMode::None);
+        assert_eq!(cfg.imap[0].port, 10143);
+        assert_eq!(
+            cfg.imap[0].password.password_file.as_deref(),
+            Some(Path::new("path/to/secret"))
+        );
+        let smtp = cfg.smtp.unwrap();
+        assert_eq!(smtp.port, 10025);
+        assert_eq!(smtp.username.as_deref(), Some("cert@example.test"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("[coordinator]\nadress = \"x@y\"\n").unwrap_err();
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn password_env_missing_is_an_error() {
+        let src = PasswordSource {
+            password_file: None,
+            password_env: Some("CASEGATE_TEST_SURELY_UNSET_VAR".into()),
+        };
+        let err = src.resolve().unwrap_err().to_string();
+        assert!(err.contains("CASEGATE_TEST_SURELY_UNSET_VAR"));
+        assert!(!err.contains("hunter"));
+    }
+}

@@ -1,1 +1,257 @@
-//! message
+//! The parsed view of one mail (mail-parser), kept beside its raw bytes.
+//!
+//! Parsing never fails on odd input: mail-parser is lenient, and what it cannot make sense of
+//! is reported as a [`ParseError`] so the pipeline can quarantine the raw bytes with a reason.
+
+use mail_parser::{Address, HeaderValue, MessageParser};
+
+/// Why a message cannot be read as mail at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty message")]
+    Empty,
+    #[error("not an email message: no header fields found")]
+    NoHeaders,
+    #[error("no From address: cannot tell who wrote it")]
+    NoFrom,
+}
+
+/// One mailbox: lower-cased address and display name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mailbox {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+/// A file attached to a message, by name and size (the bytes stay in the raw message).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attachment {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// What casegate reads from a message's headers and bodies.
+#[derive(Debug, Clone, Default)]
+pub struct MailView {
+    /// Decoded (RFC 2047, unfolded) subject.
+    pub subject: Option<String>,
+    pub from: Option<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    /// With angle brackets, as in the header: `<id@host>`.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The Date header in UTC, RFC 3339.
+    pub date: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<Attachment>,
+    /// Why this looks like mail written by a machine (RFC 3834 and common practice), if it does.
+    pub automatic: Option<String>,
+    /// `Content-Type` of the top-level entity, lower-case (`multipart/encrypted`, ...).
+    pub content_type: String,
+}
+
+impl MailView {
+    /// Every address in To and Cc.
+    pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
+        self.to.iter().chain(self.cc.iter())
+    }
+}
+
+/// Parses a complete message. Fails only when there is nothing a person could call a mail.
+pub fn parse(raw: &[u8]) -> Result<MailView, ParseError> {
+    let view = parse_entity(raw)?;
+    if view.from.is_none() {
+        return Err(ParseError::NoFrom);
+    }
+    Ok(view)
+}
+
+/// Parses a MIME entity that may lack the headers of a whole message (a decrypted inner part).
+pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NoHeaders)?;
+    if msg.headers().is_empty() {
+        return Err(ParseError::NoHeaders);
+    }
+    let content_type = msg
+        .root_part()
+        .headers()
+        .iter()
+        .find_map(|h| h.value().as_content_type())
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+            None => ct.ctype().to_ascii_lowercase(),
+        })
+        .unwrap_or_else(|| "text/plain".to_string());
+    let attachments = msg
+        .attachments()
+        .map(|part| Attachment {
+            name: part.attachment_name().map(str::to_string),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                    None => ct.ctype().to_ascii_lowercase(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: part.contents().len(),
+        })
+        .collect();
+    let mut view = MailView {
+        subject: msg.subject().map(clean_subject),
+        from: mailboxes(msg.from()).into_iter().next(),
+        to: mailboxes(msg.to()),
+        cc: mailboxes(msg.cc()),
+        reply_to: mailboxes(msg.reply_to()),
+        message_id: msg.message_id().map(bracket),
+        in_reply_to: ids(msg.in_reply_to()),
+        references: ids(msg.references()),
+        date: msg.date().and_then(|d| {
+            chrono::DateTime::from_timestamp(d.to_timestamp(), 0).map(crate::store::time_text)
+        }),
+        text: msg.body_text(0).map(|t| t.into_owned()),
+        html: msg.body_html(0).map(|t| t.into_owned()),
+        attachments,
+        automatic: None,
+        content_type,
+    };
+    view.automatic = automatic_reason(&msg, &view);
+    Ok(view)
+}
+
+use mail_parser::MimeHeaders;
+
+fn clean_subject(s: &str) -> String {
+    // Folding is removed by the parser; stray control characters are not meaningful.
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn bracket(id: &str) -> String {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    format!("<{id}>")
+}
+
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![bracket(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| bracket(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn mailboxes(a: Option<&Address<'_>>) -> Vec<Mailbox> {
+    let Some(a) = a else { return Vec::new() };
+    a.iter()
+        .filter_map(|addr| {
+            let address = addr.address()?.trim().to_lowercase();
+            address.contains('@').then(|| Mailbox {
+                address,
+                name: addr.name().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// RFC 3834 and what auto-responders really send. Such mail is never acknowledged.
+fn automatic_reason(msg: &mail_parser::Message<'_>, view: &MailView) -> Option<String> {
+    let header = |name: &str| msg.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
+    if let Some(v) = header("Auto-Submitted")
+        && !v.starts_with("no")
+    {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if let Some(v) = header("Precedence")
+        && ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str())
+    {
+        return Some(format!("Precedence: {v}"));
+    }
+    if header("List-Id").is_some() {
+        return Some("List-Id present".into());
+    }
+    for h in [
+        "X-Autoreply",
+        "X-Autorespond",
+        "X-Auto-Response-Suppress",
+        "X-Autogenerated",
+    ] {
+        if let Some(v) = header(h) {
+            // Outlook puts X-Auto-Response-Suppress on ordinary mail too; only "all"/"oof" mean a robot.
+            if h == "X-Auto-Response-Suppress" && !(v.contains("all") || v.contains("oof")) {
+                continue;
+            }
+            return Some(format!("{h}: {v}"));
+        }
+    }
+    if let Some(rp) = msg.header_raw("Return-Path")
+        && rp.trim() == "<>"
+    {
+        return Some("empty return path".into());
+    }
+    if view.content_type == "multipart/report" {
+        return Some("delivery or disposition report".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_headers_that_routing_needs() {
+        let raw = b"From: \"Alice\" <Alice@FooCorp.example>\r\nTo: cert@example.test\r\n\
+Subject: =?UTF-8?Q?Re:_VU#409117_=E2=80=93_statement?=\r\nMessage-ID: <m1@foocorp.example>\r\n\
+In-Reply-To: <n1@example.test>\r\nReferences: <n0@example.test>\r\n <n1@example.test>\r\n\
+Date: Mon, 24 Nov 2025 10:00:00 +0100\r\n\r\nhello\r\n";
+        let v = parse(raw).unwrap();
+        assert_eq!(
+            v.subject.as_deref(),
+            Some("Re: VU#409117 \u{2013} statement")
+        );
+        assert_eq!(v.from.as_ref().unwrap().address, "alice@foocorp.example");
+        assert_eq!(v.message_id.as_deref(), Some("<m1@foocorp.example>"));
+        assert_eq!(v.in_reply_to, vec!["<n1@example.test>"]);
+        assert_eq!(v.references, vec!["<n0@example.test>", "<n1@example.test>"]);
+        assert_eq!(v.date.as_deref(), Some("2025-11-24T09:00:00Z"));
+        assert_eq!(v.text.as_deref().map(str::trim), Some("hello"));
+        assert!(v.automatic.is_none());
+    }
+
+    #[test]
+    fn junk_is_an_error_not_a_panic() {
+        assert!(matches!(parse(b""), Err(ParseError::Empty)));
+        assert!(parse(b"\0\0\x01\xff\xfe binary junk \0").is_err());
+        assert!(matches!(
+            parse(b"Subject: no from\r\n\r\nbody"),
+            Err(ParseError::NoFrom)
+        ));
+        let mut big = b"From: a@b.example\r\nSubject: ".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 200_000));
+        big.extend(b"\r\n\r\n\xff\xfe\0body");
+        assert!(parse(&big).is_ok());
+    }
+
+    #[test]
+    fn recognises_robots() {
+        let v =
+            parse(b"From: a@b.example\r\nAuto-Submitted: auto-replied\r\n\r\nI am away").unwrap();
+        assert_eq!(v.automatic.as_deref(), Some("Auto-Submitted: auto-replied"));
+        let v = parse(b"From: a@b.example\r\nAuto-Submitted: no\r\n\r\nhi").unwrap();
+        assert!(v.automatic.is_none());
+        let v = parse(b"From: a@b.example\r\nReturn-Path: <>\r\n\r\nbounce").unwrap();
+        assert_eq!(v.automatic.as_deref(), Some("empty return path"));
+    }
+}

@@ -1,1 +1,430 @@
-//! pipeline
+//! parse → open → route → store: the ONE path every message takes, whether it comes from
+//! `casegate ingest`, the Maildir drop folder, IMAP, or a replay. Nothing a sender controls can
+//! make it fail: what cannot be parsed, opened or routed is stored raw in quarantine with the
+//! reason. Only a store failure is an error, and then nothing of the message was written.
+
+use chrono::{DateTime, Utc};
+use sha2::Digest;
+
+use crate::config::Settings;
+use crate::keyring::Keyring;
+use crate::message::{self, MailView};
+use crate::open::{self, Encryption, SignatureFacts};
+use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
+use crate::store::{
+    Disposition, MessageSource, NewMessage, NewParticipant, Store, StoreError, Thread,
+};
+use crate::tracking::{self, Kind, TrackingNumber};
+use crate::verdict::{self, SignatureVerdict, ThreadContact};
+
+/// The only way the pipeline fails: the store could not record the message. Nothing was
+/// written; the caller must not acknowledge the message to its source.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The rules the pipeline applies that come from configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub reporting_address: String,
+    pub coordinator_address: String,
+    pub require_signed_vendor_statements: bool,
+    pub max_message_bytes: u64,
+}
+
+impl Rules {
+    pub fn from_settings(s: &Settings) -> Rules {
+        Rules {
+            reporting_address: s.config.coordinator.reporting_address.to_lowercase(),
+            coordinator_address: s.config.coordinator.address.to_lowercase(),
+            require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
+            max_message_bytes: s.config.policy.max_message_bytes,
+        }
+    }
+}
+
+/// The result for one message, as `ingest --json` prints it (shared/interface.md).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub source: String,
+    pub message_id: Option<String>,
+    /// `routed | triage | quarantine | duplicate`
+    pub outcome: &'static str,
+    pub thread: Option<TrackingNumber>,
+    pub reason: String,
+    pub encrypted: bool,
+    /// `none | good | bad | unknown-key | not-participant`
+    pub signature: &'static str,
+    pub signer: Option<String>,
+    pub signature_reason: Option<String>,
+    pub automatic: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// How routing reached its decision (always filled; printed by `route --dry-run`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+}
+
+/// The pipeline owns the store and the keyring for as long as it runs.
+pub struct Pipeline {
+    store: Store,
+    keyring: Keyring,
+    rules: Rules,
+}
+
+/// Everything decided about a message before anything is written.
+struct Evaluation {
+    message: NewMessage,
+    outcome: Outcome,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, keyring: Keyring, rules: Rules) -> Pipeline {
+        Pipeline {
+            store,
+            keyring,
+            rules,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Parses, opens, routes and durably stores one message. Returns after the commit.
+    pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        let now = Utc::now();
+        let eval = self.evaluate(raw, source, now)?;
+        let committed = self.store.commit_message(&eval.message)?;
+        let mut outcome = eval.outcome;
+        if committed.duplicate {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+        }
+        outcome.thread = committed.thread;
+        tracing::info!(
+            source = %outcome.source,
+            message_id = outcome.message_id.as_deref().unwrap_or("-"),
+            outcome = outcome.outcome,
+            thread = outcome.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
+            reason = %outcome.reason,
+            "message stored"
+        );
+        Ok(outcome)
+    }
+
+    /// The same decision as [`Pipeline::process`], stored nowhere.
+    pub fn dry_run(&self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        let eval = self.evaluate(raw, source, Utc::now())?;
+        let mut outcome = eval.outcome;
+        if let Some((_, thread)) = self.store.find_duplicate(&eval.message.sha256)? {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+            outcome.thread = thread;
+        }
+        Ok(outcome)
+    }
+
+    fn evaluate(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+        now: DateTime<Utc>,
+    ) -> Result<Evaluation, StoreError> {
+        let sha256 = hex::encode(sha2::Sha256::digest(raw));
+        let mut message = NewMessage {
+            raw: raw.to_vec(),
+            sha256,
+            message_id: None,
+            inbound: true,
+            received_at: now,
+            date_header: None,
+            sender: None,
+            subject: None,
+            source: source.clone(),
+            disposition: Disposition::Quarantine,
+            reason: String::new(),
+            encrypted: false,
+            encryption_note: None,
+            signature: "none".into(),
+            signer: None,
+            signature_reason: None,
+            automatic: false,
+            flags: String::new(),
+        };
+        let mut outcome = Outcome {
+            source: source.describe(),
+            message_id: None,
+            outcome: "quarantine",
+            thread: None,
+            reason: String::new(),
+            encrypted: false,
+            signature: "none",
+            signer: None,
+            signature_reason: None,
+            automatic: false,
+            notes: Vec::new(),
+            steps: Vec::new(),
+        };
+
+        if raw.len() as u64 > self.rules.max_message_bytes {
+            let reason = format!(
+                "message is {} bytes, over the limit of {} (policy.max_message_bytes)",
+                raw.len(),
+                self.rules.max_message_bytes
+            );
+            return Ok(quarantine(message, outcome, reason));
+        }
+        let outer = match message::parse(raw) {
+            Ok(v) => v,
+            Err(e) => return Ok(quarantine(message, outcome, format!("cannot parse: {e}"))),
+        };
+        message.message_id = outer.message_id.clone();
+        message.date_header = outer.date.clone();
+        message.sender = outer.from.as_ref().map(|m| m.address.clone());
+        message.subject = outer.subject.clone();
+        message.automatic = outer.automatic.is_some();
+        outcome.message_id = outer.message_id.clone();
+        outcome.automatic = message.automatic;
+
+        let opened = match open::open(raw, &self.keyring) {
+            Ok(o) => o,
+            Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
+        };
+        outcome.notes.extend(opened.notes.iter().cloned());
+        match &opened.encryption {
+            Encryption::None => {}
+            Encryption::Full { .. } => {
+                message.encrypted = true;
+                outcome.encrypted = true;
+            }
+            Encryption::Partial { reason } => {
+                message.encryption_note = Some(format!("partial: {reason}"));
+                outcome.notes.push(format!("partly encrypted: {reason}"));
+            }
+        }
+        let inner: Option<MailView> =
+            opened
+                .inner
+                .as_deref()
+                .and_then(|bytes| match message::parse_entity(bytes) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        outcome
+                            .notes
+                            .push(format!("decrypted content unreadable: {e}"));
+                        None
+                    }
+                });
+        // Protected headers (RFC 9788) count over the outer ones, which are often "...".
+        let subject = opened
+            .protected_subject
+            .clone()
+            .or_else(|| inner.as_ref().and_then(|v| v.subject.clone()))
+            .or_else(|| outer.subject.clone());
+        if subject != outer.subject {
+            message.subject = subject.clone();
+        }
+
+        let from = outer.from.as_ref().map(|m| m.address.clone());
+        let input = RouteInput {
+            numbers: subject
+                .as_deref()
+                .map(tracking::find_in_subject)
+                .unwrap_or_default(),
+            reply_ids: reply_ids(&outer),
+            from: from.clone(),
+            to_reporting_address: outer
+                .recipients()
+                .any(|m| m.address == self.rules.reporting_address),
+        };
+        let knowledge = self.knowledge(&input)?;
+        let decision = route::decide(&input, &knowledge);
+        outcome.steps = decision.steps.clone();
+
+        // Whose keys count for the signature verdict: the contacts of the thread it goes to.
+        let target = match &decision.action {
+            Action::Post(t) => Some(self.store.thread_by_id(t.id)?),
+            _ => None,
+        };
+        let contacts = match &target {
+            Some(t) => self.store.contacts(t.id)?,
+            None => Vec::new(),
+        };
+        let thread_contacts: Vec<ThreadContact> = contacts
+            .iter()
+            .map(|c| ThreadContact {
+                address: c.address.clone(),
+                key_fingerprints: c.key_fingerprints.clone(),
+            })
+            .collect();
+        let v = verdict::signature_verdict(&opened.signature, from.as_deref(), &thread_contacts);
+        if let SignatureFacts::Partial { reason } = &opened.signature {
+            outcome.notes.push(format!("partly signed: {reason}"));
+        }
+        message.signature = v.signature.as_str().to_string();
+        message.signer = v.signer.clone();
+        message.signature_reason = Some(v.reason.clone());
+        outcome.signature = v.signature.as_str();
+        outcome.signer = v.signer.clone();
+        outcome.signature_reason = Some(v.reason.clone());
+
+        let title = subject
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "(no subject)".into());
+        let mut reason = decision.reason.clone();
+        let mut flags = Vec::new();
+        message.disposition = match &decision.action {
+            Action::Post(t) => Disposition::Post { thread_id: t.id },
+            Action::Triage => Disposition::Triage,
+            Action::NewTicket | Action::NewReport if message.automatic => {
+                reason = format!(
+                    "automatic message ({}) outside any thread",
+                    outer.automatic.as_deref().unwrap_or("auto")
+                );
+                outcome
+                    .steps
+                    .push("automatic mail never opens a thread".into());
+                Disposition::Triage
+            }
+            Action::NewTicket => {
+                let org = from
+                    .as_deref()
+                    .map(|a| self.store.participations(a))
+                    .transpose()?
+                    .and_then(|p| p.into_iter().next())
+                    .map(|(_, org, _)| org);
+                Disposition::NewThread {
+                    kind: Kind::Ticket,
+                    title,
+                    participant: from.clone().map(|address| NewParticipant {
+                        org: org.unwrap_or_else(|| address.clone()),
+                        role: "other".into(),
+                        address,
+                    }),
+                }
+            }
+            Action::NewReport => Disposition::NewThread {
+                kind: Kind::Report,
+                title,
+                participant: from.clone().map(|address| NewParticipant {
+                    org: outer
+                        .from
+                        .as_ref()
+                        .and_then(|m| m.name.clone())
+                        .filter(|n| !n.trim().is_empty())
+                        .unwrap_or_else(|| address.clone()),
+                    role: "reporter".into(),
+                    address,
+                }),
+            },
+        };
+
+        // A vendor statement to a thread that demands signatures must be signed by the vendor.
+        if let (Some(thread), Some(addr)) = (&target, &from)
+            && (thread.require_signed_statements || self.rules.require_signed_vendor_statements)
+            && v.signature != SignatureVerdict::Good
+            && contacts
+                .iter()
+                .any(|c| &c.address == addr && c.role == "vendor")
+        {
+            reason = format!(
+                "unsigned statement: {} requires vendor statements signed by the vendor's key ({})",
+                thread.number, v.reason
+            );
+            flags.push("unsigned-statement");
+            message.disposition = Disposition::Triage;
+        }
+        if message.automatic {
+            flags.push("automatic");
+        }
+        message.flags = flags.join(",");
+        message.reason = reason.clone();
+        outcome.reason = reason;
+        outcome.outcome = match message.disposition {
+            Disposition::Post { .. } | Disposition::NewThread { .. } => "routed",
+            Disposition::Triage => "triage",
+            Disposition::Quarantine => "quarantine",
+        };
+        outcome.thread = target.as_ref().map(|t: &Thread| t.number.clone());
+        if matches!(message.disposition, Disposition::Triage) {
+            outcome.thread = None;
+        }
+        if let Disposition::NewThread { kind, .. } = &message.disposition {
+            outcome
+                .steps
+                .push(format!("a new {kind} number is minted when stored"));
+        }
+        Ok(Evaluation { message, outcome })
+    }
+
+    fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
+        let mut k = Knowledge::default();
+        for n in &input.numbers {
+            if let Some(t) = self.store.resolve_thread(n)? {
+                k.threads.insert(
+                    n.clone(),
+                    KnownThread {
+                        id: t.id,
+                        number: t.number,
+                    },
+                );
+            }
+        }
+        if let Some((id, thread_id)) = self.store.thread_of_sent(&input.reply_ids)? {
+            let mut t = self.store.thread_by_id(thread_id)?;
+            if let Some(case) = &t.promoted_to
+                && let Some(c) = self.store.resolve_thread(case)?
+            {
+                t = c;
+            }
+            k.replied_to = Some((
+                id,
+                KnownThread {
+                    id: t.id,
+                    number: t.number,
+                },
+            ));
+        }
+        if let Some(addr) = &input.from {
+            k.sender_threads = self
+                .store
+                .participations(addr)?
+                .into_iter()
+                .map(|(id, _, _)| id)
+                .collect();
+        }
+        Ok(k)
+    }
+}
+
+/// `In-Reply-To` first, then `References` from the newest back.
+fn reply_ids(view: &MailView) -> Vec<String> {
+    let mut ids: Vec<String> = view.in_reply_to.clone();
+    for r in view.references.iter().rev() {
+        if !ids.contains(r) {
+            ids.push(r.clone());
+        }
+    }
+    ids
+}
+
+fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> Evaluation {
+    message.disposition = Disposition::Quarantine;
+    message.reason = reason.clone();
+    outcome.outcome = "quarantine";
+    outcome.thread = None;
+    outcome.reason = reason;
+    Evaluation { message, outcome }
+}

@@ -1,1 +1,167 @@
-//! imap
+//! IMAP in: watch the configured mailboxes and hand every message to the pipeline exactly once.
+//!
+//! Exactly once rests on one rule: a message is acknowledged to the server (moved to the
+//! processed folder, or flagged) only after the transaction that stored it — and advanced the
+//! mailbox checkpoint (UIDVALIDITY, last UID) — has committed. A crash between the two leaves a
+//! stored message in the mailbox; the next session fetches it again, the store recognises the
+//! bytes (SHA-256) and says `duplicate`, and only then is it acknowledged. Nothing is removed from
+//! the server before it is durably stored.
+//!
+//! Layout: [`connection`] (TCP, TLS, login), `session` (one mailbox: select, sync, acknowledge,
+//! IDLE/poll, reconnect), [`status`] (what a status command or log line shows).
+
+pub mod connection;
+mod session;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::ImapConfig;
+use crate::store::{Checkpoint, MessageSource};
+
+pub use connection::{CheckReport, check};
+pub use status::{ImapStatus, MailboxStatus};
+
+/// The one thing IMAP needs from the rest of casegate: durably store a message and advance the
+/// checkpoint in the SAME transaction. Implemented by the pipeline; calls are blocking (SQLite)
+/// and are made from `tokio::task::spawn_blocking`.
+pub trait MessageSink: Send + Sync + 'static {
+    /// Runs the pipeline on `raw`; returns only after the commit. Err only for store failures (a
+    /// bad message is quarantined = Ok).
+    fn deliver(&self, raw: &[u8], source: MessageSource) -> Result<Delivered, SinkError>;
+    /// Where processing of this mailbox stands (`None`: never seen).
+    fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError>;
+    /// The server changed the mailbox's UIDVALIDITY: every old UID is meaningless. Record the new
+    /// value with last UID 0 (the resync that follows relies on the store's SHA-256 dedupe).
+    /// Implement with [`crate::store::Store::mailbox_reset`].
+    fn reset_checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<(), SinkError>;
+}
+
+/// What the pipeline did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// `routed`, `triage`, `quarantine` or `duplicate`.
+    pub outcome: String,
+}
+
+/// The sink could not store a message (the store failed). The message is not acknowledged and
+/// will be fetched again after a reconnect.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+impl From<crate::store::StoreError> for SinkError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SinkError(e.to_string())
+    }
+}
+
+/// Why a connection or a watch failed. Messages name the server and what to check; they never
+/// contain the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("IMAP account {account}: {message}")]
+    Config { account: String, message: String },
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with {server} failed: {message}")]
+    Tls { server: String, message: String },
+    #[error("{server} refused the login of {user}: {message}")]
+    Auth {
+        server: String,
+        user: String,
+        message: String,
+    },
+    #[error("{server}: no answer within {secs} s to {step}")]
+    Timeout {
+        server: String,
+        step: String,
+        secs: u64,
+    },
+    #[error("{server}: {step} failed: {source}")]
+    Protocol {
+        server: String,
+        step: String,
+        source: async_imap::error::Error,
+    },
+    #[error("{server}: {message}")]
+    Server { server: String, message: String },
+    #[error("storing a message failed: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// Knobs that are not in the config file (tests and benchmarks use short ones).
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// First reconnect delay; doubles per failure (with jitter) up to `reconnect_max`.
+    pub reconnect_base: Duration,
+    pub reconnect_max: Duration,
+    /// At most this many messages per FETCH (and per MOVE after their commits).
+    pub batch_messages: usize,
+    /// At most this many bytes per FETCH (one larger message still goes alone).
+    pub batch_bytes: u64,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            reconnect_base: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(60),
+            batch_messages: 100,
+            batch_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Watches every mailbox of one account until `shutdown` becomes true (or its sender is
+/// dropped): one connection and task per mailbox; connection failures are logged and retried
+/// with backoff, so this returns `Err` only for a configuration that can never work.
+pub async fn watch(
+    account: ImapConfig,
+    sink: Arc<dyn MessageSink>,
+    shutdown: watch::Receiver<bool>,
+    status: Arc<ImapStatus>,
+) -> Result<(), ImapError> {
+    watch_with(account, sink, shutdown, status, WatchOptions::default()).await
+}
+
+/// [`watch`] with explicit [`WatchOptions`].
+pub async fn watch_with(
+    account: ImapConfig,
+    sink: Arc<dyn MessageSink>,
+    shutdown: watch::Receiver<bool>,
+    status: Arc<ImapStatus>,
+    options: WatchOptions,
+) -> Result<(), ImapError> {
+    let server = Arc::new(connection::Server::from_config(&account)?);
+    let mut tasks = tokio::task::JoinSet::new();
+    for mailbox in &account.mailboxes {
+        status.register(&server.account, mailbox);
+        let worker = session::MailboxWorker {
+            server: server.clone(),
+            mailbox: mailbox.clone(),
+            sink: sink.clone(),
+            status: status.clone(),
+            shutdown: shutdown.clone(),
+            options: options.clone(),
+        };
+        tasks.spawn(worker.run());
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(account = %server.account, error = %e, "IMAP mailbox task ended abnormally");
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,1196 @@
-//! store
+//! The store: everything casegate knows, in one SQLite file (WAL, foreign keys on).
+//!
+//! This module is the only place that speaks SQL. Its API is shaped so a PostgreSQL backend can
+//! implement the same calls later: every write that belongs together is one method and one
+//! transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP or OpenPGP.
+
+mod mailbox;
+pub mod outbox;
+mod schema;
+
+pub use mailbox::Checkpoint;
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::tracking::{self, Kind, TrackingNumber};
+
+/// Why a store operation failed. `Conflict` and `NotFound` are the user's to fix; `Sqlite` is ours.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) fn now_text() -> String {
+    time_text(Utc::now())
+}
+
+/// Every time in the store is UTC, RFC 3339, second precision.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A case, report or ticket.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Thread {
+    #[serde(skip)]
+    pub id: i64,
+    pub number: TrackingNumber,
+    pub kind: Kind,
+    pub title: String,
+    pub status: String,
+    pub created_at: String,
+    /// For a report that became a case: the case.
+    pub promoted_to: Option<TrackingNumber>,
+    /// Vendors' messages count as statements only when signed by a key bound to them.
+    pub require_signed_statements: bool,
+    pub publication_date: Option<String>,
+}
+
+/// One contact address of one participant organisation of a thread.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Contact {
+    #[serde(skip)]
+    pub contact_id: i64,
+    #[serde(skip)]
+    pub participant_id: i64,
+    pub org: String,
+    pub role: String,
+    pub address: String,
+    pub key_fingerprints: Vec<String>,
+}
+
+/// A public certificate as stored (never secret key material).
+#[derive(Debug, Clone)]
+pub struct StoredCert {
+    pub fingerprint: String,
+    pub public_cert: Vec<u8>,
+    pub user_ids: Vec<String>,
+    pub imported_at: String,
+}
+
+/// Where a message came from; recorded with it, and for IMAP the checkpoint to advance.
+#[derive(Debug, Clone)]
+pub enum MessageSource {
+    File(String),
+    Stdin,
+    Maildir(String),
+    Imap {
+        account: String,
+        mailbox: String,
+        uidvalidity: u32,
+        uid: u32,
+    },
+    Replay,
+}
+
+impl MessageSource {
+    pub fn describe(&self) -> String {
+        match self {
+            MessageSource::File(p) => p.clone(),
+            MessageSource::Stdin => "-".to_string(),
+            MessageSource::Maildir(p) => p.clone(),
+            MessageSource::Imap {
+                account,
+                mailbox,
+                uidvalidity,
+                uid,
+            } => format!("imap://{account}/{mailbox};UIDVALIDITY={uidvalidity}/;UID={uid}"),
+            MessageSource::Replay => "replay".to_string(),
+        }
+    }
+}
+
+/// What to do with a message, decided by routing and made durable by [`Store::commit_message`].
+#[derive(Debug, Clone)]
+pub enum Disposition {
+    /// Post into an existing thread.
+    Post {
+        thread_id: i64,
+    },
+    /// Open a new thread (number minted inside the transaction) and post into it; the sender
+    /// becomes a participant when `participant` is given.
+    NewThread {
+        kind: Kind,
+        title: String,
+        participant: Option<NewParticipant>,
+    },
+    Triage,
+    Quarantine,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewParticipant {
+    pub org: String,
+    pub role: String,
+    pub address: String,
+}
+
+/// Everything recorded about one message. Raw bytes are kept exactly as received.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    pub sha256: String,
+    pub message_id: Option<String>,
+    pub inbound: bool,
+    pub received_at: DateTime<Utc>,
+    pub date_header: Option<String>,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub source: MessageSource,
+    pub disposition: Disposition,
+    pub reason: String,
+    pub encrypted: bool,
+    pub encryption_note: Option<String>,
+    pub signature: String,
+    pub signer: Option<String>,
+    pub signature_reason: Option<String>,
+    pub automatic: bool,
+    /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
+    pub flags: String,
+}
+
+/// The result of a commit.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub id: i64,
+    pub thread: Option<TrackingNumber>,
+    /// A byte-identical message was already stored; nothing new was written (but an IMAP
+    /// checkpoint still advanced).
+    pub duplicate: bool,
+}
+
+/// A stored message, as `show` and `triage list` present it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub sha256: String,
+    pub direction: String,
+    pub received_at: String,
+    pub date: Option<String>,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub thread: Option<TrackingNumber>,
+    pub outcome: String,
+    pub reason: String,
+    pub encrypted: bool,
+    pub encryption_note: Option<String>,
+    pub signature: String,
+    pub signer: Option<String>,
+    pub signature_reason: Option<String>,
+    pub automatic: bool,
+    pub flags: String,
+    pub source: String,
+    /// For triage entries: why it waits, and whether a person has assigned it.
+    pub triage_reason: Option<String>,
+    pub assigned_by: Option<String>,
+    pub assigned_at: Option<String>,
+}
+
+/// A thread with counts, for `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThreadSummary {
+    #[serde(flatten)]
+    pub thread: Thread,
+    pub participants: i64,
+    pub messages: i64,
+    pub last_message_at: Option<String>,
+    /// The oldest inbound message posted after our last outbound one: waiting for a reply.
+    pub waiting_since: Option<String>,
+    /// `waiting_since` is older than the published response time (3 days).
+    pub overdue: bool,
+    /// When we first sent mail in this thread (vendors are notified by mail).
+    pub first_notified_at: Option<String>,
+    /// Set explicitly, or 45 days after the first notification (cases only).
+    pub planned_publication: Option<String>,
+}
+
+/// The coordinator's published response time.
+pub const RESPONSE_DAYS: i64 = 3;
+/// Default embargo: publication this long after the vendor was first notified.
+pub const EMBARGO_DAYS: i64 = 45;
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Store::prepare(conn)
+    }
+
+    /// A throwaway store for tests and `route --dry-run`.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::prepare(Connection::open_in_memory()?)
+    }
+
+    fn prepare(conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::Invalid(format!(
+                "the store has schema version {version}, newer than this casegate knows ({known}); run a newer casegate"
+            )));
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    // ----- threads -----
+
+    /// Creates a thread with the given number, or mints one. An existing number is a conflict.
+    pub fn create_thread(
+        &mut self,
+        kind: Kind,
+        number: Option<&TrackingNumber>,
+        title: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, StoreError> {
+        let tx = self.conn.transaction()?;
+        let id = create_thread_tx(&tx, kind, number, title, now)?;
+        let t = thread_by_id_tx(&tx, id)?;
+        tx.commit()?;
+        Ok(t)
+    }
+
+    /// The thread whose own number this is (a promoted report is returned as the report).
+    pub fn thread(&self, number: &TrackingNumber) -> Result<Option<Thread>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM threads WHERE number = ?1",
+                [number.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => Ok(Some(thread_by_id_tx(&self.conn, id)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The thread mail quoting this number belongs in: a promoted report leads to its case.
+    pub fn resolve_thread(&self, number: &TrackingNumber) -> Result<Option<Thread>, StoreError> {
+        let mut t = match self.thread(number)? {
+            Some(t) => t,
+            None => return Ok(None),
+        };
+        // Follow promotions; bounded so a corrupt cycle cannot hang us.
+        for _ in 0..8 {
+            match &t.promoted_to {
+                Some(next) => match self.thread(next)? {
+                    Some(n) => t = n,
+                    None => break,
+                },
+                None => break,
+            }
+        }
+        Ok(Some(t))
+    }
+
+    pub fn thread_by_id(&self, id: i64) -> Result<Thread, StoreError> {
+        thread_by_id_tx(&self.conn, id)
+    }
+
+    pub fn list_threads(&self, kind: Option<Kind>) -> Result<Vec<ThreadSummary>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.id,
+                    (SELECT count(*) FROM participants p WHERE p.thread_id = t.id),
+                    (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),
+                    (SELECT max(received_at) FROM messages m WHERE m.thread_id = t.id)
+             FROM threads t WHERE (?1 IS NULL OR t.kind = ?1) ORDER BY t.created_at, t.id",
+        )?;
+        let rows = stmt
+            .query_map([kind.map(Kind::as_str)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, participants, messages, last)| {
+                let thread = thread_by_id_tx(&self.conn, id)?;
+                let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
+                    "SELECT min(created_at), max(created_at) FROM sent_message_ids
+                     WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let waiting_since: Option<String> = self.conn.query_row(
+                    "SELECT min(received_at) FROM messages
+                     WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
+                       AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
+                       AND received_at > coalesce(?2, '')",
+                    params![id, last_sent],
+                    |r| r.get(0),
+                )?;
+                let overdue = waiting_since
+                    .as_deref()
+                    .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
+                    .unwrap_or(false);
+                let planned_publication = thread.publication_date.clone().or_else(|| {
+                    (thread.kind == Kind::Case)
+                        .then(|| first_sent.as_deref().map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS))))
+                        .flatten()
+                });
+                Ok(ThreadSummary {
+                    thread,
+                    participants,
+                    messages,
+                    last_message_at: last,
+                    waiting_since,
+                    overdue,
+                    first_notified_at: first_sent,
+                    planned_publication,
+                })
+            })
+            .collect()
+    }
+
+    /// Turns a report into a case (minted or given number). The report keeps its number and
+    /// points at the case; its participants and contacts become the case's.
+    pub fn promote(
+        &mut self,
+        report: &TrackingNumber,
+        to: Option<&TrackingNumber>,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, StoreError> {
+        let tx = self.conn.transaction()?;
+        let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) = tx
+            .query_row(
+                "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
+                [report.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "no thread {report}; see `casegate list --kind report`"
+                ))
+            })?;
+        if kind != "report" {
+            return Err(StoreError::Invalid(format!(
+                "{report} is a {kind}, not a report; only reports (VRF#) can be promoted"
+            )));
+        }
+        if let Some(case_id) = promoted {
+            let case = thread_by_id_tx(&tx, case_id)?;
+            return Err(StoreError::Conflict(format!(
+                "{report} was already promoted to {}",
+                case.number
+            )));
+        }
+        if let Some(n) = to
+            && n.kind() != Kind::Case
+        {
+            return Err(StoreError::Invalid(format!(
+                "--to {n} is not a case number (VU#123456)"
+            )));
+        }
+        let case_id = create_thread_tx(&tx, Kind::Case, to, &title, now)?;
+        tx.execute(
+            "UPDATE threads SET promoted_to = ?1, status = 'promoted' WHERE id = ?2",
+            params![case_id, report_id],
+        )?;
+        copy_participants_tx(&tx, report_id, case_id)?;
+        let case = thread_by_id_tx(&tx, case_id)?;
+        tx.commit()?;
+        Ok(case)
+    }
+
+    /// Sets (or clears) a thread's planned publication date (RFC 3339 or YYYY-MM-DD).
+    pub fn set_publication_date(
+        &mut self,
+        thread_id: i64,
+        date: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE threads SET publication_date = ?1 WHERE id = ?2",
+            params![date, thread_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_require_signed_statements(
+        &mut self,
+        thread_id: i64,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE threads SET require_signed_statements = ?1 WHERE id = ?2",
+            params![on, thread_id],
+        )?;
+        Ok(())
+    }
+
+    // ----- participants and contacts -----
+
+    /// Adds contact `address` of organisation `org` to a thread (creating the participant), and
+    /// binds `key_fingerprint` to it when given. Adding the same contact again only adds the key.
+    pub fn add_participant(
+        &mut self,
+        thread_id: i64,
+        org: &str,
+        role: &str,
+        address: &str,
+        key_fingerprint: Option<&str>,
+    ) -> Result<Contact, StoreError> {
+        let tx = self.conn.transaction()?;
+        let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
+        if let Some(fpr) = key_fingerprint {
+            bind_key_tx(&tx, contact_id, fpr)?;
+        }
+        tx.commit()?;
+        self.contacts(thread_id)?
+            .into_iter()
+            .find(|c| c.contact_id == contact_id)
+            .ok_or_else(|| StoreError::NotFound("contact vanished".into()))
+    }
+
+    /// Every contact of every participant of a thread, with their bound key fingerprints.
+    pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, p.id, p.org, p.role, c.address FROM contacts c
+             JOIN participants p ON p.id = c.participant_id
+             WHERE p.thread_id = ?1 ORDER BY p.org, c.address",
+        )?;
+        let mut contacts = stmt
+            .query_map([thread_id], |r| {
+                Ok(Contact {
+                    contact_id: r.get(0)?,
+                    participant_id: r.get(1)?,
+                    org: r.get(2)?,
+                    role: r.get(3)?,
+                    address: r.get(4)?,
+                    key_fingerprints: Vec::new(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = self
+            .conn
+            .prepare("SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY rowid")?;
+        for c in &mut contacts {
+            c.key_fingerprints = keys
+                .query_map([c.contact_id], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+        }
+        Ok(contacts)
+    }
+
+    /// Whether this address is a contact of any thread (a "known participant").
+    pub fn is_known_address(&self, address: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM contacts WHERE address = ?1 LIMIT 1",
+                [address.to_lowercase()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Every thread in which `address` is a contact: (thread id, organisation, role).
+    pub fn participations(&self, address: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.thread_id, p.org, p.role FROM contacts c
+             JOIN participants p ON p.id = c.participant_id
+             WHERE c.address = ?1 ORDER BY p.thread_id",
+        )?;
+        let rows = stmt
+            .query_map([address.to_lowercase()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    // ----- certificates -----
+
+    /// Stores a public certificate (replacing an older copy of the same fingerprint).
+    pub fn put_cert(&mut self, cert: &StoredCert) -> Result<(), StoreError> {
+        let uids = serde_json::to_string(&cert.user_ids)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
+                 user_ids = excluded.user_ids, imported_at = excluded.imported_at",
+            params![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+        Ok(self
+            .certs()?
+            .into_iter()
+            .find(|c| c.fingerprint.eq_ignore_ascii_case(fingerprint)))
+    }
+
+    pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs ORDER BY imported_at, fingerprint",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                let uids: String = r.get(2)?;
+                Ok(StoredCert {
+                    fingerprint: r.get(0)?,
+                    public_cert: r.get(1)?,
+                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+                    imported_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    // ----- messages -----
+
+    /// The thread of the first of `message_ids` that is a Message-ID we sent.
+    pub fn thread_of_sent(
+        &self,
+        message_ids: &[String],
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT thread_id FROM sent_message_ids WHERE message_id = ?1")?;
+        for id in message_ids {
+            if let Some(t) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+                return Ok(Some((id.clone(), t)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a Message-ID we sent, so replies to it route to its thread.
+    pub fn record_sent(&mut self, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        record_sent_tx(&tx, message_id, thread_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a byte-identical message is already stored: (row id, its thread).
+    pub fn find_duplicate(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<(i64, Option<TrackingNumber>)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
+                [sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((id, thread)) => {
+                let number = match thread {
+                    Some(t) => Some(thread_by_id_tx(&self.conn, t)?.number),
+                    None => None,
+                };
+                Ok(Some((id, number)))
+            }
+        }
+    }
+
+    /// Stores one message and its decision in ONE transaction: the raw bytes, the routing
+    /// outcome, a new thread if one is opened, the triage or quarantine entry, and for IMAP the
+    /// mailbox checkpoint. After a crash the message is either fully stored or not at all.
+    pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
+        let tx = self.conn.transaction()?;
+        let existing: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
+                [&m.sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let committed = if let Some((id, thread)) = existing {
+            let thread = match thread {
+                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
+                None => None,
+            };
+            Committed {
+                id,
+                thread,
+                duplicate: true,
+            }
+        } else {
+            let now = time_text(m.received_at);
+            let (thread_id, outcome) = match &m.disposition {
+                Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
+                Disposition::NewThread {
+                    kind,
+                    title,
+                    participant,
+                } => {
+                    let id = create_thread_tx(&tx, *kind, None, title, m.received_at)?;
+                    if let Some(p) = participant {
+                        add_contact_tx(&tx, id, &p.org, &p.role, &p.address)?;
+                    }
+                    (Some(id), "routed")
+                }
+                Disposition::Triage => (None, "triage"),
+                Disposition::Quarantine => (None, "quarantine"),
+            };
+            tx.execute(
+                "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
+                    sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
+                    signature, signer, signature_reason, automatic, flags, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                params![
+                    m.sha256,
+                    m.message_id,
+                    m.raw,
+                    if m.inbound { "in" } else { "out" },
+                    now,
+                    m.date_header,
+                    m.sender,
+                    m.subject,
+                    thread_id,
+                    outcome,
+                    m.reason,
+                    m.encrypted,
+                    m.encryption_note,
+                    m.signature,
+                    m.signer,
+                    m.signature_reason,
+                    m.automatic,
+                    m.flags,
+                    m.source.describe(),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            match m.disposition {
+                Disposition::Triage => {
+                    tx.execute(
+                        "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                        params![id, m.reason, now],
+                    )?;
+                }
+                Disposition::Quarantine => {
+                    tx.execute(
+                        "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                        params![id, m.reason, now],
+                    )?;
+                }
+                _ => {}
+            }
+            let thread = match thread_id {
+                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
+                None => None,
+            };
+            Committed {
+                id,
+                thread,
+                duplicate: false,
+            }
+        };
+        if let MessageSource::Imap {
+            account,
+            mailbox,
+            uidvalidity,
+            uid,
+        } = &m.source
+        {
+            mailbox::advance(&tx, account, mailbox, *uidvalidity, *uid)?;
+        }
+        tx.commit()?;
+        Ok(committed)
+    }
+
+    /// Messages of a thread (and of the reports promoted into it), oldest first.
+    pub fn thread_messages(&self, thread_id: i64) -> Result<Vec<MessageRecord>, StoreError> {
+        self.message_records(
+            "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
+             ORDER BY m.received_at, m.id",
+            params![thread_id],
+        )
+    }
+
+    /// Messages waiting in triage (unassigned first), oldest first.
+    pub fn triage(&self, include_assigned: bool) -> Result<Vec<MessageRecord>, StoreError> {
+        self.message_records(
+            "JOIN triage tr ON tr.message_ref = m.id WHERE (?1 OR tr.assigned_at IS NULL)
+             ORDER BY m.received_at, m.id",
+            params![include_assigned],
+        )
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        self.message_records(
+            "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id",
+            params![],
+        )
+    }
+
+    /// The raw bytes of a stored message, exactly as received.
+    pub fn raw_message(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        self.conn
+            .query_row("SELECT raw FROM messages WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
+    }
+
+    /// Stored messages with this Message-ID (newest first).
+    pub fn messages_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.message_records(
+            "WHERE m.message_id = ?1 ORDER BY m.id DESC",
+            params![message_id],
+        )
+    }
+
+    /// A person posts a triaged message into a thread; who and when are recorded.
+    pub fn triage_assign(
+        &mut self,
+        message_ref: i64,
+        thread_id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
+             WHERE message_ref = ?4 AND assigned_at IS NULL",
+            params![time_text(now), by, thread_id, message_ref],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(
+                "that message is not waiting in triage; see `casegate triage list`".into(),
+            ));
+        }
+        tx.execute(
+            "UPDATE messages SET thread_id = ?1, outcome = 'routed',
+                reason = reason || ' (assigned by ' || ?2 || ')' WHERE id = ?3",
+            params![thread_id, by, message_ref],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn message_records(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!(
+            "SELECT m.id, m.message_id, m.sha256, m.direction, m.received_at, m.date_header, m.sender,
+                    m.subject, (SELECT number FROM threads t WHERE t.id = m.thread_id), m.outcome, m.reason,
+                    m.encrypted, m.encryption_note, m.signature, m.signer, m.signature_reason,
+                    m.automatic, m.flags, m.source,
+                    (SELECT reason FROM triage x WHERE x.message_ref = m.id),
+                    (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
+                    (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id)
+             FROM messages m {tail}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let number: Option<String> = r.get(8)?;
+                Ok(MessageRecord {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    sha256: r.get(2)?,
+                    direction: r.get(3)?,
+                    received_at: r.get(4)?,
+                    date: r.get(5)?,
+                    sender: r.get(6)?,
+                    subject: r.get(7)?,
+                    thread: number.and_then(|n| TrackingNumber::parse(&n).ok()),
+                    outcome: r.get(9)?,
+                    reason: r.get(10)?,
+                    encrypted: r.get(11)?,
+                    encryption_note: r.get(12)?,
+                    signature: r.get(13)?,
+                    signer: r.get(14)?,
+                    signature_reason: r.get(15)?,
+                    automatic: r.get(16)?,
+                    flags: r.get(17)?,
+                    source: r.get(18)?,
+                    triage_reason: r.get(19)?,
+                    assigned_by: r.get(20)?,
+                    assigned_at: r.get(21)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+// ----- transaction-level building blocks (shared with the mailbox and outbox submodules) -----
+
+fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT t.number, t.kind, t.title, t.status, t.created_at,
+                    (SELECT number FROM threads c WHERE c.id = t.promoted_to),
+                    t.require_signed_statements, t.publication_date
+             FROM threads t WHERE t.id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, bool>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            },
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
+    let number = TrackingNumber::parse(&row.0)
+        .map_err(|e| StoreError::Invalid(format!("stored thread number {:?}: {e}", row.0)))?;
+    let kind = number.kind();
+    Ok(Thread {
+        id,
+        number,
+        kind,
+        title: row.2,
+        status: row.3,
+        created_at: time_text(parse_time(&row.4)),
+        promoted_to: row.5.and_then(|n| TrackingNumber::parse(&n).ok()),
+        require_signed_statements: row.6,
+        publication_date: row.7,
+    })
+}
+
+fn number_taken(conn: &Connection, n: &TrackingNumber) -> bool {
+    // An error here counts as taken: minting then tries another number, never a duplicate.
+    conn.query_row(
+        "SELECT 1 FROM threads WHERE number = ?1",
+        [n.as_str()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .unwrap_or(true)
+}
+
+fn create_thread_tx(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    number: Option<&TrackingNumber>,
+    title: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let number = match number {
+        Some(n) => {
+            if n.kind() != kind {
+                return Err(StoreError::Invalid(format!(
+                    "{n} is a {} number, not a {kind} number",
+                    n.kind()
+                )));
+            }
+            if number_taken(tx, n) {
+                return Err(StoreError::Conflict(format!(
+                    "{n} already exists; see `casegate show {n}`"
+                )));
+            }
+            n.clone()
+        }
+        None => {
+            let mut rng = rand::rng();
+            let minted = match kind {
+                Kind::Case => tracking::mint_case(&mut rng, |n| number_taken(tx, n)),
+                Kind::Report => tracking::mint_report(now, &mut rng, |n| number_taken(tx, n)),
+                Kind::Ticket => {
+                    let max: Option<i64> =
+                        tx.query_row("SELECT max(ticket_seq) FROM threads", [], |r| r.get(0))?;
+                    tracking::ticket(max.unwrap_or(0) as u64 + 1)
+                }
+            };
+            minted.map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
+    };
+    tx.execute(
+        "INSERT INTO threads (number, kind, ticket_seq, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            number.as_str(),
+            kind.as_str(),
+            number.ticket_seq().map(|s| s as i64),
+            title,
+            time_text(now)
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn add_contact_tx(
+    tx: &Transaction<'_>,
+    thread_id: i64,
+    org: &str,
+    role: &str,
+    address: &str,
+) -> Result<i64, StoreError> {
+    let address = address.trim().to_lowercase();
+    if !address.contains('@') {
+        return Err(StoreError::Invalid(format!(
+            "{address:?} is not an email address"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO participants (thread_id, org, role) VALUES (?1, ?2, ?3)
+         ON CONFLICT (thread_id, org) DO NOTHING",
+        params![thread_id, org, role],
+    )?;
+    let participant_id: i64 = tx.query_row(
+        "SELECT id FROM participants WHERE thread_id = ?1 AND org = ?2",
+        params![thread_id, org],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO contacts (participant_id, address) VALUES (?1, ?2)
+         ON CONFLICT (participant_id, address) DO NOTHING",
+        params![participant_id, address],
+    )?;
+    Ok(tx.query_row(
+        "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
+        params![participant_id, address],
+        |r| r.get(0),
+    )?)
+}
+
+fn bind_key_tx(tx: &Transaction<'_>, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
+        params![contact_id, fingerprint.to_uppercase()],
+    )?;
+    Ok(())
+}
+
+fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT p.org, p.role, c.address, c.id FROM contacts c
+             JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1",
+        )?;
+        stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    for (org, role, address, old_contact) in rows {
+        let new_contact = add_contact_tx(tx, to, &org, &role, &address)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint)
+             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2",
+            params![new_contact, old_contact],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn record_sent_tx(
+    tx: &Transaction<'_>,
+    message_id: &str,
+    thread_id: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO sent_message_ids (message_id, thread_id, created_at) VALUES (?1, ?2, ?3)",
+        params![message_id, thread_id, now_text()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> TrackingNumber {
+        TrackingNumber::parse(s).unwrap()
+    }
+
+    fn msg(raw: &[u8], d: Disposition) -> NewMessage {
+        use sha2::Digest;
+        NewMessage {
+            raw: raw.to_vec(),
+            sha256: hex::encode(sha2::Sha256::digest(raw)),
+            message_id: Some("<a@b>".into()),
+            inbound: true,
+            received_at: Utc::now(),
+            date_header: None,
+            sender: Some("x@y.example".into()),
+            subject: Some("s".into()),
+            source: MessageSource::Imap {
+                account: "acct".into(),
+                mailbox: "INBOX".into(),
+                uidvalidity: 7,
+                uid: 42,
+            },
+            disposition: d,
+            reason: "test".into(),
+            encrypted: false,
+            encryption_note: None,
+            signature: "none".into(),
+            signer: None,
+            signature_reason: None,
+            automatic: false,
+            flags: String::new(),
+        }
+    }
+
+    #[test]
+    fn existing_number_conflicts_and_tickets_are_sequential() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        s.create_thread(Kind::Case, Some(&n("VU#409117")), "a", now)
+            .unwrap();
+        let err = s
+            .create_thread(Kind::Case, Some(&n("VU#409117")), "b", now)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)));
+        s.create_thread(Kind::Ticket, Some(&n("General-1042")), "q", now)
+            .unwrap();
+        let t = s.create_thread(Kind::Ticket, None, "q2", now).unwrap();
+        assert_eq!(t.number.as_str(), "General-1043");
+        let c = s.create_thread(Kind::Case, None, "minted", now).unwrap();
+        assert_eq!(c.kind, Kind::Case);
+    }
+
+    #[test]
+    fn promotion_copies_participants_and_resolves() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let r = s
+            .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
+            .unwrap();
+        s.add_participant(
+            r.id,
+            "Reporter",
+            "reporter",
+            "Rita@Example.test",
+            Some("abcd"),
+        )
+        .unwrap();
+        let case = s
+            .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
+            .unwrap();
+        let contacts = s.contacts(case.id).unwrap();
+        assert_eq!(contacts.len(), 1);
+        assert_eq!(contacts[0].address, "rita@example.test");
+        assert_eq!(contacts[0].key_fingerprints, vec!["ABCD".to_string()]);
+        let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
+        assert_eq!(resolved.number.as_str(), "VU#123456");
+        assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+    }
+
+    #[test]
+    fn commit_is_atomic_dedupes_and_advances_checkpoint() {
+        let mut s = Store::open_in_memory().unwrap();
+        let c = s
+            .commit_message(&msg(b"hello", Disposition::Triage))
+            .unwrap();
+        assert!(!c.duplicate);
+        assert_eq!(s.triage(false).unwrap().len(), 1);
+        let again = s
+            .commit_message(&msg(b"hello", Disposition::Triage))
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.id, c.id);
+        assert_eq!(s.triage(false).unwrap().len(), 1);
+        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+        assert_eq!((cp.uidvalidity, cp.last_uid), (7, 42));
+        // A failing insert (unknown thread id violates the foreign key) leaves nothing behind.
+        let mut bad = msg(b"other", Disposition::Post { thread_id: 999 });
+        if let MessageSource::Imap { uid, .. } = &mut bad.source {
+            *uid = 50;
+        }
+        assert!(s.commit_message(&bad).is_err());
+        assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
+        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+        assert_eq!(cp.last_uid, 42);
+    }
+
+    #[test]
+    fn new_thread_disposition_mints_and_adds_sender() {
+        let mut s = Store::open_in_memory().unwrap();
+        let c = s
+            .commit_message(&msg(
+                b"report",
+                Disposition::NewThread {
+                    kind: Kind::Report,
+                    title: "t".into(),
+                    participant: Some(NewParticipant {
+                        org: "x@y.example".into(),
+                        role: "reporter".into(),
+                        address: "x@y.example".into(),
+                    }),
+                },
+            ))
+            .unwrap();
+        let number = c.thread.unwrap();
+        assert_eq!(number.kind(), Kind::Report);
+        let t = s.thread(&number).unwrap().unwrap();
+        assert_eq!(s.contacts(t.id).unwrap().len(), 1);
+        assert!(s.is_known_address("X@y.example").unwrap());
+        assert_eq!(s.thread_messages(t.id).unwrap().len(), 1);
+    }
+}

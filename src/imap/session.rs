@@ -1,0 +1,665 @@
+//! One watched mailbox: connect, select, catch up, acknowledge, wait (IDLE or poll), and on any
+//! failure reconnect with exponential backoff and jitter.
+//!
+//! Order of work in a session, each step bounded by the account's timeout:
+//! 1. SELECT; compare UIDVALIDITY with the checkpoint (changed: reset, fetch from UID 1 again).
+//! 2. Messages with UID <= checkpoint still waiting (stored before a crash, not yet moved or
+//!    flagged): fetched and handed to the sink again — the store answers `duplicate` — and only
+//!    then acknowledged. Re-fetching rather than trusting the checkpoint means a message is never
+//!    acknowledged unless this very session saw its commit.
+//! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, deliver one by one (each
+//!    commit advances the checkpoint), then acknowledge the batch's committed UIDs.
+//! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::types::Flag;
+use futures::{Stream, StreamExt};
+use rand::Rng;
+use tokio::sync::watch;
+
+use super::connection::{ImapSession, Server};
+use super::{ImapError, ImapStatus, MessageSink, SinkError, WatchOptions};
+use crate::config::AfterStore;
+use crate::store::MessageSource;
+
+/// The keyword that marks a message as stored when `after_store = "flag"`.
+const STORED_KEYWORD: &str = "$CasegateStored";
+/// RFC 2177: re-issue IDLE before 29 minutes.
+const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
+
+pub(crate) struct MailboxWorker {
+    pub server: Arc<Server>,
+    /// The mailbox as configured (checkpoint key, logs).
+    pub mailbox: String,
+    pub sink: Arc<dyn MessageSink>,
+    pub status: Arc<ImapStatus>,
+    pub shutdown: watch::Receiver<bool>,
+    pub options: WatchOptions,
+}
+
+/// What one session learned about the server and the mailbox.
+struct Selected {
+    /// Server-side names (hierarchy delimiter applied).
+    mailbox: String,
+    folder: Option<String>,
+    uidvalidity: u32,
+    last_uid: u32,
+    has_move: bool,
+    has_uidplus: bool,
+    /// `+FLAGS` argument for `after_store = "flag"`.
+    flag_with: String,
+}
+
+impl MailboxWorker {
+    /// Runs until shutdown. Never returns early on a failure: each one is logged and retried.
+    pub async fn run(mut self) {
+        let account = self.server.account.clone();
+        let mut failures: u32 = 0;
+        loop {
+            if self.stopping() {
+                break;
+            }
+            let mut synced = false;
+            let result = self.session(&mut synced).await;
+            match result {
+                Ok(()) => {
+                    self.status.disconnected(&account, &self.mailbox, None);
+                    break;
+                }
+                Err(e) => {
+                    if synced {
+                        failures = 0;
+                    }
+                    failures = failures.saturating_add(1);
+                    let delay = backoff(
+                        failures,
+                        self.options.reconnect_base,
+                        self.options.reconnect_max,
+                    );
+                    tracing::warn!(
+                        account = %account,
+                        mailbox = %self.mailbox,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "IMAP: {e}; reconnecting"
+                    );
+                    self.status
+                        .disconnected(&account, &self.mailbox, Some(e.to_string()));
+                    if self.sleep_or_shutdown(delay).await {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(account = %account, mailbox = %self.mailbox, "IMAP: stopped watching");
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+
+    /// Sleeps `d`; true when shutdown was asked for meanwhile.
+    async fn sleep_or_shutdown(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.stopping(),
+            _ = shutdown_requested(&mut self.shutdown) => true,
+        }
+    }
+
+    /// One connection's life. `Ok` only on shutdown; `synced` tells the caller the session got
+    /// as far as a full catch-up (so the backoff starts over).
+    async fn session(&mut self, synced: &mut bool) -> Result<(), ImapError> {
+        let server = self.server.clone();
+        let mut s = server.open().await?;
+        let mut sel = self.select(&mut s).await?;
+        self.status.connected(
+            &server.account,
+            &self.mailbox,
+            sel.uidvalidity,
+            sel.last_uid,
+        );
+
+        let caps = server.step("CAPABILITY", s.capabilities()).await?;
+        let can_idle = server.idle && caps.has_str("IDLE");
+        tracing::info!(
+            account = %server.account,
+            mailbox = %self.mailbox,
+            uidvalidity = sel.uidvalidity,
+            last_uid = sel.last_uid,
+            "IMAP: connected to {} ({})",
+            server.address(),
+            if can_idle { "IDLE" } else { "polling" }
+        );
+
+        if sel.last_uid > 0 && !self.stopping() {
+            let query = match server.after_store {
+                AfterStore::Move if !sel.has_move && !sel.has_uidplus => {
+                    format!("UID 1:{} NOT DELETED", sel.last_uid)
+                }
+                AfterStore::Move => format!("UID 1:{}", sel.last_uid),
+                AfterStore::Flag if sel.flag_with.contains(STORED_KEYWORD) => {
+                    format!("UID 1:{} NOT KEYWORD {STORED_KEYWORD}", sel.last_uid)
+                }
+                AfterStore::Flag => format!("UID 1:{} UNSEEN", sel.last_uid),
+            };
+            let found = server.step("UID SEARCH", s.uid_search(&query)).await?;
+            let mut waiting: Vec<u32> = found.into_iter().filter(|u| *u <= sel.last_uid).collect();
+            waiting.sort_unstable();
+            if !waiting.is_empty() {
+                tracing::info!(
+                    account = %server.account,
+                    mailbox = %self.mailbox,
+                    "IMAP: {} message(s) up to UID {} were stored but not yet acknowledged; confirming with the store, then acknowledging",
+                    waiting.len(),
+                    sel.last_uid
+                );
+                let items = self.sizes(&mut s, &uid_set(&waiting), |_| true).await?;
+                self.process(&mut s, &mut sel, items).await?;
+            }
+        }
+
+        loop {
+            if self.stopping() {
+                break;
+            }
+            let last = sel.last_uid;
+            let items = self
+                .sizes(&mut s, &format!("{}:*", last.saturating_add(1)), |uid| {
+                    uid > last
+                })
+                .await?;
+            if !items.is_empty() {
+                self.process(&mut s, &mut sel, items).await?;
+            }
+            *synced = true;
+            if self.stopping() {
+                break;
+            }
+            if can_idle {
+                let (back, stop) = self.idle(s).await?;
+                s = back;
+                if stop {
+                    break;
+                }
+            } else {
+                if self.sleep_or_shutdown(server.poll_interval).await {
+                    break;
+                }
+                server.step("NOOP", s.noop()).await?;
+            }
+        }
+        let _ = tokio::time::timeout(server.timeout, s.logout()).await;
+        Ok(())
+    }
+
+    /// Creates the processed folder if needed, selects the mailbox and reads the checkpoint.
+    async fn select(&mut self, s: &mut ImapSession) -> Result<Selected, ImapError> {
+        let server = self.server.clone();
+        let caps = server.step("CAPABILITY", s.capabilities()).await?;
+        let names = collect(
+            &server,
+            "LIST",
+            server.step("LIST", s.list(Some(""), Some("\"\""))).await?,
+        )
+        .await?;
+        let delimiter = names
+            .first()
+            .and_then(|n| n.delimiter().map(str::to_string));
+        // Names in the config use '/' between levels; the server may use another delimiter.
+        let on_server = |name: &str| match &delimiter {
+            Some(d) if d != "/" => name.replace('/', d),
+            _ => name.to_string(),
+        };
+        let mailbox = on_server(&self.mailbox);
+        let folder = match server.after_store {
+            AfterStore::Move => {
+                let folder = on_server(&server.processed_folder);
+                self.ensure_folder(s, &folder).await?;
+                Some(folder)
+            }
+            AfterStore::Flag => None,
+        };
+        let mb = server
+            .step(&format!("SELECT {mailbox}"), s.select(&mailbox))
+            .await?;
+        let uidvalidity = mb.uid_validity.ok_or_else(|| ImapError::Server {
+            server: server.address(),
+            message: format!("SELECT {mailbox} did not report UIDVALIDITY"),
+        })?;
+        let keywords = mb
+            .permanent_flags
+            .iter()
+            .any(|f| matches!(f, Flag::MayCreate) || *f == Flag::Custom(STORED_KEYWORD.into()));
+        let flag_with = if keywords {
+            format!("(\\Seen {STORED_KEYWORD})")
+        } else {
+            "(\\Seen)".to_string()
+        };
+
+        let sink = self.sink.clone();
+        let (account, name) = (server.account.clone(), self.mailbox.clone());
+        let checkpoint = blocking(move || sink.checkpoint(&account, &name)).await?;
+        let last_uid = match checkpoint {
+            Some(c) if c.uidvalidity == uidvalidity => c.last_uid,
+            None => 0,
+            Some(c) => {
+                tracing::warn!(
+                    account = %server.account,
+                    mailbox = %self.mailbox,
+                    "IMAP: UIDVALIDITY changed from {} to {uidvalidity}: the server renumbered the mailbox; fetching it again from UID 1 (messages already stored are recognised and not stored twice)",
+                    c.uidvalidity
+                );
+                let sink = self.sink.clone();
+                let (account, name) = (server.account.clone(), self.mailbox.clone());
+                blocking(move || sink.reset_checkpoint(&account, &name, uidvalidity)).await?;
+                0
+            }
+        };
+        Ok(Selected {
+            mailbox,
+            folder,
+            uidvalidity,
+            last_uid,
+            has_move: caps.has_str("MOVE"),
+            has_uidplus: caps.has_str("UIDPLUS"),
+            flag_with,
+        })
+    }
+
+    async fn ensure_folder(&self, s: &mut ImapSession, folder: &str) -> Result<(), ImapError> {
+        let server = &self.server;
+        let quoted = format!("\"{}\"", folder.replace('\\', "\\\\").replace('"', "\\\""));
+        let exists = !collect(
+            server,
+            "LIST",
+            server.step("LIST", s.list(Some(""), Some(&quoted))).await?,
+        )
+        .await?
+        .is_empty();
+        if exists {
+            return Ok(());
+        }
+        match server
+            .step(&format!("CREATE {folder}"), s.create(folder))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(account = %server.account, "IMAP: created folder {folder}");
+                Ok(())
+            }
+            Err(e) => {
+                // Another mailbox's task may have created it a moment ago.
+                let again = collect(
+                    server,
+                    "LIST",
+                    server.step("LIST", s.list(Some(""), Some(&quoted))).await?,
+                )
+                .await?;
+                if again.is_empty() { Err(e) } else { Ok(()) }
+            }
+        }
+    }
+
+    /// `(uid, size)` of the messages in `set` that `keep` accepts, in UID order.
+    async fn sizes(
+        &self,
+        s: &mut ImapSession,
+        set: &str,
+        keep: impl Fn(u32) -> bool,
+    ) -> Result<Vec<(u32, u64)>, ImapError> {
+        let server = &self.server;
+        let fetches = collect(
+            server,
+            "UID FETCH (RFC822.SIZE)",
+            server
+                .step("UID FETCH", s.uid_fetch(set, "(UID RFC822.SIZE)"))
+                .await?,
+        )
+        .await?;
+        let mut items: Vec<(u32, u64)> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+            .filter(|(uid, _)| keep(*uid))
+            .collect();
+        items.sort_unstable();
+        items.dedup_by_key(|(uid, _)| *uid);
+        Ok(items)
+    }
+
+    /// Fetches, delivers and acknowledges `items` batch by batch. Stops between messages when
+    /// shutdown is asked for (the message in hand is finished and acknowledged first).
+    async fn process(
+        &mut self,
+        s: &mut ImapSession,
+        sel: &mut Selected,
+        items: Vec<(u32, u64)>,
+    ) -> Result<(), ImapError> {
+        let server = self.server.clone();
+        for batch in batches(
+            &items,
+            self.options.batch_messages,
+            self.options.batch_bytes,
+        ) {
+            if self.stopping() {
+                return Ok(());
+            }
+            let set = uid_set(&batch);
+            let wanted: HashSet<u32> = batch.iter().copied().collect();
+            let mut messages: Vec<(u32, Vec<u8>)> = Vec::with_capacity(batch.len());
+            {
+                let stream = server
+                    .step("UID FETCH", s.uid_fetch(&set, "(UID BODY.PEEK[])"))
+                    .await?;
+                let mut stream = std::pin::pin!(stream);
+                while let Some(item) = next(&server, "UID FETCH (BODY.PEEK[])", &mut stream).await?
+                {
+                    if let (Some(uid), Some(body)) = (item.uid, item.body())
+                        && wanted.contains(&uid)
+                    {
+                        messages.push((uid, body.to_vec()));
+                    }
+                }
+            }
+            messages.sort_by_key(|(uid, _)| *uid);
+            messages.dedup_by_key(|(uid, _)| *uid);
+            if messages.len() < batch.len() {
+                let got: HashSet<u32> = messages.iter().map(|(u, _)| *u).collect();
+                let missing: Vec<u32> =
+                    batch.iter().copied().filter(|u| !got.contains(u)).collect();
+                // Expunged meanwhile, or the server could not read it: not acknowledged, so a
+                // message that still exists is fetched again by the next session.
+                tracing::warn!(
+                    account = %server.account,
+                    mailbox = %self.mailbox,
+                    "IMAP: the server returned no content for UID(s) {}; they are left in place",
+                    uid_set(&missing)
+                );
+            }
+
+            let mut committed = Vec::with_capacity(messages.len());
+            let mut failure = None;
+            for (uid, raw) in messages {
+                if self.stopping() {
+                    break;
+                }
+                let source = MessageSource::Imap {
+                    account: server.account.clone(),
+                    mailbox: self.mailbox.clone(),
+                    uidvalidity: sel.uidvalidity,
+                    uid,
+                };
+                let sink = self.sink.clone();
+                match blocking(move || sink.deliver(&raw, source)).await {
+                    Ok(done) => {
+                        tracing::debug!(
+                            account = %server.account,
+                            mailbox = %self.mailbox,
+                            uid,
+                            outcome = %done.outcome,
+                            "IMAP: stored"
+                        );
+                        self.status
+                            .stored(&server.account, &self.mailbox, uid, &done.outcome);
+                        sel.last_uid = sel.last_uid.max(uid);
+                        committed.push(uid);
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !committed.is_empty() {
+                self.acknowledge(s, sel, &committed).await?;
+                tracing::info!(
+                    account = %server.account,
+                    mailbox = %self.mailbox,
+                    "IMAP: stored and {} {} message(s), UIDs {}",
+                    if sel.folder.is_some() { "moved" } else { "flagged" },
+                    committed.len(),
+                    uid_set(&committed)
+                );
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the server these (committed) messages are done: MOVE, or COPY + \Deleted +
+    /// UID EXPUNGE, or flags.
+    async fn acknowledge(
+        &self,
+        s: &mut ImapSession,
+        sel: &Selected,
+        uids: &[u32],
+    ) -> Result<(), ImapError> {
+        let server = &self.server;
+        let set = uid_set(uids);
+        match &sel.folder {
+            Some(folder) if sel.has_move => {
+                server
+                    .step(&format!("UID MOVE to {folder}"), s.uid_mv(&set, folder))
+                    .await?;
+            }
+            Some(folder) => {
+                server
+                    .step(&format!("UID COPY to {folder}"), s.uid_copy(&set, folder))
+                    .await?;
+                let stream = server
+                    .step(
+                        "UID STORE \\Deleted",
+                        s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+                    )
+                    .await?;
+                collect(server, "UID STORE \\Deleted", stream).await?;
+                if sel.has_uidplus {
+                    let stream = server.step("UID EXPUNGE", s.uid_expunge(&set)).await?;
+                    collect(server, "UID EXPUNGE", stream).await?;
+                } else {
+                    // Plain EXPUNGE would also remove messages someone else marked \Deleted
+                    // that were never stored; leave them for the mail client to expunge.
+                    tracing::debug!(
+                        account = %server.account,
+                        "IMAP: no UIDPLUS; copied messages stay flagged \\Deleted in {}",
+                        sel.mailbox
+                    );
+                }
+            }
+            None => {
+                let stream = server
+                    .step(
+                        "UID STORE",
+                        s.uid_store(&set, format!("+FLAGS.SILENT {}", sel.flag_with)),
+                    )
+                    .await?;
+                collect(server, "UID STORE", stream).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// IDLE until the server reports a change, the re-issue interval passes, or shutdown.
+    /// Returns the session and whether shutdown was asked for.
+    async fn idle(&mut self, s: ImapSession) -> Result<(ImapSession, bool), ImapError> {
+        let server = self.server.clone();
+        // Responses that arrived outside a command (e.g. EXPUNGE after our MOVE) are of no use.
+        while s.unsolicited_responses.try_recv().is_ok() {}
+        let mut handle = s.idle();
+        server.step("IDLE", handle.init()).await?;
+        let reissue = server.poll_interval.min(IDLE_MAX);
+        let stop = {
+            let (wait, _interrupt) = handle.wait_with_timeout(reissue + server.timeout);
+            tokio::select! {
+                r = wait => {
+                    r.map_err(|source| ImapError::Protocol {
+                        server: server.address(),
+                        step: "IDLE".into(),
+                        source,
+                    })?;
+                    false
+                }
+                _ = tokio::time::sleep(reissue) => false,
+                _ = shutdown_requested(&mut self.shutdown) => true,
+            }
+        };
+        let s = server.step("DONE (end of IDLE)", handle.done()).await?;
+        Ok((s, stop))
+    }
+}
+
+/// Resolves when shutdown is asked for: the value turns true or the sender is gone.
+async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs a blocking sink call off the async threads.
+async fn blocking<T, F>(f: F) -> Result<T, ImapError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, SinkError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ImapError::Sink),
+        Err(e) => Err(ImapError::Sink(SinkError(format!(
+            "the store task failed: {e}"
+        )))),
+    }
+}
+
+/// The next item of a response stream, under the account's timeout.
+async fn next<T, S>(server: &Server, step: &str, stream: &mut S) -> Result<Option<T>, ImapError>
+where
+    S: Stream<Item = Result<T, async_imap::error::Error>> + Unpin,
+{
+    match tokio::time::timeout(server.timeout, stream.next()).await {
+        Err(_) => Err(server.timed_out(step)),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(v))) => Ok(Some(v)),
+        Ok(Some(Err(source))) => Err(ImapError::Protocol {
+            server: server.address(),
+            step: step.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Reads a response stream to its end (the command's tagged reply), each item under the timeout.
+async fn collect<T, S>(server: &Server, step: &str, stream: S) -> Result<Vec<T>, ImapError>
+where
+    S: Stream<Item = Result<T, async_imap::error::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(v) = next(server, step, &mut stream).await? {
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Delay before reconnect attempt `n` (1-based): base·2^(n-1), capped, then a random point in
+/// its upper half so many clients do not reconnect in step.
+fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let capped = exp.min(max);
+    let half = capped / 2;
+    let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+    half + Duration::from_millis(jitter_ms)
+}
+
+/// Splits UID-ordered `(uid, size)` items into FETCH batches bounded by count and bytes.
+fn batches(items: &[(u32, u64)], max_messages: usize, max_bytes: u64) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in items {
+        if !cur.is_empty() && (cur.len() >= max_messages.max(1) || bytes + size > max_bytes) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push(uid);
+        bytes += size;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `1:3,7,9:10` from UIDs (any order, duplicates allowed).
+fn uid_set(uids: &[u32]) -> String {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[5, 1, 2, 3, 9, 7, 8, 3]), "1:3,5,7:9");
+        assert_eq!(uid_set(&[4]), "4");
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let items: Vec<(u32, u64)> = (1..=7).map(|u| (u, 10)).collect();
+        assert_eq!(
+            batches(&items, 3, 1000),
+            vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]
+        );
+        assert_eq!(
+            batches(&items, 100, 25),
+            vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]
+        );
+        // One message bigger than the byte bound still goes, alone.
+        assert_eq!(
+            batches(&[(1, 500), (2, 1)], 100, 25),
+            vec![vec![1], vec![2]]
+        );
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(60);
+        for n in 1..40 {
+            let d = backoff(n, base, max);
+            let full = base.saturating_mul(1 << (n - 1).min(16)).min(max);
+            assert!(
+                d >= full / 2 && d <= full + Duration::from_millis(1),
+                "{n}: {d:?}"
+            );
+        }
+        assert!(backoff(30, base, max) >= Duration::from_secs(30));
+    }
+}

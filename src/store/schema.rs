@@ -1,0 +1,88 @@
+//! Versioned migrations, applied in order on open (`PRAGMA user_version` is the version).
+//! Never edit a released migration: append a new one.
+
+/// Threads, participants, contacts, certificates, messages, triage, quarantine, sent IDs.
+pub(super) const CORE: &str = r#"
+CREATE TABLE threads (
+    id            INTEGER PRIMARY KEY,
+    number        TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL CHECK (kind IN ('case', 'report', 'ticket')),
+    ticket_seq    INTEGER UNIQUE,
+    title         TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'open',
+    created_at    TEXT NOT NULL,
+    promoted_to   INTEGER REFERENCES threads(id),
+    require_signed_statements INTEGER NOT NULL DEFAULT 0,
+    publication_date TEXT
+);
+CREATE TABLE participants (
+    id        INTEGER PRIMARY KEY,
+    thread_id INTEGER NOT NULL REFERENCES threads(id),
+    org       TEXT NOT NULL,
+    role      TEXT NOT NULL CHECK (role IN ('vendor', 'reporter', 'coordinator', 'other')),
+    UNIQUE (thread_id, org)
+);
+CREATE TABLE contacts (
+    id             INTEGER PRIMARY KEY,
+    participant_id INTEGER NOT NULL REFERENCES participants(id),
+    address        TEXT NOT NULL,
+    UNIQUE (participant_id, address)
+);
+CREATE INDEX contacts_address ON contacts(address);
+CREATE TABLE certs (
+    fingerprint TEXT PRIMARY KEY,
+    public_cert BLOB NOT NULL,
+    user_ids    TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE contact_keys (
+    contact_id  INTEGER NOT NULL REFERENCES contacts(id),
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (contact_id, fingerprint)
+);
+CREATE TABLE messages (
+    id            INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL UNIQUE,
+    message_id    TEXT,
+    raw           BLOB NOT NULL,
+    direction     TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    received_at   TEXT NOT NULL,
+    date_header   TEXT,
+    sender        TEXT,
+    subject       TEXT,
+    thread_id     INTEGER REFERENCES threads(id),
+    outcome       TEXT NOT NULL CHECK (outcome IN ('routed', 'triage', 'quarantine')),
+    reason        TEXT NOT NULL,
+    encrypted     INTEGER NOT NULL DEFAULT 0,
+    encryption_note TEXT,
+    signature     TEXT NOT NULL DEFAULT 'none',
+    signer        TEXT,
+    signature_reason TEXT,
+    automatic     INTEGER NOT NULL DEFAULT 0,
+    flags         TEXT NOT NULL DEFAULT '',
+    source        TEXT NOT NULL
+);
+CREATE INDEX messages_message_id ON messages(message_id);
+CREATE INDEX messages_thread ON messages(thread_id);
+CREATE TABLE triage (
+    message_ref   INTEGER PRIMARY KEY REFERENCES messages(id),
+    reason        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    assigned_at   TEXT,
+    assigned_by   TEXT,
+    assigned_thread INTEGER REFERENCES threads(id)
+);
+CREATE TABLE quarantine (
+    message_ref INTEGER PRIMARY KEY REFERENCES messages(id),
+    reason      TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE sent_message_ids (
+    message_id TEXT PRIMARY KEY,
+    thread_id  INTEGER NOT NULL REFERENCES threads(id),
+    created_at TEXT NOT NULL
+);
+"#;
+
+/// All migrations in order; index + 1 is the schema version.
+pub(super) const MIGRATIONS: &[&str] = &[CORE, super::mailbox::MIGRATION, super::outbox::MIGRATION];

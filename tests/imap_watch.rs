@@ -1,0 +1,254 @@
+//! `imap::watch` against real Dovecot (tests/support/mail-servers): messages are stored, then
+//! moved or flagged; new mail during IDLE arrives; Dovecot restarts and UIDVALIDITY changes lose
+//! and duplicate nothing; servers without MOVE or IDLE are served by the fallbacks.
+
+mod support;
+
+use std::sync::Arc;
+
+use support::imap_sink::{
+    StoreSink, Watcher, fast_options, imap_config, init_tracing, stored_hashes, test_message,
+    wait_until,
+};
+use support::{DOVECOT_CAPABILITY, MailServers, ServerOptions};
+
+const CERT: &str = "cert@example.test";
+/// Dovecot's default hierarchy delimiter is '.': the configured `casegate/processed` is this.
+const PROCESSED: &str = "casegate.processed";
+
+#[test]
+fn stores_then_moves_and_picks_up_new_mail_during_idle() {
+    init_tracing();
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    for i in 0..5 {
+        servers.deliver(CERT, &test_message("first", i));
+    }
+    let config = imap_config(&servers, CERT, "none", "");
+    let account = config.account_name();
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config, sink.clone(), fast_options());
+
+    assert!(
+        wait_until(30, || stored_hashes(&db).len() == 5
+            && servers.count(CERT, "INBOX") == 0
+            && servers.count(CERT, PROCESSED) == 5),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    // The watcher is idle now; a new message must be picked up without a poll interval (60 s).
+    assert!(wait_until(10, || watcher
+        .status
+        .get(&account, "INBOX")
+        .is_some_and(|s| s.connected)));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    servers.deliver(CERT, &test_message("during-idle", 0));
+    assert!(
+        wait_until(10, || stored_hashes(&db).len() == 6
+            && servers.count(CERT, "INBOX") == 0),
+        "new mail during IDLE not stored within 10 s"
+    );
+    let st = watcher.status.get(&account, "INBOX").unwrap();
+    assert!(st.connected);
+    assert_eq!((st.stored_today, st.last_uid), (6, Some(6)));
+    assert!(
+        st.to_string()
+            .contains("connected, last UID 6, 6 stored today")
+    );
+
+    watcher.stop().unwrap();
+    let cp = sink
+        .store
+        .lock()
+        .unwrap()
+        .mailbox_checkpoint(&account, "INBOX")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.last_uid, 6);
+    assert_eq!(cp.uidvalidity, servers.uidvalidity(CERT, "INBOX"));
+    let mut want: Vec<String> = (0..5)
+        .map(|i| support::imap_sink::sha256_hex(&test_message("first", i)))
+        .collect();
+    want.push(support::imap_sink::sha256_hex(&test_message(
+        "during-idle",
+        0,
+    )));
+    assert_eq!(
+        stored_hashes(&db),
+        want,
+        "stored in UID order, byte for byte"
+    );
+}
+
+#[test]
+fn dovecot_restart_mid_run_loses_nothing() {
+    init_tracing();
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    let first: Vec<Vec<u8>> = (0..600).map(|i| test_message("before", i)).collect();
+    servers.deliver_many(CERT, &first);
+    let config = imap_config(&servers, CERT, "none", "");
+    let mut options = fast_options();
+    options.batch_messages = 5;
+    let watcher = Watcher::start(config, StoreSink::open(&db), options);
+    // Restart while the first messages are still being fetched, then again while idle.
+    assert!(wait_until(30, || !stored_hashes(&db).is_empty()));
+    servers.restart_imap();
+    eprintln!(
+        "restarted Dovecot after {} messages were stored",
+        stored_hashes(&db).len()
+    );
+    let second: Vec<Vec<u8>> = (0..50).map(|i| test_message("after", i)).collect();
+    servers.deliver_many(CERT, &second[..25]);
+    assert!(wait_until(60, || stored_hashes(&db).len() == 625));
+    servers.stop_imap();
+    servers.deliver_many(CERT, &second[25..]); // arrives while the server is down
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    servers.restart_imap();
+    assert!(
+        wait_until(60, || stored_hashes(&db).len() == 650
+            && servers.count(CERT, "INBOX") == 0
+            && servers.count(CERT, PROCESSED) == 650),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    watcher.stop().unwrap();
+    let mut got = stored_hashes(&db);
+    got.sort();
+    let mut want: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|m| support::imap_sink::sha256_hex(m))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn uidvalidity_change_resyncs_without_duplicates() {
+    init_tracing();
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    servers.doveadm(&["mailbox", "create", "-u", CERT, "Reports"]);
+    for i in 0..3 {
+        servers.deliver_to(CERT, "Reports", &test_message("old", i));
+    }
+    let old_validity = servers.uidvalidity(CERT, "Reports");
+    let config = imap_config(&servers, CERT, "none", "mailboxes = [\"Reports\"]");
+    let account = config.account_name();
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config, sink.clone(), fast_options());
+    assert!(wait_until(30, || stored_hashes(&db).len() == 3
+        && servers.count(CERT, "Reports") == 0));
+
+    // The mailbox is deleted and made again (a restore from backup, a server migration): new
+    // UIDVALIDITY, the old messages come back with new UIDs, plus one new message.
+    servers.doveadm(&["mailbox", "delete", "-u", CERT, "Reports"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // Dovecot's UIDVALIDITY is a clock
+    servers.doveadm(&["mailbox", "create", "-u", CERT, "Reports"]);
+    let new_validity = servers.uidvalidity(CERT, "Reports");
+    assert_ne!(old_validity, new_validity);
+    for i in 0..3 {
+        servers.deliver_to(CERT, "Reports", &test_message("old", i));
+    }
+    servers.deliver_to(CERT, "Reports", &test_message("new", 0));
+
+    assert!(
+        wait_until(30, || servers.count(CERT, "Reports") == 0
+            && stored_hashes(&db).len() == 4
+            && servers.count(CERT, PROCESSED) == 7),
+        "stored {}, Reports {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "Reports"),
+        servers.count(CERT, PROCESSED)
+    );
+    let st = watcher.status.get(&account, "Reports").unwrap();
+    assert_eq!(st.duplicates_today, 3);
+    watcher.stop().unwrap();
+    let cp = sink
+        .store
+        .lock()
+        .unwrap()
+        .mailbox_checkpoint(&account, "Reports")
+        .unwrap()
+        .unwrap();
+    assert_eq!((cp.uidvalidity, cp.last_uid), (new_validity, 4));
+    assert_eq!(stored_hashes(&db).len(), 4);
+}
+
+#[test]
+fn without_move_and_idle_copies_expunges_and_polls() {
+    init_tracing();
+    let caps: Vec<&str> = DOVECOT_CAPABILITY
+        .split(' ')
+        .filter(|c| *c != "MOVE" && *c != "IDLE")
+        .collect();
+    let servers = MailServers::start_with(&ServerOptions {
+        imap_capability: Some(caps.join(" ")),
+        ..ServerOptions::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    for i in 0..3 {
+        servers.deliver(CERT, &test_message("nomove", i));
+    }
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 1");
+    let watcher = Watcher::start(config, StoreSink::open(&db), fast_options());
+    assert!(wait_until(30, || stored_hashes(&db).len() == 3
+        && servers.count(CERT, "INBOX") == 0
+        && servers.count(CERT, PROCESSED) == 3));
+    servers.deliver(CERT, &test_message("polled", 0));
+    assert!(wait_until(10, || stored_hashes(&db).len() == 4
+        && servers.count(CERT, "INBOX") == 0
+        && servers.count(CERT, PROCESSED) == 4));
+    watcher.stop().unwrap();
+}
+
+#[test]
+fn flag_mode_leaves_messages_in_place_and_fetches_each_once() {
+    init_tracing();
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    for i in 0..4 {
+        servers.deliver(CERT, &test_message("flag", i));
+    }
+    let config = imap_config(&servers, CERT, "none", "after_store = \"flag\"");
+    let account = config.account_name();
+    let sink: Arc<StoreSink> = StoreSink::open(&db);
+    let watcher = Watcher::start(config.clone(), sink.clone(), fast_options());
+    let flagged = || {
+        servers
+            .doveadm(&[
+                "search",
+                "-u",
+                CERT,
+                "mailbox",
+                "INBOX",
+                "KEYWORD",
+                "$CasegateStored",
+            ])
+            .lines()
+            .count()
+    };
+    assert!(wait_until(30, || stored_hashes(&db).len() == 4 && flagged() == 4));
+    assert_eq!(servers.count(CERT, "INBOX"), 4);
+    assert_eq!(servers.count(CERT, PROCESSED), 0);
+    watcher.stop().unwrap();
+
+    // A second run finds nothing new and stores nothing again.
+    servers.deliver(CERT, &test_message("flag", 4));
+    let watcher = Watcher::start(config, sink, fast_options());
+    assert!(wait_until(30, || stored_hashes(&db).len() == 5 && flagged() == 5));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let st = watcher.status.get(&account, "INBOX").unwrap();
+    assert_eq!((st.stored_today, st.duplicates_today), (1, 0));
+    watcher.stop().unwrap();
+}
