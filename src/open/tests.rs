@@ -235,3 +235,18 @@ fn error_texts_are_one_line() {
         assert!(!t.contains('\n') && !t.is_empty(), "{t}");
     }
 }
+
+#[test]
+fn big_plain_attachment_is_opened_without_fuss() {
+    use base64::Engine;
+    let data = vec![0x5au8; 40 << 20];
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+    let raw = format!(
+        "From: a@x.example\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nbig file\r\n--m\r\n\
+         Content-Type: application/octet-stream; name=\"dump.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--m--\r\n"
+    );
+    let o = open(raw.as_bytes(), &Keyring::new(None, vec![])).unwrap();
+    assert_eq!(o.encryption, Encryption::None);
+    assert_eq!(o.signature, SignatureFacts::None);
+    assert_eq!(o.inner, None);
+}
