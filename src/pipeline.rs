@@ -32,6 +32,9 @@ pub struct Rules {
     pub coordinator_address: String,
     pub require_signed_vendor_statements: bool,
     pub max_message_bytes: u64,
+    /// New reports are acknowledged (at most this many per sender per UTC day).
+    pub ack_limit_per_sender_per_day: u32,
+    pub outbox: crate::config::OutboxConfig,
 }
 
 impl Rules {
@@ -41,6 +44,8 @@ impl Rules {
             coordinator_address: s.config.coordinator.address.to_lowercase(),
             require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
             max_message_bytes: s.config.policy.max_message_bytes,
+            ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
+            outbox: s.config.outbox.clone(),
         }
     }
 }
@@ -62,6 +67,9 @@ pub struct Outcome {
     pub automatic: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// For a new report: what became of its acknowledgment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledgment: Option<String>,
     /// How routing reached its decision (always filled; printed by `route --dry-run`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
@@ -78,6 +86,8 @@ pub struct Pipeline {
 struct Evaluation {
     message: NewMessage,
     outcome: Outcome,
+    /// The decrypted content, when there was any (keys offered inside it count too).
+    inner: Option<Vec<u8>>,
 }
 
 impl Pipeline {
@@ -107,11 +117,23 @@ impl Pipeline {
         let eval = self.evaluate(raw, source, now)?;
         let committed = self.store.commit_message(&eval.message)?;
         let mut outcome = eval.outcome;
+        // Steps explain a decision before it is made; `route --dry-run` prints them.
+        outcome.steps.clear();
         if committed.duplicate {
             outcome.outcome = "duplicate";
             outcome.reason = "already stored (same Message-ID and SHA-256)".into();
         }
         outcome.thread = committed.thread;
+        if !committed.duplicate
+            && !eval.message.automatic
+            && let Disposition::NewThread {
+                kind: Kind::Report, ..
+            } = &eval.message.disposition
+            && let Some(number) = &outcome.thread
+        {
+            outcome.acknowledgment =
+                Some(self.acknowledge(number, raw, &eval.message, &eval.inner));
+        }
         tracing::info!(
             source = %outcome.source,
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
@@ -174,6 +196,7 @@ impl Pipeline {
             signature_reason: None,
             automatic: false,
             notes: Vec::new(),
+            acknowledgment: None,
             steps: Vec::new(),
         };
 
@@ -366,7 +389,108 @@ impl Pipeline {
                 .steps
                 .push(format!("a new {kind} number is minted when stored"));
         }
-        Ok(Evaluation { message, outcome })
+        Ok(Evaluation {
+            message,
+            outcome,
+            inner: opened.inner,
+        })
+    }
+
+    /// Binds keys the new reporter offered (attached, Autocrypt) to their contact, then queues
+    /// the acknowledgment. Failures are reported in the outcome, never fatal: the report itself
+    /// is already stored.
+    fn acknowledge(
+        &mut self,
+        number: &TrackingNumber,
+        raw: &[u8],
+        message: &NewMessage,
+        inner: &Option<Vec<u8>>,
+    ) -> String {
+        let Some(coordinator) = self.keyring.coordinator().cloned() else {
+            return "not sent: no coordinator key (run `casegate init`)".into();
+        };
+        let Some(sender) = message.sender.clone() else {
+            return "not sent: no sender address".into();
+        };
+        let result = (|| -> Result<String, String> {
+            let thread = self
+                .store
+                .thread(number)
+                .map_err(|e| e.to_string())?
+                .ok_or("the new report vanished")?;
+            // Trust on first use, for a reporter we have never seen: the key they sent with
+            // the report is the one we answer to.
+            let mut offered = message::offered_keys(raw);
+            if let Some(inner) = inner {
+                offered.extend(message::offered_keys(inner));
+            }
+            for bytes in offered {
+                for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
+                    let summary = crate::keyring::summarize(&cert);
+                    if !summary
+                        .emails
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case(&sender))
+                    {
+                        continue;
+                    }
+                    self.store
+                        .put_cert(&crate::store::StoredCert {
+                            fingerprint: summary.fingerprint.clone(),
+                            public_cert: crate::keyring::public_bytes(&cert),
+                            user_ids: summary.user_ids.clone(),
+                            imported_at: crate::store::time_text(Utc::now()),
+                        })
+                        .map_err(|e| e.to_string())?;
+                    self.store
+                        .bind_contact_key(thread.id, &sender, &summary.fingerprint)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            // A key imported earlier for this address counts too.
+            for stored in self.store.certs().map_err(|e| e.to_string())? {
+                if stored.user_ids.iter().any(|u| {
+                    u.to_lowercase().contains(&format!("<{sender}>"))
+                        || u.eq_ignore_ascii_case(&sender)
+                }) {
+                    self.store
+                        .bind_contact_key(thread.id, &sender, &stored.fingerprint)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let reporter = self
+                .store
+                .contacts(thread.id)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|c| c.address == sender)
+                .ok_or("the reporter is not a contact of the new report")?;
+            let done = crate::outbox::ack::acknowledge(
+                &mut self.store,
+                &coordinator,
+                &thread,
+                &reporter,
+                message.message_id.as_deref(),
+                &self.rules.coordinator_address,
+                &self.rules.outbox,
+                self.rules.ack_limit_per_sender_per_day,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(match done {
+                crate::outbox::ack::Acknowledged::Queued(c) => match c.key_fingerprint {
+                    Some(k) => format!("queued, encrypted to {k}"),
+                    None => "queued, unencrypted (no key for the reporter; names only the number)"
+                        .into(),
+                },
+                crate::outbox::ack::Acknowledged::Limited { limit } => {
+                    format!("not sent: {limit} acknowledgments already went to {sender} today")
+                }
+            })
+        })();
+        result.unwrap_or_else(|e| {
+            tracing::warn!(report = %number, error = %e, "acknowledgment not queued");
+            format!("not sent: {e}")
+        })
     }
 
     fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
@@ -426,5 +550,9 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
     outcome.outcome = "quarantine";
     outcome.thread = None;
     outcome.reason = reason;
-    Evaluation { message, outcome }
+    Evaluation {
+        message,
+        outcome,
+        inner: None,
+    }
 }
