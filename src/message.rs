@@ -223,6 +223,20 @@ fn automatic_reason(msg: &mail_parser::Message<'_>, view: &MailView) -> Option<S
     if header("List-Id").is_some() {
         return Some("List-Id present".into());
     }
+    // Bulk senders must carry List-Unsubscribe; people writing mail never do.
+    if header("List-Unsubscribe").is_some() {
+        return Some("List-Unsubscribe present (bulk mail)".into());
+    }
+    // RFC 3834 §2 / RFC 5230 §4.6: addresses that are robots by name.
+    if let Some(from) = &view.from {
+        let local = from.address.split('@').next().unwrap_or("");
+        if ["mailer-daemon", "listserv", "majordomo"].contains(&local)
+            || local.starts_with("owner-")
+            || local.ends_with("-request")
+        {
+            return Some(format!("sent by {local}"));
+        }
+    }
     for h in [
         "X-Autoreply",
         "X-Autorespond",

@@ -88,6 +88,8 @@ struct Evaluation {
     outcome: Outcome,
     /// The decrypted content, when there was any (keys offered inside it count too).
     inner: Option<Vec<u8>>,
+    /// A delivery failure report about one of our copies: (its Message-ID, the diagnostic).
+    bounced: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -115,6 +117,11 @@ impl Pipeline {
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
         let eval = self.evaluate(raw, source, now)?;
+        // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
+        // a crash in between repeats it harmlessly when the report is delivered again.
+        if let Some((message_id, reason)) = &eval.bounced {
+            self.store.mark_bounced(message_id, reason, now)?;
+        }
         let committed = self.store.commit_message(&eval.message)?;
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
@@ -219,6 +226,11 @@ impl Pipeline {
         message.automatic = outer.automatic.is_some();
         outcome.message_id = outer.message_id.clone();
         outcome.automatic = message.automatic;
+
+        // A delivery status notification is about a copy we sent, never a participant's word.
+        if let Some(report) = crate::bounce::parse_bounce(raw) {
+            return self.delivery_report(message, outcome, report);
+        }
 
         let opened = match open::open(raw, &self.keyring) {
             Ok(o) => o,
@@ -393,6 +405,65 @@ impl Pipeline {
             message,
             outcome,
             inner: opened.inner,
+            bounced: None,
+        })
+    }
+
+    /// Files a DSN with the thread of the copy it reports on (flagged, not as a statement), and
+    /// says which copy bounced; a report about mail we did not send waits in triage.
+    fn delivery_report(
+        &self,
+        mut message: NewMessage,
+        mut outcome: Outcome,
+        report: crate::bounce::Bounce,
+    ) -> Result<Evaluation, StoreError> {
+        message.automatic = true;
+        outcome.automatic = true;
+        let copy = match &report.original_message_id {
+            Some(id) => self.store.outbox_copy_by_message_id(id)?,
+            None => None,
+        };
+        let describe = |r: &crate::bounce::BouncedRecipient| {
+            format!(
+                "{} {}{}{}",
+                r.address,
+                r.action,
+                r.status.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
+                r.diagnostic.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            )
+        };
+        let mut bounced = None;
+        match (&copy, &report.original_message_id) {
+            (Some((_, thread_id, address, _)), Some(id)) => {
+                let about: Vec<String> = report.recipients.iter().map(describe).collect();
+                let failed = report.recipients.iter().find(|r| r.action == "failed");
+                message.reason = match failed {
+                    Some(r) => {
+                        bounced = Some((id.clone(), format!("bounced: {}", describe(r))));
+                        format!("delivery report: copy {id} to {address} bounced: {}", about.join("; "))
+                    }
+                    None => format!("delivery report about {id} to {address}: {}", about.join("; ")),
+                };
+                message.disposition = Disposition::Post {
+                    thread_id: *thread_id,
+                };
+                message.flags = "delivery-report,automatic".into();
+                outcome.outcome = "routed";
+                outcome.thread = Some(self.store.thread_by_id(*thread_id)?.number);
+            }
+            _ => {
+                message.reason = "delivery report about a message casegate did not send".into();
+                message.disposition = Disposition::Triage;
+                message.flags = "delivery-report,automatic".into();
+                outcome.outcome = "triage";
+            }
+        }
+        outcome.reason = message.reason.clone();
+        Ok(Evaluation {
+            message,
+            outcome,
+            inner: None,
+            bounced,
         })
     }
 
@@ -554,5 +625,6 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
         message,
         outcome,
         inner: None,
+        bounced: None,
     }
 }

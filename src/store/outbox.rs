@@ -497,6 +497,21 @@ impl Store {
     /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
     /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
     /// that Message-ID (angle brackets as stored).
+    /// The outbox copy that carried this Message-ID: (copy id, thread id, recipient, status).
+    pub fn outbox_copy_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<(i64, i64, String, String)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, thread_id, address, status FROM outbox WHERE message_id = ?1",
+                [message_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    }
+
     pub fn mark_bounced(
         &mut self,
         message_id: &str,
