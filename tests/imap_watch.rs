@@ -25,7 +25,8 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
     for i in 0..5 {
         servers.deliver(CERT, &test_message("first", i));
     }
-    let config = imap_config(&servers, CERT, "none", "");
+    // IDLE is re-issued only every 120 s: shutdown must not wait for that.
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 120");
     let account = config.account_name();
     let sink = StoreSink::open(&db);
     let watcher = Watcher::start(config, sink.clone(), fast_options());
@@ -59,7 +60,12 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
             .contains("connected, last UID 6, 6 stored today")
     );
 
+    let asked = std::time::Instant::now();
     watcher.stop().unwrap();
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "shutdown waited for the IDLE re-issue"
+    );
     let cp = sink
         .store
         .lock()

@@ -112,7 +112,11 @@ impl MailboxWorker {
     /// as far as a full catch-up (so the backoff starts over).
     async fn session(&mut self, synced: &mut bool) -> Result<(), ImapError> {
         let server = self.server.clone();
-        let mut s = server.open().await?;
+        // Connecting holds no message, so shutdown need not wait for a slow server here.
+        let mut s = tokio::select! {
+            s = server.open() => s?,
+            _ = shutdown_requested(&mut self.shutdown) => return Ok(()),
+        };
         let mut sel = self.select(&mut s).await?;
         self.status.connected(
             &server.account,
