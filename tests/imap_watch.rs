@@ -290,12 +290,18 @@ fn several_mailboxes_of_one_account_each_keep_their_own_checkpoint() {
     watcher.stop().unwrap();
     let store = sink.store.lock().unwrap();
     for mailbox in ["INBOX", "Lists/security"] {
-        let cp = store.mailbox_checkpoint(&account, mailbox).unwrap().unwrap();
+        let cp = store
+            .mailbox_checkpoint(&account, mailbox)
+            .unwrap()
+            .unwrap();
         assert_eq!(cp.last_uid, 3, "{mailbox}");
     }
     let summaries = store
         .mailbox_summaries(chrono::Utc::now() - chrono::Duration::hours(1))
         .unwrap();
     assert_eq!(summaries.len(), 2);
-    assert!(summaries.iter().all(|s| s.stored_since == 3), "{summaries:?}");
+    assert!(
+        summaries.iter().all(|s| s.stored_since == 3),
+        "{summaries:?}"
+    );
 }

@@ -573,11 +573,7 @@ impl MailboxWorker {
             let (wait, _interrupt) = handle.wait_with_timeout(reissue + server.timeout);
             tokio::select! {
                 r = wait => {
-                    r.map_err(|source| ImapError::Protocol {
-                        server: server.address(),
-                        step: "IDLE".into(),
-                        source,
-                    })?;
+                    r.map_err(|e| ImapError::protocol(server.address(), "IDLE", e))?;
                     false
                 }
                 _ = tokio::time::sleep(reissue) => false,
@@ -624,11 +620,7 @@ where
         Err(_) => Err(server.timed_out(step)),
         Ok(None) => Ok(None),
         Ok(Some(Ok(v))) => Ok(Some(v)),
-        Ok(Some(Err(source))) => Err(ImapError::Protocol {
-            server: server.address(),
-            step: step.to_string(),
-            source,
-        }),
+        Ok(Some(Err(e))) => Err(ImapError::protocol(server.address(), step, e)),
     }
 }
 
