@@ -1,1 +1,271 @@
-//! daemon
+//! `casegate serve`: wires the watchers (Maildir drop folder, IMAP accounts) and the outbox
+//! sender to one pipeline, and stops them all on SIGTERM/SIGINT. It holds no logic of its own.
+//!
+//! Shutdown is a `watch` channel passed down to every task: each finishes the message in hand
+//! (a message is only acknowledged to its source after its commit) and returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::app::{self, AppError};
+use crate::config::Settings;
+use crate::imap::ImapStatus;
+use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::store::MessageSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("cannot prepare the Maildir drop folder {path}: {source}")]
+    Maildir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install the signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// The one pipeline every watcher feeds. SQLite writes are serialized anyway; a mutex keeps the
+/// single connection in one place.
+#[derive(Clone)]
+pub struct SharedPipeline(Arc<Mutex<Pipeline>>);
+
+impl SharedPipeline {
+    pub fn new(p: Pipeline) -> SharedPipeline {
+        SharedPipeline(Arc::new(Mutex::new(p)))
+    }
+
+    /// Runs the pipeline on a blocking thread; returns after the commit.
+    pub async fn process(
+        &self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        let inner = self.0.clone();
+        match tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic mid-message; its transaction was rolled back.
+            let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
+            p.process(&raw, source)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(PipelineError::Store(crate::store::StoreError::Invalid(
+                format!("pipeline task failed: {e}"),
+            ))),
+        }
+    }
+
+    /// Runs `f` with the pipeline locked, on the calling thread (for short store reads).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> T {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut p)
+    }
+}
+
+/// The pipeline as IMAP's sink: the message and the mailbox checkpoint commit together.
+impl crate::imap::MessageSink for SharedPipeline {
+    fn deliver(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process(raw, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Option<crate::store::Checkpoint>, crate::imap::SinkError> {
+        Ok(self.with(|p| p.store().mailbox_checkpoint(account, mailbox))?)
+    }
+
+    fn reset_checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<(), crate::imap::SinkError> {
+        Ok(self.with(|p| p.store_mut().mailbox_reset(account, mailbox, uidvalidity))?)
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn serve(settings: Settings) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Signal)?;
+    runtime.block_on(serve_async(settings))
+}
+
+async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
+    // First run on embedded defaults: create the store and the coordinator key.
+    let init = app::init(&settings)?;
+    let pipeline = SharedPipeline::new(app::open_pipeline(&settings)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        coordinator = %init.fingerprint,
+        "casegate serving"
+    );
+    if settings.config.maildir.enabled {
+        let dir = settings.maildir_path();
+        prepare_maildir(&dir)?;
+        tracing::info!(path = %dir.display(), "watching Maildir drop folder");
+        let poll = Duration::from_millis(settings.config.maildir.poll_interval_ms.max(50));
+        tasks.spawn(watch_maildir(dir, poll, pipeline.clone(), stop_rx.clone()));
+    }
+    let imap_status = Arc::new(ImapStatus::new());
+    if settings.config.imap.is_empty() {
+        tracing::info!("no [[imap]] accounts configured");
+    }
+    for account in settings.config.imap.clone() {
+        let sink: Arc<dyn crate::imap::MessageSink> = Arc::new(pipeline.clone());
+        let (stop, status) = (stop_rx.clone(), imap_status.clone());
+        tasks.spawn(async move {
+            let name = account.account_name();
+            if let Err(e) = crate::imap::watch(account, sink, stop, status).await {
+                tracing::error!(account = %name, error = %e, "IMAP account not watched");
+            }
+        });
+    }
+    if !settings.config.imap.is_empty() {
+        // One status line per mailbox every few minutes: connected, last UID, today's counts.
+        let (status, mut stop) = (imap_status.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(300)) => status.log(),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+    match settings.config.smtp.clone() {
+        None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
+        Some(smtp) => {
+            let (path, cfg, stop) = (
+                settings.store_path(),
+                settings.config.outbox.clone(),
+                stop_rx.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(e) = crate::outbox::run_sender(path, smtp, cfg, stop).await {
+                    tracing::error!(error = %e, "outbox sender stopped; queued copies wait for the next start");
+                }
+            });
+        }
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(DaemonError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the message in hand"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the message in hand"),
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("casegate stopped");
+    Ok(())
+}
+
+fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|source| DaemonError::Maildir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Ingests every message delivered to `new/`, and only after its commit moves it to `cur/`
+/// (the Maildir way of saying "seen"). A crash in between re-reads it on the next start, and
+/// the store recognises the duplicate: stored exactly once.
+async fn watch_maildir(
+    dir: PathBuf,
+    poll: Duration,
+    pipeline: SharedPipeline,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match drain_maildir(&dir, &pipeline, &stop).await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "Maildir: message not stored; it stays in new/");
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn drain_maildir(
+    dir: &Path,
+    pipeline: &SharedPipeline,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let new = dir.join("new");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&new) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(path = %new.display(), error = %e, "Maildir: cannot list new/");
+            return Ok(());
+        }
+    };
+    files.sort();
+    for path in files {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let raw = match std::fs::read(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "Maildir: unreadable; left in new/");
+                continue;
+            }
+        };
+        let outcome = pipeline
+            .process(raw, MessageSource::Maildir(path.display().to_string()))
+            .await?;
+        // Committed: now, and only now, mark it seen.
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let base = name.split(":2,").next().unwrap_or(name);
+        let target = dir.join("cur").join(format!("{base}:2,S"));
+        if let Err(e) = std::fs::rename(&path, &target) {
+            tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
+        }
+        tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");
+    }
+    Ok(())
+}

@@ -3,6 +3,8 @@
 //! Data flows one way: fetch → parse (`message`) → open (`open`) → route (`route`) → store
 //! (`store`), all wired by `pipeline`; and `outbox` → send. See ARCHITECTURE.md.
 
+pub mod app;
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod imap;

@@ -1,1 +1,618 @@
-//! outbox
+//! Outbound mail: hub-and-spoke notices through a durable outbox.
+//!
+//! A notice to a thread becomes one copy per participant contact, each encrypted to that
+//! contact's own key and signed (once) by the coordinator ([`compose`]); all copies are in the
+//! store before [`notify`] returns; the sender task ([`run_sender`], in `casegate serve`)
+//! delivers them over SMTP with retries ([`retry`]) and records every attempt.
+//!
+//! Fail closed: a contact without a usable key gets no case content. Its copy is `held` with
+//! the reason (and, when `[outbox] stub_when_no_key` is on, a stub asking for a key is sent);
+//! [`release_held`] seals held copies once a key has been imported.
+//!
+//! Delivery is at-least-once. A copy is marked `sent` only after the SMTP server accepted it.
+//! If the process dies between that acceptance and the commit, the copy is sent again after
+//! restart: the same bytes, the same Message-ID, so the recipient's client can drop the
+//! duplicate. Copies go out one at a time, so one crash duplicates at most one copy.
+
+pub mod compose;
+pub mod retry;
+pub mod send;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use sequoia_openpgp::Cert;
+use sequoia_openpgp::parse::Parse;
+
+use crate::config::{OutboxConfig, SmtpConfig};
+use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
+use crate::store::{Contact, Store, StoreError, Thread};
+
+pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
+pub use compose::{ComposeError, Notice};
+pub use send::{SendResult, SmtpSender};
+
+/// How often the sender looks for copies queued by other processes (`casegate notify`).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Copies taken from the store per round; the loop goes on at once while rounds are full.
+const BATCH: usize = 50;
+
+/// Why an outbox operation failed. Held copies are not errors: they are results.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed (coordinator key unusable) or a message could not be built.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// The selection names nobody (no such organisation, or a thread without contacts).
+    #[error("{0}")]
+    NoRecipients(String),
+    /// `[smtp]` settings that cannot work (unreadable CA file, username without password, ...).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Which participants of the thread get the notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every contact of every participant organisation.
+    All,
+    /// Every contact of one organisation (matched without regard to case).
+    Org(String),
+}
+
+impl Selection {
+    /// `all` or an organisation name, as `--to` takes it.
+    pub fn parse(s: &str) -> Selection {
+        if s.eq_ignore_ascii_case("all") {
+            Selection::All
+        } else {
+            Selection::Org(s.to_string())
+        }
+    }
+}
+
+/// What became of one recipient's copy, as `notify` and `outbox release` print it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueuedCopy {
+    /// Outbox row id.
+    pub id: i64,
+    pub thread: String,
+    pub kind: CopyKind,
+    pub address: String,
+    pub org: String,
+    /// `queued` or `held`.
+    pub status: String,
+    /// Why a copy is held (`no valid encryption key: ...`).
+    pub reason: Option<String>,
+    /// Primary fingerprint of the recipient certificate the copy is encrypted to.
+    pub key_fingerprint: Option<String>,
+    pub message_id: Option<String>,
+}
+
+impl std::fmt::Display for QueuedCopy {
+    /// `vendor@example.test (Vendor A): queued` / `...: held: no valid encryption key: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.kind == CopyKind::Stub {
+            " key-request stub"
+        } else {
+            ""
+        };
+        write!(f, "{} ({}){what}: {}", self.address, self.org, self.status)?;
+        if let Some(r) = &self.reason {
+            write!(f, ": {r}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for OutboxRow {
+    /// One line of `casegate outbox list`: thread, recipient, status, attempts, key used, the
+    /// last SMTP reply, and why it is held or dead.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({}){} {} attempts={} key={}",
+            self.thread,
+            self.address,
+            self.org,
+            if self.kind == CopyKind::Stub {
+                " stub"
+            } else {
+                ""
+            },
+            self.status,
+            self.attempts,
+            self.key_fingerprint.as_deref().unwrap_or("-"),
+        )?;
+        if let Some(reply) = &self.last_reply {
+            write!(f, " reply={reply:?}")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, " reason={reason:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Queues `notice` for the selected contacts of `thread`: signs it once with `coordinator`
+/// (a TSK with an unlocked signing key), seals one copy per contact address with the
+/// contact's bound key (certificates from the store), holds the copies that have no usable
+/// key, and commits all of them, with their Message-IDs recorded for reply routing, in one
+/// transaction. `from` is the coordinator address. `notice.thread` is ignored: the thread's
+/// number is used.
+pub fn notify(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    let now = SystemTime::now();
+    let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
+    let notice = Notice {
+        thread: thread.number.as_str(),
+        ..notice.clone()
+    };
+    let signed = compose::sign_notice(&notice, coordinator, from, now)?;
+    let certs = CertCache::load(store, &contacts)?;
+    let sealed = seal_all(&signed, &contacts, &certs, now);
+
+    // Stubs (optional) for the held ones; signed per stub, they are few.
+    let mut stubs = Vec::new();
+    if config.stub_when_no_key {
+        for (contact, result) in contacts.iter().zip(&sealed) {
+            if result.is_err() {
+                let stub = compose::stub_for(
+                    &signed.thread,
+                    &contact.address,
+                    coordinator,
+                    from,
+                    true,
+                    now,
+                )?;
+                stubs.push((contact, stub));
+            }
+        }
+    }
+
+    let mut copies = Vec::with_capacity(contacts.len() + stubs.len());
+    let mut reasons = Vec::with_capacity(contacts.len());
+    for (contact, result) in contacts.iter().zip(&sealed) {
+        match result {
+            Ok(s) => {
+                reasons.push(None);
+                copies.push(NewCopy::Sealed {
+                    kind: CopyKind::Notice,
+                    address: &contact.address,
+                    org: &contact.org,
+                    message_id: &s.message_id,
+                    raw: &s.bytes,
+                    key_fingerprint: Some(&s.cert_fingerprint),
+                });
+            }
+            Err(reason) => reasons.push(Some(reason.clone())),
+        }
+    }
+    for (contact, reason) in contacts.iter().zip(&reasons) {
+        if let Some(reason) = reason {
+            copies.push(NewCopy::Held {
+                address: &contact.address,
+                org: &contact.org,
+                reason,
+            });
+        }
+    }
+    for (contact, stub) in &stubs {
+        copies.push(NewCopy::Sealed {
+            kind: CopyKind::Stub,
+            address: &contact.address,
+            org: &contact.org,
+            message_id: &stub.message_id,
+            raw: &stub.bytes,
+            key_fingerprint: None,
+        });
+    }
+    let record = NewNotice {
+        thread_id: thread.id,
+        sender: from,
+        in_reply_to: signed.in_reply_to.as_deref(),
+        automatic: signed.automatic,
+        date_unix: signed.date,
+        signer_fingerprint: &signed.signer_fingerprint,
+        inner: signed.inner(),
+    };
+    let ids = store.enqueue_notice(&record, &copies, Utc::now())?;
+    Ok(copies
+        .iter()
+        .zip(ids)
+        .map(|(copy, id)| queued_copy(id, thread.number.as_str(), copy))
+        .collect())
+}
+
+/// Seals the held copies (of one thread, or all) whose contact now has a usable key, and
+/// queues them; the others stay held with their current reason. Returns every held copy
+/// looked at, with its new status.
+pub fn release_held(
+    store: &mut Store,
+    thread_id: Option<i64>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    let now = SystemTime::now();
+    let held = store.held_copies(thread_id)?;
+    let mut contacts_by_thread: HashMap<i64, Vec<Contact>> = HashMap::new();
+    for h in &held {
+        if let std::collections::hash_map::Entry::Vacant(e) = contacts_by_thread.entry(h.thread_id)
+        {
+            e.insert(store.contacts(h.thread_id)?);
+        }
+    }
+    let all_contacts: Vec<Contact> = contacts_by_thread.values().flatten().cloned().collect();
+    let certs = CertCache::load(store, &all_contacts)?;
+    let mut out = Vec::with_capacity(held.len());
+    for h in held {
+        let signed = compose::SignedNotice::from_stored(
+            h.notice.thread_number.clone(),
+            h.notice.sender.clone(),
+            h.notice.in_reply_to.clone(),
+            h.notice.automatic,
+            h.notice.date_unix,
+            h.notice.signer_fingerprint.clone(),
+            h.notice.inner.clone(),
+        );
+        // The contact's keys as bound now (a key may have been added since the notice).
+        let contact = contacts_by_thread
+            .get(&h.thread_id)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.address.eq_ignore_ascii_case(&h.address))
+            })
+            .cloned()
+            .unwrap_or_else(|| Contact {
+                contact_id: 0,
+                participant_id: 0,
+                org: h.org.clone(),
+                role: String::new(),
+                address: h.address.clone(),
+                key_fingerprints: Vec::new(),
+            });
+        let mut copy = QueuedCopy {
+            id: h.id,
+            thread: h.notice.thread_number.clone(),
+            kind: CopyKind::Notice,
+            address: h.address.clone(),
+            org: h.org.clone(),
+            status: "held".into(),
+            reason: None,
+            key_fingerprint: None,
+            message_id: None,
+        };
+        match seal_one(&signed, &contact, &certs, now) {
+            Ok(sealed) => {
+                store.release_held_copy(
+                    h.id,
+                    &sealed.message_id,
+                    &sealed.bytes,
+                    &sealed.cert_fingerprint,
+                    Utc::now(),
+                )?;
+                copy.status = "queued".into();
+                copy.key_fingerprint = Some(sealed.cert_fingerprint);
+                copy.message_id = Some(sealed.message_id);
+            }
+            Err(reason) => {
+                store.update_held_reason(h.id, &reason, Utc::now())?;
+                copy.reason = Some(reason);
+            }
+        }
+        out.push(copy);
+    }
+    Ok(out)
+}
+
+/// The outbox as `casegate outbox list` shows it.
+pub fn list(store: &Store, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, OutboxError> {
+    Ok(store.outbox_rows(filter)?)
+}
+
+/// What one delivery round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    pub sent: usize,
+    pub retrying: usize,
+    pub dead: usize,
+}
+
+impl Round {
+    pub fn attempted(&self) -> usize {
+        self.sent + self.retrying + self.dead
+    }
+}
+
+/// One delivery round: tries every copy due now (up to a batch), one SMTP transaction each,
+/// and records each attempt before the next. Stops early when `shutdown` turns true, after
+/// the copy in hand.
+pub async fn deliver_due(
+    store: &mut Store,
+    sender: &SmtpSender,
+    config: &OutboxConfig,
+    shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> Result<Round, OutboxError> {
+    let mut round = Round::default();
+    for copy in store.due_copies(Utc::now(), BATCH)? {
+        if shutdown.is_some_and(|s| *s.borrow()) {
+            break;
+        }
+        let result = sender.send(&copy.sender, &copy.address, &copy.raw).await;
+        let now = Utc::now();
+        let attempts = u32::try_from(copy.attempts + 1).unwrap_or(u32::MAX);
+        let (outcome, reply) = match result {
+            SendResult::Accepted(reply) => {
+                round.sent += 1;
+                tracing::info!(address = %copy.address, message_id = %copy.message_id, %reply, "outbox: sent");
+                (AttemptOutcome::Accepted, reply)
+            }
+            SendResult::Permanent(reply) => {
+                round.dead += 1;
+                tracing::warn!(address = %copy.address, message_id = %copy.message_id, %reply, "outbox: rejected, dead");
+                (
+                    AttemptOutcome::Dead {
+                        reason: format!("rejected: {reply}"),
+                    },
+                    reply,
+                )
+            }
+            SendResult::Temporary(reply) => {
+                let jitter: f64 = rand::random();
+                match retry::next_attempt(config, copy.created_at, attempts, now, jitter) {
+                    retry::Retry::At(at) => {
+                        round.retrying += 1;
+                        tracing::info!(address = %copy.address, %reply, next = %at, "outbox: temporary failure, will retry");
+                        (
+                            AttemptOutcome::Retry {
+                                next_attempt_at: at,
+                            },
+                            reply,
+                        )
+                    }
+                    retry::Retry::GiveUp => {
+                        round.dead += 1;
+                        tracing::warn!(address = %copy.address, %reply, "outbox: gave up");
+                        (
+                            AttemptOutcome::GiveUp {
+                                reason: format!(
+                                    "gave up after {attempts} attempts over {} h: {reply}",
+                                    config.max_age_hours
+                                ),
+                            },
+                            reply,
+                        )
+                    }
+                }
+            }
+        };
+        store.record_attempt(copy.id, now, &outcome, &reply)?;
+    }
+    Ok(round)
+}
+
+/// The delivery loop of `casegate serve`: delivers due copies until `shutdown` turns true
+/// (finishing the copy in hand), looking for new ones every second. Build it inside the tokio
+/// runtime (`tokio::spawn(run_sender(...))`). Store errors are logged and retried, so a
+/// briefly locked database does not stop delivery; bad `[smtp]` settings fail at once.
+pub async fn run_sender(
+    store_path: PathBuf,
+    smtp: SmtpConfig,
+    config: OutboxConfig,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), OutboxError> {
+    let sender = SmtpSender::new(&smtp)?;
+    let mut store = Store::open(&store_path)?;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let wait = match deliver_due(&mut store, &sender, &config, Some(&shutdown)).await {
+            Ok(round) if round.attempted() >= BATCH => Duration::ZERO,
+            Ok(_) => until_next_due(&store),
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: delivery round failed; retrying");
+                POLL_INTERVAL
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return Ok(()); // the daemon dropped its side: nobody can stop us later
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Sleep until the next retry is due, but look again within [`POLL_INTERVAL`] for new copies.
+fn until_next_due(store: &Store) -> Duration {
+    match store.next_due_at() {
+        Ok(Some(at)) => (at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .clamp(Duration::from_millis(50), POLL_INTERVAL),
+        _ => POLL_INTERVAL,
+    }
+}
+
+// ----- helpers -----
+
+fn select_contacts(
+    contacts: Vec<Contact>,
+    selection: &Selection,
+    thread: &Thread,
+    from: &str,
+) -> Result<Vec<Contact>, OutboxError> {
+    let mut seen = HashSet::new();
+    let chosen: Vec<Contact> = contacts
+        .into_iter()
+        .filter(|c| match selection {
+            Selection::All => true,
+            Selection::Org(org) => c.org.eq_ignore_ascii_case(org),
+        })
+        // Never to ourselves, and one copy per address even if it is a contact of two orgs.
+        .filter(|c| !c.address.eq_ignore_ascii_case(from))
+        .filter(|c| seen.insert(c.address.to_ascii_lowercase()))
+        .collect();
+    if chosen.is_empty() {
+        return Err(OutboxError::NoRecipients(match selection {
+            Selection::All => format!(
+                "{} has no participant contacts; add them with `casegate participant add {} --org ORG --email ADDR --key FILE.asc`",
+                thread.number, thread.number
+            ),
+            Selection::Org(org) => format!(
+                "{} has no contacts of organisation {org:?}; see `casegate show {}`",
+                thread.number, thread.number
+            ),
+        }));
+    }
+    Ok(chosen)
+}
+
+/// Recipient certificates by fingerprint, parsed once.
+struct CertCache {
+    certs: HashMap<String, Result<Cert, String>>,
+}
+
+impl CertCache {
+    fn load(store: &Store, contacts: &[Contact]) -> Result<CertCache, StoreError> {
+        let wanted: HashSet<String> = contacts
+            .iter()
+            .flat_map(|c| c.key_fingerprints.iter().map(|f| f.to_ascii_uppercase()))
+            .collect();
+        let mut stored = Vec::with_capacity(wanted.len());
+        if !wanted.is_empty() {
+            for c in store.certs()? {
+                let fpr = c.fingerprint.to_ascii_uppercase();
+                if wanted.contains(&fpr) {
+                    stored.push((fpr, c.public_cert));
+                }
+            }
+        }
+        // Parsing is a noticeable share of a large fan-out: spread it like the sealing.
+        let parsed = in_parallel(&stored, |(fpr, bytes)| {
+            let cert = Cert::from_bytes(bytes)
+                .map_err(|e| format!("stored key {fpr} cannot be read: {e}"));
+            (fpr.clone(), cert)
+        });
+        Ok(CertCache {
+            certs: parsed.into_iter().collect(),
+        })
+    }
+}
+
+/// `f` over `items` on up to all cores (in chunks of at least 16), results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().div_ceil(16).max(1));
+    if workers <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(workers);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                // A panic in a worker is a bug; re-raise it rather than lose results silently.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// Seals for every contact, in parallel across the machine's cores: per-copy encryption is
+/// the cost of a large fan-out, and it needs nothing but the signed notice and the cert.
+fn seal_all(
+    signed: &compose::SignedNotice,
+    contacts: &[Contact],
+    certs: &CertCache,
+    now: SystemTime,
+) -> Vec<Result<compose::Sealed, String>> {
+    in_parallel(contacts, |c| seal_one(signed, c, certs, now))
+}
+
+/// Seals with the newest bound key that works; the error says why none did.
+fn seal_one(
+    signed: &compose::SignedNotice,
+    contact: &Contact,
+    certs: &CertCache,
+    now: SystemTime,
+) -> Result<compose::Sealed, String> {
+    if contact.key_fingerprints.is_empty() {
+        return Err("no valid encryption key: no key bound to this contact".into());
+    }
+    let mut reasons = Vec::new();
+    for fpr in contact.key_fingerprints.iter().rev() {
+        let fpr = fpr.to_ascii_uppercase();
+        match certs.certs.get(&fpr) {
+            None => reasons.push(format!("key {fpr} is not imported")),
+            Some(Err(e)) => reasons.push(e.clone()),
+            Some(Ok(cert)) => match compose::seal_for(signed, &contact.address, cert, now) {
+                Ok(s) => return Ok(s),
+                Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
+                Err(e) => reasons.push(e.to_string()),
+            },
+        }
+    }
+    Err(format!("no valid encryption key: {}", reasons.join("; ")))
+}
+
+fn queued_copy(id: i64, thread: &str, copy: &NewCopy<'_>) -> QueuedCopy {
+    match copy {
+        NewCopy::Sealed {
+            kind,
+            address,
+            org,
+            message_id,
+            key_fingerprint,
+            ..
+        } => QueuedCopy {
+            id,
+            thread: thread.to_string(),
+            kind: *kind,
+            address: address.to_string(),
+            org: org.to_string(),
+            status: "queued".into(),
+            reason: None,
+            key_fingerprint: key_fingerprint.map(str::to_string),
+            message_id: Some(message_id.to_string()),
+        },
+        NewCopy::Held {
+            address,
+            org,
+            reason,
+        } => QueuedCopy {
+            id,
+            thread: thread.to_string(),
+            kind: CopyKind::Notice,
+            address: address.to_string(),
+            org: org.to_string(),
+            status: "held".into(),
+            reason: Some(reason.to_string()),
+            key_fingerprint: None,
+            message_id: None,
+        },
+    }
+}

@@ -214,7 +214,20 @@ pub struct ThreadSummary {
     pub participants: i64,
     pub messages: i64,
     pub last_message_at: Option<String>,
+    /// The oldest inbound message posted after our last outbound one: waiting for a reply.
+    pub waiting_since: Option<String>,
+    /// `waiting_since` is older than the published response time (3 days).
+    pub overdue: bool,
+    /// When we first sent mail in this thread (vendors are notified by mail).
+    pub first_notified_at: Option<String>,
+    /// Set explicitly, or 45 days after the first notification (cases only).
+    pub planned_publication: Option<String>,
 }
+
+/// The coordinator's published response time.
+pub const RESPONSE_DAYS: i64 = 3;
+/// Default embargo: publication this long after the vendor was first notified.
+pub const EMBARGO_DAYS: i64 = 45;
 
 pub struct Store {
     conn: Connection,
@@ -356,11 +369,39 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(id, participants, messages, last)| {
+                let thread = thread_by_id_tx(&self.conn, id)?;
+                let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
+                    "SELECT min(created_at), max(created_at) FROM sent_message_ids
+                     WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let waiting_since: Option<String> = self.conn.query_row(
+                    "SELECT min(received_at) FROM messages
+                     WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
+                       AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
+                       AND received_at > coalesce(?2, '')",
+                    params![id, last_sent],
+                    |r| r.get(0),
+                )?;
+                let overdue = waiting_since
+                    .as_deref()
+                    .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
+                    .unwrap_or(false);
+                let planned_publication = thread.publication_date.clone().or_else(|| {
+                    (thread.kind == Kind::Case)
+                        .then(|| first_sent.as_deref().map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS))))
+                        .flatten()
+                });
                 Ok(ThreadSummary {
-                    thread: thread_by_id_tx(&self.conn, id)?,
+                    thread,
                     participants,
                     messages,
                     last_message_at: last,
+                    waiting_since,
+                    overdue,
+                    first_notified_at: first_sent,
+                    planned_publication,
                 })
             })
             .collect()
@@ -415,6 +456,19 @@ impl Store {
         let case = thread_by_id_tx(&tx, case_id)?;
         tx.commit()?;
         Ok(case)
+    }
+
+    /// Sets (or clears) a thread's planned publication date (RFC 3339 or YYYY-MM-DD).
+    pub fn set_publication_date(
+        &mut self,
+        thread_id: i64,
+        date: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE threads SET publication_date = ?1 WHERE id = ?2",
+            params![date, thread_id],
+        )?;
+        Ok(())
     }
 
     pub fn set_require_signed_statements(

@@ -1,7 +1,612 @@
-//! The durable outbox's tables (owned by the outbound work; placeholder until it lands).
+//! The durable outbox: one row per recipient copy, one row per SMTP attempt.
+//!
+//! Why durable: a notice is "sent" for the coordinator the moment `notify` returns, so every
+//! copy must already be on disk then, and must survive crashes and SMTP outages until a server
+//! accepted it (or it is given up, with the reason). The signed-once inner entity of a notice is
+//! kept once (`outbox_notices`) so that a copy held for want of a key can be sealed later,
+//! after a key import, without signing again.
+//!
+//! This module stores bytes and states; it knows nothing of OpenPGP or SMTP (see `crate::outbox`).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, parse_time, record_sent_tx, time_text};
 
 pub(super) const MIGRATION: &str = "
-CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY
+CREATE TABLE outbox_notices (
+    id                 INTEGER PRIMARY KEY,
+    thread_id          INTEGER NOT NULL REFERENCES threads(id),
+    sender             TEXT NOT NULL,
+    in_reply_to        TEXT,
+    automatic          INTEGER NOT NULL DEFAULT 0,
+    date_unix          INTEGER NOT NULL,
+    signer_fingerprint TEXT NOT NULL,
+    inner              BLOB NOT NULL,
+    created_at         TEXT NOT NULL
 );
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    notice_id       INTEGER REFERENCES outbox_notices(id),
+    thread_id       INTEGER NOT NULL REFERENCES threads(id),
+    kind            TEXT NOT NULL CHECK (kind IN ('notice', 'stub')),
+    sender          TEXT NOT NULL,
+    address         TEXT NOT NULL,
+    org             TEXT NOT NULL,
+    message_id      TEXT,
+    raw             BLOB,
+    key_fingerprint TEXT,
+    status          TEXT NOT NULL
+                    CHECK (status IN ('queued', 'sent', 'retrying', 'held', 'dead', 'bounced')),
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_reply      TEXT,
+    next_attempt_at TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    CHECK (status = 'held' OR (raw IS NOT NULL AND message_id IS NOT NULL))
+);
+CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+CREATE INDEX outbox_thread ON outbox(thread_id);
+CREATE UNIQUE INDEX outbox_message_id ON outbox(message_id) WHERE message_id IS NOT NULL;
+CREATE TABLE outbox_attempts (
+    id        INTEGER PRIMARY KEY,
+    outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+    at        TEXT NOT NULL,
+    outcome   TEXT NOT NULL CHECK (outcome IN ('accepted', 'temporary', 'permanent')),
+    reply     TEXT NOT NULL
+);
+CREATE INDEX outbox_attempts_copy ON outbox_attempts(outbox_id);
 ";
+
+/// `next_attempt_at` keeps milliseconds: retries a second apart must compare right, and
+/// every value in that column (and every `now` compared with it) has this one format, so
+/// text order is time order.
+fn due_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// What a copy carries: the encrypted notice, or the key-request stub (no case content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyKind {
+    Notice,
+    Stub,
+}
+
+impl CopyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CopyKind::Notice => "notice",
+            CopyKind::Stub => "stub",
+        }
+    }
+    fn parse(s: &str) -> CopyKind {
+        if s == "stub" {
+            CopyKind::Stub
+        } else {
+            CopyKind::Notice
+        }
+    }
+}
+
+/// The recipient-independent part of a notice, kept once for all its copies.
+#[derive(Debug, Clone)]
+pub struct NewNotice<'a> {
+    pub thread_id: i64,
+    pub sender: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub automatic: bool,
+    /// The notice's Date, Unix seconds.
+    pub date_unix: i64,
+    pub signer_fingerprint: &'a str,
+    /// The signed-once inner MIME entity.
+    pub inner: &'a [u8],
+}
+
+/// One copy to enqueue: `Sealed` ones go out, `Held` ones wait for a key.
+#[derive(Debug, Clone)]
+pub enum NewCopy<'a> {
+    Sealed {
+        kind: CopyKind,
+        address: &'a str,
+        org: &'a str,
+        /// In angle brackets; recorded as sent by the thread so replies route.
+        message_id: &'a str,
+        raw: &'a [u8],
+        key_fingerprint: Option<&'a str>,
+    },
+    Held {
+        address: &'a str,
+        org: &'a str,
+        reason: &'a str,
+    },
+}
+
+/// A stored notice, as needed to seal a held copy later.
+#[derive(Debug, Clone)]
+pub struct StoredNotice {
+    pub thread_number: String,
+    pub sender: String,
+    pub in_reply_to: Option<String>,
+    pub automatic: bool,
+    pub date_unix: i64,
+    pub signer_fingerprint: String,
+    pub inner: Vec<u8>,
+}
+
+/// A copy waiting for a usable key.
+#[derive(Debug, Clone)]
+pub struct HeldCopy {
+    pub id: i64,
+    pub thread_id: i64,
+    pub address: String,
+    pub org: String,
+    pub notice: StoredNotice,
+}
+
+/// A copy the sender should try now.
+#[derive(Debug, Clone)]
+pub struct DueCopy {
+    pub id: i64,
+    pub sender: String,
+    pub address: String,
+    pub message_id: String,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub thread: String,
+    pub kind: CopyKind,
+    pub address: String,
+    pub org: String,
+    /// `queued|sent|retrying|held|dead|bounced`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub last_reply: Option<String>,
+    pub key_fingerprint: Option<String>,
+    pub message_id: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// One SMTP attempt for one copy, with the server's reply (or the connection error).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttemptRow {
+    pub at: String,
+    /// `accepted|temporary|permanent`.
+    pub outcome: String,
+    pub reply: String,
+}
+
+/// What an SMTP attempt means for the copy.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    /// The server accepted the message (2xx after DATA).
+    Accepted,
+    /// Try again at `next_attempt_at` (4xx or no connection).
+    Retry { next_attempt_at: DateTime<Utc> },
+    /// Give up: a 5xx, or temporary failures past the configured age. `reason` is for people.
+    Dead { reason: String },
+    /// A temporary failure, but the copy is too old to try again.
+    GiveUp { reason: String },
+}
+
+/// Which rows `outbox list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFilter {
+    pub thread_id: Option<i64>,
+    pub status: Option<String>,
+}
+
+impl Store {
+    /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
+    /// transaction: either the whole notice is queued or nothing is. Returns the row ids in
+    /// the order of `copies`.
+    pub fn enqueue_notice(
+        &mut self,
+        notice: &NewNotice<'_>,
+        copies: &[NewCopy<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let due = due_text(now);
+        let now = time_text(now);
+        let tx = self.conn_mut().transaction()?;
+        tx.execute(
+            "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
+                 signer_fingerprint, inner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                notice.thread_id,
+                notice.sender,
+                notice.in_reply_to,
+                notice.automatic,
+                notice.date_unix,
+                notice.signer_fingerprint,
+                notice.inner,
+                now
+            ],
+        )?;
+        let notice_id = tx.last_insert_rowid();
+        let mut ids = Vec::with_capacity(copies.len());
+        {
+            let mut sealed = tx.prepare(
+                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, message_id,
+                     raw, key_fingerprint, status, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
+            )?;
+            let mut held = tx.prepare(
+                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
+                     reason, created_at, updated_at)
+                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
+            )?;
+            for copy in copies {
+                match copy {
+                    NewCopy::Sealed {
+                        kind,
+                        address,
+                        org,
+                        message_id,
+                        raw,
+                        key_fingerprint,
+                    } => {
+                        sealed.execute(params![
+                            notice_id,
+                            notice.thread_id,
+                            kind.as_str(),
+                            notice.sender,
+                            address,
+                            org,
+                            message_id,
+                            raw,
+                            key_fingerprint,
+                            now,
+                            due
+                        ])?;
+                        ids.push(tx.last_insert_rowid());
+                        record_sent_tx(&tx, message_id, notice.thread_id)?;
+                    }
+                    NewCopy::Held {
+                        address,
+                        org,
+                        reason,
+                    } => {
+                        held.execute(params![
+                            notice_id,
+                            notice.thread_id,
+                            notice.sender,
+                            address,
+                            org,
+                            reason,
+                            now
+                        ])?;
+                        ids.push(tx.last_insert_rowid());
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Copies as `outbox list` shows them, oldest first.
+    pub fn outbox_rows(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows_where(
+            "WHERE (?1 IS NULL OR o.thread_id = ?1) AND (?2 IS NULL OR o.status = ?2)
+             ORDER BY o.id",
+            params![filter.thread_id, filter.status],
+        )
+    }
+
+    /// One copy by row id.
+    pub fn outbox_row(&self, id: i64) -> Result<OutboxRow, StoreError> {
+        self.outbox_rows_where("WHERE o.id = ?1", params![id])?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("no outbox copy {id}")))
+    }
+
+    fn outbox_rows_where(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
+                    o.last_reply, o.key_fingerprint, o.message_id, o.created_at,
+                    o.next_attempt_at, o.sent_at
+             FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    thread: r.get(1)?,
+                    kind: CopyKind::parse(&r.get::<_, String>(2)?),
+                    address: r.get(3)?,
+                    org: r.get(4)?,
+                    status: r.get(5)?,
+                    reason: r.get(6)?,
+                    attempts: r.get(7)?,
+                    last_reply: r.get(8)?,
+                    key_fingerprint: r.get(9)?,
+                    message_id: r.get(10)?,
+                    created_at: r.get(11)?,
+                    next_attempt_at: r.get(12)?,
+                    sent_at: r.get(13)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every SMTP attempt for one copy, oldest first.
+    pub fn outbox_attempts(&self, outbox_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT at, outcome, reply FROM outbox_attempts WHERE outbox_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([outbox_id], |r| {
+                Ok(AttemptRow {
+                    at: r.get(0)?,
+                    outcome: r.get(1)?,
+                    reply: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Copies held for want of a key (optionally of one thread), with their signed notice.
+    pub fn held_copies(&self, thread_id: Option<i64>) -> Result<Vec<HeldCopy>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT o.id, o.thread_id, o.address, o.org, t.number, n.sender, n.in_reply_to,
+                    n.automatic, n.date_unix, n.signer_fingerprint, n.inner
+             FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
+                  JOIN threads t ON t.id = o.thread_id
+             WHERE o.status = 'held' AND (?1 IS NULL OR o.thread_id = ?1) ORDER BY o.id",
+        )?;
+        let rows = stmt
+            .query_map([thread_id], |r| {
+                Ok(HeldCopy {
+                    id: r.get(0)?,
+                    thread_id: r.get(1)?,
+                    address: r.get(2)?,
+                    org: r.get(3)?,
+                    notice: StoredNotice {
+                        thread_number: r.get(4)?,
+                        sender: r.get(5)?,
+                        in_reply_to: r.get(6)?,
+                        automatic: r.get(7)?,
+                        date_unix: r.get(8)?,
+                        signer_fingerprint: r.get(9)?,
+                        inner: r.get(10)?,
+                    },
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A held copy got sealed: queue it and record its Message-ID with the thread (one
+    /// transaction). A copy that is no longer held is a conflict (someone released it first).
+    pub fn release_held_copy(
+        &mut self,
+        id: i64,
+        message_id: &str,
+        raw: &[u8],
+        key_fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let due = due_text(now);
+        let now = time_text(now);
+        let tx = self.conn_mut().transaction()?;
+        let thread_id: Option<i64> = tx
+            .query_row(
+                "SELECT thread_id FROM outbox WHERE id = ?1 AND status = 'held'",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(thread_id) = thread_id else {
+            return Err(StoreError::Conflict(format!(
+                "outbox copy {id} is not held"
+            )));
+        };
+        tx.execute(
+            "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
+                 key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5 WHERE id = ?1",
+            params![id, message_id, raw, key_fingerprint, now, due],
+        )?;
+        record_sent_tx(&tx, message_id, thread_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A held copy is still held; remember the latest reason.
+    pub fn update_held_reason(
+        &mut self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outbox SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'held'",
+            params![id, reason, time_text(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Copies due for an SMTP attempt at `now` (queued, or retrying whose time has come),
+    /// oldest first, at most `limit`.
+    pub fn due_copies(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueCopy>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT id, sender, address, message_id, raw, attempts, created_at FROM outbox
+             WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![due_text(now), limit], |r| {
+                Ok(DueCopy {
+                    id: r.get(0)?,
+                    sender: r.get(1)?,
+                    address: r.get(2)?,
+                    message_id: r.get(3)?,
+                    raw: r.get(4)?,
+                    attempts: r.get(5)?,
+                    created_at: parse_time(&r.get::<_, String>(6)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// When the next copy falls due (None when nothing waits for SMTP).
+    pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<String> = self.conn().query_row(
+            "SELECT min(next_attempt_at) FROM outbox WHERE status IN ('queued', 'retrying')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(next.map(|t| parse_time(&t)))
+    }
+
+    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
+    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
+    /// that Message-ID (angle brackets as stored).
+    pub fn mark_bounced(
+        &mut self,
+        message_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET status = 'bounced', reason = ?2, updated_at = ?3
+             WHERE message_id = ?1 AND status = 'sent'",
+            params![message_id, reason, time_text(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records one SMTP attempt and its consequence for the copy, in one transaction.
+    /// A copy becomes `sent` only here, after the server accepted it.
+    pub fn record_attempt(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+        outcome: &AttemptOutcome,
+        reply: &str,
+    ) -> Result<(), StoreError> {
+        let at = time_text(now);
+        let tx = self.conn_mut().transaction()?;
+        let (kind, status, reason, next): (&str, &str, Option<&str>, Option<String>) = match outcome
+        {
+            AttemptOutcome::Accepted => ("accepted", "sent", None, None),
+            AttemptOutcome::Retry { next_attempt_at } => (
+                "temporary",
+                "retrying",
+                None,
+                Some(due_text(*next_attempt_at)),
+            ),
+            AttemptOutcome::Dead { reason } => ("permanent", "dead", Some(reason), None),
+            AttemptOutcome::GiveUp { reason } => ("temporary", "dead", Some(reason), None),
+        };
+        tx.execute(
+            "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
+            params![id, at, kind, reply],
+        )?;
+        let n = tx.execute(
+            "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
+                 attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
+                 sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END
+             WHERE id = ?1 AND status IN ('queued', 'retrying')",
+            params![id, status, reason, next, reply, at],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "outbox copy {id} is not waiting for delivery"
+            )));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracking::{Kind, TrackingNumber};
+
+    #[test]
+    fn a_notice_is_queued_whole_or_not_at_all() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let n = TrackingNumber::parse("VU#409117").unwrap();
+        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
+        let notice = NewNotice {
+            thread_id: t.id,
+            sender: "cert@example.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "AB",
+            inner: b"inner",
+        };
+        let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
+            kind: CopyKind::Notice,
+            address: addr,
+            org: "V",
+            message_id: mid,
+            raw: b"raw",
+            key_fingerprint: Some("CD"),
+        };
+        // The second copy reuses a Message-ID: the unique index fails the whole transaction.
+        let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
+        assert!(s.enqueue_notice(&notice, &bad, now).is_err());
+        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+        assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
+
+        let good = [
+            copy("a@x.test", "<1@x>"),
+            NewCopy::Held {
+                address: "c@x.test",
+                org: "W",
+                reason: "no valid encryption key: none",
+            },
+        ];
+        let ids = s.enqueue_notice(&notice, &good, now).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(
+            s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
+            t.id
+        );
+        assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
+        assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
+
+        // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
+        s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
+            .unwrap();
+        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
+        assert!(
+            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
+                .is_err()
+        );
+        assert!(s.due_copies(now, 10).unwrap().is_empty());
+
+        assert!(
+            !s.mark_bounced("<other@x>", "550 no such user", now)
+                .unwrap()
+        );
+        assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
+        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+    }
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# casegate project copy of the coordinators' legacy ingest, used as the baseline of benches/ingest_pgp.rs.
+"""Baseline for ingest benchmarks: how coordinators' in-house scripts handle mail today.
+
+Python's `email` parses each message, `gpg` is run as a subprocess for every encrypted or
+signed part (as Request Tracker, Znuny and Schleuder do), a regex finds the tracking number,
+and each message is committed to SQLite. Usage:
+
+    legacy_ingest.py --gnupghome DIR --db FILE MESSAGE.eml|MAILDIR ...
+
+GNUPGHOME must hold the coordinator's secret key and the participants' public keys.
+Prints `N messages in S s (R msg/s)` on the last line.
+"""
+import argparse, email, email.policy, hashlib, os, re, sqlite3, subprocess, sys, tempfile, time
+
+NUMBER = re.compile(r"(?i)(?<![A-Z0-9])(VU#\s?[1-9]\d{5}(?!\d)|VRF#\s?\d\d-(?:0[1-9]|1[0-2])-[BCDFGHJKLMNPQRSTVWXYZ]{5}|General-[1-9]\d{0,8})(?![A-Za-z0-9])")
+
+def gpg(args, data, home):
+    r = subprocess.run(["gpg", "--batch", "--homedir", home, "--status-fd", "2", *args],
+                       input=data, capture_output=True)
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+
+def open_message(raw, home):
+    """Decrypt/verify like the legacy tools: PGP/MIME or inline, via the gpg CLI."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    encrypted, signature = False, "none"
+    if msg.get_content_type() == "multipart/encrypted":
+        parts = msg.get_payload()
+        rc, plain, status = gpg(["--decrypt"], parts[1].get_payload(decode=True) or b"", home)
+        encrypted = rc == 0
+        signature = "good" if "GOODSIG" in status else ("bad" if "BADSIG" in status else "none")
+        if encrypted:
+            msg = email.message_from_bytes(plain, policy=email.policy.compat32)
+    elif msg.get_content_type() == "multipart/signed":
+        signed, sig = msg.get_payload()
+        with tempfile.NamedTemporaryFile(suffix=".asc", delete=False) as f:
+            f.write(sig.get_payload(decode=True) or b"")
+            tmp = f.name
+        body = signed.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+        rc, _, status = gpg(["--verify", tmp, "-"], body, home)
+        os.unlink(tmp)
+        signature = "good" if "GOODSIG" in status else "bad"
+    else:
+        text = msg.get_payload(decode=True) if not msg.is_multipart() else b""
+        if text and b"-----BEGIN PGP MESSAGE-----" in text:
+            rc, _, status = gpg(["--decrypt"], text, home)
+            encrypted = rc == 0
+            signature = "good" if "GOODSIG" in status else "none"
+        elif text and b"-----BEGIN PGP SIGNED MESSAGE-----" in text:
+            rc, _, status = gpg(["--verify"], text, home)
+            signature = "good" if "GOODSIG" in status else "bad"
+    return msg, encrypted, signature
+
+def files(paths):
+    for p in paths:
+        if os.path.isdir(p):
+            for sub in ("new", "cur", ""):
+                d = os.path.join(p, sub)
+                if os.path.isdir(d):
+                    for n in sorted(os.listdir(d)):
+                        f = os.path.join(d, n)
+                        if os.path.isfile(f):
+                            yield f
+        else:
+            yield p
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gnupghome", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("paths", nargs="+")
+    a = ap.parse_args()
+    db = sqlite3.connect(a.db)
+    db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, message_id TEXT, sha256 TEXT UNIQUE, "
+               "thread TEXT, encrypted INT, signature TEXT, subject TEXT, raw BLOB)")
+    n, t0 = 0, time.perf_counter()
+    for path in files(a.paths):
+        raw = open(path, "rb").read()
+        msg, enc, sig = open_message(raw, a.gnupghome)
+        subject = str(msg.get("Subject", ""))
+        m = NUMBER.search(subject)
+        thread = re.sub(r"\s", "", m.group(1)).upper() if m else None
+        with db:
+            db.execute("INSERT OR IGNORE INTO messages (message_id, sha256, thread, encrypted, signature, subject, raw) "
+                       "VALUES (?,?,?,?,?,?,?)", (msg.get("Message-ID"), hashlib.sha256(raw).hexdigest(), thread,
+                                                 int(enc), sig, subject, raw))
+        n += 1
+    dt = time.perf_counter() - t0
+    print(f"{n} messages in {dt:.2f} s ({n / dt if dt else 0:.1f} msg/s)")
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+//! The library's face for the command line and the daemon: opens the store and the keyring
+//! from [`Settings`], and reads messages from the places `ingest` accepts.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sequoia_openpgp::Cert;
+use sequoia_openpgp::parse::Parse;
+
+use crate::config::{ConfigError, Settings};
+use crate::keyring::{self, Keyring, KeyringError};
+use crate::pipeline::{Pipeline, Rules};
+use crate::store::{MessageSource, Store, StoreError};
+
+/// Why a command could not set itself up. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the store {path}: {source}")]
+    Store { path: PathBuf, source: StoreError },
+    #[error(transparent)]
+    StoreOp(#[from] StoreError),
+    #[error("coordinator key {path}: {source}")]
+    Key { path: PathBuf, source: KeyringError },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Opens the store, creating the data directory on first use.
+pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let path = settings.store_path();
+    Store::open(&path).map_err(|source| AppError::Store { path, source })
+}
+
+/// The coordinator's secret key, if `init` made one (or the config names one).
+pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
+    let path = settings.key_file();
+    if !path.exists() {
+        if settings.config.coordinator.key_file.is_some() {
+            return Err(AppError::Other(format!(
+                "coordinator key_file {} does not exist; fix [coordinator] key_file or remove it and run `casegate init`",
+                path.display()
+            )));
+        }
+        return Ok(None);
+    }
+    keyring::read_secret_key_file(&path)
+        .map(Some)
+        .map_err(|source| AppError::Key { path, source })
+}
+
+/// Participants' certificates as stored, plus the coordinator's key.
+pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
+    let coordinator = coordinator_key(settings)?;
+    let mut certs = Vec::new();
+    for stored in store.certs()? {
+        match Cert::from_bytes(&stored.public_cert) {
+            Ok(c) => certs.push(c),
+            Err(e) => {
+                tracing::warn!(fingerprint = %stored.fingerprint, error = %e, "stored certificate unreadable; skipped")
+            }
+        }
+    }
+    Ok(Keyring::new(coordinator, certs))
+}
+
+/// A pipeline over the configured store and keyring.
+pub fn open_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
+    let store = open_store(settings)?;
+    let keyring = load_keyring(settings, &store)?;
+    Ok(Pipeline::new(
+        store,
+        keyring,
+        Rules::from_settings(settings),
+    ))
+}
+
+/// What `init` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Initialized {
+    pub data_dir: String,
+    pub store: String,
+    pub key_file: String,
+    pub fingerprint: String,
+    pub created_key: bool,
+}
+
+/// Creates the data dir, the store and a coordinator key if none exists. Idempotent.
+pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
+    let store = open_store(settings)?;
+    drop(store);
+    let path = settings.key_file();
+    let (key, created) = match coordinator_key(settings)? {
+        Some(k) => (k, false),
+        None => {
+            let k = keyring::generate_coordinator_key(&settings.config.coordinator.address)
+                .map_err(|source| AppError::Key {
+                    path: path.clone(),
+                    source,
+                })?;
+            keyring::write_secret_key_file(&path, &k).map_err(|source| AppError::Key {
+                path: path.clone(),
+                source,
+            })?;
+            (k, true)
+        }
+    };
+    Ok(Initialized {
+        data_dir: settings.data_dir.display().to_string(),
+        store: settings.store_path().display().to_string(),
+        key_file: path.display().to_string(),
+        fingerprint: key.fingerprint().to_hex(),
+        created_key: created,
+    })
+}
+
+/// Why one input of `ingest` could not be read (the rest of the batch goes on).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {reason}")]
+pub struct InputError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Calls `each` for every message in `path`: an .eml file, an mbox file, a Maildir (or a
+/// directory of message files), or `-` for one message on stdin.
+pub fn for_each_message(
+    path: &str,
+    each: &mut dyn FnMut(MessageSource, Vec<u8>),
+) -> Result<(), InputError> {
+    let err = |reason: String| InputError {
+        path: path.to_string(),
+        reason,
+    };
+    if path == "-" {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .map_err(|e| err(e.to_string()))?;
+        each(MessageSource::Stdin, raw);
+        return Ok(());
+    }
+    let p = Path::new(path);
+    let meta = std::fs::metadata(p).map_err(|e| err(format!("{e}; check the path")))?;
+    if meta.is_dir() {
+        let maildir = ["cur", "new"].iter().any(|d| p.join(d).is_dir());
+        let dirs: Vec<PathBuf> = if maildir {
+            vec![p.join("new"), p.join("cur")]
+        } else {
+            vec![p.to_path_buf()]
+        };
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                let shown = f.display().to_string();
+                match std::fs::read(&f) {
+                    Ok(raw) => each(
+                        if maildir {
+                            MessageSource::Maildir(shown)
+                        } else {
+                            MessageSource::File(shown)
+                        },
+                        raw,
+                    ),
+                    Err(e) => tracing::warn!(file = %shown, error = %e, "unreadable; skipped"),
+                }
+            }
+        }
+        return Ok(());
+    }
+    let raw = std::fs::read(p).map_err(|e| err(e.to_string()))?;
+    if raw.starts_with(b"From ") {
+        // mbox: one or many messages, each after a "From " line.
+        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(raw));
+        for (i, m) in iter.enumerate() {
+            match m {
+                Ok(m) => each(
+                    MessageSource::File(format!("{path}#{}", i + 1)),
+                    m.unwrap_contents(),
+                ),
+                Err(e) => return Err(err(format!("mbox message {}: {e}", i + 1))),
+            }
+        }
+        return Ok(());
+    }
+    each(MessageSource::File(path.to_string()), raw);
+    Ok(())
+}

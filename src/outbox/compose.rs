@@ -1,0 +1,651 @@
+//! Composing outbound notices: sign once, seal per recipient (pure: no I/O).
+//!
+//! Hub-and-spoke means every participant contact gets its own message, encrypted to its own
+//! key, so nobody learns who else is on a case. Signing is the expensive, recipient-independent
+//! part, so it happens exactly once per notice ([`sign_notice`]); each copy then only costs one
+//! encryption ([`seal_for`]).
+//!
+//! Shape (RFC 3156 PGP/MIME, sign-then-encrypt, protected headers):
+//!
+//! ```text
+//! From / To (exactly one) / Subject: [VU#409117] Encrypted message / Message-ID (per copy)
+//! multipart/encrypted; protocol="application/pgp-encrypted"
+//! ├─ application/pgp-encrypted            "Version: 1"
+//! └─ application/octet-stream             ASCII-armored OpenPGP message, containing:
+//!    multipart/signed; micalg=pgp-sha512; protocol="application/pgp-signature"
+//!    ├─ text/plain; charset=utf-8; protected-headers="v1"   (quoted-printable)
+//!    │    From, Subject (the real one), Date  ← protected headers, signed
+//!    └─ application/pgp-signature          detached signature by the coordinator
+//! ```
+//!
+//! The signed part carries no per-recipient header (no To, no Message-ID): that is what lets it
+//! be signed once. For the same reason it uses `protected-headers="v1"` (understood by
+//! Thunderbird, Enigmail, Delta Chat, K-9) and not RFC 9788's `hp="cipher"`, whose receivers
+//! expect the complete header section, To and Message-ID included, inside the payload.
+//! The outer Subject keeps the tracking number so replies route even from clients that drop
+//! protected headers.
+//!
+//! Fail closed: there is no function here that produces case content in plaintext. A recipient
+//! whose certificate is revoked, expired, invalid under the standard policy or without a live
+//! encryption-capable key gets [`ComposeError::NoValidKey`], and the caller holds the copy.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mail_builder::encoders::quoted_printable::quoted_printable_encode;
+use mail_builder::headers::HeaderType;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
+use openpgp::Cert;
+use openpgp::armor;
+use openpgp::crypto::SessionKey;
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::Serialize;
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
+use openpgp::types::{HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
+use rand::TryRngCore;
+use sequoia_openpgp as openpgp;
+
+/// A recipient key we may encrypt to (valid under the policy, alive, not revoked).
+type EncryptionKey<'a> = openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
+    'a,
+    openpgp::packet::key::PublicParts,
+>;
+
+/// Hash used for the coordinator's signature; `MICALG` must name the same one (RFC 3156 §5).
+const SIGNATURE_HASH: HashAlgorithm = HashAlgorithm::SHA512;
+const MICALG: &str = "pgp-sha512";
+
+/// What went wrong while composing. None of these carry key material or message content.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// The recipient has no key we may encrypt to; the copy must be held, never sent in clear.
+    #[error("no valid encryption key: {0}")]
+    NoValidKey(String),
+    /// The coordinator key cannot sign (no live signing key, or its secret is locked).
+    #[error("coordinator key cannot sign: {0}")]
+    CoordinatorKey(String),
+    /// An address that is not exactly one plain mailbox (we never address more than one).
+    #[error("bad address {0:?}: {1}")]
+    BadAddress(String, String),
+    /// OpenPGP serialization failed (signing or encrypting).
+    #[error("OpenPGP: {0}")]
+    OpenPgp(String),
+    /// Writing the MIME structure failed.
+    #[error("MIME: {0}")]
+    Mime(#[from] std::io::Error),
+}
+
+/// One notice as the caller means it, before anything is signed.
+#[derive(Clone, Debug)]
+pub struct Notice<'a> {
+    /// Canonical tracking number of the thread, e.g. `VU#409117`.
+    pub thread: &'a str,
+    /// The real subject; travels only inside the encryption. The tracking number is added in
+    /// front when the subject does not already contain it, so replies route by subject too.
+    pub subject: &'a str,
+    /// Plain-text body (UTF-8).
+    pub body: &'a str,
+    /// Message-ID of the message this answers (with or without angle brackets).
+    pub in_reply_to: Option<&'a str>,
+    /// Set for mail no human wrote (acknowledgments): adds `Auto-Submitted: auto-generated`
+    /// (RFC 3834) so auto-responders do not answer it.
+    pub automatic: bool,
+}
+
+/// A notice signed once by the coordinator: the inner MIME entity (multipart/signed) plus the
+/// few recipient-independent facts the outer headers need. Only [`sign_notice`] and the store
+/// (which keeps held copies' inner entity) create one, so its bytes are always signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedNotice {
+    /// Canonical tracking number, used in the outer subject.
+    pub thread: String,
+    /// Coordinator address (From).
+    pub from: String,
+    /// Message-ID answered, in angle brackets (`<id@host>`, the store's form).
+    pub in_reply_to: Option<String>,
+    /// Whether the copies carry `Auto-Submitted: auto-generated`.
+    pub automatic: bool,
+    /// Seconds since the Unix epoch (UTC): the Date of the notice, inside and outside.
+    pub date: i64,
+    /// Fingerprint (hex) of the coordinator signing key.
+    pub signer_fingerprint: String,
+    inner: Vec<u8>,
+}
+
+impl SignedNotice {
+    /// The signed inner MIME entity (CRLF line ends), as it is encrypted for each recipient.
+    pub fn inner(&self) -> &[u8] {
+        &self.inner
+    }
+
+    /// Rebuilds a notice from what the store kept of one made by [`sign_notice`].
+    pub(crate) fn from_stored(
+        thread: String,
+        from: String,
+        in_reply_to: Option<String>,
+        automatic: bool,
+        date: i64,
+        signer_fingerprint: String,
+        inner: Vec<u8>,
+    ) -> Self {
+        Self {
+            thread,
+            from,
+            in_reply_to,
+            automatic,
+            date,
+            signer_fingerprint,
+            inner,
+        }
+    }
+}
+
+/// One copy ready for SMTP: one recipient, its own Message-ID, encrypted to its key.
+#[derive(Clone, Debug)]
+pub struct Sealed {
+    /// Message-ID in angle brackets (`<random@coordinator-domain>`), the form the store keeps
+    /// so that replies' In-Reply-To/References match it.
+    pub message_id: String,
+    /// The complete RFC 5322 message (CRLF line ends).
+    pub bytes: Vec<u8>,
+    /// Primary fingerprint (hex, upper case) of the recipient certificate used.
+    pub cert_fingerprint: String,
+    /// Fingerprints of the subkeys the session key was encrypted to.
+    pub subkey_fingerprints: Vec<String>,
+}
+
+/// A copy that carries no case content: the "please send us your key" stub.
+#[derive(Clone, Debug)]
+pub struct Stub {
+    /// Message-ID in angle brackets.
+    pub message_id: String,
+    /// The complete RFC 5322 message (CRLF line ends), signed by the coordinator.
+    pub bytes: Vec<u8>,
+}
+
+/// Signs the notice once. The result is sealed for each recipient with [`seal_for`].
+///
+/// `coordinator` must hold an unencrypted secret signing key; `from` is the coordinator address.
+pub fn sign_notice(
+    notice: &Notice<'_>,
+    coordinator: &Cert,
+    from: &str,
+    now: SystemTime,
+) -> Result<SignedNotice, ComposeError> {
+    check_mailbox(from)?;
+    let date = unix_seconds(now);
+    let subject = inner_subject(notice.thread, notice.subject);
+    let text_part = protected_text_part(&subject, from, date, notice.body)?;
+    let (inner, signer_fingerprint) = sign_entity(text_part, coordinator, now)?;
+    Ok(SignedNotice {
+        thread: notice.thread.to_string(),
+        from: from.to_string(),
+        in_reply_to: notice.in_reply_to.map(bracketed),
+        automatic: notice.automatic,
+        date,
+        signer_fingerprint,
+        inner,
+    })
+}
+
+/// Encrypts the signed notice for one recipient and wraps it as a complete message to exactly
+/// that address. Fails closed with [`ComposeError::NoValidKey`] when `recipient` has no key we
+/// may use at `now`.
+pub fn seal_for(
+    signed: &SignedNotice,
+    recipient_addr: &str,
+    recipient: &Cert,
+    now: SystemTime,
+) -> Result<Sealed, ComposeError> {
+    check_mailbox(recipient_addr)?;
+    let policy = StandardPolicy::new();
+    let keys = encryption_keys(recipient, &policy, now)?;
+    let subkey_fingerprints = keys
+        .iter()
+        .map(|k| k.key().fingerprint().to_hex())
+        .collect();
+    let ciphertext = encrypt(signed.inner(), keys)?;
+    let message_id = new_message_id(&signed.from);
+
+    let encrypted = multipart_encrypted(ciphertext);
+    let subject = format!("[{}] Encrypted message", signed.thread);
+    let bytes = outer_message(OuterHeaders {
+        from: &signed.from,
+        to: recipient_addr,
+        subject: &subject,
+        date: signed.date,
+        message_id: &message_id,
+        in_reply_to: signed.in_reply_to.as_deref(),
+        automatic: signed.automatic,
+        body: encrypted,
+    })?;
+    Ok(Sealed {
+        message_id,
+        bytes,
+        cert_fingerprint: recipient.fingerprint().to_hex(),
+        subkey_fingerprints,
+    })
+}
+
+/// The stub sent instead of case content when a contact has no usable key and the policy allows
+/// it: it names the tracking number only, asks for a key, carries the coordinator's public
+/// certificate so the contact can encrypt back, and is signed so it can be checked.
+pub fn stub_for(
+    thread: &str,
+    recipient_addr: &str,
+    coordinator: &Cert,
+    from: &str,
+    automatic: bool,
+    now: SystemTime,
+) -> Result<Stub, ComposeError> {
+    check_mailbox(recipient_addr)?;
+    check_mailbox(from)?;
+    let date = unix_seconds(now);
+    let subject = format!("[{thread}] Encryption key needed");
+    let body = format!(
+        "Hello,\r\n\r\nwe have a message for you about {thread}. We send case details only \
+         encrypted, and we have no valid OpenPGP key for {recipient_addr}.\r\n\r\nPlease reply \
+         to this message (keep {thread} in the subject) with your OpenPGP public key attached. \
+         Our key is attached to this message.\r\n\r\n-- \r\n{from}\r\n"
+    );
+    // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so even
+    // if that ever changed): the stub must never carry the coordinator's secret key.
+    let public = coordinator.clone().strip_secret_key_material();
+    let mut armored_cert = Vec::new();
+    public
+        .armored()
+        .serialize(&mut armored_cert)
+        .map_err(|e| ComposeError::OpenPgp(e.to_string()))?;
+    let mixed = MimePart::new(
+        "multipart/mixed",
+        vec![
+            MimePart::new(
+                ContentType::new("text/plain").attribute("charset", "utf-8"),
+                BodyPart::Text(body.into()),
+            ),
+            MimePart {
+                headers: vec![
+                    (
+                        "Content-Type".into(),
+                        ContentType::new("application/pgp-keys")
+                            .attribute("name", "coordinator.asc")
+                            .into(),
+                    ),
+                    (
+                        "Content-Disposition".into(),
+                        ContentType::new("attachment")
+                            .attribute("filename", "coordinator.asc")
+                            .into(),
+                    ),
+                    ("Content-Transfer-Encoding".into(), Raw::new("7bit").into()),
+                ],
+                contents: BodyPart::Binary(crlf(&armored_cert).into()),
+            },
+        ],
+    );
+    let mut mixed_bytes = Vec::new();
+    mixed.write_part(&mut mixed_bytes)?;
+    let (signed, _) = sign_entity(mixed_bytes, coordinator, now)?;
+    let message_id = new_message_id(from);
+    let bytes = outer_message(OuterHeaders {
+        from,
+        to: recipient_addr,
+        subject: &subject,
+        date,
+        message_id: &message_id,
+        in_reply_to: None,
+        automatic,
+        body: MimePart::raw(BodyPart::Binary(signed.into())),
+    })?;
+    Ok(Stub { message_id, bytes })
+}
+
+/// The live, unrevoked, encryption-capable keys of `cert`, or why there are none.
+fn encryption_keys<'a>(
+    cert: &'a Cert,
+    policy: &'a StandardPolicy<'a>,
+    now: SystemTime,
+) -> Result<Vec<EncryptionKey<'a>>, ComposeError> {
+    let valid = cert.with_policy(policy, now).map_err(|e| {
+        ComposeError::NoValidKey(format!(
+            "certificate not valid under the standard policy: {e}"
+        ))
+    })?;
+    if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+        return Err(ComposeError::NoValidKey("certificate revoked".into()));
+    }
+    if let Err(e) = valid.alive() {
+        return Err(ComposeError::NoValidKey(format!(
+            "certificate expired: {e}"
+        )));
+    }
+    let capable = || {
+        valid
+            .keys()
+            .supported()
+            .for_transport_encryption()
+            .for_storage_encryption()
+    };
+    let usable: Vec<_> = capable().alive().revoked(false).collect();
+    if !usable.is_empty() {
+        return Ok(usable);
+    }
+    if capable().next().is_some() {
+        Err(ComposeError::NoValidKey(
+            "encryption subkey expired or revoked".into(),
+        ))
+    } else {
+        Err(ComposeError::NoValidKey(
+            "no encryption-capable subkey".into(),
+        ))
+    }
+}
+
+/// Encrypts to `keys` with a fresh AES-256 session key drawn from the OS (getrandom).
+///
+/// Why not let sequoia draw it: its nettle backend seeds a new Yarrow generator (1,500 SHA-256
+/// rounds) for every random draw, which made the session key alone a third of the per-copy
+/// cost of a fan-out. The OS generator is at least as strong. AES-256 is what sequoia
+/// picks by default too, and every OpenPGP implementation in use supports it.
+fn encrypt<'a>(plaintext: &[u8], keys: Vec<EncryptionKey<'a>>) -> Result<Vec<u8>, ComposeError> {
+    let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
+    let algo = SymmetricAlgorithm::AES256;
+    let mut key = vec![0u8; algo.key_size().map_err(pgp)?];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut key)
+        .map_err(|e| ComposeError::OpenPgp(format!("no randomness from the OS: {e}")))?;
+    // Copied into zeroize-on-drop memory; sequoia clears this buffer, no copy is left behind.
+    let session_key = SessionKey::from(key);
+    let recipients: Vec<Recipient<'a>> = keys.into_iter().map(Recipient::from).collect();
+    let mut sink = Vec::with_capacity(plaintext.len() * 4 / 3 + 1024);
+    let message = Message::new(&mut sink);
+    let message = Armorer::new(message)
+        .kind(armor::Kind::Message)
+        .build()
+        .map_err(pgp)?;
+    let message = Encryptor::with_session_key(message, algo, session_key)
+        .map_err(pgp)?
+        .add_recipients(recipients)
+        .build()
+        .map_err(pgp)?;
+    let mut literal = LiteralWriter::new(message).build().map_err(pgp)?;
+    literal.write_all(plaintext)?;
+    literal.finalize().map_err(pgp)?;
+    Ok(sink)
+}
+
+/// Signs `first_part` (a complete MIME part, CRLF) with a detached signature and wraps both in
+/// multipart/signed. Returns the entity and the signing key's fingerprint.
+fn sign_entity(
+    first_part: Vec<u8>,
+    coordinator: &Cert,
+    now: SystemTime,
+) -> Result<(Vec<u8>, String), ComposeError> {
+    let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
+    let policy = StandardPolicy::new();
+    let valid = coordinator
+        .with_policy(&policy, now)
+        .map_err(|e| ComposeError::CoordinatorKey(e.to_string()))?;
+    valid
+        .alive()
+        .map_err(|e| ComposeError::CoordinatorKey(format!("expired: {e}")))?;
+    if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+        return Err(ComposeError::CoordinatorKey("revoked".into()));
+    }
+    let signing = valid
+        .keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_signing()
+        .unencrypted_secret()
+        .next()
+        .ok_or_else(|| {
+            ComposeError::CoordinatorKey("no live signing key with an unlocked secret".into())
+        })?;
+    let signer_fingerprint = signing.key().fingerprint().to_hex();
+    let keypair = signing
+        .key()
+        .clone()
+        .into_keypair()
+        .map_err(|e| ComposeError::CoordinatorKey(e.to_string()))?;
+
+    let mut signature = Vec::new();
+    {
+        let message = Message::new(&mut signature);
+        let message = Armorer::new(message)
+            .kind(armor::Kind::Signature)
+            .build()
+            .map_err(pgp)?;
+        let mut signer = Signer::new(message, keypair)
+            .map_err(pgp)?
+            .detached()
+            .hash_algo(SIGNATURE_HASH)
+            .map_err(pgp)?
+            .creation_time(now)
+            .build()
+            .map_err(pgp)?;
+        signer.write_all(&first_part)?;
+        signer.finalize().map_err(pgp)?;
+    }
+
+    let signed = MimePart::new(
+        ContentType::new("multipart/signed")
+            .attribute("micalg", MICALG)
+            .attribute("protocol", "application/pgp-signature"),
+        vec![
+            MimePart::raw(BodyPart::Binary(first_part.into())),
+            MimePart {
+                headers: vec![
+                    (
+                        "Content-Type".into(),
+                        ContentType::new("application/pgp-signature")
+                            .attribute("name", "signature.asc")
+                            .into(),
+                    ),
+                    (
+                        "Content-Description".into(),
+                        Text::new("OpenPGP digital signature").into(),
+                    ),
+                    (
+                        "Content-Disposition".into(),
+                        ContentType::new("attachment")
+                            .attribute("filename", "signature.asc")
+                            .into(),
+                    ),
+                    ("Content-Transfer-Encoding".into(), Raw::new("7bit").into()),
+                ],
+                contents: BodyPart::Binary(crlf(&signature).into()),
+            },
+        ],
+    );
+    let mut entity = Vec::with_capacity(signed.size() + 512);
+    signed.write_part(&mut entity)?;
+    Ok((entity, signer_fingerprint))
+}
+
+/// The text/plain part that is signed: protected headers plus the body, quoted-printable so
+/// that no transport can change the signed bytes (long lines, trailing spaces, 8-bit).
+fn protected_text_part(
+    subject: &str,
+    from: &str,
+    date: i64,
+    body: &str,
+) -> Result<Vec<u8>, ComposeError> {
+    // One line-end convention before encoding: the encoder turns LF into CRLF, and a stray
+    // CR would otherwise travel as a bare CR.
+    let mut text = body.replace("\r\n", "\n").replace('\r', "\n");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut encoded = Vec::with_capacity(text.len() + text.len() / 8);
+    quoted_printable_encode(text.as_bytes(), &mut encoded, true)?;
+    let part = MimePart {
+        headers: vec![
+            (
+                "Content-Type".into(),
+                ContentType::new("text/plain")
+                    .attribute("charset", "utf-8")
+                    .attribute("protected-headers", "v1")
+                    .into(),
+            ),
+            (
+                "Content-Transfer-Encoding".into(),
+                Raw::new("quoted-printable").into(),
+            ),
+            (
+                "From".into(),
+                Address::new_address(None::<&str>, from).into(),
+            ),
+            ("Subject".into(), Text::new(subject).into()),
+            ("Date".into(), Date::new(date).into()),
+        ],
+        contents: BodyPart::Binary(encoded.into()),
+    };
+    let mut out = Vec::with_capacity(part.size() + 512);
+    part.write_part(&mut out)?;
+    Ok(out)
+}
+
+/// multipart/encrypted around an armored OpenPGP message (RFC 3156 §4).
+fn multipart_encrypted(armored: Vec<u8>) -> MimePart<'static> {
+    MimePart::new(
+        ContentType::new("multipart/encrypted").attribute("protocol", "application/pgp-encrypted"),
+        vec![
+            MimePart {
+                headers: vec![
+                    (
+                        "Content-Type".into(),
+                        ContentType::new("application/pgp-encrypted").into(),
+                    ),
+                    (
+                        "Content-Description".into(),
+                        Text::new("PGP/MIME version identification").into(),
+                    ),
+                    ("Content-Transfer-Encoding".into(), Raw::new("7bit").into()),
+                ],
+                contents: BodyPart::Text("Version: 1\r\n".into()),
+            },
+            MimePart {
+                headers: vec![
+                    (
+                        "Content-Type".into(),
+                        ContentType::new("application/octet-stream")
+                            .attribute("name", "encrypted.asc")
+                            .into(),
+                    ),
+                    (
+                        "Content-Description".into(),
+                        Text::new("OpenPGP encrypted message").into(),
+                    ),
+                    (
+                        "Content-Disposition".into(),
+                        ContentType::new("inline")
+                            .attribute("filename", "encrypted.asc")
+                            .into(),
+                    ),
+                    ("Content-Transfer-Encoding".into(), Raw::new("7bit").into()),
+                ],
+                contents: BodyPart::Binary(crlf(&armored).into()),
+            },
+        ],
+    )
+}
+
+struct OuterHeaders<'a> {
+    from: &'a str,
+    to: &'a str,
+    subject: &'a str,
+    date: i64,
+    message_id: &'a str,
+    in_reply_to: Option<&'a str>,
+    automatic: bool,
+    body: MimePart<'a>,
+}
+
+fn outer_message(h: OuterHeaders<'_>) -> Result<Vec<u8>, ComposeError> {
+    let mut headers: Vec<(Cow<'_, str>, HeaderType<'_>)> = vec![
+        (
+            "From".into(),
+            Address::new_address(None::<&str>, h.from).into(),
+        ),
+        ("To".into(), Address::new_address(None::<&str>, h.to).into()),
+        ("Subject".into(), Text::new(h.subject).into()),
+        ("Date".into(), Date::new(h.date).into()),
+        (
+            "Message-ID".into(),
+            MessageId::new(bare(h.message_id)).into(),
+        ),
+    ];
+    if let Some(parent) = h.in_reply_to {
+        headers.push(("In-Reply-To".into(), MessageId::new(bare(parent)).into()));
+        headers.push(("References".into(), MessageId::new(bare(parent)).into()));
+    }
+    if h.automatic {
+        headers.push(("Auto-Submitted".into(), Raw::new("auto-generated").into()));
+    }
+    headers.push(("MIME-Version".into(), Raw::new("1.0").into()));
+    let mut builder = mail_builder::MessageBuilder::new().body(h.body);
+    builder.headers = headers;
+    Ok(builder.write_to_vec()?)
+}
+
+/// The inner subject: the caller's, with the tracking number in front unless already there.
+fn inner_subject(thread: &str, subject: &str) -> String {
+    if subject
+        .to_ascii_uppercase()
+        .contains(&thread.to_ascii_uppercase())
+    {
+        subject.to_string()
+    } else {
+        format!("[{thread}] {subject}")
+    }
+}
+
+/// `<random@domain-of-from>`: 128 random bits, so Message-IDs never collide across copies.
+fn new_message_id(from: &str) -> String {
+    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    format!("<{}@{}>", hex::encode(rand::random::<[u8; 16]>()), domain)
+}
+
+/// Exactly one plain addr-spec: no display name, no list, no header injection.
+fn check_mailbox(addr: &str) -> Result<(), ComposeError> {
+    lettre::Address::from_str(addr)
+        .map(|_| ())
+        .map_err(|e| ComposeError::BadAddress(addr.to_string(), e.to_string()))
+}
+
+fn bracketed(id: &str) -> String {
+    format!("<{}>", bare(id))
+}
+
+fn bare(id: &str) -> &str {
+    id.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Sequoia's armor uses LF; MIME on the wire wants CRLF.
+fn crlf(lf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lf.len() + lf.len() / 60 + 2);
+    let mut prev = 0u8;
+    for &b in lf {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! SMTP delivery of outbox copies with lettre (tokio, rustls with the ring provider).
+//!
+//! Each copy goes out in its own SMTP transaction whose envelope names exactly one recipient,
+//! the copy's own address: the architecture's "nothing leaves that is not a committed outbox
+//! row with exactly one recipient", enforced here at the envelope.
+
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::config::{SmtpConfig, TlsMode};
+
+use super::OutboxError;
+
+/// The result of one SMTP attempt, with the server's reply (or the error) as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// 2xx after DATA: the server took responsibility for the copy.
+    Accepted(String),
+    /// 4xx, or no usable connection: worth trying again later.
+    Temporary(String),
+    /// 5xx, or a request the client can never make work: give up.
+    Permanent(String),
+}
+
+/// A configured SMTP client. Build it inside the tokio runtime that will use it.
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpSender {
+    /// Builds the transport from the `[smtp]` settings: `tls = "none"` (plaintext, for loopback
+    /// relays), `"starttls"` (STARTTLS required) or `"implicit"` (TLS from the first byte);
+    /// `ca_file` is trusted in addition to the system roots; AUTH when a username and password
+    /// are configured. The password is read here and kept only inside lettre.
+    pub fn new(config: &SmtpConfig) -> Result<SmtpSender, OutboxError> {
+        let host = config.host.clone();
+        let tls = match config.tls {
+            TlsMode::None => Tls::None,
+            TlsMode::Starttls => Tls::Required(tls_parameters(config)?),
+            TlsMode::Implicit => Tls::Wrapper(tls_parameters(config)?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(config.timeout_secs.max(1))));
+        let password = config
+            .password
+            .resolve()
+            .map_err(|e| OutboxError::Config(e.to_string()))?;
+        match (&config.username, password) {
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(
+                    user.clone(),
+                    password.expose().to_string(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(OutboxError::Config(
+                    "[smtp] username is set but no password_file or password_env".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(SmtpSender {
+            transport: builder.build(),
+        })
+    }
+
+    /// Sends `raw` from `from` to exactly `to` (one RCPT) and classifies the outcome.
+    /// Crate-private: only committed outbox rows go out ([`super::deliver_due`]).
+    pub(crate) async fn send(&self, from: &str, to: &str, raw: &[u8]) -> SendResult {
+        let envelope = match (from.parse(), to.parse()) {
+            (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
+                Ok(e) => e,
+                Err(e) => return SendResult::Permanent(format!("invalid envelope: {e}")),
+            },
+            _ => {
+                return SendResult::Permanent(format!("invalid envelope address: {from} -> {to}"));
+            }
+        };
+        match self.transport.send_raw(&envelope, raw).await {
+            Ok(response) => {
+                let text = format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                );
+                if response.is_positive() {
+                    SendResult::Accepted(text)
+                } else {
+                    SendResult::Temporary(text)
+                }
+            }
+            Err(e) if e.is_permanent() => SendResult::Permanent(e.to_string()),
+            Err(e) if e.is_client() => SendResult::Permanent(e.to_string()),
+            // 4xx, connection refused/reset, TLS, timeouts: the relay may be back later.
+            Err(e) => SendResult::Temporary(error_chain(&e)),
+        }
+    }
+}
+
+fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, OutboxError> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| OutboxError::Config(format!("[smtp] ca_file {}: {e}", path.display())))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| OutboxError::Config(format!("[smtp] ca_file {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| OutboxError::Config(format!("[smtp] TLS setup: {e}")))
+}
+
+/// The error and its causes on one line ("connection refused" hides in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
