@@ -25,7 +25,8 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
     for i in 0..5 {
         servers.deliver(CERT, &test_message("first", i));
     }
-    let config = imap_config(&servers, CERT, "none", "");
+    // IDLE is re-issued only every 120 s: shutdown must not wait for that.
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 120");
     let account = config.account_name();
     let sink = StoreSink::open(&db);
     let watcher = Watcher::start(config, sink.clone(), fast_options());
@@ -59,7 +60,12 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
             .contains("connected, last UID 6, 6 stored today")
     );
 
+    let asked = std::time::Instant::now();
     watcher.stop().unwrap();
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "shutdown waited for the IDLE re-issue"
+    );
     let cp = sink
         .store
         .lock()
@@ -251,4 +257,51 @@ fn flag_mode_leaves_messages_in_place_and_fetches_each_once() {
     let st = watcher.status.get(&account, "INBOX").unwrap();
     assert_eq!((st.stored_today, st.duplicates_today), (1, 0));
     watcher.stop().unwrap();
+}
+
+#[test]
+fn several_mailboxes_of_one_account_each_keep_their_own_checkpoint() {
+    init_tracing();
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    servers.doveadm(&["mailbox", "create", "-u", CERT, "Lists.security"]);
+    for i in 0..3 {
+        servers.deliver(CERT, &test_message("inbox", i));
+        servers.deliver_to(CERT, "Lists.security", &test_message("list", i));
+    }
+    // Names in the config use '/' whatever the server's delimiter is.
+    let config = imap_config(
+        &servers,
+        CERT,
+        "none",
+        "mailboxes = [\"INBOX\", \"Lists/security\"]",
+    );
+    let account = config.account_name();
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config, sink.clone(), fast_options());
+    assert!(wait_until(30, || stored_hashes(&db).len() == 6
+        && servers.count(CERT, "INBOX") == 0
+        && servers.count(CERT, "Lists.security") == 0
+        && servers.count(CERT, PROCESSED) == 6));
+    let snapshot = watcher.status.snapshot();
+    assert_eq!(snapshot.len(), 2);
+    assert!(snapshot.iter().all(|s| s.stored_today == 3), "{snapshot:?}");
+    watcher.stop().unwrap();
+    let store = sink.store.lock().unwrap();
+    for mailbox in ["INBOX", "Lists/security"] {
+        let cp = store
+            .mailbox_checkpoint(&account, mailbox)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cp.last_uid, 3, "{mailbox}");
+    }
+    let summaries = store
+        .mailbox_summaries(chrono::Utc::now() - chrono::Duration::hours(1))
+        .unwrap();
+    assert_eq!(summaries.len(), 2);
+    assert!(
+        summaries.iter().all(|s| s.stored_since == 3),
+        "{summaries:?}"
+    );
 }

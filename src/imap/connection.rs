@@ -159,11 +159,7 @@ impl Server {
     {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(ImapError::Protocol {
-                server: self.address(),
-                step: step.to_string(),
-                source,
-            }),
+            Ok(Err(e)) => Err(ImapError::protocol(self.address(), step, e)),
             Err(_) => Err(self.timed_out(step)),
         }
     }
@@ -233,18 +229,14 @@ impl Server {
             }
         };
         let auth_failed = |e: async_imap::error::Error| match e {
-            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+            e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)) => {
                 ImapError::Auth {
                     server: server.clone(),
                     user: self.username.clone(),
-                    message: text,
+                    message: super::describe(&e),
                 }
             }
-            other => ImapError::Protocol {
-                server: server.clone(),
-                step: "login".into(),
-                source: other,
-            },
+            other => ImapError::protocol(server.clone(), "login", other),
         };
         let secret = password.expose();
         // LOGIN takes a quoted string; a password it cannot carry goes through SASL PLAIN.

@@ -89,11 +89,11 @@ pub enum ImapError {
         step: String,
         secs: u64,
     },
-    #[error("{server}: {step} failed: {source}")]
+    #[error("{server}: {step} failed: {message}")]
     Protocol {
         server: String,
         step: String,
-        source: async_imap::error::Error,
+        message: String,
     },
     #[error("{server}: {message}")]
     Server { server: String, message: String },
@@ -164,4 +164,58 @@ pub async fn watch_with(
         }
     }
     Ok(())
+}
+
+impl ImapError {
+    /// A failed protocol step, with the server's own words when it answered NO or BAD.
+    pub(crate) fn protocol(server: String, step: &str, e: async_imap::error::Error) -> ImapError {
+        ImapError::Protocol {
+            server,
+            step: step.to_string(),
+            message: describe(&e),
+        }
+    }
+}
+
+/// async-imap renders a NO/BAD reply as Rust debug output; a log line wants the server's text.
+pub(crate) fn describe(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
+    match e {
+        Error::No(t) => format!("the server answered NO: {}", server_text(t)),
+        Error::Bad(t) => format!("the server answered BAD: {}", server_text(t)),
+        Error::ConnectionLost => "the connection was closed".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn server_text(debug: &str) -> String {
+    // `code: None, info: Some("text")` or `outcome: Outcome { .., information: Some("text") }`
+    let re = regex::Regex::new(r#"info(?:rmation)?: Some\("((?:[^"\\]|\\.)*)"\)"#);
+    match re.ok().and_then(|re| re.captures(debug)) {
+        Some(c) => c[1].replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => debug.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_replies_read_as_text() {
+        let no = async_imap::error::Error::No(
+            r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: \"X\" (0.001 secs).") }"#.into(),
+        );
+        assert_eq!(
+            describe(&no),
+            r#"the server answered NO: Mailbox doesn't exist: "X" (0.001 secs)."#
+        );
+        let bad = async_imap::error::Error::Bad(
+            r#"code: None, info: Some("Error in IMAP command")"#.into(),
+        );
+        assert_eq!(
+            describe(&bad),
+            "the server answered BAD: Error in IMAP command"
+        );
+    }
 }

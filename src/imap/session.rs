@@ -40,6 +40,13 @@ pub(crate) struct MailboxWorker {
     pub options: WatchOptions,
 }
 
+/// The outcome of one batch's commits.
+#[derive(Default)]
+struct Committed {
+    uids: Vec<u32>,
+    failure: Option<SinkError>,
+}
+
 /// What one session learned about the server and the mailbox.
 struct Selected {
     /// Server-side names (hierarchy delimiter applied).
@@ -49,6 +56,7 @@ struct Selected {
     last_uid: u32,
     has_move: bool,
     has_uidplus: bool,
+    has_idle: bool,
     /// `+FLAGS` argument for `after_store = "flag"`.
     flag_with: String,
 }
@@ -112,7 +120,11 @@ impl MailboxWorker {
     /// as far as a full catch-up (so the backoff starts over).
     async fn session(&mut self, synced: &mut bool) -> Result<(), ImapError> {
         let server = self.server.clone();
-        let mut s = server.open().await?;
+        // Connecting holds no message, so shutdown need not wait for a slow server here.
+        let mut s = tokio::select! {
+            s = server.open() => s?,
+            _ = shutdown_requested(&mut self.shutdown) => return Ok(()),
+        };
         let mut sel = self.select(&mut s).await?;
         self.status.connected(
             &server.account,
@@ -121,8 +133,7 @@ impl MailboxWorker {
             sel.last_uid,
         );
 
-        let caps = server.step("CAPABILITY", s.capabilities()).await?;
-        let can_idle = server.idle && caps.has_str("IDLE");
+        let can_idle = server.idle && sel.has_idle;
         tracing::info!(
             account = %server.account,
             mailbox = %self.mailbox,
@@ -264,6 +275,7 @@ impl MailboxWorker {
             last_uid,
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
+            has_idle: caps.has_str("IDLE"),
             flag_with,
         })
     }
@@ -328,105 +340,161 @@ impl MailboxWorker {
         Ok(items)
     }
 
-    /// Fetches, delivers and acknowledges `items` batch by batch. Stops between messages when
-    /// shutdown is asked for (the message in hand is finished and acknowledged first).
+    /// Fetches, delivers and acknowledges `items` batch by batch, in UID order. The network
+    /// and the store overlap: while batch k is being committed (on a blocking thread), batch k-1
+    /// is acknowledged and batch k+1 fetched. A batch is acknowledged only after every message in
+    /// it committed, and batch k+1 is committed only after batch k. Stops between messages when
+    /// shutdown is asked for; what was committed by then is acknowledged first.
     async fn process(
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
         items: Vec<(u32, u64)>,
     ) -> Result<(), ImapError> {
-        let server = self.server.clone();
+        let mut inflight: Option<tokio::task::JoinHandle<Committed>> = None;
         for batch in batches(
             &items,
             self.options.batch_messages,
             self.options.batch_bytes,
         ) {
             if self.stopping() {
-                return Ok(());
+                break;
             }
-            let set = uid_set(&batch);
-            let wanted: HashSet<u32> = batch.iter().copied().collect();
-            let mut messages: Vec<(u32, Vec<u8>)> = Vec::with_capacity(batch.len());
-            {
-                let stream = server
-                    .step("UID FETCH", s.uid_fetch(&set, "(UID BODY.PEEK[])"))
-                    .await?;
-                let mut stream = std::pin::pin!(stream);
-                while let Some(item) = next(&server, "UID FETCH (BODY.PEEK[])", &mut stream).await?
-                {
-                    if let (Some(uid), Some(body)) = (item.uid, item.body())
-                        && wanted.contains(&uid)
-                    {
-                        messages.push((uid, body.to_vec()));
+            let fetched = match self.fetch(s, &batch).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // The commit in flight still finishes; its messages are not acknowledged
+                    // and come back as "stored but not acknowledged" in the next session.
+                    if let Some(h) = inflight.take() {
+                        let _ = self.finish(h, sel).await;
                     }
+                    return Err(e);
+                }
+            };
+            let previous = match inflight.take() {
+                Some(h) => Some(self.finish(h, sel).await?),
+                None => None,
+            };
+            if !fetched.is_empty() {
+                inflight = Some(self.commit(sel.uidvalidity, fetched));
+            }
+            if let Some(done) = previous {
+                let acked = self.acknowledge(s, sel, &done).await;
+                if let Err(e) = acked {
+                    if let Some(h) = inflight.take() {
+                        let _ = self.finish(h, sel).await;
+                    }
+                    return Err(e);
                 }
             }
-            messages.sort_by_key(|(uid, _)| *uid);
-            messages.dedup_by_key(|(uid, _)| *uid);
-            if messages.len() < batch.len() {
-                let got: HashSet<u32> = messages.iter().map(|(u, _)| *u).collect();
-                let missing: Vec<u32> =
-                    batch.iter().copied().filter(|u| !got.contains(u)).collect();
-                // Expunged meanwhile, or the server could not read it: not acknowledged, so a
-                // message that still exists is fetched again by the next session.
-                tracing::warn!(
-                    account = %server.account,
-                    mailbox = %self.mailbox,
-                    "IMAP: the server returned no content for UID(s) {}; they are left in place",
-                    uid_set(&missing)
-                );
-            }
+        }
+        if let Some(h) = inflight.take() {
+            let done = self.finish(h, sel).await?;
+            self.acknowledge(s, sel, &done).await?;
+        }
+        Ok(())
+    }
 
-            let mut committed = Vec::with_capacity(messages.len());
-            let mut failure = None;
+    /// `UID FETCH (BODY.PEEK[])` of one batch: `(uid, raw)` in UID order.
+    async fn fetch(
+        &self,
+        s: &mut ImapSession,
+        batch: &[u32],
+    ) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let server = &self.server;
+        let wanted: HashSet<u32> = batch.iter().copied().collect();
+        let mut messages: Vec<(u32, Vec<u8>)> = Vec::with_capacity(batch.len());
+        {
+            let stream = server
+                .step(
+                    "UID FETCH",
+                    s.uid_fetch(uid_set(batch), "(UID BODY.PEEK[])"),
+                )
+                .await?;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = next(server, "UID FETCH (BODY.PEEK[])", &mut stream).await? {
+                if let (Some(uid), Some(body)) = (item.uid, item.body())
+                    && wanted.contains(&uid)
+                {
+                    messages.push((uid, body.to_vec()));
+                }
+            }
+        }
+        messages.sort_by_key(|(uid, _)| *uid);
+        messages.dedup_by_key(|(uid, _)| *uid);
+        if messages.len() < batch.len() {
+            let got: HashSet<u32> = messages.iter().map(|(u, _)| *u).collect();
+            let missing: Vec<u32> = batch.iter().copied().filter(|u| !got.contains(u)).collect();
+            // Expunged meanwhile, or the server could not read it: not acknowledged, so a
+            // message that still exists is fetched again by the next session.
+            tracing::warn!(
+                account = %server.account,
+                mailbox = %self.mailbox,
+                "IMAP: the server returned no content for UID(s) {}; they are left in place",
+                uid_set(&missing)
+            );
+        }
+        Ok(messages)
+    }
+
+    /// Hands a fetched batch to the sink, message by message in UID order, on a blocking
+    /// thread. Stops at the first store failure, or between messages on shutdown.
+    fn commit(
+        &self,
+        uidvalidity: u32,
+        messages: Vec<(u32, Vec<u8>)>,
+    ) -> tokio::task::JoinHandle<Committed> {
+        let sink = self.sink.clone();
+        let status = self.status.clone();
+        let shutdown = self.shutdown.clone();
+        let account = self.server.account.clone();
+        let mailbox = self.mailbox.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut done = Committed::default();
             for (uid, raw) in messages {
-                if self.stopping() {
+                if *shutdown.borrow() || shutdown.has_changed().is_err() {
                     break;
                 }
                 let source = MessageSource::Imap {
-                    account: server.account.clone(),
-                    mailbox: self.mailbox.clone(),
-                    uidvalidity: sel.uidvalidity,
+                    account: account.clone(),
+                    mailbox: mailbox.clone(),
+                    uidvalidity,
                     uid,
                 };
-                let sink = self.sink.clone();
-                match blocking(move || sink.deliver(&raw, source)).await {
-                    Ok(done) => {
-                        tracing::debug!(
-                            account = %server.account,
-                            mailbox = %self.mailbox,
-                            uid,
-                            outcome = %done.outcome,
-                            "IMAP: stored"
-                        );
-                        self.status
-                            .stored(&server.account, &self.mailbox, uid, &done.outcome);
-                        sel.last_uid = sel.last_uid.max(uid);
-                        committed.push(uid);
+                match sink.deliver(&raw, source) {
+                    Ok(d) => {
+                        tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
+                        status.stored(&account, &mailbox, uid, &d.outcome);
+                        done.uids.push(uid);
                     }
                     Err(e) => {
-                        failure = Some(e);
+                        done.failure = Some(e);
                         break;
                     }
                 }
             }
-            if !committed.is_empty() {
-                self.acknowledge(s, sel, &committed).await?;
-                tracing::info!(
-                    account = %server.account,
-                    mailbox = %self.mailbox,
-                    "IMAP: stored and {} {} message(s), UIDs {}",
-                    if sel.folder.is_some() { "moved" } else { "flagged" },
-                    committed.len(),
-                    uid_set(&committed)
-                );
-            }
-            if let Some(e) = failure {
-                return Err(e);
-            }
+            done
+        })
+    }
+
+    /// Waits for a batch's commits; the committed UIDs, or the store failure (after the
+    /// committed part is recorded in `sel`, so it is still acknowledged by the caller's next
+    /// session as "stored but not acknowledged").
+    async fn finish(
+        &self,
+        handle: tokio::task::JoinHandle<Committed>,
+        sel: &mut Selected,
+    ) -> Result<Vec<u32>, ImapError> {
+        let done = handle
+            .await
+            .map_err(|e| ImapError::Sink(SinkError(format!("the store task failed: {e}"))))?;
+        if let Some(&max) = done.uids.iter().max() {
+            sel.last_uid = sel.last_uid.max(max);
         }
-        Ok(())
+        match done.failure {
+            Some(e) => Err(ImapError::Sink(e)),
+            None => Ok(done.uids),
+        }
     }
 
     /// Tells the server these (committed) messages are done: MOVE, or COPY + \Deleted +
@@ -437,6 +505,9 @@ impl MailboxWorker {
         sel: &Selected,
         uids: &[u32],
     ) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         let server = &self.server;
         let set = uid_set(uids);
         match &sel.folder {
@@ -479,6 +550,13 @@ impl MailboxWorker {
                 collect(server, "UID STORE", stream).await?;
             }
         }
+        tracing::info!(
+            account = %server.account,
+            mailbox = %self.mailbox,
+            "IMAP: stored and {} {} message(s), UIDs {set}",
+            if sel.folder.is_some() { "moved" } else { "flagged" },
+            uids.len()
+        );
         Ok(())
     }
 
@@ -495,11 +573,7 @@ impl MailboxWorker {
             let (wait, _interrupt) = handle.wait_with_timeout(reissue + server.timeout);
             tokio::select! {
                 r = wait => {
-                    r.map_err(|source| ImapError::Protocol {
-                        server: server.address(),
-                        step: "IDLE".into(),
-                        source,
-                    })?;
+                    r.map_err(|e| ImapError::protocol(server.address(), "IDLE", e))?;
                     false
                 }
                 _ = tokio::time::sleep(reissue) => false,
@@ -546,11 +620,7 @@ where
         Err(_) => Err(server.timed_out(step)),
         Ok(None) => Ok(None),
         Ok(Some(Ok(v))) => Ok(Some(v)),
-        Ok(Some(Err(source))) => Err(ImapError::Protocol {
-            server: server.address(),
-            step: step.to_string(),
-            source,
-        }),
+        Ok(Some(Err(e))) => Err(ImapError::protocol(server.address(), step, e)),
     }
 }
 

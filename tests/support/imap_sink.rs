@@ -20,6 +20,15 @@ impl StoreSink {
     }
 }
 
+impl StoreSink {
+    /// A store in memory: no fsync, for measuring the IMAP side alone.
+    pub fn in_memory() -> Arc<StoreSink> {
+        Arc::new(StoreSink {
+            store: Mutex::new(Store::open_in_memory().unwrap()),
+        })
+    }
+}
+
 pub fn sha256_hex(raw: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(raw))
 }

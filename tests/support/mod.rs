@@ -51,7 +51,7 @@ pub struct MailServers {
 /// How an instance differs from the default.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
-    /// Users besides [`USERS`] (password [`PASSWORD`]).
+    /// Users besides [`USERS`]: `user@domain` (password [`PASSWORD`]) or `user@domain=PASSWORD`.
     pub extra_users: Vec<String>,
     /// Replaces Dovecot's post-login CAPABILITY list, e.g. [`DOVECOT_CAPABILITY`] without `MOVE`.
     pub imap_capability: Option<String>,
@@ -82,7 +82,8 @@ impl MailServers {
         MailServers::start_with_users(&[])
     }
 
-    /// Starts an instance with extra users (password [`PASSWORD`]) besides [`USERS`].
+    /// Starts an instance with extra users besides [`USERS`]: `user@domain` (password
+    /// [`PASSWORD`]) or `user@domain=PASSWORD`.
     pub fn start_with_users(extra_users: &[&str]) -> MailServers {
         MailServers::start_with(&ServerOptions {
             extra_users: extra_users.iter().map(|u| u.to_string()).collect(),

@@ -1,0 +1,229 @@
+//! IMAP benchmarks against the project's own Dovecot (tests/support/mail-servers), over loopback:
+//!
+//! 1. Initial sync: N messages (default 10,000, `CASEGATE_BENCH_MESSAGES`) waiting in INBOX;
+//!    time until `imap::watch` has stored every one (one SQLite transaction each, a real `Store`)
+//!    and moved it, next to `benches/baselines/imap_fetch.py` — a plain imaplib loop that only
+//!    fetches the same mailbox — as a ratio.
+//! 2. New mail to stored over IDLE: messages delivered one at a time while the watcher idles;
+//!    from the end of the delivery to the commit of the message, p50 and p99.
+//!
+//! Run: `cargo bench --bench imap_sync` (needs `[[bench]] name = "imap_sync" harness = false`).
+//! The sink is the test sink (triage, no MIME/OpenPGP work): this measures the IMAP side.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use casegate::imap::{Delivered, MessageSink, SinkError, WatchOptions};
+use casegate::store::{Checkpoint, MessageSource};
+use support::MailServers;
+use support::imap_sink::{StoreSink, Watcher, imap_config, sha256_hex, wait_until};
+
+const CERT: &str = "cert@example.test";
+
+/// The test sink plus the moment each message's commit returned.
+struct TimedSink {
+    inner: Arc<StoreSink>,
+    committed: Mutex<HashMap<String, Instant>>,
+}
+
+impl MessageSink for TimedSink {
+    fn deliver(&self, raw: &[u8], source: MessageSource) -> Result<Delivered, SinkError> {
+        let d = self.inner.deliver(raw, source)?;
+        if let Ok(mut m) = self.committed.lock() {
+            m.insert(sha256_hex(raw), Instant::now());
+        }
+        Ok(d)
+    }
+    fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError> {
+        self.inner.checkpoint(account, mailbox)
+    }
+    fn reset_checkpoint(&self, a: &str, m: &str, v: u32) -> Result<(), SinkError> {
+        self.inner.reset_checkpoint(a, m, v)
+    }
+}
+
+/// A plausible report: headers and about 4 KB of text.
+fn message(tag: &str, i: usize) -> Vec<u8> {
+    let mut body = String::new();
+    for line in 0..60 {
+        body.push_str(&format!(
+            "Line {line} of report {i}: the parser reads past the end of the buffer when a header is folded.\r\n"
+        ));
+    }
+    format!(
+        "From: reporter@example.test\r\nTo: cert@example.test\r\nSubject: {tag} report {i}\r\nMessage-ID: <{tag}-{i}@example.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn baseline(servers: &MailServers) -> (usize, f64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/imap_fetch.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([
+            "127.0.0.1",
+            &servers.imap_port.to_string(),
+            CERT,
+            servers.password_file.to_str().unwrap(),
+            "INBOX",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["messages"].as_u64().unwrap() as usize,
+        v["seconds"].as_f64().unwrap(),
+    )
+}
+
+// Until Cargo.toml has `harness = false` for this bench, libtest supplies its own main.
+#[cfg_attr(test, allow(dead_code))]
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("CASEGATE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 200 } else { 10_000 });
+    let idle_samples: usize = if quick { 10 } else { 100 };
+
+    let servers = MailServers::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let messages: Vec<Vec<u8>> = (0..n).map(|i| message("sync", i)).collect();
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    servers.deliver_many(CERT, &messages);
+    assert_eq!(servers.count(CERT, "INBOX"), n); // Dovecot has indexed them
+
+    // Baseline twice; the second (warm) run is the one compared.
+    baseline(&servers);
+    let (got, py_secs) = baseline(&servers);
+    assert_eq!(got, n);
+
+    let db = tmp.path().join("store.sqlite");
+    let sink = Arc::new(TimedSink {
+        inner: StoreSink::open(&db),
+        committed: Mutex::new(HashMap::new()),
+    });
+    let config = imap_config(&servers, CERT, "none", "");
+    let start = Instant::now();
+    let watcher = Watcher::start(config, sink.clone(), WatchOptions::default());
+    assert!(wait_until(3600, || sink.committed.lock().unwrap().len()
+        == n
+        && servers.count(CERT, "INBOX") == 0));
+    let cg_secs = start.elapsed().as_secs_f64();
+
+    // The same sync into a store in memory (no fsync): what the IMAP side costs by itself.
+    let other = "vendor2@example.test";
+    servers.deliver_many(other, &messages);
+    assert_eq!(servers.count(other, "INBOX"), n);
+    let mem = Arc::new(TimedSink {
+        inner: StoreSink::in_memory(),
+        committed: Mutex::new(HashMap::new()),
+    });
+    let start = Instant::now();
+    let mem_watcher = Watcher::start(
+        imap_config(&servers, other, "none", ""),
+        mem.clone(),
+        WatchOptions::default(),
+    );
+    // (The cheap check first: `count` runs doveadm.)
+    assert!(wait_until(3600, || mem.committed.lock().unwrap().len()
+        == n
+        && servers.count(other, "INBOX") == 0));
+    let mem_secs = start.elapsed().as_secs_f64();
+    mem_watcher.stop().unwrap();
+
+    println!(
+        "imap initial sync: {n} messages, {:.1} MB over loopback",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  baseline (python imaplib, fetch only):       {py_secs:8.2} s  {:8.0} msg/s",
+        n as f64 / py_secs
+    );
+    println!(
+        "  casegate (fetch, commit each, move):         {cg_secs:8.2} s  {:8.0} msg/s",
+        n as f64 / cg_secs
+    );
+    println!(
+        "  casegate, store in memory (no fsync):        {mem_secs:8.2} s  {:8.0} msg/s",
+        n as f64 / mem_secs
+    );
+    println!(
+        "  ratio casegate / baseline:                   {:8.2}   (store in memory: {:.2})",
+        cg_secs / py_secs,
+        mem_secs / py_secs
+    );
+
+    // New mail to stored, over IDLE.
+    let mut latencies = Vec::with_capacity(idle_samples);
+    for i in 0..idle_samples {
+        let m = message("idle", i);
+        let key = sha256_hex(&m);
+        std::thread::sleep(Duration::from_millis(50));
+        // Maildir drop (an atomic rename): the moment it returns, the message is there.
+        servers.deliver_many(CERT, std::slice::from_ref(&m));
+        let delivered = Instant::now();
+        assert!(wait_until(30, || sink
+            .committed
+            .lock()
+            .unwrap()
+            .contains_key(&key)));
+        let committed = sink.committed.lock().unwrap()[&key];
+        latencies.push(committed.saturating_duration_since(delivered));
+    }
+    latencies.sort();
+    println!(
+        "imap new mail to stored over IDLE ({idle_samples} messages, Maildir drop to commit):"
+    );
+    println!(
+        "  casegate (drop to committed in the store):   p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    // The same measurement with a raw IDLE client and no store: the server's own share.
+    let vendor = "vendor@example.test";
+    servers.deliver_many(vendor, &[]); // creates the Maildir
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/imap_idle.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([
+            "127.0.0.1",
+            &servers.imap_port.to_string(),
+            vendor,
+            servers.password_file.to_str().unwrap(),
+            servers.maildir(vendor).to_str().unwrap(),
+            &idle_samples.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "  baseline (raw IDLE client, drop to EXISTS):  p50 {:.1} ms, p99 {:.1} ms",
+        raw["p50_ms"].as_f64().unwrap(),
+        raw["p99_ms"].as_f64().unwrap()
+    );
+    watcher.stop().unwrap();
+}
