@@ -140,6 +140,8 @@ fn main() {
             coordinator_address: COORDINATOR.into(),
             require_signed_vendor_statements: false,
             max_message_bytes: 64 << 20,
+            ack_limit_per_sender_per_day: 3,
+            outbox: Default::default(),
         },
     );
     let t = Instant::now();

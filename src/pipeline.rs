@@ -428,8 +428,14 @@ impl Pipeline {
                 "{} {}{}{}",
                 r.address,
                 r.action,
-                r.status.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
-                r.diagnostic.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                r.status
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default(),
+                r.diagnostic
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
             )
         };
         let mut bounced = None;
@@ -440,9 +446,15 @@ impl Pipeline {
                 message.reason = match failed {
                     Some(r) => {
                         bounced = Some((id.clone(), format!("bounced: {}", describe(r))));
-                        format!("delivery report: copy {id} to {address} bounced: {}", about.join("; "))
+                        format!(
+                            "delivery report: copy {id} to {address} bounced: {}",
+                            about.join("; ")
+                        )
                     }
-                    None => format!("delivery report about {id} to {address}: {}", about.join("; ")),
+                    None => format!(
+                        "delivery report about {id} to {address}: {}",
+                        about.join("; ")
+                    ),
                 };
                 message.disposition = Disposition::Post {
                     thread_id: *thread_id,
@@ -542,9 +554,11 @@ impl Pipeline {
                 &thread,
                 &reporter,
                 message.message_id.as_deref(),
-                &self.rules.coordinator_address,
-                &self.rules.outbox,
-                self.rules.ack_limit_per_sender_per_day,
+                &crate::outbox::ack::AckPolicy {
+                    from: &self.rules.coordinator_address,
+                    outbox: &self.rules.outbox,
+                    limit_per_day: self.rules.ack_limit_per_sender_per_day,
+                },
             )
             .map_err(|e| e.to_string())?;
             Ok(match done {

@@ -256,8 +256,7 @@ fixture!(f22_exchange_oof, "22-ooo-exchange.eml", automatic: true, bounce: None)
 fixture!(f23_x_autoreply_only, "23-ooo-x-autoreply-only.eml", automatic: true, bounce: None);
 fixture!(f24_rt_autoack, "24-ticket-autoack-rt.eml", automatic: true, bounce: None);
 fixture!(f25_mailman_list, "25-list-mailman.eml", automatic: true, bounce: None);
-fixture!(f26_list_unsubscribe_only, "26-bulk-list-unsubscribe-only.eml", automatic: true, bounce: None,
-    #[ignore = "needs message.rs change: a List-Unsubscribe header (RFC 2369/8058) marks bulk mail as automatic"]);
+fixture!(f26_list_unsubscribe_only, "26-bulk-list-unsubscribe-only.eml", automatic: true, bounce: None);
 fixture!(f27_human_out_of_office, "27-human-out-of-office-subject.eml", automatic: false, bounce: None);
 fixture!(f28_human_reply_to_auto_reply, "28-human-reply-to-automatic-reply.eml", automatic: false, bounce: None);
 fixture!(f29_sieve_vacation, "29-ooo-sieve-vacation.eml", automatic: true, bounce: None);

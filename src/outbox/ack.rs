@@ -55,6 +55,14 @@ fn has_valid_key(store: &Store, contact: &Contact) -> Result<bool, OutboxError> 
     Ok(false)
 }
 
+/// Who acknowledges, and how often at most.
+pub struct AckPolicy<'a> {
+    /// The coordinator's address (`From:`).
+    pub from: &'a str,
+    pub outbox: &'a OutboxConfig,
+    pub limit_per_day: u32,
+}
+
 /// Queues the acknowledgment of a new report to its reporter.
 pub fn acknowledge(
     store: &mut Store,
@@ -62,10 +70,9 @@ pub fn acknowledge(
     report: &Thread,
     reporter: &Contact,
     in_reply_to: Option<&str>,
-    from: &str,
-    config: &OutboxConfig,
-    limit_per_day: u32,
+    policy: &AckPolicy<'_>,
 ) -> Result<Acknowledged, OutboxError> {
+    let (from, config, limit_per_day) = (policy.from, policy.outbox, policy.limit_per_day);
     let midnight = Utc::now()
         .date_naive()
         .and_time(chrono::NaiveTime::MIN)

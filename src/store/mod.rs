@@ -8,7 +8,7 @@ mod mailbox;
 pub mod outbox;
 mod schema;
 
-pub use mailbox::Checkpoint;
+pub use mailbox::{Checkpoint, MailboxSummary};
 
 use std::path::Path;
 
