@@ -1,4 +1,4 @@
-//! The outbox against its own aiosmtpd server (tests/outbox_receiver.rs) for what the project
+//! The outbox against its own aiosmtpd server (tests/outbox_receiver/) for what the project
 //! harness cannot stage: a DATA reply held back so a sender can be killed between "the server
 //! has it" and "we recorded it", STARTTLS required, implicit TLS; plus the key-request stub and
 //! an unreachable relay. The issue-6 fan-out scenario over IMAP is in tests/outbox_imap.rs.
