@@ -1,11 +1,6 @@
-//! Exactly once across kill -9: a watcher process is killed at random points, at least 20 times,
-//! while 500 messages arrive; afterwards every message is stored exactly once and every stored
-//! message has been moved to the processed folder.
-//!
-//! The killed process is this test binary itself, re-run with only `child_watcher` selected and
-//! `CASEGATE_IMAP_CRASH_CHILD` set: it runs `imap::watch_with` on a real `Store` (the test sink)
-//! until SIGTERM. This needs no other build target; once `casegate serve` exists the same test
-//! can drive it instead.
+//! Exactly once across kill -9: `casegate serve` is killed at random points, at least 20 times,
+//! while 500 messages arrive over IMAP; afterwards every message is stored exactly once and
+//! every stored message has been moved to the processed folder.
 
 mod support;
 
@@ -17,69 +12,49 @@ use std::time::Duration;
 
 use rand::Rng;
 use support::MailServers;
-use support::imap_sink::{
-    StoreSink, imap_config, sha256_hex, stored_hashes, test_message, wait_until,
-};
+use support::imap_sink::{sha256_hex, stored_hashes, test_message, wait_until};
 
-const CHILD_ENV: &str = "CASEGATE_IMAP_CRASH_CHILD";
 const CERT: &str = "cert@example.test";
 const MESSAGES: usize = 500;
 const KILLS: usize = 20;
 
-/// Not a test on its own: the process the crash test starts and kills.
-#[test]
-fn child_watcher() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (db, config_toml) = spec.split_once('\n').unwrap();
-    let config: casegate::config::ImapConfig = toml::from_str(config_toml).unwrap();
-    let sink = StoreSink::open(Path::new(db));
-    support::imap_sink::init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(async move {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
-        tokio::spawn(async move {
-            term.recv().await;
-            let _ = tx.send(true);
-        });
-        let options = casegate::imap::WatchOptions {
-            batch_messages: 20,
-            ..support::imap_sink::fast_options()
-        };
-        let status = std::sync::Arc::new(casegate::imap::ImapStatus::new());
-        casegate::imap::watch_with(config, sink, rx, status, options).await
-    });
-    std::process::exit(if result.is_ok() { 0 } else { 1 });
-}
-
-fn spawn_child(db: &Path, config_toml: &str, log: &Path) -> Child {
+/// Starts the real daemon on `dir` (config in `dir/casegate.toml`, store in `dir/data`).
+fn spawn_child(dir: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_watcher",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_ENV, format!("{}\n{config_toml}", db.display()))
+    Command::new(env!("CARGO_BIN_EXE_casegate"))
+        .args(["--data-dir", "data", "serve"])
+        .current_dir(dir)
         .env("RUST_LOG", "casegate=info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// Stored hashes, or none while the store is missing or not migrated yet (a kill can land
+/// during the very first start).
+fn stored(db: &Path) -> Vec<String> {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return Vec::new();
+    };
+    let has_table = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(0)
+        == 1;
+    if has_table {
+        stored_hashes(db)
+    } else {
+        Vec::new()
+    }
 }
 
 /// The messages in a Maildir folder, line endings normalised (Dovecot stores LF, IMAP sends CRLF).
@@ -104,19 +79,22 @@ fn lf(raw: &[u8]) -> Vec<u8> {
 
 #[test]
 fn kill_9_at_random_points_loses_and_duplicates_nothing() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
     let servers = MailServers::start();
     let tmp = tempfile::tempdir().unwrap();
-    let db: PathBuf = tmp.path().join("store.sqlite");
-    let log = tmp.path().join("children.log");
-    let config = imap_config(&servers, CERT, "none", "");
-    let config_toml = format!(
-        "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{CERT}\"\npassword_file = \"{}\"\ntimeout_secs = 10\n",
-        config.port,
-        servers.password_file.display()
-    );
+    let dir = tmp.path();
+    let db: PathBuf = dir.join("data").join("casegate.sqlite");
+    let log = dir.join("children.log");
+    std::fs::write(
+        dir.join("casegate.toml"),
+        format!(
+            "[maildir]\nenabled = false\n\n[[imap]]\nname = \"cert\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             tls = \"none\"\nusername = \"{CERT}\"\npassword_file = \"{}\"\ntimeout_secs = 10\n\
+             poll_interval_secs = 1\n",
+            servers.imap_port,
+            servers.password_file.display()
+        ),
+    )
+    .unwrap();
     let messages: Vec<Vec<u8>> = (0..MESSAGES).map(|i| test_message("crash", i)).collect();
     let delivered = AtomicBool::new(false);
 
@@ -132,7 +110,7 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
         let mut rng = rand::rng();
         let mut kills = 0;
         while kills < KILLS || !delivered.load(Ordering::SeqCst) {
-            let mut child = spawn_child(&db, &config_toml, &log);
+            let mut child = spawn_child(dir, &log);
             // Anywhere from process start-up (before the store is open or the login is done)
             // to the middle of a batch of fetches, commits and moves.
             std::thread::sleep(Duration::from_millis(rng.random_range(0..700)));
@@ -143,13 +121,13 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
         kills
     });
     assert!(kills >= KILLS);
-    let stored_before_final_run = stored_hashes(&db).len();
+    let stored_before_final_run = stored(&db).len();
 
     // A last run, left alone: it must finish the job, then stop cleanly on SIGTERM.
-    let mut child = spawn_child(&db, &config_toml, &log);
+    let mut child = spawn_child(dir, &log);
     let processed = servers.maildir(CERT).join(".casegate.processed");
     let done = wait_until(120, || {
-        stored_hashes(&db).len() == MESSAGES && servers.count(CERT, "INBOX") == 0
+        stored(&db).len() == MESSAGES && servers.count(CERT, "INBOX") == 0
     });
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -170,12 +148,12 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
     assert!(
         done,
         "after {kills} kills: stored {}, inbox {}\n{tail}",
-        stored_hashes(&db).len(),
+        stored(&db).len(),
         servers.count(CERT, "INBOX")
     );
     assert!(
         exit.success(),
-        "SIGTERM must end the watcher with 0: {exit:?}\n{tail}"
+        "SIGTERM must end casegate serve with 0: {exit:?}\n{tail}"
     );
 
     // Exactly once: each message stored once, byte for byte, and nothing else.
