@@ -3,23 +3,11 @@
 //! never for dry runs, and at most the configured number per sender per day.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 
-fn casegate(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_casegate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod support;
+use support::cli::casegate;
 
 fn ingest(dir: &Path, name: &str, raw: &str) -> serde_json::Value {
     let path = dir.join(name);

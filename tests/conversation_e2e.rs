@@ -5,43 +5,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::MailServers;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_casegate")
-}
-
-fn casegate(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::cli::{bin, casegate, json_lines, sigterm, wait_for};
 
 /// Every message in a user's INBOX, raw.
 fn inbox(servers: &MailServers, user: &str) -> Vec<Vec<u8>> {
@@ -71,24 +40,6 @@ fn mail(from: &str, subject: &str, id: &str, extra: &str) -> Vec<u8> {
 Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra}\r\nBody of {id}.\r\n"
     )
     .into_bytes()
-}
-
-fn sigterm(child: &mut Child) -> Option<i32> {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    unsafe { kill(child.id() as i32, 15) };
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

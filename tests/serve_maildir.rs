@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_casegate")
-}
+mod support;
+use support::cli::{bin, casegate, wait_for};
 
 fn start_serve(dir: &Path) -> Child {
     Command::new(bin())
@@ -20,30 +19,8 @@ fn start_serve(dir: &Path) -> Child {
         .unwrap()
 }
 
-fn casegate(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn maildir(dir: &Path) -> PathBuf {
     dir.join("casegate-data").join("Maildir")
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn count(dir: &Path) -> usize {

@@ -9,6 +9,7 @@
 //! Use from a test file with `mod support;`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cli;
 pub mod imap_sink;
 
 use std::io::Write;
