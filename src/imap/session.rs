@@ -564,8 +564,20 @@ impl MailboxWorker {
     /// Returns the session and whether shutdown was asked for.
     async fn idle(&mut self, s: ImapSession) -> Result<(ImapSession, bool), ImapError> {
         let server = self.server.clone();
-        // Responses that arrived outside a command (e.g. EXPUNGE after our MOVE) are of no use.
-        while s.unsolicited_responses.try_recv().is_ok() {}
+        // Responses that arrived outside a command: EXPUNGE after our own MOVE is of no use, but
+        // EXISTS/RECENT means new mail came in while we worked. The server will not announce it
+        // again during IDLE, so go back and fetch instead of waiting for the next re-issue.
+        let mut new_mail = false;
+        while let Ok(r) = s.unsolicited_responses.try_recv() {
+            new_mail |= matches!(
+                r,
+                async_imap::types::UnsolicitedResponse::Exists(_)
+                    | async_imap::types::UnsolicitedResponse::Recent(_)
+            );
+        }
+        if new_mail {
+            return Ok((s, false));
+        }
         let mut handle = s.idle();
         server.step("IDLE", handle.init()).await?;
         let reissue = server.poll_interval.min(IDLE_MAX);
