@@ -100,7 +100,13 @@ pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     let store = open_store(settings)?;
     drop(store);
     let path = settings.key_file();
-    let (key, created) = match coordinator_key(settings)? {
+    // A configured key_file that does not exist yet is where the new key goes.
+    let existing = if path.exists() {
+        coordinator_key(settings)?
+    } else {
+        None
+    };
+    let (key, created) = match existing {
         Some(k) => (k, false),
         None => {
             let k = keyring::generate_coordinator_key(&settings.config.coordinator.address)
@@ -108,6 +114,14 @@ pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
                     path: path.clone(),
                     source,
                 })?;
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| AppError::DataDir {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
             keyring::write_secret_key_file(&path, &k).map_err(|source| AppError::Key {
                 path: path.clone(),
                 source,

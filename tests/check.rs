@@ -108,3 +108,27 @@ fn a_broken_config_is_a_clear_error() {
     assert!(t.contains("casegate.toml") && t.contains("adress"), "{t}");
     assert!(!t.contains("panicked"));
 }
+
+#[test]
+fn init_creates_the_key_where_the_config_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("casegate.toml"),
+        "[coordinator]\nkey_file = \"keys/coordinator.key\"\n[store]\npath = \"db/casegate.sqlite\"\n",
+    )
+    .unwrap();
+    let o = casegate(dir, &["init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = dir.join("keys/coordinator.key");
+    assert!(key.is_file());
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(dir.join("db/casegate.sqlite").is_file());
+    // Idempotent: the same fingerprint again.
+    let again = casegate(dir, &["init"]);
+    assert_eq!(o.stdout, again.stdout);
+    assert_eq!(casegate(dir, &["check"]).status.code(), Some(0));
+}
