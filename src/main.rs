@@ -1124,7 +1124,10 @@ fn cmd_triage_assign(
         .triage(false)?
         .into_iter()
         .filter(|m| {
-            m.message_id.as_deref() == Some(wanted.as_str()) || m.sha256.starts_with(message_id)
+            m.message_id.as_deref() == Some(wanted.as_str())
+                || (message_id.len() >= 8
+                    && message_id.chars().all(|c| c.is_ascii_hexdigit())
+                    && m.sha256.starts_with(&message_id.to_ascii_lowercase()))
         })
         .collect();
     let m = match waiting.as_slice() {

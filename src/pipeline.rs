@@ -248,24 +248,20 @@ impl Pipeline {
                 outcome.notes.push(format!("partly encrypted: {reason}"));
             }
         }
-        let inner: Option<MailView> =
-            opened
-                .inner
-                .as_deref()
-                .and_then(|bytes| match message::parse_entity(bytes) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        outcome
-                            .notes
-                            .push(format!("decrypted content unreadable: {e}"));
-                        None
-                    }
-                });
-        // Protected headers (RFC 9788) count over the outer ones, which are often "...".
+        // Say so when what was decrypted is not readable as MIME.
+        if let Some(bytes) = opened.inner.as_deref()
+            && let Err(e) = message::parse_entity(bytes)
+        {
+            outcome
+                .notes
+                .push(format!("decrypted content unreadable: {e}"));
+        }
+        // Protected headers (RFC 9788) count over the outer ones, which are often "...". Only
+        // `open` decides what is a protected header (a Subject at the top of the crypto
+        // container): a Subject somewhere inside decrypted content never routes.
         let subject = opened
             .protected_subject
             .clone()
-            .or_else(|| inner.as_ref().and_then(|v| v.subject.clone()))
             .or_else(|| outer.subject.clone());
         if subject != outer.subject {
             message.subject = subject.clone();
