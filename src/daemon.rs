@@ -112,7 +112,12 @@ pub fn serve(settings: Settings) -> Result<(), DaemonError> {
 async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     // First run on embedded defaults: create the store and the coordinator key.
     let init = app::init(&settings)?;
-    let pipeline = SharedPipeline::new(app::open_pipeline(&settings)?);
+    let mut opened = app::open_pipeline(&settings)?;
+    // Acknowledgments owed from before a crash go out before new mail is read.
+    if let Err(e) = opened.flush_pending_acks() {
+        tracing::warn!(error = %e, "owed acknowledgments not queued; they stay owed");
+    }
+    let pipeline = SharedPipeline::new(opened);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -890,6 +890,12 @@ fn cmd_ingest(
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut pipeline = app::open_pipeline(settings)?;
+    if !dry_run {
+        // Acknowledgments owed from before a crash (or before `init` made a key) go out now.
+        for (report, result) in pipeline.flush_pending_acks()? {
+            eprintln!("acknowledgment of {report}: {result}");
+        }
+    }
     let mut failed = false;
     let mut fatal: Option<anyhow::Error> = None;
     for path in paths {

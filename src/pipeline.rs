@@ -138,8 +138,13 @@ impl Pipeline {
             } = &eval.message.disposition
             && let Some(number) = &outcome.thread
         {
-            outcome.acknowledgment =
-                Some(self.acknowledge(number, raw, &eval.message, &eval.inner));
+            outcome.acknowledgment = Some(self.acknowledge(
+                number,
+                raw,
+                eval.message.sender.as_deref(),
+                eval.message.message_id.as_deref(),
+                eval.inner.as_deref(),
+            ));
         }
         tracing::info!(
             source = %outcome.source,
@@ -478,99 +483,141 @@ impl Pipeline {
     /// Binds keys the new reporter offered (attached, Autocrypt) to their contact, then queues
     /// the acknowledgment. Failures are reported in the outcome, never fatal: the report itself
     /// is already stored.
+    ///
+    /// The to-do was recorded with the report (`pending_acks`); it is cleared once the
+    /// acknowledgment is queued or can never be, and kept while the coordinator key is missing
+    /// (after `casegate init`, the next pipeline start sends it).
     fn acknowledge(
         &mut self,
         number: &TrackingNumber,
         raw: &[u8],
-        message: &NewMessage,
-        inner: &Option<Vec<u8>>,
+        sender: Option<&str>,
+        message_id: Option<&str>,
+        inner: Option<&[u8]>,
     ) -> String {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
-            return "not sent: no coordinator key (run `casegate init`)".into();
+            return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
-        let Some(sender) = message.sender.clone() else {
-            return "not sent: no sender address".into();
-        };
-        let result = (|| -> Result<String, String> {
-            let thread = self
-                .store
-                .thread(number)
-                .map_err(|e| e.to_string())?
-                .ok_or("the new report vanished")?;
-            // Trust on first use, for a reporter we have never seen: the key they sent with
-            // the report is the one we answer to.
-            let mut offered = message::offered_keys(raw);
-            if let Some(inner) = inner {
-                offered.extend(message::offered_keys(inner));
-            }
-            for bytes in offered {
-                for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
-                    let summary = crate::keyring::summarize(&cert);
-                    if !summary
-                        .emails
-                        .iter()
-                        .any(|e| e.eq_ignore_ascii_case(&sender))
-                    {
-                        continue;
-                    }
-                    self.store
-                        .put_cert(&crate::store::StoredCert {
-                            fingerprint: summary.fingerprint.clone(),
-                            public_cert: crate::keyring::public_bytes(&cert),
-                            user_ids: summary.user_ids.clone(),
-                            imported_at: crate::store::time_text(Utc::now()),
-                        })
-                        .map_err(|e| e.to_string())?;
-                    self.store
-                        .bind_contact_key(thread.id, &sender, &summary.fingerprint)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            // A key imported earlier for this address counts too.
-            for stored in self.store.certs().map_err(|e| e.to_string())? {
-                if stored.user_ids.iter().any(|u| {
-                    u.to_lowercase().contains(&format!("<{sender}>"))
-                        || u.eq_ignore_ascii_case(&sender)
-                }) {
-                    self.store
-                        .bind_contact_key(thread.id, &sender, &stored.fingerprint)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            let reporter = self
-                .store
-                .contacts(thread.id)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|c| c.address == sender)
-                .ok_or("the reporter is not a contact of the new report")?;
-            let done = crate::outbox::ack::acknowledge(
-                &mut self.store,
-                &coordinator,
-                &thread,
-                &reporter,
-                message.message_id.as_deref(),
-                &crate::outbox::ack::AckPolicy {
-                    from: &self.rules.coordinator_address,
-                    outbox: &self.rules.outbox,
-                    limit_per_day: self.rules.ack_limit_per_sender_per_day,
-                },
-            )
-            .map_err(|e| e.to_string())?;
-            Ok(match done {
-                crate::outbox::ack::Acknowledged::Queued(c) => match c.key_fingerprint {
-                    Some(k) => format!("queued, encrypted to {k}"),
-                    None => "queued, unencrypted (no key for the reporter; names only the number)"
-                        .into(),
-                },
-                crate::outbox::ack::Acknowledged::Limited { limit } => {
-                    format!("not sent: {limit} acknowledgments already went to {sender} today")
-                }
-            })
-        })();
+        let result = self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner);
+        if let Ok(Some(t)) = self.store.thread(number)
+            && let Err(e) = self.store.clear_pending_ack(t.id)
+        {
+            tracing::warn!(report = %number, error = %e, "could not clear the pending acknowledgment; it may be sent twice");
+        }
         result.unwrap_or_else(|e| {
             tracing::warn!(report = %number, error = %e, "acknowledgment not queued");
             format!("not sent: {e}")
+        })
+    }
+
+    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
+    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
+        if self.keyring.coordinator().is_none() {
+            return Ok(Vec::new());
+        }
+        let mut done = Vec::new();
+        for (thread_id, message_ref) in self.store.pending_acks()? {
+            let thread = self.store.thread_by_id(thread_id)?;
+            let record = self.store.message_record(message_ref)?;
+            let raw = self.store.raw_message(message_ref)?;
+            let inner = open::open(&raw, &self.keyring).ok().and_then(|o| o.inner);
+            let result = self.acknowledge(
+                &thread.number,
+                &raw,
+                record.sender.as_deref(),
+                record.message_id.as_deref(),
+                inner.as_deref(),
+            );
+            tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
+            done.push((thread.number, result));
+        }
+        Ok(done)
+    }
+
+    fn acknowledge_with(
+        &mut self,
+        coordinator: &sequoia_openpgp::Cert,
+        number: &TrackingNumber,
+        raw: &[u8],
+        sender: Option<&str>,
+        message_id: Option<&str>,
+        inner: Option<&[u8]>,
+    ) -> Result<String, String> {
+        let sender = sender.ok_or("no sender address")?.to_string();
+        let thread = self
+            .store
+            .thread(number)
+            .map_err(|e| e.to_string())?
+            .ok_or("the new report vanished")?;
+        // Trust on first use, for a reporter we have never seen: the key they sent with
+        // the report is the one we answer to.
+        let mut offered = message::offered_keys(raw);
+        if let Some(inner) = inner {
+            offered.extend(message::offered_keys(inner));
+        }
+        for bytes in offered {
+            for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
+                let summary = crate::keyring::summarize(&cert);
+                if !summary
+                    .emails
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&sender))
+                {
+                    continue;
+                }
+                self.store
+                    .put_cert(&crate::store::StoredCert {
+                        fingerprint: summary.fingerprint.clone(),
+                        public_cert: crate::keyring::public_bytes(&cert),
+                        user_ids: summary.user_ids.clone(),
+                        imported_at: crate::store::time_text(Utc::now()),
+                    })
+                    .map_err(|e| e.to_string())?;
+                self.store
+                    .bind_contact_key(thread.id, &sender, &summary.fingerprint)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        // A key imported earlier for this address counts too.
+        for stored in self.store.certs().map_err(|e| e.to_string())? {
+            if stored.user_ids.iter().any(|u| {
+                u.to_lowercase().contains(&format!("<{sender}>")) || u.eq_ignore_ascii_case(&sender)
+            }) {
+                self.store
+                    .bind_contact_key(thread.id, &sender, &stored.fingerprint)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let reporter = self
+            .store
+            .contacts(thread.id)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|c| c.address == sender)
+            .ok_or("the reporter is not a contact of the new report")?;
+        let done = crate::outbox::ack::acknowledge(
+            &mut self.store,
+            coordinator,
+            &thread,
+            &reporter,
+            message_id,
+            &crate::outbox::ack::AckPolicy {
+                from: &self.rules.coordinator_address,
+                outbox: &self.rules.outbox,
+                limit_per_day: self.rules.ack_limit_per_sender_per_day,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(match done {
+            crate::outbox::ack::Acknowledged::Queued(c) => match c.key_fingerprint {
+                Some(k) => format!("queued, encrypted to {k}"),
+                None => {
+                    "queued, unencrypted (no key for the reporter; names only the number)".into()
+                }
+            },
+            crate::outbox::ack::Acknowledged::Limited { limit } => {
+                format!("not sent: {limit} acknowledgments already went to {sender} today")
+            }
         })
     }
 

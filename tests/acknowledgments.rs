@@ -167,3 +167,37 @@ fn at_most_the_daily_limit_per_sender() {
     assert!(matches!(outcomes[1], Acknowledged::Queued(_)));
     assert!(matches!(outcomes[2], Acknowledged::Limited { limit: 2 }));
 }
+
+#[test]
+fn an_owed_acknowledgment_is_sent_once_a_key_exists_never_by_a_dry_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // No `init` yet: the report is stored, its acknowledgment is owed.
+    let raw = "From: early@reporter.example\r\nTo: cert@example.test\r\nSubject: Early bird\r\n\
+Message-ID: <e1@reporter.example>\r\n\r\nText\r\n";
+    let o = ingest(dir, "e1.eml", raw);
+    assert_eq!(o["outcome"], "routed");
+    assert!(
+        o["acknowledgment"]
+            .as_str()
+            .unwrap()
+            .contains("no coordinator key"),
+        "{o}"
+    );
+    casegate(dir, &["init"]);
+    assert!(outbox(dir).is_empty());
+    // A dry run sends nothing, owed or not.
+    casegate(
+        dir,
+        &["route", "--dry-run", dir.join("e1.eml").to_str().unwrap()],
+    );
+    assert!(outbox(dir).is_empty());
+    // The next real ingest pays the debt, exactly once.
+    let other = "From: x@y.example\r\nTo: someone@else.example\r\nSubject: hi\r\nMessage-ID: <x1@y>\r\n\r\nx\r\n";
+    ingest(dir, "x1.eml", other);
+    let rows = outbox(dir);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["address"], "early@reporter.example");
+    ingest(dir, "x2.eml", &other.replace("<x1@y>", "<x2@y>"));
+    assert_eq!(outbox(dir).len(), 1);
+}

@@ -751,6 +751,21 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            // A new report from a person is owed an acknowledgment: remember that durably.
+            if let (
+                Disposition::NewThread {
+                    kind: Kind::Report, ..
+                },
+                Some(thread_id),
+            ) = (&m.disposition, thread_id)
+                && m.inbound
+                && !m.automatic
+            {
+                tx.execute(
+                    "INSERT OR IGNORE INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)",
+                    params![thread_id, id, now],
+                )?;
+            }
             match m.disposition {
                 Disposition::Triage => {
                     tx.execute(
@@ -787,6 +802,32 @@ impl Store {
         }
         tx.commit()?;
         Ok(committed)
+    }
+
+    /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
+    pub fn pending_acks(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT thread_id, message_ref FROM pending_acks ORDER BY created_at, thread_id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The acknowledgment of this report is queued (or given up): forget the to-do.
+    pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM pending_acks WHERE thread_id = ?1", [thread_id])?;
+        Ok(())
+    }
+
+    /// One stored message by row id.
+    pub fn message_record(&self, id: i64) -> Result<MessageRecord, StoreError> {
+        self.message_records("WHERE m.id = ?1", params![id])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
     }
 
     /// Messages of a thread (and of the reports promoted into it), oldest first.

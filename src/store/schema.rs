@@ -84,5 +84,20 @@ CREATE TABLE sent_message_ids (
 );
 "#;
 
+/// New reports whose acknowledgment is not queued yet: written in the report's own transaction,
+/// removed once the acknowledgment is queued, so a crash in between repeats it, never loses it.
+pub(super) const PENDING_ACKS: &str = "
+CREATE TABLE pending_acks (
+    thread_id   INTEGER PRIMARY KEY REFERENCES threads(id),
+    message_ref INTEGER NOT NULL REFERENCES messages(id),
+    created_at  TEXT NOT NULL
+);
+";
+
 /// All migrations in order; index + 1 is the schema version.
-pub(super) const MIGRATIONS: &[&str] = &[CORE, super::mailbox::MIGRATION, super::outbox::MIGRATION];
+pub(super) const MIGRATIONS: &[&str] = &[
+    CORE,
+    super::mailbox::MIGRATION,
+    super::outbox::MIGRATION,
+    PENDING_ACKS,
+];
