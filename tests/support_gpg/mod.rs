@@ -55,6 +55,10 @@ impl Gpg {
 
     /// Runs gpg with the test options; returns the raw output (does not check status).
     pub fn try_run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        // One home is shared by the tests of a binary, which run in parallel; gpg 2.2's keybox
+        // is not safe for concurrent writers ("keydb_get_keyblock failed"), so take turns.
+        static GPG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = GPG_TURN.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = Command::new("/usr/bin/gpg");
         cmd.env("GNUPGHOME", &self.home)
             .args([
