@@ -4,7 +4,6 @@
 //! reason. Only a store failure is an error, and then nothing of the message was written.
 
 use chrono::{DateTime, Utc};
-use sha2::Digest;
 
 use crate::config::Settings;
 use crate::keyring::Keyring;
@@ -175,27 +174,7 @@ impl Pipeline {
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let sha256 = hex::encode(sha2::Sha256::digest(raw));
-        let mut message = NewMessage {
-            raw: raw.to_vec(),
-            sha256,
-            message_id: None,
-            inbound: true,
-            received_at: now,
-            date_header: None,
-            sender: None,
-            subject: None,
-            source: source.clone(),
-            disposition: Disposition::Quarantine,
-            reason: String::new(),
-            encrypted: false,
-            encryption_note: None,
-            signature: "none".into(),
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            flags: String::new(),
-        };
+        let mut message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
         let mut outcome = Outcome {
             source: source.describe(),
             message_id: None,

@@ -139,31 +139,15 @@ mod tests {
     use crate::store::{Disposition, MessageSource, NewMessage, Store};
 
     fn imap_msg(raw: &[u8], uidvalidity: u32, uid: u32, d: Disposition) -> NewMessage {
-        use sha2::Digest;
+        let source = MessageSource::Imap {
+            account: "a@h".into(),
+            mailbox: "INBOX".into(),
+            uidvalidity,
+            uid,
+        };
         NewMessage {
-            raw: raw.to_vec(),
-            sha256: hex::encode(sha2::Sha256::digest(raw)),
-            message_id: None,
-            inbound: true,
-            received_at: chrono::Utc::now(),
-            date_header: None,
-            sender: None,
-            subject: None,
-            source: MessageSource::Imap {
-                account: "a@h".into(),
-                mailbox: "INBOX".into(),
-                uidvalidity,
-                uid,
-            },
-            disposition: d,
             reason: "test".into(),
-            encrypted: false,
-            encryption_note: None,
-            signature: "none".into(),
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            flags: String::new(),
+            ..NewMessage::inbound(raw, source, chrono::Utc::now(), d)
         }
     }
 

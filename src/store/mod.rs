@@ -167,6 +167,39 @@ pub struct NewMessage {
     pub flags: String,
 }
 
+impl NewMessage {
+    /// A received message with nothing decided about it yet but where it goes. The SHA-256 is
+    /// computed here, from the very bytes that are stored, so the dedupe key cannot drift.
+    pub fn inbound(
+        raw: &[u8],
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        disposition: Disposition,
+    ) -> NewMessage {
+        use sha2::Digest;
+        NewMessage {
+            raw: raw.to_vec(),
+            sha256: hex::encode(sha2::Sha256::digest(raw)),
+            message_id: None,
+            inbound: true,
+            received_at,
+            date_header: None,
+            sender: None,
+            subject: None,
+            source,
+            disposition,
+            reason: String::new(),
+            encrypted: false,
+            encryption_note: None,
+            signature: "none".into(),
+            signer: None,
+            signature_reason: None,
+            automatic: false,
+            flags: String::new(),
+        }
+    }
+}
+
 /// The result of a commit.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -608,10 +641,23 @@ impl Store {
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+        // Fingerprints are stored as upper-case hex (the primary key).
         Ok(self
-            .certs()?
-            .into_iter()
-            .find(|c| c.fingerprint.eq_ignore_ascii_case(fingerprint)))
+            .conn
+            .query_row(
+                "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
+                [fingerprint.trim().to_ascii_uppercase()],
+                |r| {
+                    let uids: String = r.get(2)?;
+                    Ok(StoredCert {
+                        fingerprint: r.get(0)?,
+                        public_cert: r.get(1)?,
+                        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+                        imported_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
@@ -1137,31 +1183,18 @@ mod tests {
     }
 
     fn msg(raw: &[u8], d: Disposition) -> NewMessage {
-        use sha2::Digest;
+        let source = MessageSource::Imap {
+            account: "acct".into(),
+            mailbox: "INBOX".into(),
+            uidvalidity: 7,
+            uid: 42,
+        };
         NewMessage {
-            raw: raw.to_vec(),
-            sha256: hex::encode(sha2::Sha256::digest(raw)),
             message_id: Some("<a@b>".into()),
-            inbound: true,
-            received_at: Utc::now(),
-            date_header: None,
             sender: Some("x@y.example".into()),
             subject: Some("s".into()),
-            source: MessageSource::Imap {
-                account: "acct".into(),
-                mailbox: "INBOX".into(),
-                uidvalidity: 7,
-                uid: 42,
-            },
-            disposition: d,
             reason: "test".into(),
-            encrypted: false,
-            encryption_note: None,
-            signature: "none".into(),
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            flags: String::new(),
+            ..NewMessage::inbound(raw, source, Utc::now(), d)
         }
     }
 

@@ -36,24 +36,8 @@ pub fn sha256_hex(raw: &[u8]) -> String {
 impl MessageSink for StoreSink {
     fn deliver(&self, raw: &[u8], source: MessageSource) -> Result<Delivered, SinkError> {
         let message = NewMessage {
-            raw: raw.to_vec(),
-            sha256: sha256_hex(raw),
-            message_id: None,
-            inbound: true,
-            received_at: chrono::Utc::now(),
-            date_header: None,
-            sender: None,
-            subject: None,
-            source,
-            disposition: Disposition::Triage,
             reason: "imap test sink".into(),
-            encrypted: false,
-            encryption_note: None,
-            signature: "none".into(),
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            flags: String::new(),
+            ..NewMessage::inbound(raw, source, chrono::Utc::now(), Disposition::Triage)
         };
         let mut store = self.store.lock().map_err(|e| SinkError(e.to_string()))?;
         let c = store.commit_message(&message)?;
