@@ -14,7 +14,7 @@ use crate::app::{self, AppError};
 use crate::config::Settings;
 use crate::imap::ImapStatus;
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
-use crate::store::MessageSource;
+use crate::store::{MessageSource, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -159,6 +159,10 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
             }
         });
     }
+    tasks.spawn(checkpoint_now_and_then(
+        settings.store_path(),
+        stop_rx.clone(),
+    ));
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {
@@ -185,6 +189,30 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     while tasks.join_next().await.is_some() {}
     tracing::info!("casegate stopped");
     Ok(())
+}
+
+/// How often the daemon copies the write-ahead log into the store's main file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+/// Checkpoints the store's WAL in the background, on a connection of its own, so that no
+/// commit (a message stored, a notice queued) waits for it. A failure is only logged: the WAL
+/// keeps every commit durable until the next try.
+async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let path = path.clone();
+        let done = tokio::task::spawn_blocking(move || Store::open(&path)?.checkpoint()).await;
+        match done {
+            Ok(Ok((frames, copied))) => {
+                tracing::debug!(frames, copied, "store WAL checkpointed")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "store WAL checkpoint failed; will retry"),
+            Err(e) => tracing::warn!(error = %e, "store WAL checkpoint task failed; will retry"),
+        }
+    }
 }
 
 fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {

@@ -15,6 +15,7 @@ pub mod open;
 pub mod outbox;
 pub mod pipeline;
 pub mod route;
+pub mod signature_cache;
 pub mod store;
 pub mod tracking;
 pub mod verdict;

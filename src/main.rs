@@ -247,6 +247,15 @@ enum DebugCmd {
 }
 
 fn main() -> ExitCode {
+    // sequoia's parsers make and drop `anyhow` errors while parsing good keys and messages;
+    // with RUST_BACKTRACE=1 in the environment each of them captures a backtrace, which made
+    // reading certificates ~40% slower. Library backtraces are never shown by casegate, so
+    // they are off unless asked for explicitly (RUST_LIB_BACKTRACE=1).
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first statement of main, before any thread exists; nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     // A panic is a bug in casegate; say so in one line, never with a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let at = info
@@ -700,6 +709,8 @@ fn import_keys(
 ) -> anyhow::Result<Vec<keyring::CertSummary>> {
     let bytes = std::fs::read(file)
         .with_context(|| format!("cannot read {}; check the path", file.display()))?;
+    // Self-signatures checked here need not be checked again by later commands.
+    let before = casegate::signature_cache::snapshot();
     let certs = keyring::parse_certs(&bytes)
         .with_context(|| format!("{} holds no usable OpenPGP certificate", file.display()))?;
     let mut out = Vec::new();
@@ -713,6 +724,7 @@ fn import_keys(
         })?;
         out.push(summary);
     }
+    casegate::signature_cache::save_since(store, &before)?;
     Ok(out)
 }
 

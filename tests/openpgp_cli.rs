@@ -190,6 +190,32 @@ fn assert_line(v: &Value, outcome: &str, encrypted: bool, signature: &str, signe
     }
 }
 
+/// `key import` and `participant add --key` check each certificate's self-signatures once and
+/// keep the verifications in the store, so later one-shot commands (a `notify` to every
+/// contact) need not check them again; importing the same keys again adds nothing.
+#[test]
+fn imported_keys_self_signature_checks_are_remembered_once() {
+    let f = fixture();
+    let cg = setup();
+    let entries = || {
+        casegate::store::Store::open(&cg.data.join("casegate.sqlite"))
+            .unwrap()
+            .signature_cache_entries()
+            .unwrap()
+    };
+    // Three gpg-made keys imported by setup(): each has at least a user ID and a subkey binding.
+    let kept = entries();
+    assert!(kept.len() >= 6, "{} entries", kept.len());
+    assert!(kept.iter().all(|e| e.len() == 32));
+    let again = cg.write(
+        "again.asc",
+        &f.gpg
+            .run(&["--armor", "--export", &f.vendor, &f.stranger], None),
+    );
+    cg.ok(&["key", "import", &again]);
+    assert_eq!(entries().len(), kept.len());
+}
+
 #[test]
 fn signed_and_encrypted_pgp_mime_routes_by_protected_subject_and_is_good() {
     let f = fixture();

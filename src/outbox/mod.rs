@@ -28,6 +28,7 @@ use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
 use crate::config::{OutboxConfig, SmtpConfig};
+use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
 use crate::store::{Contact, Store, StoreError, Thread};
 
@@ -161,7 +162,7 @@ pub fn notify(
         ..notice.clone()
     };
     let signed = compose::sign_notice(&notice, coordinator, from, now)?;
-    let certs = CertCache::load(store, &contacts)?;
+    let certs = CertCache::load(store, &contacts, now)?;
     let sealed = seal_all(&signed, &contacts, &certs, now);
 
     // Stubs (optional) for the held ones; signed per stub, they are few.
@@ -253,7 +254,7 @@ pub fn release_held(
         }
     }
     let all_contacts: Vec<Contact> = contacts_by_thread.values().flatten().cloned().collect();
-    let certs = CertCache::load(store, &all_contacts)?;
+    let certs = CertCache::load(store, &all_contacts, now)?;
     let mut out = Vec::with_capacity(held.len());
     for h in held {
         let signed = compose::SignedNotice::from_stored(
@@ -490,7 +491,13 @@ struct CertCache {
 }
 
 impl CertCache {
-    fn load(store: &Store, contacts: &[Contact]) -> Result<CertCache, StoreError> {
+    /// Parses and validates the contacts' certificates. Their self-signatures are checked with
+    /// the verifications the store remembers (see `signature_cache.rs`); new ones are saved.
+    fn load(
+        store: &mut Store,
+        contacts: &[Contact],
+        now: SystemTime,
+    ) -> Result<CertCache, StoreError> {
         let wanted: HashSet<String> = contacts
             .iter()
             .flat_map(|c| c.key_fingerprints.iter().map(|f| f.to_ascii_uppercase()))
@@ -504,12 +511,24 @@ impl CertCache {
                 }
             }
         }
-        // Parsing is a noticeable share of a large fan-out: spread it like the sealing.
+        if stored.is_empty() {
+            return Ok(CertCache {
+                certs: HashMap::new(),
+            });
+        }
+        signature_cache::restore(store)?;
+        let before = signature_cache::snapshot();
+        // Parsing and checking self-signatures are a noticeable share of a large fan-out:
+        // spread them like the sealing.
         let parsed = in_parallel(&stored, |(fpr, bytes)| {
             let cert = Cert::from_bytes(bytes)
                 .map_err(|e| format!("stored key {fpr} cannot be read: {e}"));
+            if let Ok(cert) = &cert {
+                compose::check_self_signatures(cert, now);
+            }
             (fpr.clone(), cert)
         });
+        signature_cache::save_since(store, &before)?;
         Ok(CertCache {
             certs: parsed.into_iter().collect(),
         })

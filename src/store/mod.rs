@@ -266,6 +266,9 @@ pub struct Store {
     conn: Connection,
 }
 
+/// WAL size (pages) at which a commit also checkpoints: SQLite's default.
+const AUTOCHECKPOINT_PAGES: i64 = 1000;
+
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -278,6 +281,17 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Store::prepare(conn)
+    }
+
+    /// Copies what the write-ahead log holds into the main file, without waiting for readers
+    /// or writers (a passive checkpoint). Returns (WAL frames, frames copied). Run by the daemon
+    /// now and then, so that large commits (a notice to many contacts) need not do it.
+    pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?)
     }
 
     /// A throwaway store for tests and `route --dry-run`.
@@ -676,6 +690,29 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Every signature-verification cache entry kept (see `signature_cache.rs`).
+    pub fn signature_cache_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT entry FROM signature_cache")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Keeps signature-verification cache entries (already kept ones are ignored).
+    pub fn add_signature_cache_entries(&mut self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare("INSERT OR IGNORE INTO signature_cache (entry) VALUES (?1)")?;
+            for e in entries {
+                stmt.execute([e])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     // ----- messages -----

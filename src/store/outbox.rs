@@ -11,7 +11,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, parse_time, record_sent_tx, time_text};
+use super::{AUTOCHECKPOINT_PAGES, Store, StoreError, parse_time, record_sent_tx, time_text};
 
 pub(super) const MIGRATION: &str = "
 CREATE TABLE outbox_notices (
@@ -233,6 +233,30 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let due = due_text(now);
         let now = time_text(now);
+        // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
+        // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
+        // would double the time `notify` takes. That checkpoint is left to the daemon's
+        // maintenance, the next commit, or closing the store.
+        self.conn_mut()
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        let ids = self.enqueue_notice_tx(notice, copies, &now, &due);
+        if let Err(e) =
+            self.conn_mut()
+                .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+        {
+            // The copies are queued (or not) either way; only the WAL grows until a checkpoint.
+            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
+        }
+        ids
+    }
+
+    fn enqueue_notice_tx(
+        &mut self,
+        notice: &NewNotice<'_>,
+        copies: &[NewCopy<'_>],
+        now: &str,
+        due: &str,
+    ) -> Result<Vec<i64>, StoreError> {
         let tx = self.conn_mut().transaction()?;
         tx.execute(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
@@ -637,5 +661,65 @@ mod tests {
         );
         assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
         assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+    }
+
+    #[test]
+    fn a_large_notice_is_committed_without_checkpointing_and_checkpointed_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let now = Utc::now();
+        let n = TrackingNumber::parse("VU#409117").unwrap();
+        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
+        let notice = NewNotice {
+            thread_id: t.id,
+            sender: "cert@example.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "AB",
+            inner: b"inner",
+        };
+        // 300 copies of 30 KB: about 9 MB, well over the 1,000-page automatic checkpoint.
+        let raw = vec![b'x'; 30 * 1024];
+        let ids: Vec<(String, String)> = (0..300)
+            .map(|i| (format!("v{i}@x.test"), format!("<{i}@x>")))
+            .collect();
+        let copies: Vec<NewCopy<'_>> = ids
+            .iter()
+            .map(|(addr, mid)| NewCopy::Sealed {
+                kind: CopyKind::Notice,
+                address: addr,
+                org: "V",
+                message_id: mid,
+                raw: &raw,
+                key_fingerprint: Some("CD"),
+            })
+            .collect();
+        s.enqueue_notice(&notice, &copies, now).unwrap();
+        // Still all in the WAL: the commit did not copy it into the main file...
+        let main_file = || {
+            std::fs::metadata(dir.path().join("s.sqlite"))
+                .unwrap()
+                .len()
+        };
+        assert!(main_file() < 1024 * 1024, "main file {} bytes", main_file());
+        // ...the explicit checkpoint did, and the automatic one is on again for other commits.
+        let (frames, copied) = s.checkpoint().unwrap();
+        assert!(frames > 2000, "WAL frames {frames}");
+        assert_eq!(copied, frames);
+        assert!(
+            main_file() > 8 * 1024 * 1024,
+            "main file {} bytes",
+            main_file()
+        );
+        let pages: i64 = s
+            .conn_mut()
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+        // And everything is there after reopening.
+        drop(s);
+        let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        assert_eq!(s.due_copies(now, 1000).unwrap().len(), 300);
     }
 }

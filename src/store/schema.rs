@@ -94,10 +94,19 @@ CREATE TABLE pending_acks (
 );
 ";
 
+/// Sequoia's signature-verification cache entries (opaque 32-byte digests of signature, hash
+/// and key), so one-shot commands need not re-verify every certificate's self-signatures.
+pub(super) const SIGNATURE_CACHE: &str = "
+CREATE TABLE signature_cache (
+    entry BLOB PRIMARY KEY
+) WITHOUT ROWID;
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
     super::mailbox::MIGRATION,
     super::outbox::MIGRATION,
     PENDING_ACKS,
+    SIGNATURE_CACHE,
 ];
