@@ -163,63 +163,6 @@ pub fn notify(
     };
     let signed = compose::sign_notice(&notice, coordinator, from, now)?;
     let certs = CertCache::load(store, &contacts, now)?;
-    let sealed = seal_all(&signed, &contacts, &certs, now);
-
-    // Stubs (optional) for the held ones; signed per stub, they are few.
-    let mut stubs = Vec::new();
-    if config.stub_when_no_key {
-        for (contact, result) in contacts.iter().zip(&sealed) {
-            if result.is_err() {
-                let stub = compose::stub_for(
-                    &signed.thread,
-                    &contact.address,
-                    coordinator,
-                    from,
-                    true,
-                    now,
-                )?;
-                stubs.push((contact, stub));
-            }
-        }
-    }
-
-    let mut copies = Vec::with_capacity(contacts.len() + stubs.len());
-    let mut reasons = Vec::with_capacity(contacts.len());
-    for (contact, result) in contacts.iter().zip(&sealed) {
-        match result {
-            Ok(s) => {
-                reasons.push(None);
-                copies.push(NewCopy::Sealed {
-                    kind: CopyKind::Notice,
-                    address: &contact.address,
-                    org: &contact.org,
-                    message_id: &s.message_id,
-                    raw: &s.bytes,
-                    key_fingerprint: Some(&s.cert_fingerprint),
-                });
-            }
-            Err(reason) => reasons.push(Some(reason.clone())),
-        }
-    }
-    for (contact, reason) in contacts.iter().zip(&reasons) {
-        if let Some(reason) = reason {
-            copies.push(NewCopy::Held {
-                address: &contact.address,
-                org: &contact.org,
-                reason,
-            });
-        }
-    }
-    for (contact, stub) in &stubs {
-        copies.push(NewCopy::Sealed {
-            kind: CopyKind::Stub,
-            address: &contact.address,
-            org: &contact.org,
-            message_id: &stub.message_id,
-            raw: &stub.bytes,
-            key_fingerprint: None,
-        });
-    }
     let record = NewNotice {
         thread_id: thread.id,
         sender: from,
@@ -229,12 +172,85 @@ pub fn notify(
         signer_fingerprint: &signed.signer_fingerprint,
         inner: signed.inner(),
     };
-    let ids = store.enqueue_notice(&record, &copies, Utc::now())?;
-    Ok(copies
-        .iter()
-        .zip(ids)
-        .map(|(copy, id)| queued_copy(id, thread.number.as_str(), copy))
-        .collect())
+    let mut writer = store.begin_notice(&record, Utc::now())?;
+
+    // Each sealed copy is written as soon as it is ready, while the other cores seal the next
+    // ones; nothing is visible until the commit below. Per contact: the queued copy, or why
+    // it is held.
+    let mut results: Vec<Option<Result<QueuedCopy, String>>> =
+        contacts.iter().map(|_| None).collect();
+    in_parallel_each(
+        &contacts,
+        |c| seal_one(&signed, c, &certs, now),
+        |i, sealed| {
+            let contact = &contacts[i];
+            results[i] = Some(match sealed {
+                Ok(s) => {
+                    let copy = NewCopy::Sealed {
+                        kind: CopyKind::Notice,
+                        address: &contact.address,
+                        org: &contact.org,
+                        message_id: &s.message_id,
+                        raw: &s.bytes,
+                        key_fingerprint: Some(&s.cert_fingerprint),
+                    };
+                    let id = writer.add(&copy)?;
+                    Ok(queued_copy(id, thread.number.as_str(), &copy))
+                }
+                Err(reason) => Err(reason),
+            });
+            Ok::<(), StoreError>(())
+        },
+    )?;
+
+    let mut queued = Vec::with_capacity(contacts.len());
+    let mut held = Vec::new();
+    for (contact, result) in contacts.iter().zip(results) {
+        match result {
+            Some(Ok(copy)) => queued.push(copy),
+            Some(Err(reason)) => held.push((contact, reason)),
+            // Every index gets a result unless writing failed, which returned above.
+            None => {
+                return Err(OutboxError::Store(StoreError::Invalid(
+                    "internal: a copy was neither sealed nor held; nothing was queued".into(),
+                )));
+            }
+        }
+    }
+    for (contact, reason) in &held {
+        let copy = NewCopy::Held {
+            address: &contact.address,
+            org: &contact.org,
+            reason,
+        };
+        let id = writer.add(&copy)?;
+        queued.push(queued_copy(id, thread.number.as_str(), &copy));
+    }
+    // Stubs (optional) for the held ones; signed per stub, they are few.
+    if config.stub_when_no_key {
+        for (contact, _) in &held {
+            let stub = compose::stub_for(
+                &signed.thread,
+                &contact.address,
+                coordinator,
+                from,
+                true,
+                now,
+            )?;
+            let copy = NewCopy::Sealed {
+                kind: CopyKind::Stub,
+                address: &contact.address,
+                org: &contact.org,
+                message_id: &stub.message_id,
+                raw: &stub.bytes,
+                key_fingerprint: None,
+            };
+            let id = writer.add(&copy)?;
+            queued.push(queued_copy(id, thread.number.as_str(), &copy));
+        }
+    }
+    writer.commit()?;
+    Ok(queued)
 }
 
 /// Seals the held copies (of one thread, or all) whose contact now has a usable key, and
@@ -537,40 +553,71 @@ impl CertCache {
 
 /// `f` over `items` on up to all cores (in chunks of at least 16), results in order.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let mut out: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    let done = in_parallel_each(items, f, |i, r| {
+        out[i] = Some(r);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match done {
+        Ok(()) => out.into_iter().flatten().collect(),
+        Err(never) => match never {},
+    }
+}
+
+/// `f` over `items` on up to all cores (in chunks of at least 16); `each(index, result)` runs
+/// on the calling thread as results arrive, so it can write one while the next are computed.
+/// The first error of `each` stops the workers and is returned.
+fn in_parallel_each<T: Sync, R: Send, E>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+    mut each: impl FnMut(usize, R) -> Result<(), E>,
+) -> Result<(), E> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len().div_ceil(16).max(1));
     if workers <= 1 {
-        return items.iter().map(&f).collect();
+        return items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, t)| each(i, f(t)));
     }
     let chunk = items.len().div_ceil(workers);
     let f = &f;
     std::thread::scope(|scope| {
+        // Bounded: a slow writer holds the workers back instead of piling up copies in memory.
+        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, R)>(64);
         let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .enumerate()
+            .map(|(k, part)| {
+                let send = send.clone();
+                scope.spawn(move || {
+                    for (j, t) in part.iter().enumerate() {
+                        // The receiver is gone only when `each` failed: stop.
+                        if send.send((k * chunk + j, f(t))).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
             .collect();
-        let mut out = Vec::with_capacity(items.len());
-        for h in handles {
-            match h.join() {
-                Ok(part) => out.extend(part),
-                // A panic in a worker is a bug; re-raise it rather than lose results silently.
-                Err(panic) => std::panic::resume_unwind(panic),
+        drop(send);
+        let mut result = Ok(());
+        for (i, r) in receive.iter() {
+            if let Err(e) = each(i, r) {
+                result = Err(e);
+                break;
             }
         }
-        out
+        drop(receive);
+        for h in handles {
+            // A panic in a worker is a bug; re-raise it rather than lose results silently.
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        result
     })
-}
-
-/// Seals for every contact, in parallel across the machine's cores: per-copy encryption is
-/// the cost of a large fan-out, and it needs nothing but the signed notice and the cert.
-fn seal_all(
-    signed: &compose::SignedNotice,
-    contacts: &[Contact],
-    certs: &CertCache,
-    now: SystemTime,
-) -> Vec<Result<compose::Sealed, String>> {
-    in_parallel(contacts, |c| seal_one(signed, c, certs, now))
 }
 
 /// Seals with the newest bound key that works; the error says why none did.
@@ -634,5 +681,52 @@ fn queued_copy(id: i64, thread: &str, copy: &NewCopy<'_>) -> QueuedCopy {
             key_fingerprint: None,
             message_id: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_parallel, in_parallel_each};
+
+    #[test]
+    fn parallel_results_keep_their_index() {
+        let items: Vec<u32> = (0..1000).collect();
+        assert_eq!(
+            in_parallel(&items, |x| x * 2),
+            (0..1000).map(|x| x * 2).collect::<Vec<_>>()
+        );
+        let mut seen = vec![false; items.len()];
+        in_parallel_each(
+            &items,
+            |x| *x as usize,
+            |i, x| {
+                assert_eq!(i, x);
+                seen[i] = true;
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert!(seen.iter().all(|s| *s));
+        assert!(in_parallel(&[] as &[u32], |x| *x).is_empty());
+    }
+
+    #[test]
+    fn the_first_write_error_stops_and_is_returned() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut written = 0;
+        let r = in_parallel_each(
+            &items,
+            |x| *x,
+            |_, _| {
+                written += 1;
+                if written == 10 {
+                    Err("disk full")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(r, Err("disk full"));
+        assert_eq!(written, 10);
     }
 }

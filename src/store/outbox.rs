@@ -9,7 +9,7 @@
 //! This module stores bytes and states; it knows nothing of OpenPGP or SMTP (see `crate::outbox`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{AUTOCHECKPOINT_PAGES, Store, StoreError, parse_time, record_sent_tx, time_text};
 
@@ -208,9 +208,6 @@ pub struct OutboxFilter {
 }
 
 impl Store {
-    /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
-    /// transaction: either the whole notice is queued or nothing is. Returns the row ids in
-    /// the order of `copies`.
     /// How many automatic copies (acknowledgments) went to `address` since `since`.
     pub fn automatic_copies_since(
         &self,
@@ -225,39 +222,41 @@ impl Store {
         )?)
     }
 
+    /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
+    /// transaction: either the whole notice is queued or nothing is. Returns the row ids in
+    /// the order of `copies`.
     pub fn enqueue_notice(
         &mut self,
         notice: &NewNotice<'_>,
         copies: &[NewCopy<'_>],
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
-        let due = due_text(now);
-        let now = time_text(now);
+        let mut writer = self.begin_notice(notice, now)?;
+        let ids = copies
+            .iter()
+            .map(|c| writer.add(c))
+            .collect::<Result<Vec<i64>, _>>()?;
+        writer.commit()?;
+        Ok(ids)
+    }
+
+    /// Starts queueing one notice, for callers that produce copies while others are being
+    /// written (a large fan-out seals on every core while this thread writes). Nothing is
+    /// visible to anyone until [`NoticeWriter::commit`]; dropping the writer queues nothing.
+    pub fn begin_notice(
+        &mut self,
+        notice: &NewNotice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<NoticeWriter<'_>, StoreError> {
         // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
         // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
         // would double the time `notify` takes. That checkpoint is left to the daemon's
-        // maintenance, the next commit, or closing the store.
-        self.conn_mut()
-            .pragma_update(None, "wal_autocheckpoint", 0)?;
-        let ids = self.enqueue_notice_tx(notice, copies, &now, &due);
-        if let Err(e) =
-            self.conn_mut()
-                .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
-        {
-            // The copies are queued (or not) either way; only the WAL grows until a checkpoint.
-            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
-        }
-        ids
-    }
-
-    fn enqueue_notice_tx(
-        &mut self,
-        notice: &NewNotice<'_>,
-        copies: &[NewCopy<'_>],
-        now: &str,
-        due: &str,
-    ) -> Result<Vec<i64>, StoreError> {
-        let tx = self.conn_mut().transaction()?;
+        // maintenance, the next commit, or closing the store. Turned back on by the writer.
+        let conn: &Connection = self.conn_mut();
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // `&mut self` is held for the writer's life: no other transaction can start on it.
+        let tx = conn.unchecked_transaction()?;
+        let created_at = time_text(now);
         tx.execute(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
                  signer_fingerprint, inner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -269,69 +268,19 @@ impl Store {
                 notice.date_unix,
                 notice.signer_fingerprint,
                 notice.inner,
-                now
+                created_at
             ],
         )?;
         let notice_id = tx.last_insert_rowid();
-        let mut ids = Vec::with_capacity(copies.len());
-        {
-            let mut sealed = tx.prepare(
-                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, message_id,
-                     raw, key_fingerprint, status, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
-            )?;
-            let mut held = tx.prepare(
-                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
-                     reason, created_at, updated_at)
-                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
-            )?;
-            for copy in copies {
-                match copy {
-                    NewCopy::Sealed {
-                        kind,
-                        address,
-                        org,
-                        message_id,
-                        raw,
-                        key_fingerprint,
-                    } => {
-                        sealed.execute(params![
-                            notice_id,
-                            notice.thread_id,
-                            kind.as_str(),
-                            notice.sender,
-                            address,
-                            org,
-                            message_id,
-                            raw,
-                            key_fingerprint,
-                            now,
-                            due
-                        ])?;
-                        ids.push(tx.last_insert_rowid());
-                        record_sent_tx(&tx, message_id, notice.thread_id)?;
-                    }
-                    NewCopy::Held {
-                        address,
-                        org,
-                        reason,
-                    } => {
-                        held.execute(params![
-                            notice_id,
-                            notice.thread_id,
-                            notice.sender,
-                            address,
-                            org,
-                            reason,
-                            now
-                        ])?;
-                        ids.push(tx.last_insert_rowid());
-                    }
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(ids)
+        Ok(NoticeWriter {
+            conn,
+            tx: Some(tx),
+            notice_id,
+            thread_id: notice.thread_id,
+            sender: notice.sender.to_string(),
+            created_at,
+            due: due_text(now),
+        })
     }
 
     /// Copies as `outbox list` shows them, oldest first.
@@ -594,6 +543,104 @@ impl Store {
     }
 }
 
+/// One notice being queued (see [`Store::begin_notice`]): one open transaction.
+pub struct NoticeWriter<'s> {
+    conn: &'s Connection,
+    /// `None` only after `commit`.
+    tx: Option<Transaction<'s>>,
+    notice_id: i64,
+    thread_id: i64,
+    sender: String,
+    created_at: String,
+    due: String,
+}
+
+impl NoticeWriter<'_> {
+    /// Adds one copy; returns its row id.
+    pub fn add(&mut self, copy: &NewCopy<'_>) -> Result<i64, StoreError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        match copy {
+            NewCopy::Sealed {
+                kind,
+                address,
+                org,
+                message_id,
+                raw,
+                key_fingerprint,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org,
+                         message_id, raw, key_fingerprint, status, next_attempt_at, created_at,
+                         updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
+                )?
+                .execute(params![
+                    self.notice_id,
+                    self.thread_id,
+                    kind.as_str(),
+                    self.sender,
+                    address,
+                    org,
+                    message_id,
+                    raw,
+                    key_fingerprint,
+                    self.created_at,
+                    self.due
+                ])?;
+                let id = tx.last_insert_rowid();
+                record_sent_tx(tx, message_id, self.thread_id)?;
+                Ok(id)
+            }
+            NewCopy::Held {
+                address,
+                org,
+                reason,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
+                         reason, created_at, updated_at)
+                     VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
+                )?
+                .execute(params![
+                    self.notice_id,
+                    self.thread_id,
+                    self.sender,
+                    address,
+                    org,
+                    reason,
+                    self.created_at
+                ])?;
+                Ok(tx.last_insert_rowid())
+            }
+        }
+    }
+
+    /// Queues the notice: every copy added becomes visible at once, durably.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        match self.tx.take() {
+            Some(tx) => Ok(tx.commit()?),
+            None => Err(StoreError::Invalid("notice already committed".into())),
+        }
+    }
+}
+
+impl Drop for NoticeWriter<'_> {
+    /// Rolls back what was not committed; turns automatic checkpoints back on either way.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Err(e) = self
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+        {
+            // The notice is queued (or not) either way; only the WAL grows until a checkpoint.
+            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,6 +708,38 @@ mod tests {
         );
         assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
         assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+    }
+
+    #[test]
+    fn a_notice_writer_dropped_before_commit_queues_nothing() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let n = TrackingNumber::parse("VU#409117").unwrap();
+        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
+        let notice = NewNotice {
+            thread_id: t.id,
+            sender: "cert@example.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "AB",
+            inner: b"inner",
+        };
+        {
+            let mut w = s.begin_notice(&notice, now).unwrap();
+            w.add(&NewCopy::Held {
+                address: "a@x.test",
+                org: "V",
+                reason: "no valid encryption key: none",
+            })
+            .unwrap();
+        }
+        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+        let pages: i64 = s
+            .conn()
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
     }
 
     #[test]
