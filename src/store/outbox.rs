@@ -646,13 +646,13 @@ mod tests {
     use super::*;
     use crate::tracking::{Kind, TrackingNumber};
 
-    #[test]
-    fn a_notice_is_queued_whole_or_not_at_all() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
+    /// Creates a case in `s`; returns the record of a notice to it.
+    fn notice_to_a_case(s: &mut Store) -> NewNotice<'static> {
         let n = TrackingNumber::parse("VU#409117").unwrap();
-        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
-        let notice = NewNotice {
+        let t = s
+            .create_thread(Kind::Case, Some(&n), "t", Utc::now())
+            .unwrap();
+        NewNotice {
             thread_id: t.id,
             sender: "cert@example.test",
             in_reply_to: None,
@@ -660,7 +660,14 @@ mod tests {
             date_unix: 0,
             signer_fingerprint: "AB",
             inner: b"inner",
-        };
+        }
+    }
+
+    #[test]
+    fn a_notice_is_queued_whole_or_not_at_all() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let notice = notice_to_a_case(&mut s);
         let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
             kind: CopyKind::Notice,
             address: addr,
@@ -687,7 +694,7 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert_eq!(
             s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
-            t.id
+            notice.thread_id
         );
         assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
         assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
@@ -714,17 +721,7 @@ mod tests {
     fn a_notice_writer_dropped_before_commit_queues_nothing() {
         let mut s = Store::open_in_memory().unwrap();
         let now = Utc::now();
-        let n = TrackingNumber::parse("VU#409117").unwrap();
-        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
-        let notice = NewNotice {
-            thread_id: t.id,
-            sender: "cert@example.test",
-            in_reply_to: None,
-            automatic: false,
-            date_unix: 0,
-            signer_fingerprint: "AB",
-            inner: b"inner",
-        };
+        let notice = notice_to_a_case(&mut s);
         {
             let mut w = s.begin_notice(&notice, now).unwrap();
             w.add(&NewCopy::Held {
@@ -747,17 +744,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("s.sqlite")).unwrap();
         let now = Utc::now();
-        let n = TrackingNumber::parse("VU#409117").unwrap();
-        let t = s.create_thread(Kind::Case, Some(&n), "t", now).unwrap();
-        let notice = NewNotice {
-            thread_id: t.id,
-            sender: "cert@example.test",
-            in_reply_to: None,
-            automatic: false,
-            date_unix: 0,
-            signer_fingerprint: "AB",
-            inner: b"inner",
-        };
+        let notice = notice_to_a_case(&mut s);
         // 300 copies of 30 KB: about 9 MB, well over the 1,000-page automatic checkpoint.
         let raw = vec![b'x'; 30 * 1024];
         let ids: Vec<(String, String)> = (0..300)
