@@ -263,6 +263,8 @@ fn suite_named(label: &str) -> CipherSuite {
 }
 
 fn main() {
+    // As `casegate` does; SAFETY: first statement of main, before any thread exists.
+    unsafe { casegate::library_backtraces_off() };
     // Child mode: build the keys and the store, then exit (see `prepare`).
     if let Ok(dir) = std::env::var("FANOUT_PREPARE_DIR") {
         let label = std::env::var("FANOUT_PREPARE_SUITE").unwrap();

@@ -96,6 +96,8 @@ fn baseline(servers: &MailServers) -> (usize, f64) {
 // Until Cargo.toml has `harness = false` for this bench, libtest supplies its own main.
 #[cfg_attr(test, allow(dead_code))]
 fn main() {
+    // As `casegate` does; SAFETY: first statement of main, before any thread exists.
+    unsafe { casegate::library_backtraces_off() };
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("CASEGATE_BENCH_MESSAGES")

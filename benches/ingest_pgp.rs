@@ -37,6 +37,8 @@ const CASE: &str = "VU#409117";
 const COORDINATOR: &str = "cert@example.test";
 
 fn main() {
+    // As `casegate` does; SAFETY: first statement of main, before any thread exists.
+    unsafe { casegate::library_backtraces_off() };
     let n: usize = std::env::var("CASEGATE_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

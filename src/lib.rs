@@ -19,3 +19,19 @@ pub mod signature_cache;
 pub mod store;
 pub mod tracking;
 pub mod verdict;
+
+/// Turns off backtraces for library errors unless `RUST_LIB_BACKTRACE` asks for them.
+///
+/// Why: sequoia's parsers make and drop `anyhow` errors while parsing good keys and messages;
+/// with `RUST_BACKTRACE=1` in the environment each of them captures a backtrace, which made
+/// reading certificates ~40% slower. casegate never shows library backtraces.
+///
+/// # Safety
+/// Sets an environment variable: call it first thing in `main`, before any other thread
+/// exists (nothing may read or write the environment concurrently).
+pub unsafe fn library_backtraces_off() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}

@@ -247,15 +247,8 @@ enum DebugCmd {
 }
 
 fn main() -> ExitCode {
-    // sequoia's parsers make and drop `anyhow` errors while parsing good keys and messages;
-    // with RUST_BACKTRACE=1 in the environment each of them captures a backtrace, which made
-    // reading certificates ~40% slower. Library backtraces are never shown by casegate, so
-    // they are off unless asked for explicitly (RUST_LIB_BACKTRACE=1).
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: first statement of main, before any thread exists; nothing reads the
-        // environment concurrently.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
+    // SAFETY: first statement of main, before any thread exists.
+    unsafe { casegate::library_backtraces_off() };
     // A panic is a bug in casegate; say so in one line, never with a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let at = info
