@@ -200,6 +200,10 @@ enum OutboxCmd {
         /// Only this status (queued, sent, retrying, held, dead, bounced).
         #[arg(long)]
         status: Option<String>,
+        /// Also every SMTP attempt of each copy: when, outcome, the server's reply
+        /// (`attempt_log` in --json).
+        #[arg(long)]
+        attempts: bool,
         #[arg(long)]
         json: bool,
     },
@@ -398,8 +402,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox(OutboxCmd::List {
             number,
             status,
+            attempts,
             json,
-        }) => cmd_outbox_list(&settings, number.as_ref(), status, json),
+        }) => cmd_outbox_list(&settings, number.as_ref(), status, attempts, json),
         Command::Outbox(OutboxCmd::Release { number, json }) => {
             cmd_outbox_release(&settings, number.as_ref(), json)
         }
@@ -1038,6 +1043,7 @@ fn cmd_outbox_list(
     settings: &Settings,
     n: Option<&TrackingNumber>,
     status: Option<String>,
+    attempts: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = app::open_store(settings)?;
@@ -1054,10 +1060,22 @@ fn cmd_outbox_list(
         &store,
         &casegate::store::outbox::OutboxFilter { thread_id, status },
     )? {
+        let log = if attempts {
+            store.outbox_attempts(row.id)?
+        } else {
+            Vec::new()
+        };
         if json {
-            print_json(&row)?;
+            let mut value = serde_json::to_value(&row)?;
+            if attempts && let Some(fields) = value.as_object_mut() {
+                fields.insert("attempt_log".into(), serde_json::to_value(&log)?);
+            }
+            print_json(&value)?;
         } else {
             println!("{row}");
+            for a in &log {
+                println!("    {} {} {}", a.at, a.outcome, a.reply);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

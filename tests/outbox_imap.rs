@@ -370,6 +370,39 @@ fn smtp_fail_temp_retries_then_delivers_and_perm_is_dead() {
     let attempts = store.outbox_attempts(r.id).unwrap();
     let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["temporary", "temporary", "accepted"]);
+    // The same ledger as an analyst reads it: `outbox list --attempts --json`.
+    let config_file = d1.path().join("casegate.toml");
+    std::fs::write(
+        &config_file,
+        format!("[store]\npath = {:?}\n", d1.path().join("s.sqlite")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_casegate"))
+        .arg("--config")
+        .arg(&config_file)
+        .args(["outbox", "list", "--attempts", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(listed["status"], "sent", "{listed}");
+    assert_eq!(listed["attempts"], 3, "{listed}");
+    let log = listed["attempt_log"].as_array().unwrap();
+    let logged: Vec<&str> = log.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(logged, ["temporary", "temporary", "accepted"]);
+    assert!(
+        log[0]["reply"].as_str().unwrap().contains("451"),
+        "{listed}"
+    );
+    assert!(
+        log[2]["reply"].as_str().unwrap().starts_with("250"),
+        "{listed}"
+    );
     assert_eq!(
         rt.block_on(imap_inbox(&servers, "vendor@example.test"))
             .len(),
