@@ -5,19 +5,24 @@
 //! part, so it happens exactly once per notice ([`sign_notice`]); each copy then only costs one
 //! encryption ([`seal_for`]).
 //!
-//! Shape (RFC 3156 PGP/MIME, sign-then-encrypt, protected headers):
+//! Shape (RFC 3156 PGP/MIME, §6.2 combined signing and encryption, protected headers):
 //!
 //! ```text
 //! From / To (exactly one) / Subject: [VU#409117] Encrypted message / Message-ID (per copy)
 //! multipart/encrypted; protocol="application/pgp-encrypted"
 //! ├─ application/pgp-encrypted            "Version: 1"
-//! └─ application/octet-stream             ASCII-armored OpenPGP message, containing:
-//!    multipart/signed; micalg=pgp-sha512; protocol="application/pgp-signature"
-//!    ├─ text/plain; charset=utf-8; protected-headers="v1"   (quoted-printable)
-//!    │    From, Subject (the real one), Date  ← protected headers, signed
-//!    └─ application/pgp-signature          detached signature by the coordinator
+//! └─ application/octet-stream             ASCII-armored OpenPGP message:
+//!    PKESK (this recipient) │ SEIPD ⟨ one-pass signature │ literal data │ signature ⟩
+//!                                        literal data = the MIME entity
+//!                                        text/plain; charset=utf-8; protected-headers="v1"
+//!                                        From, Subject (the real one), Date  (quoted-printable)
 //! ```
 //!
+//! The signed OpenPGP message inside (one-pass signature, literal data, signature) is made once
+//! and is byte for byte the same in every copy; only the key packet and the encryption differ.
+//! This is the form Thunderbird and Enigmail send, and the one `gpg --decrypt` checks by
+//! itself ("Good signature"); the nested form (multipart/signed inside the encryption) would
+//! leave the check to MIME-aware readers only.
 //! The signed part carries no per-recipient header (no To, no Message-ID): that is what lets it
 //! be signed once. For the same reason it uses `protected-headers="v1"` (understood by
 //! Thunderbird, Enigmail, Delta Chat, K-9) and not RFC 9788's `hp="cipher"`, whose receivers
@@ -49,7 +54,7 @@ use openpgp::crypto::SessionKey;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::Serialize;
 use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
-use openpgp::types::{HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
+use openpgp::types::{DataFormat, HashAlgorithm, RevocationStatus, SymmetricAlgorithm};
 use rand::TryRngCore;
 use sequoia_openpgp as openpgp;
 
@@ -100,8 +105,8 @@ pub struct Notice<'a> {
     pub automatic: bool,
 }
 
-/// A notice signed once by the coordinator: the inner MIME entity (multipart/signed) plus the
-/// few recipient-independent facts the outer headers need. Only [`sign_notice`] and the store
+/// A notice signed once by the coordinator: the signed OpenPGP message that every copy
+/// encrypts, plus the few recipient-independent facts the outer headers need. Only [`sign_notice`] and the store
 /// (which keeps held copies' inner entity) create one, so its bytes are always signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedNotice {
@@ -121,7 +126,8 @@ pub struct SignedNotice {
 }
 
 impl SignedNotice {
-    /// The signed inner MIME entity (CRLF line ends), as it is encrypted for each recipient.
+    /// The signed OpenPGP message (one-pass signature, literal data holding the MIME entity
+    /// with CRLF line ends, signature), binary, as it is encrypted for each recipient.
     pub fn inner(&self) -> &[u8] {
         &self.inner
     }
@@ -184,7 +190,7 @@ pub fn sign_notice(
     let date = unix_seconds(now);
     let subject = inner_subject(notice.thread, notice.subject);
     let text_part = protected_text_part(&subject, from, date, notice.body)?;
-    let (inner, signer_fingerprint) = sign_entity(text_part, coordinator, now)?;
+    let (inner, signer_fingerprint) = sign_message(&text_part, coordinator, now)?;
     Ok(SignedNotice {
         thread: notice.thread.to_string(),
         from: from.to_string(),
@@ -392,13 +398,17 @@ fn encryption_keys<'a>(
     }
 }
 
-/// Encrypts to `keys` with a fresh AES-256 session key drawn from the OS (getrandom).
+/// Encrypts `inner` to `keys` with a fresh AES-256 session key drawn from the OS (getrandom).
 ///
-/// Why not let sequoia draw it: its nettle backend seeds a new Yarrow generator (1,500 SHA-256
-/// rounds) for every random draw, which made the session key alone a third of the per-copy
-/// cost of a fan-out. The OS generator is at least as strong. AES-256 is what sequoia
-/// picks by default too, and every OpenPGP implementation in use supports it.
-fn encrypt<'a>(plaintext: &[u8], keys: Vec<EncryptionKey<'a>>) -> Result<Vec<u8>, ComposeError> {
+/// `inner` is the signed OpenPGP message made by [`sign_message`], and goes into the encryption
+/// as it is. Held copies queued by casegate before 2026-11-23 kept a MIME entity (multipart/
+/// signed) instead: that is wrapped in a literal data packet, as it was then.
+///
+/// Why not let sequoia draw the session key: its nettle backend seeds a new Yarrow generator
+/// (1,500 SHA-256 rounds) for every random draw, which made the session key alone a third of
+/// the per-copy cost of a fan-out. The OS generator is at least as strong. AES-256 is what
+/// sequoia picks by default too, and every OpenPGP implementation in use supports it.
+fn encrypt<'a>(inner: &[u8], keys: Vec<EncryptionKey<'a>>) -> Result<Vec<u8>, ComposeError> {
     let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
     let algo = SymmetricAlgorithm::AES256;
     let mut key = vec![0u8; algo.key_size().map_err(pgp)?];
@@ -408,31 +418,62 @@ fn encrypt<'a>(plaintext: &[u8], keys: Vec<EncryptionKey<'a>>) -> Result<Vec<u8>
     // Copied into zeroize-on-drop memory; sequoia clears this buffer, no copy is left behind.
     let session_key = SessionKey::from(key);
     let recipients: Vec<Recipient<'a>> = keys.into_iter().map(Recipient::from).collect();
-    let mut sink = Vec::with_capacity(plaintext.len() * 4 / 3 + 1024);
+    let mut sink = Vec::with_capacity(inner.len() * 4 / 3 + 1024);
     let message = Message::new(&mut sink);
     let message = Armorer::new(message)
         .kind(armor::Kind::Message)
         .build()
         .map_err(pgp)?;
-    let message = Encryptor::with_session_key(message, algo, session_key)
+    let mut message = Encryptor::with_session_key(message, algo, session_key)
         .map_err(pgp)?
         .add_recipients(recipients)
         .build()
         .map_err(pgp)?;
-    let mut literal = LiteralWriter::new(message).build().map_err(pgp)?;
-    literal.write_all(plaintext)?;
-    literal.finalize().map_err(pgp)?;
+    // OpenPGP packets always have the top bit of their first byte set; MIME text never does.
+    if inner.first().is_some_and(|b| b & 0x80 != 0) {
+        message.write_all(inner)?;
+        message.finalize().map_err(pgp)?;
+    } else {
+        let mut literal = LiteralWriter::new(message).build().map_err(pgp)?;
+        literal.write_all(inner)?;
+        literal.finalize().map_err(pgp)?;
+    }
     Ok(sink)
 }
 
-/// Signs `first_part` (a complete MIME part, CRLF) with a detached signature and wraps both in
-/// multipart/signed. Returns the entity and the signing key's fingerprint.
-fn sign_entity(
-    first_part: Vec<u8>,
+/// Signs `entity` (a complete MIME entity, CRLF) into an OpenPGP message: one-pass signature,
+/// literal data (binary) holding the entity, signature. Returns it and the signing key's
+/// fingerprint.
+fn sign_message(
+    entity: &[u8],
     coordinator: &Cert,
     now: SystemTime,
 ) -> Result<(Vec<u8>, String), ComposeError> {
     let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
+    let (keypair, signer_fingerprint) = signing_keypair(coordinator, now)?;
+    let mut signed = Vec::with_capacity(entity.len() + 512);
+    let message = Message::new(&mut signed);
+    let signer = Signer::new(message, keypair)
+        .map_err(pgp)?
+        .hash_algo(SIGNATURE_HASH)
+        .map_err(pgp)?
+        .creation_time(now)
+        .build()
+        .map_err(pgp)?;
+    let mut literal = LiteralWriter::new(signer)
+        .format(DataFormat::Binary)
+        .build()
+        .map_err(pgp)?;
+    literal.write_all(entity)?;
+    literal.finalize().map_err(pgp)?;
+    Ok((signed, signer_fingerprint))
+}
+
+/// The coordinator's live signing key, unlocked, and its fingerprint; or why it cannot sign.
+fn signing_keypair(
+    coordinator: &Cert,
+    now: SystemTime,
+) -> Result<(openpgp::crypto::KeyPair, String), ComposeError> {
     let policy = StandardPolicy::new();
     let valid = coordinator
         .with_policy(&policy, now)
@@ -460,6 +501,18 @@ fn sign_entity(
         .clone()
         .into_keypair()
         .map_err(|e| ComposeError::CoordinatorKey(e.to_string()))?;
+    Ok((keypair, signer_fingerprint))
+}
+
+/// Signs `first_part` (a complete MIME part, CRLF) with a detached signature and wraps both in
+/// multipart/signed. Returns the entity and the signing key's fingerprint.
+fn sign_entity(
+    first_part: Vec<u8>,
+    coordinator: &Cert,
+    now: SystemTime,
+) -> Result<(Vec<u8>, String), ComposeError> {
+    let pgp = |e: anyhow::Error| ComposeError::OpenPgp(e.to_string());
+    let (keypair, signer_fingerprint) = signing_keypair(coordinator, now)?;
 
     let mut signature = Vec::new();
     {
@@ -699,7 +752,90 @@ fn crlf(lf: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::crlf;
+    use super::*;
+    use crate::keyring::Keyring;
+    use crate::open::{Encryption, SignatureFacts, open};
+    use openpgp::cert::CertBuilder;
+
+    fn cert(addr: &str) -> Cert {
+        CertBuilder::general_purpose(Some(format!("<{addr}>")))
+            .generate()
+            .unwrap()
+            .0
+    }
+
+    /// Opens a sealed copy the way casegate opens mail: as the recipient (whose TSK stands in
+    /// for the coordinator key), knowing the coordinator's certificate.
+    fn open_as(recipient: Cert, coordinator: &Cert, bytes: &[u8]) -> crate::open::Opened {
+        let keyring = Keyring::new(
+            Some(recipient),
+            vec![coordinator.clone().strip_secret_key_material()],
+        );
+        open(bytes, &keyring).unwrap()
+    }
+
+    #[test]
+    fn a_copy_is_encrypted_and_signed_in_one_openpgp_message() {
+        let coordinator = cert("cert@example.test");
+        let vendor = cert("psirt@vendor.example");
+        let now = SystemTime::now();
+        let notice = Notice {
+            thread: "VU#409117",
+            subject: "Buffer overflow",
+            body: "Details.\n",
+            in_reply_to: None,
+            automatic: false,
+        };
+        let signed = sign_notice(&notice, &coordinator, "cert@example.test", now).unwrap();
+        // One-pass signature packet first (tag 4, old or new format), not MIME text.
+        assert!(matches!(signed.inner()[0], 0x90..=0x93 | 0xc4));
+        let public = vendor.clone().strip_secret_key_material();
+        let sealed = seal_for(&signed, "psirt@vendor.example", &public, now).unwrap();
+        let opened = open_as(vendor, &coordinator, &sealed.bytes);
+        assert!(
+            matches!(opened.encryption, Encryption::Full { .. }),
+            "{opened:?}"
+        );
+        match &opened.signature {
+            SignatureFacts::Valid { signing_key, .. } => {
+                assert_eq!(signing_key, &signed.signer_fingerprint)
+            }
+            other => panic!("not validly signed: {other:?}"),
+        }
+        assert_eq!(
+            opened.protected_subject.as_deref(),
+            Some("[VU#409117] Buffer overflow")
+        );
+    }
+
+    #[test]
+    fn a_held_copy_kept_in_the_old_mime_form_still_seals_readably() {
+        let coordinator = cert("cert@example.test");
+        let vendor = cert("psirt@vendor.example");
+        let entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\nkept before the upgrade\r\n";
+        let legacy = SignedNotice::from_stored(
+            "VU#409117".into(),
+            "cert@example.test".into(),
+            None,
+            false,
+            0,
+            "AB".into(),
+            entity.to_vec(),
+        );
+        let public = vendor.clone().strip_secret_key_material();
+        let sealed = seal_for(&legacy, "psirt@vendor.example", &public, SystemTime::now()).unwrap();
+        let opened = open_as(vendor, &coordinator, &sealed.bytes);
+        assert!(
+            matches!(opened.encryption, Encryption::Full { .. }),
+            "{opened:?}"
+        );
+        let inner = opened.inner.unwrap();
+        assert!(
+            String::from_utf8_lossy(&inner).contains("kept before the upgrade"),
+            "{}",
+            String::from_utf8_lossy(&inner)
+        );
+    }
 
     #[test]
     fn crlf_adds_cr_only_where_missing() {
