@@ -118,13 +118,49 @@ fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, OutboxError> {
 }
 
 /// The error and its causes on one line ("connection refused" hides in a source).
+/// The error and its causes in one line; a cause the text already quotes (lettre's response
+/// errors repeat the server's reply) is not added twice.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Option<std::io::Error>);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_chained_once() {
+        let reset = || Some(std::io::Error::other("connection reset"));
+        assert_eq!(
+            error_chain(&Wrapped("network error", reset())),
+            "network error: connection reset"
+        );
+        assert_eq!(
+            error_chain(&Wrapped("transient error (451): connection reset", reset())),
+            "transient error (451): connection reset"
+        );
+    }
 }
