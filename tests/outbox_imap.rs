@@ -5,33 +5,21 @@
 //! coordinator, nobody else's address is in it, the keyless copy is held and goes out after
 //! a key import; an injected 451 is retried until it clears; a 550 is dead with the reply.
 
+mod outbox_case;
 mod outbox_gpg;
 mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use casegate::config::{OutboxConfig, PasswordSource, SmtpConfig, TlsMode};
-use casegate::outbox::{self, Notice, OutboxFilter, Selection, SmtpSender};
-use casegate::store::{Store, StoredCert, Thread};
-use casegate::tracking::{Kind, TrackingNumber};
-use chrono::Utc;
+use casegate::config::{PasswordSource, SmtpConfig, TlsMode};
+use casegate::outbox::{self, OutboxFilter, Selection, SmtpSender};
+use casegate::store::Store;
 use futures::StreamExt;
+use outbox_case::*;
 use outbox_gpg::{GpgHome, addresses, coordinator_cert, pgp_block};
 use sequoia_openpgp::Cert;
-use sequoia_openpgp::serialize::SerializeInto;
 use support::MailServers;
-
-const FROM: &str = "cert@example.test";
-
-fn config() -> OutboxConfig {
-    OutboxConfig {
-        max_age_hours: 1,
-        retry_base_secs: 1,
-        retry_max_secs: 1,
-        stub_when_no_key: false,
-    }
-}
 
 /// The coordinator's relay as a deployment would configure it: STARTTLS with the servers'
 /// CA, AUTH as the coordinator.
@@ -48,13 +36,6 @@ fn smtp(servers: &MailServers) -> SmtpConfig {
         },
         timeout_secs: 10,
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Every message in `user`'s INBOX, fetched over IMAP (BODY.PEEK[]).
@@ -85,47 +66,6 @@ async fn imap_inbox(servers: &MailServers, user: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn import(store: &mut Store, cert: &Cert) -> String {
-    let fpr = cert.fingerprint().to_hex();
-    store
-        .put_cert(&StoredCert {
-            fingerprint: fpr.clone(),
-            public_cert: cert.to_vec().unwrap(),
-            user_ids: vec![],
-            imported_at: casegate::store::time_text(Utc::now()),
-        })
-        .unwrap();
-    fpr
-}
-
-fn add(store: &mut Store, thread: &Thread, org: &str, addr: &str, key: Option<&Cert>) {
-    let fpr = key.map(|k| import(store, k));
-    store
-        .add_participant(thread.id, org, "vendor", addr, fpr.as_deref())
-        .unwrap();
-}
-
-fn case(store: &mut Store, number: &str) -> Thread {
-    store
-        .create_thread(
-            Kind::Case,
-            Some(&TrackingNumber::parse(number).unwrap()),
-            "Buffer overflow in FooRouter",
-            Utc::now(),
-        )
-        .unwrap()
-}
-
-fn notice(body: &str) -> Notice<'_> {
-    Notice {
-        thread: "",
-        subject: "Buffer overflow in FooRouter",
-        body,
-        in_reply_to: None,
-        automatic: false,
-    }
-}
-
 fn row(store: &Store, addr: &str) -> outbox::OutboxRow {
     store
         .outbox_rows(&OutboxFilter::default())
@@ -133,24 +73,6 @@ fn row(store: &Store, addr: &str) -> outbox::OutboxRow {
         .into_iter()
         .find(|r| r.address == addr)
         .unwrap()
-}
-
-/// Delivery rounds until nothing waits (bounded; retries are due within ~1 s here).
-fn deliver_all(store: &mut Store, sender: &SmtpSender, rt: &tokio::runtime::Runtime) {
-    for _ in 0..100 {
-        rt.block_on(outbox::deliver_due(store, sender, &config(), None))
-            .unwrap();
-        let waiting = store
-            .outbox_rows(&OutboxFilter::default())
-            .unwrap()
-            .iter()
-            .any(|r| r.status == "queued" || r.status == "retrying");
-        if !waiting {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("copies still waiting after 100 rounds");
 }
 
 fn signing_fpr(cert: &Cert) -> String {
@@ -309,34 +231,6 @@ fn three_vendor_orgs_each_contact_reads_exactly_one_mail_over_imap() {
     }
 }
 
-fn one_vendor(store_dir: &std::path::Path, number: &str) -> Store {
-    let mut store = Store::open(&store_dir.join("s.sqlite")).unwrap();
-    let thread = case(&mut store, number);
-    let coordinator = coordinator_cert(FROM);
-    let (cert, _) =
-        sequoia_openpgp::cert::CertBuilder::general_purpose(Some("<vendor@example.test>"))
-            .generate()
-            .unwrap();
-    add(
-        &mut store,
-        &thread,
-        "VendorA",
-        "vendor@example.test",
-        Some(&cert.strip_secret_key_material()),
-    );
-    outbox::notify(
-        &mut store,
-        &coordinator,
-        &thread,
-        &Selection::All,
-        &notice("b\n"),
-        &config(),
-        FROM,
-    )
-    .unwrap();
-    store
-}
-
 #[test]
 fn smtp_fail_temp_retries_then_delivers_and_perm_is_dead() {
     let servers = MailServers::start();
@@ -346,7 +240,7 @@ fn smtp_fail_temp_retries_then_delivers_and_perm_is_dead() {
         .unwrap();
 
     let d1 = tempfile::tempdir().unwrap();
-    let mut store = one_vendor(d1.path(), "VU#300101");
+    let mut store = one_vendor_store(d1.path(), "VU#300101").0;
     servers.smtp_fail("temp", None);
     rt.block_on(outbox::deliver_due(&mut store, &sender, &config(), None))
         .unwrap();
@@ -407,7 +301,7 @@ fn smtp_fail_temp_retries_then_delivers_and_perm_is_dead() {
     );
 
     let d2 = tempfile::tempdir().unwrap();
-    let mut store = one_vendor(d2.path(), "VU#300102");
+    let mut store = one_vendor_store(d2.path(), "VU#300102").0;
     servers.smtp_fail("perm", Some("vendor@example.test"));
     rt.block_on(outbox::deliver_due(&mut store, &sender, &config(), None))
         .unwrap();

@@ -3,32 +3,19 @@
 //! has it" and "we recorded it", STARTTLS required, implicit TLS; plus the key-request stub and
 //! an unreachable relay. The issue-6 fan-out scenario over IMAP is in tests/outbox_imap.rs.
 
+mod outbox_case;
 mod outbox_gpg;
 mod outbox_receiver;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use casegate::config::{OutboxConfig, PasswordSource, SmtpConfig, TlsMode};
-use casegate::outbox::{self, Notice, OutboxFilter, Selection, SmtpSender};
-use casegate::store::{Store, StoredCert, Thread};
-use casegate::tracking::{Kind, TrackingNumber};
-use chrono::Utc;
+use casegate::config::{PasswordSource, SmtpConfig, TlsMode};
+use casegate::outbox::{self, OutboxFilter, Selection, SmtpSender};
+use casegate::store::Store;
+use outbox_case::*;
 use outbox_gpg::coordinator_cert;
 use outbox_receiver::Receiver;
-use sequoia_openpgp::Cert;
-use sequoia_openpgp::serialize::SerializeInto;
-
-const FROM: &str = "cert@example.test";
-
-fn config() -> OutboxConfig {
-    OutboxConfig {
-        max_age_hours: 1,
-        retry_base_secs: 1,
-        retry_max_secs: 1,
-        stub_when_no_key: false,
-    }
-}
 
 fn smtp_plain(port: u16) -> SmtpConfig {
     SmtpConfig {
@@ -40,73 +27,6 @@ fn smtp_plain(port: u16) -> SmtpConfig {
         password: PasswordSource::default(),
         timeout_secs: 10,
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn import(store: &mut Store, cert: &Cert) -> String {
-    let fpr = cert.fingerprint().to_hex();
-    store
-        .put_cert(&StoredCert {
-            fingerprint: fpr.clone(),
-            public_cert: cert.to_vec().unwrap(),
-            user_ids: vec![],
-            imported_at: casegate::store::time_text(Utc::now()),
-        })
-        .unwrap();
-    fpr
-}
-
-fn case(store: &mut Store, number: &str) -> Thread {
-    store
-        .create_thread(
-            Kind::Case,
-            Some(&TrackingNumber::parse(number).unwrap()),
-            "Buffer overflow in FooRouter",
-            Utc::now(),
-        )
-        .unwrap()
-}
-
-fn add(store: &mut Store, thread: &Thread, org: &str, addr: &str, key: Option<&Cert>) {
-    let fpr = key.map(|k| import(store, k));
-    store
-        .add_participant(thread.id, org, "vendor", addr, fpr.as_deref())
-        .unwrap();
-}
-
-fn notice(body: &str) -> Notice<'_> {
-    Notice {
-        thread: "",
-        subject: "Buffer overflow in FooRouter",
-        body,
-        in_reply_to: None,
-        automatic: false,
-    }
-}
-
-/// Runs delivery rounds until nothing is queued or retrying (bounded).
-fn deliver_all(store: &mut Store, sender: &SmtpSender, rt: &tokio::runtime::Runtime) {
-    for _ in 0..100 {
-        rt.block_on(outbox::deliver_due(store, sender, &config(), None))
-            .unwrap();
-        let waiting = store
-            .outbox_rows(&OutboxFilter::default())
-            .unwrap()
-            .iter()
-            .filter(|r| r.status == "queued" || r.status == "retrying")
-            .count();
-        if waiting == 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("copies still waiting after 100 rounds");
 }
 
 fn status_of(store: &Store, addr: &str) -> Vec<outbox::OutboxRow> {
@@ -171,34 +91,6 @@ fn stub_asks_for_a_key_without_case_details() {
         ),
         Err(outbox::OutboxError::NoRecipients(_))
     ));
-}
-
-fn one_vendor_store(dir: &Path, number: &str) -> (Store, Thread) {
-    let mut store = Store::open(&dir.join("s.sqlite")).unwrap();
-    let thread = case(&mut store, number);
-    let coordinator = coordinator_cert(FROM);
-    let (cert, _) =
-        sequoia_openpgp::cert::CertBuilder::general_purpose(Some("<vendor@example.test>"))
-            .generate()
-            .unwrap();
-    add(
-        &mut store,
-        &thread,
-        "VendorA",
-        "vendor@example.test",
-        Some(&cert.strip_secret_key_material()),
-    );
-    outbox::notify(
-        &mut store,
-        &coordinator,
-        &thread,
-        &Selection::All,
-        &notice("b\n"),
-        &config(),
-        FROM,
-    )
-    .unwrap();
-    (store, thread)
 }
 
 #[test]

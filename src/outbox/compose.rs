@@ -106,8 +106,9 @@ pub struct Notice<'a> {
 }
 
 /// A notice signed once by the coordinator: the signed OpenPGP message that every copy
-/// encrypts, plus the few recipient-independent facts the outer headers need. Only [`sign_notice`] and the store
-/// (which keeps held copies' inner entity) create one, so its bytes are always signed.
+/// encrypts, plus the few recipient-independent facts the outer headers need. Only
+/// [`sign_notice`] and the store (which keeps it for held copies) create one, so its bytes are
+/// always signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedNotice {
     /// Canonical tracking number, used in the outer subject.
