@@ -67,6 +67,17 @@ fn body() -> String {
     s
 }
 
+/// The benchmark's notice to VU#409117.
+fn notice(body: &str) -> Notice<'_> {
+    Notice {
+        thread: "VU#409117",
+        subject: "Buffer overflow in FooRouter",
+        body,
+        in_reply_to: None,
+        automatic: false,
+    }
+}
+
 struct Result {
     recipients: usize,
     seconds: f64,
@@ -136,13 +147,7 @@ fn casegate_fanout(dir: &Path, coordinator: &Cert, n: usize, body: &str) -> Resu
     let mut store = Store::open(&dir.join("casegate.sqlite")).unwrap();
     let number = TrackingNumber::parse("VU#409117").unwrap();
     let thread = store.thread(&number).unwrap().unwrap();
-    let notice = Notice {
-        thread: "VU#409117",
-        subject: "Buffer overflow in FooRouter",
-        body,
-        in_reply_to: None,
-        automatic: false,
-    };
+    let notice = notice(body);
     let start = Instant::now();
     let queued = outbox::notify(
         &mut store,
@@ -233,13 +238,7 @@ fn gpg_fanout(dir: &Path, coordinator: &Cert, certs: &[Cert], n: usize, body: &s
 fn seal_cost(coordinator: &Cert, certs: &[Cert], body: &str) -> f64 {
     use casegate::outbox::compose;
     let now = std::time::SystemTime::now();
-    let notice = Notice {
-        thread: "VU#409117",
-        subject: "Buffer overflow in FooRouter",
-        body,
-        in_reply_to: None,
-        automatic: false,
-    };
+    let notice = notice(body);
     let signed = compose::sign_notice(&notice, coordinator, FROM, now).unwrap();
     let k = 200;
     let start = Instant::now();

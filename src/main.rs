@@ -440,6 +440,19 @@ fn existing_thread(store: &Store, n: &TrackingNumber) -> anyhow::Result<casegate
     })
 }
 
+/// The thread `n` names, or the case a promoted report became.
+fn resolved_thread(store: &Store, n: &TrackingNumber) -> anyhow::Result<casegate::store::Thread> {
+    store
+        .resolve_thread(n)?
+        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))
+}
+
+/// `resolved_thread`'s id, when a number is given.
+fn resolved_thread_id(store: &Store, n: Option<&TrackingNumber>) -> anyhow::Result<Option<i64>> {
+    n.map(|n| resolved_thread(store, n).map(|t| t.id))
+        .transpose()
+}
+
 fn cmd_init(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     let done = app::init(settings)?;
     if json {
@@ -639,9 +652,7 @@ fn cmd_set(
     publication: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let mut store = app::open_store(settings)?;
-    let t = store
-        .resolve_thread(n)?
-        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    let t = resolved_thread(&store, n)?;
     if let Some(on) = require_signed {
         store.set_require_signed_statements(t.id, on)?;
     }
@@ -792,9 +803,7 @@ fn cmd_participant_list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = app::open_store(settings)?;
-    let t = store
-        .resolve_thread(n)?
-        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    let t = resolved_thread(&store, n)?;
     for c in store.contacts(t.id)? {
         if json {
             print_json(&c)?;
@@ -992,9 +1001,7 @@ fn cmd_notify(
         )
     })?;
     let mut store = app::open_store(settings)?;
-    let t = store
-        .resolve_thread(n)?
-        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    let t = resolved_thread(&store, n)?;
     let coordinator = app::coordinator_key(settings)?
         .ok_or_else(|| anyhow!("no coordinator key yet; run `casegate init` first"))?;
     let selection = outbox::Selection::parse(to);
@@ -1047,15 +1054,7 @@ fn cmd_outbox_list(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = app::open_store(settings)?;
-    let thread_id = match n {
-        Some(n) => Some(
-            store
-                .resolve_thread(n)?
-                .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?
-                .id,
-        ),
-        None => None,
-    };
+    let thread_id = resolved_thread_id(&store, n)?;
     for row in outbox::list(
         &store,
         &casegate::store::outbox::OutboxFilter { thread_id, status },
@@ -1087,15 +1086,7 @@ fn cmd_outbox_release(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut store = app::open_store(settings)?;
-    let thread_id = match n {
-        Some(n) => Some(
-            store
-                .resolve_thread(n)?
-                .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?
-                .id,
-        ),
-        None => None,
-    };
+    let thread_id = resolved_thread_id(&store, n)?;
     for c in outbox::release_held(&mut store, thread_id)? {
         if json {
             print_json(&c)?;
@@ -1139,9 +1130,7 @@ fn cmd_triage_assign(
     by: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mut store = app::open_store(settings)?;
-    let t = store
-        .resolve_thread(n)?
-        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))?;
+    let t = resolved_thread(&store, n)?;
     let wanted = format!(
         "<{}>",
         message_id
