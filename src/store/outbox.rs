@@ -254,9 +254,19 @@ impl Store {
         // maintenance, the next commit, or closing the store. Turned back on by the writer.
         let conn: &Connection = self.conn_mut();
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // From here on, dropping the writer (an error below included) rolls back and turns
+        // automatic checkpoints back on.
+        let mut writer = NoticeWriter {
+            conn,
+            tx: None,
+            notice_id: 0,
+            thread_id: notice.thread_id,
+            sender: notice.sender.to_string(),
+            created_at: time_text(now),
+            due: due_text(now),
+        };
         // `&mut self` is held for the writer's life: no other transaction can start on it.
-        let tx = conn.unchecked_transaction()?;
-        let created_at = time_text(now);
+        let tx = writer.tx.insert(conn.unchecked_transaction()?);
         tx.execute(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
                  signer_fingerprint, inner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -268,19 +278,11 @@ impl Store {
                 notice.date_unix,
                 notice.signer_fingerprint,
                 notice.inner,
-                created_at
+                writer.created_at
             ],
         )?;
-        let notice_id = tx.last_insert_rowid();
-        Ok(NoticeWriter {
-            conn,
-            tx: Some(tx),
-            notice_id,
-            thread_id: notice.thread_id,
-            sender: notice.sender.to_string(),
-            created_at,
-            due: due_text(now),
-        })
+        writer.notice_id = tx.last_insert_rowid();
+        Ok(writer)
     }
 
     /// Copies as `outbox list` shows them, oldest first.
@@ -732,6 +734,19 @@ mod tests {
             .unwrap();
         }
         assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+        let pages: i64 = s
+            .conn()
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+    }
+
+    #[test]
+    fn a_notice_that_cannot_start_leaves_automatic_checkpoints_on() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut notice = notice_to_a_case(&mut s);
+        notice.thread_id = 999; // no such thread: the foreign key refuses the notice row
+        assert!(s.begin_notice(&notice, Utc::now()).is_err());
         let pages: i64 = s
             .conn()
             .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
