@@ -109,4 +109,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::MIGRATION,
     PENDING_ACKS,
     SIGNATURE_CACHE,
+    super::audit::MIGRATION,
+    super::tokens::MIGRATION,
 ];
