@@ -49,10 +49,21 @@ impl Actor {
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
             .unwrap_or_else(|| {
+                // No login variables (cron, containers, CI): the account of our user id.
                 use std::os::unix::fs::MetadataExt;
-                std::fs::metadata("/proc/self")
-                    .map(|m| format!("uid{}", m.uid()))
-                    .unwrap_or_else(|_| "unknown".into())
+                let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+                    return "unknown".into();
+                };
+                std::fs::read_to_string("/etc/passwd")
+                    .ok()
+                    .and_then(|p| {
+                        p.lines().find_map(|l| {
+                            let mut f = l.split(':');
+                            let name = f.next()?;
+                            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+                        })
+                    })
+                    .unwrap_or_else(|| format!("uid{uid}"))
             });
         Actor {
             name: format!("cli:{user}"),
