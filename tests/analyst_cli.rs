@@ -3,79 +3,23 @@
 //! `quarantine list`, `quarantine show`/`retry` after a configuration fix, the audit trail of
 //! every changing command, and API tokens (stored as hashes only).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::Value;
 
 mod support;
-use support::cli::{bin, json_lines};
+use support::cli::{Desk, json_lines};
 
 const CASE: &str = "VU#409117";
 const VENDOR: &str = "psirt@foocorp.example";
 
-/// A data dir driven as analyst `ann` (USER=ann, so the audit trail says `cli:ann`).
-struct Desk {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
+/// The case with the vendor as participant (no key).
+trait CaseDesk {
+    fn case_with_vendor(&self);
+    fn short_id_in_show(&self, subject: &str) -> String;
 }
 
-impl Desk {
-    fn new() -> Desk {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let d = Desk { _tmp: tmp, dir };
-        d.ok(&["init"]);
-        d
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .current_dir(&self.dir)
-            .env("USER", "ann")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs a command that must fail with exit code 1; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(
-            out.stdout.is_empty() || args.contains(&"--json"),
-            "{args:?} printed on failure"
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Vec<Value> {
-        json_lines(&self.ok(args))
-    }
-
-    fn ingest(&self, name: &str, raw: &[u8]) -> Value {
-        let path = self.dir.join(name);
-        std::fs::write(&path, raw).unwrap();
-        let mut out = self.json(&["ingest", "--json", path.to_str().unwrap()]);
-        assert_eq!(out.len(), 1);
-        out.remove(0)
-    }
-
+impl CaseDesk for Desk {
     fn case_with_vendor(&self) {
         self.ok(&["open", "case", "--title", "Router RCE", "--number", CASE]);
         self.ok(&[
@@ -224,8 +168,7 @@ Content-Disposition: attachment; filename=\"crash.bin\"\r\nContent-Transfer-Enco
         "{listing}"
     );
 
-    let work = d.dir.join("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = d.work.clone();
     let out = work.join("saved.bin");
     let out_s = out.to_str().unwrap();
     d.ok(&["attachment", "save", &id, "2", "--out", out_s]);
@@ -241,7 +184,9 @@ Content-Disposition: attachment; filename=\"crash.bin\"\r\nContent-Transfer-Enco
         notes.to_str().unwrap(),
     ]);
     assert_eq!(std::fs::read(&notes).unwrap(), b"na\xefve\r\n");
-    assert!(!d.dir.join("outside.txt").exists() && !work.join("outside.txt").exists());
+    for up in ["outside.txt", "../outside.txt", "../../outside.txt"] {
+        assert!(!d.work.join(up).exists(), "{up} was written");
+    }
     // An existing file is not overwritten without --force.
     std::fs::write(&out, b"keep me").unwrap();
     let err = d.fails(&["attachment", "save", &id, "2", "--out", out_s]);
@@ -335,15 +280,14 @@ Message-ID: <t1@elsewhere.example>\r\n\r\nHello\r\n"
 #[test]
 fn a_message_quarantined_for_its_size_is_retried_after_the_limit_is_raised() {
     let d = Desk::new();
-    let small = d.dir.join("small.toml");
-    std::fs::write(&small, "[policy]\nmax_message_bytes = 200\n").unwrap();
-    let small = small.to_str().unwrap();
+    let small = d.write("small.toml", b"[policy]\nmax_message_bytes = 200\n");
+    let small = small.as_str();
     let report = format!(
         "From: Rita <rita@reporter.example>\r\nTo: cert@example.test\r\nSubject: RCE in BazCMS\r\n\
 Message-ID: <big@reporter.example>\r\n\r\n{}\r\n",
         "Steps to reproduce. ".repeat(20)
     );
-    std::fs::write(d.dir.join("big.eml"), &report).unwrap();
+    d.write("big.eml", report.as_bytes());
     let o = &d.json(&["--config", small, "ingest", "--json", "big.eml"])[0];
     assert_eq!(o["outcome"], "quarantine");
     assert!(
@@ -395,11 +339,7 @@ fn key_file(dir: &Path, name: &str, address: &str) -> (String, String) {
 
 #[test]
 fn every_changing_command_leaves_one_audit_record_and_reads_leave_none() {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = Desk {
-        dir: tmp.path().to_path_buf(),
-        _tmp: tmp,
-    };
+    let d = Desk::empty();
     let audit = || d.json(&["audit", "--json"]);
     let count = |before: usize, action: &str| {
         let all = audit();
@@ -438,12 +378,11 @@ fn every_changing_command_leaves_one_audit_record_and_reads_leave_none() {
         VENDOR,
     ]);
     n = count(n, "participant add");
-    let body = d.dir.join("notice.txt");
-    std::fs::write(&body, "Please confirm.\n").unwrap();
-    let copies = d.json(&["notify", CASE, "--body", body.to_str().unwrap(), "--json"]);
+    let body = d.write("notice.txt", b"Please confirm.\n");
+    let copies = d.json(&["notify", CASE, "--body", &body, "--json"]);
     assert_eq!(copies[0]["status"], "held");
     n = count(n, "notify");
-    let (_, other_key) = key_file(&d.dir, "other.asc", "someone@other.example");
+    let (_, other_key) = key_file(&d.work, "other.asc", "someone@other.example");
     d.ok(&["key", "import", &other_key]);
     n = count(n, "key import");
     assert_eq!(
@@ -452,7 +391,7 @@ fn every_changing_command_leaves_one_audit_record_and_reads_leave_none() {
         "nothing was released, so no release record"
     );
     // The vendor's key: bound, and the held copy goes out (that release is audited too).
-    let (_, vendor_key) = key_file(&d.dir, "vendor.asc", VENDOR);
+    let (_, vendor_key) = key_file(&d.work, "vendor.asc", VENDOR);
     d.ok(&[
         "participant",
         "add",
@@ -584,12 +523,7 @@ fn tokens_are_shown_once_and_stored_only_as_hashes() {
 
     // The store's bytes (main file and write-ahead log) hold each token's SHA-256, never the
     // token — nor its random part on its own.
-    let mut db = Vec::new();
-    for name in ["casegate.sqlite", "casegate.sqlite-wal"] {
-        if let Ok(bytes) = std::fs::read(d.dir.join("casegate-data").join(name)) {
-            db.extend(bytes);
-        }
-    }
+    let db = d.store_bytes();
     let contains = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
     for t in [&token, &ro_token] {
         assert!(!contains(t.as_bytes()), "token stored in clear");

@@ -4,91 +4,22 @@
 //! machinery not listed as attachments, and a message quarantined while the coordinator key
 //! was missing read after the key is restored.
 
+mod support;
 #[path = "support_gpg/mod.rs"]
 mod support_gpg;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use serde_json::Value;
+use support::cli::Desk;
 use support_gpg::*;
 
 const CASE: &str = "VU#409117";
 
-struct Casegate {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    work: PathBuf,
-    coordinator: String,
-}
-
-impl Casegate {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_casegate"))
-            .current_dir(&self.work)
-            .env("USER", "ann")
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "casegate {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 1, "{out}");
-        serde_json::from_str(lines[0]).unwrap()
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.work.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p.display().to_string()
-    }
-
-    fn ingest(&self, name: &str, raw: &[u8]) -> Value {
-        let path = self.write(name, raw);
-        self.json(&["ingest", "--json", &path])
-    }
-
-    /// Every byte of the store (main file and write-ahead log).
-    fn store_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for name in ["casegate.sqlite", "casegate.sqlite-wal"] {
-            if let Ok(b) = std::fs::read(self.data.join(name)) {
-                all.extend(b);
-            }
-        }
-        all
-    }
-}
-
 /// A data dir whose coordinator key gpg knows, with case CASE and the vendor (FooCorp) and
 /// reporter as participants bound to their gpg keys.
-fn setup() -> Casegate {
+fn setup() -> (Desk, String) {
     let f = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let mut cg = Casegate {
-        _dir: dir,
-        data,
-        work,
-        coordinator: String::new(),
-    };
-    cg.coordinator = cg.ok(&["init"]).trim().to_string();
+    let cg = Desk::empty();
+    let coordinator = cg.ok(&["init"]).trim().to_string();
     f.gpg.import(cg.ok(&["key", "export"]).as_bytes());
     cg.ok(&[
         "open",
@@ -120,38 +51,14 @@ fn setup() -> Casegate {
             role,
         ]);
     }
-    cg
+    (cg, coordinator)
 }
 
-fn headers(from: &str, subject: &str, id: &str) -> String {
-    format!(
-        "From: Sender <{from}>\r\nTo: CERT <{COORDINATOR}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{id}@test.example>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-    )
-}
-
-fn crlf(s: &[u8]) -> String {
-    String::from_utf8_lossy(s)
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n")
-}
-
-fn pgp_mime(armored: &[u8]) -> String {
-    format!(
-        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"e\"\r\n\r\n\
-         --e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
-         --e\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\r\n{}\r\n--e--\r\n",
-        crlf(armored).trim_end()
-    )
-}
-
-fn signed_entity(part: &str, sig: &[u8]) -> String {
-    format!(
-        "Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s\"\r\n\r\n\
-         --s\r\n{part}\r\n--s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\
-         Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n{}\r\n--s--\r\n",
-        String::from_utf8_lossy(sig).trim_end()
-    )
+/// The one `--json` line a command prints.
+fn one(cg: &Desk, args: &[&str]) -> Value {
+    let mut lines = cg.json(args);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    lines.remove(0)
 }
 
 /// An inner entity with protected headers: a secret statement and an attached proof of concept.
@@ -168,7 +75,7 @@ fn statement_with_attachment(secret: &str, poc: &str) -> String {
 #[test]
 fn read_decrypts_on_demand_names_the_signer_and_stores_nothing_decrypted() {
     let f = fixture();
-    let cg = setup();
+    let (cg, coordinator) = setup();
     let secret = "Affected: FooRouter 2.0 to 2.0.7; unique-marker-4711.";
     let poc = "print('exploit-body-0815')";
     let inner = statement_with_attachment(secret, poc);
@@ -177,7 +84,7 @@ fn read_decrypts_on_demand_names_the_signer_and_stores_nothing_decrypted() {
             "--armor",
             "--encrypt",
             "-r",
-            &cg.coordinator,
+            &coordinator,
             "--sign",
             "-u",
             &f.vendor,
@@ -189,7 +96,7 @@ fn read_decrypts_on_demand_names_the_signer_and_stores_nothing_decrypted() {
     assert_eq!(o["outcome"], "routed", "{o}");
     assert_eq!(o["signature"], "good", "{o}");
 
-    let v = cg.json(&["read", "enc1@test.example", "--json"]);
+    let v = one(&cg, &["read", "enc1@test.example", "--json"]);
     let d = &v["verdicts"];
     assert_eq!(d["encrypted"], true);
     assert_eq!(d["signature"], "good");
@@ -236,7 +143,7 @@ fn read_decrypts_on_demand_names_the_signer_and_stores_nothing_decrypted() {
 #[test]
 fn read_says_what_a_partial_signature_covers() {
     let f = fixture();
-    let cg = setup();
+    let (cg, _) = setup();
     let part = "Content-Type: text/plain; charset=utf-8\r\n\r\nGenuine vendor statement.\r\n";
     let sig = f.gpg.run(
         &["--armor", "--detach-sign", "-u", &f.vendor],
@@ -251,7 +158,7 @@ fn read_says_what_a_partial_signature_covers() {
     let o = cg.ingest("part1.eml", raw.as_bytes());
     assert_eq!(o["signature"], "none", "{o}");
 
-    let v = cg.json(&["read", "part1@test.example", "--json"]);
+    let v = one(&cg, &["read", "part1@test.example", "--json"]);
     let d = &v["verdicts"];
     assert_eq!(d["signature"], "none");
     assert_eq!(d["signature_covers"], "partial");
@@ -287,7 +194,7 @@ fn read_says_what_a_partial_signature_covers() {
         signed_entity(part, &sig)
     );
     assert_eq!(cg.ingest("whole1.eml", raw.as_bytes())["signature"], "good");
-    let v = cg.json(&["read", "whole1@test.example", "--json"]);
+    let v = one(&cg, &["read", "whole1@test.example", "--json"]);
     assert_eq!(v["verdicts"]["signature_covers"], "whole");
     let atts = v["attachments"].as_array().unwrap();
     assert_eq!(atts.len(), 1, "{atts:?}");
@@ -297,7 +204,7 @@ fn read_says_what_a_partial_signature_covers() {
 #[test]
 fn a_message_quarantined_without_the_coordinator_key_is_read_after_the_key_is_restored() {
     let f = fixture();
-    let cg = setup();
+    let (cg, coordinator) = setup();
     let key = cg.data.join("coordinator.key");
     let away = cg.data.join("coordinator.key.backup");
     std::fs::rename(&key, &away).unwrap();
@@ -308,7 +215,7 @@ fn a_message_quarantined_without_the_coordinator_key_is_read_after_the_key_is_re
             "--armor",
             "--encrypt",
             "-r",
-            &cg.coordinator,
+            &coordinator,
             "--sign",
             "-u",
             &f.vendor,
@@ -354,7 +261,7 @@ fn a_message_quarantined_without_the_coordinator_key_is_read_after_the_key_is_re
     assert!(String::from_utf8_lossy(&still.stderr).contains("still in quarantine"));
 
     std::fs::rename(&away, &key).unwrap();
-    let r = cg.json(&["quarantine", "retry", &id, "--json"]);
+    let r = one(&cg, &["quarantine", "retry", &id, "--json"]);
     assert_eq!(r["released"], true, "{r}");
     assert_eq!(r["outcome"], "routed", "{r}");
     assert_eq!(r["thread"], CASE, "{r}");
@@ -364,7 +271,7 @@ fn a_message_quarantined_without_the_coordinator_key_is_read_after_the_key_is_re
     assert!(cg.ok(&["quarantine", "list", "--json"]).trim().is_empty());
 
     // It is now an ordinary message of the case, with its new verdicts.
-    let case = cg.json(&["show", CASE, "--json"]);
+    let case = one(&cg, &["show", CASE, "--json"]);
     let m = case["messages"]
         .as_array()
         .unwrap()
@@ -375,7 +282,7 @@ fn a_message_quarantined_without_the_coordinator_key_is_read_after_the_key_is_re
     assert_eq!(m["outcome"], "routed");
     assert_eq!(m["encrypted"], true);
     assert_eq!(m["subject"], format!("[{CASE}] ETA"));
-    let v = cg.json(&["read", &id, "--json"]);
+    let v = one(&cg, &["read", &id, "--json"]);
     assert!(v["text"].as_str().unwrap().contains(secret));
     assert!(v["raw"].is_null());
     let trail = cg.ok(&["audit", CASE, "--json"]);
