@@ -949,7 +949,7 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
         struct Mailbox<'a> {
             kind: &'static str,
             #[serde(flatten)]
-            summary: &'a casegate::store::MailboxSummary,
+            summary: &'a ops::setup::MailboxSummary,
         }
         #[derive(serde::Serialize)]
         struct Queues {
@@ -990,21 +990,22 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
 }
 
 fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow::Result<ExitCode> {
-    let t = ops::threads::show(cx, me, n)?;
+    let v = ops::threads::show(cx, me, n)?;
     if json {
-        print_json(&t)?;
+        print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let t = &v.thread;
     println!("{} [{}] {}", t.number, t.kind, terminal(&t.title));
     println!("  status {}, created {}", t.status, t.created_at);
-    if let Some(asked) = &t.asked_for {
+    if let Some(asked) = &v.asked_for {
         println!(
             "  (you asked for {asked}, which was promoted to {})",
             t.number
         );
     }
     println!("participants:");
-    for c in &t.participants {
+    for c in &v.participants {
         let keys = if c.key_fingerprints.is_empty() {
             "no key".to_string()
         } else {
@@ -1013,7 +1014,7 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
         println!("  {:<20} {:<9} {}  ({keys})", c.org, c.role, c.address);
     }
     println!("messages (read one with `casegate read ID`):");
-    for m in &t.messages {
+    for m in &v.messages {
         println!(
             "  {} {} {:<3} {}  {}",
             m.short_id,
@@ -1038,9 +1039,9 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
             println!("      signature: {}", terminal(r));
         }
     }
-    if !t.outbox.is_empty() {
+    if !v.outbox.is_empty() {
         println!("outbound (one copy per recipient):");
-        for row in &t.outbox {
+        for row in &v.outbox {
             println!("  {row}");
         }
     }

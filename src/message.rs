@@ -615,6 +615,43 @@ Date: Mon, 24 Nov 2025 10:00:00 +0100\r\n\r\nhello\r\n";
     }
 
     #[test]
+    fn html_becomes_text_and_hostile_nesting_falls_back_to_the_linear_converter() {
+        let t = html_to_text(
+            "<p>Fix in <b>2.1</b>.</p><script>steal()</script><a href=\"https://x.example/a\">advisory</a>",
+        );
+        assert!(t.contains("Fix in") && t.contains("2.1"), "{t}");
+        assert!(
+            t.contains("https://x.example/a"),
+            "links are kept as text: {t}"
+        );
+        assert!(!t.contains("steal()") && !t.contains("<b>"), "{t}");
+
+        // 200,000 nested elements: html5ever's tree building would take hours; the estimate
+        // sends it to the linear converter, which still shows the text.
+        let deep = format!(
+            "{}deep secret{}",
+            "<div><span>".repeat(100_000),
+            "</span></div>".repeat(100_000)
+        );
+        assert!(html_nesting(&deep) > MAX_HTML_NESTING);
+        let started = std::time::Instant::now();
+        let t = html_to_text(&deep);
+        assert!(t.contains("deep secret"));
+        // A bound, not a benchmark: the quadratic path would take minutes at least.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+        // What ordinary mail does (unclosed paragraphs and list items, void elements, tables)
+        // does not count as nesting.
+        let mail = format!(
+            "<html><body>{}<table><tr><td>a<td>b</table><br><img src=x></body></html>",
+            "<p>para<li>item".repeat(1000)
+        );
+        assert!(html_nesting(&mail) <= 4, "{}", html_nesting(&mail));
+        assert_eq!(html_nesting("<a><b></b></a><c/>"), 2);
+        assert_eq!(html_nesting("<<<>>>< / >"), 0);
+    }
+
+    #[test]
     fn recognises_robots() {
         let v =
             parse(b"From: a@b.example\r\nAuto-Submitted: auto-replied\r\n\r\nI am away").unwrap();

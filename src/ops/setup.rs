@@ -5,7 +5,7 @@ use chrono::Utc;
 use super::{Actor, Context, OpsError, audit_record};
 use crate::app::{self, Initialized};
 use crate::config::Settings;
-use crate::store::MailboxSummary;
+pub use crate::store::MailboxSummary;
 
 /// Creates the data dir, the store and a coordinator key if none exists (idempotent); a key
 /// made is recorded in the audit trail.

@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::{Actor, Context, OpsError, audit_record};
 use crate::store::outbox::{OutboxFilter, OutboxRow};
-use crate::store::{Contact, MessageRecord, StoreError, ThreadSummary, time_text};
+use crate::store::{Contact, MessageRecord, StoreError, Thread, ThreadSummary, time_text};
 use crate::tracking::{Kind, TrackingNumber};
 
 /// A thread just made (`open --json`).
@@ -87,14 +87,8 @@ pub fn promote(
 /// A thread with its participants, messages and outbound copies (`show --json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ThreadView {
-    pub number: TrackingNumber,
-    pub kind: Kind,
-    pub title: String,
-    pub status: String,
-    pub created_at: String,
-    pub promoted_to: Option<TrackingNumber>,
-    pub require_signed_statements: bool,
-    pub publication_date: Option<String>,
+    #[serde(flatten)]
+    pub thread: Thread,
     /// The number asked for, when it is a report that became this case.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asked_for: Option<TrackingNumber>,
@@ -117,14 +111,7 @@ pub fn show(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadVi
             thread_id: Some(t.id),
             status: None,
         })?,
-        number: t.number,
-        kind: t.kind,
-        title: t.title,
-        status: t.status,
-        created_at: t.created_at,
-        promoted_to: t.promoted_to,
-        require_signed_statements: t.require_signed_statements,
-        publication_date: t.publication_date,
+        thread: t,
     })
 }
 
@@ -268,7 +255,7 @@ mod tests {
         // Reading is allowed.
         let made = open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
         assert_eq!(
-            show(&d.cx, &reader, &made.number).unwrap().number,
+            show(&d.cx, &reader, &made.number).unwrap().thread.number,
             made.number
         );
         let change = PolicyChange {

@@ -1524,6 +1524,61 @@ mod tests {
     }
 
     #[test]
+    fn a_quarantined_message_leaves_quarantine_whole_or_not_at_all() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut q = msg(b"kept raw", Disposition::Quarantine);
+        q.reason = "cannot open: no key".into();
+        let id = s.commit_message(&q).unwrap().id;
+        let again = |d: Disposition, reason: &str| NewMessage {
+            reason: reason.into(),
+            signature: "good".into(),
+            ..msg(b"kept raw", d)
+        };
+        // Still failing: it stays, with the new reason.
+        s.requeue_quarantined(id, &again(Disposition::Quarantine, "still no key"))
+            .unwrap();
+        let r = s.message_record(id).unwrap();
+        assert_eq!(
+            (r.outcome.as_str(), r.reason.as_str()),
+            ("quarantine", "still no key")
+        );
+        assert_eq!(s.quarantined().unwrap()[0].reason, "still no key");
+        // A failing write (no thread 999) changes nothing.
+        let bad = again(Disposition::Post { thread_id: 999 }, "routed");
+        assert!(s.requeue_quarantined(id, &bad).is_err());
+        assert_eq!(s.quarantined().unwrap().len(), 1);
+        // Now it opens a report: thread, contact and the owed acknowledgment, out of quarantine.
+        let report = again(
+            Disposition::NewThread {
+                kind: Kind::Report,
+                title: "t".into(),
+                participant: Some(NewParticipant {
+                    org: "x".into(),
+                    role: "reporter".into(),
+                    address: "x@y.example".into(),
+                }),
+            },
+            "new report",
+        );
+        let c = s.requeue_quarantined(id, &report).unwrap();
+        let number = c.thread.unwrap();
+        assert!(s.quarantined().unwrap().is_empty());
+        let r = s.message_record(id).unwrap();
+        assert_eq!(r.outcome, "routed");
+        assert_eq!(r.signature, "good");
+        assert_eq!(r.thread.as_ref(), Some(&number));
+        assert_eq!(s.pending_acks().unwrap().len(), 1);
+        // Once out, a second retry is a conflict.
+        let err = s.requeue_quarantined(id, &report).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)));
+        // Only the stored bytes can be put back.
+        let mut other = msg(b"other", Disposition::Quarantine);
+        other.reason = "x".into();
+        let other_id = s.commit_message(&other).unwrap().id;
+        assert!(s.requeue_quarantined(other_id, &report).is_err());
+    }
+
+    #[test]
     fn new_thread_disposition_mints_and_adds_sender() {
         let mut s = Store::open_in_memory().unwrap();
         let c = s
