@@ -6,8 +6,9 @@ use crate::pipeline::Outcome;
 use crate::store::MessageSource;
 use crate::tracking::TrackingNumber;
 
-/// Parses, opens, routes and durably stores one message; returns after the commit. The
-/// message's audit record (actor `ingest`) is written in the same transaction.
+/// Parses, opens, routes and durably stores one message; returns after the commit. Its audit
+/// record (action `ingest`, by `actor`) is written in the same transaction; a duplicate
+/// writes nothing.
 pub fn ingest(
     cx: &mut Context,
     actor: &Actor,

@@ -181,6 +181,22 @@ impl OpsError {
     }
 }
 
+/// An error as a face sends it: `{"error": "not-found", "message": "no thread VU#1; ..."}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorKind,
+    pub message: String,
+}
+
+impl From<&OpsError> for ErrorBody {
+    fn from(e: &OpsError) -> ErrorBody {
+        ErrorBody {
+            error: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<StoreError> for OpsError {
     fn from(e: StoreError) -> OpsError {
         match e {
@@ -355,5 +371,19 @@ pub(crate) mod testing {
 
     pub fn ann() -> Actor {
         Actor::named("cli:ann", false)
+    }
+
+    #[test]
+    fn a_context_can_move_to_another_thread_and_errors_serialize_with_their_kind() {
+        fn movable<T: Send + 'static>() {}
+        movable::<Context>();
+        movable::<OpsError>();
+        let body = ErrorBody::from(&OpsError::NotFound("no thread VU#1".into()));
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"not-found","message":"no thread VU#1"}"#
+        );
+        assert_eq!(OpsError::Conflict(String::new()).kind().http_status(), 409);
+        assert_eq!(OpsError::Internal(String::new()).kind().http_status(), 500);
     }
 }
