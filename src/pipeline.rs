@@ -215,6 +215,14 @@ impl PipelineRef<'_> {
         Ok(outcome)
     }
 
+    /// The decision for `raw` as the pipeline would make it now, duplicates not considered
+    /// (for explaining a message that is already stored). Stores nothing.
+    pub fn evaluate_only(&self, raw: &[u8]) -> Result<Outcome, PipelineError> {
+        Ok(self
+            .evaluate(raw, MessageSource::Replay, Utc::now())?
+            .outcome)
+    }
+
     /// Runs the stored raw bytes of a quarantined message (row id `id`) through the pipeline
     /// again — after a key import, a restored coordinator key or a configuration fix. When it
     /// now routes (or waits in triage) it leaves quarantine with its new decision and

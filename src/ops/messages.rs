@@ -332,6 +332,30 @@ pub fn html_source(
     Ok(message::html_source(&entity))
 }
 
+/// How routing decides about a stored message today (`route --dry-run` over its stored
+/// bytes): the steps, and the decision they lead to now. Stores nothing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    pub short_id: String,
+    pub steps: Vec<String>,
+    /// `routed | triage | quarantine` as it would be decided now (the store's current threads
+    /// and participants), which may differ from what was decided when it arrived.
+    pub outcome_now: &'static str,
+    pub reason_now: String,
+}
+
+pub fn explain(cx: &mut Context, _actor: &Actor, reference: &str) -> Result<Explanation, OpsError> {
+    let record = resolve(cx, reference, Scope::Any)?;
+    let raw = cx.store().raw_message(record.id)?;
+    let o = cx.pipeline(None)?.evaluate_only(&raw)?;
+    Ok(Explanation {
+        short_id: record.short_id,
+        steps: o.steps,
+        outcome_now: o.outcome,
+        reason_now: o.reason,
+    })
+}
+
 /// A stored message's raw bytes, exactly as received.
 pub fn raw(cx: &Context, _actor: &Actor, reference: &str) -> Result<Vec<u8>, OpsError> {
     let record = resolve(cx, reference, Scope::Any)?;
@@ -416,6 +440,33 @@ mod tests {
         // Attachment numbers outside the message are a not-found that says how many exist.
         let err = attachment(&mut d.cx, &ann(), &a.short_id, 1).unwrap_err();
         assert!(err.to_string().contains("0 attachment"), "{err}");
+    }
+
+    #[test]
+    fn explain_gives_the_routing_steps_of_a_stored_message() {
+        let mut d = desk();
+        let n = crate::tracking::TrackingNumber::parse("VU#409117").unwrap();
+        crate::ops::threads::open(
+            &mut d.cx,
+            &ann(),
+            crate::tracking::Kind::Case,
+            "t",
+            Some(&n),
+        )
+        .unwrap();
+        let raw = b"From: someone@elsewhere.example\r\nTo: cert@example.test\r\n\
+Subject: Re: VU#409117\r\nMessage-ID: <e1@elsewhere.example>\r\n\r\nhi\r\n";
+        let o = crate::ops::ingest::ingest(&mut d.cx, &ann(), raw, MessageSource::Stdin).unwrap();
+        assert_eq!(o.outcome, "triage");
+        let e = explain(&mut d.cx, &ann(), "e1@elsewhere.example").unwrap();
+        assert_eq!(e.outcome_now, "triage");
+        assert!(
+            e.steps.iter().any(|s| s.contains("VU#409117")),
+            "{:?}",
+            e.steps
+        );
+        // Explaining stored nothing.
+        assert_eq!(d.cx.store().triage(true).unwrap().len(), 1);
     }
 
     #[test]
