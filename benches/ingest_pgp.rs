@@ -144,6 +144,7 @@ fn main() {
             max_message_bytes: 64 << 20,
             ack_limit_per_sender_per_day: 3,
             outbox: Default::default(),
+            private_address: None,
         },
     );
     let t = Instant::now();

@@ -40,6 +40,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub followup: FollowupConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +58,9 @@ pub struct CoordinatorConfig {
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
     pub key_file: Option<PathBuf>,
+    /// Mail sent (To, Cc, Bcc as the MTA's Delivered-To shows it) to this address is for
+    /// the coordinator only: never relayed into a case discussion.
+    pub private_address: Option<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -65,6 +70,7 @@ impl Default for CoordinatorConfig {
             reporting_address: default_address(),
             name: default_name(),
             key_file: None,
+            private_address: None,
         }
     }
 }
@@ -338,6 +344,42 @@ fn default_max_message_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
+/// Following up on organizations that do not answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupConfig {
+    /// An organization notified this many days ago that has not replied is overdue
+    /// (`casegate overdue`).
+    #[serde(default = "default_overdue_days")]
+    pub overdue_days: u32,
+    /// `casegate serve` sends each contact of an overdue organization a reminder (encrypted
+    /// like any notice), at most once per `reminder_interval_days`.
+    #[serde(default)]
+    pub remind: bool,
+    /// Default: `overdue_days`.
+    pub reminder_interval_days: Option<u32>,
+}
+
+impl Default for FollowupConfig {
+    fn default() -> Self {
+        FollowupConfig {
+            overdue_days: default_overdue_days(),
+            remind: false,
+            reminder_interval_days: None,
+        }
+    }
+}
+
+impl FollowupConfig {
+    pub fn interval_days(&self) -> u32 {
+        self.reminder_interval_days.unwrap_or(self.overdue_days)
+    }
+}
+
+fn default_overdue_days() -> u32 {
+    14
+}
+
 /// The configuration together with where its files live.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -424,6 +466,18 @@ impl Config {
                     "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
                 )));
             }
+        }
+        if let Some(p) = &self.coordinator.private_address
+            && !p.contains('@')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[coordinator] private_address {p:?} is not an email address"
+            )));
+        }
+        if self.followup.overdue_days == 0 || self.followup.interval_days() == 0 {
+            return Err(ConfigError::Invalid(
+                "[followup] overdue_days and reminder_interval_days must be at least 1".into(),
+            ));
         }
         for imap in &self.imap {
             if imap.mailboxes.is_empty() {

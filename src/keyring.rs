@@ -245,6 +245,8 @@ pub struct CertSummary {
     pub revoked: bool,
     /// Creation time of the primary key, RFC 3339 UTC.
     pub created: String,
+    /// When the certificate expires (RFC 3339 UTC); `None`: never, or not valid at all.
+    pub expires: Option<String>,
 }
 
 /// Summarizes a certificate as of now under the standard policy.
@@ -268,8 +270,12 @@ pub fn summarize(cert: &Cert) -> CertSummary {
         cert.revocation_status(&policy, None),
         RevocationStatus::Revoked(_)
     );
+    let mut expires = None;
     let (expired, can_encrypt, can_sign) = match cert.with_policy(&policy, None) {
         Ok(vc) => {
+            expires = vc.primary_key().key_expiration_time().map(|t| {
+                DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            });
             let expired = vc.alive().is_err();
             let usable = |it: ValidKeyAmalgamationIter<'_, _, _>| {
                 it.supported().alive().revoked(false).next().is_some()
@@ -294,6 +300,7 @@ pub fn summarize(cert: &Cert) -> CertSummary {
         expired,
         revoked,
         created: created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires,
     }
 }
 

@@ -53,6 +53,11 @@ pub struct MailView {
     pub automatic: Option<String>,
     /// `Content-Type` of the top-level entity, lower-case (`multipart/encrypted`, ...).
     pub content_type: String,
+    /// Addresses the receiving MTA says it delivered to (`Delivered-To`, `X-Original-To`),
+    /// lower-case: how mail Bcc'd to the private address is recognised.
+    pub delivered_to: Vec<String>,
+    /// The message carries casegate's relay marker (`X-Casegate-Relay`): a relayed copy.
+    pub relay_marker: bool,
 }
 
 impl MailView {
@@ -123,6 +128,26 @@ pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
         attachments,
         automatic: None,
         content_type,
+        delivered_to: msg
+            .headers()
+            .iter()
+            .filter(|h| {
+                let n = h.name().to_ascii_lowercase();
+                n == "delivered-to" || n == "x-original-to"
+            })
+            .filter_map(|h| h.value().as_text())
+            .take(64)
+            .map(|v| {
+                v.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_lowercase()
+            })
+            .collect(),
+        relay_marker: msg.headers().iter().any(|h| {
+            h.name()
+                .eq_ignore_ascii_case(crate::discussion::RELAY_HEADER)
+        }),
     };
     view.automatic = automatic_reason(&msg, &view);
     Ok(view)

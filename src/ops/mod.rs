@@ -10,19 +10,24 @@
 //! transaction. A read-only actor is refused every change ([`OpsError::Forbidden`]).
 //!
 //! One module per concern: [`threads`], [`messages`] (read, attachments), [`ingest`],
-//! [`triage`], [`participants`] (and keys), [`notices`] (and the outbox), [`quarantine`],
-//! [`audit`], [`tokens`], [`setup`].
+//! [`triage`], [`participants`] (and keys), [`orgs`] (the directory of organizations),
+//! [`vendors`] (status and statements), [`notices`] (the outbox, group notices, relays),
+//! [`followup`] (overdue organizations, reminders), [`quarantine`], [`audit`], [`tokens`],
+//! [`setup`].
 
 pub mod audit;
+pub mod followup;
 pub mod ingest;
 pub mod messages;
 pub mod notices;
+pub mod orgs;
 pub mod participants;
 pub mod quarantine;
 pub mod setup;
 pub mod threads;
 pub mod tokens;
 pub mod triage;
+pub mod vendors;
 
 use chrono::Utc;
 
@@ -294,6 +299,16 @@ impl Context {
             self.keyring = Some((version, keyring));
         }
         Ok(())
+    }
+
+    /// The store and the current keyring at once (for the outbox side, which reads what it
+    /// relays with the coordinator key and writes the copies).
+    pub(crate) fn store_and_keyring(&mut self) -> Result<(&mut Store, &Keyring), OpsError> {
+        self.refresh_keyring()?;
+        match &self.keyring {
+            Some((_, k)) => Ok((&mut self.store, k)),
+            None => Err(OpsError::Internal("keyring not loaded".into())),
+        }
     }
 
     /// The inbound pipeline over this context's store and current keyring; with an

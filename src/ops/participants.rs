@@ -246,7 +246,7 @@ pub fn export_key(
     keyring::armored_public(cert).map_err(|e| OpsError::Internal(e.to_string()))
 }
 
-fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
+pub(crate) fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
     keyring::parse_certs(key.bytes).map_err(|e| {
         OpsError::Invalid(format!(
             "{} holds no usable OpenPGP certificate ({e}); export one with `gpg --armor --export ADDRESS`",
@@ -257,7 +257,7 @@ fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
 
 /// Stores certificates (public parts) and the self-signature checks made since `before`, so
 /// later commands need not check them again.
-fn store_certs(
+pub(crate) fn store_certs(
     s: &mut Store,
     certs: &[keyring::Cert],
     before: &crate::signature_cache::Snapshot,
@@ -278,7 +278,10 @@ fn store_certs(
 }
 
 /// Copies held for want of a key go out as soon as a usable key is there.
-fn release_after_import(store: &mut Store, actor: &Actor) -> Result<Vec<QueuedCopy>, OpsError> {
+pub(crate) fn release_after_import(
+    store: &mut Store,
+    actor: &Actor,
+) -> Result<Vec<QueuedCopy>, OpsError> {
     Ok(release_held(store, actor, None, "outbox release")?
         .into_iter()
         .filter(|c| c.status != "held")

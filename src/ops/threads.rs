@@ -3,6 +3,7 @@
 use chrono::Utc;
 
 use super::{Actor, Context, OpsError, audit_record};
+use crate::discussion::Discussion;
 use crate::store::outbox::{OutboxFilter, OutboxRow};
 use crate::store::{Contact, MessageRecord, StoreError, Thread, ThreadSummary, time_text};
 use crate::tracking::{Kind, TrackingNumber};
@@ -130,6 +131,10 @@ pub struct PolicyChange {
     pub require_signed_statements: Option<bool>,
     /// `YYYY-MM-DD`, an RFC 3339 time, or `none` to go back to the default.
     pub publication_date: Option<String>,
+    /// `relay` (participants' mail is relayed to the other participants) or `hub`
+    /// (hub-and-spoke, the default: nothing is relayed).
+    #[serde(default)]
+    pub discussion: Option<String>,
 }
 
 /// A thread's policy after `set` (`set --json`).
@@ -139,6 +144,8 @@ pub struct Policy {
     pub require_signed_statements: bool,
     /// `None`: the default, 45 days after the first notice.
     pub publication_date: Option<String>,
+    /// `hub` or `relay`.
+    pub discussion: String,
 }
 
 /// Changes a thread's policy (all of `change` or nothing) and returns it.
@@ -154,9 +161,29 @@ pub fn set(
         .as_deref()
         .map(parse_publication_date)
         .transpose()?;
-    if change.require_signed_statements.is_some() || publication.is_some() {
+    let discussion = change
+        .discussion
+        .as_deref()
+        .map(|d| {
+            Discussion::parse(d).ok_or_else(|| {
+                OpsError::Invalid(format!(
+                    "--discussion {d:?} is not `relay` or `hub` (hub-and-spoke)"
+                ))
+            })
+        })
+        .transpose()?;
+    if discussion.is_some() && t.kind != Kind::Case {
+        return Err(OpsError::Invalid(format!(
+            "{} is a {}; only cases have a discussion to relay",
+            t.number, t.kind
+        )));
+    }
+    if change.require_signed_statements.is_some() || publication.is_some() || discussion.is_some() {
         actor.may_change("change a thread's policy")?;
         let mut what = Vec::new();
+        if let Some(d) = discussion {
+            what.push(format!("discussion={}", d.as_str()));
+        }
         if let Some(on) = change.require_signed_statements {
             what.push(format!("require_signed_statements={on}"));
         }
@@ -173,6 +200,9 @@ pub fn set(
             if let Some(p) = &publication {
                 s.set_publication_date(t.id, p.as_deref())?;
             }
+            if let Some(d) = discussion {
+                s.set_discussion(t.id, d.as_str())?;
+            }
             s.record_audit(&audit_record(
                 actor,
                 "set",
@@ -188,6 +218,7 @@ pub fn set(
         number: t.number,
         require_signed_statements: t.require_signed_statements,
         publication_date: t.publication_date,
+        discussion: t.discussion,
     })
 }
 
@@ -261,6 +292,7 @@ mod tests {
         let change = PolicyChange {
             require_signed_statements: Some(true),
             publication_date: None,
+            discussion: None,
         };
         assert_eq!(
             set(&mut d.cx, &reader, &made.number, &change)
@@ -278,6 +310,7 @@ mod tests {
         let bad = PolicyChange {
             require_signed_statements: Some(true),
             publication_date: Some("next tuesday".into()),
+            discussion: None,
         };
         let err = set(&mut d.cx, &ann(), &n("VU#409117"), &bad).unwrap_err();
         assert_eq!(err.kind().http_status(), 400);
@@ -286,6 +319,7 @@ mod tests {
         let good = PolicyChange {
             require_signed_statements: None,
             publication_date: Some("2026-03-01".into()),
+            discussion: None,
         };
         let p = set(&mut d.cx, &ann(), &n("VU#409117"), &good).unwrap();
         assert_eq!(p.publication_date.as_deref(), Some("2026-03-01T00:00:00Z"));

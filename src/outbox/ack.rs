@@ -128,6 +128,7 @@ pub fn acknowledge(
         date_unix: Utc::now().timestamp(),
         signer_fingerprint: &fingerprint,
         inner: &plain.bytes,
+        relay_of: None,
     };
     let copy = NewCopy::Sealed {
         kind: CopyKind::Stub,

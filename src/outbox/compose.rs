@@ -123,6 +123,10 @@ pub struct SignedNotice {
     pub date: i64,
     /// Fingerprint (hex) of the coordinator signing key.
     pub signer_fingerprint: String,
+    /// It relays a participant's message into the case discussion: its copies carry the
+    /// relay marker header (see `discussion::RELAY_HEADER`) so that one coming back is never
+    /// relayed again.
+    pub relay: bool,
     inner: Vec<u8>,
 }
 
@@ -150,6 +154,7 @@ impl SignedNotice {
             automatic,
             date,
             signer_fingerprint,
+            relay: false,
             inner,
         }
     }
@@ -199,6 +204,7 @@ pub fn sign_notice(
         automatic: notice.automatic,
         date,
         signer_fingerprint,
+        relay: false,
         inner,
     })
 }
@@ -232,6 +238,7 @@ pub fn seal_for(
         message_id: &message_id,
         in_reply_to: signed.in_reply_to.as_deref(),
         automatic: signed.automatic,
+        relay_of_case: signed.relay.then_some(signed.thread.as_str()),
         body: encrypted,
     })?;
     Ok(Sealed {
@@ -342,6 +349,7 @@ pub fn plain_for(
         message_id: &message_id,
         in_reply_to: text.in_reply_to,
         automatic: text.automatic,
+        relay_of_case: None,
         body: MimePart::raw(BodyPart::Binary(signed.into())),
     })?;
     Ok(Stub { message_id, bytes })
@@ -665,6 +673,8 @@ struct OuterHeaders<'a> {
     message_id: &'a str,
     in_reply_to: Option<&'a str>,
     automatic: bool,
+    /// A relayed copy: the relay marker header, naming the case.
+    relay_of_case: Option<&'a str>,
     body: MimePart<'a>,
 }
 
@@ -688,6 +698,12 @@ fn outer_message(h: OuterHeaders<'_>) -> Result<Vec<u8>, ComposeError> {
     }
     if h.automatic {
         headers.push(("Auto-Submitted".into(), Raw::new("auto-generated").into()));
+    }
+    if let Some(case) = h.relay_of_case {
+        headers.push((
+            crate::discussion::RELAY_HEADER.into(),
+            Text::new(case.to_string()).into(),
+        ));
     }
     headers.push(("MIME-Version".into(), Raw::new("1.0").into()));
     let mut builder = mail_builder::MessageBuilder::new().body(h.body);

@@ -16,6 +16,8 @@
 
 pub mod ack;
 pub mod compose;
+pub mod relay;
+pub mod remind;
 pub mod retry;
 pub mod send;
 
@@ -64,6 +66,13 @@ pub enum Selection {
     All,
     /// Every contact of one organisation (matched without regard to case).
     Org(String),
+    /// Every contact of these organisations (a group).
+    Orgs(Vec<String>),
+    /// Every contact of every organisation but these — and no address that is a contact of
+    /// one of these (a relay never goes back to its sender's organisation).
+    AllExcept(Vec<String>),
+    /// These contacts of the thread (reminders).
+    Addresses(Vec<String>),
 }
 
 impl Selection {
@@ -180,13 +189,56 @@ pub fn notify_audited(
     from: &str,
     audit: Option<&NewAudit>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
+    notify_with(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        &Extras {
+            audit,
+            ..Extras::default()
+        },
+    )
+}
+
+/// What else a notice's transaction records, so that it holds exactly when the notice is
+/// queued.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// An audit record (its detail gets the count of queued and held copies appended).
+    pub audit: Option<&'a NewAudit>,
+    /// The notice relays this stored message to the case discussion: its copies carry the
+    /// relay marker, and the relay owed for it is settled (a relay already settled by another
+    /// process queues nothing: [`StoreError::Conflict`]).
+    pub relay_of: Option<i64>,
+    /// Every copy is a reminder: when each contact was reminded is recorded.
+    pub reminder: bool,
+}
+
+/// [`notify`] with [`Extras`].
+#[allow(clippy::too_many_arguments)]
+pub fn notify_with(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    extras: &Extras<'_>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    let audit = extras.audit;
     let now = SystemTime::now();
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
         thread: thread.number.as_str(),
         ..notice.clone()
     };
-    let signed = compose::sign_notice(&notice, coordinator, from, now)?;
+    let mut signed = compose::sign_notice(&notice, coordinator, from, now)?;
+    signed.relay = extras.relay_of.is_some();
     let certs = CertCache::load(store, &contacts, now)?;
     let record = NewNotice {
         thread_id: thread.id,
@@ -196,6 +248,7 @@ pub fn notify_audited(
         date_unix: signed.date,
         signer_fingerprint: &signed.signer_fingerprint,
         inner: signed.inner(),
+        relay_of: extras.relay_of,
     };
     let mut writer = store.begin_notice(&record, Utc::now())?;
 
@@ -220,6 +273,9 @@ pub fn notify_audited(
                         key_fingerprint: Some(&s.cert_fingerprint),
                     };
                     let id = writer.add(&copy)?;
+                    if extras.reminder {
+                        writer.record_reminder(contact.org_id, &contact.address, id, Utc::now())?;
+                    }
                     Ok(queued_copy(id, thread.number.as_str(), &copy))
                 }
                 Err(reason) => Err(reason),
@@ -249,6 +305,9 @@ pub fn notify_audited(
             reason,
         };
         let id = writer.add(&copy)?;
+        if extras.reminder {
+            writer.record_reminder(contact.org_id, &contact.address, id, Utc::now())?;
+        }
         queued.push(queued_copy(id, thread.number.as_str(), &copy));
     }
     // Stubs (optional) for the held ones; signed per stub, they are few.
@@ -285,6 +344,9 @@ pub fn notify_audited(
             ..a.clone()
         })?;
     }
+    if let Some(message_ref) = extras.relay_of {
+        writer.settle_relay(message_ref)?;
+    }
     writer.commit()?;
     Ok(queued)
 }
@@ -309,7 +371,7 @@ pub fn release_held(
     let certs = CertCache::load(store, &all_contacts, now)?;
     let mut out = Vec::with_capacity(held.len());
     for h in held {
-        let signed = compose::SignedNotice::from_stored(
+        let mut signed = compose::SignedNotice::from_stored(
             h.notice.thread_number.clone(),
             h.notice.sender.clone(),
             h.notice.in_reply_to.clone(),
@@ -318,6 +380,7 @@ pub fn release_held(
             h.notice.signer_fingerprint.clone(),
             h.notice.inner.clone(),
         );
+        signed.relay = h.notice.relay;
         // The contact's keys as bound now (a key may have been added since the notice).
         let contact = contacts_by_thread
             .get(&h.thread_id)
@@ -329,6 +392,8 @@ pub fn release_held(
             .unwrap_or_else(|| Contact {
                 contact_id: 0,
                 participant_id: 0,
+                org_id: 0,
+                org_contact_id: 0,
                 org: h.org.clone(),
                 role: String::new(),
                 address: h.address.clone(),
@@ -512,11 +577,24 @@ fn select_contacts(
     from: &str,
 ) -> Result<Vec<Contact>, OutboxError> {
     let mut seen = HashSet::new();
+    let named = |org: &str, names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case(org));
+    // A relay never reaches an address of the sender's organisation, even as another's.
+    let excluded: HashSet<String> = match selection {
+        Selection::AllExcept(orgs) => contacts
+            .iter()
+            .filter(|c| named(&c.org, orgs))
+            .map(|c| c.address.to_ascii_lowercase())
+            .collect(),
+        _ => HashSet::new(),
+    };
     let chosen: Vec<Contact> = contacts
         .into_iter()
         .filter(|c| match selection {
             Selection::All => true,
             Selection::Org(org) => c.org.eq_ignore_ascii_case(org),
+            Selection::Orgs(orgs) => named(&c.org, orgs),
+            Selection::AllExcept(_) => !excluded.contains(&c.address.to_ascii_lowercase()),
+            Selection::Addresses(a) => a.iter().any(|a| a.eq_ignore_ascii_case(&c.address)),
         })
         // Never to ourselves, and one copy per address even if it is a contact of two orgs.
         .filter(|c| !c.address.eq_ignore_ascii_case(from))
@@ -532,6 +610,19 @@ fn select_contacts(
                 "{} has no contacts of organisation {org:?}; see `casegate show {}`",
                 thread.number, thread.number
             ),
+            Selection::Orgs(orgs) => format!(
+                "{} has no contacts of {}; add some with `casegate org contact add ORG ADDR`",
+                thread.number,
+                orgs.join(", ")
+            ),
+            Selection::AllExcept(orgs) => format!(
+                "{} has no participant contacts besides those of {}",
+                thread.number,
+                orgs.join(", ")
+            ),
+            Selection::Addresses(a) => {
+                format!("none of {} is a contact of {}", a.join(", "), thread.number)
+            }
         }));
     }
     Ok(chosen)

@@ -6,13 +6,19 @@
 
 pub mod audit;
 mod mailbox;
+pub mod orgs;
 pub mod outbox;
+pub mod relays;
 mod schema;
 pub mod tokens;
+pub mod vendors;
 
 pub use audit::{AuditEntry, NewAudit};
 pub use mailbox::{Checkpoint, MailboxSummary};
+pub use orgs::{Org, OrgContact, OrgThread};
+pub use relays::OwedRelay;
 pub use tokens::StoredToken;
+pub use vendors::{Claim, NewClaim, ParticipantFollowup};
 
 use std::path::Path;
 
@@ -66,6 +72,9 @@ pub struct Thread {
     /// Vendors' messages count as statements only when signed by a key bound to them.
     pub require_signed_statements: bool,
     pub publication_date: Option<String>,
+    /// `hub` (hub-and-spoke: nothing is relayed) or `relay` (participants' mail is relayed to
+    /// the other participants; see `outbox::relay`).
+    pub discussion: String,
 }
 
 /// One contact address of one participant organisation of a thread.
@@ -75,6 +84,12 @@ pub struct Contact {
     pub contact_id: i64,
     #[serde(skip)]
     pub participant_id: i64,
+    /// The organization of the directory (0 for a contact made up outside the store).
+    #[serde(skip)]
+    pub org_id: i64,
+    /// The directory contact, where its keys are bound.
+    #[serde(skip)]
+    pub org_contact_id: i64,
     pub org: String,
     pub role: String,
     pub address: String,
@@ -140,6 +155,9 @@ pub enum Disposition {
     Quarantine,
 }
 
+/// The sender of a message that opens a thread, who becomes its participant. `org` is only a
+/// hint (a display name, the organization of an earlier thread): the organization is the one
+/// the address is a contact of, or a new one named after the address (see `store::orgs`).
 #[derive(Debug, Clone)]
 pub struct NewParticipant {
     pub org: String,
@@ -169,6 +187,11 @@ pub struct NewMessage {
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
+    /// Vendor status/statement claims the message makes (one per sender organization).
+    pub claims: Vec<NewClaim>,
+    /// The thread relays its participants' mail and this message is to be relayed: the debt
+    /// is recorded in the message's transaction and paid by the outbox side.
+    pub relay_owed: bool,
 }
 
 impl NewMessage {
@@ -200,6 +223,8 @@ impl NewMessage {
             signature_reason: None,
             automatic: false,
             flags: String::new(),
+            claims: Vec::new(),
+            relay_owed: false,
         }
     }
 }
@@ -580,8 +605,10 @@ impl Store {
 
     // ----- participants and contacts -----
 
-    /// Adds contact `address` of organisation `org` to a thread (creating the participant), and
-    /// binds `key_fingerprint` to it when given. Adding the same contact again only adds the key.
+    /// Adds contact `address` of organisation `org` to a thread: the organization of the
+    /// directory with that name (created when missing) becomes a participant, `address` its
+    /// contact in the directory and in this thread, and `key_fingerprint` (when given) is bound
+    /// to that contact and the organization. Adding the same contact again only adds the key.
     pub fn add_participant(
         &mut self,
         thread_id: i64,
@@ -591,7 +618,8 @@ impl Store {
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
         let tx = self.conn.savepoint()?;
-        let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
+        let org_id = orgs::org_named_tx(&tx, org)?;
+        let contact_id = add_contact_tx(&tx, thread_id, org_id, role, address)?;
         if let Some(fpr) = key_fingerprint {
             bind_key_tx(&tx, contact_id, fpr)?;
         }
@@ -602,7 +630,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound("contact vanished".into()))
     }
 
-    /// Binds a key to the contact `address` of a thread (no-op when it is not a contact there).
+    /// Whether the contact `address` of a thread has any key bound to it.
+    pub fn contact_has_keys(&self, thread_id: i64, address: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .contacts(thread_id)?
+            .iter()
+            .any(|c| c.address == address.trim().to_lowercase() && !c.key_fingerprints.is_empty()))
+    }
+
+    /// Binds a key to the contact `address` of a thread — in the directory, so for every thread
+    /// of its organization — and to the organization (no-op when it is not a contact there).
     pub fn bind_contact_key(
         &mut self,
         thread_id: i64,
@@ -614,7 +651,7 @@ impl Store {
             .query_row(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
                  WHERE p.thread_id = ?1 AND c.address = ?2",
-                params![thread_id, address.to_lowercase()],
+                params![thread_id, address.trim().to_lowercase()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -629,11 +666,13 @@ impl Store {
         Ok(bound)
     }
 
-    /// Every contact of every participant of a thread, with their bound key fingerprints.
+    /// Every contact of every participant of a thread, with the key fingerprints bound to
+    /// them in the directory (oldest binding first).
     pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT c.id, p.id, p.org, p.role, c.address FROM contacts c
-             JOIN participants p ON p.id = c.participant_id
+            "SELECT c.id, p.id, p.org, p.role, c.address, COALESCE(p.org_id, 0),
+                    COALESCE(c.org_contact_id, 0)
+             FROM contacts c JOIN participants p ON p.id = c.participant_id
              WHERE p.thread_id = ?1 ORDER BY p.org, c.address",
         )?;
         let mut contacts = stmt
@@ -644,17 +683,14 @@ impl Store {
                     org: r.get(2)?,
                     role: r.get(3)?,
                     address: r.get(4)?,
+                    org_id: r.get(5)?,
+                    org_contact_id: r.get(6)?,
                     key_fingerprints: Vec::new(),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut keys = self
-            .conn
-            .prepare("SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY rowid")?;
         for c in &mut contacts {
-            c.key_fingerprints = keys
-                .query_map([c.contact_id], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
+            c.key_fingerprints = orgs::contact_keys_tx(&self.conn, c.org_contact_id)?;
         }
         Ok(contacts)
     }
@@ -1180,7 +1216,7 @@ fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
         .query_row(
             "SELECT t.number, t.kind, t.title, t.status, t.created_at,
                     (SELECT number FROM threads c WHERE c.id = t.promoted_to),
-                    t.require_signed_statements, t.publication_date
+                    t.require_signed_statements, t.publication_date, t.discussion
              FROM threads t WHERE t.id = ?1",
             [id],
             |r| {
@@ -1193,6 +1229,7 @@ fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, bool>(6)?,
                     r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
                 ))
             },
         )
@@ -1211,6 +1248,7 @@ fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
         promoted_to: row.5.and_then(|n| TrackingNumber::parse(&n).ok()),
         require_signed_statements: row.6,
         publication_date: row.7,
+        discussion: row.8,
     })
 }
 
@@ -1229,7 +1267,8 @@ fn open_disposition_tx(
         } => {
             let id = create_thread_tx(tx, *kind, None, title, m.received_at)?;
             if let Some(p) = participant {
-                add_contact_tx(tx, id, &p.org, &p.role, &p.address)?;
+                let org_id = orgs::sender_org_tx(tx, &p.org, &p.address)?;
+                add_contact_tx(tx, id, org_id, &p.role, &p.address)?;
             }
             (Some(id), "routed")
         }
@@ -1261,6 +1300,14 @@ fn file_disposition_tx(
              ON CONFLICT (thread_id) DO NOTHING",
             params![thread_id, id, now],
         )?;
+    }
+    if let (Disposition::Post { .. } | Disposition::NewThread { .. }, Some(thread_id)) =
+        (&m.disposition, thread_id)
+    {
+        vendors::insert_claims_tx(tx, thread_id, id, m)?;
+        if m.relay_owed && m.inbound {
+            relays::owe_relay_tx(tx, id, thread_id, m.received_at)?;
+        }
     }
     match m.disposition {
         Disposition::Triage => {
@@ -1341,33 +1388,28 @@ fn create_thread_tx(
     Ok(tx.last_insert_rowid())
 }
 
+/// Makes `address` a contact of organization `org_id` (in the directory) and of its
+/// participant in the thread (created with `role` when missing). Returns the thread contact.
 fn add_contact_tx(
     tx: &Connection,
     thread_id: i64,
-    org: &str,
+    org_id: i64,
     role: &str,
     address: &str,
 ) -> Result<i64, StoreError> {
-    let address = address.trim().to_lowercase();
-    if !address.contains('@') {
-        return Err(StoreError::Invalid(format!(
-            "{address:?} is not an email address"
-        )));
-    }
+    let address = orgs::normalize_address(address)?;
+    let org_contact = orgs::org_contact_tx(tx, org_id, &address, &now_text())?;
+    let participant_id = orgs::participant_tx(tx, thread_id, org_id, role)?;
     tx.execute(
-        "INSERT INTO participants (thread_id, org, role) VALUES (?1, ?2, ?3)
-         ON CONFLICT (thread_id, org) DO NOTHING",
-        params![thread_id, org, role],
-    )?;
-    let participant_id: i64 = tx.query_row(
-        "SELECT id FROM participants WHERE thread_id = ?1 AND org = ?2",
-        params![thread_id, org],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO contacts (participant_id, address) VALUES (?1, ?2)
+        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
          ON CONFLICT (participant_id, address) DO NOTHING",
-        params![participant_id, address],
+        params![participant_id, address, org_contact],
+    )?;
+    // A contact row from before the directory is linked now.
+    tx.execute(
+        "UPDATE contacts SET org_contact_id = ?3
+         WHERE participant_id = ?1 AND address = ?2 AND org_contact_id IS NULL",
+        params![participant_id, address, org_contact],
     )?;
     Ok(tx.query_row(
         "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
@@ -1376,30 +1418,39 @@ fn add_contact_tx(
     )?)
 }
 
+/// Binds a key to the directory contact behind thread contact `contact_id`, and to its
+/// organization.
 fn bind_key_tx(tx: &Connection, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
-        params![contact_id, fingerprint.to_uppercase()],
+    let (org_id, org_contact): (Option<i64>, Option<i64>) = tx.query_row(
+        "SELECT p.org_id, c.org_contact_id FROM contacts c
+         JOIN participants p ON p.id = c.participant_id WHERE c.id = ?1",
+        [contact_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    Ok(())
+    let (Some(org_id), Some(org_contact)) = (org_id, org_contact) else {
+        return Err(StoreError::Invalid(format!(
+            "internal: contact {contact_id} has no organization"
+        )));
+    };
+    let fpr = crate::keyring::normalize_fingerprint(fingerprint);
+    orgs::org_key_tx(tx, org_id, &fpr)?;
+    orgs::contact_key_tx(tx, org_contact, &fpr)
 }
 
+/// A promoted report's participants become the case's: the same organizations, roles and
+/// contacts (their keys live in the directory and come along).
 fn copy_participants_tx(tx: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
-    let rows: Vec<(String, String, String, i64)> = {
+    let rows: Vec<(i64, String, String)> = {
         let mut stmt = tx.prepare(
-            "SELECT p.org, p.role, c.address, c.id FROM contacts c
-             JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1",
+            "SELECT p.org_id, p.role, c.address FROM contacts c
+             JOIN participants p ON p.id = c.participant_id
+             WHERE p.thread_id = ?1 AND p.org_id IS NOT NULL ORDER BY c.id",
         )?;
-        stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<Vec<_>, _>>()?
     };
-    for (org, role, address, old_contact) in rows {
-        let new_contact = add_contact_tx(tx, to, &org, &role, &address)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint)
-             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2",
-            params![new_contact, old_contact],
-        )?;
+    for (org_id, role, address) in rows {
+        add_contact_tx(tx, to, org_id, &role, &address)?;
     }
     Ok(())
 }

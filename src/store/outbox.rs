@@ -103,6 +103,8 @@ pub struct NewNotice<'a> {
     pub signer_fingerprint: &'a str,
     /// The signed-once inner MIME entity.
     pub inner: &'a [u8],
+    /// The stored message this notice relays to the case discussion, if it is a relay.
+    pub relay_of: Option<i64>,
 }
 
 /// One copy to enqueue: `Sealed` ones go out, `Held` ones wait for a key.
@@ -134,6 +136,8 @@ pub struct StoredNotice {
     pub date_unix: i64,
     pub signer_fingerprint: String,
     pub inner: Vec<u8>,
+    /// It relays a participant's message (its copies carry the relay marker).
+    pub relay: bool,
 }
 
 /// A copy waiting for a usable key.
@@ -269,7 +273,8 @@ impl Store {
         let tx = writer.tx.insert(conn.unchecked_transaction()?);
         tx.execute(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
-                 signer_fingerprint, inner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 signer_fingerprint, inner, created_at, relay_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 notice.thread_id,
                 notice.sender,
@@ -278,7 +283,8 @@ impl Store {
                 notice.date_unix,
                 notice.signer_fingerprint,
                 notice.inner,
-                writer.created_at
+                writer.created_at,
+                notice.relay_of
             ],
         )?;
         writer.notice_id = tx.last_insert_rowid();
@@ -357,7 +363,7 @@ impl Store {
     pub fn held_copies(&self, thread_id: Option<i64>) -> Result<Vec<HeldCopy>, StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT o.id, o.thread_id, o.address, o.org, t.number, n.sender, n.in_reply_to,
-                    n.automatic, n.date_unix, n.signer_fingerprint, n.inner
+                    n.automatic, n.date_unix, n.signer_fingerprint, n.inner, n.relay_of
              FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
                   JOIN threads t ON t.id = o.thread_id
              WHERE o.status = 'held' AND (?1 IS NULL OR o.thread_id = ?1) ORDER BY o.id",
@@ -377,6 +383,7 @@ impl Store {
                         date_unix: r.get(8)?,
                         signer_fingerprint: r.get(9)?,
                         inner: r.get(10)?,
+                        relay: r.get::<_, Option<i64>>(11)?.is_some(),
                     },
                 })
             })?
@@ -631,6 +638,41 @@ impl NoticeWriter<'_> {
         Ok(())
     }
 
+    /// Settles the relay owed for `message_ref` in the notice's transaction: the relay is
+    /// queued exactly when the debt is gone. A debt already settled (by another process) is a
+    /// conflict, and the notice must then be dropped.
+    pub fn settle_relay(&mut self, message_ref: i64) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        let n = tx.execute(
+            "DELETE FROM pending_relays WHERE message_ref = ?1",
+            [message_ref],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the relay of message {message_ref} is not owed any more"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records in the notice's transaction that copy `outbox_id` reminded `address`.
+    pub fn record_reminder(
+        &mut self,
+        org_id: i64,
+        address: &str,
+        outbox_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        super::vendors::insert_reminder_tx(tx, self.thread_id, org_id, address, outbox_id, now)
+    }
+
     /// Queues the notice: every copy added becomes visible at once, durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
         match self.tx.take() {
@@ -673,6 +715,7 @@ mod tests {
             date_unix: 0,
             signer_fingerprint: "AB",
             inner: b"inner",
+            relay_of: None,
         }
     }
 

@@ -111,4 +111,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     SIGNATURE_CACHE,
     super::audit::MIGRATION,
     super::tokens::MIGRATION,
+    super::orgs::MIGRATION,
+    super::vendors::MIGRATION,
+    super::relays::MIGRATION,
 ];
