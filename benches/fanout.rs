@@ -239,17 +239,13 @@ fn seal_cost(coordinator: &Cert, certs: &[Cert], body: &str) -> f64 {
     use casegate::outbox::compose;
     let now = std::time::SystemTime::now();
     let notice = notice(body);
-    let signed = compose::sign_notice(&notice, coordinator, FROM, now).unwrap();
+    let from = casegate::header::AddrSpec::parse(FROM).unwrap();
+    let to = casegate::header::AddrSpec::parse("psirt@vendor.example").unwrap();
+    let signed = compose::sign_notice(&notice, coordinator, &from, now).unwrap();
     let k = 200;
     let start = Instant::now();
     for i in 0..k {
-        compose::seal_for(
-            &signed,
-            "psirt@vendor.example",
-            &certs[i % certs.len()],
-            now,
-        )
-        .unwrap();
+        compose::seal_for(&signed, &to, &certs[i % certs.len()], now).unwrap();
     }
     start.elapsed().as_secs_f64() * 1000.0 / k as f64
 }

@@ -419,9 +419,10 @@ impl Config {
             &self.coordinator.address,
             &self.coordinator.reporting_address,
         ] {
-            if !addr.contains('@') {
+            // It is the From of everything casegate sends: it must be a plain addr-spec.
+            if let Err(e) = crate::header::AddrSpec::parse(addr) {
                 return Err(ConfigError::Invalid(format!(
-                    "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
+                    "coordinator address {addr:?} is not a plain email address ({e}); set [coordinator] address = \"cert@your.domain\""
                 )));
             }
         }

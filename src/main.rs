@@ -757,6 +757,9 @@ fn cmd_participant_add(
     role: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    // Every contact address ends up in a To header: it must be one plain addr-spec.
+    casegate::header::AddrSpec::parse(email)
+        .context("--email takes one plain address, e.g. psirt@vendor.example")?;
     let mut store = app::open_store(settings)?;
     let t = existing_thread(&store, n)?;
     let mut fingerprint = None;
@@ -1000,6 +1003,10 @@ fn cmd_notify(
             body.display()
         )
     })?;
+    let in_reply_to = in_reply_to
+        .map(casegate::header::MessageId::parse)
+        .transpose()
+        .context("--in-reply-to takes one Message-ID, e.g. '<id@host.example>'")?;
     let mut store = app::open_store(settings)?;
     let t = resolved_thread(&store, n)?;
     let coordinator = app::coordinator_key(settings)?
@@ -1014,7 +1021,7 @@ fn cmd_notify(
             thread: t.number.as_str(),
             subject: subject.unwrap_or(&t.title),
             body: &text,
-            in_reply_to,
+            in_reply_to: in_reply_to.as_ref(),
             automatic: false,
         },
         &settings.config.outbox,

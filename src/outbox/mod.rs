@@ -28,6 +28,7 @@ use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
 use crate::config::{OutboxConfig, SmtpConfig};
+use crate::header::AddrSpec;
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
 use crate::store::{Contact, Store, StoreError, Thread};
@@ -156,17 +157,19 @@ pub fn notify(
     from: &str,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
     let now = SystemTime::now();
+    let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
         thread: thread.number.as_str(),
         ..notice.clone()
     };
-    let signed = compose::sign_notice(&notice, coordinator, from, now)?;
+    let signed = compose::sign_notice(&notice, coordinator, &from_addr, now)?;
     let certs = CertCache::load(store, &contacts, now)?;
+    let in_reply_to = signed.in_reply_to.as_ref().map(|id| id.bracketed());
     let record = NewNotice {
         thread_id: thread.id,
-        sender: from,
-        in_reply_to: signed.in_reply_to.as_deref(),
+        sender: from_addr.as_str(),
+        in_reply_to: in_reply_to.as_deref(),
         automatic: signed.automatic,
         date_unix: signed.date,
         signer_fingerprint: &signed.signer_fingerprint,
@@ -229,14 +232,11 @@ pub fn notify(
     // Stubs (optional) for the held ones; signed per stub, they are few.
     if config.stub_when_no_key {
         for (contact, _) in &held {
-            let stub = compose::stub_for(
-                &signed.thread,
-                &contact.address,
-                coordinator,
-                from,
-                true,
-                now,
-            )?;
+            // A contact whose address cannot go into a header gets no stub; it stays held.
+            let Ok(to) = AddrSpec::parse(&contact.address) else {
+                continue;
+            };
+            let stub = compose::stub_for(&signed.thread, &to, coordinator, &from_addr, true, now)?;
             let copy = NewCopy::Sealed {
                 kind: CopyKind::Stub,
                 address: &contact.address,
@@ -275,13 +275,13 @@ pub fn release_held(
     for h in held {
         let signed = compose::SignedNotice::from_stored(
             h.notice.thread_number.clone(),
-            h.notice.sender.clone(),
-            h.notice.in_reply_to.clone(),
+            &h.notice.sender,
+            h.notice.in_reply_to.as_deref(),
             h.notice.automatic,
             h.notice.date_unix,
             h.notice.signer_fingerprint.clone(),
             h.notice.inner.clone(),
-        );
+        )?;
         // The contact's keys as bound now (a key may have been added since the notice).
         let contact = contacts_by_thread
             .get(&h.thread_id)
@@ -627,6 +627,7 @@ fn seal_one(
     certs: &CertCache,
     now: SystemTime,
 ) -> Result<compose::Sealed, String> {
+    let to = AddrSpec::parse(&contact.address).map_err(|e| format!("not sent: {e}"))?;
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }
@@ -636,7 +637,7 @@ fn seal_one(
         match certs.certs.get(&fpr) {
             None => reasons.push(format!("key {fpr} is not imported")),
             Some(Err(e)) => reasons.push(e.clone()),
-            Some(Ok(cert)) => match compose::seal_for(signed, &contact.address, cert, now) {
+            Some(Ok(cert)) => match compose::seal_for(signed, &to, cert, now) {
                 Ok(s) => return Ok(s),
                 Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
                 Err(e) => reasons.push(e.to_string()),
