@@ -34,7 +34,7 @@ pub enum AppError {
 
 /// Opens the store, creating the data directory on first use.
 pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+    crate::at_rest::private_dir(&settings.data_dir).map_err(|source| AppError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
@@ -95,10 +95,15 @@ pub struct Initialized {
     pub created_key: bool,
 }
 
-/// Creates the data dir, the store and a coordinator key if none exists. Idempotent.
+/// Creates the data dir, the store and a coordinator key if none exists, and makes what
+/// casegate keeps private (tightening looser modes found). Idempotent.
 pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     let store = open_store(settings)?;
     drop(store);
+    crate::at_rest::make_private(settings).map_err(|source| AppError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
     let path = settings.key_file();
     // A configured key_file that does not exist yet is where the new key goes.
     let existing = if path.exists() {

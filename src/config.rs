@@ -200,9 +200,26 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// Reads the secret now; `Ok(None)` when neither source is configured.
+    /// Reads the secret now; `Ok(None)` when neither source is configured. A password file
+    /// that group or others may read is refused ("chmod 600 PATH").
     pub fn resolve(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.password_file {
+            let what = format!("password_file {}", path.display());
+            match crate::at_rest::require_private_file(path, "password_file") {
+                Ok(Ok(())) => {}
+                Ok(Err(loose)) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: loose.to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: e.to_string(),
+                    });
+                }
+            }
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
                 what: format!("password_file {}", path.display()),
                 reason: e.to_string(),
@@ -387,6 +404,11 @@ impl Settings {
             .key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("coordinator.key"))
+    }
+
+    /// Held by the running `casegate serve` (one daemon per data dir).
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join("serve.lock")
     }
 
     pub fn maildir_path(&self) -> PathBuf {

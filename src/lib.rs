@@ -4,6 +4,7 @@
 //! (`store`), all wired by `pipeline`; and `outbox` → send. See ARCHITECTURE.md.
 
 pub mod app;
+pub mod at_rest;
 pub mod bounce;
 pub mod check;
 pub mod config;

@@ -271,12 +271,18 @@ const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    ///
+    /// Private whatever the umask: a missing directory is created 0700 and the database file
+    /// 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database's mode; see
+    /// `crate::at_rest`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir)?;
+            crate::at_rest::private_dir(dir)?;
         }
+        crate::at_rest::private_file(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

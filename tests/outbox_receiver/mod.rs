@@ -87,6 +87,12 @@ impl Receiver {
         make_certs(&d.join("tls"));
         std::fs::write(d.join("server.py"), SERVER).unwrap();
         std::fs::write(d.join("password"), format!("{PASSWORD}\n")).unwrap();
+        {
+            // casegate refuses a password file others can read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.join("password"), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
         let ports = free_ports(3);
         let child = Command::new("/usr/bin/python3")
             .arg(d.join("server.py"))
