@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sequoia_openpgp::Cert;
-use sequoia_openpgp::parse::Parse;
 
 use crate::config::{ConfigError, Settings};
 use crate::keyring::{self, Keyring, KeyringError};
@@ -62,27 +61,19 @@ pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
 /// Participants' certificates as stored, plus the coordinator's key.
 pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
     let coordinator = coordinator_key(settings)?;
-    let mut certs = Vec::new();
-    for stored in store.certs()? {
-        match Cert::from_bytes(&stored.public_cert) {
-            Ok(c) => certs.push(c),
-            Err(e) => {
-                tracing::warn!(fingerprint = %stored.fingerprint, error = %e, "stored certificate unreadable; skipped")
-            }
-        }
-    }
-    Ok(Keyring::new(coordinator, certs))
+    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?))
 }
 
-/// A pipeline over the configured store and keyring.
+/// A pipeline over the configured store and keyring. It follows the store's keys: what
+/// another process imports, revokes or binds counts from its next message on.
 pub fn open_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
     let store = open_store(settings)?;
-    let keyring = load_keyring(settings, &store)?;
-    Ok(Pipeline::new(
+    let coordinator = coordinator_key(settings)?;
+    Ok(Pipeline::from_store(
         store,
-        keyring,
+        coordinator,
         Rules::from_settings(settings),
-    ))
+    )?)
 }
 
 /// What `init` did.

@@ -15,7 +15,7 @@ use casegate::app;
 use casegate::config::Settings;
 use casegate::keyring;
 use casegate::outbox;
-use casegate::store::{Store, StoredCert, time_text};
+use casegate::store::{Store, time_text};
 use casegate::tracking::{Kind, TrackingNumber};
 
 #[derive(Parser)]
@@ -722,17 +722,8 @@ fn import_keys(
     let before = casegate::signature_cache::snapshot();
     let certs = keyring::parse_certs(&bytes)
         .with_context(|| format!("{} holds no usable OpenPGP certificate", file.display()))?;
-    let mut out = Vec::new();
-    for cert in certs {
-        let summary = keyring::summarize(&cert);
-        store.put_cert(&StoredCert {
-            fingerprint: summary.fingerprint.clone(),
-            public_cert: keyring::public_bytes(&cert),
-            user_ids: summary.user_ids.clone(),
-            imported_at: time_text(Utc::now()),
-        })?;
-        out.push(summary);
-    }
+    // Merged with copies already stored: nothing an older copy lacks is lost.
+    let out = keyring::import_certs(store, certs)?;
     casegate::signature_cache::save_since(store, &before)?;
     Ok(out)
 }

@@ -13,7 +13,7 @@ pub use mailbox::{Checkpoint, MailboxSummary};
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::tracking::{self, Kind, TrackingNumber};
 
@@ -305,9 +305,15 @@ impl Store {
         Store::prepare(Connection::open_in_memory()?)
     }
 
-    fn prepare(conn: Connection) -> Result<Store, StoreError> {
+    fn prepare(mut conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Several processes share the file (the daemon, the CLI): a writer waits for another
+        // up to 10 s. Every transaction here writes, and takes the write lock when it begins
+        // (BEGIN IMMEDIATE): a transaction that read first and asked for the lock later could
+        // fail at once with "database is locked" when another writer committed in between,
+        // since SQLite cannot wait its way out of that.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
@@ -330,6 +336,17 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// The keys generation: bumped in the same transaction as every change of a stored
+    /// certificate or of a key bound to a contact. One cheap read; a process that keeps keys in
+    /// memory compares it before each message to see another process's changes.
+    pub fn keys_generation(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM generations WHERE name = 'keys'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
@@ -550,8 +567,10 @@ impl Store {
     ) -> Result<Contact, StoreError> {
         let tx = self.conn.transaction()?;
         let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
-        if let Some(fpr) = key_fingerprint {
-            bind_key_tx(&tx, contact_id, fpr)?;
+        if let Some(fpr) = key_fingerprint
+            && bind_key_tx(&tx, contact_id, fpr)?
+        {
+            bump_keys_tx(&tx)?;
         }
         tx.commit()?;
         self.contacts(thread_id)?
@@ -578,7 +597,9 @@ impl Store {
             .optional()?;
         let bound = match contact {
             Some(id) => {
-                bind_key_tx(&tx, id, fingerprint)?;
+                if bind_key_tx(&tx, id, fingerprint)? {
+                    bump_keys_tx(&tx)?;
+                }
                 true
             }
             None => false,
@@ -647,37 +668,43 @@ impl Store {
 
     // ----- certificates -----
 
-    /// Stores a public certificate (replacing an older copy of the same fingerprint).
-    pub fn put_cert(&mut self, cert: &StoredCert) -> Result<(), StoreError> {
+    /// Stores a public certificate merged with the copy already kept under the same
+    /// fingerprint, and bumps the keys generation, in ONE write transaction. `merge` gets the
+    /// stored copy (`None` for a new certificate) and returns what to keep: the caller does the
+    /// OpenPGP merging (`keyring::import_certs`); holding the write lock from the read to the
+    /// write means two importers at once (the CLI and the daemon) cannot lose each other's
+    /// packets. Returns what was stored.
+    pub fn merge_cert(
+        &mut self,
+        fingerprint: &str,
+        merge: impl FnOnce(Option<&StoredCert>) -> Result<StoredCert, StoreError>,
+    ) -> Result<StoredCert, StoreError> {
+        let fingerprint = fingerprint.trim().to_ascii_uppercase();
+        let tx = self.conn.transaction()?;
+        let stored = cert_tx(&tx, &fingerprint)?;
+        let cert = merge(stored.as_ref())?;
+        if cert.fingerprint != fingerprint {
+            return Err(StoreError::Invalid(format!(
+                "certificate {} cannot be stored as {fingerprint}",
+                cert.fingerprint
+            )));
+        }
         let uids = serde_json::to_string(&cert.user_ids)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn.execute(
+        tx.execute(
             "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
                  user_ids = excluded.user_ids, imported_at = excluded.imported_at",
             params![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
         )?;
-        Ok(())
+        bump_keys_tx(&tx)?;
+        tx.commit()?;
+        Ok(cert)
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
         // Fingerprints are stored as upper-case hex (the primary key).
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
-                [fingerprint.trim().to_ascii_uppercase()],
-                |r| {
-                    let uids: String = r.get(2)?;
-                    Ok(StoredCert {
-                        fingerprint: r.get(0)?,
-                        public_cert: r.get(1)?,
-                        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                        imported_at: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+        cert_tx(&self.conn, &fingerprint.trim().to_ascii_uppercase())
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
@@ -1177,12 +1204,45 @@ fn add_contact_tx(
     )?)
 }
 
-fn bind_key_tx(tx: &Transaction<'_>, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
+/// Binds a key to a contact; `true` when it was not bound before.
+fn bind_key_tx(
+    tx: &Transaction<'_>,
+    contact_id: i64,
+    fingerprint: &str,
+) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "INSERT INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)
+         ON CONFLICT (contact_id, fingerprint) DO NOTHING",
         params![contact_id, fingerprint.to_uppercase()],
     )?;
+    Ok(n > 0)
+}
+
+/// See [`Store::keys_generation`].
+fn bump_keys_tx(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
+        [],
+    )?;
     Ok(())
+}
+
+fn cert_tx(conn: &Connection, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
+            [fingerprint],
+            |r| {
+                let uids: String = r.get(2)?;
+                Ok(StoredCert {
+                    fingerprint: r.get(0)?,
+                    public_cert: r.get(1)?,
+                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+                    imported_at: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), StoreError> {
@@ -1196,11 +1256,15 @@ fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), 
     };
     for (org, role, address, old_contact) in rows {
         let new_contact = add_contact_tx(tx, to, &org, &role, &address)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint)
-             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2",
+        let n = tx.execute(
+            "INSERT INTO contact_keys (contact_id, fingerprint)
+             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2
+             ON CONFLICT (contact_id, fingerprint) DO NOTHING",
             params![new_contact, old_contact],
         )?;
+        if n > 0 {
+            bump_keys_tx(tx)?;
+        }
     }
     Ok(())
 }
