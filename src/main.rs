@@ -284,6 +284,8 @@ fn main() -> ExitCode {
     init_logging(cli.log.as_deref(), default_level);
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
+        // `casegate list | head -1`: the reader has all it wanted.
+        Ok(Err(e)) if closed_stdout(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
@@ -424,6 +426,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `println!` that hands a failed write back (`?`) instead of panicking: a closed stdout
+/// (`casegate list | head -1`) ends the command quietly (see [`closed_stdout`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Whether the error is a write to a stdout whose reader went away (`| head`): not a failure
+/// of the command, and nothing to report.
+fn closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
@@ -458,7 +493,7 @@ fn cmd_init(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         print_json(&done)?;
     } else {
-        println!("{}", done.fingerprint);
+        outln!("{}", done.fingerprint)?;
         eprintln!(
             "casegate: data in {} ({}), coordinator key {}",
             done.data_dir,
@@ -486,12 +521,12 @@ fn cmd_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         if json {
             print_json(f)?;
         } else {
-            println!(
+            outln!(
                 "{} {}: {}",
                 if f.ok { "ok  " } else { "FAIL" },
                 f.check,
                 f.detail
-            );
+            )?;
         }
     }
     if !all_ok {
@@ -523,7 +558,7 @@ fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         print_json(&json!({"kind": "queues", "triage": triage, "quarantine": quarantined}))?;
     } else {
         for m in store.mailbox_summaries(midnight)? {
-            println!(
+            outln!(
                 "imap {}/{}: last UID {} (UIDVALIDITY {}), today {} stored, {} quarantined, checkpoint {}",
                 m.account,
                 m.mailbox,
@@ -532,9 +567,9 @@ fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 m.stored_since,
                 m.quarantined_since,
                 m.updated_at
-            );
+            )?;
         }
-        println!("triage: {triage} waiting; quarantine: {quarantined} kept");
+        outln!("triage: {triage} waiting; quarantine: {quarantined} kept")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -551,7 +586,7 @@ fn cmd_open(
     if json {
         print_json(&json!({"number": t.number, "kind": t.kind, "title": t.title}))?;
     } else {
-        println!("{}", t.number);
+        outln!("{}", t.number)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -569,7 +604,7 @@ fn cmd_promote(
             &json!({"number": case.number, "kind": case.kind, "title": case.title, "promoted_from": report}),
         )?;
     } else {
-        println!("{}", case.number);
+        outln!("{}", case.number)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -597,30 +632,30 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} [{}] {}", t.number, t.kind, t.title);
-    println!("  status {}, created {}", t.status, t.created_at);
+    outln!("{} [{}] {}", t.number, t.kind, t.title)?;
+    outln!("  status {}, created {}", t.status, t.created_at)?;
     if n != &t.number {
-        println!("  (you asked for {n}, which was promoted to {})", t.number);
+        outln!("  (you asked for {n}, which was promoted to {})", t.number)?;
     }
-    println!("participants:");
+    outln!("participants:")?;
     for c in &contacts {
         let keys = if c.key_fingerprints.is_empty() {
             "no key".to_string()
         } else {
             c.key_fingerprints.join(", ")
         };
-        println!("  {:<20} {:<9} {}  ({keys})", c.org, c.role, c.address);
+        outln!("  {:<20} {:<9} {}  ({keys})", c.org, c.role, c.address)?;
     }
-    println!("messages:");
+    outln!("messages:")?;
     for m in &messages {
-        println!(
+        outln!(
             "  {} {:<3} {}  {}",
             m.received_at,
             m.direction,
             m.sender.as_deref().unwrap_or("-"),
             m.subject.as_deref().unwrap_or("(no subject)")
-        );
-        println!(
+        )?;
+        outln!(
             "      encrypted: {}  signature: {}{}  routed: {}",
             if m.encrypted { "yes" } else { "no" },
             m.signature,
@@ -629,17 +664,17 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
                 .map(|s| format!(" by {s}"))
                 .unwrap_or_default(),
             m.reason
-        );
+        )?;
         if let Some(r) = &m.signature_reason
             && m.signature != "none"
         {
-            println!("      signature: {r}");
+            outln!("      signature: {r}")?;
         }
     }
     if !outbound.is_empty() {
-        println!("outbound (one copy per recipient):");
+        outln!("outbound (one copy per recipient):")?;
         for row in &outbound {
-            println!("  {row}");
+            outln!("  {row}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -671,14 +706,14 @@ fn cmd_set(
         store.set_publication_date(t.id, value.as_deref())?;
     }
     let t = store.thread_by_id(t.id)?;
-    println!(
+    outln!(
         "{}: require signed statements {}, publication {}",
         t.number,
         t.require_signed_statements,
         t.publication_date
             .as_deref()
             .unwrap_or("default (45 days after first notice)")
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -698,14 +733,14 @@ fn cmd_list(settings: &Settings, kind: Option<Kind>, json: bool) -> anyhow::Resu
                 .as_deref()
                 .map(|p| format!("  publish {p}"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{:<18} {:<7} {:<9} {:>3} msgs  {}{waiting}{publish}",
                 s.thread.number.as_str(),
                 s.thread.kind.as_str(),
                 s.thread.status,
                 s.messages,
                 s.thread.title
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -779,14 +814,14 @@ fn cmd_participant_add(
             &json!({"thread": t.number, "org": c.org, "role": c.role, "email": c.address, "keys": c.key_fingerprints}),
         )?;
     } else {
-        println!(
+        outln!(
             "{}: {} ({}) {}{}",
             t.number,
             c.org,
             c.role,
             c.address,
             fingerprint.map(|f| format!(" key {f}")).unwrap_or_default()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -802,13 +837,13 @@ fn cmd_participant_list(
         if json {
             print_json(&c)?;
         } else {
-            println!(
+            outln!(
                 "{:<20} {:<9} {} {}",
                 c.org,
                 c.role,
                 c.address,
                 c.key_fingerprints.join(",")
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -824,7 +859,7 @@ fn cmd_key_import(
         if json {
             print_json(&s)?;
         } else {
-            println!("{} {}", s.fingerprint, s.user_ids.join(", "));
+            outln!("{} {}", s.fingerprint, s.user_ids.join(", "))?;
         }
     }
     release_after_key_import(&mut store)?;
@@ -859,7 +894,7 @@ fn cmd_key_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             if !s.can_encrypt {
                 state.push("no encryption key");
             }
-            println!(
+            outln!(
                 "{} {:<11} {}{}",
                 s.fingerprint,
                 owner,
@@ -869,7 +904,7 @@ fn cmd_key_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 } else {
                     format!("  [{}]", state.join(", "))
                 }
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -892,7 +927,7 @@ fn cmd_key_export(settings: &Settings, fingerprint: Option<&str>) -> anyhow::Res
             }
         }
     };
-    print!("{}", keyring::armored_public(cert)?);
+    out!("{}", keyring::armored_public(cert)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -911,6 +946,8 @@ fn cmd_ingest(
     }
     let mut failed = false;
     let mut fatal: Option<anyhow::Error> = None;
+    // A reader that went away (`| head`) stops the report, not the ingest.
+    let mut stdout_gone = false;
     for path in paths {
         let res = app::for_each_message(path, &mut |source, raw| {
             if fatal.is_some() {
@@ -935,10 +972,12 @@ fn cmd_ingest(
                             }
                         );
                     }
-                    let printed = if json {
+                    let printed = if stdout_gone {
+                        Ok(())
+                    } else if json {
                         print_json(&o)
                     } else {
-                        println!(
+                        outln!(
                             "{shown}: {} {} ({}){}",
                             o.outcome,
                             o.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
@@ -948,11 +987,13 @@ fn cmd_ingest(
                             } else {
                                 String::new()
                             }
-                        );
-                        Ok(())
+                        )
+                        .map_err(anyhow::Error::from)
                     };
-                    if let Err(e) = printed {
-                        fatal = Some(e);
+                    match printed {
+                        Err(e) if closed_stdout(&e) => stdout_gone = true,
+                        Err(e) => fatal = Some(e),
+                        Ok(()) => {}
                     }
                 }
                 Err(e) => {
@@ -1033,7 +1074,7 @@ fn cmd_notify(
         if json {
             print_json(c)?;
         } else {
-            println!("{c}");
+            outln!("{c}")?;
         }
     }
     if settings.config.smtp.is_none() {
@@ -1069,9 +1110,9 @@ fn cmd_outbox_list(
             }
             print_json(&value)?;
         } else {
-            println!("{row}");
+            outln!("{row}")?;
             for a in &log {
-                println!("    {} {} {}", a.at, a.outcome, a.reply);
+                outln!("    {} {} {}", a.at, a.outcome, a.reply)?;
             }
         }
     }
@@ -1089,7 +1130,7 @@ fn cmd_outbox_release(
         if json {
             print_json(&c)?;
         } else {
-            println!("{c}");
+            outln!("{c}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1101,7 +1142,7 @@ fn cmd_triage_list(settings: &Settings, all: bool, json: bool) -> anyhow::Result
         if json {
             print_json(&m)?;
         } else {
-            println!(
+            outln!(
                 "{} {}  {}  {}\n    why: {}{}",
                 m.received_at,
                 m.message_id.as_deref().unwrap_or("(no Message-ID)"),
@@ -1115,7 +1156,7 @@ fn cmd_triage_list(settings: &Settings, all: bool, json: bool) -> anyhow::Result
                         m.thread.as_ref().map(|t| t.as_str()).unwrap_or("-")
                     ))
                     .unwrap_or_default()
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1158,7 +1199,7 @@ fn cmd_triage_assign(
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
     store.triage_assign(m.id, t.id, &by, Utc::now())?;
-    println!("{wanted} → {} (assigned by {by})", t.number);
+    outln!("{wanted} → {} (assigned by {by})", t.number)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1168,13 +1209,13 @@ fn cmd_quarantine_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCo
         if json {
             print_json(&m)?;
         } else {
-            println!(
+            outln!(
                 "{} {} {}  why: {}",
                 m.received_at,
                 &m.sha256[..16.min(m.sha256.len())],
                 m.source,
                 m.reason
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
