@@ -51,7 +51,7 @@ pub struct CoordinatorConfig {
     /// Mail to this address without a tracking number opens a report.
     #[serde(default = "default_address")]
     pub reporting_address: String,
-    /// Display name used in `From:` and in the generated key's user ID.
+    /// Reserved: casegate writes no display names (From is the bare address; see `header`).
     #[serde(default = "default_name")]
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.

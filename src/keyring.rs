@@ -29,10 +29,9 @@ pub use openpgp::Cert;
 /// Errors of key handling. They name files and fingerprints, never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
-    #[error(
-        "secret key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    InsecurePermissions { path: String, mode: u32 },
+    /// The secret key file is readable by group or others ("run `chmod 600 PATH`").
+    #[error(transparent)]
+    InsecurePermissions(#[from] crate::at_rest::NotPrivate),
     #[error("secret key file {path} holds no secret key material")]
     NoSecretKey { path: String },
     #[error("cannot read {path}: {source}")]
@@ -133,14 +132,12 @@ pub fn generate_coordinator_key(address: &str) -> Result<Cert, KeyringError> {
 /// coordinator key lets anyone read every case.
 pub fn read_secret_key_file(path: &Path) -> Result<Cert, KeyringError> {
     let shown = path.display().to_string();
-    let meta = fs::metadata(path).map_err(|source| KeyringError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyringError::InsecurePermissions { path: shown, mode });
-    }
+    crate::at_rest::require_private_file(path, "secret key file").map_err(|source| {
+        KeyringError::Read {
+            path: shown.clone(),
+            source,
+        }
+    })??;
     let bytes = fs::read(path).map_err(|source| KeyringError::Read {
         path: shown.clone(),
         source,

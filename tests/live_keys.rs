@@ -10,13 +10,12 @@ mod support;
 mod support_gpg;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use outbox_receiver::Receiver;
 use sequoia_openpgp::cert::CertBuilder;
-use support::cli::{bin, casegate, json_lines, sigterm, wait_for};
+use support::cli::{casegate, json_lines, serve, sigterm, wait_for};
 use support_gpg::Gpg;
 
 const CASE: &str = "VU#409117";
@@ -30,13 +29,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path) -> Daemon {
-        let child = Command::new(bin())
-            .arg("serve")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = serve(dir);
         let d = Daemon {
             dir: dir.to_path_buf(),
             child,

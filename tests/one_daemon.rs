@@ -9,26 +9,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use casegate::config::{PasswordSource, SmtpConfig, TlsMode};
 use casegate::outbox::{self, OutboxFilter, Selection};
 use casegate::store::Store;
 use outbox_case::{FROM, add, case, config, notice};
 use outbox_gpg::coordinator_cert;
-use outbox_receiver::Receiver;
-use support::cli::{bin, casegate, sigterm, wait_for};
-
-fn serve(dir: &Path) -> std::process::Child {
-    Command::new(bin())
-        .arg("serve")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
+use outbox_receiver::{Receiver, smtp_plain};
+use support::cli::{bin, casegate, serve, sigterm, wait_for};
 
 fn lock_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("casegate-data/serve.lock"))
@@ -183,18 +172,6 @@ Message-ID: <cli{round}@reporter.example>\r\n\r\nx\r\n"
         "{} CLI writes failed: {failures:#?}",
         failures.len()
     );
-}
-
-fn smtp_plain(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        host: "127.0.0.1".into(),
-        port,
-        tls: TlsMode::None,
-        ca_file: None,
-        username: None,
-        password: PasswordSource::default(),
-        timeout_secs: 10,
-    }
 }
 
 /// Two senders (the daemon's own delivery loop, twice, each with its store connection) on one

@@ -10,12 +10,12 @@ mod outbox_receiver;
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use casegate::header::{AddrSpec, MessageId};
 use outbox_receiver::Receiver;
-use support::cli::{bin, casegate, sigterm, wait_for};
+use support::cli::{bin, casegate, serve, sigterm, wait_for};
 
 /// Prints, per file, the header fields as Python's email package sees them: names under
 /// compat32 (line structure), names and decoded values under the default policy.
@@ -227,13 +227,7 @@ fn acknowledgments_of_hostile_reports_carry_no_injected_header() {
         );
     }
 
-    let mut child = Command::new(bin())
-        .arg("serve")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(dir);
     wait_for(
         "every acknowledgment accepted over SMTP",
         Duration::from_secs(60),

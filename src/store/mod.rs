@@ -712,15 +712,7 @@ impl Store {
             "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs ORDER BY imported_at, fingerprint",
         )?;
         let rows = stmt
-            .query_map([], |r| {
-                let uids: String = r.get(2)?;
-                Ok(StoredCert {
-                    fingerprint: r.get(0)?,
-                    public_cert: r.get(1)?,
-                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                    imported_at: r.get(3)?,
-                })
-            })?
+            .query_map([], stored_cert)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -1232,17 +1224,20 @@ fn cert_tx(conn: &Connection, fingerprint: &str) -> Result<Option<StoredCert>, S
         .query_row(
             "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
             [fingerprint],
-            |r| {
-                let uids: String = r.get(2)?;
-                Ok(StoredCert {
-                    fingerprint: r.get(0)?,
-                    public_cert: r.get(1)?,
-                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                    imported_at: r.get(3)?,
-                })
-            },
+            stored_cert,
         )
         .optional()?)
+}
+
+/// A `certs` row (fingerprint, public_cert, user_ids, imported_at).
+fn stored_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCert> {
+    let uids: String = r.get(2)?;
+    Ok(StoredCert {
+        fingerprint: r.get(0)?,
+        public_cert: r.get(1)?,
+        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+        imported_at: r.get(3)?,
+    })
 }
 
 fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), StoreError> {

@@ -64,6 +64,19 @@ pub struct Accepted {
     pub raw: Vec<u8>,
 }
 
+/// `[smtp]` settings for the plaintext listener on `port` (no TLS, no AUTH).
+pub fn smtp_plain(port: u16) -> casegate::config::SmtpConfig {
+    casegate::config::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: casegate::config::TlsMode::None,
+        ca_file: None,
+        username: None,
+        password: casegate::config::PasswordSource::default(),
+        timeout_secs: 10,
+    }
+}
+
 pub struct Receiver {
     pub dir: tempfile::TempDir,
     pub plain_port: u16,
