@@ -91,9 +91,11 @@ pub struct Initialized {
 pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     let store = open_store(settings)?;
     drop(store);
-    crate::at_rest::make_private(settings).map_err(|source| AppError::DataDir {
-        path: settings.data_dir.clone(),
-        source,
+    crate::at_rest::make_private(settings).map_err(|e| {
+        AppError::Other(format!(
+            "cannot make what casegate keeps under {} private (directories 0700, files 0600): {e}; run casegate as the owner of those files",
+            settings.data_dir.display()
+        ))
     })?;
     let path = settings.key_file();
     // A configured key_file that does not exist yet is where the new key goes.
