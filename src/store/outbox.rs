@@ -202,6 +202,10 @@ pub struct OutboxRow {
     pub created_at: String,
     pub next_attempt_at: Option<String>,
     pub sent_at: Option<String>,
+    /// The sender holding the copy (see [`Store::claim_due_copy`]) and until when; a claim past
+    /// its time is stale (its sender died) and taken by the next sender.
+    pub claimed_by: Option<String>,
+    pub claim_expires_at: Option<String>,
 }
 
 /// One SMTP attempt for one copy, with the server's reply (or the connection error).
@@ -335,7 +339,7 @@ impl Store {
         let sql = format!(
             "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
                     o.last_reply, o.key_fingerprint, o.message_id, o.created_at,
-                    o.next_attempt_at, o.sent_at
+                    o.next_attempt_at, o.sent_at, o.claimed_by, o.claim_expires_at
              FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
         );
         let mut stmt = self.conn().prepare(&sql)?;
@@ -356,6 +360,8 @@ impl Store {
                     created_at: r.get(11)?,
                     next_attempt_at: r.get(12)?,
                     sent_at: r.get(13)?,
+                    claimed_by: r.get(14)?,
+                    claim_expires_at: r.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -865,6 +871,10 @@ mod tests {
         let b = s.claim_due_copy("b", now, lease).unwrap().unwrap();
         assert_eq!((a.id, b.id), (ids[0], ids[1]));
         assert_eq!(a.key_fingerprint.as_deref(), Some("CD"));
+        assert_eq!(
+            s.outbox_row(ids[0]).unwrap().claimed_by.as_deref(),
+            Some("a")
+        );
         // Both held: nobody else gets either, until a claim expires.
         assert!(s.claim_due_copy("c", now, lease).unwrap().is_none());
         // Waiting for a held claim means waiting until it ends, not polling at once.
@@ -884,6 +894,7 @@ mod tests {
         };
         assert!(s.record_attempt(c.id, "a", later, &retry, "451").is_err());
         s.record_attempt(c.id, "c", later, &retry, "451").unwrap();
+        assert_eq!(s.outbox_row(c.id).unwrap().claimed_by, None);
         // The other expired claim goes first (due longer); then the recorded copy, whose claim
         // is gone, is due again for anyone.
         let e = s.claim_due_copy("e", later, lease).unwrap().unwrap();
