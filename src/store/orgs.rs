@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, Thread, now_text, thread_by_id_tx, time_text};
 
-/// Schema v8: the directory, and the participants and contacts that existed moved into it
+/// Schema v10: the directory, and the participants and contacts that existed moved into it
 /// without loss (released stores: schema v5). Vendors and coordinators of different threads
 /// with the same name (any case) become one organization; reporters and "other" participants,
 /// whom mail could have named, each become the organization "Name <address>" (or just the
@@ -175,7 +175,7 @@ impl Store {
         groups: &[String],
         now: DateTime<Utc>,
     ) -> Result<Org, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::WriteTx::begin(&mut self.conn)?;
         let name = name.trim();
         if name.is_empty() {
             return Err(StoreError::Invalid("the organization name is empty".into()));
@@ -251,7 +251,7 @@ impl Store {
         add: &[String],
         remove: &[String],
     ) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::WriteTx::begin(&mut self.conn)?;
         for g in add {
             add_group_tx(&tx, org_id, g)?;
         }
@@ -273,7 +273,7 @@ impl Store {
         address: &str,
         now: DateTime<Utc>,
     ) -> Result<(OrgContact, Vec<Thread>), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::WriteTx::begin(&mut self.conn)?;
         let contact_id = org_contact_tx(&tx, org_id, address, &time_text(now))?;
         let address = normalize_address(address)?;
         let cases: Vec<(i64, i64)> = {
@@ -337,7 +337,7 @@ impl Store {
         fingerprint: &str,
         address: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::WriteTx::begin(&mut self.conn)?;
         let fpr = crate::keyring::normalize_fingerprint(fingerprint);
         org_key_tx(&tx, org_id, &fpr)?;
         if let Some(a) = address {
@@ -412,7 +412,7 @@ impl Store {
         org_id: i64,
         role: &str,
     ) -> Result<Vec<super::Contact>, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::WriteTx::begin(&mut self.conn)?;
         let participant_id = participant_tx(&tx, thread_id, org_id, role)?;
         tx.execute(
             "INSERT INTO contacts (participant_id, address, org_contact_id)
@@ -625,24 +625,32 @@ pub(super) fn participant_tx(
     })
 }
 
-pub(super) fn org_key_tx(tx: &Connection, org_id: i64, fpr: &str) -> Result<(), StoreError> {
-    tx.execute(
+/// Binds a key to an organization; `true` (and the keys generation bumped, so running
+/// pipelines and senders reload) when it was not bound before.
+pub(super) fn org_key_tx(tx: &Connection, org_id: i64, fpr: &str) -> Result<bool, StoreError> {
+    let n = tx.execute(
         "INSERT INTO org_keys (org_id, fingerprint, added_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (org_id, fingerprint) DO NOTHING",
         params![org_id, fpr, now_text()],
     )?;
-    Ok(())
+    if n > 0 {
+        super::bump_keys_tx(tx)?;
+    }
+    Ok(n > 0)
 }
 
 pub(super) fn contact_key_tx(
     tx: &Connection,
     contact_id: i64,
     fpr: &str,
-) -> Result<(), StoreError> {
-    tx.execute(
+) -> Result<bool, StoreError> {
+    let n = tx.execute(
         "INSERT INTO org_contact_keys (contact_id, fingerprint) VALUES (?1, ?2)
          ON CONFLICT (contact_id, fingerprint) DO NOTHING",
         params![contact_id, fpr],
     )?;
-    Ok(())
+    if n > 0 {
+        super::bump_keys_tx(tx)?;
+    }
+    Ok(n > 0)
 }
