@@ -8,8 +8,11 @@
 #[forbid(unsafe_code)]
 pub mod core;
 pub mod decoders;
+pub mod limits;
 pub mod mailbox;
 pub mod parsers;
+
+pub use limits::{LimitExceeded, ParseLimits};
 
 use parsers::MessageStream;
 use std::{borrow::Cow, collections::HashMap, hash::Hash, net::IpAddr};
@@ -20,6 +23,8 @@ use std::{borrow::Cow, collections::HashMap, hash::Hash, net::IpAddr};
 pub struct MessageParser {
     pub(crate) header_map: HashMap<HeaderName<'static>, HdrParseFnc>,
     pub(crate) def_hdr_parse_fnc: HdrParseFnc,
+    /// casegate: bounds on one parse (see [`limits`]).
+    pub(crate) limits: ParseLimits,
 }
 
 pub(crate) type HdrParseFnc = for<'x> fn(&mut MessageStream<'x>) -> crate::HeaderValue<'x>;

@@ -18,7 +18,15 @@ impl MessageParser {
         Self {
             header_map: Default::default(),
             def_hdr_parse_fnc: |s| s.parse_raw(),
+            limits: Default::default(),
         }
+    }
+
+    /// casegate: bounds on the work of one parse. [`MessageParser::parse`] stops when one is
+    /// passed and returns what it read so far; [`MessageParser::parse_checked`] says which.
+    pub fn with_limits(mut self, limits: crate::ParseLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Parse all MIME headers:

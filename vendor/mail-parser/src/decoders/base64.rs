@@ -177,7 +177,6 @@ impl<'x> MessageStream<'x> {
 
         let mut buf = Vec::with_capacity(self.remaining() / 4 * 3);
         let mut last_ch = b'\n';
-        let mut before_last_ch = 0;
         let mut end_pos = self.offset();
 
         self.checkpoint();
@@ -224,16 +223,11 @@ impl<'x> MessageStream<'x> {
                     b' ' | b'\t' | b'\r' => (),
                     b'-' => {
                         if last_ch == b'-' {
-                            return if !boundary.is_empty() && self.try_skip(boundary) {
+                            // casegate: only a delimiter line ends the part (RFC 2046); `--`
+                            // anywhere else is not base64, so an encoding problem.
+                            return if self.take_delimiter(boundary) {
                                 buf.shrink_to_fit();
-                                (
-                                    if before_last_ch == b'\n' {
-                                        end_pos
-                                    } else {
-                                        self.offset() - boundary.len() - 2
-                                    },
-                                    buf.into(),
-                                )
+                                (end_pos, buf.into())
                             } else {
                                 self.restore();
                                 (usize::MAX, b""[..].into())
@@ -247,7 +241,6 @@ impl<'x> MessageStream<'x> {
                 }
             }
 
-            before_last_ch = last_ch;
             last_ch = ch;
         }
 
@@ -550,7 +543,6 @@ mod tests {
                 "w\n6\nH\nD\nq\nc\nO\nt\nw\n7\n P\tD u g\n==\r\n--boundary\n",
                 "áéíóú",
             ),
-            ("w6HDqcOtw7PDug==--boundary", "áéíóú"),
             ("w6HDqcOtw7PDug==\n--boundary--", "áéíóú"),
             (
                 "w\n6\nH\nD\nq\nc\nO\nt\nw\n7\n P\tD u g\n==\n--boundary",
@@ -565,6 +557,14 @@ mod tests {
                 expected_result.as_bytes(),
                 "Failed for {encoded_str:?}",
             );
+        }
+
+        // casegate: `--boundary` in the middle of a line is not a delimiter (RFC 2046
+        // §5.1.1), and `--` is not base64: an encoding problem for the caller to recover from.
+        for encoded_str in ["w6HDqcOtw7PDug==--boundary", "w6HDqcOtw7PDug==\n--boundaryX\n"] {
+            let mut s = MessageStream::new(encoded_str.as_bytes());
+            let (end, _) = s.decode_base64_mime(b"boundary");
+            assert_eq!(end, usize::MAX, "Failed for {encoded_str:?}");
         }
     }
 

@@ -97,7 +97,8 @@ impl<'x> MessageStream<'x> {
         let mut state = QuotedPrintableState::None;
         let mut hex1 = 0;
         let mut last_ch = 0;
-        let mut before_last_ch = 0;
+        // casegate: what `buf` held before the line break that began the current line.
+        let mut line_start_len = 0;
         let mut ws_count = 0;
         let mut end_pos = self.offset();
         let mut crlf = b"\n".as_ref();
@@ -122,10 +123,12 @@ impl<'x> MessageStream<'x> {
                     };
                     if QuotedPrintableState::Eq == state {
                         state = QuotedPrintableState::None;
+                        line_start_len = buf.len();
                     } else {
                         if ws_count > 0 {
-                            buf.truncate(buf.len() - ws_count);
+                            buf.truncate(buf.len().saturating_sub(ws_count));
                         }
+                        line_start_len = buf.len();
                         buf.extend_from_slice(crlf);
                     }
                     ws_count = 0;
@@ -133,14 +136,10 @@ impl<'x> MessageStream<'x> {
                 b'\r' => {
                     crlf = b"\r\n".as_ref();
                 }
-                b'-' if !boundary.is_empty() && last_ch == b'-' && self.try_skip(boundary) => {
-                    if before_last_ch == b'\n' {
-                        buf.truncate(buf.len() - (crlf.len() + 1));
-                    } else {
-                        buf.truncate(buf.len() - 1);
-                        end_pos = self.offset() - boundary.len() - 2;
-                    }
-
+                // casegate: only a delimiter line ends the part (RFC 2046); the line break
+                // before it belongs to the delimiter, and so does a soft line break.
+                b'-' if last_ch == b'-' && self.take_delimiter(boundary) => {
+                    buf.truncate(line_start_len);
                     return (end_pos, buf.into());
                 }
                 _ => match state {
@@ -180,7 +179,6 @@ impl<'x> MessageStream<'x> {
                 },
             }
 
-            before_last_ch = last_ch;
             last_ch = ch;
         }
 

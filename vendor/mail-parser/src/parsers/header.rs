@@ -30,6 +30,12 @@ impl<'x> MessageStream<'x> {
 
             let offset_field = self.offset();
 
+            if headers.len() >= self.header_room {
+                // casegate: bounded header count (see `crate::limits`).
+                self.header_room_exhausted = true;
+                return false;
+            }
+
             if let Some(header_name) = self.parse_header_name() {
                 let from_offset = self.offset();
                 let value = if conf.header_map.is_empty() {

@@ -13,6 +13,7 @@ use crate::{
 };
 
 use super::MessageStream;
+use crate::limits::{Budget, LimitExceeded};
 
 const MAX_NESTED_ENCODED: usize = 3;
 
@@ -109,7 +110,34 @@ impl MessageParser {
     /// if no headers are found None is returned.
     ///
     pub fn parse<'x>(&self, raw_message: &'x (impl AsRef<[u8]> + ?Sized)) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, false)
+        self.parse_(
+            raw_message.as_ref(),
+            MAX_NESTED_ENCODED,
+            false,
+            0,
+            &mut Budget::default(),
+        )
+    }
+
+    /// casegate: like [`MessageParser::parse`], but a message that passes one of the parser's
+    /// limits ([`MessageParser::with_limits`]) is an error, found as soon as the limit is
+    /// passed (the rest of the message is not read).
+    pub fn parse_checked<'x>(
+        &self,
+        raw_message: &'x (impl AsRef<[u8]> + ?Sized),
+    ) -> Result<Option<Message<'x>>, LimitExceeded> {
+        let mut budget = Budget::default();
+        let message = self.parse_(
+            raw_message.as_ref(),
+            MAX_NESTED_ENCODED,
+            false,
+            0,
+            &mut budget,
+        );
+        match budget.exceeded {
+            Some(e) => Err(e),
+            None => Ok(message),
+        }
     }
 
     /// Parses a byte slice containing the RFC5322 raw message and returns a
@@ -118,15 +146,33 @@ impl MessageParser {
         &self,
         raw_message: &'x (impl AsRef<[u8]> + ?Sized),
     ) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, true)
+        self.parse_(
+            raw_message.as_ref(),
+            MAX_NESTED_ENCODED,
+            true,
+            0,
+            &mut Budget::default(),
+        )
     }
 
+    /// casegate: records that a limit was passed; the parse then stops.
+    fn passed(budget: &mut Budget, e: LimitExceeded) {
+        budget.exceeded.get_or_insert(e);
+    }
+
+    /// `depth` (upstream's name) is how many more base64/quoted-printable encoded attached
+    /// messages may be parsed inside this one. casegate: `depth_base` is the nesting depth of
+    /// this (possibly attached) message's own top-level entity, and `budget` what the whole
+    /// parse has used.
     fn parse_<'x>(
         &self,
         raw_message: &'x [u8],
         depth: usize,
         skip_body: bool,
+        depth_base: usize,
+        budget: &mut Budget,
     ) -> Option<Message<'x>> {
+        let limits = self.limits;
         let mut stream = MessageStream::new(raw_message);
 
         let mut message = Message::new();
@@ -139,7 +185,14 @@ impl MessageParser {
         'outer: loop {
             // Parse headers
             state.offset_header = stream.offset();
-            if !stream.parse_headers(self, &mut part_headers) {
+            stream.header_room = limits.max_headers.saturating_sub(budget.headers);
+            let found = stream.parse_headers(self, &mut part_headers);
+            budget.headers += part_headers.len();
+            if stream.header_room_exhausted {
+                Self::passed(budget, LimitExceeded::Headers(limits.max_headers));
+                break;
+            }
+            if !found {
                 break;
             }
             state.offset_body = stream.offset();
@@ -147,6 +200,11 @@ impl MessageParser {
                 break;
             }
 
+            budget.parts += 1;
+            if budget.parts > limits.max_parts {
+                Self::passed(budget, LimitExceeded::Parts(limits.max_parts));
+                break;
+            }
             state.parts += 1;
             state.sub_part_ids.push(message.parts.len() as u32);
 
@@ -160,6 +218,10 @@ impl MessageParser {
             if is_multipart
                 && let Some(mime_boundary) = content_type.and_then(|f| f.attribute("boundary"))
             {
+                if depth_base + state_stack.len() + 1 > limits.max_depth {
+                    Self::passed(budget, LimitExceeded::Depth(limits.max_depth));
+                    break 'outer;
+                }
                 if stream.seek_next_part(mime_boundary.as_bytes()) {
                     let part_id = message.parts.len();
                     let new_state = MessageParserState {
@@ -175,6 +237,7 @@ impl MessageParser {
                         ..Default::default()
                     };
                     //add_missing_type(&mut part_header, "text".into(), "plain".into());
+                    stream.fences.push(mime_boundary.as_bytes().to_vec());
                     message.parts.push(MessagePart {
                         headers: std::mem::take(&mut part_headers),
                         offset_header: state.offset_header as u32,
@@ -212,6 +275,10 @@ impl MessageParser {
             };
 
             if mime_type == MimeType::Message && encoding == Encoding::None {
+                if depth_base + state_stack.len() + 1 > limits.max_depth {
+                    Self::passed(budget, LimitExceeded::Depth(limits.max_depth));
+                    break 'outer;
+                }
                 let new_state = MessageParserState {
                     mime_type: MimeType::Message,
                     mime_boundary: state.mime_boundary.take(),
@@ -353,8 +420,22 @@ impl MessageParser {
             } else {
                 message.attachments.push(message.parts.len() as u32);
 
+                if depth_base + state_stack.len() + 1 > limits.max_depth {
+                    Self::passed(budget, LimitExceeded::Depth(limits.max_depth));
+                    break 'outer;
+                }
                 if depth != 0 {
-                    if let Some(nested_message) = self.parse_(bytes.as_ref(), depth - 1, false) {
+                    let nested = self.parse_(
+                        bytes.as_ref(),
+                        depth - 1,
+                        false,
+                        depth_base + state_stack.len() + 1,
+                        budget,
+                    );
+                    if budget.exceeded.is_some() {
+                        break 'outer;
+                    }
+                    if let Some(nested_message) = nested {
                         PartType::Message(Message {
                             html_body: nested_message.html_body,
                             text_body: nested_message.text_body,
@@ -393,16 +474,13 @@ impl MessageParser {
                     if let MimeType::Message = state.mime_type {
                         // Finished processing a nested message, restore parent message from stack
                         if let Some((mut prev_state, Some(mut prev_message))) = state_stack.pop() {
-                            let offset_end = state
-                                .mime_boundary
-                                .as_ref()
-                                .map(|b| {
-                                    let pos = stream.offset().saturating_sub(b.len() + 2);
-                                    stream.data.get(pos - 2).map_or(pos - 1, |&ch| {
-                                        if ch == b'\r' { pos - 2 } else { pos - 1 }
-                                    })
-                                })
-                                .unwrap_or_else(|| stream.offset());
+                            // casegate: from where the delimiter began (it may belong to an
+                            // enclosing multipart, of another length).
+                            let offset_end = if state.mime_boundary.is_some() {
+                                stream.end_before_last_delimiter()
+                            } else {
+                                stream.offset()
+                            };
                             message.raw_message = raw_message.into();
                             //raw_message[state.offset_header..offset_end].as_ref().into();
 
@@ -431,7 +509,18 @@ impl MessageParser {
                         }
                     }
 
-                    if stream.is_multipart_end() {
+                    // casegate: a delimiter of an enclosing multipart ends this one too, without
+                    // its close delimiter (an encoding problem); the enclosing one then goes on
+                    // from its delimiter, already taken.
+                    let implicit_end = match stream.outer_match {
+                        Some(i) if i + 1 < stream.fences.len() => true,
+                        Some(_) => {
+                            stream.outer_match = None;
+                            false
+                        }
+                        None => false,
+                    };
+                    if implicit_end || stream.is_multipart_end() {
                         // End of MIME part reached
 
                         if MimeType::MultipartAlternative == state.mime_type
@@ -462,6 +551,16 @@ impl MessageParser {
                             if state.sub_part_ids.len() != 1 || state.sub_part_ids[0] != 0 {
                                 part.body =
                                     PartType::Multipart(std::mem::take(&mut state.sub_part_ids));
+                            }
+
+                            stream.fences.pop();
+                            if implicit_end {
+                                part.is_encoding_problem = true;
+                                part.offset_end = stream.end_before_last_delimiter() as u32;
+                                if let Some((prev_state, _)) = state_stack.pop() {
+                                    state = prev_state;
+                                    continue 'inner;
+                                }
                             }
 
                             // Restore ancestor's state
@@ -512,10 +611,11 @@ impl MessageParser {
                                 state
                                     .mime_boundary
                                     .as_deref()
-                                    .and_then(|b| std::str::from_utf8(b).ok())
                                     .and_then(|boundary| {
-                                        text.rsplit_once(boundary)
-                                            .and_then(|(text, _)| text.strip_suffix("--"))
+                                        // casegate: the last delimiter *line* (RFC 2046),
+                                        // not the boundary's last occurrence anywhere.
+                                        super::mime::last_delimiter(text.as_bytes(), boundary)
+                                            .and_then(|dash| text.get(..dash))
                                     })
                                     .map(|text| {
                                         let text = text.strip_suffix('\n').unwrap_or(text);

@@ -17,6 +17,19 @@ pub struct MessageStream<'x> {
     iter: Peekable<Iter<'x, u8>>,
     pos: usize,
     restore_pos: usize,
+    /// casegate: how many more header fields `parse_headers` may collect into one list.
+    pub(crate) header_room: usize,
+    /// casegate: `parse_headers` stopped because `header_room` ran out.
+    pub(crate) header_room_exhausted: bool,
+    /// casegate: the boundaries of the multiparts that enclose the current position, innermost
+    /// last. A delimiter line of any of them ends the part being read (RFC 2046 §5.1.1: a
+    /// boundary delimiter cannot occur inside an encapsulated part).
+    pub(crate) fences: Vec<Vec<u8>>,
+    /// casegate: the last delimiter taken belonged to `fences[i]`, an enclosing multipart, not
+    /// to the one being read: the multiparts inside `fences[i]` ended without a close delimiter.
+    pub(crate) outer_match: Option<usize>,
+    /// casegate: offset of the first `-` of the last delimiter taken.
+    pub(crate) last_dash: usize,
 }
 
 impl<'x> MessageStream<'x> {
@@ -26,6 +39,11 @@ impl<'x> MessageStream<'x> {
             iter: data.iter().peekable(),
             pos: 0,
             restore_pos: 0,
+            header_room: usize::MAX,
+            header_room_exhausted: false,
+            fences: Vec::new(),
+            outer_match: None,
+            last_dash: 0,
         }
     }
 
@@ -133,6 +151,49 @@ impl<'x> MessageStream<'x> {
     #[inline(always)]
     pub fn len(&self) -> usize {
         self.data.len()
+    }
+
+    /// casegate: whether the `--` just read (the last two bytes) starts a delimiter line
+    /// (RFC 2046 §5.1.1; see [`mime::is_delimiter`]) of `boundary` or of an enclosing multipart
+    /// ([`MessageStream::fences`]). If so the boundary is consumed, `last_dash` is set and, for
+    /// an enclosing one, `outer_match`.
+    pub(crate) fn take_delimiter(&mut self, boundary: &[u8]) -> bool {
+        let Some(dash) = self.offset().checked_sub(2) else {
+            return false;
+        };
+        let len = if mime::is_delimiter(self.data, dash, boundary) {
+            boundary.len()
+        } else {
+            match self.fence_at(dash, boundary) {
+                Some(i) => {
+                    self.outer_match = Some(i);
+                    self.fences[i].len()
+                }
+                None => return false,
+            }
+        };
+        self.skip_bytes(len);
+        self.last_dash = dash;
+        true
+    }
+
+    /// casegate: the innermost enclosing multipart (other than `own`) whose delimiter line
+    /// starts at `dash`.
+    pub(crate) fn fence_at(&self, dash: usize, own: &[u8]) -> Option<usize> {
+        (0..self.fences.len())
+            .rev()
+            .find(|&i| self.fences[i] != own && mime::is_delimiter(self.data, dash, &self.fences[i]))
+    }
+
+    /// casegate: where the content before the last delimiter taken ends: before the line
+    /// break that precedes the delimiter (it belongs to the delimiter).
+    pub(crate) fn end_before_last_delimiter(&self) -> usize {
+        let dash = self.last_dash;
+        match (dash.checked_sub(2).and_then(|i| self.data.get(i)), self.data.get(dash.wrapping_sub(1))) {
+            (Some(b'\r'), Some(b'\n')) => dash - 2,
+            (_, Some(b'\n')) => dash - 1,
+            _ => dash,
+        }
     }
 
     #[inline(always)]
