@@ -13,6 +13,7 @@ use serde_json::json;
 
 use casegate::app;
 use casegate::config::Settings;
+use casegate::intake::Intake;
 use casegate::keyring;
 use casegate::outbox;
 use casegate::store::{Store, StoredCert, time_text};
@@ -918,15 +919,17 @@ fn cmd_ingest(
     let mut failed = false;
     let mut fatal: Option<anyhow::Error> = None;
     for path in paths {
-        let res = app::for_each_message(path, &mut |source, raw| {
+        let limits = settings.config.limits();
+        let res = app::for_each_message(path, &limits, &mut |source, got| {
             if fatal.is_some() {
                 return;
             }
             let shown = source.describe();
-            let result = if dry_run {
-                pipeline.dry_run(&raw, source)
-            } else {
-                pipeline.process(&raw, source)
+            let result = match (got, dry_run) {
+                (Intake::Whole(raw), true) => pipeline.dry_run(&raw, source),
+                (Intake::Whole(raw), false) => pipeline.process(&raw, source),
+                (Intake::Partial(p), true) => pipeline.dry_run_partial(&p, source),
+                (Intake::Partial(p), false) => pipeline.process_partial(&p, source),
             };
             match result {
                 Ok(o) => {

@@ -2,11 +2,19 @@
 //! `casegate ingest`, the Maildir drop folder, IMAP, or a replay. Nothing a sender controls can
 //! make it fail: what cannot be parsed, opened or routed is stored raw in quarantine with the
 //! reason. Only a store failure is an error, and then nothing of the message was written.
+//!
+//! Nothing a sender controls can stop it either: the evaluation of one message runs under
+//! `catch_unwind` (a panic quarantines that message), every parse is bounded by [`Limits`]
+//! (no recursion, work or memory the sender chooses), and a message from a source that tries
+//! again (Maildir, IMAP) is counted before it is read, so one that keeps failing — even by
+//! aborting the whole process — is quarantined unread after `limits.max_attempts`.
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
+use crate::intake::Partial;
 use crate::keyring::Keyring;
+use crate::limits::Limits;
 use crate::message::{self, MailView};
 use crate::open::{self, Encryption, SignatureFacts};
 use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
@@ -30,7 +38,8 @@ pub struct Rules {
     pub reporting_address: String,
     pub coordinator_address: String,
     pub require_signed_vendor_statements: bool,
-    pub max_message_bytes: u64,
+    /// What one message may cost (`[limits]`, `[policy] max_message_bytes`).
+    pub limits: Limits,
     /// New reports are acknowledged (at most this many per sender per UTC day).
     pub ack_limit_per_sender_per_day: u32,
     pub outbox: crate::config::OutboxConfig,
@@ -42,7 +51,7 @@ impl Rules {
             reporting_address: s.config.coordinator.reporting_address.to_lowercase(),
             coordinator_address: s.config.coordinator.address.to_lowercase(),
             require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
-            max_message_bytes: s.config.policy.max_message_bytes,
+            limits: s.config.limits(),
             ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
             outbox: s.config.outbox.clone(),
         }
@@ -112,10 +121,27 @@ impl Pipeline {
         &self.keyring
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.rules.limits
+    }
+
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
+    ///
+    /// A message from a source that tries again (its [`MessageSource::attempt_key`]) is
+    /// counted first; one that already failed `limits.max_attempts` times without being stored
+    /// (the process died while reading it, say) is quarantined unread.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
-        let eval = self.evaluate(raw, source, now)?;
+        if let Some(key) = source.attempt_key() {
+            let (tries, last_error) = self.store.begin_attempt(&key)?;
+            if tries > self.rules.limits.max_attempts {
+                let mut m = NewMessage::inbound(raw, source, now, Disposition::Quarantine);
+                m.reason = gave_up_reason(tries - 1, last_error.as_deref());
+                m.flags = "gave-up".into();
+                return self.commit_quarantine(m);
+            }
+        }
+        let eval = self.evaluate_isolated(raw, source, now)?;
         // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
         // a crash in between repeats it harmlessly when the report is delivered again.
         if let Some((message_id, reason)) = &eval.bounced {
@@ -156,9 +182,146 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Stores a message casegate keeps only part of (over `max_message_bytes`, or not
+    /// readable at all) in quarantine, with the reason; the source may then move on.
+    pub fn process_partial(
+        &mut self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        // Unknown content: a stand-in key that is unique per source and size.
+        let sha256 = partial.sha256.clone().unwrap_or_else(|| {
+            crate::intake::sha256_hex(
+                format!("casegate-unread:{}:{}", source.describe(), partial.size).as_bytes(),
+            )
+        });
+        let mut m = NewMessage::partial(
+            &partial.head,
+            partial.size,
+            sha256,
+            source,
+            Utc::now(),
+            partial.reason.clone(),
+        );
+        m.flags = if partial.sha256.is_some() {
+            "oversized".into()
+        } else {
+            "unread".into()
+        };
+        self.commit_quarantine(m)
+    }
+
+    /// What [`Pipeline::process_partial`] would do, stored nowhere.
+    pub fn dry_run_partial(
+        &self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        let mut outcome = blank_outcome(&source);
+        outcome.reason = partial.reason.clone();
+        if let Some(sha) = &partial.sha256
+            && self.store.find_duplicate(sha)?.is_some()
+        {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+        }
+        Ok(outcome)
+    }
+
+    /// How often the message at `source` failed before anything could be stored (see
+    /// [`Store::record_failed_attempt`]), and the last failure; 0 for sources that do not
+    /// try again.
+    pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+        match source.attempt_key() {
+            Some(key) => {
+                let (n, last) = self.store.attempts(&key)?;
+                Ok((n, last.unwrap_or_else(|| "casegate stopped while reading it".into())))
+            }
+            None => Ok((0, String::new())),
+        }
+    }
+
+    /// Records that reading the message at `source` failed (`error`); returns the count.
+    pub fn record_failed_attempt(
+        &mut self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, PipelineError> {
+        match source.attempt_key() {
+            Some(key) => Ok(self.store.record_failed_attempt(&key, error)?),
+            None => Ok(1),
+        }
+    }
+
+    /// The message at `source` could not be read `tries` times: quarantine what is known of
+    /// it (no content), so the source moves on.
+    pub fn give_up_unread(
+        &mut self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        last_error: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let reason = format!(
+            "could not be read {tries} times (last: {}); not stored, left at the source",
+            one_line(last_error, 200)
+        );
+        self.process_partial(
+            &Partial {
+                head: Vec::new(),
+                size,
+                sha256: None,
+                reason,
+            },
+            source,
+        )
+    }
+
+    fn commit_quarantine(&mut self, m: NewMessage) -> Result<Outcome, PipelineError> {
+        let committed = self.store.commit_message(&m)?;
+        let mut outcome = blank_outcome(&m.source);
+        outcome.reason = m.reason.clone();
+        if committed.duplicate {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+        }
+        tracing::warn!(source = %outcome.source, outcome = outcome.outcome, reason = %outcome.reason, "message quarantined unread");
+        Ok(outcome)
+    }
+
+    /// [`Pipeline::evaluate`] with a panic turned into a quarantine of this one message: a
+    /// bug that sender data reaches must cost that message its routing, not the gateway.
+    fn evaluate_isolated(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+        now: DateTime<Utc>,
+    ) -> Result<Evaluation, StoreError> {
+        let run = std::panic::AssertUnwindSafe(|| self.evaluate(raw, source.clone(), now));
+        match std::panic::catch_unwind(run) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                let reason = format!(
+                    "internal error while reading this message ({}); stored raw for a person to look at",
+                    one_line(&what, 200)
+                );
+                tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
+                let message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
+                let mut e = quarantine(message, blank_outcome(&source), reason);
+                e.message.flags = "internal-error".into();
+                Ok(e)
+            }
+        }
+    }
+
     /// The same decision as [`Pipeline::process`], stored nowhere.
     pub fn dry_run(&self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
-        let eval = self.evaluate(raw, source, Utc::now())?;
+        let eval = self.evaluate_isolated(raw, source, Utc::now())?;
         let mut outcome = eval.outcome;
         if let Some((_, thread)) = self.store.find_duplicate(&eval.message.sha256)? {
             outcome.outcome = "duplicate";
@@ -175,31 +338,19 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
         let mut message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
-        let mut outcome = Outcome {
-            source: source.describe(),
-            message_id: None,
-            outcome: "quarantine",
-            thread: None,
-            reason: String::new(),
-            encrypted: false,
-            signature: "none",
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            notes: Vec::new(),
-            acknowledgment: None,
-            steps: Vec::new(),
-        };
+        let mut outcome = blank_outcome(&source);
+        let limits = &self.rules.limits;
 
-        if raw.len() as u64 > self.rules.max_message_bytes {
+        // The sources never hand over more (see `intake`); a caller that read a file whole may.
+        if raw.len() as u64 > limits.max_message_bytes {
             let reason = format!(
                 "message is {} bytes, over the limit of {} (policy.max_message_bytes)",
                 raw.len(),
-                self.rules.max_message_bytes
+                limits.max_message_bytes
             );
             return Ok(quarantine(message, outcome, reason));
         }
-        let outer = match message::parse(raw) {
+        let outer = match message::parse_with(raw, limits) {
             Ok(v) => v,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot parse: {e}"))),
         };
@@ -212,11 +363,11 @@ impl Pipeline {
         outcome.automatic = message.automatic;
 
         // A delivery status notification is about a copy we sent, never a participant's word.
-        if let Some(report) = crate::bounce::parse_bounce(raw) {
+        if let Some(report) = crate::bounce::parse_bounce_with(raw, limits) {
             return self.delivery_report(message, outcome, report);
         }
 
-        let opened = match open::open(raw, &self.keyring) {
+        let opened = match open::open_with(raw, &self.keyring, limits) {
             Ok(o) => o,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
         };
@@ -234,7 +385,7 @@ impl Pipeline {
         }
         // Say so when what was decrypted is not readable as MIME.
         if let Some(bytes) = opened.inner.as_deref()
-            && let Err(e) = message::parse_entity(bytes)
+            && let Err(e) = message::parse_entity_with(bytes, limits)
         {
             outcome
                 .notes
@@ -477,7 +628,11 @@ impl Pipeline {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
-        let result = self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner);
+        // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner)
+        }))
+        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -499,7 +654,10 @@ impl Pipeline {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let inner = open::open(&raw, &self.keyring).ok().and_then(|o| o.inner);
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                open::open_with(&raw, &self.keyring, &self.rules.limits)
+            }));
+            let inner = opened.ok().and_then(Result::ok).and_then(|o| o.inner);
             let result = self.acknowledge(
                 &thread.number,
                 &raw,
@@ -530,9 +688,9 @@ impl Pipeline {
             .ok_or("the new report vanished")?;
         // Trust on first use, for a reporter we have never seen: the key they sent with
         // the report is the one we answer to.
-        let mut offered = message::offered_keys(raw);
+        let mut offered = message::offered_keys(raw, &self.rules.limits);
         if let Some(inner) = inner {
-            offered.extend(message::offered_keys(inner));
+            offered.extend(message::offered_keys(inner, &self.rules.limits));
         }
         for bytes in offered {
             for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
@@ -649,6 +807,49 @@ fn reply_ids(view: &MailView) -> Vec<String> {
         }
     }
     ids
+}
+
+/// An outcome with nothing decided yet (quarantine until something says otherwise).
+fn blank_outcome(source: &MessageSource) -> Outcome {
+    Outcome {
+        source: source.describe(),
+        message_id: None,
+        outcome: "quarantine",
+        thread: None,
+        reason: String::new(),
+        encrypted: false,
+        signature: "none",
+        signer: None,
+        signature_reason: None,
+        automatic: false,
+        notes: Vec::new(),
+        acknowledgment: None,
+        steps: Vec::new(),
+    }
+}
+
+/// The quarantine reason for a message given up after `failed` tries that ended without a
+/// commit.
+fn gave_up_reason(failed: u32, last_error: Option<&str>) -> String {
+    match last_error {
+        Some(e) => format!(
+            "given up after {failed} tries that did not end in storing it (last: {}); stored raw, unread",
+            one_line(e, 200)
+        ),
+        None => format!(
+            "given up after {failed} tries that did not end in storing it (casegate stopped while reading it); stored raw, unread"
+        ),
+    }
+}
+
+/// `text` on one line, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.trim().to_string()
 }
 
 fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> Evaluation {
