@@ -171,6 +171,10 @@ impl crate::imap::MessageSink for SharedPipeline {
 pub fn serve(settings: Settings) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Every recursion over sender data is bounded (limits.max_nesting_depth), and a few
+        // MB would do; the margin is for the libraries' own recursion on hostile input. An
+        // untouched stack costs address space, not memory.
+        .thread_stack_size(16 << 20)
         .build()
         .map_err(DaemonError::Signal)?;
     runtime.block_on(serve_async(settings))

@@ -141,6 +141,7 @@ impl Pipeline {
                 return self.commit_quarantine(m);
             }
         }
+        abort_for_tests(raw);
         let eval = self.evaluate_isolated(raw, source, now)?;
         // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
         // a crash in between repeats it harmlessly when the report is delivered again.
@@ -297,15 +298,9 @@ impl Pipeline {
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let run = std::panic::AssertUnwindSafe(|| self.evaluate(raw, source.clone(), now));
-        match std::panic::catch_unwind(run) {
+        match caught(|| self.evaluate(raw, source.clone(), now)) {
             Ok(result) => result,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
+            Err(what) => {
                 let reason = format!(
                     "internal error while reading this message ({}); stored raw for a person to look at",
                     one_line(&what, 200)
@@ -629,9 +624,9 @@ impl Pipeline {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
         // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let result = caught(|| {
             self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner)
-        }))
+        })
         .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
@@ -654,9 +649,7 @@ impl Pipeline {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                open::open_with(&raw, &self.keyring, &self.rules.limits)
-            }));
+            let opened = caught(|| open::open_with(&raw, &self.keyring, &self.rules.limits));
             let inner = opened.ok().and_then(Result::ok).and_then(|o| o.inner);
             let result = self.acknowledge(
                 &thread.number,
@@ -809,6 +802,23 @@ fn reply_ids(view: &MailView) -> Vec<String> {
     ids
 }
 
+/// Debug builds only (the tests' binary; compiled out of release builds): aborts the process
+/// when the message holds the bytes in `CASEGATE_DEBUG_ABORT_ON`, the way a stack overflow or
+/// an allocation failure would, so the tests can show that a message which kills casegate is
+/// counted and, after `max_attempts`, quarantined unread.
+#[cfg(debug_assertions)]
+fn abort_for_tests(raw: &[u8]) {
+    if let Some(marker) = std::env::var_os("CASEGATE_DEBUG_ABORT_ON") {
+        let marker = marker.as_encoded_bytes();
+        if !marker.is_empty() && raw.windows(marker.len()).any(|w| w == marker) {
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn abort_for_tests(_raw: &[u8]) {}
+
 /// An outcome with nothing decided yet (quarantine until something says otherwise).
 fn blank_outcome(source: &MessageSource) -> Outcome {
     Outcome {
@@ -842,6 +852,19 @@ fn gave_up_reason(failed: u32, last_error: Option<&str>) -> String {
     }
 }
 
+/// Runs `f`; a panic in it becomes `Err` with the panic's message. The work on one message
+/// runs under this, so a bug that sender data reaches costs that message, not the gateway
+/// (what `f` touched is only read, or rolled back with its transaction).
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into())
+    })
+}
+
 /// `text` on one line, at most `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let line: String = text
@@ -863,5 +886,161 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
         outcome,
         inner: None,
         bounced: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(limits: Limits) -> Pipeline {
+        let store = Store::open_in_memory().unwrap();
+        Pipeline::new(
+            store,
+            Keyring::new(None, Vec::new()),
+            Rules {
+                reporting_address: "cert@example.test".into(),
+                coordinator_address: "cert@example.test".into(),
+                require_signed_vendor_statements: false,
+                limits,
+                ack_limit_per_sender_per_day: 3,
+                outbox: Default::default(),
+            },
+        )
+    }
+
+    fn report(i: usize) -> Vec<u8> {
+        format!(
+            "From: r{i}@example.net\r\nTo: cert@example.test\r\nSubject: report {i}\r\n\
+Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn maildir(name: &str) -> MessageSource {
+        MessageSource::Maildir(format!("/m/new/{name}"))
+    }
+
+    #[test]
+    fn a_panic_becomes_its_message() {
+        assert_eq!(caught(|| 7), Ok(7));
+        let e = caught(|| -> u8 { panic!("boom at {}", 3) });
+        assert_eq!(e, Err("boom at 3".to_string()));
+        let e = caught(|| -> u8 { std::panic::panic_any(42u32) });
+        assert_eq!(e, Err("no message".to_string()));
+    }
+
+    #[test]
+    fn each_limit_quarantines_with_its_own_reason_and_the_next_message_goes_on() {
+        let limits = Limits {
+            max_nesting_depth: 4,
+            max_parts: 6,
+            max_headers: 40,
+            max_decoded_bytes: 2000,
+            ..Limits::default()
+        };
+        let mut p = pipeline(limits);
+        let head = "From: x@evil.example\r\nTo: cert@example.test\r\nSubject: poison\r\n";
+        let mut deep = head.to_string();
+        for _ in 0..5 {
+            deep.push_str("Content-Type: message/rfc822\r\n\r\nFrom: y@evil.example\r\n");
+        }
+        deep.push_str("\r\nx\r\n");
+        let mut many_parts = format!("{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for i in 0..6 {
+            many_parts.push_str(&format!("--b\r\n\r\npart {i}\r\n"));
+        }
+        many_parts.push_str("--b--\r\n");
+        let many_headers = format!("{head}{}\r\nbody\r\n", "X-A: b\r\n".repeat(40));
+        let big = format!("{head}\r\n{}\r\n", "y".repeat(3000));
+        let ambiguous = format!(
+            "{head}Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\nhi\r\n"
+        );
+        for (i, (poison, expected)) in [
+            (deep, "limits.max_nesting_depth"),
+            (many_parts, "limits.max_parts"),
+            (many_headers, "limits.max_headers"),
+            (big, "limits.max_decoded_bytes"),
+            (ambiguous, "2 Content-Type fields"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let o = p
+                .process(poison.as_bytes(), maildir(&format!("poison{i}")))
+                .unwrap();
+            assert_eq!(o.outcome, "quarantine", "{expected}: {o:?}");
+            assert!(o.reason.contains(expected), "{expected}: {}", o.reason);
+            let o = p.process(&report(i), maildir(&format!("good{i}"))).unwrap();
+            assert_eq!(o.outcome, "routed", "{o:?}");
+        }
+        let stored = p.store().quarantined().unwrap();
+        assert_eq!(stored.len(), 5);
+        // Raw bytes are kept for each.
+        for r in &stored {
+            assert!(!p.store().raw_message(r.id).unwrap().is_empty());
+        }
+    }
+
+    /// A message whose tries end without a commit (the process died while reading it) is
+    /// counted durably, and given up — stored raw, unread — once it failed max_attempts times.
+    #[test]
+    fn a_message_that_keeps_killing_casegate_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let poison = report(1);
+        for _ in 0..3 {
+            // Counted, then the "process" dies before the commit.
+            let mut s = Store::open(&path).unwrap();
+            s.begin_attempt(&maildir("1.eml").attempt_key().unwrap())
+                .unwrap();
+        }
+        let mut p = pipeline(Limits::default());
+        p.store = Store::open(&path).unwrap();
+        let o = p.process(&poison, maildir("1.eml")).unwrap();
+        assert_eq!(o.outcome, "quarantine");
+        assert!(o.reason.contains("given up after 3 tries"), "{}", o.reason);
+        assert!(o.reason.contains("stopped while reading it"), "{}", o.reason);
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(p.store().raw_message(q[0].id).unwrap(), poison);
+        assert_eq!(q[0].flags, "gave-up");
+        // Its count went with the commit; a message that is read fine leaves none behind.
+        let key = maildir("1.eml").attempt_key().unwrap();
+        assert_eq!(p.store().attempts(&key).unwrap().0, 0);
+        let o = p.process(&report(2), maildir("2.eml:2,S")).unwrap();
+        assert_eq!(o.outcome, "routed");
+        assert_eq!(p.store().attempts("maildir:/m/new/2.eml").unwrap().0, 0);
+        // A file that cannot be read is counted with its error, then given up.
+        let src = maildir("3.eml");
+        for n in 1..=3 {
+            assert_eq!(p.record_failed_attempt(&src, "Permission denied").unwrap(), n);
+        }
+        let (n, last) = p.failed_attempts(&src).unwrap();
+        assert_eq!((n, last.as_str()), (3, "Permission denied"));
+        let o = p.give_up_unread(src, 1234, n, &last).unwrap();
+        assert!(o.reason.contains("could not be read 3 times"), "{}", o.reason);
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(q.last().unwrap().raw_size, Some(1234));
+    }
+
+    #[test]
+    fn an_oversized_message_keeps_its_head_size_and_hash_once() {
+        let mut p = pipeline(Limits::default());
+        let partial = Partial {
+            head: b"From: big@example.net\r\n".to_vec(),
+            size: 5_000_000_000,
+            sha256: Some("ab".repeat(32)),
+            reason: "message is 5000000000 bytes, over the limit".into(),
+        };
+        let o = p.process_partial(&partial, maildir("big.eml")).unwrap();
+        assert_eq!(o.outcome, "quarantine");
+        let again = p.process_partial(&partial, maildir("big.eml")).unwrap();
+        assert_eq!(again.outcome, "duplicate");
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].sha256, "ab".repeat(32));
+        assert_eq!(q[0].raw_size, Some(5_000_000_000));
+        assert_eq!(q[0].flags, "oversized");
+        assert_eq!(p.store().raw_message(q[0].id).unwrap(), partial.head);
     }
 }
