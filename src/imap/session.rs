@@ -479,6 +479,10 @@ impl MailboxWorker {
             blocking(move || sink.give_up(src, size, tries, &last_error)).await?;
             return Ok(self.committed_alone(sel, uid));
         }
+        // A server may drop the connection after failing on the message before this one
+        // (Dovecot does, for a file it cannot read): that is not this message's failure.
+        // A NOOP that fails says so before anything is counted against it.
+        self.server.step("NOOP", s.noop()).await?;
         let read = if size > limits.max_message_bytes {
             self.fetch_partial(s, uid, size, limits)
                 .await
