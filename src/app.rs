@@ -8,8 +8,8 @@ use sequoia_openpgp::parse::Parse;
 
 use crate::config::{ConfigError, Settings};
 use crate::intake::{self, Intake};
-use crate::limits::Limits;
 use crate::keyring::{self, Keyring, KeyringError};
+use crate::limits::Limits;
 use crate::pipeline::{Pipeline, Rules};
 use crate::store::{MessageSource, Store, StoreError};
 
@@ -161,8 +161,8 @@ pub fn for_each_message(
         reason,
     };
     if path == "-" {
-        let got = intake::read_stream(std::io::stdin().lock(), limits)
-            .map_err(|e| err(e.to_string()))?;
+        let got =
+            intake::read_stream(std::io::stdin().lock(), limits).map_err(|e| err(e.to_string()))?;
         each(MessageSource::Stdin, got);
         return Ok(());
     }

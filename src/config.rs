@@ -504,11 +504,15 @@ password_file = "path/to/secret"
         let cfg = Config::from_toml(include_str!("../config/casegate.example.toml")).unwrap();
         assert_eq!(cfg.limits(), Config::default().limits());
         assert_eq!(cfg.limits(), crate::limits::Limits::default());
-        let small = Config::from_toml("[limits]\nmax_parts = 5\n[policy]\nmax_message_bytes = 2048\n")
-            .unwrap()
-            .limits();
+        let small =
+            Config::from_toml("[limits]\nmax_parts = 5\n[policy]\nmax_message_bytes = 2048\n")
+                .unwrap()
+                .limits();
         assert_eq!((small.max_parts, small.max_message_bytes), (5, 2048));
-        assert_eq!(small.max_headers, crate::limits::Limits::default().max_headers);
+        assert_eq!(
+            small.max_headers,
+            crate::limits::Limits::default().max_headers
+        );
         assert!(Config::from_toml("[limits]\nmax_part = 5\n").is_err());
     }
 

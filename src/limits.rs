@@ -70,7 +70,10 @@ impl Limits {
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
             ("policy.max_message_bytes", self.max_message_bytes >= 1024),
-            ("limits.max_nesting_depth", (2..=1000).contains(&self.max_nesting_depth)),
+            (
+                "limits.max_nesting_depth",
+                (2..=1000).contains(&self.max_nesting_depth),
+            ),
             ("limits.max_parts", self.max_parts >= 1),
             ("limits.max_headers", self.max_headers >= 1),
             ("limits.max_decoded_bytes", self.max_decoded_bytes >= 1024),

@@ -5,7 +5,9 @@
 //! Every parse in casegate goes through [`parse_mime`], which holds it to the [`Limits`]: the
 //! sender chooses how deep, how many parts, how many header fields, not casegate's memory.
 
-use mail_parser::{Address, HeaderName, HeaderValue, LimitExceeded, Message, MessageParser, PartType};
+use mail_parser::{
+    Address, HeaderName, HeaderValue, LimitExceeded, Message, MessageParser, PartType,
+};
 
 use crate::limits::Limits;
 
@@ -67,7 +69,10 @@ pub fn parse_mime<'x>(raw: &'x [u8], limits: &Limits) -> Result<Message<'x>, Par
         for part in &m.parts {
             for (name, field) in [
                 (HeaderName::ContentType, "Content-Type"),
-                (HeaderName::ContentTransferEncoding, "Content-Transfer-Encoding"),
+                (
+                    HeaderName::ContentTransferEncoding,
+                    "Content-Transfer-Encoding",
+                ),
             ] {
                 let count = part.headers.iter().filter(|h| h.name == name).count();
                 if count > 1 {

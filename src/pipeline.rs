@@ -236,7 +236,10 @@ impl Pipeline {
         match source.attempt_key() {
             Some(key) => {
                 let (n, last) = self.store.attempts(&key)?;
-                Ok((n, last.unwrap_or_else(|| "casegate stopped while reading it".into())))
+                Ok((
+                    n,
+                    last.unwrap_or_else(|| "casegate stopped while reading it".into()),
+                ))
             }
             None => Ok((0, String::new())),
         }
@@ -306,7 +309,8 @@ impl Pipeline {
                     one_line(&what, 200)
                 );
                 tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
-                let message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
+                let message =
+                    NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
                 let mut e = quarantine(message, blank_outcome(&source), reason);
                 e.message.flags = "internal-error".into();
                 Ok(e)
@@ -624,10 +628,9 @@ impl Pipeline {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
         // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result = caught(|| {
-            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner)
-        })
-        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
+        let result =
+            caught(|| self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner))
+                .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -1000,7 +1003,11 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         let o = p.process(&poison, maildir("1.eml")).unwrap();
         assert_eq!(o.outcome, "quarantine");
         assert!(o.reason.contains("given up after 3 tries"), "{}", o.reason);
-        assert!(o.reason.contains("stopped while reading it"), "{}", o.reason);
+        assert!(
+            o.reason.contains("stopped while reading it"),
+            "{}",
+            o.reason
+        );
         let q = p.store().quarantined().unwrap();
         assert_eq!(p.store().raw_message(q[0].id).unwrap(), poison);
         assert_eq!(q[0].flags, "gave-up");
@@ -1013,12 +1020,19 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         // A file that cannot be read is counted with its error, then given up.
         let src = maildir("3.eml");
         for n in 1..=3 {
-            assert_eq!(p.record_failed_attempt(&src, "Permission denied").unwrap(), n);
+            assert_eq!(
+                p.record_failed_attempt(&src, "Permission denied").unwrap(),
+                n
+            );
         }
         let (n, last) = p.failed_attempts(&src).unwrap();
         assert_eq!((n, last.as_str()), (3, "Permission denied"));
         let o = p.give_up_unread(src, 1234, n, &last).unwrap();
-        assert!(o.reason.contains("could not be read 3 times"), "{}", o.reason);
+        assert!(
+            o.reason.contains("could not be read 3 times"),
+            "{}",
+            o.reason
+        );
         let q = p.store().quarantined().unwrap();
         assert_eq!(q.last().unwrap().raw_size, Some(1234));
     }

@@ -49,15 +49,24 @@ fn valid_by(o: &Opened, fpr: &str) {
 fn detach_sign_checked(signer: &str, data: &[u8]) -> Vec<u8> {
     let f = fixture();
     let sig = f.gpg.run(
-        &["--armor", "--detach-sign", "-u", signer, "--digest-algo", "SHA256"],
+        &[
+            "--armor",
+            "--detach-sign",
+            "-u",
+            signer,
+            "--digest-algo",
+            "SHA256",
+        ],
         Some(data),
     );
     let dir = tempfile::tempdir().unwrap();
     let (d, g) = (dir.path().join("data"), dir.path().join("data.asc"));
     std::fs::write(&d, data).unwrap();
     std::fs::write(&g, &sig).unwrap();
-    f.gpg
-        .run(&["--verify", g.to_str().unwrap(), d.to_str().unwrap()], None);
+    f.gpg.run(
+        &["--verify", g.to_str().unwrap(), d.to_str().unwrap()],
+        None,
+    );
     sig
 }
 
@@ -83,11 +92,19 @@ fn pgp_mime_whose_boundary_occurs_inside_the_armor_is_decrypted() {
     let inner = "Content-Type: text/plain; charset=utf-8\r\n\r\nThe patch is ready.\r\n";
     let armored = f.gpg.run(
         &[
-            "--armor", "--encrypt", "-r", COORDINATOR, "--sign", "-u", &f.vendor,
+            "--armor",
+            "--encrypt",
+            "-r",
+            COORDINATOR,
+            "--sign",
+            "-u",
+            &f.vendor,
         ],
         Some(inner.as_bytes()),
     );
-    for boundary in ["E", "B", "-", "---", "END", "PGP", "MESSAGE-", "M", "N", "=", "S"] {
+    for boundary in [
+        "E", "B", "-", "---", "END", "PGP", "MESSAGE-", "M", "N", "=", "S",
+    ] {
         let o = opened(&pgp_mime(boundary, &armored));
         assert!(
             matches!(o.encryption, Encryption::Full { .. }),
@@ -127,15 +144,19 @@ fn multipart_signed_with_the_boundary_inside_lines_verifies() {
             "=_b",
             "A quoted-printable soft break=\r\n --=_b and a=3D--=_b\r\n",
         ),
-        ("a", "--ab\r\n--a b\r\n-- a\r\nsignature separator follows\r\n-- \r\nme\r\n"),
+        (
+            "a",
+            "--ab\r\n--a b\r\n-- a\r\nsignature separator follows\r\n-- \r\nme\r\n",
+        ),
     ] {
         let cte = if boundary == "=_b" {
             "quoted-printable"
         } else {
             "7bit"
         };
-        let part =
-            format!("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}");
+        let part = format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}"
+        );
         let o = opened(&signed(boundary, &part, &f.reporter));
         valid_by(&o, &f.reporter);
     }

@@ -92,7 +92,10 @@ fn check_cases(dir: &Path, cases: &[Case], source_of: impl Fn(usize, &Case) -> S
                 );
             }
             (Expect::Quarantine(why), None) => {
-                panic!("{}: not quarantined (expected {why:?}); quarantine: {q:?}", case.name)
+                panic!(
+                    "{}: not quarantined (expected {why:?}); quarantine: {q:?}",
+                    case.name
+                )
             }
             (Expect::Stored, Some(m)) => {
                 panic!("{}: quarantined: {}", case.name, m["reason"])
@@ -342,9 +345,8 @@ fn imap_message_the_server_cannot_read_is_given_up() {
     .unwrap();
     casegate(dir, &["init"]);
     let marker = "UNREADABLE-ON-THE-SERVER-41f3";
-    let bad = format!(
-        "From: m@evil.example\r\nTo: cert@example.test\r\nSubject: x\r\n\r\n{marker}\r\n"
-    );
+    let bad =
+        format!("From: m@evil.example\r\nTo: cert@example.test\r\nSubject: x\r\n\r\n{marker}\r\n");
     servers.deliver("cert@example.test", &hostile_cases::good(1));
     servers.deliver("cert@example.test", bad.as_bytes());
     servers.deliver("cert@example.test", &hostile_cases::good(2));
@@ -368,10 +370,14 @@ fn imap_message_the_server_cannot_read_is_given_up() {
         assert_running(&mut child, dir, "serve.log");
         report_titles(dir).len() == 2
     });
-    wait_for("the unreadable one given up", Duration::from_secs(120), || {
-        assert_running(&mut child, dir, "serve.log");
-        !quarantined(dir).is_empty()
-    });
+    wait_for(
+        "the unreadable one given up",
+        Duration::from_secs(120),
+        || {
+            assert_running(&mut child, dir, "serve.log");
+            !quarantined(dir).is_empty()
+        },
+    );
     let q = quarantined(dir);
     assert_eq!(q.len(), 1, "{q:?}");
     let reason = q[0]["reason"].as_str().unwrap();

@@ -105,7 +105,9 @@ pub enum OpenError {
     Malformed(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
-    #[error("too large: the message is over policy.max_message_bytes, or what it decrypts and decompresses to is over limits.max_decoded_bytes")]
+    #[error(
+        "too large: the message is over policy.max_message_bytes, or what it decrypts and decompresses to is over limits.max_decoded_bytes"
+    )]
     TooLarge,
     /// Decrypted content (or the message) passes a [`Limits`] bound.
     #[error("{0}")]
@@ -191,7 +193,6 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
         notes: ctx.notes,
     })
 }
-
 
 fn dedup(v: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(v.len());

@@ -66,7 +66,10 @@ pub fn deep_mixed(n: usize) -> Vec<u8> {
     let mut close = String::new();
     for i in 0..n {
         if i % 2 == 0 {
-            let _ = write!(open, "Content-Type: multipart/mixed; boundary=\"m{i}\"\r\n\r\n--m{i}\r\n");
+            let _ = write!(
+                open,
+                "Content-Type: multipart/mixed; boundary=\"m{i}\"\r\n\r\n--m{i}\r\n"
+            );
             close = format!("\r\n--m{i}--\r\n{close}");
         } else {
             open.push_str("Content-Type: message/rfc822\r\n\r\nFrom: a@b.example\r\n");
@@ -91,7 +94,12 @@ pub fn deep_encoded(n: usize) -> Vec<u8> {
             "From: a@b.example\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{wrapped}"
         );
     }
-    format!("{}{}", head("deep-encoded"), inner.split_once("\r\n").unwrap().1).into_bytes()
+    format!(
+        "{}{}",
+        head("deep-encoded"),
+        inner.split_once("\r\n").unwrap().1
+    )
+    .into_bytes()
 }
 
 /// `n` header fields.
@@ -142,7 +150,9 @@ pub fn non_ascii_header_names(clearsigned: &str) -> Vec<u8> {
     m.push_str("Content-Type: multipart/mixed; boundary=\"n\"\r\n\r\n--n\r\n\r\nFYI\r\n--n\r\n");
     m.push_str("Content-Type: message/rfc822\r\n\r\n");
     // Byte 8 of each name falls inside a two-byte character.
-    m.push_str("From: v@vendor.example\r\nSubject: fwd\r\nAbcdefg\u{e9}: 1\r\nX-Zzzzz\u{e9}\u{e9}: 2\r\n");
+    m.push_str(
+        "From: v@vendor.example\r\nSubject: fwd\r\nAbcdefg\u{e9}: 1\r\nX-Zzzzz\u{e9}\u{e9}: 2\r\n",
+    );
     m.push_str("Content\u{e9}-Type: 3\r\n\r\n");
     m.push_str(clearsigned);
     m.push_str("\r\n--n--\r\n");
@@ -185,9 +195,8 @@ pub fn html_brackets(n: usize) -> Vec<u8> {
 
 /// A long subject of glued number-like tokens (each candidate scanned the whole run).
 pub fn long_subject(n: usize) -> Vec<u8> {
-    let mut m = String::from(
-        "From: Mallory <mallory@evil.example>\r\nTo: cert@example.test\r\nSubject: ",
-    );
+    let mut m =
+        String::from("From: Mallory <mallory@evil.example>\r\nTo: cert@example.test\r\nSubject: ");
     for i in 0..n {
         let _ = write!(m, "VU#{:06}-", 100000 + i % 899999);
     }
@@ -310,10 +319,10 @@ pub fn all(clearsigned: &str, max_message_bytes: usize) -> Vec<Case> {
 /// A clear-signed text made by a key nobody knows (sequoia), for the attached message in
 /// [`non_ascii_header_names`].
 pub fn clearsigned_text() -> String {
-    use sequoia_openpgp as openpgp;
     use openpgp::cert::prelude::*;
     use openpgp::policy::StandardPolicy;
     use openpgp::serialize::stream::{Message, Signer};
+    use sequoia_openpgp as openpgp;
     use std::io::Write;
     let (cert, _) = CertBuilder::new()
         .add_userid("Someone <someone@elsewhere.example>")
