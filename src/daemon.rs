@@ -49,9 +49,11 @@ impl SharedPipeline {
     ) -> Result<Option<Outcome>, PipelineError> {
         let inner = self.0.clone();
         match tokio::task::spawn_blocking(move || {
+            let limits = *inner.lock().unwrap_or_else(|e| e.into_inner()).limits();
+            // Read (and for a large file, hash) before taking the pipeline: IMAP commits go on.
+            let read = crate::intake::read_file(&path, &limits);
             let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
-            let limits = *p.limits();
-            match crate::intake::read_file(&path, &limits) {
+            match read {
                 Ok(crate::intake::Intake::Whole(raw)) => p.process(&raw, source).map(Some),
                 Ok(crate::intake::Intake::Partial(part)) => {
                     p.process_partial(&part, source).map(Some)
