@@ -54,7 +54,7 @@ impl SharedPipeline {
             let read = crate::intake::read_file(&path, &limits);
             let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
             match read {
-                Ok(crate::intake::Intake::Whole(raw)) => p.process(&raw, source).map(Some),
+                Ok(crate::intake::Intake::Whole(raw)) => p.process_owned(raw, source).map(Some),
                 Ok(crate::intake::Intake::Partial(part)) => {
                     p.process_partial(&part, source).map(Some)
                 }
@@ -96,6 +96,19 @@ impl crate::imap::MessageSink for SharedPipeline {
     ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
         let outcome = self
             .with(|p| p.process(raw, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn deliver_owned(
+        &self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process_owned(raw, source))
             .map_err(|e| crate::imap::SinkError(e.to_string()))?;
         Ok(crate::imap::Delivered {
             outcome: outcome.outcome.to_string(),

@@ -51,13 +51,17 @@ pub fn read_file(path: &Path, limits: &Limits) -> std::io::Result<Intake> {
     if size > limits.max_message_bytes {
         return Ok(Intake::Partial(hash_rest(file, Vec::new(), limits)?));
     }
-    read_stream(file, limits)
+    // The size is known: one allocation of it (growing by doubling would reserve twice).
+    read_into(file, Vec::with_capacity(size as usize + 1), limits)
 }
 
 /// Reads a message from a stream (stdin), holding at most `max_message_bytes` + 1 bytes; the
 /// rest of a longer one is only hashed.
 pub fn read_stream(reader: impl Read, limits: &Limits) -> std::io::Result<Intake> {
-    let mut raw = Vec::new();
+    read_into(reader, Vec::new(), limits)
+}
+
+fn read_into(reader: impl Read, mut raw: Vec<u8>, limits: &Limits) -> std::io::Result<Intake> {
     let mut reader = reader;
     let cap = limits.max_message_bytes.saturating_add(1);
     (&mut reader).take(cap).read_to_end(&mut raw)?;

@@ -927,7 +927,7 @@ fn cmd_ingest(
             let shown = source.describe();
             let result = match (got, dry_run) {
                 (Intake::Whole(raw), true) => pipeline.dry_run(&raw, source),
-                (Intake::Whole(raw), false) => pipeline.process(&raw, source),
+                (Intake::Whole(raw), false) => pipeline.process_owned(raw, source),
                 (Intake::Partial(p), true) => pipeline.dry_run_partial(&p, source),
                 (Intake::Partial(p), false) => pipeline.process_partial(&p, source),
             };

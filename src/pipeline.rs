@@ -9,6 +9,8 @@
 //! again (Maildir, IMAP) is counted before it is read, so one that keeps failing — even by
 //! aborting the whole process — is quarantined unread after `limits.max_attempts`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
@@ -131,18 +133,40 @@ impl Pipeline {
     /// counted first; one that already failed `limits.max_attempts` times without being stored
     /// (the process died while reading it, say) is quarantined unread.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.process_cow(Cow::Borrowed(raw), source)
+    }
+
+    /// [`Pipeline::process`] of bytes the caller gives up: they are stored without a copy (a
+    /// large message is then held once, not twice, besides what parsing and SQLite need).
+    pub fn process_owned(
+        &mut self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.process_cow(Cow::Owned(raw), source)
+    }
+
+    fn process_cow(
+        &mut self,
+        raw: Cow<'_, [u8]>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
         if let Some(key) = source.attempt_key() {
             let (tries, last_error) = self.store.begin_attempt(&key)?;
             if tries > self.rules.limits.max_attempts {
-                let mut m = NewMessage::inbound(raw, source, now, Disposition::Quarantine);
+                let mut m =
+                    NewMessage::inbound_deferred(&raw, source, now, Disposition::Quarantine);
+                m.attach_raw(raw.into_owned());
                 m.reason = gave_up_reason(tries - 1, last_error.as_deref());
                 m.flags = "gave-up".into();
                 return self.commit_quarantine(m);
             }
         }
-        abort_for_tests(raw);
-        let eval = self.evaluate_isolated(raw, source, now)?;
+        abort_for_tests(&raw);
+        let mut eval = self.evaluate_isolated(&raw, source, now)?;
+        eval.message.attach_raw(raw.into_owned());
+        let raw = eval.message.raw.as_slice();
         // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
         // a crash in between repeats it harmlessly when the report is delivered again.
         if let Some((message_id, reason)) = &eval.bounced {
@@ -310,7 +334,7 @@ impl Pipeline {
                 );
                 tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
                 let message =
-                    NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
+                    NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
                 let mut e = quarantine(message, blank_outcome(&source), reason);
                 e.message.flags = "internal-error".into();
                 Ok(e)
@@ -336,7 +360,8 @@ impl Pipeline {
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let mut message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
+        let mut message =
+            NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
         let mut outcome = blank_outcome(&source);
         let limits = &self.rules.limits;
 

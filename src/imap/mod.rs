@@ -34,6 +34,10 @@ pub trait MessageSink: Send + Sync + 'static {
     /// Runs the pipeline on `raw`; returns only after the commit. Err only for store failures (a
     /// bad message is quarantined = Ok).
     fn deliver(&self, raw: &[u8], source: MessageSource) -> Result<Delivered, SinkError>;
+    /// [`MessageSink::deliver`] of bytes the caller gives up (stored without a copy).
+    fn deliver_owned(&self, raw: Vec<u8>, source: MessageSource) -> Result<Delivered, SinkError> {
+        self.deliver(&raw, source)
+    }
     /// Where processing of this mailbox stands (`None`: never seen).
     fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError>;
     /// The server changed the mailbox's UIDVALIDITY: every old UID is meaningless. Record the new

@@ -505,7 +505,7 @@ impl MailboxWorker {
         let status = self.status.clone();
         let (account, mailbox) = (self.server.account.clone(), self.mailbox.clone());
         let delivered = blocking(move || match fetched {
-            Some(Fetched::Whole(raw)) => sink.deliver(&raw, source).map(Some),
+            Some(Fetched::Whole(raw)) => sink.deliver_owned(raw, source).map(Some),
             Some(Fetched::Partial(p)) => sink.deliver_partial(&p, source).map(Some),
             None => sink
                 .record_failure(&source, "the server returned no content for it")
@@ -655,7 +655,7 @@ impl MailboxWorker {
                     uidvalidity,
                     uid,
                 };
-                match sink.deliver(&raw, source) {
+                match sink.deliver_owned(raw, source) {
                     Ok(d) => {
                         tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
                         status.stored(&account, &mailbox, uid, &d.outcome);

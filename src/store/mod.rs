@@ -218,6 +218,36 @@ impl NewMessage {
         }
     }
 
+    /// [`NewMessage::inbound`] without the bytes yet: they are hashed now and handed over
+    /// later with [`NewMessage::attach_raw`] (moved, not copied), so a large message is not
+    /// held twice while it is read and decided on.
+    pub fn inbound_deferred(
+        raw: &[u8],
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        disposition: Disposition,
+    ) -> NewMessage {
+        use sha2::Digest;
+        let mut m = NewMessage::inbound(&[], source, received_at, disposition);
+        m.sha256 = hex::encode(sha2::Sha256::digest(raw));
+        m
+    }
+
+    /// Hands over the bytes hashed by [`NewMessage::inbound_deferred`] (debug builds check
+    /// that they are those bytes: the dedupe key must not drift).
+    pub fn attach_raw(&mut self, raw: Vec<u8>) {
+        #[cfg(debug_assertions)]
+        {
+            use sha2::Digest;
+            debug_assert_eq!(
+                hex::encode(sha2::Sha256::digest(&raw)),
+                self.sha256,
+                "attach_raw: not the bytes that were hashed"
+            );
+        }
+        self.raw = raw;
+    }
+
     /// A received message of which only `head` is kept (it is over `max_message_bytes`, or
     /// could not be read at all), quarantined with `reason`. `sha256` is of all `size` bytes
     /// when they could be read, so a second delivery of the same message is a duplicate.
