@@ -34,6 +34,9 @@ pub struct Limits {
     pub max_attempts: u32,
 }
 
+/// The largest `max_message_bytes`: SQLite's limit on one value is 1,000,000,000 bytes.
+pub const MAX_STORABLE_BYTES: u64 = 900_000_000;
+
 /// `[policy] max_message_bytes` when not set: 100 MiB holds a 50 MB attachment (base64).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 100 << 20;
 
@@ -69,7 +72,12 @@ impl Limits {
     /// Rejects values that would make casegate refuse all mail or none of the bounds hold.
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
-            ("policy.max_message_bytes", self.max_message_bytes >= 1024),
+            // SQLite stores at most 1e9 bytes in one value; a larger message would fail its
+            // commit forever (a store failure, retried): refuse the setting instead.
+            (
+                "policy.max_message_bytes",
+                (1024..=MAX_STORABLE_BYTES).contains(&self.max_message_bytes),
+            ),
             (
                 "limits.max_nesting_depth",
                 (2..=1000).contains(&self.max_nesting_depth),
@@ -102,5 +110,10 @@ mod tests {
             ..l
         };
         assert!(bad.validate().unwrap_err().contains("max_nesting_depth"));
+        let huge = Limits {
+            max_message_bytes: 2 << 30,
+            ..l
+        };
+        assert!(huge.validate().unwrap_err().contains("max_message_bytes"));
     }
 }
