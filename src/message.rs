@@ -211,13 +211,18 @@ use mail_parser::MimeHeaders;
 
 /// OpenPGP public keys the sender offers: attached keys (`application/pgp-keys`, or an armored
 /// public key block in an `.asc`/`.key`/`.pub` attachment) and the `Autocrypt` header's keydata.
-/// Whose keys they are is for the caller to check; this only finds them.
+/// Whose keys they are is for the caller to check; this only finds them, at most
+/// [`MAX_OFFERED_KEYS`] (each is parsed and its signatures checked: a sender's count must not
+/// be casegate's work).
 pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
     let Ok(msg) = parse_mime(raw, limits) else {
         return Vec::new();
     };
     let mut keys = Vec::new();
     for part in msg.attachments() {
+        if keys.len() == MAX_OFFERED_KEYS {
+            break;
+        }
         let ct = part
             .content_type()
             .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
@@ -233,7 +238,7 @@ pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
             keys.push(contents.to_vec());
         }
     }
-    for value in msg.header_values("Autocrypt") {
+    for value in msg.header_values("Autocrypt").take(MAX_OFFERED_KEYS) {
         let Some(text) = value.as_text() else {
             continue;
         };
@@ -250,6 +255,9 @@ pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
     }
     keys
 }
+
+/// Keys taken from one message (attachments and Autocrypt headers each).
+pub const MAX_OFFERED_KEYS: usize = 8;
 
 fn clean_subject(s: &str) -> String {
     // Folding is removed by the parser; stray control characters are not meaningful.
