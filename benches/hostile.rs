@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_casegate");
 
 /// Wall time and peak RSS (bytes) of one `casegate` run in `dir`.
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its peak RSS
 fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
     let start = Instant::now();
     let child = Command::new(BIN)
@@ -80,6 +81,9 @@ fn ingest(raw: &[u8], max_parts: usize) -> (Duration, u64) {
     run(dir.path(), &["ingest", file.to_str().expect("path")])
 }
 
+/// A shape of message: its name, how to make it of size `n`, and the smaller `n`.
+type Shape = (&'static str, fn(usize) -> Vec<u8>, usize);
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
@@ -132,7 +136,7 @@ fn main() {
     );
 
     println!("\n2. other sender-chosen shapes, 1× and 10× (time ms, RSS MB)");
-    let shapes: [(&str, fn(usize) -> Vec<u8>, usize); 5] = [
+    let shapes: [Shape; 5] = [
         (
             "unterminated nested multiparts",
             hostile_cases::unterminated_multiparts,
