@@ -105,6 +105,22 @@ fn check_cases(dir: &Path, cases: &[Case], source_of: impl Fn(usize, &Case) -> S
     }
 }
 
+/// Every class, the OpenPGP ones encrypted to this data dir's coordinator key: 40 layers
+/// around binary ciphertext (past the default depth of 32), or, for IMAP, where binary does
+/// not survive, 10 layers of base64 (past the depth of 8 that config sets).
+fn all_cases(dir: &Path, binary: bool) -> Vec<Case> {
+    let mut cases = hostile_cases::all(&hostile_cases::clearsigned_text(), MAX_MESSAGE_BYTES);
+    let cert = casegate(dir, &["key", "export"]);
+    let layers = if binary { 40 } else { 10 };
+    cases.extend(hostile_cases::openpgp_nested(
+        cert.as_bytes(),
+        layers,
+        200,
+        binary,
+    ));
+    cases
+}
+
 fn assert_running(child: &mut Child, dir: &Path, log: &str) {
     if let Some(status) = child.try_wait().unwrap() {
         let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
@@ -121,7 +137,7 @@ fn maildir_poison_messages_never_stop_the_mail_behind_them() {
     for sub in ["tmp", "new", "cur"] {
         std::fs::create_dir_all(maildir(dir).join(sub)).unwrap();
     }
-    let cases = hostile_cases::all(&hostile_cases::clearsigned_text(), MAX_MESSAGE_BYTES);
+    let cases = all_cases(dir, true);
     for (i, case) in cases.iter().enumerate() {
         deliver(dir, &format!("{i:02}-a-{}", case.name), &case.raw);
         deliver(dir, &format!("{i:02}-b-good"), &hostile_cases::good(i));
@@ -229,9 +245,13 @@ fn imap_poison_messages_never_stop_the_mail_behind_them() {
     let servers = MailServers::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("casegate.toml"), imap_config(&servers, "")).unwrap();
+    std::fs::write(
+        dir.join("casegate.toml"),
+        imap_config(&servers, "[limits]\nmax_nesting_depth = 8\n"),
+    )
+    .unwrap();
     casegate(dir, &["init"]);
-    let cases = hostile_cases::all(&hostile_cases::clearsigned_text(), MAX_MESSAGE_BYTES);
+    let cases = all_cases(dir, false);
     let mut uids = Vec::new();
     let mut uid = 0;
     for (i, case) in cases.iter().enumerate() {

@@ -349,3 +349,83 @@ pub fn clearsigned_text() -> String {
     w.finalize().unwrap();
     String::from_utf8(out).unwrap()
 }
+
+/// OpenPGP containers nested in each other, for the coordinator's `cert`: `layers` PGP/MIME
+/// encryptions, each around the one before, and one encrypted message whose literal data sits
+/// in `depth` compressed data packets inside each other. `binary`: the ciphertext is sent as
+/// is (each layer adds only a few hundred bytes; for a Maildir), else base64 (each layer
+/// grows it by a third; what survives IMAP, whose servers turn bare LF into CRLF).
+pub fn openpgp_nested(cert_armored: &[u8], layers: usize, depth: usize, binary: bool) -> Vec<Case> {
+    use openpgp::parse::Parse;
+    use openpgp::policy::StandardPolicy;
+    use openpgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message};
+    use sequoia_openpgp as openpgp;
+    use std::io::Write;
+    let cert = openpgp::Cert::from_bytes(cert_armored).unwrap();
+    let p = StandardPolicy::new();
+    let encrypt = |data: &[u8], compressions: usize| -> Vec<u8> {
+        let recipients = cert
+            .with_policy(&p, None)
+            .unwrap()
+            .keys()
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_transport_encryption();
+        let mut out = Vec::new();
+        let m = Message::new(&mut out);
+        let mut m = Encryptor::for_recipients(m, recipients).build().unwrap();
+        for _ in 0..compressions {
+            m = Compressor::new(m).build().unwrap();
+        }
+        let mut w = LiteralWriter::new(m).build().unwrap();
+        w.write_all(data).unwrap();
+        w.finalize().unwrap();
+        out
+    };
+    let wrap = |i: usize, ciphertext: &[u8]| -> Vec<u8> {
+        let b = format!("pgp-layer-{i}-9f8e7d6c5b4a39281706");
+        let cte = if binary { "binary" } else { "base64" };
+        let mut e = format!(
+            "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"{b}\"\r\n\r\n\
+--{b}\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
+--{b}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+        )
+        .into_bytes();
+        if binary {
+            e.extend_from_slice(ciphertext);
+        } else {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(ciphertext);
+            for chunk in b64.as_bytes().chunks(76) {
+                e.extend_from_slice(chunk);
+                e.extend_from_slice(b"\r\n");
+            }
+        }
+        e.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+        e
+    };
+    let mut entity = b"Content-Type: text/plain\r\n\r\nthe innermost secret\r\n".to_vec();
+    for i in 0..layers {
+        entity = wrap(i, &encrypt(&entity, 0));
+    }
+    let mut layered = head("openpgp-layers").into_bytes();
+    layered.extend_from_slice(&entity);
+    let mut compressed = head("openpgp-compressed").into_bytes();
+    compressed.extend_from_slice(&wrap(
+        0,
+        &encrypt(b"Content-Type: text/plain\r\n\r\nsecret\r\n", depth),
+    ));
+    vec![
+        Case {
+            name: "openpgp-layers",
+            raw: layered,
+            expect: Expect::Quarantine("limits.max_nesting_depth"),
+        },
+        Case {
+            name: "openpgp-compressed",
+            raw: compressed,
+            expect: Expect::Quarantine("OpenPGP"),
+        },
+    ]
+}
