@@ -48,15 +48,42 @@ fn write_config(dir: &Path, extra: &str) {
     .unwrap();
 }
 
-fn start_serve(dir: &Path, log: &str) -> Child {
-    Command::new(bin())
-        .arg("serve")
-        .current_dir(dir)
-        .env("CASEGATE_DEBUG_ABORT_ON", ABORT_MARKER)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
+/// A `casegate serve` that is killed when dropped, so a failing test leaves no daemon behind.
+struct Serve(Child);
+
+impl std::ops::Deref for Serve {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start_serve(dir: &Path, log: &str) -> Serve {
+    Serve(
+        Command::new(bin())
+            .arg("serve")
+            .current_dir(dir)
+            .env("CASEGATE_DEBUG_ABORT_ON", ABORT_MARKER)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Subjects of the stored reports: the good messages are new reports.
