@@ -202,3 +202,40 @@ fn a_delimiter_line_inside_signed_text_is_a_delimiter() {
         o.signature
     );
 }
+
+/// An attached message is read in place (no re-parse per level, which cost depth × size):
+/// its parts' offsets index the outer message, or the decoded bytes of a base64-encoded one.
+/// A signature inside is verified either way — and, being inside a forward, covers only it.
+#[test]
+fn signatures_inside_attached_messages_are_read_in_place_plain_or_base64() {
+    use base64::Engine;
+    let f = fixture();
+    let part = "Content-Type: text/plain\r\n\r\nThe vendor's statement.\r\n";
+    let signed_msg = signed("fwd-s", part, &f.vendor);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&signed_msg);
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    for (cte, body) in [
+        ("7bit", String::from_utf8(signed_msg.clone()).unwrap()),
+        ("base64", wrapped),
+    ] {
+        let raw = format!(
+            "{}Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n\
+Content-Type: text/plain\r\n\r\nFYI, forwarded.\r\n--outer\r\nContent-Type: message/rfc822\r\n\
+Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--outer--\r\n",
+            headers("forwarded")
+        );
+        let o = opened(raw.as_bytes());
+        let SignatureFacts::Partial { reason } = &o.signature else {
+            panic!("{cte}: {:?}", o.signature)
+        };
+        assert!(reason.contains("forwarded"), "{cte}: {reason}");
+        assert!(
+            reason.contains(&format!("a valid signature by {}", f.vendor)),
+            "{cte}: {reason}"
+        );
+    }
+}
