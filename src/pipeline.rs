@@ -1062,6 +1062,44 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         assert_eq!(q.last().unwrap().raw_size, Some(1234));
     }
 
+    /// The deepest message the default limits let through, and one 100,000 levels deep, are
+    /// read on a 1 MiB stack (tokio's threads have 2 MiB; `serve` gives them 16): recursion is
+    /// bounded by the nesting limit, not by the sender.
+    #[test]
+    fn deep_messages_need_little_stack() {
+        let nested = |levels: usize| {
+            let mut m = String::from("From: d@evil.example\r\nTo: cert@example.test\r\n");
+            let mut closes = Vec::new();
+            for i in 0..levels {
+                if i % 2 == 0 {
+                    m.push_str(&format!(
+                        "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+                    ));
+                    closes.push(format!("\r\n--b{i}--\r\n"));
+                } else {
+                    m.push_str("Content-Type: message/rfc822\r\n\r\nFrom: e@evil.example\r\n");
+                }
+            }
+            m.push_str("Content-Type: text/plain\r\n\r\ninnermost");
+            closes.iter().rev().for_each(|c| m.push_str(c));
+            m.into_bytes()
+        };
+        let limits = Limits::default();
+        let (at_limit, far_past) = (nested(limits.max_nesting_depth), nested(100_000));
+        let outcomes = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let mut p = pipeline(limits);
+                [at_limit, far_past].map(|raw| p.process(&raw, maildir("deep")).unwrap())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(outcomes[0].outcome, "routed", "{:?}", outcomes[0]);
+        assert_eq!(outcomes[1].outcome, "quarantine");
+        assert!(outcomes[1].reason.contains("max_nesting_depth"));
+    }
+
     #[test]
     fn an_oversized_message_keeps_its_head_size_and_hash_once() {
         let mut p = pipeline(Limits::default());
