@@ -63,6 +63,9 @@ pub fn parse_bounce_with(raw: &[u8], limits: &Limits) -> Option<Bounce> {
     standard_report(&msg).or_else(|| text_bounce(&msg))
 }
 
+/// Lines of a text bounce's explanation read for one recipient (they are one to three).
+const MAX_DIAGNOSTIC_LINES: usize = 20;
+
 /// Recipients read from one report, at most: a report about one of our copies names one, and
 /// each recipient costs a scan of the report's text.
 const MAX_RECIPIENTS: usize = 100;
@@ -400,6 +403,7 @@ fn qmail_recipients(report: &str) -> Vec<BouncedRecipient> {
             .unwrap_or_default()
             .iter()
             .take_while(|l| !l.trim().is_empty())
+            .take(MAX_DIAGNOSTIC_LINES)
             .copied()
             .collect();
         let diagnostic = one_line(&words.join(" "));
@@ -451,6 +455,7 @@ fn exim_recipients(msg: &Message<'_>, report: &str) -> Vec<BouncedRecipient> {
                         .unwrap_or_default()
                         .iter()
                         .take_while(|l| !l.trim().is_empty() && indent(l) > own)
+                        .take(MAX_DIAGNOSTIC_LINES)
                         .copied()
                         .collect::<Vec<_>>()
                         .join(" ")
