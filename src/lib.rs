@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod limits;
 pub mod message;
 pub mod open;
+pub mod ops;
 pub mod outbox;
 pub mod pipeline;
 pub mod route;

@@ -21,7 +21,7 @@ use crate::message::{self, MailView};
 use crate::open::{self, Encryption, SignatureFacts};
 use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
 use crate::store::{
-    Disposition, MessageSource, NewMessage, NewParticipant, Store, StoreError, Thread,
+    Disposition, MessageSource, NewAudit, NewMessage, NewParticipant, Store, StoreError, Thread,
 };
 use crate::tracking::{self, Kind, TrackingNumber};
 use crate::verdict::{self, SignatureVerdict, ThreadContact};
@@ -85,11 +85,23 @@ pub struct Outcome {
     pub steps: Vec<String>,
 }
 
-/// The pipeline owns the store and the keyring for as long as it runs.
+/// The pipeline owns the store and the keyring for as long as it runs (the daemon's view).
 pub struct Pipeline {
     store: Store,
     keyring: Keyring,
     rules: Rules,
+}
+
+/// The same pipeline over borrowed parts, for callers that keep the store themselves (`ops`:
+/// `ingest`, `route --dry-run`, `quarantine retry`). Every path runs here; [`Pipeline`] only
+/// owns the parts.
+pub struct PipelineRef<'a> {
+    pub store: &'a mut Store,
+    pub keyring: &'a Keyring,
+    pub rules: &'a Rules,
+    /// When set, every message this pipeline stores (or takes out of quarantine) carries an
+    /// audit record by this actor, written in the same transaction.
+    pub audit_actor: Option<&'a str>,
 }
 
 /// Everything decided about a message before anything is written.
@@ -123,10 +135,81 @@ impl Pipeline {
         &self.keyring
     }
 
+    /// The pipeline over its own parts.
+    pub fn by_ref(&mut self) -> PipelineRef<'_> {
+        PipelineRef {
+            store: &mut self.store,
+            keyring: &self.keyring,
+            rules: &self.rules,
+            audit_actor: None,
+        }
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.rules.limits
     }
 
+    /// Parses, opens, routes and durably stores one message. Returns after the commit.
+    pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.by_ref().process(raw, source)
+    }
+
+    /// [`Pipeline::process`] of bytes the caller gives up (stored without a copy).
+    pub fn process_owned(
+        &mut self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref().process_owned(raw, source)
+    }
+
+    /// See [`PipelineRef::process_partial`].
+    pub fn process_partial(
+        &mut self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref().process_partial(partial, source)
+    }
+
+    /// See [`PipelineRef::failed_attempts`].
+    pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+        failed_attempts(&self.store, source)
+    }
+
+    /// See [`PipelineRef::record_failed_attempt`].
+    pub fn record_failed_attempt(
+        &mut self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, PipelineError> {
+        self.by_ref().record_failed_attempt(source, error)
+    }
+
+    /// See [`PipelineRef::give_up_unread`].
+    pub fn give_up_unread(
+        &mut self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        last_error: &str,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref()
+            .give_up_unread(source, size, tries, last_error)
+    }
+
+    /// The same decision as [`Pipeline::process`], stored nowhere.
+    pub fn dry_run(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.by_ref().dry_run(raw, source)
+    }
+
+    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
+    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
+        self.by_ref().flush_pending_acks()
+    }
+}
+
+impl PipelineRef<'_> {
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
     ///
     /// A message from a source that tries again (its [`MessageSource::attempt_key`]) is
@@ -136,8 +219,8 @@ impl Pipeline {
         self.process_cow(Cow::Borrowed(raw), source)
     }
 
-    /// [`Pipeline::process`] of bytes the caller gives up: they are stored without a copy (a
-    /// large message is then held once, not twice, besides what parsing and SQLite need).
+    /// [`PipelineRef::process`] of bytes the caller gives up: they are stored without a copy
+    /// (a large message is then held once, not twice, besides what parsing and SQLite need).
     pub fn process_owned(
         &mut self,
         raw: Vec<u8>,
@@ -160,7 +243,7 @@ impl Pipeline {
                 m.attach_raw(raw.into_owned());
                 m.reason = gave_up_reason(tries - 1, last_error.as_deref());
                 m.flags = "gave-up".into();
-                return self.commit_quarantine(m);
+                return self.commit_quarantine(m, now);
             }
         }
         abort_for_tests(&raw);
@@ -172,7 +255,7 @@ impl Pipeline {
         if let Some((message_id, reason)) = &eval.bounced {
             self.store.mark_bounced(message_id, reason, now)?;
         }
-        let committed = self.store.commit_message(&eval.message)?;
+        let committed = self.commit(&eval.message, &eval.outcome, now)?;
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
         outcome.steps.clear();
@@ -181,20 +264,9 @@ impl Pipeline {
             outcome.reason = "already stored (same Message-ID and SHA-256)".into();
         }
         outcome.thread = committed.thread;
-        if !committed.duplicate
-            && !eval.message.automatic
-            && let Disposition::NewThread {
-                kind: Kind::Report, ..
-            } = &eval.message.disposition
-            && let Some(number) = &outcome.thread
-        {
-            outcome.acknowledgment = Some(self.acknowledge(
-                number,
-                raw,
-                eval.message.sender.as_deref(),
-                eval.message.message_id.as_deref(),
-                eval.inner.as_deref(),
-            ));
+        if !committed.duplicate {
+            outcome.acknowledgment =
+                self.acknowledge_new_report(&eval.message, &outcome, raw, eval.inner.as_deref());
         }
         tracing::info!(
             source = %outcome.source,
@@ -205,6 +277,36 @@ impl Pipeline {
             "message stored"
         );
         Ok(outcome)
+    }
+
+    /// Stores the message, with its audit record when this pipeline has an actor, in one
+    /// transaction.
+    fn commit(
+        &mut self,
+        message: &NewMessage,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Committed, StoreError> {
+        match self.audit_actor {
+            None => self.store.commit_message(message),
+            Some(actor) => self.store.atomically(|s| {
+                let c = s.commit_message(message)?;
+                if !c.duplicate {
+                    s.record_audit(&NewAudit {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "ingest".into(),
+                        thread: c.thread.clone(),
+                        message_ref: Some(c.id),
+                        detail: format!(
+                            "{} from {}: {}",
+                            outcome.outcome, outcome.source, outcome.reason
+                        ),
+                    })?;
+                }
+                Ok::<_, StoreError>(c)
+            }),
+        }
     }
 
     /// Stores a message casegate keeps only part of (over `max_message_bytes`, or not
@@ -220,12 +322,13 @@ impl Pipeline {
                 format!("casegate-unread:{}:{}", source.describe(), partial.size).as_bytes(),
             )
         });
+        let now = Utc::now();
         let mut m = NewMessage::partial(
             &partial.head,
             partial.size,
             sha256,
             source,
-            Utc::now(),
+            now,
             partial.reason.clone(),
         );
         m.flags = if partial.sha256.is_some() {
@@ -233,10 +336,10 @@ impl Pipeline {
         } else {
             "unread".into()
         };
-        self.commit_quarantine(m)
+        self.commit_quarantine(m, now)
     }
 
-    /// What [`Pipeline::process_partial`] would do, stored nowhere.
+    /// What [`PipelineRef::process_partial`] would do, stored nowhere.
     pub fn dry_run_partial(
         &self,
         partial: &Partial,
@@ -257,16 +360,7 @@ impl Pipeline {
     /// [`Store::record_failed_attempt`]), and the last failure; 0 for sources that do not
     /// try again.
     pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
-        match source.attempt_key() {
-            Some(key) => {
-                let (n, last) = self.store.attempts(&key)?;
-                Ok((
-                    n,
-                    last.unwrap_or_else(|| "casegate stopped while reading it".into()),
-                ))
-            }
-            None => Ok((0, String::new())),
-        }
+        failed_attempts(self.store, source)
     }
 
     /// Records that reading the message at `source` failed (`error`); returns the count.
@@ -305,10 +399,14 @@ impl Pipeline {
         )
     }
 
-    fn commit_quarantine(&mut self, m: NewMessage) -> Result<Outcome, PipelineError> {
-        let committed = self.store.commit_message(&m)?;
+    fn commit_quarantine(
+        &mut self,
+        m: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
         let mut outcome = blank_outcome(&m.source);
         outcome.reason = m.reason.clone();
+        let committed = self.commit(&m, &outcome, now)?;
         if committed.duplicate {
             outcome.outcome = "duplicate";
             outcome.reason = "already stored (same Message-ID and SHA-256)".into();
@@ -317,7 +415,7 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// [`Pipeline::evaluate`] with a panic turned into a quarantine of this one message: a
+    /// [`PipelineRef::evaluate`] with a panic turned into a quarantine of this one message: a
     /// bug that sender data reaches must cost that message its routing, not the gateway.
     fn evaluate_isolated(
         &self,
@@ -342,7 +440,7 @@ impl Pipeline {
         }
     }
 
-    /// The same decision as [`Pipeline::process`], stored nowhere.
+    /// The same decision as [`PipelineRef::process`], stored nowhere.
     pub fn dry_run(&self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         let eval = self.evaluate_isolated(raw, source, Utc::now())?;
         let mut outcome = eval.outcome;
@@ -352,6 +450,103 @@ impl Pipeline {
             outcome.thread = thread;
         }
         Ok(outcome)
+    }
+
+    /// The decision for `raw` as the pipeline would make it now, duplicates not considered
+    /// (for explaining a message that is already stored). Stores nothing.
+    pub fn evaluate_only(&self, raw: &[u8]) -> Result<Outcome, PipelineError> {
+        Ok(self
+            .evaluate_isolated(raw, MessageSource::Replay, Utc::now())?
+            .outcome)
+    }
+
+    /// Runs the stored raw bytes of a quarantined message (row id `id`) through the pipeline
+    /// again — after a key import, a restored coordinator key or a configuration fix. When it
+    /// now routes (or waits in triage) it leaves quarantine with its new decision and
+    /// verdicts, atomically; otherwise it stays, with the possibly new reason. A new report
+    /// made this way is acknowledged like any other.
+    pub fn retry_quarantined(&mut self, id: i64) -> Result<Outcome, PipelineError> {
+        let before = self.store.message_record(id)?;
+        if before.outcome != "quarantine" {
+            return Err(StoreError::Conflict(format!(
+                "message {} is not in quarantine (it is {}); see `casegate read {}`",
+                before.short_id, before.outcome, before.short_id
+            ))
+            .into());
+        }
+        if let Some(size) = before.raw_size {
+            return Err(StoreError::Conflict(format!(
+                "only part of message {} was kept ({} of {size} bytes: it was over policy.max_message_bytes or could not be read); it cannot be read again — the whole message stays at its source",
+                before.short_id,
+                self.store.raw_message(id)?.len()
+            ))
+            .into());
+        }
+        let raw = self.store.raw_message(id)?;
+        let now = Utc::now();
+        let eval = self.evaluate_isolated(&raw, MessageSource::Replay, now)?;
+        if let Some((message_id, reason)) = &eval.bounced {
+            self.store.mark_bounced(message_id, reason, now)?;
+        }
+        let actor = self.audit_actor;
+        let committed = self.store.atomically(|s| {
+            let c = s.requeue_quarantined(id, &eval.message)?;
+            if let Some(actor) = actor {
+                s.record_audit(&NewAudit {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "quarantine retry".into(),
+                    thread: c.thread.clone(),
+                    message_ref: Some(id),
+                    detail: format!(
+                        "was: {}; now {}: {}",
+                        before.reason, eval.outcome.outcome, eval.outcome.reason
+                    ),
+                })?;
+            }
+            Ok::<_, StoreError>(c)
+        })?;
+        let mut outcome = eval.outcome;
+        outcome.source = before.source;
+        outcome.steps.clear();
+        outcome.thread = committed.thread;
+        outcome.acknowledgment =
+            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref());
+        tracing::info!(
+            message_id = outcome.message_id.as_deref().unwrap_or("-"),
+            outcome = outcome.outcome,
+            reason = %outcome.reason,
+            "quarantined message retried"
+        );
+        Ok(outcome)
+    }
+
+    /// A new report from a person is acknowledged right after its commit (the debt was
+    /// recorded with it, so a failure here repeats later, never loses it).
+    fn acknowledge_new_report(
+        &mut self,
+        message: &NewMessage,
+        outcome: &Outcome,
+        raw: &[u8],
+        inner: Option<&[u8]>,
+    ) -> Option<String> {
+        if message.automatic {
+            return None;
+        }
+        let Disposition::NewThread {
+            kind: Kind::Report, ..
+        } = &message.disposition
+        else {
+            return None;
+        };
+        let number = outcome.thread.as_ref()?;
+        Some(self.acknowledge(
+            number,
+            raw,
+            message.sender.as_deref(),
+            message.message_id.as_deref(),
+            inner,
+        ))
     }
 
     fn evaluate(
@@ -391,7 +586,7 @@ impl Pipeline {
             return self.delivery_report(message, outcome, report);
         }
 
-        let opened = match open::open_with(raw, &self.keyring, limits) {
+        let opened = match open::open_with(raw, self.keyring, limits) {
             Ok(o) => o,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
         };
@@ -677,7 +872,7 @@ impl Pipeline {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let opened = caught(|| open::open_with(&raw, &self.keyring, &self.rules.limits));
+            let opened = caught(|| open::open_with(&raw, self.keyring, &self.rules.limits));
             let inner = opened.ok().and_then(Result::ok).and_then(|o| o.inner);
             let result = self.acknowledge(
                 &thread.number,
@@ -754,7 +949,7 @@ impl Pipeline {
             .find(|c| c.address == sender)
             .ok_or("the reporter is not a contact of the new report")?;
         let done = crate::outbox::ack::acknowledge(
-            &mut self.store,
+            self.store,
             coordinator,
             &thread,
             &reporter,
@@ -828,6 +1023,20 @@ fn reply_ids(view: &MailView) -> Vec<String> {
         }
     }
     ids
+}
+
+/// Failed tries counted for `source` in `store`, and the last failure.
+fn failed_attempts(store: &Store, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+    match source.attempt_key() {
+        Some(key) => {
+            let (n, last) = store.attempts(&key)?;
+            Ok((
+                n,
+                last.unwrap_or_else(|| "casegate stopped while reading it".into()),
+            ))
+        }
+        None => Ok((0, String::new())),
+    }
 }
 
 /// Debug builds only (the tests' binary; compiled out of release builds): aborts the process

@@ -16,8 +16,6 @@
 mod armor;
 mod crypto;
 
-use std::borrow::Cow;
-
 use mail_builder::headers::HeaderType;
 use mail_builder::headers::content_type::ContentType as BuildContentType;
 use mail_builder::headers::raw::Raw;
@@ -26,6 +24,7 @@ use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders, PartType};
 
 use crate::keyring::Keyring;
 use crate::limits::Limits;
+use crate::message::body_bytes;
 use armor::{Block, BlockKind};
 
 /// Upper bound on armor handed to the OpenPGP parser (dearmoring never yields more).
@@ -339,32 +338,6 @@ fn raw_entity<'a>(msg: &'a Message<'_>, part: &MessagePart<'_>) -> &'a [u8] {
     let s = (part.offset_header as usize).min(raw.len());
     let e = (part.offset_end as usize).min(raw.len()).max(s);
     &raw[s..e]
-}
-
-/// The transfer-decoded body bytes, without charset conversion (signatures are over bytes).
-fn body_bytes<'a>(msg: &'a Message<'_>, part: &'a MessagePart<'_>) -> Cow<'a, [u8]> {
-    match &part.body {
-        PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
-        PartType::Text(_) | PartType::Html(_) => {
-            let raw = buffer(msg);
-            let s = (part.offset_body as usize).min(raw.len());
-            let e = (part.offset_end as usize).min(raw.len()).max(s);
-            let body = &raw[s..e];
-            let decoded = match part.encoding {
-                mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
-                mail_parser::Encoding::QuotedPrintable => {
-                    mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                }
-                mail_parser::Encoding::None => return Cow::Borrowed(body),
-            };
-            match decoded {
-                Some(d) => Cow::Owned(d),
-                None => Cow::Borrowed(part.contents()),
-            }
-        }
-        PartType::Message(m) => Cow::Borrowed(m.raw_message()),
-        PartType::Multipart(_) => Cow::Borrowed(&[]),
-    }
 }
 
 fn header_subject(part: &MessagePart<'_>) -> Option<String> {

@@ -125,5 +125,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::MIGRATION,
     PENDING_ACKS,
     SIGNATURE_CACHE,
+    super::audit::MIGRATION,
+    super::tokens::MIGRATION,
     INBOUND_ATTEMPTS,
 ];
