@@ -35,11 +35,17 @@ pub struct Partial {
 impl Partial {
     /// The quarantine reason for a message over `policy.max_message_bytes`.
     pub fn oversized_reason(size: u64, limits: &Limits, kept: usize) -> String {
-        format!(
-            "message is {size} bytes, over the limit of {} (policy.max_message_bytes): not read; \
-             its first {kept} bytes, its size and the SHA-256 of all of it are kept",
-            limits.max_message_bytes
-        )
+        let max = limits.max_message_bytes;
+        if kept as u64 == size {
+            format!(
+                "message is {size} bytes, over the limit of {max} (policy.max_message_bytes): kept, not read"
+            )
+        } else {
+            format!(
+                "message is {size} bytes, over the limit of {max} (policy.max_message_bytes): not read; \
+                 its first {kept} bytes, its size and the SHA-256 of all of it are kept"
+            )
+        }
     }
 }
 

@@ -76,7 +76,7 @@ impl Limits {
             // commit forever (a store failure, retried): refuse the setting instead.
             (
                 "policy.max_message_bytes",
-                (1024..=MAX_STORABLE_BYTES).contains(&self.max_message_bytes),
+                (1..=MAX_STORABLE_BYTES).contains(&self.max_message_bytes),
             ),
             (
                 "limits.max_nesting_depth",
@@ -84,7 +84,7 @@ impl Limits {
             ),
             ("limits.max_parts", self.max_parts >= 1),
             ("limits.max_headers", self.max_headers >= 1),
-            ("limits.max_decoded_bytes", self.max_decoded_bytes >= 1024),
+            ("limits.max_decoded_bytes", self.max_decoded_bytes >= 1),
             ("limits.max_attempts", self.max_attempts >= 1),
         ];
         match checks.iter().find(|(_, ok)| !ok) {

@@ -1309,6 +1309,33 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         assert!(outcomes[1].reason.contains("max_nesting_depth"));
     }
 
+    /// Kept in part, a message cannot be read again; kept whole (it fit in the head), it can.
+    #[test]
+    fn only_a_message_kept_whole_can_be_retried() {
+        let mut p = pipeline(Limits::default());
+        let whole = report(7);
+        let kept_whole = Partial {
+            head: whole.clone(),
+            size: whole.len() as u64,
+            sha256: Some(crate::intake::sha256_hex(&whole)),
+            reason: "over the limit".into(),
+        };
+        let cut = Partial {
+            head: whole[..20].to_vec(),
+            size: 10_000_000,
+            sha256: Some("cd".repeat(32)),
+            reason: "over the limit".into(),
+        };
+        p.process_partial(&kept_whole, maildir("a")).unwrap();
+        p.process_partial(&cut, maildir("b")).unwrap();
+        let q = p.store().quarantined().unwrap();
+        assert_eq!((q[0].raw_size, q[1].raw_size), (None, Some(10_000_000)));
+        let retried = p.by_ref().retry_quarantined(q[0].id).unwrap();
+        assert_eq!(retried.outcome, "routed", "{retried:?}");
+        let err = p.by_ref().retry_quarantined(q[1].id).unwrap_err();
+        assert!(err.to_string().contains("only part of"), "{err}");
+    }
+
     #[test]
     fn an_oversized_message_keeps_its_head_size_and_hash_once() {
         let mut p = pipeline(Limits::default());

@@ -265,7 +265,8 @@ impl NewMessage {
     ) -> NewMessage {
         let mut m = NewMessage::inbound(head, source, received_at, Disposition::Quarantine);
         m.sha256 = sha256;
-        m.raw_size = Some(size);
+        // A head that holds all of it is the whole message.
+        m.raw_size = (head.len() as u64 != size).then_some(size);
         m.reason = reason;
         m
     }
