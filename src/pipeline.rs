@@ -1381,6 +1381,7 @@ mod tests {
                 limits,
                 ack_limit_per_sender_per_day: 3,
                 outbox: Default::default(),
+                private_address: None,
             },
         )
     }
