@@ -229,6 +229,7 @@ impl Pipeline {
         raw: Vec<u8>,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().process_owned(raw, source)
     }
 
@@ -238,6 +239,7 @@ impl Pipeline {
         partial: &Partial,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().process_partial(partial, source)
     }
 
