@@ -1196,14 +1196,19 @@ impl PipelineRef<'_> {
                     format!("counted without a signature check: {}", why_not()?),
                 )
             };
+            // Decrypted text is never stored: an encrypted statement stays in the stored
+            // ciphertext and is read again from there (`ops::vendors`).
+            let sealed = opened.encryption != Encryption::None;
             out.push(NewClaim {
                 org_id,
                 status: parsed.status.map(|s| s.as_str().to_string()),
-                statement: parsed.statement.clone(),
+                statement: parsed.statement.clone().filter(|_| !sealed),
                 signed_part: signer
                     .is_some()
                     .then(|| opened.signed_content.clone())
-                    .flatten(),
+                    .flatten()
+                    .filter(|_| !sealed),
+                sealed: sealed && parsed.statement.is_some(),
                 signer: signer.clone(),
                 signed_by_org,
                 counted,

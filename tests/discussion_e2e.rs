@@ -699,4 +699,12 @@ fn group_notice_relayed_discussion_anonymity_privacy_and_signed_statements() {
     assert!(exact.status.success());
     assert_eq!(exact.stdout, s1_signed.as_bytes());
     assert_eq!(sigterm(&mut daemon.0), Some(0));
+    // Alpha's statement came encrypted: read again from the ciphertext, never stored in clear
+    // (Gamma's came in clear and is in the stored message anyway).
+    let db = desk.store_bytes();
+    let secret = b"Alpha routers 1.x are affected";
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret),
+        "a decrypted statement is in the store"
+    );
 }

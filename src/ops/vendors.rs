@@ -42,13 +42,20 @@ pub struct VendorView {
 }
 
 /// The vendors of case `n` (participants with role `vendor`), by name.
-pub fn list(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<Vec<VendorView>, OpsError> {
+pub fn list(
+    cx: &mut Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+) -> Result<Vec<VendorView>, OpsError> {
     let t = cx.thread(n)?;
-    let store = cx.store();
     let now = Utc::now();
     let mut out = Vec::new();
-    for p in store.participants_followup(Some(t.id), Some("vendor"))? {
-        let claims = store.claims(t.id, p.org_id)?;
+    for p in cx
+        .store()
+        .participants_followup(Some(t.id), Some("vendor"))?
+    {
+        let claims = claims(cx, t.id, p.org_id)?;
+        let store = cx.store();
         let status = claims
             .iter()
             .rev()
@@ -93,14 +100,14 @@ pub fn list(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<Vec<Vend
 /// signature covers (a MIME entity, or the literal data of an OpenPGP message). A statement
 /// that was not signed has none: that is an error which says so.
 pub fn signed_statement(
-    cx: &Context,
+    cx: &mut Context,
     _actor: &Actor,
     n: &TrackingNumber,
     org: &str,
 ) -> Result<Vec<u8>, OpsError> {
     let t = cx.thread(n)?;
     let o = super::orgs::named(cx, org)?;
-    let claims = cx.store().claims(t.id, o.id)?;
+    let claims = claims(cx, t.id, o.id)?;
     let statement = claims
         .iter()
         .rev()
@@ -114,6 +121,40 @@ pub fn signed_statement(
             o.name, t.number, statement.reason, t.number
         ))
     })
+}
+
+/// An organization's claims in a thread, sealed statements read again from their stored
+/// ciphertext (decrypted now, never stored decrypted; see [`crate::store::NewClaim::sealed`]).
+fn claims(cx: &mut Context, thread_id: i64, org_id: i64) -> Result<Vec<Claim>, OpsError> {
+    let mut claims = cx.store().claims(thread_id, org_id)?;
+    for c in claims.iter_mut().filter(|c| c.sealed) {
+        let raw = cx.store().raw_message(c.message_ref)?;
+        let keyring = cx.keyring()?;
+        let opened = match crate::open::open(&raw, keyring) {
+            Ok(o) => o,
+            Err(e) => {
+                c.statement = Some(format!(
+                    "[the statement came encrypted and cannot be decrypted now: {e}]"
+                ));
+                continue;
+            }
+        };
+        let entity = opened.inner.as_deref().unwrap_or(&raw);
+        let subject = opened.protected_subject.clone().or_else(|| {
+            mail_parser::MessageParser::default()
+                .parse_headers(&raw)
+                .and_then(|m| m.subject().map(str::to_string))
+        });
+        let text = crate::message::readable(entity)
+            .ok()
+            .and_then(|r| r.text)
+            .unwrap_or_default();
+        c.statement = crate::statement::parse(subject.as_deref(), &text).statement;
+        if c.signer.is_some() {
+            c.signed_part = opened.signed_content;
+        }
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ CREATE TABLE vendor_claims (
                               OR status IN ('affected', 'not affected', 'fixed', 'under investigation')),
     statement     TEXT,
     signed_part   BLOB,
+    sealed        INTEGER NOT NULL DEFAULT 0,
     signature     TEXT NOT NULL,
     signer        TEXT,
     signed_by_org INTEGER NOT NULL,
@@ -47,6 +48,10 @@ pub struct NewClaim {
     pub statement: Option<String>,
     /// The exact bytes the message's signature covers (when it was validly signed).
     pub signed_part: Option<Vec<u8>>,
+    /// The message came encrypted: its statement and signed bytes are NOT stored (decrypted
+    /// text never is); `statement`/`signed_part` are `None` and this says a statement is
+    /// there, to be read again from the stored ciphertext when asked for.
+    pub sealed: bool,
     /// Primary fingerprint of the certificate that signed the message validly.
     pub signer: Option<String>,
     /// That certificate is one of the organization's keys.
@@ -70,6 +75,9 @@ pub struct Claim {
     pub statement: Option<String>,
     #[serde(skip)]
     pub signed_part: Option<Vec<u8>>,
+    /// See [`NewClaim::sealed`]: the statement is in the encrypted message only.
+    #[serde(skip)]
+    pub sealed: bool,
     /// The message's signature verdict (`good`, `none`, `not-participant`, ...).
     pub signature: String,
     pub signer: Option<String>,
@@ -102,7 +110,8 @@ impl Store {
     pub fn claims(&self, thread_id: i64, org_id: i64) -> Result<Vec<Claim>, StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT v.message_ref, m.sha256, m.message_id, v.status, v.statement, v.signed_part,
-                    v.signature, v.signer, v.signed_by_org, v.counted, v.reason, v.received_at
+                    v.signature, v.signer, v.signed_by_org, v.counted, v.reason, v.received_at,
+                    v.sealed
              FROM vendor_claims v JOIN messages m ON m.id = v.message_ref
              WHERE v.thread_id = ?1 AND v.org_id = ?2 ORDER BY v.received_at, v.id",
         )?;
@@ -121,6 +130,7 @@ impl Store {
                     counted: r.get(9)?,
                     reason: r.get(10)?,
                     received_at: r.get(11)?,
+                    sealed: r.get(12)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -218,8 +228,9 @@ pub(super) fn insert_claims_tx(
     for c in &m.claims {
         tx.execute(
             "INSERT INTO vendor_claims (thread_id, org_id, message_ref, status, statement,
-                 signed_part, signature, signer, signed_by_org, counted, reason, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 signed_part, signature, signer, signed_by_org, counted, reason, received_at,
+                 sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 thread_id,
                 c.org_id,
@@ -232,7 +243,8 @@ pub(super) fn insert_claims_tx(
                 c.signed_by_org,
                 c.counted,
                 c.reason,
-                time_text(m.received_at)
+                time_text(m.received_at),
+                c.sealed
             ],
         )?;
     }
