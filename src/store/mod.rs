@@ -9,10 +9,12 @@ mod mailbox;
 pub mod outbox;
 mod schema;
 pub mod tokens;
+pub mod trust;
 
 pub use audit::{AuditEntry, NewAudit};
 pub use mailbox::{Checkpoint, MailboxSummary};
 pub use tokens::StoredToken;
+pub use trust::{KeyChange, NewKeyChange};
 
 use std::path::Path;
 
@@ -206,6 +208,9 @@ pub struct NewMessage {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication: `pass | fail | none | temperror`, and what was checked.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
@@ -238,6 +243,8 @@ impl NewMessage {
             signature: "none".into(),
             signer: None,
             signature_reason: None,
+            sender_auth: "none".into(),
+            sender_auth_detail: None,
             automatic: false,
             flags: String::new(),
         }
@@ -278,6 +285,9 @@ pub struct MessageRecord {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication (`pass | fail | none | temperror`) and its detail.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     pub flags: String,
     pub source: String,
@@ -916,8 +926,10 @@ impl Store {
             tx.execute(
                 "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                     sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                    signature, signer, signature_reason, automatic, flags, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                    signature, signer, signature_reason, automatic, flags, source, sender_auth,
+                    sender_auth_detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                    ?20, ?21)",
                 params![
                     m.sha256,
                     m.message_id,
@@ -938,6 +950,8 @@ impl Store {
                     m.automatic,
                     m.flags,
                     m.source.describe(),
+                    m.sender_auth,
+                    m.sender_auth_detail,
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -1011,7 +1025,8 @@ impl Store {
         tx.execute(
             "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
                  thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
-                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15
+                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15,
+                 sender_auth = ?16, sender_auth_detail = ?17
              WHERE id = ?1",
             params![
                 id,
@@ -1029,6 +1044,8 @@ impl Store {
                 m.signature_reason,
                 m.automatic,
                 m.flags,
+                m.sender_auth,
+                m.sender_auth_detail,
             ],
         )?;
         if !matches!(m.disposition, Disposition::Quarantine) {
@@ -1173,7 +1190,8 @@ impl Store {
                     (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
                     (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
-                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256)
+                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256),
+                    m.sender_auth, m.sender_auth_detail
              FROM messages m {tail}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -1201,6 +1219,8 @@ impl Store {
                     signature: r.get(13)?,
                     signer: r.get(14)?,
                     signature_reason: r.get(15)?,
+                    sender_auth: r.get(24)?,
+                    sender_auth_detail: r.get(25)?,
                     automatic: r.get(16)?,
                     flags: r.get(17)?,
                     source: r.get(18)?,

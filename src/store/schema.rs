@@ -124,4 +124,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::tokens::MIGRATION,
     super::outbox::CLAIMS,
     GENERATIONS,
+    super::trust::SENDER_AUTH,
+    super::trust::KEY_CHANGES,
 ];
