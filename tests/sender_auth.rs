@@ -38,7 +38,10 @@ fn dkim_key(dir: &std::path::Path, name: &str) -> (String, String) {
 
 /// `raw` with a DKIM-Signature of `domain` (selector `s1`) on top.
 fn sign(pem: &str, domain: &str, raw: &str) -> String {
-    let key = RsaKey::<Sha256>::from_pkcs8_pem(pem).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(der)).unwrap();
     let sig = DkimSigner::from_key(key)
         .domain(domain)
         .selector("s1")
