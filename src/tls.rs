@@ -163,14 +163,12 @@ impl ServerTrust {
         let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
-        Ok(if self.pins.is_empty() {
-            builder.with_root_certificates(Arc::clone(&self.roots))
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedOrRoots(self.clone())))
-        }
-        .with_no_client_auth())
+        // Always through our verifier, pins or not: it records the certificate seen, so a
+        // refusal can print the fingerprint to pin; without pins it is exactly webpki's check.
+        Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedOrRoots(self.clone())))
+            .with_no_client_auth())
     }
 
     /// Checks a chain presented in a handshake made elsewhere (lettre's STARTTLS): the pinned
