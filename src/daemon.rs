@@ -319,7 +319,9 @@ fn keys_once(settings: Settings) {
     };
     match crate::ops::keys::expiring(&mut cx, &daemon, days) {
         Ok(list) => match crate::trust::keys::expiry_log_line(&list, days) {
-            Some(line) => tracing::warn!("{line}; ask for new keys (`casegate key list --expiring {days}`)"),
+            Some(line) => {
+                tracing::warn!("{line}; ask for new keys (`casegate key list --expiring {days}`)")
+            }
             None => tracing::info!("no key expires within {days} days"),
         },
         Err(e) => tracing::warn!(error = %e, "daily key check failed"),

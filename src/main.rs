@@ -671,7 +671,11 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
                             "{} {:<11} {} {} ({} days)  {}",
                             e.cert.fingerprint,
                             e.owner,
-                            if e.days_left < 0 { "expired" } else { "expires" },
+                            if e.days_left < 0 {
+                                "expired"
+                            } else {
+                                "expires"
+                            },
                             e.cert.expires.as_deref().unwrap_or("-"),
                             e.days_left,
                             terminal(&if e.contacts.is_empty() {

@@ -52,10 +52,7 @@ impl Rules {
             sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
                 &s.config.authentication,
             )),
-            require_authenticated_participants: s
-                .config
-                .policy
-                .require_authenticated_participants,
+            require_authenticated_participants: s.config.policy.require_authenticated_participants,
         }
     }
 }
@@ -817,9 +814,11 @@ impl PipelineRef<'_> {
         for stored in self.store.certs().map_err(|e| e.to_string())? {
             if stored.user_ids.iter().any(|u| {
                 u.to_lowercase().contains(&format!("<{sender}>")) || u.eq_ignore_ascii_case(&sender)
-            }) && let Ok(c) = <sequoia_openpgp::Cert as sequoia_openpgp::parse::Parse<'_, sequoia_openpgp::Cert>>::from_bytes(
-                &stored.public_cert,
-            ) {
+            }) && let Ok(c) = <sequoia_openpgp::Cert as sequoia_openpgp::parse::Parse<
+                '_,
+                sequoia_openpgp::Cert,
+            >>::from_bytes(&stored.public_cert)
+            {
                 certs.push(c);
             }
         }

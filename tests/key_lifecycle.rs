@@ -44,11 +44,11 @@ fn new_key(gpg: &Gpg, uid: &str, expire: &str) -> String {
             .collect()
     };
     let before = fprs(gpg);
-    gpg.run(&["--quick-gen-key", uid, "ed25519", "default", expire], None);
-    let fpr = fprs(gpg)
-        .into_iter()
-        .find(|f| !before.contains(f))
-        .unwrap();
+    gpg.run(
+        &["--quick-gen-key", uid, "ed25519", "default", expire],
+        None,
+    );
+    let fpr = fprs(gpg).into_iter().find(|f| !before.contains(f)).unwrap();
     gpg.add_subkey(&fpr, "cv25519", "encr");
     fpr
 }
@@ -107,7 +107,17 @@ fn a_key_expiring_in_ten_days_is_listed_and_logged() {
     let n = d.ok(&["open", "case", "--title", "t"]).trim().to_string();
     for (email, fpr) in [("soon@example.test", &soon), ("later@example.test", &later)] {
         let key = write(&d.work.join(format!("{email}.pgp")), &gpg.export(fpr));
-        d.ok(&["participant", "add", &n, "--org", email, "--email", email, "--key", &key]);
+        d.ok(&[
+            "participant",
+            "add",
+            &n,
+            "--org",
+            email,
+            "--email",
+            email,
+            "--key",
+            &key,
+        ]);
     }
     let listed = d.json(&["key", "list", "--expiring", "30", "--json"]);
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -115,11 +125,22 @@ fn a_key_expiring_in_ten_days_is_listed_and_logged() {
     assert_eq!(listed[0]["contacts"][0], "soon@example.test");
     let days = listed[0]["days_left"].as_i64().unwrap();
     assert!((9..=10).contains(&days), "{days}");
-    assert!(d.json(&["key", "list", "--expiring", "5", "--json"]).is_empty());
-    assert_eq!(d.json(&["key", "list", "--expiring", "365", "--json"]).len(), 2);
+    assert!(
+        d.json(&["key", "list", "--expiring", "5", "--json"])
+            .is_empty()
+    );
+    assert_eq!(
+        d.json(&["key", "list", "--expiring", "365", "--json"])
+            .len(),
+        2
+    );
     // The expiry is shown wherever the key is.
     let all = d.ok(&["key", "list"]);
-    assert!(all.lines().any(|l| l.contains(&soon) && l.contains("expires 20")), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.contains(&soon) && l.contains("expires 20")),
+        "{all}"
+    );
     let show = d.ok(&["show", &n]);
     assert!(show.contains(&format!("{soon} expires 20")), "{show}");
 
@@ -131,16 +152,21 @@ fn a_key_expiring_in_ten_days_is_listed_and_logged() {
     });
     assert_eq!(sigterm(&mut child), Some(0));
     let text = std::fs::read_to_string(&log).unwrap();
-    let line = text.lines().find(|l| l.contains("expire within 30 days")).unwrap();
-    assert!(line.contains(&soon) && line.contains("soon@example.test"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("expire within 30 days"))
+        .unwrap();
+    assert!(
+        line.contains(&soon) && line.contains("soon@example.test"),
+        "{line}"
+    );
     assert!(!line.contains(&later), "{line}");
 }
 
 #[test]
 fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
     let servers = MailServers::start();
-    let (cert, key) =
-        servers.leaf_certificate("wkd", &["openpgpkey.example.test", "example.test"]);
+    let (cert, key) = servers.leaf_certificate("wkd", &["openpgpkey.example.test", "example.test"]);
     let wkd = Wkd::start(&cert, &key);
     let rx = Receiver::start();
     let gpg = gpg();
@@ -159,13 +185,25 @@ fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
     d.write("casegate.toml", config.as_bytes());
     let n = d.ok(&["open", "case", "--title", "t"]).trim().to_string();
     let k1_file = write(&d.work.join("k1.pgp"), &gpg.export(&k1));
-    d.ok(&["participant", "add", &n, "--org", "Vendor", "--email", VENDOR, "--key", &k1_file]);
+    d.ok(&[
+        "participant",
+        "add",
+        &n,
+        "--org",
+        "Vendor",
+        "--email",
+        VENDOR,
+        "--key",
+        &k1_file,
+    ]);
 
     // Nothing published yet.
     let r = d.json(&["key", "refresh", VENDOR, "--json"]);
     assert_eq!(r[0]["outcome"], "not-found", "{r:?}");
     assert!(
-        wkd.requests().iter().any(|p| p.starts_with("/.well-known/openpgpkey/example.test/hu/")),
+        wkd.requests()
+            .iter()
+            .any(|p| p.starts_with("/.well-known/openpgpkey/example.test/hu/")),
         "{:?}",
         wkd.requests()
     );
@@ -201,13 +239,22 @@ fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
     let second = notice(&d, &n, "Notice two.");
     assert_eq!(second["status"], "held", "{second}");
     assert!(
-        second["reason"].as_str().unwrap().starts_with("key changed, not yet accepted"),
+        second["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("key changed, not yet accepted"),
         "{second}"
     );
     // ...and signatures by the new key do not count yet.
     let o = d.ingest("s1.eml", &statement(gpg, &k2, &n, "new-key-1"));
     assert_eq!(o["signature"], "unknown-key", "{o}");
-    assert!(o["signature_reason"].as_str().unwrap().contains("not accepted"), "{o}");
+    assert!(
+        o["signature_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not accepted"),
+        "{o}"
+    );
 
     // The copy queued before the change is held by the running sender, not sent.
     let mut serve = serve(&d);
@@ -217,20 +264,32 @@ fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
             .find(|c| c["id"] == *id)
             .unwrap()
     };
-    wait_for("the queued copy held by the sender", Duration::from_secs(60), || {
-        copy(&first["id"])["status"] == "held"
-    });
+    wait_for(
+        "the queued copy held by the sender",
+        Duration::from_secs(60),
+        || copy(&first["id"])["status"] == "held",
+    );
     assert!(
-        copy(&first["id"])["reason"].as_str().unwrap().starts_with("key changed, not yet accepted"),
+        copy(&first["id"])["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("key changed, not yet accepted"),
         "{}",
         copy(&first["id"])
     );
-    assert!(rx.inbox(VENDOR).is_empty(), "a copy left before the change was accepted");
+    assert!(
+        rx.inbox(VENDOR).is_empty(),
+        "a copy left before the change was accepted"
+    );
 
     // 3. An analyst accepts: both copies are sealed to the new key and go out.
     let accepted = d.json(&["key", "accept", VENDOR, &k2, "--json"]);
     assert_eq!(accepted[0]["change"]["status"], "accepted");
-    assert_eq!(accepted[0]["released"].as_array().unwrap().len(), 2, "{accepted:?}");
+    assert_eq!(
+        accepted[0]["released"].as_array().unwrap().len(),
+        2,
+        "{accepted:?}"
+    );
     wait_for("both copies delivered", Duration::from_secs(60), || {
         rx.inbox(VENDOR).len() == 2
     });
@@ -246,10 +305,16 @@ fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
             ..text.find("-----END PGP MESSAGE-----").unwrap() + 25];
         // (gpg has no copy of the coordinator's key, so it cannot check the signature inside
         // and exits 2; what matters here is that the new key opens the copy.)
-        let out = gpg.try_run(&["--decrypt"], Some(armored.replace("\r\n", "\n").as_bytes()));
+        let out = gpg.try_run(
+            &["--decrypt"],
+            Some(armored.replace("\r\n", "\n").as_bytes()),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("\"PSIRT new <"), "{stderr}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Notice "), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Notice "),
+            "{stderr}"
+        );
     }
     assert_eq!(sigterm(&mut serve), Some(0));
     assert!(d.json(&["key", "changes", "--json"]).is_empty());
@@ -259,7 +324,10 @@ fn wkd_merges_a_new_subkey_and_holds_a_new_primary_key_until_accepted() {
     let o = d.ingest("s2.eml", &statement(gpg, &k2, &n, "new-key-2"));
     assert_eq!(o["signature"], "good", "{o}");
     let audit = d.ok(&["audit"]);
-    assert!(audit.contains("key refresh") && audit.contains("key accept"), "{audit}");
+    assert!(
+        audit.contains("key refresh") && audit.contains("key accept"),
+        "{audit}"
+    );
 }
 
 #[test]
@@ -271,7 +339,17 @@ fn an_imported_replacement_and_an_autocrypt_offer_are_recorded_not_used() {
     let d = Desk::new();
     let n = d.ok(&["open", "case", "--title", "t"]).trim().to_string();
     let k1_file = write(&d.work.join("k1.pgp"), &gpg.export(&k1));
-    d.ok(&["participant", "add", &n, "--org", "Vendor", "--email", VENDOR, "--key", &k1_file]);
+    d.ok(&[
+        "participant",
+        "add",
+        &n,
+        "--org",
+        "Vendor",
+        "--email",
+        VENDOR,
+        "--key",
+        &k1_file,
+    ]);
 
     // An Autocrypt header of a participant: an offer, listed, not used, nothing held.
     use base64::Engine;
@@ -283,7 +361,10 @@ fn an_imported_replacement_and_an_autocrypt_offer_are_recorded_not_used() {
     d.ingest("ac.eml", raw.as_bytes());
     let changes = d.json(&["key", "changes", "--json"]);
     assert_eq!(changes.len(), 1, "{changes:?}");
-    assert_eq!((changes[0]["status"].as_str(), changes[0]["source"].as_str()), (Some("offered"), Some("autocrypt")));
+    assert_eq!(
+        (changes[0]["status"].as_str(), changes[0]["source"].as_str()),
+        (Some("offered"), Some("autocrypt"))
+    );
     assert_eq!(notice(&d, &n, "one")["key_fingerprint"], k1.as_str());
 
     // `key import` of another key for the address: held for review.
@@ -295,18 +376,38 @@ fn an_imported_replacement_and_an_autocrypt_offer_are_recorded_not_used() {
     let held = notice(&d, &n, "two");
     assert_eq!(held["status"], "held", "{held}");
     // `participant add --key` with another key for the address: held as well.
-    let again = d.json(&["participant", "add", &n, "--org", "Vendor", "--email", VENDOR, "--key", &k2_file, "--json"]);
-    assert_eq!(again[0]["key_change"]["fingerprint"], k2.as_str(), "{again:?}");
+    let again = d.json(&[
+        "participant",
+        "add",
+        &n,
+        "--org",
+        "Vendor",
+        "--email",
+        VENDOR,
+        "--key",
+        &k2_file,
+        "--json",
+    ]);
+    assert_eq!(
+        again[0]["key_change"]["fingerprint"],
+        k2.as_str(),
+        "{again:?}"
+    );
     assert!(again[0]["key_bound"].is_null(), "{again:?}");
     let listed = d.ok(&["key", "list"]);
-    assert!(listed.contains("key change for psirt@example.test not accepted yet"), "{listed}");
+    assert!(
+        listed.contains("key change for psirt@example.test not accepted yet"),
+        "{listed}"
+    );
     // A wrong fingerprint is refused; the right one releases the held copy, sealed to it.
     let err = d.fails(&["key", "accept", VENDOR, &k1]);
     assert!(err.contains("no open key change"), "{err}");
     let done = d.json(&["key", "accept", VENDOR, &k2, "--json"]);
     let released = done[0]["released"].as_array().unwrap();
     assert!(
-        released.iter().any(|c| c["id"] == held["id"] && c["key_fingerprint"] == k2.as_str()),
+        released
+            .iter()
+            .any(|c| c["id"] == held["id"] && c["key_fingerprint"] == k2.as_str()),
         "{done:?}"
     );
     // The offer stays listed until someone accepts or it is replaced.

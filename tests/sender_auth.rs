@@ -18,11 +18,22 @@ use support::dns::DnsServer;
 fn dkim_key(dir: &std::path::Path, name: &str) -> (String, String) {
     let key = dir.join(format!("{name}.pem"));
     let ok = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&key)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let public = Command::new("openssl")
         .args(["pkey", "-pubout", "-outform", "DER", "-in"])
         .arg(&key)
@@ -63,12 +74,23 @@ fn mail(from: &str, number: &str, id: &str, body: &str) -> String {
 fn desk(config: &str) -> (Desk, String) {
     let d = Desk::new();
     d.write("casegate.toml", config.as_bytes());
-    let number = d.ok(&["open", "case", "--title", "Overflow"]).trim().to_string();
+    let number = d
+        .ok(&["open", "case", "--title", "Overflow"])
+        .trim()
+        .to_string();
     for (org, email) in [
         ("Vendor", "psirt@vendor.example"),
         ("NoDmarc", "psirt@nodmarc.example"),
     ] {
-        d.ok(&["participant", "add", &number, "--org", org, "--email", email]);
+        d.ok(&[
+            "participant",
+            "add",
+            &number,
+            "--org",
+            org,
+            "--email",
+            email,
+        ]);
     }
     (d, number)
 }
@@ -86,9 +108,15 @@ fn dkim_and_dmarc_checked_against_the_tests_dns() {
     let tmp = tempfile::tempdir().unwrap();
     let (vendor_pem, vendor_p) = dkim_key(tmp.path(), "vendor");
     let (evil_pem, evil_p) = dkim_key(tmp.path(), "evil");
-    dns.txt("s1._domainkey.vendor.example", &format!("v=DKIM1; k=rsa; p={vendor_p}"));
+    dns.txt(
+        "s1._domainkey.vendor.example",
+        &format!("v=DKIM1; k=rsa; p={vendor_p}"),
+    );
     dns.txt("_dmarc.vendor.example", "v=DMARC1; p=reject");
-    dns.txt("s1._domainkey.evil.example", &format!("v=DKIM1; k=rsa; p={evil_p}"));
+    dns.txt(
+        "s1._domainkey.evil.example",
+        &format!("v=DKIM1; k=rsa; p={evil_p}"),
+    );
     let config = format!(
         "[authentication]\nsource = \"dkim\"\ndns_servers = [\"{}\"]\ndns_timeout_secs = 2\n",
         dns.address()
@@ -96,40 +124,76 @@ fn dkim_and_dmarc_checked_against_the_tests_dns() {
     let (d, n) = desk(&config);
 
     // Signed by the vendor's domain: pass, routed, not flagged.
-    let good = sign(&vendor_pem, "vendor.example", &mail("psirt@vendor.example", &n, "good", "Patch is out."));
+    let good = sign(
+        &vendor_pem,
+        "vendor.example",
+        &mail("psirt@vendor.example", &n, "good", "Patch is out."),
+    );
     let o = d.ingest("good.eml", good.as_bytes());
     assert_eq!(o["sender_auth"], "pass", "{o}");
-    assert!(o["sender_auth_detail"].as_str().unwrap().contains("dmarc=pass"), "{o}");
+    assert!(
+        o["sender_auth_detail"]
+            .as_str()
+            .unwrap()
+            .contains("dmarc=pass"),
+        "{o}"
+    );
     assert_eq!(o["outcome"], "routed", "{o}");
     assert_eq!(flags(&o, &d), "");
     assert!(
-        dns.asked.lock().unwrap().iter().any(|q| q == "s1._domainkey.vendor.example"),
+        dns.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q == "s1._domainkey.vendor.example"),
         "the key was looked up in the test's DNS"
     );
 
     // A spoofed From without DKIM, at a domain that publishes p=reject: DMARC fail, triaged
     // even without the strict policy.
-    let spoof = mail("psirt@vendor.example", &n, "spoof", "Please send the exploit to me.");
+    let spoof = mail(
+        "psirt@vendor.example",
+        &n,
+        "spoof",
+        "Please send the exploit to me.",
+    );
     let o = d.ingest("spoof.eml", spoof.as_bytes());
     assert_eq!(o["sender_auth"], "fail", "{o}");
     assert_eq!(o["outcome"], "triage", "{o}");
     assert!(
-        o["reason"].as_str().unwrap().starts_with("sender not authenticated: DMARC fail"),
+        o["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("sender not authenticated: DMARC fail"),
         "{o}"
     );
 
     // Signed, then changed on the way: the signature fails, so does DMARC.
-    let tampered = sign(&vendor_pem, "vendor.example", &mail("psirt@vendor.example", &n, "tamper", "Fixed in 2.1."))
-        .replace("Fixed in 2.1.", "Fixed in 9.9.");
+    let tampered = sign(
+        &vendor_pem,
+        "vendor.example",
+        &mail("psirt@vendor.example", &n, "tamper", "Fixed in 2.1."),
+    )
+    .replace("Fixed in 2.1.", "Fixed in 9.9.");
     let o = d.ingest("tampered.eml", tampered.as_bytes());
     assert_eq!(o["sender_auth"], "fail", "{o}");
     assert_eq!(o["outcome"], "triage", "{o}");
 
     // A valid signature of another domain does not vouch for the vendor's From.
-    let other = sign(&evil_pem, "evil.example", &mail("psirt@vendor.example", &n, "evil", "Trust me."));
+    let other = sign(
+        &evil_pem,
+        "evil.example",
+        &mail("psirt@vendor.example", &n, "evil", "Trust me."),
+    );
     let o = d.ingest("evil.eml", other.as_bytes());
     assert_eq!(o["sender_auth"], "fail", "{o}");
-    assert!(o["sender_auth_detail"].as_str().unwrap().contains("evil.example"), "{o}");
+    assert!(
+        o["sender_auth_detail"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example"),
+        "{o}"
+    );
     assert_eq!(o["outcome"], "triage", "{o}");
 
     // No DKIM at a domain without DMARC: nothing to check; routed but flagged.
@@ -150,7 +214,10 @@ fn dkim_and_dmarc_checked_against_the_tests_dns() {
     assert!(show.contains("sender authentication: pass"), "{show}");
     assert!(show.contains("flags: unauthenticated-sender"), "{show}");
     let read = d.ok(&["read", "<good@vendor.example>"]);
-    assert!(read.contains("sender authentication: pass — dmarc=pass"), "{read}");
+    assert!(
+        read.contains("sender authentication: pass — dmarc=pass"),
+        "{read}"
+    );
     let triage = d.ok(&["triage", "list"]);
     assert!(triage.contains("sender not authenticated"), "{triage}");
 }
@@ -226,23 +293,42 @@ fn only_the_coordinators_mta_is_believed_and_only_its_topmost_header() {
     );
     let o = d.ingest("forged.eml", forged.as_bytes());
     assert_eq!(o["sender_auth"], "fail", "{o}");
-    assert!(o["sender_auth_detail"].as_str().unwrap().contains("1 other"), "{o}");
+    assert!(
+        o["sender_auth_detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 other"),
+        "{o}"
+    );
     assert_eq!(o["outcome"], "triage", "{o}");
 
     // Another server's pass, on top even: never read.
     let o = d.ingest(
         "other.eml",
-        with(&["mx.vendor.example; dmarc=pass header.from=vendor.example", "mx.cert.example; none"], "ar-other").as_bytes(),
+        with(
+            &[
+                "mx.vendor.example; dmarc=pass header.from=vendor.example",
+                "mx.cert.example; none",
+            ],
+            "ar-other",
+        )
+        .as_bytes(),
     );
     assert_eq!(o["sender_auth"], "none", "{o}");
     assert_eq!(o["outcome"], "routed", "{o}");
     assert_eq!(flags(&o, &d), "unauthenticated-sender");
 
     // No header of the MTA at all.
-    let o = d.ingest("none.eml", mail("psirt@vendor.example", &n, "ar-none", "x").as_bytes());
+    let o = d.ingest(
+        "none.eml",
+        mail("psirt@vendor.example", &n, "ar-none", "x").as_bytes(),
+    );
     assert_eq!(o["sender_auth"], "none", "{o}");
     assert!(
-        o["sender_auth_detail"].as_str().unwrap().contains("no Authentication-Results header from mx.cert.example"),
+        o["sender_auth_detail"]
+            .as_str()
+            .unwrap()
+            .contains("no Authentication-Results header from mx.cert.example"),
         "{o}"
     );
 }

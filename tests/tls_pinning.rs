@@ -65,7 +65,10 @@ fn a_self_signed_server_is_refused_until_its_certificate_is_pinned() {
     let imap = finding(&d, "imap");
     assert_eq!(imap["ok"], false, "{imap}");
     let detail = imap["detail"].as_str().unwrap();
-    assert!(detail.contains(&format!("tls_cert_sha256 = \"{fpr}\"")), "{detail}");
+    assert!(
+        detail.contains(&format!("tls_cert_sha256 = \"{fpr}\"")),
+        "{detail}"
+    );
     let smtp = finding(&d, "smtp");
     assert_eq!(smtp["ok"], false, "{smtp}");
     assert!(smtp["detail"].as_str().unwrap().contains(&fpr), "{smtp}");
@@ -81,7 +84,10 @@ fn a_self_signed_server_is_refused_until_its_certificate_is_pinned() {
     // Pinned (IMAP by fingerprint, written without colons; SMTP by the certificate file).
     let pinned = config(
         &servers,
-        &format!("tls_cert_sha256 = \"{}\"", fpr.replace(':', "").to_lowercase()),
+        &format!(
+            "tls_cert_sha256 = \"{}\"",
+            fpr.replace(':', "").to_lowercase()
+        ),
         &format!("tls_cert_file = \"{}\"", servers.ca_cert.display()),
     );
     d.write("casegate.toml", pinned.as_bytes());
@@ -90,7 +96,10 @@ fn a_self_signed_server_is_refused_until_its_certificate_is_pinned() {
     assert!(imap["detail"].as_str().unwrap().contains(&fpr), "{imap}");
     let smtp = finding(&d, "smtp");
     assert_eq!(smtp["ok"], true, "{smtp}");
-    assert!(smtp["detail"].as_str().unwrap().contains("pinned"), "{smtp}");
+    assert!(
+        smtp["detail"].as_str().unwrap().contains("pinned"),
+        "{smtp}"
+    );
 
     // serve reads the mailbox over the pinned connection...
     servers.deliver(
@@ -106,9 +115,11 @@ fn a_self_signed_server_is_refused_until_its_certificate_is_pinned() {
         .stderr(std::fs::File::create(d.work.join("serve.log")).unwrap())
         .spawn()
         .unwrap();
-    wait_for("the message read over IMAP", Duration::from_secs(60), || {
-        d.json(&["list", "--json"]).len() == 1
-    });
+    wait_for(
+        "the message read over IMAP",
+        Duration::from_secs(60),
+        || d.json(&["list", "--json"]).len() == 1,
+    );
     // ...and sends through the pinned relay (the acknowledgment of the new report).
     wait_for("the acknowledgment sent", Duration::from_secs(60), || {
         servers
@@ -120,7 +131,10 @@ fn a_self_signed_server_is_refused_until_its_certificate_is_pinned() {
 
     // IMAP over STARTTLS, pinned the same way.
     let starttls = pinned
-        .replace(&format!("port = {}", servers.imaps_port), &format!("port = {}", servers.imap_port))
+        .replace(
+            &format!("port = {}", servers.imaps_port),
+            &format!("port = {}", servers.imap_port),
+        )
         .replacen("tls = \"implicit\"", "tls = \"starttls\"", 1);
     d.write("casegate.toml", starttls.as_bytes());
     assert_eq!(finding(&d, "imap")["ok"], true);

@@ -5,8 +5,8 @@ use super::{Actor, Context, OpsError, audit_record};
 use crate::keyring::{self, CertSummary};
 use crate::outbox::QueuedCopy;
 use crate::store::{Contact, KeyChange, Store};
-use crate::trust::keys::{self as key_life, BindTo, Offered, Source};
 use crate::tracking::TrackingNumber;
+use crate::trust::keys::{self as key_life, BindTo, Offered, Source};
 
 /// The roles a participant can have.
 pub const ROLES: &[&str] = &["vendor", "reporter", "coordinator", "other"];

@@ -418,11 +418,7 @@ struct KeyCheck {
 impl KeyCheck {
     /// Why a copy to `address` may not go out now: its key changed and nobody accepted the
     /// change yet (reloaded whenever the keys generation moves).
-    fn key_change(
-        &mut self,
-        store: &Store,
-        address: &str,
-    ) -> Result<Option<String>, StoreError> {
+    fn key_change(&mut self, store: &Store, address: &str) -> Result<Option<String>, StoreError> {
         self.sync(store)?;
         Ok(self.changed.get(&address.to_ascii_lowercase()).cloned())
     }

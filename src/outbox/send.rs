@@ -246,9 +246,14 @@ impl Pinned {
                 .await?
             }
             TlsMode::Starttls => {
-                let mut c =
-                    AsyncSmtpConnection::connect_tokio1(addr, Some(self.timeout), &hello, None, None)
-                        .await?;
+                let mut c = AsyncSmtpConnection::connect_tokio1(
+                    addr,
+                    Some(self.timeout),
+                    &hello,
+                    None,
+                    None,
+                )
+                .await?;
                 c.starttls(tls, &hello).await?;
                 c
             }
@@ -321,8 +326,7 @@ pub struct TlsProbe {
 /// Connects to the relay, secures the connection as configured and reports the certificate.
 /// Says nothing but EHLO (and STARTTLS); no AUTH, no mail.
 pub async fn probe_tls(config: &SmtpConfig) -> Result<TlsProbe, String> {
-    let pins =
-        crate::tls::Pins::from_config(&config.pin).map_err(|e| format!("[smtp] {e}"))?;
+    let pins = crate::tls::Pins::from_config(&config.pin).map_err(|e| format!("[smtp] {e}"))?;
     let pinned = !pins.is_empty();
     let trust = crate::tls::ServerTrust::new(config.ca_file.as_deref(), pins)
         .map_err(|e| format!("[smtp] {e}"))?;
@@ -337,13 +341,16 @@ pub async fn probe_tls(config: &SmtpConfig) -> Result<TlsProbe, String> {
     let result = tokio::time::timeout(probe.timeout.saturating_mul(4), probe.connect()).await;
     let seen = trust.seen().fingerprint();
     let trusted = match result {
-        Err(_) => return Err(format!("no answer within {} s", probe.timeout.as_secs() * 4)),
+        Err(_) => {
+            return Err(format!(
+                "no answer within {} s",
+                probe.timeout.as_secs() * 4
+            ));
+        }
         Ok(Ok(mut conn)) => {
             let _ = conn.quit().await;
             let by_pin = seen.as_deref().is_some_and(|f| {
-                crate::tls::parse_fingerprint(f).is_ok_and(|d| {
-                    trust.pins().matches_digest(&d)
-                })
+                crate::tls::parse_fingerprint(f).is_ok_and(|d| trust.pins().matches_digest(&d))
             });
             Ok(if pinned && by_pin {
                 "pinned"

@@ -257,7 +257,10 @@ mod tests {
             at: now,
         };
         let c = s.record_key_change(&offer).unwrap();
-        assert_eq!((c.status.as_str(), c.source.as_str()), ("offered", "autocrypt"));
+        assert_eq!(
+            (c.status.as_str(), c.source.as_str()),
+            ("offered", "autocrypt")
+        );
         assert!(s.keys_generation().unwrap() > g0);
         // The same key arriving by WKD: now pending, one row.
         let c = s
@@ -283,9 +286,11 @@ mod tests {
             vec!["NEW1", "OLD1"]
         );
         for t in [a.id, b.id] {
-            assert!(s.contacts(t).unwrap()[0]
-                .key_fingerprints
-                .contains(&"NEW1".to_string()));
+            assert!(
+                s.contacts(t).unwrap()[0]
+                    .key_fingerprints
+                    .contains(&"NEW1".to_string())
+            );
         }
         assert!(s.key_changes(true).unwrap().is_empty());
         assert_eq!(s.key_changes(false).unwrap().len(), 1);

@@ -102,9 +102,9 @@ pub fn parse(value: &str) -> Result<AuthResults, String> {
         };
         c.cfws()?;
         while c.peek().is_some_and(|b| b != b';') {
-            let key = c.keyword().ok_or_else(|| {
-                format!("unreadable text after {}={}", r.method, r.result)
-            })?;
+            let key = c
+                .keyword()
+                .ok_or_else(|| format!("unreadable text after {}={}", r.method, r.result))?;
             c.cfws()?;
             let name = if c.peek() == Some(b'.') {
                 c.i += 1;
@@ -113,7 +113,11 @@ pub fn parse(value: &str) -> Result<AuthResults, String> {
                     .keyword()
                     .ok_or_else(|| format!("property {key}. without a name"))?;
                 c.cfws()?;
-                format!("{}.{}", key.to_ascii_lowercase(), property.to_ascii_lowercase())
+                format!(
+                    "{}.{}",
+                    key.to_ascii_lowercase(),
+                    property.to_ascii_lowercase()
+                )
             } else {
                 key.to_ascii_lowercase()
             };
@@ -162,9 +166,9 @@ pub fn authserv_id(value: &str) -> Option<String> {
 /// the topmost with the trusted authserv-id (compared without regard to case). Returns its
 /// index and how many others were ignored.
 pub fn trusted_header(values: &[String], trusted_id: &str) -> (Option<usize>, usize) {
-    let pick = values.iter().position(|v| {
-        authserv_id(v).is_some_and(|id| id.eq_ignore_ascii_case(trusted_id.trim()))
-    });
+    let pick = values
+        .iter()
+        .position(|v| authserv_id(v).is_some_and(|id| id.eq_ignore_ascii_case(trusted_id.trim())));
     let ignored = values.len() - usize::from(pick.is_some());
     (pick, ignored)
 }
@@ -330,9 +334,7 @@ impl Cursor<'_> {
         if self.peek() == Some(b'"') {
             return self.quoted().map(Some);
         }
-        let t = self.take_while(|b| {
-            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
-        });
+        let t = self.take_while(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b));
         Ok((!t.is_empty()).then(|| t.to_string()))
     }
 
@@ -390,7 +392,10 @@ mod tests {
         .unwrap();
         assert_eq!(h.results.len(), 2);
         assert_eq!(h.results[0].method, "auth");
-        assert_eq!(h.results[0].property("smtp.auth"), Some("sender@example.net"));
+        assert_eq!(
+            h.results[0].property("smtp.auth"),
+            Some("sender@example.net")
+        );
         assert_eq!(h.results[1].property("smtp.mailfrom"), Some("example.net"));
 
         let h = parse(
@@ -398,7 +403,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.results[1].result, "fail");
-        assert_eq!(h.results[1].property("header.d"), Some("newyork.example.com"));
+        assert_eq!(
+            h.results[1].property("header.d"),
+            Some("newyork.example.com")
+        );
 
         // Postfix + OpenDKIM/OpenDMARC and Gmail spellings.
         let h = parse("mx.cert.example; dkim=pass (2048-bit key; unprotected) header.d=vendor.example header.i=@vendor.example header.a=rsa-sha256 header.s=s1 header.b=\"AbC+/d=\"").unwrap();
@@ -465,14 +473,21 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let pass = v("mx; dmarc=pass header.from=vendor.example", "vendor.example");
+        let pass = v(
+            "mx; dmarc=pass header.from=vendor.example",
+            "vendor.example",
+        );
         assert_eq!(pass.result, SenderResult::Pass);
         assert!(pass.detail.contains("mx"), "{}", pass.detail);
         // A DMARC result about another From domain is not about this message's From.
         let other = v("mx; dmarc=pass header.from=evil.example", "vendor.example");
         assert_eq!(other.result, SenderResult::None);
         assert_eq!(
-            v("mx; dmarc=fail header.from=vendor.example", "vendor.example").result,
+            v(
+                "mx; dmarc=fail header.from=vendor.example",
+                "vendor.example"
+            )
+            .result,
             SenderResult::Fail
         );
         // DKIM: aligned (same domain, or a subdomain of one another) passes, others do not.
@@ -498,15 +513,27 @@ mod tests {
             SenderResult::None
         );
         assert_eq!(
-            v("mx; spf=pass smtp.mailfrom=bounce@vendor.example", "vendor.example").result,
+            v(
+                "mx; spf=pass smtp.mailfrom=bounce@vendor.example",
+                "vendor.example"
+            )
+            .result,
             SenderResult::Pass
         );
         assert_eq!(
-            v("mx; spf=pass smtp.mailfrom=bounce@esp.example", "vendor.example").result,
+            v(
+                "mx; spf=pass smtp.mailfrom=bounce@esp.example",
+                "vendor.example"
+            )
+            .result,
             SenderResult::None
         );
         assert_eq!(
-            v("mx; dkim=temperror header.d=vendor.example", "vendor.example").result,
+            v(
+                "mx; dkim=temperror header.d=vendor.example",
+                "vendor.example"
+            )
+            .result,
             SenderResult::Temperror
         );
         let none = v("mx; none", "vendor.example");

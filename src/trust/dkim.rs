@@ -10,9 +10,7 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
-use mail_auth::{
-    AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput,
-};
+use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput};
 
 use super::{SenderAuth, SenderResult, aligned};
 use crate::config::AuthenticationConfig;
@@ -45,7 +43,10 @@ pub enum DmarcFact {
     /// The From domain (or its organization) publishes no DMARC record.
     NoPolicy,
     /// A record was found; `aligned_pass` says whether an aligned DKIM signature passed.
-    Policy { policy: String, aligned_pass: bool },
+    Policy {
+        policy: String,
+        aligned_pass: bool,
+    },
     Temperror(String),
     Permerror(String),
 }
@@ -57,7 +58,9 @@ impl DkimChecker {
         opts.attempts = 2;
         let authenticator = if config.dns_servers.is_empty() {
             MessageAuthenticator::new_system_conf().map_err(|e| {
-                format!("cannot read the system's DNS settings ({e}); set [authentication] dns_servers")
+                format!(
+                    "cannot read the system's DNS settings ({e}); set [authentication] dns_servers"
+                )
             })?
         } else {
             let mut servers = Vec::new();
@@ -192,7 +195,10 @@ pub fn decide(dkim: &[DkimFact], dmarc: &DmarcFact, from_domain: &str) -> Sender
                     "dkim={} d={}{}",
                     f.result,
                     f.domain,
-                    f.why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
+                    f.why
+                        .as_deref()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default()
                 )
             })
             .collect::<Vec<_>>()
@@ -282,7 +288,10 @@ mod tests {
     #[test]
     fn without_a_policy_an_aligned_dkim_pass_is_a_pass() {
         let v = decide(
-            &[sig("evil.example", "pass"), sig("mail.vendor.example", "pass")],
+            &[
+                sig("evil.example", "pass"),
+                sig("mail.vendor.example", "pass"),
+            ],
             &DmarcFact::NoPolicy,
             "vendor.example",
         );

@@ -100,7 +100,15 @@ pub fn offer_named(
     bind: BindTo,
     now: DateTime<Utc>,
 ) -> Result<Vec<Offered>, KeyringError> {
-    offer_checked(store, address, std::slice::from_ref(cert), source, bind, now, false)
+    offer_checked(
+        store,
+        address,
+        std::slice::from_ref(cert),
+        source,
+        bind,
+        now,
+        false,
+    )
 }
 
 fn offer_checked(
@@ -336,7 +344,11 @@ pub fn expiry_log_line(expiring: &[Expiring], days: u32) -> Option<String> {
                 } else {
                     e.contacts.join(", ")
                 },
-                if e.days_left < 0 { "expired" } else { "expires" },
+                if e.days_left < 0 {
+                    "expired"
+                } else {
+                    "expires"
+                },
                 e.cert.expires.as_deref().unwrap_or("?")
             )
         })
@@ -372,24 +384,51 @@ mod tests {
         s.add_participant(t.id, "V", "vendor", "psirt@v.example", None)
             .unwrap();
         let k1 = key("<psirt@v.example>", None);
-        let done = offer(&mut s, "psirt@v.example", &[k1.clone()], Source::Wkd, BindTo::Address, now)
-            .unwrap();
-        assert!(matches!(&done[0], Offered::Bound { contacts: 1, .. }), "{done:?}");
+        let done = offer(
+            &mut s,
+            "psirt@v.example",
+            &[k1.clone()],
+            Source::Wkd,
+            BindTo::Address,
+            now,
+        )
+        .unwrap();
+        assert!(
+            matches!(&done[0], Offered::Bound { contacts: 1, .. }),
+            "{done:?}"
+        );
         // The same key again (say with a new subkey): merged.
-        let done = offer(&mut s, "psirt@v.example", &[k1.clone()], Source::Wkd, BindTo::Address, now)
-            .unwrap();
+        let done = offer(
+            &mut s,
+            "psirt@v.example",
+            &[k1.clone()],
+            Source::Wkd,
+            BindTo::Address,
+            now,
+        )
+        .unwrap();
         assert!(matches!(&done[0], Offered::Merged { .. }), "{done:?}");
         // Another primary key: held for review, not bound.
         let k2 = key("<psirt@v.example>", None);
-        let done = offer(&mut s, "psirt@v.example", &[k2.clone()], Source::Import, BindTo::Nobody, now)
-            .unwrap();
+        let done = offer(
+            &mut s,
+            "psirt@v.example",
+            &[k2.clone()],
+            Source::Import,
+            BindTo::Nobody,
+            now,
+        )
+        .unwrap();
         let Offered::Held { change } = &done[0] else {
             panic!("{done:?}")
         };
         assert_eq!(change.status, "pending");
         assert_eq!(change.previous, vec![k1.fingerprint().to_hex()]);
         assert_eq!(s.address_keys("psirt@v.example").unwrap().len(), 1);
-        assert!(s.cert(&k2.fingerprint().to_hex()).unwrap().is_some(), "stored");
+        assert!(
+            s.cert(&k2.fingerprint().to_hex()).unwrap().is_some(),
+            "stored"
+        );
         // A key the accepted one certified replaces it without review.
         let mut signer = k1
             .primary_key()
@@ -405,23 +444,44 @@ mod tests {
         let k3 = k3.insert_packets(certification).unwrap().0;
         assert!(keyring::certifies(&k1, &k3, "psirt@v.example"));
         assert!(!keyring::certifies(&k1, &k2, "psirt@v.example"));
-        let done = offer(&mut s, "psirt@v.example", &[k3.clone()], Source::Import, BindTo::Nobody, now)
-            .unwrap();
+        let done = offer(
+            &mut s,
+            "psirt@v.example",
+            &[k3.clone()],
+            Source::Import,
+            BindTo::Nobody,
+            now,
+        )
+        .unwrap();
         assert!(matches!(&done[0], Offered::Bound { .. }), "{done:?}");
         assert_eq!(s.address_keys("psirt@v.example").unwrap().len(), 2);
         // A key for another address is not this address's offer.
         let other = key("<someone@else.example>", None);
         assert!(
-            offer(&mut s, "psirt@v.example", &[other], Source::Import, BindTo::Nobody, now)
-                .unwrap()
-                .is_empty()
+            offer(
+                &mut s,
+                "psirt@v.example",
+                &[other],
+                Source::Import,
+                BindTo::Nobody,
+                now
+            )
+            .unwrap()
+            .is_empty()
         );
         // Autocrypt: an offer, never bound, even for an address without a key.
         s.add_participant(t.id, "R", "reporter", "r@r.example", None)
             .unwrap();
         let k4 = key("<r@r.example>", None);
-        let done = offer(&mut s, "r@r.example", &[k4], Source::Autocrypt, BindTo::Nobody, now)
-            .unwrap();
+        let done = offer(
+            &mut s,
+            "r@r.example",
+            &[k4],
+            Source::Autocrypt,
+            BindTo::Nobody,
+            now,
+        )
+        .unwrap();
         let Offered::Held { change } = &done[0] else {
             panic!("{done:?}")
         };
@@ -450,7 +510,10 @@ mod tests {
         assert!(e[1].cert.expires.is_some());
         assert_eq!(expiring(None, &bound, 365, now).len(), 2);
         let line = expiry_log_line(&e, 30).unwrap();
-        assert!(line.contains("a@x.example") && line.contains("coordinator"), "{line}");
+        assert!(
+            line.contains("a@x.example") && line.contains("coordinator"),
+            "{line}"
+        );
         assert!(expiry_log_line(&[], 30).is_none());
         // An encryption subkey that expires sooner than the primary key decides.
         let (short_sub, _) = CertBuilder::new()

@@ -91,16 +91,18 @@ impl SenderAuth {
 /// in it (relaxed alignment without a public-suffix list: `d=example` vouches for nothing).
 pub fn aligned(domain: &str, from_domain: &str) -> bool {
     let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let f = from_domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let f = from_domain
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     if d.is_empty() || f.is_empty() {
         return false;
     }
     if d == f {
         return true;
     }
-    let under = |child: &str, parent: &str| {
-        parent.contains('.') && child.ends_with(&format!(".{parent}"))
-    };
+    let under =
+        |child: &str, parent: &str| parent.contains('.') && child.ends_with(&format!(".{parent}"));
     under(&f, &d) || under(&d, &f)
 }
 
@@ -113,7 +115,9 @@ pub fn dns_server_address(s: &str) -> Result<SocketAddr, String> {
     s.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
         .map_err(|_| {
-            format!("[authentication] dns_servers: {s:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\")")
+            format!(
+                "[authentication] dns_servers: {s:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\")"
+            )
         })
 }
 
@@ -281,7 +285,10 @@ mod tests {
         let theirs = "Authentication-Results: mx.evil.example; dmarc=pass header.from=vendor.example\r\nFrom: psirt@vendor.example\r\n\r\nbody\r\n";
         let v = check.authenticate(&view("psirt@vendor.example"), theirs.as_bytes());
         assert_eq!(v.result, SenderResult::None);
-        assert!(v.detail.contains("no Authentication-Results header from mx.cert.example"));
+        assert!(
+            v.detail
+                .contains("no Authentication-Results header from mx.cert.example")
+        );
         // Off: none, saying so.
         let off = SenderCheck::new(&AuthenticationConfig::default());
         let v = off.authenticate(&view("psirt@vendor.example"), ours.as_bytes());

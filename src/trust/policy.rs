@@ -94,10 +94,7 @@ mod tests {
                     };
                     assert_eq!(got, want, "{auth} signed={signed} strict={strict}");
                     if let Decision::Triage(reason) = d {
-                        assert!(
-                            reason.starts_with("sender not authenticated: "),
-                            "{reason}"
-                        );
+                        assert!(reason.starts_with("sender not authenticated: "), "{reason}");
                         assert!(reason.contains("detail"), "{reason}");
                     }
                 }

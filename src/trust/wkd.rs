@@ -132,7 +132,9 @@ impl WkdClient {
         let mut resolve = BTreeMap::new();
         for (host, to) in &config.resolve {
             let addr = to.parse().map_err(|_| {
-                WkdError::Config(format!("[keys.wkd] resolve: {host:?} = {to:?} is not IP:PORT"))
+                WkdError::Config(format!(
+                    "[keys.wkd] resolve: {host:?} = {to:?} is not IP:PORT"
+                ))
             })?;
             resolve.insert(host.to_ascii_lowercase(), addr);
         }
@@ -202,22 +204,23 @@ impl WkdClient {
                 .ok_or_else(|| Failure::Other("no host".into()))?
                 .to_ascii_lowercase();
             let port = uri.port_u16().unwrap_or(443);
-            let response =
-                tokio::time::timeout(self.timeout.saturating_mul(3), self.fetch(&uri, &host, port))
-                    .await
-                    .map_err(|_| {
-                        Failure::Other(format!(
-                            "no answer within {} s",
-                            self.timeout.as_secs() * 3
-                        ))
-                    })??;
+            let response = tokio::time::timeout(
+                self.timeout.saturating_mul(3),
+                self.fetch(&uri, &host, port),
+            )
+            .await
+            .map_err(|_| {
+                Failure::Other(format!("no answer within {} s", self.timeout.as_secs() * 3))
+            })??;
             match response {
                 Fetched::Body(b) => return Ok(Some(b)),
                 Fetched::NotFound => return Ok(None),
                 Fetched::Redirect(to) => url = to,
             }
         }
-        Err(Failure::Other(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(Failure::Other(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 
     async fn fetch(&self, uri: &Uri, host: &str, port: u16) -> Result<Fetched, Failure> {
@@ -299,7 +302,11 @@ impl WkdClient {
             let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
                 .collect()
                 .await
-                .map_err(|e| Failure::Other(format!("reading the key: {e} (at most {MAX_BODY_BYTES} bytes)")))?;
+                .map_err(|e| {
+                    Failure::Other(format!(
+                        "reading the key: {e} (at most {MAX_BODY_BYTES} bytes)"
+                    ))
+                })?;
             Ok(Fetched::Body(body.to_bytes().to_vec()))
         }
         .await;

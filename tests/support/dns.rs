@@ -94,7 +94,11 @@ fn respond(
     let mut found_name = false;
     for q in &query.queries {
         answer.add_query(q.clone());
-        let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let name = q
+            .name()
+            .to_ascii()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         asked.lock().unwrap().push(name.clone());
         if let Some(values) = records.get(&name) {
             found_name = true;

@@ -111,7 +111,10 @@ impl MailServers {
                 .env("MAIL_IMAPS_PORT", ports[1].to_string())
                 .env("MAIL_SMTP_PORT", ports[2].to_string())
                 .env("MAIL_EXTRA_USERS", options.extra_users.join(" "))
-                .env("MAIL_SELF_SIGNED", if options.self_signed { "1" } else { "" })
+                .env(
+                    "MAIL_SELF_SIGNED",
+                    if options.self_signed { "1" } else { "" },
+                )
                 .env(
                     "MAIL_IMAP_CAPABILITY",
                     options.imap_capability.clone().unwrap_or_default(),
@@ -186,7 +189,10 @@ impl MailServers {
         args.extend_from_slice(names);
         self.run(&args, None);
         let tls = self.dir.join("tls");
-        (tls.join(format!("{name}.pem")), tls.join(format!("{name}.key")))
+        (
+            tls.join(format!("{name}.pem")),
+            tls.join(format!("{name}.key")),
+        )
     }
 
     /// Puts one raw message into `user`'s INBOX (`doveadm save`), as a mail server would.
