@@ -1274,6 +1274,10 @@ mod tests {
                 limits,
                 ack_limit_per_sender_per_day: 3,
                 outbox: Default::default(),
+                sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
+                    &Default::default(),
+                )),
+                require_authenticated_participants: false,
             },
         )
     }

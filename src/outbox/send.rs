@@ -91,17 +91,14 @@ impl SmtpSender {
         let lease = i64::try_from(config.timeout_secs.max(1).saturating_mul(12))
             .unwrap_or(i64::MAX / 1000)
             .max(60);
-        let pinned = match pinned_trust(config)? {
-            Some(trust) => Some(Pinned {
-                host: config.host.clone(),
-                port: config.port,
-                tls: config.tls,
-                trust,
-                credentials,
-                timeout: Duration::from_secs(config.timeout_secs.max(1)),
-            }),
-            None => None,
-        };
+        let pinned = pinned_trust(config)?.map(|trust| Pinned {
+            host: config.host.clone(),
+            port: config.port,
+            tls: config.tls,
+            trust,
+            credentials,
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+        });
         Ok(SmtpSender {
             transport: builder.build(),
             pinned,

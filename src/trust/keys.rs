@@ -301,7 +301,7 @@ pub fn expiring(
     for (cert, contacts) in bound {
         consider("participant", cert, contacts);
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     out.into_iter().map(|(_, e)| e).collect()
 }
 
@@ -387,7 +387,7 @@ mod tests {
         let done = offer(
             &mut s,
             "psirt@v.example",
-            &[k1.clone()],
+            std::slice::from_ref(&k1),
             Source::Wkd,
             BindTo::Address,
             now,
@@ -401,7 +401,7 @@ mod tests {
         let done = offer(
             &mut s,
             "psirt@v.example",
-            &[k1.clone()],
+            std::slice::from_ref(&k1),
             Source::Wkd,
             BindTo::Address,
             now,
@@ -413,7 +413,7 @@ mod tests {
         let done = offer(
             &mut s,
             "psirt@v.example",
-            &[k2.clone()],
+            std::slice::from_ref(&k2),
             Source::Import,
             BindTo::Nobody,
             now,
@@ -447,7 +447,7 @@ mod tests {
         let done = offer(
             &mut s,
             "psirt@v.example",
-            &[k3.clone()],
+            std::slice::from_ref(&k3),
             Source::Import,
             BindTo::Nobody,
             now,
