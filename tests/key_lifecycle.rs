@@ -413,3 +413,66 @@ fn an_imported_replacement_and_an_autocrypt_offer_are_recorded_not_used() {
     // The offer stays listed until someone accepts or it is replaced.
     assert_eq!(d.json(&["key", "changes", "--json"]).len(), 1);
 }
+
+#[test]
+fn serve_with_daily_refresh_holds_a_key_changed_on_wkd() {
+    let servers = MailServers::start();
+    let (cert, key) = servers.leaf_certificate("wkd", &["openpgpkey.example.test", "example.test"]);
+    let wkd = Wkd::start(&cert, &key);
+    let gpg = gpg();
+    let k1 = new_key(gpg, &format!("PSIRT 4 <{VENDOR}>"), "never");
+    let k2 = new_key(gpg, &format!("PSIRT 5 <{VENDOR}>"), "never");
+    let d = Desk::new();
+    let config = format!(
+        "[maildir]\nenabled = true\n\n[keys]\nrefresh_daily = true\n\n\
+         [keys.wkd]\nca_file = \"{}\"\ntimeout_secs = 10\n\n\
+         [keys.wkd.resolve]\n\"openpgpkey.example.test\" = \"127.0.0.1:{}\"\n",
+        servers.ca_cert.display(),
+        wkd.port
+    );
+    d.write("casegate.toml", config.as_bytes());
+    let n = d.ok(&["open", "case", "--title", "t"]).trim().to_string();
+    let k1_file = write(&d.work.join("k1.pgp"), &gpg.export(&k1));
+    d.ok(&[
+        "participant",
+        "add",
+        &n,
+        "--org",
+        "Vendor",
+        "--email",
+        VENDOR,
+        "--key",
+        &k1_file,
+    ]);
+    // The vendor's directory now publishes another primary key; serve looks at start.
+    wkd.publish(VENDOR, &gpg.export(&k2));
+    let mut serve = serve(&d);
+    wait_for(
+        "the daily refresh recorded the change",
+        Duration::from_secs(60),
+        || !d.json(&["key", "changes", "--json"]).is_empty(),
+    );
+    assert_eq!(sigterm(&mut serve), Some(0));
+    let changes = d.json(&["key", "changes", "--json"]);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["fingerprint"], k2.as_str());
+    assert_eq!(changes[0]["source"], "wkd");
+    assert_eq!(changes[0]["status"], "pending");
+    assert!(
+        wkd.requests()
+            .iter()
+            .any(|r| r.contains("/.well-known/openpgpkey/")),
+        "{:?}",
+        wkd.requests()
+    );
+    // Not used: a notice to the vendor is held.
+    let held = notice(&d, &n, "After the refresh.");
+    assert_eq!(held["status"], "held", "{held}");
+    assert!(
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("key changed, not yet accepted"),
+        "{held}"
+    );
+}
