@@ -145,6 +145,10 @@ fn main() {
             ack_limit_per_sender_per_day: 3,
             outbox: Default::default(),
             private_address: None,
+            sender_check: std::sync::Arc::new(casegate::trust::SenderCheck::new(
+                &Default::default(),
+            )),
+            require_authenticated_participants: false,
         },
     );
     let t = Instant::now();

@@ -10,14 +10,15 @@
 //! transaction. A read-only actor is refused every change ([`OpsError::Forbidden`]).
 //!
 //! One module per concern: [`threads`], [`messages`] (read, attachments), [`ingest`],
-//! [`triage`], [`participants`] (and keys), [`orgs`] (the directory of organizations),
-//! [`vendors`] (status and statements), [`notices`] (the outbox, group notices, relays),
-//! [`followup`] (overdue organizations, reminders), [`quarantine`], [`audit`], [`tokens`],
-//! [`setup`].
+//! [`triage`], [`participants`] (and keys), [`keys`] (expiry, key changes, WKD refresh),
+//! [`orgs`] (the directory of organizations), [`vendors`] (status and statements),
+//! [`notices`] (the outbox, group notices, relays), [`followup`] (overdue organizations,
+//! reminders), [`quarantine`], [`audit`], [`tokens`], [`setup`].
 
 pub mod audit;
 pub mod followup;
 pub mod ingest;
+pub mod keys;
 pub mod messages;
 pub mod notices;
 pub mod orgs;
