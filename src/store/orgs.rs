@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, Thread, now_text, thread_by_id_tx, time_text};
 
-/// Schema v11: the directory, and the participants and contacts that existed moved into it
+/// Schema v13: the directory, and the participants and contacts that existed moved into it
 /// without loss (released stores: schema v5). Vendors and coordinators of different threads
 /// with the same name (any case) become one organization; reporters and "other" participants,
 /// whom mail could have named, each become the organization "Name <address>" (or just the

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, time_text};
 
-/// Schema v13.
+/// Schema v15.
 pub(super) const MIGRATION: &str = "
 ALTER TABLE threads ADD COLUMN discussion TEXT NOT NULL DEFAULT 'hub'
     CHECK (discussion IN ('hub', 'relay'));

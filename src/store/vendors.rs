@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, Thread, thread_by_id_tx, time_text};
 
-/// Schema v12.
+/// Schema v14.
 pub(super) const MIGRATION: &str = "
 CREATE TABLE vendor_claims (
     id            INTEGER PRIMARY KEY,
