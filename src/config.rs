@@ -449,7 +449,9 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what TOML cannot: limits in range, plain addresses, and the rest
+    /// [`Settings::load`] refuses to start with. Public for the `config` fuzz target.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits().validate().map_err(ConfigError::Invalid)?;
         for addr in [
             &self.coordinator.address,
