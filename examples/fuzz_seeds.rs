@@ -101,7 +101,9 @@ const HEAD: &str = "From: Vendor PSIRT <psirt@vendor.example>\r\nTo: cert@exampl
 Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n";
 
 fn crlf(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace("\r\n", "\n").replace('\n', "\r\n")
+    String::from_utf8_lossy(b)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
 }
 
 fn pgp_mime(subject: &str, id: &str, armored: &[u8]) -> Vec<u8> {
@@ -135,7 +137,10 @@ fn main() -> Result<()> {
         ("many-sig-parts", hostile_cases::many_parts(20, ".sig")),
         ("many-bin-parts", hostile_cases::many_parts(20, ".bin")),
         ("unterminated", hostile_cases::unterminated_multiparts(10)),
-        ("non-ascii-headers", hostile_cases::non_ascii_header_names(&clearsigned)),
+        (
+            "non-ascii-headers",
+            hostile_cases::non_ascii_header_names(&clearsigned),
+        ),
         ("ambiguous", hostile_cases::ambiguous_content_type()),
         ("garbage", hostile_cases::garbage(500)),
         ("html-brackets", hostile_cases::html_brackets(500)),
@@ -155,14 +160,23 @@ fn main() -> Result<()> {
     }
 
     // Mail from the participant of VU#409117, in each OpenPGP shape casegate opens.
-    let inner = b"Subject: [VU#409117] statement\r\nContent-Type: text/plain\r\n\r\nWe fixed it.\r\n";
+    let inner =
+        b"Subject: [VU#409117] statement\r\nContent-Type: text/plain\r\n\r\nWe fixed it.\r\n";
     out.push((
         "pgp-mime-signed-encrypted.eml".into(),
-        pgp_mime("...", "se", &pgp(Some(&coordinator), Some(&participant), false, inner)?),
+        pgp_mime(
+            "...",
+            "se",
+            &pgp(Some(&coordinator), Some(&participant), false, inner)?,
+        ),
     ));
     out.push((
         "pgp-mime-encrypted.eml".into(),
-        pgp_mime("VU#409117", "e", &pgp(Some(&coordinator), None, false, inner)?),
+        pgp_mime(
+            "VU#409117",
+            "e",
+            &pgp(Some(&coordinator), None, false, inner)?,
+        ),
     ));
     let body = b"We fixed it.\r\n";
     out.push((
