@@ -34,6 +34,10 @@ pub enum ParseError {
     /// there is no one structure to verify or show.
     #[error("ambiguous MIME structure: a part has {count} {field} fields")]
     Ambiguous { field: &'static str, count: usize },
+    /// MIME delimiters interleaved so that the parser cannot tell which entity one closes
+    /// (`LimitExceeded::Structure` of the patched mail-parser): no structure to trust.
+    #[error("cannot parse the MIME structure ({0}): multipart delimiters and attached messages interleave")]
+    Structure(&'static str),
 }
 
 impl From<LimitExceeded> for ParseError {
@@ -42,6 +46,7 @@ impl From<LimitExceeded> for ParseError {
             LimitExceeded::Depth(n) => ParseError::TooDeep(n),
             LimitExceeded::Parts(n) => ParseError::TooManyParts(n),
             LimitExceeded::Headers(n) => ParseError::TooManyHeaders(n),
+            LimitExceeded::Structure(what) => ParseError::Structure(what),
         }
     }
 }

@@ -88,3 +88,39 @@ fn every_fixture_passes_its_targets_checks() {
         }
     }
 }
+
+/// The findings of 2026-11-29 (`pipeline` twice, `open` once, the first minutes of each): a
+/// multipart whose delimiters run through the parts of attached messages (`message/rfc822`
+/// inside `message/rfc822`, the outer `--boundary` inside them) made the patched mail-parser
+/// lose track of which entity a delimiter closes — a `debug_assert!` upstream, so a panic in
+/// debug builds and, in release, a structure that is not the message's. It is now a parse
+/// error: the message is quarantined whole, with the reason, and nothing of it is opened.
+#[test]
+fn delimiters_through_attached_messages_are_quarantined_with_the_reason() {
+    let keyring = fuzz_setup::keyring();
+    for name in [
+        "pipeline-rfc822-parts-interleaved.eml",
+        "pipeline-rfc822-parts-interleaved-2.eml",
+        "open-rfc822-parts-interleaved.eml",
+    ] {
+        let raw = fixture(name);
+        let o = pipeline(&raw);
+        assert_eq!(o.outcome, "quarantine", "{name}: {o:?}");
+        assert!(
+            o.reason.contains("cannot parse the MIME structure"),
+            "{name}: {}",
+            o.reason
+        );
+        match casegate::open::open(&raw, &keyring) {
+            Err(e) => assert!(e.to_string().contains("MIME structure"), "{name}: {e}"),
+            Ok(o) => panic!("{name}: opened: {:?}", o.encryption),
+        }
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/fuzz")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

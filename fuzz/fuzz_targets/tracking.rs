@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     };
     for n in tracking::find_in_subject(s) {
         let again = TrackingNumber::parse(n.as_str()).ok();
-        assert_eq!(again.as_ref(), Some(&n), "{n:?} does not parse back from its text");
+        assert_eq!(
+            again.as_ref(),
+            Some(&n),
+            "{n:?} does not parse back from its text"
+        );
         assert_eq!(tracking::find_in_subject(n.as_str()), vec![n.clone()]);
     }
     if let Ok(n) = TrackingNumber::parse(s) {

@@ -4,8 +4,8 @@
 //! `tests/fuzz_regressions.rs` includes this file, so a finding is replayed in exactly the
 //! setting the fuzzer found it in. Only casegate and sequoia-openpgp are used here.
 
+use casegate::config::{Config, Settings};
 use casegate::keyring::{Cert, Keyring};
-use casegate::limits::Limits;
 use casegate::pipeline::{Pipeline, Rules};
 use casegate::store::Store;
 use casegate::tracking::{Kind, TrackingNumber};
@@ -55,17 +55,21 @@ pub fn pipeline() -> Pipeline {
             Some(&participant.fingerprint().to_hex()),
         )
         .expect("participant");
-    Pipeline::from_store(
-        store,
-        Some(coordinator()),
-        Rules {
-            reporting_address: COORDINATOR.into(),
-            coordinator_address: COORDINATOR.into(),
-            require_signed_vendor_statements: false,
-            limits: Limits::default(),
-            ack_limit_per_sender_per_day: 3,
-            outbox: Default::default(),
-        },
-    )
-    .expect("pipeline")
+    Pipeline::from_store(store, Some(coordinator()), rules()).expect("pipeline")
+}
+
+/// The rules of a config that names the coordinator and checks senders by its MTA's
+/// Authentication-Results (parsing only: nothing here asks DNS), defaults otherwise.
+pub fn rules() -> Rules {
+    let config = Config::from_toml(&format!(
+        "[coordinator]\naddress = \"{COORDINATOR}\"\nreporting_address = \"{COORDINATOR}\"\n\n\
+         [authentication]\nsource = \"authentication-results\"\ntrusted_authserv_id = \"mx.example.test\"\n"
+    ))
+    .expect("fuzz config");
+    config.validate().expect("fuzz config is valid");
+    Rules::from_settings(&Settings {
+        config,
+        data_dir: "casegate-data".into(),
+        source: None,
+    })
 }
