@@ -36,7 +36,9 @@ pub enum ParseError {
     Ambiguous { field: &'static str, count: usize },
     /// MIME delimiters interleaved so that the parser cannot tell which entity one closes
     /// (`LimitExceeded::Structure` of the patched mail-parser): no structure to trust.
-    #[error("cannot parse the MIME structure ({0}): multipart delimiters and attached messages interleave")]
+    #[error(
+        "cannot parse the MIME structure ({0}): multipart delimiters and attached messages interleave"
+    )]
     Structure(&'static str),
 }
 

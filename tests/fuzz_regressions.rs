@@ -89,7 +89,7 @@ fn every_fixture_passes_its_targets_checks() {
     }
 }
 
-/// The findings of 2026-11-29 (`pipeline` twice, `open` once, the first minutes of each): a
+/// The findings of 2026-11-29 (`pipeline`, `open` and `bounce`, in the first minutes of each): a
 /// multipart whose delimiters run through the parts of attached messages (`message/rfc822`
 /// inside `message/rfc822`, the outer `--boundary` inside them) made the patched mail-parser
 /// lose track of which entity a delimiter closes — a `debug_assert!` upstream, so a panic in
@@ -102,8 +102,13 @@ fn delimiters_through_attached_messages_are_quarantined_with_the_reason() {
         "pipeline-rfc822-parts-interleaved.eml",
         "pipeline-rfc822-parts-interleaved-2.eml",
         "open-rfc822-parts-interleaved.eml",
+        "bounce-rfc822-parts-interleaved.eml",
     ] {
         let raw = fixture(name);
+        assert!(
+            casegate::bounce::parse_bounce(&raw).is_none(),
+            "{name}: read as a bounce"
+        );
         let o = pipeline(&raw);
         assert_eq!(o.outcome, "quarantine", "{name}: {o:?}");
         assert!(

@@ -272,6 +272,7 @@ fn a_lost_structure_is_an_error_not_a_panic() {
         "pipeline-rfc822-parts-interleaved.eml",
         "pipeline-rfc822-parts-interleaved-2.eml",
         "open-rfc822-parts-interleaved.eml",
+        "bounce-rfc822-parts-interleaved.eml",
     ] {
         let path = format!("{}/../../fixtures/fuzz/{name}", env!("CARGO_MANIFEST_DIR"));
         let raw = std::fs::read(&path).unwrap();
