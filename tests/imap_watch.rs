@@ -43,7 +43,7 @@ fn acting_commands(servers: &MailServers, user: &str) -> Vec<String> {
 }
 
 #[test]
-fn stores_then_moves_and_picks_up_new_mail_during_idle() {
+fn stores_and_moves_and_picks_up_new_mail_during_idle() {
     init_tracing();
     let servers = MailServers::start_with(&ServerOptions {
         rawlog: true,
