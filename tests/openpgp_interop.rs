@@ -190,14 +190,17 @@ fn coordinator_public_key_imports_into_gpg_with_encryption_and_signing_subkeys()
     let f = fixture();
     let fpr = coordinator_fpr();
     let listing = s(&f.gpg.run(&["--with-colons", "--list-keys", &fpr], None));
-    assert!(
-        listing.contains(&"uid:-::::".to_string()) || listing.contains("uid:"),
+    // The one user ID, as gpg reads it (field 10 of the `uid` record), not revoked or expired
+    // (field 2 is neither `r` nor `e`).
+    let uids: Vec<&str> = listing.lines().filter(|l| l.starts_with("uid:")).collect();
+    assert_eq!(uids.len(), 1, "{listing}");
+    let fields: Vec<&str> = uids[0].split(':').collect();
+    assert_eq!(
+        fields[9],
+        format!("casegate coordinator <{COORDINATOR}>"),
         "{listing}"
     );
-    assert!(
-        listing.contains(&format!("casegate coordinator <{COORDINATOR}>")),
-        "{listing}"
-    );
+    assert!(!["r", "e", "i"].contains(&fields[1]), "{listing}");
     // Primary certifies only; one signing and one encryption subkey.
     let pub_line = listing.lines().find(|l| l.starts_with("pub:")).unwrap();
     let caps = pub_line.split(':').nth(11).unwrap();
@@ -212,8 +215,11 @@ fn coordinator_public_key_imports_into_gpg_with_encryption_and_signing_subkeys()
         .collect();
     assert!(subs.iter().any(|c| c.contains('s')), "{subs:?}");
     assert!(subs.iter().any(|c| c.contains('e')), "{subs:?}");
-    // And gpg can use it: encrypt to it (used by every test below) and verify casegate's
-    // exported cert round-trips through gpg unchanged.
+    // And gpg can use it: what gpg encrypts to it, casegate decrypts; and casegate's exported
+    // cert round-trips through gpg unchanged.
+    let ct = encrypt_armored(&[&fpr], None, b"to the coordinator\n");
+    let o = opened(&message(VENDOR, "x", &text_entity(&s(&ct))));
+    assert_eq!(full_enc(&o), vec![f.coordinator_enc_keyid()]);
     let back = keyring::parse_certs(&f.gpg.export(&fpr)).unwrap();
     assert_eq!(back[0].fingerprint(), f.coordinator.fingerprint());
     assert!(!back[0].is_tsk());
@@ -240,9 +246,22 @@ fn gpg_keys_summarize() {
     let err = keyring::encryption_key_valid(&revoked[0]).unwrap_err();
     assert!(err.contains("revoked"), "{err}");
 
-    // A sign-only key (no encryption subkey) is not a valid encryption key.
-    let err = keyring::encryption_key_valid(&revoked[0]).unwrap_err();
-    assert!(!err.is_empty());
+    // A valid sign-only key (no encryption subkey) is not a valid encryption key.
+    let sign_only = f.gpg.gen_key(
+        "Signer <signonly@foocorp.example>",
+        "ed25519",
+        "sign",
+        "never",
+        &[],
+    );
+    let certs = keyring::parse_certs(&f.gpg.export(&sign_only)).unwrap();
+    let sum = keyring::summarize(&certs[0]);
+    assert!(
+        sum.can_sign && !sum.can_encrypt && !sum.expired && !sum.revoked,
+        "{sum:?}"
+    );
+    let err = keyring::encryption_key_valid(&certs[0]).unwrap_err();
+    assert!(err.contains("no valid encryption-capable key"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -672,11 +691,13 @@ fn attack_signed_part_in_unsigned_wrapper() {
         );
         let o = opened(&message(VENDOR, "x", &entity));
         if sub == "alternative" {
-            // A single alternative that is fully signed: the reader sees exactly it.
-            // Still not claimed: only identical certs across *all* alternatives count, and a
-            // wrapper of one is reported as partial for mixed/related.
+            // A single alternative that is fully signed: whichever alternative the reader's
+            // client shows, it is this signed part, so the message counts as signed.
+            valid_by(&o, &fixture().vendor, VENDOR);
             continue;
         }
+        // A mixed/related wrapper of one part still could carry more parts in another
+        // client's view (and is how attacks start): reported as partial.
         let reason = partial_sig(&o);
         assert!(reason.contains("wrapper"), "{reason}");
     }
@@ -809,6 +830,33 @@ fn attack_multipart_signed_with_extra_part_or_wrong_protocol() {
         "{:?}",
         o.signature
     );
+    // The same two parts, signature intact, but the container does not say it is OpenPGP:
+    // S/MIME's protocol, or none at all. Not an OpenPGP signature of the message.
+    let genuine = signed_entity(&part, &sig, "pgp-sha256");
+    valid_by(
+        &opened(&message(VENDOR, "x", &genuine)),
+        &fixture().vendor,
+        VENDOR,
+    );
+    for wrong in [
+        genuine.replace(
+            "application/pgp-signature\"",
+            "application/pkcs7-signature\"",
+        ),
+        genuine.replace(" protocol=\"application/pgp-signature\";", ""),
+    ] {
+        assert_ne!(wrong, genuine);
+        let o = opened(&message(VENDOR, "x", &wrong));
+        assert_eq!(o.signature, SignatureFacts::None, "{wrong}");
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.starts_with("multipart/signed with protocol")
+                    && n.ends_with("was not checked")),
+            "{:?}",
+            o.notes
+        );
+    }
 }
 
 #[test]
@@ -984,18 +1032,16 @@ fn message_for_someone_else_is_not_for_us() {
 
 #[test]
 fn no_secret_key_configured() {
-    let f = fixture();
     let ct = encrypt_armored(&[&coordinator_fpr()], None, PROTECTED.as_bytes());
     let public_only = Keyring::new(None, vec![]);
     assert!(matches!(
         open(&message(VENDOR, "x", &pgp_mime_entity(&ct)), &public_only),
         Err(OpenError::NoSecretKey)
     ));
-    let _ = f;
 }
 
 #[test]
-fn corrupt_armor_is_malformed() {
+fn corrupt_armor_is_malformed_and_truncated_ciphertext_fails_integrity() {
     let ct = s(&encrypt_armored(
         &[&coordinator_fpr()],
         None,
@@ -1012,15 +1058,16 @@ fn corrupt_armor_is_malformed() {
         Err(OpenError::Malformed(m)) => assert!(m.contains("armor"), "{m}"),
         other => panic!("{other:?}"),
     }
-    // Truncated: the END line is missing.
+    // Truncated: the END line and most of the ciphertext are missing. What is there decrypts
+    // to a stream that stops early: an integrity failure, never partial plaintext.
     let truncated: String = ct.lines().take(5).map(|l| format!("{l}\n")).collect();
-    assert!(
-        open(
-            &message(VENDOR, "x", &text_entity(&truncated)),
-            &fixture().keyring
-        )
-        .is_err()
-    );
+    match open(
+        &message(VENDOR, "x", &text_entity(&truncated)),
+        &fixture().keyring,
+    ) {
+        Err(OpenError::Integrity(m)) => assert!(m.contains("corrupt"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1103,29 +1150,44 @@ fn garbage_never_panics() {
             &text_entity(&String::from_utf8_lossy(&armored[..cut])),
         ));
     }
-    // Byte flips everywhere in a signed message and in a detached signature.
+    // Byte flips everywhere in a signed message and in a detached signature. A flip inside
+    // the signed part changes signed bytes: that message must never come out validly signed.
     let signed = message(VENDOR, "x", &signed_entity(&part, &sig, "pgp-sha256"));
+    let at = signed
+        .windows(part.len())
+        .position(|w| w == part.as_bytes())
+        .unwrap();
+    let signed_range = at..at + part.len();
+    let mut must_not_verify = Vec::new();
     for i in (0..signed.len()).step_by(11) {
         let mut m = signed.clone();
         m[i] ^= 0x5a;
+        if signed_range.contains(&i) {
+            must_not_verify.push(inputs.len());
+        }
         inputs.push(m);
     }
+    assert!(must_not_verify.len() > 3);
     inputs.push(b"Content-Type: multipart/encrypted\r\n\r\n".to_vec());
     inputs.push(b"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=x\r\n\r\n--x\r\n".to_vec());
     inputs.push(b"\xff\xfe\x00garbage".to_vec());
     inputs.push(
         b"Content-Type: application/pgp-encrypted; name=a.gpg\r\n\r\n\x85\x01\x0c\x03".to_vec(),
     );
-    for input in &inputs {
+    for (i, input) in inputs.iter().enumerate() {
         let r = std::panic::catch_unwind(|| open(input, &f.keyring));
-        assert!(r.is_ok(), "panicked on {}", String::from_utf8_lossy(input));
-        if let Ok(Ok(o)) = r {
-            // Damage may leave a message unsigned or badly signed, never valid when the
-            // signed bytes changed (checked in attack tests); here: no panic, no error text
-            // with newlines.
-            let _ = o;
-        } else if let Ok(Err(e)) = r {
-            assert!(!e.to_string().contains('\n'), "{e}");
+        let Ok(r) = r else {
+            panic!("panicked on {}", String::from_utf8_lossy(input));
+        };
+        match r {
+            Ok(o) => assert!(
+                !(must_not_verify.contains(&i)
+                    && matches!(o.signature, SignatureFacts::Valid { .. })),
+                "a damaged signed part verified: {}",
+                String::from_utf8_lossy(input)
+            ),
+            // An error is one line: it becomes a quarantine reason.
+            Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
         }
     }
 }
