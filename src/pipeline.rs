@@ -143,6 +143,7 @@ impl Pipeline {
                 eval.message.sender.as_deref(),
                 eval.message.message_id.as_deref(),
                 eval.inner.as_deref(),
+                now,
             ));
         }
         tracing::info!(
@@ -473,11 +474,13 @@ impl Pipeline {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> String {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
-        let result = self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner);
+        let result =
+            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner, now);
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -506,6 +509,7 @@ impl Pipeline {
                 record.sender.as_deref(),
                 record.message_id.as_deref(),
                 inner.as_deref(),
+                Utc::now(),
             );
             tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
             done.push((thread.number, result));
@@ -513,6 +517,7 @@ impl Pipeline {
         Ok(done)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn acknowledge_with(
         &mut self,
         coordinator: &sequoia_openpgp::Cert,
@@ -521,6 +526,7 @@ impl Pipeline {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> Result<String, String> {
         let sender = sender.ok_or("no sender address")?.to_string();
         let thread = self
@@ -585,6 +591,7 @@ impl Pipeline {
                 outbox: &self.rules.outbox,
                 limit_per_day: self.rules.ack_limit_per_sender_per_day,
             },
+            now,
         )
         .map_err(|e| e.to_string())?;
         Ok(match done {

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
@@ -63,7 +63,8 @@ pub struct AckPolicy<'a> {
     pub limit_per_day: u32,
 }
 
-/// Queues the acknowledgment of a new report to its reporter.
+/// Queues the acknowledgment of a new report to its reporter, as of `now` (which UTC day the
+/// limit counts, and when the copy was queued).
 pub fn acknowledge(
     store: &mut Store,
     coordinator: &Cert,
@@ -71,22 +72,19 @@ pub fn acknowledge(
     reporter: &Contact,
     in_reply_to: Option<&str>,
     policy: &AckPolicy<'_>,
+    now: DateTime<Utc>,
 ) -> Result<Acknowledged, OutboxError> {
     let (from, config, limit_per_day) = (policy.from, policy.outbox, policy.limit_per_day);
-    let midnight = Utc::now()
-        .date_naive()
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
+    let midnight = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
     if store.automatic_copies_since(&reporter.address, midnight)? >= i64::from(limit_per_day) {
         return Ok(Acknowledged::Limited {
             limit: limit_per_day,
         });
     }
-    let now = SystemTime::now();
     let number = report.number.as_str();
     if has_valid_key(store, reporter)? {
         let text = body(number, from, true);
-        let copies = super::notify(
+        let copies = super::notify_at(
             store,
             coordinator,
             report,
@@ -100,6 +98,7 @@ pub fn acknowledge(
             },
             config,
             from,
+            now,
         )?;
         if let Some(copy) = copies.into_iter().find(|c| c.address == reporter.address) {
             return Ok(Acknowledged::Queued(copy));
@@ -117,7 +116,7 @@ pub fn acknowledge(
         },
         coordinator,
         from,
-        now,
+        SystemTime::from(now),
     )?;
     let fingerprint = coordinator.fingerprint().to_hex();
     let record = NewNotice {
@@ -125,7 +124,7 @@ pub fn acknowledge(
         sender: from,
         in_reply_to,
         automatic: true,
-        date_unix: Utc::now().timestamp(),
+        date_unix: now.timestamp(),
         signer_fingerprint: &fingerprint,
         inner: &plain.bytes,
     };
@@ -137,7 +136,7 @@ pub fn acknowledge(
         raw: &plain.bytes,
         key_fingerprint: None,
     };
-    let ids = store.enqueue_notice(&record, std::slice::from_ref(&copy), Utc::now())?;
+    let ids = store.enqueue_notice(&record, std::slice::from_ref(&copy), now)?;
     let id = ids.first().copied().unwrap_or_default();
     Ok(Acknowledged::Queued(super::queued_copy(id, number, &copy)))
 }
