@@ -225,9 +225,10 @@ fn sender_killed_mid_send_delivers_every_copy_with_at_most_one_duplicate() {
     assert!(queued.iter().all(|q| q.status == "queued"));
     drop(store);
 
-    // The server stores each message, then answers DATA only 0.3 s later: a kill lands
-    // between "the server has it" and "we recorded it" — the window this test is about.
-    rx.control("slow 0.3");
+    // The server stores each message, then answers DATA only 1 s later: a kill lands
+    // between "the server has it" and "we recorded it" — the window this test is about (and
+    // checks it landed there, below).
+    rx.control("slow 1");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -253,6 +254,19 @@ fn sender_killed_mid_send_delivers_every_copy_with_at_most_one_duplicate() {
     assert!(
         before_restart < N,
         "the child finished before it was killed"
+    );
+    // The kill landed inside the window: the server has more copies than the store says were
+    // sent (the one whose reply was pending), and the store never says more than the server has.
+    let recorded = Store::open(&path)
+        .unwrap()
+        .outbox_rows(&OutboxFilter::default())
+        .unwrap()
+        .iter()
+        .filter(|r| r.status == "sent")
+        .count();
+    assert!(
+        recorded < before_restart,
+        "the kill did not land between acceptance and record: {recorded} sent, {before_restart} accepted"
     );
 
     // Restart: a new sender (the daemon's loop) delivers the rest.
