@@ -1228,3 +1228,190 @@ fn binary_detached_signature_file_is_not_a_message() {
         (Encryption::None, SignatureFacts::None, None)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Signing subkeys that expired or were revoked, on certificates that are otherwise valid.
+
+/// Fingerprints of `fpr`'s subkeys with capability `cap` (`s`, `e`), as gpg lists them.
+fn subkeys(fpr: &str, cap: char) -> Vec<String> {
+    let out = s(&fixture().gpg.run(
+        &[
+            "--with-colons",
+            "--with-subkey-fingerprints",
+            "--list-keys",
+            fpr,
+        ],
+        None,
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let mut found = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("sub:") && l.split(':').nth(11).is_some_and(|c| c.contains(cap)) {
+            let fpr_line = lines[i + 1];
+            assert!(fpr_line.starts_with("fpr:"), "{out}");
+            found.push(fpr_line.split(':').nth(9).unwrap().to_string());
+        }
+    }
+    found
+}
+
+/// `gpg --faked-system-time` for `days` ago.
+fn days_ago(days: i64) -> String {
+    hours_ago(days * 24)
+}
+
+fn hours_ago(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours))
+        .format("%Y%m%dT%H%M%S")
+        .to_string()
+}
+
+/// The certificate as gpg exports it, in a keyring next to the coordinator.
+fn keyring_with(fpr: &str) -> Keyring {
+    let f = fixture();
+    Keyring::new(
+        Some(f.coordinator.clone()),
+        keyring::parse_certs(&f.gpg.export(fpr)).unwrap(),
+    )
+}
+
+#[test]
+fn signature_by_an_expired_signing_subkey_is_bad_on_an_otherwise_valid_key() {
+    let f = fixture();
+    const ADDR: &str = "subkey-expired@foocorp.example";
+    // Made three days ago: a certify-only primary that never expires, an encryption subkey,
+    // and a signing subkey valid for one day, which signed a statement while it was valid.
+    let then = days_ago(3);
+    let fpr = f.gpg.gen_key(
+        &format!("Subkey Expired <{ADDR}>"),
+        "ed25519",
+        "cert",
+        "never",
+        &["--faked-system-time", &then],
+    );
+    for (algo, usage, expire) in [("cv25519", "encr", "never"), ("ed25519", "sign", "1d")] {
+        f.gpg.run(
+            &[
+                "--faked-system-time",
+                &then,
+                "--quick-add-key",
+                &fpr,
+                algo,
+                usage,
+                expire,
+            ],
+            None,
+        );
+    }
+    let signing = subkeys(&fpr, 's');
+    assert_eq!(signing.len(), 1);
+    let statement = s(&f.gpg.run(
+        &[
+            "--faked-system-time",
+            &days_ago(3),
+            "-u",
+            &format!("{}!", signing[0]),
+            "--clearsign",
+        ],
+        Some(b"Signed while the subkey was valid.\n"),
+    ));
+    let kr = keyring_with(&fpr);
+    let cert = kr.cert(&fpr).unwrap();
+    // The certificate itself is fine: not expired, not revoked, can still be encrypted to.
+    let sum = keyring::summarize(cert);
+    assert!(!sum.expired && !sum.revoked && sum.can_encrypt, "{sum:?}");
+    assert!(keyring::encryption_key_valid(cert).is_ok());
+
+    let o = open(&message(ADDR, "x", &text_entity(&statement)), &kr).unwrap();
+    let reason = bad_sig(&o);
+    assert!(reason.contains("expired"), "{reason}");
+    let contact = ThreadContact {
+        address: ADDR.into(),
+        key_fingerprints: vec![fpr.clone()],
+    };
+    let v = signature_verdict(&o.signature, Some(ADDR), &[contact.clone()]);
+    assert_eq!(v.signature, SignatureVerdict::Bad, "{}", v.reason);
+
+    // Control: a new signing subkey on the same certificate signs validly today.
+    f.gpg
+        .run(&["--quick-add-key", &fpr, "ed25519", "sign", "never"], None);
+    let fresh = subkeys(&fpr, 's')
+        .into_iter()
+        .find(|k| k != &signing[0])
+        .unwrap();
+    let today = clearsign(&format!("{fresh}!"), "Signed today.\n");
+    let kr = keyring_with(&fpr);
+    let o = open(&message(ADDR, "x", &text_entity(&today)), &kr).unwrap();
+    valid_by(&o, &fpr, ADDR);
+    let v = signature_verdict(&o.signature, Some(ADDR), &[contact]);
+    assert_eq!(v.signature, SignatureVerdict::Good, "{}", v.reason);
+}
+
+#[test]
+fn signature_by_a_revoked_signing_subkey_is_bad_on_an_otherwise_valid_key() {
+    let f = fixture();
+    const ADDR: &str = "subkey-revoked@foocorp.example";
+    // Made two hours ago, the statement signed one hour ago, the revocation comes now.
+    let (made, signed) = (hours_ago(2), hours_ago(1));
+    let fpr = f.gpg.gen_key(
+        &format!("Subkey Revoked <{ADDR}>"),
+        "ed25519",
+        "cert",
+        "never",
+        &["--faked-system-time", &made],
+    );
+    for (algo, usage) in [("ed25519", "sign"), ("cv25519", "encr")] {
+        f.gpg.run(
+            &[
+                "--faked-system-time",
+                &made,
+                "--quick-add-key",
+                &fpr,
+                algo,
+                usage,
+                "never",
+            ],
+            None,
+        );
+    }
+    let signing = subkeys(&fpr, 's');
+    assert_eq!(signing.len(), 1);
+    let statement = s(&f.gpg.run(
+        &[
+            "--faked-system-time",
+            &signed,
+            "-u",
+            &format!("{}!", signing[0]),
+            "--clearsign",
+        ],
+        Some(b"Signed before the revocation.\n"),
+    ));
+    let contact = ThreadContact {
+        address: ADDR.into(),
+        key_fingerprints: vec![fpr.clone()],
+    };
+    // Before the revocation it verifies (so what changes below is the revocation alone).
+    let before = open(
+        &message(ADDR, "x", &text_entity(&statement)),
+        &keyring_with(&fpr),
+    )
+    .unwrap();
+    valid_by(&before, &fpr, ADDR);
+
+    // The owner revokes the signing subkey (subkey 1: the signing one, added first) as
+    // superseded: a "soft" revocation, which by itself leaves signatures made before it valid
+    // (RFC 4880 5.2.3.23). Mail arrives now, so casegate counts the key as it is now.
+    f.gpg.run(
+        &["--command-fd", "0", "--edit-key", &fpr],
+        Some(b"key 1\nrevkey\ny\n2\n\ny\nsave\n"),
+    );
+    let kr = keyring_with(&fpr);
+    let cert = kr.cert(&fpr).unwrap();
+    let sum = keyring::summarize(cert);
+    assert!(!sum.expired && !sum.revoked && sum.can_encrypt, "{sum:?}");
+    let o = open(&message(ADDR, "x", &text_entity(&statement)), &kr).unwrap();
+    let reason = bad_sig(&o);
+    assert!(reason.contains("revoked"), "{reason}");
+    let v = signature_verdict(&o.signature, Some(ADDR), &[contact]);
+    assert_eq!(v.signature, SignatureVerdict::Bad, "{}", v.reason);
+}
