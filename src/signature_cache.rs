@@ -114,14 +114,16 @@ mod tests {
     const CHILD_CERT: &str = "CASEGATE_SIGNATURE_CACHE_CHILD_CERT";
     const CHILD_SKIP_RESTORE: &str = "CASEGATE_SIGNATURE_CACHE_CHILD_SKIP_RESTORE";
 
-    /// Not a test on its own: the fresh process `saved_verifications_are_used_by_a_fresh_process`
-    /// starts. Restores the store's entries (unless told not to), checks the certificate's
-    /// self-signatures as sealing does, and prints what sequoia's cache did.
+    /// Not a test on its own (ignored, so it never passes by doing nothing): the fresh process
+    /// `saved_verifications_are_used_by_a_fresh_process` starts with `--ignored`. Restores the
+    /// store's entries (unless told not to), checks the certificate's self-signatures as
+    /// sealing does, and prints what sequoia's cache did.
     #[test]
+    #[ignore = "the child process of saved_verifications_are_used_by_a_fresh_process"]
     fn restore_child_process() {
         use openpgp::parse::Parse;
         let (Ok(store), Ok(cert)) = (std::env::var(CHILD_STORE), std::env::var(CHILD_CERT)) else {
-            return;
+            panic!("run by saved_verifications_are_used_by_a_fresh_process");
         };
         let store = Store::open(std::path::Path::new(&store)).unwrap();
         let cert = openpgp::Cert::from_file(cert).unwrap();
@@ -165,6 +167,7 @@ mod tests {
             cmd.args([
                 "--exact",
                 "signature_cache::tests::restore_child_process",
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])

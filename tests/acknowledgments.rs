@@ -311,7 +311,7 @@ fn at_most_the_daily_limit_per_sender() {
 }
 
 #[test]
-fn an_owed_acknowledgment_is_sent_once_a_key_exists_never_by_a_dry_run() {
+fn an_owed_acknowledgment_is_queued_once_a_key_exists_never_by_a_dry_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // No `init` yet: the report is stored, its acknowledgment is owed.

@@ -477,7 +477,6 @@ fn inline_pgp_in_webmail_html() {
 
 #[test]
 fn inline_pgp_in_both_alternatives() {
-    let _f = fixture();
     let ct = s(&encrypt_armored(
         &[&coordinator_fpr()],
         None,
@@ -533,7 +532,6 @@ fn encrypted_asc_attachment_beside_plaintext_body_is_partial() {
 #[test]
 fn binary_gpg_attachment_with_empty_body_is_fully_encrypted() {
     use base64::Engine;
-    let _f = fixture();
     let bin = encrypt(
         &[&coordinator_fpr()],
         None,

@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
-use support::cli::{bin, casegate, wait_for};
+use support::cli::{bin, casegate, sigterm, wait_for};
 
 fn start_serve(dir: &Path) -> Child {
     Command::new(bin())
@@ -73,9 +73,7 @@ fn serve_ingests_the_drop_folder_and_stops_cleanly() {
     // The coordinator key was created on first run.
     assert!(dir.join("casegate-data").join("coordinator.key").is_file());
 
-    unsafe { libc_kill(child.id() as i32, 15) };
-    let status = wait_exit(&mut child, Duration::from_secs(20));
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(sigterm(&mut child), Some(0));
 }
 
 /// Message-IDs in the store.
@@ -160,8 +158,7 @@ fn kill_9_at_random_points_stores_every_message_exactly_once() {
         Duration::from_secs(120),
         || count(&maildir(dir).join("cur")) == total,
     );
-    unsafe { libc_kill(child.id() as i32, 15) };
-    wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(sigterm(&mut child), Some(0));
 
     let list = casegate(dir, &["list", "--json"]);
     let threads: Vec<serde_json::Value> = list
@@ -177,20 +174,4 @@ fn kill_9_at_random_points_stores_every_message_exactly_once() {
     titles.sort();
     titles.dedup();
     assert_eq!(titles.len(), total);
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(start.elapsed() < limit, "daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
