@@ -1,7 +1,7 @@
 //! Acknowledgments of new reports: the reporter learns the report's number and how to write
 //! back. Encrypted to the reporter's key when we have one; otherwise a signed plaintext that
 //! names the number and nothing of the report's content. Never more than the configured number
-//! per sender per UTC day, and always marked `Auto-Submitted: auto-replied` (RFC 3834) so
+//! per sender per UTC day, and always marked `Auto-Submitted: auto-generated` (RFC 3834) so
 //! auto-responders do not answer it.
 
 use std::time::SystemTime;
