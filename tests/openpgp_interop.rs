@@ -1327,7 +1327,7 @@ fn signature_by_an_expired_signing_subkey_is_bad_on_an_otherwise_valid_key() {
         address: ADDR.into(),
         key_fingerprints: vec![fpr.clone()],
     };
-    let v = signature_verdict(&o.signature, Some(ADDR), &[contact.clone()]);
+    let v = signature_verdict(&o.signature, Some(ADDR), std::slice::from_ref(&contact));
     assert_eq!(v.signature, SignatureVerdict::Bad, "{}", v.reason);
 
     // Control: a new signing subkey on the same certificate signs validly today.
