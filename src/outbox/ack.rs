@@ -98,6 +98,7 @@ pub fn acknowledge(
             },
             config,
             from,
+            None,
             now,
         )?;
         if let Some(copy) = copies.into_iter().find(|c| c.address == reporter.address) {

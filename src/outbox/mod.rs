@@ -30,7 +30,7 @@ use sequoia_openpgp::parse::Parse;
 use crate::config::{OutboxConfig, SmtpConfig};
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
-use crate::store::{Contact, Store, StoreError, Thread};
+use crate::store::{Contact, NewAudit, Store, StoreError, Thread};
 
 pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
 pub use compose::{ComposeError, Notice};
@@ -155,6 +155,31 @@ pub fn notify(
     config: &OutboxConfig,
     from: &str,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
+    notify_audited(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        None,
+    )
+}
+
+/// [`notify`], with an audit record written in the notice's own transaction. The record's
+/// detail gets the count of queued and held copies appended.
+#[allow(clippy::too_many_arguments)]
+pub fn notify_audited(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    audit: Option<&NewAudit>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
     notify_at(
         store,
         coordinator,
@@ -163,12 +188,14 @@ pub fn notify(
         notice,
         config,
         from,
+        audit,
         Utc::now(),
     )
 }
 
-/// [`notify`] as of `at`: signature time, key validity and queueing time (an acknowledgment is
-/// queued as of the time its report was processed, the time its daily limit counts in).
+/// [`notify_audited`] as of `at`: signature time, key validity and queueing time (an
+/// acknowledgment is queued as of the time its report was processed, the time its daily limit
+/// counts in).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn notify_at(
     store: &mut Store,
@@ -178,6 +205,7 @@ pub(crate) fn notify_at(
     notice: &Notice<'_>,
     config: &OutboxConfig,
     from: &str,
+    audit: Option<&NewAudit>,
     at: chrono::DateTime<Utc>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
     let now = SystemTime::from(at);
@@ -273,6 +301,17 @@ pub(crate) fn notify_at(
             let id = writer.add(&copy)?;
             queued.push(queued_copy(id, thread.number.as_str(), &copy));
         }
+    }
+    if let Some(a) = audit {
+        let held = queued.iter().filter(|c| c.status == "held").count();
+        writer.record_audit(&NewAudit {
+            detail: format!(
+                "{}; {} cop(ies) queued, {held} held",
+                a.detail,
+                queued.len() - held
+            ),
+            ..a.clone()
+        })?;
     }
     writer.commit()?;
     Ok(queued)

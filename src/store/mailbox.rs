@@ -17,7 +17,7 @@ use super::StoreError;
 
 /// Advance the checkpoint of one mailbox, inside the transaction that stored the message.
 pub(crate) fn advance(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     account: &str,
     mailbox: &str,
     uidvalidity: u32,

@@ -4,16 +4,20 @@
 //! implement the same calls later: every write that belongs together is one method and one
 //! transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP or OpenPGP.
 
+pub mod audit;
 mod mailbox;
 pub mod outbox;
 mod schema;
+pub mod tokens;
 
+pub use audit::{AuditEntry, NewAudit};
 pub use mailbox::{Checkpoint, MailboxSummary};
+pub use tokens::StoredToken;
 
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::tracking::{self, Kind, TrackingNumber};
 
@@ -217,6 +221,10 @@ pub struct MessageRecord {
     pub id: i64,
     pub message_id: Option<String>,
     pub sha256: String,
+    /// The shortest prefix of `sha256` (at least [`SHORT_ID_LEN`] digits) that no other stored
+    /// message shares: what `show`, `triage list` and `quarantine list` print, and what
+    /// `read` takes.
+    pub short_id: String,
     pub direction: String,
     pub received_at: String,
     pub date: Option<String>,
@@ -318,7 +326,7 @@ impl Store {
             )));
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self.conn.savepoint()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -340,6 +348,46 @@ impl Store {
         &mut self.conn
     }
 
+    /// Runs `f` as ONE transaction: every store call inside commits together, or none does
+    /// when `f` fails (or panics). The store's own methods are savepoints, so they nest; this
+    /// is how an operation writes its audit record together with the change it records.
+    ///
+    /// Not for [`Store::begin_notice`], which starts a transaction of its own.
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let outermost = self.conn.is_autocommit();
+        self.conn
+            .execute_batch("SAVEPOINT atomically")
+            .map_err(StoreError::from)?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        let undo = |conn: &Connection| {
+            // Undo and end this savepoint; when it is the outermost one, end the transaction.
+            let r = conn.execute_batch("ROLLBACK TO atomically; RELEASE atomically");
+            if r.is_err() && outermost && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        };
+        match result {
+            Ok(Ok(value)) => match self.conn.execute_batch("RELEASE atomically") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    undo(&self.conn);
+                    Err(StoreError::from(e).into())
+                }
+            },
+            Ok(Err(e)) => {
+                undo(&self.conn);
+                Err(e)
+            }
+            Err(panic) => {
+                undo(&self.conn);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
     // ----- threads -----
 
     /// Creates a thread with the given number, or mints one. An existing number is a conflict.
@@ -350,7 +398,7 @@ impl Store {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let id = create_thread_tx(&tx, kind, number, title, now)?;
         let t = thread_by_id_tx(&tx, id)?;
         tx.commit()?;
@@ -462,7 +510,7 @@ impl Store {
         to: Option<&TrackingNumber>,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) = tx
             .query_row(
                 "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
@@ -542,7 +590,7 @@ impl Store {
         address: &str,
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
         if let Some(fpr) = key_fingerprint {
             bind_key_tx(&tx, contact_id, fpr)?;
@@ -561,7 +609,7 @@ impl Store {
         address: &str,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let contact: Option<i64> = tx
             .query_row(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
@@ -692,6 +740,17 @@ impl Store {
         Ok(rows)
     }
 
+    /// A value that changes when certificates are imported or replaced (count, newest import,
+    /// total size), so a long-lived keyring can tell it is stale without reading them all.
+    pub fn certs_version(&self) -> Result<(i64, String, i64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), COALESCE(max(imported_at), ''), COALESCE(sum(length(public_cert)), 0)
+             FROM certs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
     pub fn signature_cache_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT entry FROM signature_cache")?;
@@ -703,7 +762,7 @@ impl Store {
 
     /// Keeps signature-verification cache entries (already kept ones are ignored).
     pub fn add_signature_cache_entries(&mut self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut stmt =
                 tx.prepare("INSERT OR IGNORE INTO signature_cache (entry) VALUES (?1)")?;
@@ -735,7 +794,7 @@ impl Store {
 
     /// Records a Message-ID we sent, so replies to it route to its thread.
     pub fn record_sent(&mut self, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         record_sent_tx(&tx, message_id, thread_id)?;
         tx.commit()?;
         Ok(())
@@ -770,7 +829,7 @@ impl Store {
     /// outcome, a new thread if one is opened, the triage or quarantine entry, and for IMAP the
     /// mailbox checkpoint. After a crash the message is either fully stored or not at all.
     pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let existing: Option<(i64, Option<i64>)> = tx
             .query_row(
                 "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
@@ -790,22 +849,7 @@ impl Store {
             }
         } else {
             let now = time_text(m.received_at);
-            let (thread_id, outcome) = match &m.disposition {
-                Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
-                Disposition::NewThread {
-                    kind,
-                    title,
-                    participant,
-                } => {
-                    let id = create_thread_tx(&tx, *kind, None, title, m.received_at)?;
-                    if let Some(p) = participant {
-                        add_contact_tx(&tx, id, &p.org, &p.role, &p.address)?;
-                    }
-                    (Some(id), "routed")
-                }
-                Disposition::Triage => (None, "triage"),
-                Disposition::Quarantine => (None, "quarantine"),
-            };
+            let (thread_id, outcome) = open_disposition_tx(&tx, m)?;
             tx.execute(
                 "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                     sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
@@ -834,36 +878,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            // A new report from a person is owed an acknowledgment: remember that durably.
-            if let (
-                Disposition::NewThread {
-                    kind: Kind::Report, ..
-                },
-                Some(thread_id),
-            ) = (&m.disposition, thread_id)
-                && m.inbound
-                && !m.automatic
-            {
-                tx.execute(
-                    "INSERT OR IGNORE INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)",
-                    params![thread_id, id, now],
-                )?;
-            }
-            match m.disposition {
-                Disposition::Triage => {
-                    tx.execute(
-                        "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                        params![id, m.reason, now],
-                    )?;
-                }
-                Disposition::Quarantine => {
-                    tx.execute(
-                        "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                        params![id, m.reason, now],
-                    )?;
-                }
-                _ => {}
-            }
+            file_disposition_tx(&tx, m, id, thread_id, &now)?;
             let thread = match thread_id {
                 Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
                 None => None,
@@ -885,6 +900,87 @@ impl Store {
         }
         tx.commit()?;
         Ok(committed)
+    }
+
+    /// A quarantined message was evaluated again (after a key import or a fix). When it now
+    /// goes somewhere, it leaves quarantine and takes its new decision and verdicts — a new
+    /// thread when one is opened, a triage entry — all in ONE transaction. When it is still
+    /// quarantined, it stays, with the new reason. `m` is the new evaluation of the stored raw
+    /// bytes (its raw bytes, hash and source are not written again).
+    pub fn requeue_quarantined(
+        &mut self,
+        id: i64,
+        m: &NewMessage,
+    ) -> Result<Committed, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let quarantined: Option<String> = tx
+            .query_row(
+                "SELECT m.sha256 FROM quarantine q JOIN messages m ON m.id = q.message_ref
+                 WHERE q.message_ref = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match quarantined {
+            None => {
+                return Err(StoreError::Conflict(
+                    "that message is not in quarantine (any more); see `casegate quarantine list`"
+                        .into(),
+                ));
+            }
+            Some(sha) if sha != m.sha256 => {
+                return Err(StoreError::Invalid(
+                    "internal: the re-evaluated bytes are not the stored ones".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        let now = now_text();
+        if matches!(m.disposition, Disposition::Quarantine) {
+            tx.execute(
+                "UPDATE quarantine SET reason = ?2 WHERE message_ref = ?1",
+                params![id, m.reason],
+            )?;
+        } else {
+            tx.execute("DELETE FROM quarantine WHERE message_ref = ?1", [id])?;
+        }
+        let (thread_id, outcome) = open_disposition_tx(&tx, m)?;
+        tx.execute(
+            "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
+                 thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
+                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15
+             WHERE id = ?1",
+            params![
+                id,
+                m.message_id,
+                m.date_header,
+                m.sender,
+                m.subject,
+                thread_id,
+                outcome,
+                m.reason,
+                m.encrypted,
+                m.encryption_note,
+                m.signature,
+                m.signer,
+                m.signature_reason,
+                m.automatic,
+                m.flags,
+            ],
+        )?;
+        if !matches!(m.disposition, Disposition::Quarantine) {
+            file_disposition_tx(&tx, m, id, thread_id, &now)?;
+        }
+        let thread = match thread_id {
+            Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
+            None => None,
+        };
+        tx.commit()?;
+        Ok(Committed {
+            id,
+            thread,
+            duplicate: false,
+        })
     }
 
     /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
@@ -946,6 +1042,21 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
     }
 
+    /// Stored messages whose SHA-256 starts with `prefix` (lower-case hex), at most `limit`.
+    pub fn messages_by_sha256_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        // Hex digits sort below 'g': [prefix, prefix + "g") is exactly the prefix range, and
+        // it uses the index on sha256.
+        let upper = format!("{prefix}g");
+        self.message_records(
+            "WHERE m.sha256 >= ?1 AND m.sha256 < ?2 ORDER BY m.sha256 LIMIT ?3",
+            params![prefix, upper, i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
     /// Stored messages with this Message-ID (newest first).
     pub fn messages_by_message_id(
         &self,
@@ -965,7 +1076,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let n = tx.execute(
             "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
              WHERE message_ref = ?4 AND assigned_at IS NULL",
@@ -997,17 +1108,23 @@ impl Store {
                     m.automatic, m.flags, m.source,
                     (SELECT reason FROM triage x WHERE x.message_ref = m.id),
                     (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
-                    (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id)
+                    (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
+                    (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
+                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256)
              FROM messages m {tail}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt
             .query_map(args, |r| {
                 let number: Option<String> = r.get(8)?;
+                let sha256: String = r.get(2)?;
+                let before: Option<String> = r.get(22)?;
+                let after: Option<String> = r.get(23)?;
                 Ok(MessageRecord {
                     id: r.get(0)?,
                     message_id: r.get(1)?,
-                    sha256: r.get(2)?,
+                    short_id: short_id(&sha256, [before.as_deref(), after.as_deref()]),
+                    sha256,
                     direction: r.get(3)?,
                     received_at: r.get(4)?,
                     date: r.get(5)?,
@@ -1032,6 +1149,28 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+}
+
+/// Digits of a message's SHA-256 that `show` and the lists print at least.
+pub const SHORT_ID_LEN: usize = 12;
+
+/// The shortest prefix of `sha256` (at least [`SHORT_ID_LEN`]) that differs from both of its
+/// neighbours in sorted order, hence from every other stored hash.
+fn short_id(sha256: &str, neighbours: [Option<&str>; 2]) -> String {
+    let common = |other: &str| {
+        sha256
+            .bytes()
+            .zip(other.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let needed = neighbours
+        .iter()
+        .flatten()
+        .map(|n| common(n) + 1)
+        .fold(SHORT_ID_LEN, usize::max)
+        .min(sha256.len());
+    sha256[..needed].to_string()
 }
 
 // ----- transaction-level building blocks (shared with the mailbox and outbox submodules) -----
@@ -1075,6 +1214,72 @@ fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
     })
 }
 
+/// The thread a message goes to (opening a new one when the decision says so) and its
+/// `outcome` column.
+fn open_disposition_tx(
+    tx: &Connection,
+    m: &NewMessage,
+) -> Result<(Option<i64>, &'static str), StoreError> {
+    Ok(match &m.disposition {
+        Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
+        Disposition::NewThread {
+            kind,
+            title,
+            participant,
+        } => {
+            let id = create_thread_tx(tx, *kind, None, title, m.received_at)?;
+            if let Some(p) = participant {
+                add_contact_tx(tx, id, &p.org, &p.role, &p.address)?;
+            }
+            (Some(id), "routed")
+        }
+        Disposition::Triage => (None, "triage"),
+        Disposition::Quarantine => (None, "quarantine"),
+    })
+}
+
+/// The rows that come with a stored message's decision: its triage or quarantine entry, and
+/// the acknowledgment a new report from a person is owed (remembered durably, paid later).
+fn file_disposition_tx(
+    tx: &Connection,
+    m: &NewMessage,
+    id: i64,
+    thread_id: Option<i64>,
+    now: &str,
+) -> Result<(), StoreError> {
+    if let (
+        Disposition::NewThread {
+            kind: Kind::Report, ..
+        },
+        Some(thread_id),
+    ) = (&m.disposition, thread_id)
+        && m.inbound
+        && !m.automatic
+    {
+        tx.execute(
+            "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (thread_id) DO NOTHING",
+            params![thread_id, id, now],
+        )?;
+    }
+    match m.disposition {
+        Disposition::Triage => {
+            tx.execute(
+                "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                params![id, m.reason, now],
+            )?;
+        }
+        Disposition::Quarantine => {
+            tx.execute(
+                "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                params![id, m.reason, now],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn number_taken(conn: &Connection, n: &TrackingNumber) -> bool {
     // An error here counts as taken: minting then tries another number, never a duplicate.
     conn.query_row(
@@ -1088,7 +1293,7 @@ fn number_taken(conn: &Connection, n: &TrackingNumber) -> bool {
 }
 
 fn create_thread_tx(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     kind: Kind,
     number: Option<&TrackingNumber>,
     title: &str,
@@ -1137,7 +1342,7 @@ fn create_thread_tx(
 }
 
 fn add_contact_tx(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     thread_id: i64,
     org: &str,
     role: &str,
@@ -1171,7 +1376,7 @@ fn add_contact_tx(
     )?)
 }
 
-fn bind_key_tx(tx: &Transaction<'_>, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
+fn bind_key_tx(tx: &Connection, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
     tx.execute(
         "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
         params![contact_id, fingerprint.to_uppercase()],
@@ -1179,7 +1384,7 @@ fn bind_key_tx(tx: &Transaction<'_>, contact_id: i64, fingerprint: &str) -> Resu
     Ok(())
 }
 
-fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), StoreError> {
+fn copy_participants_tx(tx: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
     let rows: Vec<(String, String, String, i64)> = {
         let mut stmt = tx.prepare(
             "SELECT p.org, p.role, c.address, c.id FROM contacts c
@@ -1200,7 +1405,7 @@ fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), 
 }
 
 pub(crate) fn record_sent_tx(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message_id: &str,
     thread_id: i64,
 ) -> Result<(), StoreError> {
@@ -1233,6 +1438,17 @@ mod tests {
             reason: "test".into(),
             ..NewMessage::inbound(raw, source, Utc::now(), d)
         }
+    }
+
+    #[test]
+    fn a_short_id_is_long_enough_to_differ_from_both_neighbours() {
+        let me = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(short_id(me, [None, None]), &me[..SHORT_ID_LEN]);
+        let near = "0123456789abcdeffffffffffffffffffffffffffffffffffffffffffffffffff";
+        assert_eq!(short_id(me, [Some(near), None]), &me[..17]);
+        let far = "1123456789abcdef000000000000000000000000000000000000000000000000";
+        assert_eq!(short_id(me, [Some(far), Some(near)]), &me[..17]);
+        assert_eq!(short_id("abc", [Some("abc"), None]), "abc");
     }
 
     #[test]
@@ -1305,6 +1521,61 @@ mod tests {
         assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
         let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
         assert_eq!(cp.last_uid, 42);
+    }
+
+    #[test]
+    fn a_quarantined_message_leaves_quarantine_whole_or_not_at_all() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut q = msg(b"kept raw", Disposition::Quarantine);
+        q.reason = "cannot open: no key".into();
+        let id = s.commit_message(&q).unwrap().id;
+        let again = |d: Disposition, reason: &str| NewMessage {
+            reason: reason.into(),
+            signature: "good".into(),
+            ..msg(b"kept raw", d)
+        };
+        // Still failing: it stays, with the new reason.
+        s.requeue_quarantined(id, &again(Disposition::Quarantine, "still no key"))
+            .unwrap();
+        let r = s.message_record(id).unwrap();
+        assert_eq!(
+            (r.outcome.as_str(), r.reason.as_str()),
+            ("quarantine", "still no key")
+        );
+        assert_eq!(s.quarantined().unwrap()[0].reason, "still no key");
+        // A failing write (no thread 999) changes nothing.
+        let bad = again(Disposition::Post { thread_id: 999 }, "routed");
+        assert!(s.requeue_quarantined(id, &bad).is_err());
+        assert_eq!(s.quarantined().unwrap().len(), 1);
+        // Now it opens a report: thread, contact and the owed acknowledgment, out of quarantine.
+        let report = again(
+            Disposition::NewThread {
+                kind: Kind::Report,
+                title: "t".into(),
+                participant: Some(NewParticipant {
+                    org: "x".into(),
+                    role: "reporter".into(),
+                    address: "x@y.example".into(),
+                }),
+            },
+            "new report",
+        );
+        let c = s.requeue_quarantined(id, &report).unwrap();
+        let number = c.thread.unwrap();
+        assert!(s.quarantined().unwrap().is_empty());
+        let r = s.message_record(id).unwrap();
+        assert_eq!(r.outcome, "routed");
+        assert_eq!(r.signature, "good");
+        assert_eq!(r.thread.as_ref(), Some(&number));
+        assert_eq!(s.pending_acks().unwrap().len(), 1);
+        // Once out, a second retry is a conflict.
+        let err = s.requeue_quarantined(id, &report).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)));
+        // Only the stored bytes can be put back.
+        let mut other = msg(b"other", Disposition::Quarantine);
+        other.reason = "x".into();
+        let other_id = s.commit_message(&other).unwrap().id;
+        assert!(s.requeue_quarantined(other_id, &report).is_err());
     }
 
     #[test]

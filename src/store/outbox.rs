@@ -396,7 +396,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let due = due_text(now);
         let now = time_text(now);
-        let tx = self.conn_mut().transaction()?;
+        let tx = self.conn_mut().savepoint()?;
         let thread_id: Option<i64> = tx
             .query_row(
                 "SELECT thread_id FROM outbox WHERE id = ?1 AND status = 'held'",
@@ -511,7 +511,7 @@ impl Store {
         reply: &str,
     ) -> Result<(), StoreError> {
         let at = time_text(now);
-        let tx = self.conn_mut().transaction()?;
+        let tx = self.conn_mut().savepoint()?;
         let (kind, status, reason, next): (&str, &str, Option<&str>, Option<String>) = match outcome
         {
             AttemptOutcome::Accepted => ("accepted", "sent", None, None),
@@ -618,6 +618,17 @@ impl NoticeWriter<'_> {
                 Ok(tx.last_insert_rowid())
             }
         }
+    }
+
+    /// Writes an audit record in the notice's transaction: it exists if and only if the
+    /// notice is queued.
+    pub fn record_audit(&mut self, a: &super::NewAudit) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        super::audit::insert(tx, a)?;
+        Ok(())
     }
 
     /// Queues the notice: every copy added becomes visible at once, durably.

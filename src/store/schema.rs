@@ -109,6 +109,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::MIGRATION,
     PENDING_ACKS,
     SIGNATURE_CACHE,
+    super::audit::MIGRATION,
+    super::tokens::MIGRATION,
 ];
 
 #[cfg(test)]
