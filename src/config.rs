@@ -51,7 +51,7 @@ pub struct CoordinatorConfig {
     /// Mail to this address without a tracking number opens a report.
     #[serde(default = "default_address")]
     pub reporting_address: String,
-    /// Display name used in `From:` and in the generated key's user ID.
+    /// Reserved: casegate writes no display names (From is the bare address; see `header`).
     #[serde(default = "default_name")]
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
@@ -200,9 +200,26 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// Reads the secret now; `Ok(None)` when neither source is configured.
+    /// Reads the secret now; `Ok(None)` when neither source is configured. A password file
+    /// that group or others may read is refused ("chmod 600 PATH").
     pub fn resolve(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.password_file {
+            let what = format!("password_file {}", path.display());
+            match crate::at_rest::require_private_file(path, "password_file") {
+                Ok(Ok(())) => {}
+                Ok(Err(loose)) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: loose.to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: e.to_string(),
+                    });
+                }
+            }
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
                 what: format!("password_file {}", path.display()),
                 reason: e.to_string(),
@@ -389,6 +406,11 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("coordinator.key"))
     }
 
+    /// Held by the running `casegate serve` (one daemon per data dir).
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join("serve.lock")
+    }
+
     pub fn maildir_path(&self) -> PathBuf {
         self.config
             .maildir
@@ -419,9 +441,10 @@ impl Config {
             &self.coordinator.address,
             &self.coordinator.reporting_address,
         ] {
-            if !addr.contains('@') {
+            // It is the From of everything casegate sends: it must be a plain addr-spec.
+            if let Err(e) = crate::header::AddrSpec::parse(addr) {
                 return Err(ConfigError::Invalid(format!(
-                    "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
+                    "coordinator address {addr:?} is not a plain email address ({e}); set [coordinator] address = \"cert@your.domain\""
                 )));
             }
         }

@@ -364,11 +364,13 @@ fn the_daily_limit_starts_over_at_midnight_utc() {
     let rita = casegate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
     let rita_fpr = rita.fingerprint().to_hex();
     store
-        .put_cert(&StoredCert {
-            fingerprint: rita_fpr.clone(),
-            public_cert: casegate::keyring::public_bytes(&rita),
-            user_ids: vec!["<rita@reporter.example>".into()],
-            imported_at: casegate::store::time_text(Utc::now()),
+        .merge_cert(&rita_fpr, |_| {
+            Ok(StoredCert {
+                fingerprint: rita_fpr.clone(),
+                public_cert: casegate::keyring::public_bytes(&rita),
+                user_ids: vec!["<rita@reporter.example>".into()],
+                imported_at: casegate::store::time_text(Utc::now()),
+            })
         })
         .unwrap();
     let config = casegate::config::OutboxConfig::default();

@@ -565,7 +565,12 @@ fn every_fixture_through_the_pipeline() {
                     now,
                 )
                 .unwrap();
-            db.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 OK")
+            let claimed = db
+                .claim_due_copy("test", now, chrono::Duration::minutes(5))
+                .unwrap()
+                .unwrap();
+            assert_eq!(claimed.id, ids[0]);
+            db.record_attempt(ids[0], "test", now, &AttemptOutcome::Accepted, "250 OK")
                 .unwrap();
         }
     }

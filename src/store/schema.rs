@@ -102,6 +102,17 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
+/// Counters bumped in the same transaction as every change of their kind, so that a process
+/// that keeps something in memory (the daemon's keyring) sees another process's change by
+/// reading one row. `keys`: certificates stored or merged, keys bound to contacts.
+pub(super) const GENERATIONS: &str = "
+CREATE TABLE generations (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO generations (name, value) VALUES ('keys', 0);
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -111,6 +122,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     SIGNATURE_CACHE,
     super::audit::MIGRATION,
     super::tokens::MIGRATION,
+    super::outbox::CLAIMS,
+    GENERATIONS,
 ];
 
 #[cfg(test)]
