@@ -1,6 +1,6 @@
 //! `[policy] max_message_bytes` through the pipeline: a message of exactly the limit is opened
-//! and routed; one byte more is kept raw, byte for byte, in quarantine with a reason that names
-//! the setting — by `ingest` and by the running daemon's drop folder alike.
+//! and routed; one byte more is kept raw (all of it: it is smaller than the kept head), byte for
+//! byte, in quarantine, unread, with a reason that names the setting — by `ingest` and by the running daemon's drop folder alike.
 
 mod support;
 
@@ -77,7 +77,7 @@ fn max_message_bytes_through_ingest() {
     assert_eq!(
         lines[1]["reason"],
         format!(
-            "message is {} bytes, over the limit of {LIMIT} (policy.max_message_bytes)",
+            "message is {} bytes, over the limit of {LIMIT} (policy.max_message_bytes): kept, not read",
             LIMIT + 1
         )
     );
@@ -125,7 +125,7 @@ fn max_message_bytes_through_the_drop_folder() {
         quarantined[0]["reason"]
             .as_str()
             .unwrap()
-            .ends_with("over the limit of 2000 (policy.max_message_bytes)"),
+            .contains("2001 bytes, over the limit of 2000 (policy.max_message_bytes)"),
         "{quarantined:?}"
     );
     assert_eq!(quarantined_raw(dir), over, "kept byte for byte");
