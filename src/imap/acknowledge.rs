@@ -98,7 +98,10 @@ mod tests {
                     pending -= n;
                 }
             }
-            assert_eq!(pending, 0, "everything is acknowledged when the backlog ends");
+            assert_eq!(
+                pending, 0,
+                "everything is acknowledged when the backlog ends"
+            );
             sets
         };
         assert_eq!(sync(10_000), vec![1000; 10]);

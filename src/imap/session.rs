@@ -27,8 +27,8 @@ use futures::{Stream, StreamExt};
 use rand::Rng;
 use tokio::sync::watch;
 
-use super::connection::{ImapSession, Server};
 use super::acknowledge::acknowledge_now;
+use super::connection::{ImapSession, Server};
 use super::{ImapError, ImapStatus, MessageSink, SinkError, WatchOptions};
 use crate::config::AfterStore;
 use crate::intake::Partial;
