@@ -190,7 +190,35 @@ pub fn notify_audited(
     from: &str,
     audit: Option<&NewAudit>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
-    let now = SystemTime::now();
+    notify_at(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        audit,
+        Utc::now(),
+    )
+}
+
+/// [`notify_audited`] as of `at`: signature time, key validity and queueing time (an
+/// acknowledgment is queued as of the time its report was processed, the time its daily limit
+/// counts in).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn notify_at(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    audit: Option<&NewAudit>,
+    at: chrono::DateTime<Utc>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    let now = SystemTime::from(at);
     let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
@@ -209,7 +237,7 @@ pub fn notify_audited(
         signer_fingerprint: &signed.signer_fingerprint,
         inner: signed.inner(),
     };
-    let mut writer = store.begin_notice(&record, Utc::now())?;
+    let mut writer = store.begin_notice(&record, at)?;
 
     // Each sealed copy is written as soon as it is ready, while the other cores seal the next
     // ones; nothing is visible until the commit below. Per contact: the queued copy, or why
