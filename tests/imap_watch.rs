@@ -502,3 +502,131 @@ fn several_mailboxes_of_one_account_each_keep_their_own_checkpoint() {
         "{summaries:?}"
     );
 }
+
+/// A sink that, before committing each message, checks what the server already holds in the
+/// processed folder: only messages committed before, and (acknowledgments being batched) while
+/// the first `backlog` messages are being stored, at most the committed ones rounded down to
+/// whole acknowledgment sets.
+struct CheckingSink {
+    inner: Arc<StoreSink>,
+    processed: Vec<std::path::PathBuf>,
+    set: usize,
+    backlog: usize,
+    committed: std::sync::Mutex<std::collections::HashSet<String>>,
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+impl casegate::imap::MessageSink for CheckingSink {
+    fn deliver(
+        &self,
+        raw: &[u8],
+        source: casegate::store::MessageSource,
+    ) -> Result<casegate::imap::Delivered, casegate::imap::SinkError> {
+        let mut committed = self.committed.lock().unwrap();
+        let mut moved = 0;
+        for dir in &self.processed {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                // A file the server is moving away right now is not there to check.
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
+                moved += 1;
+                let hash = support::imap_sink::sha256_hex(&bytes);
+                if !committed.contains(&hash) {
+                    self.violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("moved before its commit: {hash}"));
+                }
+            }
+        }
+        let bound = committed.len() / self.set * self.set;
+        if committed.len() < self.backlog && moved > bound {
+            self.violations.lock().unwrap().push(format!(
+                "{moved} moved when {} were committed: not in sets of {}",
+                committed.len(),
+                self.set
+            ));
+        }
+        let d = self.inner.deliver(raw, source)?;
+        committed.insert(support::imap_sink::sha256_hex(raw));
+        Ok(d)
+    }
+    fn checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Option<casegate::store::Checkpoint>, casegate::imap::SinkError> {
+        self.inner.checkpoint(account, mailbox)
+    }
+    fn reset_checkpoint(&self, a: &str, m: &str, v: u32) -> Result<(), casegate::imap::SinkError> {
+        self.inner.reset_checkpoint(a, m, v)
+    }
+}
+
+#[test]
+fn a_backlog_is_acknowledged_in_large_sets_never_before_its_commit_and_new_mail_at_once() {
+    init_tracing();
+    let without_move: Vec<&str> = DOVECOT_CAPABILITY
+        .split(' ')
+        .filter(|c| *c != "MOVE")
+        .collect();
+    for caps in [None, Some(without_move.join(" "))] {
+        let servers = MailServers::start_with(&ServerOptions {
+            imap_capability: caps.clone(),
+            ..ServerOptions::default()
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("store.sqlite");
+        let backlog: Vec<Vec<u8>> = (0..250).map(|i| test_message("backlog", i)).collect();
+        servers.deliver_many(CERT, &backlog);
+        let folder = servers.maildir(CERT).join(format!(".{PROCESSED}"));
+        let sink = Arc::new(CheckingSink {
+            inner: StoreSink::open(&db),
+            processed: vec![folder.join("cur"), folder.join("new")],
+            set: 100,
+            backlog: backlog.len(),
+            committed: Default::default(),
+            violations: Default::default(),
+        });
+        let mut options = fast_options();
+        options.batch_messages = 10;
+        // Only the size bound and "nothing more waiting" may trigger an acknowledgment here.
+        options.acknowledge = casegate::imap::AckPolicy {
+            max_unacknowledged: 100,
+            max_wait: std::time::Duration::from_secs(3600),
+        };
+        let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 120");
+        let account = config.account_name();
+        let watcher = Watcher::start(config, sink.clone(), options);
+        assert!(
+            wait_until(60, || servers.count(CERT, "INBOX") == 0
+                && servers.count(CERT, PROCESSED) == 250),
+            "{caps:?}: stored {}, inbox {}, processed {}",
+            stored_hashes(&db).len(),
+            servers.count(CERT, "INBOX"),
+            servers.count(CERT, PROCESSED)
+        );
+        // Idle now: one new message is stored and moved at once, not after `max_wait`.
+        assert!(wait_until(10, || watcher
+            .status
+            .get(&account, "INBOX")
+            .is_some_and(|s| s.connected)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        servers.deliver(CERT, &test_message("idle", 0));
+        assert!(
+            wait_until(15, || servers.count(CERT, PROCESSED) == 251
+                && servers.count(CERT, "INBOX") == 0),
+            "{caps:?}: a new message was not moved at once"
+        );
+        watcher.stop().unwrap();
+        let violations = sink.violations.lock().unwrap();
+        let first: Vec<&String> = violations.iter().take(5).collect();
+        assert!(
+            violations.is_empty(),
+            "{caps:?}: {} violations: {first:?}",
+            violations.len()
+        );
+        assert_eq!(stored_hashes(&db).len(), 251);
+    }
+}
