@@ -168,6 +168,25 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         settings.store_path(),
         stop_rx.clone(),
     ));
+    if settings.config.http.enabled {
+        // A listener that cannot start is an error for the analysts, not for the mail: the
+        // daemon goes on taking mail in and sending notices.
+        match crate::http::bind(&settings).await {
+            Ok(listener) => {
+                let addr = listener.local_addr();
+                let scheme = if settings.config.http.tls_cert_file.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                if let Some(addr) = addr {
+                    tracing::info!(url = %format!("{scheme}://{addr}/"), "analysts' web page and API listening");
+                }
+                tasks.spawn(crate::http::run(listener, stop_rx.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "HTTP API and web page not started"),
+        }
+    }
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {

@@ -232,7 +232,7 @@ pub fn armored_public(cert: &Cert) -> Result<String, KeyringError> {
 }
 
 /// What `key list` / `key import` show about a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CertSummary {
     /// Primary fingerprint, upper-case hex.
     pub fingerprint: String,
@@ -295,6 +295,32 @@ pub fn summarize(cert: &Cert) -> CertSummary {
         revoked,
         created: created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
+}
+
+/// When mail can no longer be encrypted to this certificate: its primary key's expiry or its
+/// last encryption-capable key's, whichever is first; `None` when it does not expire (or is
+/// not usable now at all: see [`encryption_key_valid`]).
+pub fn encryption_expires(cert: &Cert) -> Option<DateTime<Utc>> {
+    let policy = StandardPolicy::new();
+    let vc = cert.with_policy(&policy, None).ok()?;
+    let primary = vc.primary_key().key_expiration_time();
+    let subkeys: Vec<Option<std::time::SystemTime>> = vc
+        .keys()
+        .for_transport_encryption()
+        .for_storage_encryption()
+        .supported()
+        .alive()
+        .revoked(false)
+        .map(|ka| ka.key_expiration_time())
+        .collect();
+    // The last encryption key to end; none ends if one never does.
+    let last_subkey = if subkeys.iter().any(Option::is_none) {
+        None
+    } else {
+        subkeys.into_iter().flatten().max()
+    };
+    let ends = [primary, last_subkey].into_iter().flatten().min()?;
+    Some(ends.into())
 }
 
 /// Whether mail may be encrypted to this certificate now. `Err` carries the reason that

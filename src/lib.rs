@@ -8,6 +8,7 @@ pub mod bounce;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod imap;
 pub mod keyring;
 pub mod message;

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::notices::release_held;
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
 use crate::keyring::{self, CertSummary};
 use crate::outbox::QueuedCopy;
 use crate::store::{Contact, Store, StoredCert, time_text};
@@ -32,7 +32,7 @@ pub struct KeyData<'a> {
 }
 
 /// A contact added (`participant add --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ContactAdded {
     pub thread: TrackingNumber,
     pub org: String,
@@ -142,14 +142,101 @@ pub fn add(
     })
 }
 
-/// Every contact of thread `n` with the keys bound to it.
-pub fn list(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<Vec<Contact>, OpsError> {
+/// A key within this many days of its end is `expiring`.
+pub const EXPIRING_DAYS: i64 = 30;
+
+/// A contact with the state of the keys bound to it (`participant list --json`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ContactKeys {
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// What a notice to this contact would do: `valid` (encrypted), `expiring` (encrypted,
+    /// but the key ends within 30 days), `none` (held: no usable key).
+    pub key_state: &'static str,
+    pub keys: Vec<BoundKey>,
+}
+
+/// One key bound to a contact, as of now.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BoundKey {
+    pub fingerprint: String,
+    /// `valid | expiring | unusable | missing` (not imported).
+    pub state: &'static str,
+    /// Why it cannot be used, for `unusable` and `missing`.
+    pub reason: Option<String>,
+    /// When encryption to it stops working (RFC 3339 UTC), if it expires.
+    pub expires: Option<String>,
+}
+
+/// Every contact of thread `n` with the keys bound to it and their state now.
+pub fn list(
+    cx: &mut Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+    page: Page,
+) -> Result<Paged<ContactKeys>, OpsError> {
     let t = cx.thread(n)?;
-    Ok(cx.store().contacts(t.id)?)
+    let contacts = page.slice(cx.store().contacts(t.id)?);
+    let keyring = cx.keyring()?;
+    let now = Utc::now();
+    let items = contacts
+        .items
+        .into_iter()
+        .map(|contact| {
+            let keys: Vec<BoundKey> = contact
+                .key_fingerprints
+                .iter()
+                .map(|f| bound_key(keyring, f, now))
+                .collect();
+            let key_state = if keys.iter().any(|k| k.state == "valid") {
+                "valid"
+            } else if keys.iter().any(|k| k.state == "expiring") {
+                "expiring"
+            } else {
+                "none"
+            };
+            ContactKeys {
+                contact,
+                key_state,
+                keys,
+            }
+        })
+        .collect();
+    Ok(Paged {
+        items,
+        total: contacts.total,
+        offset: contacts.offset,
+        next_offset: contacts.next_offset,
+    })
+}
+
+fn bound_key(keyring: &crate::keyring::Keyring, fpr: &str, now: chrono::DateTime<Utc>) -> BoundKey {
+    let Some(cert) = keyring.cert(fpr) else {
+        return BoundKey {
+            fingerprint: fpr.to_string(),
+            state: "missing",
+            reason: Some("not imported; import it with `casegate key import`".into()),
+            expires: None,
+        };
+    };
+    let expires = keyring::encryption_expires(cert);
+    let (state, reason) = match keyring::encryption_key_valid(cert) {
+        Err(why) => ("unusable", Some(why)),
+        Ok(()) if expires.is_some_and(|e| e - now < chrono::Duration::days(EXPIRING_DAYS)) => {
+            ("expiring", None)
+        }
+        Ok(()) => ("valid", None),
+    };
+    BoundKey {
+        fingerprint: cert.fingerprint().to_hex(),
+        state,
+        reason,
+        expires: expires.map(time_text),
+    }
 }
 
 /// Certificates imported (`key import`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeysImported {
     pub certs: Vec<CertSummary>,
     /// Copies held for want of a key that these keys let go out.
@@ -190,7 +277,7 @@ pub fn import_keys(
 }
 
 /// A certificate as `key list` shows it: whose it is and its state.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyListing {
     /// `coordinator` or `participant`.
     pub owner: &'static str,
@@ -199,7 +286,11 @@ pub struct KeyListing {
 }
 
 /// The coordinator's certificate, then every imported one.
-pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, OpsError> {
+pub fn list_keys(
+    cx: &mut Context,
+    _actor: &Actor,
+    page: Page,
+) -> Result<Paged<KeyListing>, OpsError> {
     let stored = cx.store().certs()?;
     let keyring = cx.keyring()?;
     let mut all = Vec::new();
@@ -219,7 +310,7 @@ pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, Op
                 cert: keyring::summarize(c),
             }),
     );
-    Ok(all)
+    Ok(page.slice(all))
 }
 
 /// The ASCII-armored public certificate `fingerprint` (default: the coordinator's).
