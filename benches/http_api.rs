@@ -96,7 +96,8 @@ fn wrk(url: &str, header: &str, secs: u64) -> (f64, f64, f64) {
                 l.strip_prefix(label).map(|v| v.trim().to_string())
             })
             .map(|v| {
-                let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+                let (num, unit) =
+                    v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
                 let x: f64 = num.trim().parse().unwrap_or(f64::NAN);
                 match unit {
                     "us" => x / 1000.0,
@@ -110,7 +111,11 @@ fn wrk(url: &str, header: &str, secs: u64) -> (f64, f64, f64) {
     };
     let rps = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:").map(|v| v.trim().parse().unwrap_or(f64::NAN)))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Requests/sec:")
+                .map(|v| v.trim().parse().unwrap_or(f64::NAN))
+        })
         .unwrap_or(f64::NAN);
     if text.contains("Non-2xx") || !out.status.success() {
         panic!("wrk saw errors for {url}:\n{text}");
@@ -151,13 +156,41 @@ fn main() {
 
     let case = CASE.replace('#', "%23");
     let runs: Vec<(&str, String, String)> = vec![
-        ("API thread of 1,000 messages, first page (100)", format!("{base}/api/v1/threads/{case}"), bearer.clone()),
-        ("API thread of 1,000 messages, last page (100)", format!("{base}/api/v1/threads/{case}?offset=900"), bearer.clone()),
-        ("API triage queue of 10,000, first page (100)", format!("{base}/api/v1/triage"), bearer.clone()),
-        ("API triage queue of 10,000, last page (100)", format!("{base}/api/v1/triage?offset=9900"), bearer.clone()),
-        ("API thread list", format!("{base}/api/v1/threads"), bearer.clone()),
-        ("page: triage queue (HTML, 100 of 10,000)", format!("{base}/"), format!("Cookie: {session}")),
-        ("page: thread (HTML, newest 100 of 1,000)", format!("{base}/threads/{case}"), format!("Cookie: {session}")),
+        (
+            "API thread of 1,000 messages, first page (100)",
+            format!("{base}/api/v1/threads/{case}"),
+            bearer.clone(),
+        ),
+        (
+            "API thread of 1,000 messages, last page (100)",
+            format!("{base}/api/v1/threads/{case}?offset=900"),
+            bearer.clone(),
+        ),
+        (
+            "API triage queue of 10,000, first page (100)",
+            format!("{base}/api/v1/triage"),
+            bearer.clone(),
+        ),
+        (
+            "API triage queue of 10,000, last page (100)",
+            format!("{base}/api/v1/triage?offset=9900"),
+            bearer.clone(),
+        ),
+        (
+            "API thread list",
+            format!("{base}/api/v1/threads"),
+            bearer.clone(),
+        ),
+        (
+            "page: triage queue (HTML, 100 of 10,000)",
+            format!("{base}/"),
+            format!("Cookie: {session}"),
+        ),
+        (
+            "page: thread (HTML, newest 100 of 1,000)",
+            format!("{base}/threads/{case}"),
+            format!("Cookie: {session}"),
+        ),
     ];
     println!("| request (16 connections, {secs} s each) | p50 | p99 | requests/s |");
     println!("|---|---|---|---|");
@@ -170,9 +203,7 @@ fn main() {
         println!("| {what} | {p50:.1} ms | {p99:.1} ms | {rps:.0} |");
     }
     let _ = stop_tx.send(true);
-    let _ = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(15), server).await
-    });
+    let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(15), server).await });
     println!(
         "ratio: worst p99 {worst:.1} ms against the 50 ms target = {:.2}",
         worst / 50.0

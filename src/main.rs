@@ -649,7 +649,8 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
                 attempts,
                 Page::ALL,
             )?
-            .items {
+            .items
+            {
                 if json {
                     print_json(&e)?;
                 } else {

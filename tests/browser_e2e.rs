@@ -64,10 +64,24 @@ fn an_analyst_works_a_case_in_headless_chromium() {
         &f.gpg.run(&["--armor", "--export", &f.vendor], None),
     );
     cg.ok(&[
-        "participant", "add", CASE, "--org", "FooCorp", "--email", VENDOR, "--key", &key,
+        "participant",
+        "add",
+        CASE,
+        "--org",
+        "FooCorp",
+        "--email",
+        VENDOR,
+        "--key",
+        &key,
     ]);
     cg.ok(&[
-        "participant", "add", CASE, "--org", "Keyless Inc", "--email", "psirt@keyless.example",
+        "participant",
+        "add",
+        CASE,
+        "--org",
+        "Keyless Inc",
+        "--email",
+        "psirt@keyless.example",
     ]);
     let token = cg.json(&["token", "add", "ann", "--json"])[0]["token"]
         .as_str()
@@ -93,14 +107,26 @@ fn an_analyst_works_a_case_in_headless_chromium() {
     let marker = "Fixed in FooRouter 2.0.8 (marker-7731)";
     let inner = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{marker}\r\n");
     let ct = f.gpg.run(
-        &["--armor", "--encrypt", "-r", &coordinator_fpr, "--sign", "-u", &f.vendor],
+        &[
+            "--armor",
+            "--encrypt",
+            "-r",
+            &coordinator_fpr,
+            "--sign",
+            "-u",
+            &f.vendor,
+        ],
         Some(inner.as_bytes()),
     );
     let maildir = cg.data.join("Maildir");
     deliver(
         &maildir,
         "1.vendor",
-        &format!("{}{}", headers(VENDOR, &format!("Re: [{CASE}] statement"), "v1"), pgp_mime(&ct)),
+        &format!(
+            "{}{}",
+            headers(VENDOR, &format!("Re: [{CASE}] statement"), "v1"),
+            pgp_mime(&ct)
+        ),
     );
     let question = "Is FooRouter 1.x affected too";
     deliver(
@@ -111,7 +137,10 @@ fn an_analyst_works_a_case_in_headless_chromium() {
         ),
     );
     wait_for("both messages stored", Duration::from_secs(60), || {
-        std::fs::read_dir(maildir.join("new")).map(|d| d.count()).unwrap_or(1) == 0
+        std::fs::read_dir(maildir.join("new"))
+            .map(|d| d.count())
+            .unwrap_or(1)
+            == 0
             && cg.json(&["triage", "list", "--json"]).len() == 1
     });
     wait_for("the HTTP listener", Duration::from_secs(30), || {
@@ -144,7 +173,14 @@ fn an_analyst_works_a_case_in_headless_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stop, Some(0), "serve did not stop cleanly");
-    for shot in ["1-triage", "2-thread", "3-message", "4-preview", "5-outbox", "6-narrow"] {
+    for shot in [
+        "1-triage",
+        "2-thread",
+        "3-message",
+        "4-preview",
+        "5-outbox",
+        "6-narrow",
+    ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }
 

@@ -47,11 +47,18 @@ async fn every_endpoint_refuses_a_missing_or_wrong_token_with_a_json_401() {
         let path = fill(path);
         for auth in [None, Some("cgt_not-a-token"), Some("")] {
             let r = api.call(method, &path, auth, Some(json!({}))).await;
-            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}");
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {auth:?}"
+            );
             let body = r.json();
             assert_eq!(body["error"], "unauthenticated", "{method} {path}");
             assert!(
-                body["message"].as_str().unwrap().contains("casegate token add"),
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("casegate token add"),
                 "{body}"
             );
             assert!(r.header("www-authenticate").starts_with("Bearer"));
@@ -66,7 +73,10 @@ async fn every_endpoint_refuses_a_missing_or_wrong_token_with_a_json_401() {
         assert_eq!(api.send(req).await.status, StatusCode::UNAUTHORIZED);
     }
     // Nothing was changed or recorded by any of it.
-    assert_eq!(api.audit(), vec!["cli:admin token add", "cli:admin token add"]);
+    assert_eq!(
+        api.audit(),
+        vec!["cli:admin token add", "cli:admin token add"]
+    );
 }
 
 /// A store with a case, a report, a participant, a triaged and a quarantined message.
@@ -117,20 +127,104 @@ async fn a_read_only_token_reads_everything_and_changes_nothing() {
     let r_seg = seg(&report);
     let c = seg(CASE);
     let table: Vec<(&str, &str, String, Option<Value>, bool)> = vec![
-        ("POST", "/api/v1/threads", "/api/v1/threads".into(), Some(json!({"kind": "case", "title": "t"})), true),
-        ("POST", "/api/v1/threads/{number}/promote", format!("/api/v1/threads/{r_seg}/promote"), Some(json!({})), true),
-        ("POST", "/api/v1/threads/{number}/policy", format!("/api/v1/threads/{c}/policy"), Some(json!({"require_signed_statements": true})), true),
-        ("POST", "/api/v1/threads/{number}/participants", format!("/api/v1/threads/{c}/participants"), Some(json!({"org": "X", "email": "x@x.example"})), true),
-        ("POST", "/api/v1/threads/{number}/notices", format!("/api/v1/threads/{c}/notices"), Some(json!({"body": "b", "to": "all"})), true),
-        ("POST", "/api/v1/threads/{number}/notices/preview", format!("/api/v1/threads/{c}/notices/preview"), Some(json!({"to": "all"})), false),
-        ("POST", "/api/v1/messages", "/api/v1/messages".into(), None, true),
-        ("POST", "/api/v1/messages/dry-run", "/api/v1/messages/dry-run".into(), None, false),
-        ("POST", "/api/v1/triage/{reference}/assign", format!("/api/v1/triage/{triaged}/assign"), Some(json!({"thread": CASE})), true),
-        ("POST", "/api/v1/quarantine/{reference}/retry", String::new(), None, true),
-        ("POST", "/api/v1/outbox/release", "/api/v1/outbox/release".into(), Some(json!({})), true),
-        ("POST", "/api/v1/keys", "/api/v1/keys".into(), Some(json!({"armored": key})), true),
-        ("POST", "/api/v1/tokens", "/api/v1/tokens".into(), Some(json!({"name": "x"})), true),
-        ("DELETE", "/api/v1/tokens/{name}", "/api/v1/tokens/ann".into(), None, true),
+        (
+            "POST",
+            "/api/v1/threads",
+            "/api/v1/threads".into(),
+            Some(json!({"kind": "case", "title": "t"})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/threads/{number}/promote",
+            format!("/api/v1/threads/{r_seg}/promote"),
+            Some(json!({})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/threads/{number}/policy",
+            format!("/api/v1/threads/{c}/policy"),
+            Some(json!({"require_signed_statements": true})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/threads/{number}/participants",
+            format!("/api/v1/threads/{c}/participants"),
+            Some(json!({"org": "X", "email": "x@x.example"})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/threads/{number}/notices",
+            format!("/api/v1/threads/{c}/notices"),
+            Some(json!({"body": "b", "to": "all"})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/threads/{number}/notices/preview",
+            format!("/api/v1/threads/{c}/notices/preview"),
+            Some(json!({"to": "all"})),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/messages",
+            "/api/v1/messages".into(),
+            None,
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/messages/dry-run",
+            "/api/v1/messages/dry-run".into(),
+            None,
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/triage/{reference}/assign",
+            format!("/api/v1/triage/{triaged}/assign"),
+            Some(json!({"thread": CASE})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/quarantine/{reference}/retry",
+            String::new(),
+            None,
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/outbox/release",
+            "/api/v1/outbox/release".into(),
+            Some(json!({})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/keys",
+            "/api/v1/keys".into(),
+            Some(json!({"armored": key})),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            Some(json!({"name": "x"})),
+            true,
+        ),
+        (
+            "DELETE",
+            "/api/v1/tokens/{name}",
+            "/api/v1/tokens/ann".into(),
+            None,
+            true,
+        ),
     ];
     let mut documented: Vec<(String, String)> = documented_operations(&api)
         .await
@@ -143,7 +237,10 @@ async fn a_read_only_token_reads_everything_and_changes_nothing() {
         .map(|(m, p, ..)| (m.to_string(), p.to_string()))
         .collect();
     tabled.sort();
-    assert_eq!(documented, tabled, "every changing operation is in this test");
+    assert_eq!(
+        documented, tabled,
+        "every changing operation is in this test"
+    );
     for (method, _, path, body, change) in &table {
         if path.is_empty() {
             continue; // retry: below, once there is a quarantined message
@@ -154,7 +251,12 @@ async fn a_read_only_token_reads_everything_and_changes_nothing() {
             api.call(method, path, Some(&api.ro), body.clone()).await
         };
         if *change {
-            assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}: {}", r.text());
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{method} {path}: {}",
+                r.text()
+            );
             let e = r.json();
             assert_eq!(e["error"], "forbidden");
             assert!(e["message"].as_str().unwrap().contains("read-only"), "{e}");
@@ -164,17 +266,33 @@ async fn a_read_only_token_reads_everything_and_changes_nothing() {
     }
     // Quarantine retry needs a quarantined message: one encrypted to a key we lack.
     let f = fixture();
-    let ct = f.gpg.run(&["--armor", "--encrypt", "-r", &f.stranger], Some(b"secret"));
+    let ct = f.gpg.run(
+        &["--armor", "--encrypt", "-r", &f.stranger],
+        Some(b"secret"),
+    );
     let raw = format!("{}{}", headers(STRANGER, "x", "q1"), pgp_mime(&ct));
-    let q = api.raw("POST", "/api/v1/messages", &api.rw, raw.into_bytes()).await.json();
+    let q = api
+        .raw("POST", "/api/v1/messages", &api.rw, raw.into_bytes())
+        .await
+        .json();
     assert_eq!(q["outcome"], "quarantine", "{q}");
-    let qid = api.get("/api/v1/quarantine").await["items"][0]["short_id"].as_str().unwrap().to_string();
+    let qid = api.get("/api/v1/quarantine").await["items"][0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let audit_before = {
         let mut a = audit_before;
         a.push("token:ann ingest".into());
         a
     };
-    let r = api.call("POST", &format!("/api/v1/quarantine/{qid}/retry"), Some(&api.ro), None).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/api/v1/quarantine/{qid}/retry"),
+            Some(&api.ro),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Every GET works for the read-only token.
     for (method, path) in documented_operations(&api).await {
@@ -191,7 +309,11 @@ async fn a_read_only_token_reads_everything_and_changes_nothing() {
         );
         assert_ne!(r.status, StatusCode::FORBIDDEN);
     }
-    assert_eq!(api.audit(), audit_before, "a read-only token changed something");
+    assert_eq!(
+        api.audit(),
+        audit_before,
+        "a read-only token changed something"
+    );
 }
 
 fn keyring_armored_vendor() -> String {
@@ -203,7 +325,9 @@ fn keyring_armored_vendor() -> String {
 async fn a_case_is_worked_through_the_api_and_every_change_names_the_analyst() {
     let f = fixture();
     let api = Api::new();
-    let coordinator = api.call("GET", "/api/v1/keys/coordinator", Some(&api.rw), None).await;
+    let coordinator = api
+        .call("GET", "/api/v1/keys/coordinator", Some(&api.rw), None)
+        .await;
     assert_eq!(coordinator.status, StatusCode::OK);
     assert_eq!(coordinator.header("content-type"), "application/pgp-keys");
     f.gpg.import(&coordinator.body);
@@ -245,80 +369,184 @@ async fn a_case_is_worked_through_the_api_and_every_change_names_the_analyst() {
     // An encrypted, signed vendor statement with an attachment, handed in over the API.
     let inner = "Content-Type: multipart/mixed; boundary=\"in\"\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nFixed in 2.0.8; marker-5150.\r\n--in\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"../../poc.sh\"\r\n\r\necho pwned\r\n--in--\r\n";
     let ct = f.gpg.run(
-        &["--armor", "--encrypt", "-r", &coordinator_fpr, "--sign", "-u", &f.vendor],
+        &[
+            "--armor",
+            "--encrypt",
+            "-r",
+            &coordinator_fpr,
+            "--sign",
+            "-u",
+            &f.vendor,
+        ],
         Some(inner.as_bytes()),
     );
-    let raw = format!("{}{}", headers(VENDOR, &format!("Re: {CASE}"), "s1"), pgp_mime(&ct));
-    let o = api.raw("POST", "/api/v1/messages", &api.rw, raw.into_bytes()).await.json();
-    assert_eq!((o["outcome"].as_str(), o["signature"].as_str()), (Some("routed"), Some("good")), "{o}");
+    let raw = format!(
+        "{}{}",
+        headers(VENDOR, &format!("Re: {CASE}"), "s1"),
+        pgp_mime(&ct)
+    );
+    let o = api
+        .raw("POST", "/api/v1/messages", &api.rw, raw.into_bytes())
+        .await
+        .json();
+    assert_eq!(
+        (o["outcome"].as_str(), o["signature"].as_str()),
+        (Some("routed"), Some("good")),
+        "{o}"
+    );
     let shown = api.get(&format!("/api/v1/threads/{}", seg(CASE))).await;
     assert_eq!(shown["messages_total"], 1);
-    let short = shown["messages"][0]["short_id"].as_str().unwrap().to_string();
+    let short = shown["messages"][0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let read = api.get(&format!("/api/v1/messages/{short}")).await;
-    assert!(read["text"].as_str().unwrap().contains("marker-5150"), "{read}");
+    assert!(
+        read["text"].as_str().unwrap().contains("marker-5150"),
+        "{read}"
+    );
     assert_eq!(read["verdicts"]["encrypted"], true);
     assert_eq!(read["verdicts"]["signer_participant"]["org"], "FooCorp");
     let att = api
-        .call("GET", &format!("/api/v1/messages/{short}/attachments/1"), Some(&api.rw), None)
+        .call(
+            "GET",
+            &format!("/api/v1/messages/{short}/attachments/1"),
+            Some(&api.rw),
+            None,
+        )
         .await;
     assert_eq!(att.status, StatusCode::OK);
     assert_eq!(att.body, b"echo pwned");
     assert_eq!(att.header("content-type"), "application/octet-stream");
     let disposition = att.header("content-disposition");
-    assert!(disposition.starts_with("attachment; filename=\""), "{disposition}");
-    assert!(!disposition.contains('/') && disposition.contains("poc.sh"), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment; filename=\""),
+        "{disposition}"
+    );
+    assert!(
+        !disposition.contains('/') && disposition.contains("poc.sh"),
+        "{disposition}"
+    );
     let missing = api
-        .call("GET", &format!("/api/v1/messages/{short}/attachments/2"), Some(&api.rw), None)
+        .call(
+            "GET",
+            &format!("/api/v1/messages/{short}/attachments/2"),
+            Some(&api.rw),
+            None,
+        )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let raw_back = api
-        .call("GET", &format!("/api/v1/messages/{short}/raw"), Some(&api.rw), None)
+        .call(
+            "GET",
+            &format!("/api/v1/messages/{short}/raw"),
+            Some(&api.rw),
+            None,
+        )
         .await;
     assert!(String::from_utf8_lossy(&raw_back.body).contains("BEGIN PGP MESSAGE"));
-    assert!(raw_back.header("content-disposition").starts_with("attachment"));
+    assert!(
+        raw_back
+            .header("content-disposition")
+            .starts_with("attachment")
+    );
     let explained = api.get(&format!("/api/v1/messages/{short}/explain")).await;
     assert_eq!(explained["outcome_now"], "routed");
     assert!(!explained["steps"].as_array().unwrap().is_empty());
-    assert_eq!(api.get(&format!("/api/v1/messages/{short}/html")).await["html"], Value::Null);
+    assert_eq!(
+        api.get(&format!("/api/v1/messages/{short}/html")).await["html"],
+        Value::Null
+    );
 
     // A stranger's mail waits in triage; the analyst assigns it.
     let stranger = format!(
         "From: {STRANGER}\r\nTo: cert@example.test\r\nSubject: Re: {CASE}\r\nMessage-ID: <t2@elsewhere.example>\r\n\r\nhi\r\n"
     );
-    let dry = api.raw("POST", "/api/v1/messages/dry-run", &api.rw, stranger.clone().into_bytes()).await.json();
+    let dry = api
+        .raw(
+            "POST",
+            "/api/v1/messages/dry-run",
+            &api.rw,
+            stranger.clone().into_bytes(),
+        )
+        .await
+        .json();
     assert_eq!(dry["outcome"], "triage");
-    assert_eq!(api.get("/api/v1/triage").await["total"], 0, "dry run stored it");
-    api.raw("POST", "/api/v1/messages", &api.rw, stranger.into_bytes()).await;
+    assert_eq!(
+        api.get("/api/v1/triage").await["total"],
+        0,
+        "dry run stored it"
+    );
+    api.raw("POST", "/api/v1/messages", &api.rw, stranger.into_bytes())
+        .await;
     let waiting = api.get("/api/v1/triage").await;
     assert_eq!(waiting["total"], 1);
-    let t = waiting["items"][0]["short_id"].as_str().unwrap().to_string();
+    let t = waiting["items"][0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let assigned = api
-        .post(&format!("/api/v1/triage/{t}/assign"), json!({"thread": CASE}))
+        .post(
+            &format!("/api/v1/triage/{t}/assign"),
+            json!({"thread": CASE}),
+        )
         .await;
     assert_eq!(assigned["assigned_by"], "ann");
     let again = api
-        .call("POST", &format!("/api/v1/triage/{t}/assign"), Some(&api.rw), Some(json!({"thread": CASE})))
+        .call(
+            "POST",
+            &format!("/api/v1/triage/{t}/assign"),
+            Some(&api.rw),
+            Some(json!({"thread": CASE})),
+        )
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text());
-    assert!(again.json()["message"].as_str().unwrap().contains("triage list"));
+    assert!(
+        again.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("triage list")
+    );
 
     // A notice: the preview says who gets what; the copies match it.
     let preview = api
-        .post(&format!("/api/v1/threads/{}/notices/preview", seg(CASE)), json!({"to": "all"}))
+        .post(
+            &format!("/api/v1/threads/{}/notices/preview", seg(CASE)),
+            json!({"to": "all"}),
+        )
         .await;
-    assert_eq!((preview["encrypted"].as_u64(), preview["held"].as_u64()), (Some(1), Some(1)), "{preview}");
+    assert_eq!(
+        (preview["encrypted"].as_u64(), preview["held"].as_u64()),
+        (Some(1), Some(1)),
+        "{preview}"
+    );
     let by_addr = |v: &Value, key: &str| -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = v.as_array().unwrap().iter()
-            .map(|c| (c["address"].as_str().unwrap().to_string(), c[key].as_str().unwrap().to_string()))
+        let mut out: Vec<(String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["address"].as_str().unwrap().to_string(),
+                    c[key].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         out.sort();
         out
     };
     assert_eq!(
         by_addr(&preview["recipients"], "status"),
-        vec![("psirt@foocorp.example".into(), "encrypted".into()), ("psirt@keyless.example".into(), "held".into())]
+        vec![
+            ("psirt@foocorp.example".into(), "encrypted".into()),
+            ("psirt@keyless.example".into(), "held".into())
+        ]
     );
-    assert_eq!(api.get("/api/v1/outbox").await["total"], 0, "preview queued something");
+    assert_eq!(
+        api.get("/api/v1/outbox").await["total"],
+        0,
+        "preview queued something"
+    );
     let sent = api
         .post(
             &format!("/api/v1/threads/{}/notices", seg(CASE)),
@@ -327,71 +555,162 @@ async fn a_case_is_worked_through_the_api_and_every_change_names_the_analyst() {
         .await;
     assert_eq!(
         by_addr(&sent["copies"], "status"),
-        vec![("psirt@foocorp.example".into(), "queued".into()), ("psirt@keyless.example".into(), "held".into())]
+        vec![
+            ("psirt@foocorp.example".into(), "queued".into()),
+            ("psirt@keyless.example".into(), "held".into())
+        ]
     );
-    let outbox = api.get(&format!("/api/v1/outbox?thread={}&attempts=true", seg(CASE))).await;
+    let outbox = api
+        .get(&format!(
+            "/api/v1/outbox?thread={}&attempts=true",
+            seg(CASE)
+        ))
+        .await;
     assert_eq!(outbox["total"], 2);
     assert_eq!(api.get("/api/v1/outbox?status=held").await["total"], 1);
-    let released = api.post("/api/v1/outbox/release", json!({"thread": CASE})).await;
+    let released = api
+        .post("/api/v1/outbox/release", json!({"thread": CASE}))
+        .await;
     assert_eq!(released[0]["status"], "held");
 
     // Policy, promotion, keys, tokens.
     let policy = api
-        .post(&format!("/api/v1/threads/{}/policy", seg(CASE)), json!({"publication_date": "2027-01-15"}))
+        .post(
+            &format!("/api/v1/threads/{}/policy", seg(CASE)),
+            json!({"publication_date": "2027-01-15"}),
+        )
         .await;
     assert_eq!(policy["publication_date"], "2027-01-15T00:00:00Z");
     let bad = api
-        .call("POST", &format!("/api/v1/threads/{}/policy", seg(CASE)), Some(&api.rw), Some(json!({"publication_date": "soon"})))
+        .call(
+            "POST",
+            &format!("/api/v1/threads/{}/policy", seg(CASE)),
+            Some(&api.rw),
+            Some(json!({"publication_date": "soon"})),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let report = api.post("/api/v1/threads", json!({"kind": "report", "title": "r"})).await;
+    let report = api
+        .post("/api/v1/threads", json!({"kind": "report", "title": "r"}))
+        .await;
     let promoted = api
-        .post(&format!("/api/v1/threads/{}/promote", seg(report["number"].as_str().unwrap())), json!({}))
+        .post(
+            &format!(
+                "/api/v1/threads/{}/promote",
+                seg(report["number"].as_str().unwrap())
+            ),
+            json!({}),
+        )
         .await;
     assert_eq!(promoted["kind"], "case");
-    let imported = api.post("/api/v1/keys", json!({"armored": keyring_armored_vendor()})).await;
+    let imported = api
+        .post("/api/v1/keys", json!({"armored": keyring_armored_vendor()}))
+        .await;
     assert_eq!(imported["certs"][0]["fingerprint"], f.vendor.as_str());
-    let not_a_key = api.call("POST", "/api/v1/keys", Some(&api.rw), Some(json!({"armored": "hello"}))).await;
+    let not_a_key = api
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&api.rw),
+            Some(json!({"armored": "hello"})),
+        )
+        .await;
     assert_eq!(not_a_key.status, StatusCode::BAD_REQUEST);
-    let tok = api.post("/api/v1/tokens", json!({"name": "sam", "read_only": true})).await;
+    let tok = api
+        .post("/api/v1/tokens", json!({"name": "sam", "read_only": true}))
+        .await;
     assert!(tok["token"].as_str().unwrap().starts_with("cgt_"));
     let listed = api.get("/api/v1/tokens").await;
     assert!(!listed.to_string().contains(tok["token"].as_str().unwrap()));
-    let gone = api.call("DELETE", "/api/v1/tokens/sam", Some(&api.rw), None).await;
+    let gone = api
+        .call("DELETE", "/api/v1/tokens/sam", Some(&api.rw), None)
+        .await;
     assert_eq!(gone.status, StatusCode::OK);
-    let with_revoked = api.call("GET", "/api/v1/whoami", tok["token"].as_str(), None).await;
+    let with_revoked = api
+        .call("GET", "/api/v1/whoami", tok["token"].as_str(), None)
+        .await;
     assert_eq!(with_revoked.status, StatusCode::UNAUTHORIZED);
     let status = api.get("/api/v1/status").await;
     assert_eq!(status["triage"], 0);
 
     // The audit trail names the analyst for every change made over the API.
-    let audit = api.get(&format!("/api/v1/audit?thread={}", seg(CASE))).await;
-    let actions: Vec<String> = audit["items"].as_array().unwrap().iter()
-        .map(|e| format!("{} {}", e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+    let audit = api
+        .get(&format!("/api/v1/audit?thread={}", seg(CASE)))
+        .await;
+    let actions: Vec<String> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap()
+            )
+        })
         .collect();
-    for want in ["token:ann open", "token:ann participant add", "token:ann ingest", "token:ann triage assign", "token:ann notify", "token:ann set"] {
-        assert!(actions.contains(&want.to_string()), "{want} missing from {actions:?}");
+    for want in [
+        "token:ann open",
+        "token:ann participant add",
+        "token:ann ingest",
+        "token:ann triage assign",
+        "token:ann notify",
+        "token:ann set",
+    ] {
+        assert!(
+            actions.contains(&want.to_string()),
+            "{want} missing from {actions:?}"
+        );
     }
-    assert!(actions.iter().all(|a| a.starts_with("token:ann ")), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| a.starts_with("token:ann ")),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
 async fn lists_are_paged_and_a_client_cannot_ask_for_more_than_the_bound() {
     let api = Api::new();
     for i in 0..5 {
-        api.post("/api/v1/threads", json!({"kind": "ticket", "title": format!("t{i}")})).await;
+        api.post(
+            "/api/v1/threads",
+            json!({"kind": "ticket", "title": format!("t{i}")}),
+        )
+        .await;
     }
     let first = api.get("/api/v1/threads?limit=2").await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
-    assert_eq!((first["total"].as_u64(), first["next_offset"].as_u64()), (Some(5), Some(2)));
+    assert_eq!(
+        (first["total"].as_u64(), first["next_offset"].as_u64()),
+        (Some(5), Some(2))
+    );
     let last = api.get("/api/v1/threads?limit=2&offset=4").await;
     assert_eq!(last["items"][0]["title"], "t4");
     assert_eq!(last["next_offset"], Value::Null);
     let default = api.get("/api/v1/audit").await;
-    assert_eq!(default["items"][0]["detail"], "ticket \"t4\"", "newest first");
-    for bad in ["limit=0", "limit=501", "limit=-1", "offset=x", "limit=99999999999999999999999"] {
-        for path in ["/api/v1/threads", "/api/v1/triage", "/api/v1/quarantine", "/api/v1/outbox", "/api/v1/audit", "/api/v1/tokens", "/api/v1/keys"] {
-            let r = api.call("GET", &format!("{path}?{bad}"), Some(&api.rw), None).await;
+    assert_eq!(
+        default["items"][0]["detail"], "ticket \"t4\"",
+        "newest first"
+    );
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=-1",
+        "offset=x",
+        "limit=99999999999999999999999",
+    ] {
+        for path in [
+            "/api/v1/threads",
+            "/api/v1/triage",
+            "/api/v1/quarantine",
+            "/api/v1/outbox",
+            "/api/v1/audit",
+            "/api/v1/tokens",
+            "/api/v1/keys",
+        ] {
+            let r = api
+                .call("GET", &format!("{path}?{bad}"), Some(&api.rw), None)
+                .await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}?{bad}");
             assert_eq!(r.json()["error"], "invalid");
         }
@@ -403,12 +722,27 @@ async fn lists_are_paged_and_a_client_cannot_ask_for_more_than_the_bound() {
 #[tokio::test]
 async fn bodies_over_the_limit_are_refused_and_nothing_is_stored() {
     let api = Api::with(|s| s.config.http.max_body_bytes = 4096);
-    let big = format!("From: a@b.example\r\nSubject: big\r\n\r\n{}\r\n", "x".repeat(5000));
-    let r = api.raw("POST", "/api/v1/messages", &api.rw, big.into_bytes()).await;
+    let big = format!(
+        "From: a@b.example\r\nSubject: big\r\n\r\n{}\r\n",
+        "x".repeat(5000)
+    );
+    let r = api
+        .raw("POST", "/api/v1/messages", &api.rw, big.into_bytes())
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    assert!(r.json()["message"].as_str().unwrap().contains("max_body_bytes"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_body_bytes")
+    );
     let notice = api
-        .call("POST", "/api/v1/threads", Some(&api.rw), Some(json!({"kind": "case", "title": "x".repeat(5000)})))
+        .call(
+            "POST",
+            "/api/v1/threads",
+            Some(&api.rw),
+            Some(json!({"kind": "case", "title": "x".repeat(5000)})),
+        )
         .await;
     assert_eq!(notice.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(api.get("/api/v1/status").await["triage"], 0);
@@ -419,20 +753,77 @@ async fn bodies_over_the_limit_are_refused_and_nothing_is_stored() {
 async fn errors_are_json_that_say_what_to_do() {
     let api = Api::new();
     let cases = [
-        ("GET", "/api/v1/threads/VU%23999999", None, StatusCode::NOT_FOUND, "casegate list"),
-        ("GET", "/api/v1/threads/not-a-number", None, StatusCode::BAD_REQUEST, "%23"),
-        ("GET", "/api/v1/messages/abc", None, StatusCode::BAD_REQUEST, "short id"),
-        ("GET", "/api/v1/nothing-here", None, StatusCode::NOT_FOUND, "openapi.json"),
-        ("POST", "/api/v1/threads", Some(json!({"kind": "case"})), StatusCode::BAD_REQUEST, "title"),
-        ("POST", "/api/v1/threads", Some(json!({"kind": "case", "title": " "})), StatusCode::BAD_REQUEST, "title"),
-        ("POST", "/api/v1/tokens", Some(json!({"name": "a b"})), StatusCode::BAD_REQUEST, "letters"),
-        ("DELETE", "/api/v1/tokens/nobody", None, StatusCode::NOT_FOUND, "token list"),
-        ("GET", "/api/v1/outbox?status=lost", None, StatusCode::BAD_REQUEST, "queued"),
+        (
+            "GET",
+            "/api/v1/threads/VU%23999999",
+            None,
+            StatusCode::NOT_FOUND,
+            "casegate list",
+        ),
+        (
+            "GET",
+            "/api/v1/threads/not-a-number",
+            None,
+            StatusCode::BAD_REQUEST,
+            "%23",
+        ),
+        (
+            "GET",
+            "/api/v1/messages/abc",
+            None,
+            StatusCode::BAD_REQUEST,
+            "short id",
+        ),
+        (
+            "GET",
+            "/api/v1/nothing-here",
+            None,
+            StatusCode::NOT_FOUND,
+            "openapi.json",
+        ),
+        (
+            "POST",
+            "/api/v1/threads",
+            Some(json!({"kind": "case"})),
+            StatusCode::BAD_REQUEST,
+            "title",
+        ),
+        (
+            "POST",
+            "/api/v1/threads",
+            Some(json!({"kind": "case", "title": " "})),
+            StatusCode::BAD_REQUEST,
+            "title",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "a b"})),
+            StatusCode::BAD_REQUEST,
+            "letters",
+        ),
+        (
+            "DELETE",
+            "/api/v1/tokens/nobody",
+            None,
+            StatusCode::NOT_FOUND,
+            "token list",
+        ),
+        (
+            "GET",
+            "/api/v1/outbox?status=lost",
+            None,
+            StatusCode::BAD_REQUEST,
+            "queued",
+        ),
     ];
     for (method, path, body, status, says) in cases {
         let r = api.call(method, path, Some(&api.rw), body).await;
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
-        assert!(r.header("content-type").starts_with("application/json"), "{path}");
+        assert!(
+            r.header("content-type").starts_with("application/json"),
+            "{path}"
+        );
         let e = r.json();
         assert!(e["message"].as_str().unwrap().contains(says), "{path}: {e}");
     }
@@ -454,15 +845,30 @@ async fn errors_are_json_that_say_what_to_do() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_with_schemas_from_the_code() {
     let api = Api::new();
-    let doc = api.call("GET", "/api/v1/openapi.json", None, None).await.json();
+    let doc = api
+        .call("GET", "/api/v1/openapi.json", None, None)
+        .await
+        .json();
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["MessageRecord", "ThreadView", "MessageView", "ErrorBody", "OutboxRow", "AuditEntry", "NoticePreview", "ContactKeys"] {
+    for name in [
+        "MessageRecord",
+        "ThreadView",
+        "MessageView",
+        "ErrorBody",
+        "OutboxRow",
+        "AuditEntry",
+        "NoticePreview",
+        "ContactKeys",
+    ] {
         assert!(schemas.contains_key(name), "{name} missing");
     }
     // MessageRecord's fields are the struct's (skip-serialized `id` absent).
     let props = schemas["MessageRecord"]["properties"].as_object().unwrap();
     assert!(props.contains_key("short_id") && !props.contains_key("id"));
-    assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["token"]["scheme"],
+        "bearer"
+    );
     // Every operation documents its errors.
     for (_, item) in doc["paths"].as_object().unwrap() {
         for (_, op) in item.as_object().unwrap() {

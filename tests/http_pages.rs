@@ -32,7 +32,7 @@ fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_string()
 }
 
-async fn login(api: &Api, token: &str) -> Browser<'_> {
+async fn login<'a>(api: &'a Api, token: &str) -> Browser<'a> {
     let form = api
         .send(Request::get("/login").body(Body::empty()).unwrap())
         .await;
@@ -103,7 +103,14 @@ fn admin() -> Actor {
 fn populate(api: &Api) -> (String, String, String) {
     let mut cx = api.cx();
     let n = casegate::tracking::TrackingNumber::parse(CASE).unwrap();
-    ops::threads::open(&mut cx, &admin(), casegate::tracking::Kind::Case, "FooRouter RCE", Some(&n)).unwrap();
+    ops::threads::open(
+        &mut cx,
+        &admin(),
+        casegate::tracking::Kind::Case,
+        "FooRouter RCE",
+        Some(&n),
+    )
+    .unwrap();
     let contact = ops::participants::NewContact {
         org: "Keyless Inc",
         email: "psirt@keyless.example",
@@ -127,14 +134,27 @@ fn populate(api: &Api) -> (String, String, String) {
     let mut store = Store::open(&api.settings.store_path()).unwrap();
     let old = chrono::Utc::now() - chrono::Duration::days(4);
     let mut stored = Vec::new();
-    for (i, (when, subject)) in [(old, "old question"), (chrono::Utc::now(), "fresh question")].into_iter().enumerate() {
-        let raw = format!("From: someone@elsewhere.example\r\nSubject: {subject}\r\nMessage-ID: <q{i}@elsewhere.example>\r\n\r\n?\r\n");
+    for (i, (when, subject)) in [
+        (old, "old question"),
+        (chrono::Utc::now(), "fresh question"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = format!(
+            "From: someone@elsewhere.example\r\nSubject: {subject}\r\nMessage-ID: <q{i}@elsewhere.example>\r\n\r\n?\r\n"
+        );
         let m = NewMessage {
             message_id: Some(format!("<q{i}@elsewhere.example>")),
             sender: Some("someone@elsewhere.example".into()),
             subject: Some(subject.into()),
             reason: "no tracking number and an unknown sender".into(),
-            ..NewMessage::inbound(raw.as_bytes(), MessageSource::Stdin, when, Disposition::Triage)
+            ..NewMessage::inbound(
+                raw.as_bytes(),
+                MessageSource::Stdin,
+                when,
+                Disposition::Triage,
+            )
         };
         let c = store.commit_message(&m).unwrap();
         stored.push(store.message_record(c.id).unwrap().short_id);
@@ -143,7 +163,12 @@ fn populate(api: &Api) -> (String, String, String) {
     let m = NewMessage {
         message_id: Some("<h1@foocorp.example>".into()),
         reason: "test".into(),
-        ..NewMessage::inbound(html.as_bytes(), MessageSource::Stdin, chrono::Utc::now(), Disposition::Quarantine)
+        ..NewMessage::inbound(
+            html.as_bytes(),
+            MessageSource::Stdin,
+            chrono::Utc::now(),
+            Disposition::Quarantine,
+        )
     };
     let c = store.commit_message(&m).unwrap();
     let quarantined = store.message_record(c.id).unwrap().short_id;
@@ -154,13 +179,24 @@ fn populate(api: &Api) -> (String, String, String) {
 async fn log_in_gives_a_strict_cookie_and_pages_need_it() {
     let api = Api::new();
     // No session: every page sends the browser to the log-in form.
-    for path in ["/", "/threads", "/outbox", "/quarantine", "/audit", "/messages/0123456789ab"] {
-        let r = api.send(Request::get(path).body(Body::empty()).unwrap()).await;
+    for path in [
+        "/",
+        "/threads",
+        "/outbox",
+        "/quarantine",
+        "/audit",
+        "/messages/0123456789ab",
+    ] {
+        let r = api
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.header("location"), "/login");
     }
     // A wrong token: 401 with the form again; a log-in without the form's nonce: 403.
-    let form = api.send(Request::get("/login").body(Body::empty()).unwrap()).await;
+    let form = api
+        .send(Request::get("/login").body(Body::empty()).unwrap())
+        .await;
     let nonce_cookie = cookie_pair(&form.cookies()[0]);
     let nonce = csrf_of(&form.text());
     let wrong = api
@@ -183,7 +219,12 @@ async fn log_in_gives_a_strict_cookie_and_pages_need_it() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    assert!(forged.cookies().iter().all(|c| !c.starts_with("casegate_session=")));
+    assert!(
+        forged
+            .cookies()
+            .iter()
+            .all(|c| !c.starts_with("casegate_session="))
+    );
 
     let b = login(&api, &api.rw).await;
     let home = b.get("/").await;
@@ -234,12 +275,28 @@ async fn every_form_carries_the_csrf_token_and_forged_forms_change_nothing() {
                 form.contains(&format!("name=\"csrf\" value=\"{}\"", b.csrf)),
                 "{path}: a form without the session's CSRF token: {form}"
             );
-            let action = form.split("action=\"").nth(1).unwrap().split('"').next().unwrap();
+            let action = form
+                .split("action=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             actions.push(action.to_string());
         }
     }
-    for want in ["/logout", "/triage/", "/participants", "/notice/preview", "/release", "/retry"] {
-        assert!(actions.iter().any(|a| a.contains(want)), "no form posts to {want}: {actions:?}");
+    for want in [
+        "/logout",
+        "/triage/",
+        "/participants",
+        "/notice/preview",
+        "/release",
+        "/retry",
+    ] {
+        assert!(
+            actions.iter().any(|a| a.contains(want)),
+            "no form posts to {want}: {actions:?}"
+        );
     }
     // Forged: no token, another session's token, a token of the right length but wrong.
     let other = login(&api, &api.rw).await;
@@ -247,31 +304,51 @@ async fn every_form_carries_the_csrf_token_and_forged_forms_change_nothing() {
     let forms = [
         (format!("/triage/{old}/assign"), format!("thread={case}")),
         (format!("/threads/{case}/release"), String::new()),
-        (format!("/threads/{case}/notice"), "to=all&body=forged".into()),
-        (format!("/threads/{case}/notice/preview"), "to=all&body=forged".into()),
+        (
+            format!("/threads/{case}/notice"),
+            "to=all&body=forged".into(),
+        ),
+        (
+            format!("/threads/{case}/notice/preview"),
+            "to=all&body=forged".into(),
+        ),
         (format!("/quarantine/{quarantined}/retry"), String::new()),
         (format!("/threads/{case}/promote"), String::new()),
         ("/logout".into(), String::new()),
     ];
     for (action, fields) in &forms {
-        for csrf in [None, Some(other.csrf.clone()), Some("A".repeat(b.csrf.len()))] {
+        for csrf in [
+            None,
+            Some(other.csrf.clone()),
+            Some("A".repeat(b.csrf.len())),
+        ] {
             let body = match &csrf {
                 None => fields.clone(),
                 Some(c) => format!("{fields}&csrf={c}"),
             };
             let r = b.post(action, &body).await;
-            assert_eq!(r.status, StatusCode::FORBIDDEN, "{action} with {csrf:?}: {}", r.text());
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{action} with {csrf:?}: {}",
+                r.text()
+            );
             assert!(r.text().contains("CSRF"), "{action}");
         }
     }
     // The multipart participant form too.
     let boundary = "XyZ";
-    let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"org\"\r\n\r\nEvil\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nevil@evil.example\r\n--{boundary}--\r\n");
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"org\"\r\n\r\nEvil\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nevil@evil.example\r\n--{boundary}--\r\n"
+    );
     let r = api
         .send(
             Request::post(format!("/threads/{case}/participants"))
                 .header(header::COOKIE, &b.cookie)
-                .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
                 .body(Body::from(body))
                 .unwrap(),
         )
@@ -279,7 +356,12 @@ async fn every_form_carries_the_csrf_token_and_forged_forms_change_nothing() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(api.audit(), audit_before, "a forged form changed something");
     // The session still works, and the real form does what it says.
-    let r = b.post(&format!("/triage/{old}/assign"), &format!("thread={case}&csrf={}", b.csrf)).await;
+    let r = b
+        .post(
+            &format!("/triage/{old}/assign"),
+            &format!("thread={case}&csrf={}", b.csrf),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().contains("is now in"));
     assert_eq!(api.audit().last().unwrap(), "token:ann triage assign");
@@ -293,7 +375,10 @@ async fn a_read_only_session_reads_but_its_forms_are_refused() {
     assert!(b.get("/").await.text().contains("(read-only)"));
     let before = api.audit();
     let r = b
-        .post(&format!("/triage/{old}/assign"), &format!("thread={}&csrf={}", seg(CASE), b.csrf))
+        .post(
+            &format!("/triage/{old}/assign"),
+            &format!("thread={}&csrf={}", seg(CASE), b.csrf),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("read-only"));
@@ -326,21 +411,35 @@ async fn pages_show_the_queue_threads_and_messages_safely() {
     // whose document is sanitized, under a CSP that loads nothing.
     let page = b.get(&format!("/quarantine/{quarantined}")).await;
     let text = page.text();
-    assert!(!text.contains("tracker.example") || text.contains("&lt;img"), "remote URL on the page");
+    assert!(
+        !text.contains("tracker.example") || text.contains("&lt;img"),
+        "remote URL on the page"
+    );
     assert!(!text.contains("<script"));
     assert!(text.contains("<iframe") && text.contains("sandbox=\"\""));
     let frame = b.get(&format!("/messages/{quarantined}/html")).await;
     let csp = frame.header("content-security-policy");
-    assert!(csp.contains("default-src 'none'") && csp.contains("sandbox"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("sandbox"),
+        "{csp}"
+    );
     let doc = frame.text();
     assert!(doc.contains("<b>there</b>"));
-    assert!(!doc.contains("tracker.example") && !doc.contains("script"), "{doc}");
+    assert!(
+        !doc.contains("tracker.example") && !doc.contains("script"),
+        "{doc}"
+    );
     // Attachments are downloads with a safe name, never rendered.
-    let att = b.get(&format!("/messages/{quarantined}/attachments/1")).await;
+    let att = b
+        .get(&format!("/messages/{quarantined}/attachments/1"))
+        .await;
     assert_eq!(att.status, StatusCode::OK);
     assert_eq!(att.header("content-type"), "application/octet-stream");
     let cd = att.header("content-disposition");
-    assert!(cd.starts_with("attachment; filename=\"") && !cd.contains('/'), "{cd}");
+    assert!(
+        cd.starts_with("attachment; filename=\"") && !cd.contains('/'),
+        "{cd}"
+    );
     assert!(att.header("content-security-policy").contains("sandbox"));
 }
 
@@ -350,15 +449,30 @@ async fn every_response_carries_the_security_headers() {
     let (old, ..) = populate(&api);
     let b = login(&api, &api.rw).await;
     let mut replies = Vec::new();
-    for path in ["/", "/login", "/style.css", "/threads", "/nope", &format!("/messages/{old}"), "/api/v1/openapi.json", "/api/v1/status"] {
+    for path in [
+        "/",
+        "/login",
+        "/style.css",
+        "/threads",
+        "/nope",
+        &format!("/messages/{old}"),
+        "/api/v1/openapi.json",
+        "/api/v1/status",
+    ] {
         replies.push((path.to_string(), b.get(path).await));
     }
-    replies.push(("api 401".into(), api.call("GET", "/api/v1/threads", None, None).await));
+    replies.push((
+        "api 401".into(),
+        api.call("GET", "/api/v1/threads", None, None).await,
+    ));
     for (what, r) in &replies {
         let csp = r.header("content-security-policy");
         assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
-        assert!(!csp.contains("http:") && !csp.contains("https:") && !csp.contains("script-src"), "{what}: {csp}");
+        assert!(
+            !csp.contains("http:") && !csp.contains("https:") && !csp.contains("script-src"),
+            "{what}: {csp}"
+        );
         assert_eq!(r.header("x-content-type-options"), "nosniff", "{what}");
         assert_eq!(r.header("referrer-policy"), "no-referrer", "{what}");
         assert_eq!(r.header("x-frame-options"), "DENY", "{what}");
@@ -367,7 +481,10 @@ async fn every_response_carries_the_security_headers() {
     for (what, r) in &replies {
         if r.header("content-type").starts_with("text/html") {
             let t = r.text();
-            assert!(!t.contains("<script") && !t.contains("src=\"http") && !t.contains("href=\"http"), "{what}");
+            assert!(
+                !t.contains("<script") && !t.contains("src=\"http") && !t.contains("href=\"http"),
+                "{what}"
+            );
         }
     }
 }

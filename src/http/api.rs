@@ -111,12 +111,21 @@ impl utoipa::Modify for Conventions {
             ),
         );
         let errors = [
-            ("400", "the request is not valid: the message says which part"),
+            (
+                "400",
+                "the request is not valid: the message says which part",
+            ),
             ("401", "no API token, or not a valid one"),
             ("403", "a read-only token may not change anything"),
             ("404", "no such thread, message, key or token"),
-            ("409", "the store's state forbids it now (exists already, ambiguous, ...)"),
-            ("413", "the request body is larger than [http] max_body_bytes"),
+            (
+                "409",
+                "the store's state forbids it now (exists already, ambiguous, ...)",
+            ),
+            (
+                "413",
+                "the request body is larger than [http] max_body_bytes",
+            ),
             ("500", "casegate failed; nothing was half-done"),
         ];
         for item in doc.paths.paths.values_mut() {
@@ -155,7 +164,9 @@ impl utoipa::Modify for Conventions {
 async fn openapi_json() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
-        Err(e) => ApiError::Ops(OpsError::Internal(format!("OpenAPI document: {e}"))).into_response(),
+        Err(e) => {
+            ApiError::Ops(OpsError::Internal(format!("OpenAPI document: {e}"))).into_response()
+        }
     }
 }
 
@@ -410,7 +421,10 @@ async fn thread_promote(
 ) -> ApiResult<Promoted> {
     let n = number(&n)?;
     let to = req.to.as_deref().map(number).transpose()?;
-    run(&http, move |cx| ops::threads::promote(cx, &me, &n, to.as_ref())).await
+    run(&http, move |cx| {
+        ops::threads::promote(cx, &me, &n, to.as_ref())
+    })
+    .await
 }
 
 /// Changes a thread's policy (all of it or nothing); an empty change returns it as it is.
@@ -691,7 +705,11 @@ async fn message_raw(
             Ok((m.short_id, raw))
         })
         .await?;
-    Ok(super::download(raw, &format!("{short}.eml"), "message/rfc822"))
+    Ok(super::download(
+        raw,
+        &format!("{short}.eml"),
+        "message/rfc822",
+    ))
 }
 
 /// The HTML version of a message's text as sent (decrypted): data for a client that
@@ -743,7 +761,11 @@ async fn message_attachment(
         .run(move |cx| ops::messages::attachment(cx, &me, &r, n))
         .await?;
     let name = super::safe_file_name(file.attachment.name.as_deref(), &file.message, n);
-    Ok(super::download(file.bytes, &name, "application/octet-stream"))
+    Ok(super::download(
+        file.bytes,
+        &name,
+        "application/octet-stream",
+    ))
 }
 
 // ----- triage and quarantine -----

@@ -103,10 +103,7 @@ impl Sessions {
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
         if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| *k)
+            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
         {
             map.remove(&oldest);
         }

@@ -50,8 +50,21 @@ mod tests {
 <img src=x onerror="alert(1)">"#;
         let clean = sanitize(hostile);
         for gone in [
-            "attacker", "script", "style", "onerror", "<img", "<a ", "<form", "<iframe",
-            "<link", "<svg", "<video", "background", "cid:",
+            "attacker",
+            "<script",
+            "<style",
+            "style=",
+            "onerror",
+            "<img",
+            "<a ",
+            "<form",
+            "<iframe",
+            "<link",
+            "<svg",
+            "<video",
+            "background",
+            "cid:",
+            "alert",
         ] {
             assert!(!clean.contains(gone), "{gone:?} survived: {clean}");
         }

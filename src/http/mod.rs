@@ -47,7 +47,9 @@ pub enum HttpError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("TLS: {0}; [http] tls_cert_file and tls_key_file must be PEM files readable by casegate")]
+    #[error(
+        "TLS: {0}; [http] tls_cert_file and tls_key_file must be PEM files readable by casegate"
+    )]
     Tls(String),
 }
 

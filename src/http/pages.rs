@@ -471,7 +471,16 @@ async fn triage_page(
         .run(move |cx| {
             let queue = ops::triage::list(cx, &me, false, page)?;
             // Suggestions for the thread to assign to: the newest few (any number can be typed).
-            let total = ops::threads::list(cx, &me, None, Page { offset: 0, limit: 0 })?.total;
+            let total = ops::threads::list(
+                cx,
+                &me,
+                None,
+                Page {
+                    offset: 0,
+                    limit: 0,
+                },
+            )?
+            .total;
             let newest = Page {
                 offset: total.saturating_sub(SUGGESTED_THREADS),
                 limit: SUGGESTED_THREADS,
@@ -641,7 +650,15 @@ async fn thread_page(
             let offset = match q.offset {
                 Some(o) => o,
                 None => {
-                    let probe = ops::threads::show(cx, &me, &n, Page { offset: 0, limit: 0 })?;
+                    let probe = ops::threads::show(
+                        cx,
+                        &me,
+                        &n,
+                        Page {
+                            offset: 0,
+                            limit: 0,
+                        },
+                    )?;
                     probe.messages_total.saturating_sub(limit)
                 }
             };
@@ -908,7 +925,15 @@ async fn compose(
     let contacts = http
         .desk
         .run(move |cx| {
-            let t = ops::threads::show(cx, &me, &n, Page { offset: 0, limit: 0 })?;
+            let t = ops::threads::show(
+                cx,
+                &me,
+                &n,
+                Page {
+                    offset: 0,
+                    limit: 0,
+                },
+            )?;
             let contacts = ops::participants::list(cx, &me, &t.thread.number, Page::ALL)?;
             Ok((t.thread, contacts))
         })
@@ -978,9 +1003,17 @@ async fn preview_notice(
         .run(move |cx| {
             let p = ops::notices::preview(cx, &me, &n, &to)?;
             let contacts = ops::participants::list(cx, &me, &p.thread, Page::ALL)?;
-            let title = ops::threads::show(cx, &me, &p.thread, Page { offset: 0, limit: 0 })?
-                .thread
-                .title;
+            let title = ops::threads::show(
+                cx,
+                &me,
+                &p.thread,
+                Page {
+                    offset: 0,
+                    limit: 0,
+                },
+            )?
+            .thread
+            .title;
             Ok((p, contacts, title))
         })
         .await?;
@@ -1260,7 +1293,10 @@ async fn message_raw(
         .desk
         .run(move |cx| {
             let m = ops::messages::resolve(cx, &reference, ops::messages::Scope::Any)?;
-            Ok((m.short_id.clone(), ops::messages::raw(cx, &me, &m.short_id)?))
+            Ok((
+                m.short_id.clone(),
+                ops::messages::raw(cx, &me, &m.short_id)?,
+            ))
         })
         .await?;
     Ok(super::download(
@@ -1281,7 +1317,11 @@ async fn message_attachment(
         .run(move |cx| ops::messages::attachment(cx, &me, &reference, n))
         .await?;
     let name = super::safe_file_name(file.attachment.name.as_deref(), &file.message, n);
-    Ok(super::download(file.bytes, &name, "application/octet-stream"))
+    Ok(super::download(
+        file.bytes,
+        &name,
+        "application/octet-stream",
+    ))
 }
 
 // ----- quarantine, outbox, audit -----
@@ -1331,7 +1371,11 @@ async fn quarantine_message(
         .desk
         .run(move |cx| ops::quarantine::show(cx, &me, &reference))
         .await?;
-    Ok(layout("Quarantined message", &s, message_body(&s, &view, None)))
+    Ok(layout(
+        "Quarantined message",
+        &s,
+        message_body(&s, &view, None),
+    ))
 }
 
 async fn retry(

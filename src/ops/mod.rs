@@ -233,11 +233,7 @@ impl Page {
     /// The page of a list that is already whole in memory (short lists: participants, keys).
     pub(crate) fn slice<T>(self, all: Vec<T>) -> Paged<T> {
         let total = all.len();
-        let items = all
-            .into_iter()
-            .skip(self.offset)
-            .take(self.limit)
-            .collect();
+        let items = all.into_iter().skip(self.offset).take(self.limit).collect();
         self.of(items, total)
     }
 }

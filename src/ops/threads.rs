@@ -135,7 +135,11 @@ pub fn show(
 }
 
 /// One thread's summary: counts, last activity, waiting since, planned publication date.
-pub fn summary(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadSummary, OpsError> {
+pub fn summary(
+    cx: &Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+) -> Result<ThreadSummary, OpsError> {
     let t = cx.thread(n)?;
     Ok(cx.store().thread_summary(t.id)?)
 }
@@ -277,12 +281,20 @@ mod tests {
         let err = open(&mut d.cx, &reader, Kind::Case, "t", None).unwrap_err();
         assert_eq!(err.kind().http_status(), 403);
         assert!(err.to_string().contains("read-only"), "{err}");
-        assert!(list(&d.cx, &reader, None, Page::ALL).unwrap().items.is_empty());
+        assert!(
+            list(&d.cx, &reader, None, Page::ALL)
+                .unwrap()
+                .items
+                .is_empty()
+        );
         assert!(d.cx.store().audit_entries(None, None).unwrap().is_empty());
         // Reading is allowed.
         let made = open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
         assert_eq!(
-            show(&d.cx, &reader, &made.number, Page::ALL).unwrap().thread.number,
+            show(&d.cx, &reader, &made.number, Page::ALL)
+                .unwrap()
+                .thread
+                .number,
             made.number
         );
         let change = PolicyChange {

@@ -478,12 +478,12 @@ impl Store {
                     i64::try_from(offset).unwrap_or(i64::MAX)
                 ],
                 |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
                 },
             )?
             .collect::<Result<Vec<_>, _>>()?;
@@ -536,7 +536,11 @@ impl Store {
             .unwrap_or(false);
         let planned_publication = thread.publication_date.clone().or_else(|| {
             (thread.kind == Kind::Case)
-                .then(|| first_sent.as_deref().map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS))))
+                .then(|| {
+                    first_sent
+                        .as_deref()
+                        .map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS)))
+                })
                 .flatten()
         });
         Ok(ThreadSummary {

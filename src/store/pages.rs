@@ -51,9 +51,9 @@ impl Store {
              LIMIT ?1 OFFSET ?2",
             params![l, o],
         )?;
-        let total: i64 =
-            self.conn()
-                .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
+        let total: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
         Ok((rows, total as usize))
     }
 
