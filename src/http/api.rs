@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -246,6 +246,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> ApiError {
+        rejected(r.status(), "the body could not be read", r.body_text())
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> ApiError {
         rejected(r.status(), "the query string is not valid", r.body_text())
@@ -261,6 +267,17 @@ impl From<PathRejection> for ApiError {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 struct ApiJson<T>(T);
+
+/// A raw body (a message to hand in) whose refusal (too large) is JSON too.
+struct ApiBytes(axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Ok(ApiBytes(axum::body::Bytes::from_request(req, state).await?))
+    }
+}
 
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
@@ -655,7 +672,7 @@ async fn outbox_release(
 async fn messages_ingest(
     State(http): State<Arc<Http>>,
     ApiActor(me): ApiActor,
-    raw: axum::body::Bytes,
+    ApiBytes(raw): ApiBytes,
 ) -> ApiResult<Outcome> {
     let source = MessageSource::File(format!("http:{}", me.name()));
     run(&http, move |cx| ops::ingest::ingest(cx, &me, &raw, source)).await
@@ -669,7 +686,7 @@ async fn messages_ingest(
 async fn messages_dry_run(
     State(http): State<Arc<Http>>,
     ApiActor(me): ApiActor,
-    raw: axum::body::Bytes,
+    ApiBytes(raw): ApiBytes,
 ) -> ApiResult<Outcome> {
     let source = MessageSource::File(format!("http:{}", me.name()));
     run(&http, move |cx| ops::ingest::dry_run(cx, &me, &raw, source)).await
