@@ -1556,6 +1556,12 @@ section.triage { border-left:4px solid var(--warn); padding-left:.8rem; }
   main { padding:.6rem; }
   header.top { padding:.5rem .6rem; }
   dl.facts { grid-template-columns:1fr; }
-  table.list th, table.list td { padding:.3rem; font-size:.9rem; }
+  nav.main { order:3; flex-basis:100%; }
+  form.logout { margin-left:auto; }
+  /* Tables become one block per row: no column squeezed to a letter's width. */
+  table.list thead { display:none; }
+  table.list, table.list tbody, table.list tr, table.list td { display:block; width:100%; }
+  table.list tr { border-bottom:1px solid var(--line); padding:.3rem 0; }
+  table.list td { border:0; padding:.1rem .3rem; font-size:.9rem; }
 }
 "#;
