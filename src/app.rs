@@ -1,14 +1,14 @@
 //! The library's face for the command line and the daemon: opens the store and the keyring
 //! from [`Settings`], and reads messages from the places `ingest` accepts.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sequoia_openpgp::Cert;
-use sequoia_openpgp::parse::Parse;
 
 use crate::config::{ConfigError, Settings};
+use crate::intake::{self, Intake};
 use crate::keyring::{self, Keyring, KeyringError};
+use crate::limits::Limits;
 use crate::pipeline::{Pipeline, Rules};
 use crate::store::{MessageSource, Store, StoreError};
 
@@ -34,7 +34,7 @@ pub enum AppError {
 
 /// Opens the store, creating the data directory on first use.
 pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+    crate::at_rest::private_dir(&settings.data_dir).map_err(|source| AppError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
@@ -62,27 +62,19 @@ pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
 /// Participants' certificates as stored, plus the coordinator's key.
 pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
     let coordinator = coordinator_key(settings)?;
-    let mut certs = Vec::new();
-    for stored in store.certs()? {
-        match Cert::from_bytes(&stored.public_cert) {
-            Ok(c) => certs.push(c),
-            Err(e) => {
-                tracing::warn!(fingerprint = %stored.fingerprint, error = %e, "stored certificate unreadable; skipped")
-            }
-        }
-    }
-    Ok(Keyring::new(coordinator, certs))
+    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?))
 }
 
-/// A pipeline over the configured store and keyring.
+/// A pipeline over the configured store and keyring. It follows the store's keys: what
+/// another process imports, revokes or binds counts from its next message on.
 pub fn open_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
     let store = open_store(settings)?;
-    let keyring = load_keyring(settings, &store)?;
-    Ok(Pipeline::new(
+    let coordinator = coordinator_key(settings)?;
+    Ok(Pipeline::from_store(
         store,
-        keyring,
+        coordinator,
         Rules::from_settings(settings),
-    ))
+    )?)
 }
 
 /// What `init` did.
@@ -95,10 +87,17 @@ pub struct Initialized {
     pub created_key: bool,
 }
 
-/// Creates the data dir, the store and a coordinator key if none exists. Idempotent.
+/// Creates the data dir, the store and a coordinator key if none exists, and makes what
+/// casegate keeps private (tightening looser modes found). Idempotent.
 pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     let store = open_store(settings)?;
     drop(store);
+    crate::at_rest::make_private(settings).map_err(|e| {
+        AppError::Other(format!(
+            "cannot make what casegate keeps under {} private (directories 0700, files 0600): {e}; run casegate as the owner of those files",
+            settings.data_dir.display()
+        ))
+    })?;
     let path = settings.key_file();
     // A configured key_file that does not exist yet is where the new key goes.
     let existing = if path.exists() {
@@ -147,21 +146,22 @@ pub struct InputError {
 }
 
 /// Calls `each` for every message in `path`: an .eml file, an mbox file, a Maildir (or a
-/// directory of message files), or `-` for one message on stdin.
+/// directory of message files), or `-` for one message on stdin. A message over
+/// `limits.max_message_bytes` is never read whole (see [`intake`]): `each` gets its
+/// [`Intake::Partial`].
 pub fn for_each_message(
     path: &str,
-    each: &mut dyn FnMut(MessageSource, Vec<u8>),
+    limits: &Limits,
+    each: &mut dyn FnMut(MessageSource, Intake),
 ) -> Result<(), InputError> {
     let err = |reason: String| InputError {
         path: path.to_string(),
         reason,
     };
     if path == "-" {
-        let mut raw = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut raw)
-            .map_err(|e| err(e.to_string()))?;
-        each(MessageSource::Stdin, raw);
+        let got =
+            intake::read_stream(std::io::stdin().lock(), limits).map_err(|e| err(e.to_string()))?;
+        each(MessageSource::Stdin, got);
         return Ok(());
     }
     let p = Path::new(path);
@@ -184,7 +184,7 @@ pub fn for_each_message(
             files.sort();
             for f in files {
                 let shown = f.display().to_string();
-                match std::fs::read(&f) {
+                match intake::read_file(&f, limits) {
                     Ok(raw) => each(
                         if maildir {
                             MessageSource::Maildir(shown)
@@ -199,21 +199,32 @@ pub fn for_each_message(
         }
         return Ok(());
     }
-    let raw = std::fs::read(p).map_err(|e| err(e.to_string()))?;
-    if raw.starts_with(b"From ") {
-        // mbox: one or many messages, each after a "From " line.
-        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(raw));
+    let mut start = [0u8; 5];
+    let is_mbox = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+        f.read_exact(&mut start).is_ok() && &start == b"From "
+    };
+    if is_mbox {
+        // mbox: one or many messages, each after a "From " line, read one at a time.
+        let file = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::BufReader::new(file));
         for (i, m) in iter.enumerate() {
             match m {
-                Ok(m) => each(
-                    MessageSource::File(format!("{path}#{}", i + 1)),
-                    m.unwrap_contents(),
-                ),
+                Ok(m) => {
+                    // The mbox reader holds one message; one over the limit is kept in part.
+                    let raw = m.unwrap_contents();
+                    let got = intake::read_stream(&raw[..], limits)
+                        .map_err(|e| err(format!("mbox message {}: {e}", i + 1)))?;
+                    drop(raw);
+                    each(MessageSource::File(format!("{path}#{}", i + 1)), got)
+                }
                 Err(e) => return Err(err(format!("mbox message {}: {e}", i + 1))),
             }
         }
         return Ok(());
     }
-    each(MessageSource::File(path.to_string()), raw);
+    let got = intake::read_file(p, limits).map_err(|e| err(e.to_string()))?;
+    each(MessageSource::File(path.to_string()), got);
     Ok(())
 }

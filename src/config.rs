@@ -42,6 +42,10 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// What one inbound message may cost; `max_message_bytes` comes from `[policy]`: use
+    /// [`Config::limits`].
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,7 +57,7 @@ pub struct CoordinatorConfig {
     /// Mail to this address without a tracking number opens a report.
     #[serde(default = "default_address")]
     pub reporting_address: String,
-    /// Display name used in `From:` and in the generated key's user ID.
+    /// Reserved: casegate writes no display names (From is the bare address; see `header`).
     #[serde(default = "default_name")]
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
@@ -202,9 +206,26 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// Reads the secret now; `Ok(None)` when neither source is configured.
+    /// Reads the secret now; `Ok(None)` when neither source is configured. A password file
+    /// that group or others may read is refused ("chmod 600 PATH").
     pub fn resolve(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.password_file {
+            let what = format!("password_file {}", path.display());
+            match crate::at_rest::require_private_file(path, "password_file") {
+                Ok(Ok(())) => {}
+                Ok(Err(loose)) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: loose.to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: e.to_string(),
+                    });
+                }
+            }
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
                 what: format!("password_file {}", path.display()),
                 reason: e.to_string(),
@@ -382,7 +403,8 @@ pub struct PolicyConfig {
     /// Acknowledgments sent to one sender address per UTC day, at most.
     #[serde(default = "default_ack_limit")]
     pub ack_limit_per_sender_per_day: u32,
-    /// Largest message accepted for opening; larger ones are quarantined raw.
+    /// Largest message read at all; of a larger one only its head, size and SHA-256 are
+    /// quarantined (see [`crate::limits::Limits`]).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
 }
@@ -401,7 +423,7 @@ fn default_ack_limit() -> u32 {
     3
 }
 fn default_max_message_bytes() -> u64 {
-    64 * 1024 * 1024
+    crate::limits::DEFAULT_MAX_MESSAGE_BYTES
 }
 
 /// The configuration together with where its files live.
@@ -455,6 +477,11 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("coordinator.key"))
     }
 
+    /// Held by the running `casegate serve` (one daemon per data dir).
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join("serve.lock")
+    }
+
     pub fn maildir_path(&self) -> PathBuf {
         self.config
             .maildir
@@ -465,6 +492,14 @@ impl Settings {
 }
 
 impl Config {
+    /// The bounds on one inbound message: `[limits]` with `[policy] max_message_bytes`.
+    pub fn limits(&self) -> crate::limits::Limits {
+        crate::limits::Limits {
+            max_message_bytes: self.policy.max_message_bytes,
+            ..self.limits
+        }
+    }
+
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -481,13 +516,15 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.limits().validate().map_err(ConfigError::Invalid)?;
         for addr in [
             &self.coordinator.address,
             &self.coordinator.reporting_address,
         ] {
-            if !addr.contains('@') {
+            // It is the From of everything casegate sends: it must be a plain addr-spec.
+            if let Err(e) = crate::header::AddrSpec::parse(addr) {
                 return Err(ConfigError::Invalid(format!(
-                    "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
+                    "coordinator address {addr:?} is not a plain email address ({e}); set [coordinator] address = \"cert@your.domain\""
                 )));
             }
         }
@@ -562,6 +599,23 @@ password_file = "path/to/secret"
         let smtp = cfg.smtp.unwrap();
         assert_eq!(smtp.port, 10025);
         assert_eq!(smtp.username.as_deref(), Some("cert@example.test"));
+    }
+
+    #[test]
+    fn the_example_config_states_the_limits_defaults() {
+        let cfg = Config::from_toml(include_str!("../config/casegate.example.toml")).unwrap();
+        assert_eq!(cfg.limits(), Config::default().limits());
+        assert_eq!(cfg.limits(), crate::limits::Limits::default());
+        let small =
+            Config::from_toml("[limits]\nmax_parts = 5\n[policy]\nmax_message_bytes = 2048\n")
+                .unwrap()
+                .limits();
+        assert_eq!((small.max_parts, small.max_message_bytes), (5, 2048));
+        assert_eq!(
+            small.max_headers,
+            crate::limits::Limits::default().max_headers
+        );
+        assert!(Config::from_toml("[limits]\nmax_part = 5\n").is_err());
     }
 
     #[test]

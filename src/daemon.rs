@@ -27,6 +27,15 @@ pub enum DaemonError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(
+        "another casegate serve ({pid}) is running on the data dir {data_dir}; stop it first, or give this one another --data-dir"
+    )]
+    AlreadyRunning { pid: String, data_dir: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The one pipeline every watcher feeds. SQLite writes are serialized anyway; a mutex keeps the
@@ -39,17 +48,37 @@ impl SharedPipeline {
         SharedPipeline(Arc::new(Mutex::new(p)))
     }
 
-    /// Runs the pipeline on a blocking thread; returns after the commit.
-    pub async fn process(
+    /// Reads a message file within `max_message_bytes` and stores it, on a blocking thread;
+    /// returns after the commit. `None`: the file could not be read and was not given up yet
+    /// (each failure is counted; after `max_attempts` it is quarantined unread), or is gone.
+    pub async fn process_file(
         &self,
-        raw: Vec<u8>,
+        path: PathBuf,
         source: MessageSource,
-    ) -> Result<Outcome, PipelineError> {
+    ) -> Result<Option<Outcome>, PipelineError> {
         let inner = self.0.clone();
         match tokio::task::spawn_blocking(move || {
-            // A poisoned lock means a panic mid-message; its transaction was rolled back.
+            let limits = *inner.lock().unwrap_or_else(|e| e.into_inner()).limits();
+            // Read (and for a large file, hash) before taking the pipeline: IMAP commits go on.
+            let read = crate::intake::read_file(&path, &limits);
             let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
-            p.process(&raw, source)
+            match read {
+                Ok(crate::intake::Intake::Whole(raw)) => p.process_owned(raw, source).map(Some),
+                Ok(crate::intake::Intake::Partial(part)) => {
+                    p.process_partial(&part, source).map(Some)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => {
+                    let why = e.to_string();
+                    let tries = p.record_failed_attempt(&source, &why)?;
+                    if tries < limits.max_attempts {
+                        tracing::warn!(file = %path.display(), error = %why, tries, "Maildir: unreadable; left in new/, tried again later");
+                        return Ok(None);
+                    }
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    p.give_up_unread(source, size, tries, &why).map(Some)
+                }
+            }
         })
         .await
         {
@@ -82,6 +111,19 @@ impl crate::imap::MessageSink for SharedPipeline {
         })
     }
 
+    fn deliver_owned(
+        &self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process_owned(raw, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
     fn checkpoint(
         &self,
         account: &str,
@@ -98,12 +140,68 @@ impl crate::imap::MessageSink for SharedPipeline {
     ) -> Result<(), crate::imap::SinkError> {
         Ok(self.with(|p| p.store_mut().mailbox_reset(account, mailbox, uidvalidity))?)
     }
+
+    fn limits(&self) -> crate::limits::Limits {
+        self.with(|p| *p.limits())
+    }
+
+    fn deliver_partial(
+        &self,
+        partial: &crate::intake::Partial,
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process_partial(partial, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn record_failure(
+        &self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, crate::imap::SinkError> {
+        self.with(|p| p.record_failed_attempt(source, error))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))
+    }
+
+    fn failed_attempts(
+        &self,
+        source: &MessageSource,
+    ) -> Result<(u32, String), crate::imap::SinkError> {
+        self.with(|p| p.failed_attempts(source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))
+    }
+
+    fn give_up(
+        &self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        error: &str,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.give_up_unread(source, size, tries, error))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. Refuses to start while another `serve` runs on
+/// the same data dir.
 pub fn serve(settings: Settings) -> Result<(), DaemonError> {
+    // Held until this function returns; the kernel drops it when the process dies.
+    let _lock = lock_data_dir(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Every recursion over sender data is bounded (limits.max_nesting_depth), and a few
+        // MB would do; the margin is for the libraries' own recursion on hostile input. An
+        // untouched stack costs address space, not memory.
+        .thread_stack_size(16 << 20)
         .build()
         .map_err(DaemonError::Signal)?;
     runtime.block_on(serve_async(settings))
@@ -213,6 +311,61 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// One daemon per data dir: an exclusive OS lock (flock) on `<data-dir>/serve.lock`, which
+/// holds the owner's PID for the message a second daemon prints. Two daemons on one store
+/// would fetch every message twice; the lock goes away with the process, however it ends,
+/// so a crash never leaves a stale lock behind.
+pub fn lock_data_dir(settings: &Settings) -> Result<std::fs::File, DaemonError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = settings.lock_path();
+    let lock_err = |source| DaemonError::Lock {
+        path: path.clone(),
+        source,
+    };
+    crate::at_rest::private_dir(&settings.data_dir).map_err(lock_err)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(crate::at_rest::PRIVATE_FILE)
+        .open(&path)
+        .map_err(lock_err)?;
+    crate::at_rest::tighten(&path, crate::at_rest::PRIVATE_FILE).map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id();
+            file.set_len(0).map_err(lock_err)?;
+            file.rewind().map_err(lock_err)?;
+            file.write_all(format!("{pid}\n").as_bytes())
+                .map_err(lock_err)?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // The owner writes its PID right after locking: give it a moment.
+            let mut pid = String::new();
+            for _ in 0..20 {
+                pid.clear();
+                let _ = file.rewind().and_then(|_| file.read_to_string(&mut pid));
+                if !pid.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let pid = match pid.trim() {
+                "" => "PID unknown".to_string(),
+                p => format!("PID {p}"),
+            };
+            Err(DaemonError::AlreadyRunning {
+                pid,
+                data_dir: settings.data_dir.clone(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
+    }
+}
+
 /// How often the daemon copies the write-ahead log into the store's main file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
@@ -237,9 +390,10 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
     }
 }
 
+/// The drop folder and its `tmp/`, `new/`, `cur/`, private (0700) whatever the umask.
 fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
-    for sub in ["tmp", "new", "cur"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|source| DaemonError::Maildir {
+    for sub in ["", "tmp", "new", "cur"] {
+        crate::at_rest::private_dir(&dir.join(sub)).map_err(|source| DaemonError::Maildir {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -249,7 +403,9 @@ fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
 
 /// Ingests every message delivered to `new/`, and only after its commit moves it to `cur/`
 /// (the Maildir way of saying "seen"). A crash in between re-reads it on the next start, and
-/// the store recognises the duplicate: stored exactly once.
+/// the store recognises the duplicate: stored exactly once. A file that cannot be read is
+/// skipped (and counted); one that keeps failing, or keeps killing the process, is quarantined
+/// after `limits.max_attempts` and moved on; one over `max_message_bytes` is never read whole.
 async fn watch_maildir(
     dir: PathBuf,
     poll: Duration,
@@ -301,16 +457,10 @@ async fn drain_maildir(
         if *stop.borrow() {
             return Ok(());
         }
-        let raw = match std::fs::read(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "Maildir: unreadable; left in new/");
-                continue;
-            }
+        let source = MessageSource::Maildir(path.display().to_string());
+        let Some(outcome) = pipeline.process_file(path.clone(), source).await? else {
+            continue;
         };
-        let outcome = pipeline
-            .process(raw, MessageSource::Maildir(path.display().to_string()))
-            .await?;
         // Committed: now, and only now, mark it seen.
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;

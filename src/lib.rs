@@ -4,13 +4,17 @@
 //! (`store`), all wired by `pipeline`; and `outbox` → send. See ARCHITECTURE.md.
 
 pub mod app;
+pub mod at_rest;
 pub mod bounce;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod header;
 pub mod http;
 pub mod imap;
+pub mod intake;
 pub mod keyring;
+pub mod limits;
 pub mod message;
 pub mod open;
 pub mod ops;

@@ -10,24 +10,12 @@ mod outbox_receiver;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use casegate::config::{PasswordSource, SmtpConfig, TlsMode};
+use casegate::config::{PasswordSource, TlsMode};
 use casegate::outbox::{self, OutboxFilter, Selection, SmtpSender};
 use casegate::store::Store;
 use outbox_case::*;
 use outbox_gpg::coordinator_cert;
-use outbox_receiver::Receiver;
-
-fn smtp_plain(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        host: "127.0.0.1".into(),
-        port,
-        tls: TlsMode::None,
-        ca_file: None,
-        username: None,
-        password: PasswordSource::default(),
-        timeout_secs: 10,
-    }
-}
+use outbox_receiver::{Receiver, smtp_plain};
 
 fn status_of(store: &Store, addr: &str) -> Vec<outbox::OutboxRow> {
     store

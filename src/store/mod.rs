@@ -18,7 +18,9 @@ pub use tokens::StoredToken;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{
+    Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior, params,
+};
 
 use crate::tracking::{self, Kind, TrackingNumber};
 
@@ -50,6 +52,44 @@ fn parse_time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// One write: at the top level a transaction that takes the write lock when it begins
+/// (`BEGIN IMMEDIATE`, so a busy writer elsewhere makes it wait, never fail half-way), and
+/// inside [`Store::atomically`] a savepoint of the enclosing transaction, so store methods nest.
+/// Dropped without [`WriteTx::commit`], it undoes everything it wrote.
+pub(crate) enum WriteTx<'c> {
+    Top(Transaction<'c>),
+    Nested(Savepoint<'c>),
+}
+
+impl<'c> WriteTx<'c> {
+    pub(crate) fn begin(conn: &'c mut Connection) -> Result<WriteTx<'c>, StoreError> {
+        Ok(if conn.is_autocommit() {
+            // Immediate: the connection's transaction behavior (see `Store::prepare`).
+            WriteTx::Top(conn.transaction()?)
+        } else {
+            WriteTx::Nested(conn.savepoint()?)
+        })
+    }
+
+    pub(crate) fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Top(t) => t.commit()?,
+            WriteTx::Nested(s) => s.commit()?,
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Top(t) => t,
+            WriteTx::Nested(s) => s,
+        }
+    }
 }
 
 /// A case, report or ticket.
@@ -121,6 +161,21 @@ impl MessageSource {
             MessageSource::Replay => "replay".to_string(),
         }
     }
+
+    /// The key under which failed tries of this message are counted (`inbound_attempts`): the
+    /// sources that try again by themselves, a Maildir file and an IMAP message. A one-shot
+    /// `ingest` of a file or stdin reports its failure to the person running it instead.
+    pub fn attempt_key(&self) -> Option<String> {
+        match self {
+            MessageSource::Maildir(path) => {
+                // The file's name without its Maildir info (`:2,S`): unchanged when moved.
+                let base = path.split(":2,").next().unwrap_or(path);
+                Some(format!("maildir:{base}"))
+            }
+            MessageSource::Imap { .. } => Some(self.describe()),
+            MessageSource::File(_) | MessageSource::Stdin | MessageSource::Replay => None,
+        }
+    }
 }
 
 /// What to do with a message, decided by routing and made durable by [`Store::commit_message`].
@@ -170,6 +225,9 @@ pub struct NewMessage {
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
+    /// Set when `raw` holds only part of the message (see [`NewMessage::partial`]): the size
+    /// of all of it.
+    pub raw_size: Option<u64>,
 }
 
 impl NewMessage {
@@ -201,7 +259,57 @@ impl NewMessage {
             signature_reason: None,
             automatic: false,
             flags: String::new(),
+            raw_size: None,
         }
+    }
+
+    /// [`NewMessage::inbound`] without the bytes yet: they are hashed now and handed over
+    /// later with [`NewMessage::attach_raw`] (moved, not copied), so a large message is not
+    /// held twice while it is read and decided on.
+    pub fn inbound_deferred(
+        raw: &[u8],
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        disposition: Disposition,
+    ) -> NewMessage {
+        use sha2::Digest;
+        let mut m = NewMessage::inbound(&[], source, received_at, disposition);
+        m.sha256 = hex::encode(sha2::Sha256::digest(raw));
+        m
+    }
+
+    /// Hands over the bytes hashed by [`NewMessage::inbound_deferred`] (debug builds check
+    /// that they are those bytes: the dedupe key must not drift).
+    pub fn attach_raw(&mut self, raw: Vec<u8>) {
+        #[cfg(debug_assertions)]
+        {
+            use sha2::Digest;
+            debug_assert_eq!(
+                hex::encode(sha2::Sha256::digest(&raw)),
+                self.sha256,
+                "attach_raw: not the bytes that were hashed"
+            );
+        }
+        self.raw = raw;
+    }
+
+    /// A received message of which only `head` is kept (it is over `max_message_bytes`, or
+    /// could not be read at all), quarantined with `reason`. `sha256` is of all `size` bytes
+    /// when they could be read, so a second delivery of the same message is a duplicate.
+    pub fn partial(
+        head: &[u8],
+        size: u64,
+        sha256: String,
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        reason: String,
+    ) -> NewMessage {
+        let mut m = NewMessage::inbound(head, source, received_at, Disposition::Quarantine);
+        m.sha256 = sha256;
+        // A head that holds all of it is the whole message.
+        m.raw_size = (head.len() as u64 != size).then_some(size);
+        m.reason = reason;
+        m
     }
 }
 
@@ -246,6 +354,9 @@ pub struct MessageRecord {
     pub triage_reason: Option<String>,
     pub assigned_by: Option<String>,
     pub assigned_at: Option<String>,
+    /// Set when `raw` holds only part of the message: the size of all of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<i64>,
 }
 
 /// A thread with counts, for `list`.
@@ -280,12 +391,18 @@ const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    ///
+    /// Private whatever the umask: a missing directory is created 0700 and the database file
+    /// 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database's mode; see
+    /// `crate::at_rest`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir)?;
+            crate::at_rest::private_dir(dir)?;
         }
+        crate::at_rest::private_file(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -308,9 +425,15 @@ impl Store {
         Store::prepare(Connection::open_in_memory()?)
     }
 
-    fn prepare(conn: Connection) -> Result<Store, StoreError> {
+    fn prepare(mut conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Several processes share the file (the daemon, the CLI): a writer waits for another
+        // up to 10 s. Every transaction here writes, and takes the write lock when it begins
+        // (BEGIN IMMEDIATE): a transaction that read first and asked for the lock later could
+        // fail at once with "database is locked" when another writer committed in between,
+        // since SQLite cannot wait its way out of that.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
@@ -327,12 +450,23 @@ impl Store {
             )));
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.savepoint()?;
+            let tx = WriteTx::begin(&mut self.conn)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// The keys generation: bumped in the same transaction as every change of a stored
+    /// certificate or of a key bound to a contact. One cheap read; a process that keeps keys in
+    /// memory compares it before each message to see another process's changes.
+    pub fn keys_generation(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM generations WHERE name = 'keys'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
@@ -350,7 +484,7 @@ impl Store {
     }
 
     /// Runs `f` as ONE transaction: every store call inside commits together, or none does
-    /// when `f` fails (or panics). The store's own methods are savepoints, so they nest; this
+    /// when `f` fails (or panics). Inside it the store's own writes ([`WriteTx`]) are savepoints, so they nest; this
     /// is how an operation writes its audit record together with the change it records.
     ///
     /// Not for [`Store::begin_notice`], which starts a transaction of its own.
@@ -359,19 +493,28 @@ impl Store {
         f: impl FnOnce(&mut Store) -> Result<T, E>,
     ) -> Result<T, E> {
         let outermost = self.conn.is_autocommit();
-        self.conn
-            .execute_batch("SAVEPOINT atomically")
-            .map_err(StoreError::from)?;
+        // The outermost one takes the write lock at once, as every write here does (WriteTx).
+        let begin = if outermost {
+            "BEGIN IMMEDIATE; SAVEPOINT atomically"
+        } else {
+            "SAVEPOINT atomically"
+        };
+        self.conn.execute_batch(begin).map_err(StoreError::from)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         let undo = |conn: &Connection| {
-            // Undo and end this savepoint; when it is the outermost one, end the transaction.
-            let r = conn.execute_batch("ROLLBACK TO atomically; RELEASE atomically");
-            if r.is_err() && outermost && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+            // The outermost one ends the transaction; a nested one undoes only its own part.
+            let _ = if outermost {
+                conn.execute_batch("ROLLBACK")
+            } else {
+                conn.execute_batch("ROLLBACK TO atomically; RELEASE atomically")
+            };
         };
         match result {
-            Ok(Ok(value)) => match self.conn.execute_batch("RELEASE atomically") {
+            Ok(Ok(value)) => match self.conn.execute_batch(if outermost {
+                "RELEASE atomically; COMMIT"
+            } else {
+                "RELEASE atomically"
+            }) {
                 Ok(()) => Ok(value),
                 Err(e) => {
                     undo(&self.conn);
@@ -399,7 +542,7 @@ impl Store {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let id = create_thread_tx(&tx, kind, number, title, now)?;
         let t = thread_by_id_tx(&tx, id)?;
         tx.commit()?;
@@ -563,7 +706,7 @@ impl Store {
         to: Option<&TrackingNumber>,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) = tx
             .query_row(
                 "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
@@ -643,10 +786,12 @@ impl Store {
         address: &str,
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
-        if let Some(fpr) = key_fingerprint {
-            bind_key_tx(&tx, contact_id, fpr)?;
+        if let Some(fpr) = key_fingerprint
+            && bind_key_tx(&tx, contact_id, fpr)?
+        {
+            bump_keys_tx(&tx)?;
         }
         tx.commit()?;
         self.contacts(thread_id)?
@@ -662,7 +807,7 @@ impl Store {
         address: &str,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let contact: Option<i64> = tx
             .query_row(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
@@ -673,7 +818,9 @@ impl Store {
             .optional()?;
         let bound = match contact {
             Some(id) => {
-                bind_key_tx(&tx, id, fingerprint)?;
+                if bind_key_tx(&tx, id, fingerprint)? {
+                    bump_keys_tx(&tx)?;
+                }
                 true
             }
             None => false,
@@ -742,37 +889,43 @@ impl Store {
 
     // ----- certificates -----
 
-    /// Stores a public certificate (replacing an older copy of the same fingerprint).
-    pub fn put_cert(&mut self, cert: &StoredCert) -> Result<(), StoreError> {
+    /// Stores a public certificate merged with the copy already kept under the same
+    /// fingerprint, and bumps the keys generation, in ONE write transaction. `merge` gets the
+    /// stored copy (`None` for a new certificate) and returns what to keep: the caller does the
+    /// OpenPGP merging (`keyring::import_certs`); holding the write lock from the read to the
+    /// write means two importers at once (the CLI and the daemon) cannot lose each other's
+    /// packets. Returns what was stored.
+    pub fn merge_cert(
+        &mut self,
+        fingerprint: &str,
+        merge: impl FnOnce(Option<&StoredCert>) -> Result<StoredCert, StoreError>,
+    ) -> Result<StoredCert, StoreError> {
+        let fingerprint = fingerprint.trim().to_ascii_uppercase();
+        let tx = WriteTx::begin(&mut self.conn)?;
+        let stored = cert_tx(&tx, &fingerprint)?;
+        let cert = merge(stored.as_ref())?;
+        if cert.fingerprint != fingerprint {
+            return Err(StoreError::Invalid(format!(
+                "certificate {} cannot be stored as {fingerprint}",
+                cert.fingerprint
+            )));
+        }
         let uids = serde_json::to_string(&cert.user_ids)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn.execute(
+        tx.execute(
             "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
                  user_ids = excluded.user_ids, imported_at = excluded.imported_at",
             params![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
         )?;
-        Ok(())
+        bump_keys_tx(&tx)?;
+        tx.commit()?;
+        Ok(cert)
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
         // Fingerprints are stored as upper-case hex (the primary key).
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
-                [fingerprint.trim().to_ascii_uppercase()],
-                |r| {
-                    let uids: String = r.get(2)?;
-                    Ok(StoredCert {
-                        fingerprint: r.get(0)?,
-                        public_cert: r.get(1)?,
-                        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                        imported_at: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+        cert_tx(&self.conn, &fingerprint.trim().to_ascii_uppercase())
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
@@ -780,28 +933,9 @@ impl Store {
             "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs ORDER BY imported_at, fingerprint",
         )?;
         let rows = stmt
-            .query_map([], |r| {
-                let uids: String = r.get(2)?;
-                Ok(StoredCert {
-                    fingerprint: r.get(0)?,
-                    public_cert: r.get(1)?,
-                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                    imported_at: r.get(3)?,
-                })
-            })?
+            .query_map([], stored_cert)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
-    }
-
-    /// A value that changes when certificates are imported or replaced (count, newest import,
-    /// total size), so a long-lived keyring can tell it is stale without reading them all.
-    pub fn certs_version(&self) -> Result<(i64, String, i64), StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*), COALESCE(max(imported_at), ''), COALESCE(sum(length(public_cert)), 0)
-             FROM certs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?)
     }
 
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
@@ -815,7 +949,7 @@ impl Store {
 
     /// Keeps signature-verification cache entries (already kept ones are ignored).
     pub fn add_signature_cache_entries(&mut self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         {
             let mut stmt =
                 tx.prepare("INSERT OR IGNORE INTO signature_cache (entry) VALUES (?1)")?;
@@ -847,7 +981,7 @@ impl Store {
 
     /// Records a Message-ID we sent, so replies to it route to its thread.
     pub fn record_sent(&mut self, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         record_sent_tx(&tx, message_id, thread_id)?;
         tx.commit()?;
         Ok(())
@@ -882,7 +1016,7 @@ impl Store {
     /// outcome, a new thread if one is opened, the triage or quarantine entry, and for IMAP the
     /// mailbox checkpoint. After a crash the message is either fully stored or not at all.
     pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let existing: Option<(i64, Option<i64>)> = tx
             .query_row(
                 "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
@@ -906,8 +1040,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                     sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                    signature, signer, signature_reason, automatic, flags, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                    signature, signer, signature_reason, automatic, flags, source, raw_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                 params![
                     m.sha256,
                     m.message_id,
@@ -928,6 +1062,7 @@ impl Store {
                     m.automatic,
                     m.flags,
                     m.source.describe(),
+                    m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -951,8 +1086,72 @@ impl Store {
         {
             mailbox::advance(&tx, account, mailbox, *uidvalidity, *uid)?;
         }
+        if let Some(key) = m.source.attempt_key() {
+            tx.execute("DELETE FROM inbound_attempts WHERE source_key = ?1", [&key])?;
+        }
         tx.commit()?;
         Ok(committed)
+    }
+
+    /// Counts one more try at storing the message under `key` (see
+    /// [`MessageSource::attempt_key`]) before it is read; returns (tries so far including this
+    /// one, the last recorded failure). The row goes in the message's own commit.
+    ///
+    /// Durable against a crash of the process (the point: a message that aborts casegate must
+    /// not do so forever), not against a power loss: written without an fsync of its own, so
+    /// it costs no second disk flush per message; the message's commit then flushes it too.
+    pub fn begin_attempt(&mut self, key: &str) -> Result<(u32, Option<String>), StoreError> {
+        self.count_attempt(key, None)
+    }
+
+    /// Records that a try at `key` failed before anything could be stored (the file could not
+    /// be read, the server did not hand out the message); returns the tries so far.
+    pub fn record_failed_attempt(&mut self, key: &str, error: &str) -> Result<u32, StoreError> {
+        Ok(self.count_attempt(key, Some(error))?.0)
+    }
+
+    /// Tries counted under `key` that did not end in a commit, and the last failure.
+    pub fn attempts(&self, key: &str) -> Result<(u32, Option<String>), StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT attempts, last_error FROM inbound_attempts WHERE source_key = ?1",
+                [key],
+                |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, None)))
+    }
+
+    fn count_attempt(
+        &mut self,
+        key: &str,
+        error: Option<&str>,
+    ) -> Result<(u32, Option<String>), StoreError> {
+        // Inside a caller's transaction the pragma cannot change; the commit then flushes it.
+        let relax = self.conn.is_autocommit();
+        if relax {
+            self.conn.pragma_update(None, "synchronous", "OFF")?;
+        }
+        let counted = self.conn.query_row(
+            "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
+             VALUES (?1, 1, ?2, ?3)
+             ON CONFLICT (source_key) DO UPDATE SET
+               attempts = inbound_attempts.attempts + 1,
+               last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
+               updated_at = excluded.updated_at
+             RETURNING attempts, last_error",
+            params![key, error, now_text()],
+            |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)),
+        );
+        let restored = if relax {
+            self.conn.pragma_update(None, "synchronous", "FULL")
+        } else {
+            Ok(())
+        };
+        let counted = counted?;
+        restored?;
+        Ok(counted)
     }
 
     /// A quarantined message was evaluated again (after a key import or a fix). When it now
@@ -965,7 +1164,7 @@ impl Store {
         id: i64,
         m: &NewMessage,
     ) -> Result<Committed, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let quarantined: Option<String> = tx
             .query_row(
                 "SELECT m.sha256 FROM quarantine q JOIN messages m ON m.id = q.message_ref
@@ -1129,7 +1328,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = WriteTx::begin(&mut self.conn)?;
         let n = tx.execute(
             "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
              WHERE message_ref = ?4 AND assigned_at IS NULL",
@@ -1163,7 +1362,8 @@ impl Store {
                     (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
                     (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
-                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256)
+                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256),
+                    m.raw_size
              FROM messages m {tail}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -1197,6 +1397,7 @@ impl Store {
                     triage_reason: r.get(19)?,
                     assigned_by: r.get(20)?,
                     assigned_at: r.get(21)?,
+                    raw_size: r.get(24)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1429,12 +1630,44 @@ fn add_contact_tx(
     )?)
 }
 
-fn bind_key_tx(tx: &Connection, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
+/// Binds a key to a contact; `true` when it was not bound before.
+fn bind_key_tx(tx: &Connection, contact_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "INSERT INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)
+         ON CONFLICT (contact_id, fingerprint) DO NOTHING",
         params![contact_id, fingerprint.to_uppercase()],
     )?;
+    Ok(n > 0)
+}
+
+/// See [`Store::keys_generation`].
+fn bump_keys_tx(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
+        [],
+    )?;
     Ok(())
+}
+
+fn cert_tx(conn: &Connection, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
+            [fingerprint],
+            stored_cert,
+        )
+        .optional()?)
+}
+
+/// A `certs` row (fingerprint, public_cert, user_ids, imported_at).
+fn stored_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCert> {
+    let uids: String = r.get(2)?;
+    Ok(StoredCert {
+        fingerprint: r.get(0)?,
+        public_cert: r.get(1)?,
+        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+        imported_at: r.get(3)?,
+    })
 }
 
 fn copy_participants_tx(tx: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
@@ -1448,11 +1681,15 @@ fn copy_participants_tx(tx: &Connection, from: i64, to: i64) -> Result<(), Store
     };
     for (org, role, address, old_contact) in rows {
         let new_contact = add_contact_tx(tx, to, &org, &role, &address)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint)
-             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2",
+        let n = tx.execute(
+            "INSERT INTO contact_keys (contact_id, fingerprint)
+             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2
+             ON CONFLICT (contact_id, fingerprint) DO NOTHING",
             params![new_contact, old_contact],
         )?;
+        if n > 0 {
+            bump_keys_tx(tx)?;
+        }
     }
     Ok(())
 }

@@ -60,6 +60,14 @@ CREATE TABLE outbox_attempts (
 CREATE INDEX outbox_attempts_copy ON outbox_attempts(outbox_id);
 ";
 
+/// A sender claims a copy before it hands it to SMTP (see [`Store::claim_due_copy`]): who,
+/// and until when (same text format as `next_attempt_at`).
+pub(super) const CLAIMS: &str = "
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claim_expires_at TEXT;
+CREATE INDEX outbox_claimed ON outbox(claimed_by) WHERE claimed_by IS NOT NULL;
+";
+
 /// `next_attempt_at` keeps milliseconds: retries a second apart must compare right, and
 /// every value in that column (and every `now` compared with it) has this one format, so
 /// text order is time order.
@@ -156,6 +164,24 @@ pub struct DueCopy {
     pub raw: Vec<u8>,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
+    /// Primary fingerprint of the key the copy is encrypted to (None for stubs).
+    pub key_fingerprint: Option<String>,
+}
+
+const DUE_COLUMNS: &str =
+    "id, sender, address, message_id, raw, attempts, created_at, key_fingerprint";
+
+fn due_copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueCopy> {
+    Ok(DueCopy {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        address: r.get(2)?,
+        message_id: r.get(3)?,
+        raw: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: parse_time(&r.get::<_, String>(6)?),
+        key_fingerprint: r.get(7)?,
+    })
 }
 
 /// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
@@ -176,6 +202,10 @@ pub struct OutboxRow {
     pub created_at: String,
     pub next_attempt_at: Option<String>,
     pub sent_at: Option<String>,
+    /// The sender holding the copy (see [`Store::claim_due_copy`]) and until when; a claim past
+    /// its time is stale (its sender died) and taken by the next sender.
+    pub claimed_by: Option<String>,
+    pub claim_expires_at: Option<String>,
 }
 
 /// One SMTP attempt for one copy, with the server's reply (or the connection error).
@@ -309,7 +339,7 @@ impl Store {
         let sql = format!(
             "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
                     o.last_reply, o.key_fingerprint, o.message_id, o.created_at,
-                    o.next_attempt_at, o.sent_at
+                    o.next_attempt_at, o.sent_at, o.claimed_by, o.claim_expires_at
              FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
         );
         let mut stmt = self.conn().prepare(&sql)?;
@@ -330,6 +360,8 @@ impl Store {
                     created_at: r.get(11)?,
                     next_attempt_at: r.get(12)?,
                     sent_at: r.get(13)?,
+                    claimed_by: r.get(14)?,
+                    claim_expires_at: r.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -396,7 +428,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let due = due_text(now);
         let now = time_text(now);
-        let tx = self.conn_mut().savepoint()?;
+        let tx = super::WriteTx::begin(self.conn_mut())?;
         let thread_id: Option<i64> = tx
             .query_row(
                 "SELECT thread_id FROM outbox WHERE id = ?1 AND status = 'held'",
@@ -434,39 +466,124 @@ impl Store {
     }
 
     /// Copies due for an SMTP attempt at `now` (queued, or retrying whose time has come),
-    /// oldest first, at most `limit`.
+    /// oldest first, at most `limit`, claimed or not. For looking; a sender takes copies with
+    /// [`Store::claim_due_copy`].
     pub fn due_copies(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueCopy>, StoreError> {
-        let mut stmt = self.conn().prepare(
-            "SELECT id, sender, address, message_id, raw, attempts, created_at FROM outbox
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {DUE_COLUMNS} FROM outbox
              WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-             ORDER BY next_attempt_at, id LIMIT ?2",
-        )?;
+             ORDER BY next_attempt_at, id LIMIT ?2"
+        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![due_text(now), limit], |r| {
-                Ok(DueCopy {
-                    id: r.get(0)?,
-                    sender: r.get(1)?,
-                    address: r.get(2)?,
-                    message_id: r.get(3)?,
-                    raw: r.get(4)?,
-                    attempts: r.get(5)?,
-                    created_at: parse_time(&r.get::<_, String>(6)?),
-                })
-            })?
+            .query_map(params![due_text(now), limit], due_copy)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// When the next copy falls due (None when nothing waits for SMTP).
+    /// Claims the oldest copy that is due at `now` for the sender `owner`, until `now + lease`,
+    /// and returns it; `None` when no copy is due and unclaimed.
+    ///
+    /// Contract (one write transaction, one `UPDATE ... WHERE id = (SELECT ...) RETURNING`):
+    /// a copy is claimable when it is `queued` or `retrying`, due, and either unclaimed or its
+    /// claim has expired (its sender died). Two senders never hold the same copy: the one that
+    /// commits second finds it claimed. The holder hands it to SMTP, then records the attempt
+    /// with [`Store::record_attempt`], which clears the claim; a claim not recorded before it
+    /// expires (the sender died between claim and record) makes the copy claimable again, and
+    /// it is sent again with the same Message-ID. `lease` must outlast one SMTP transaction.
+    /// (PostgreSQL: the inner SELECT takes `FOR UPDATE SKIP LOCKED`.)
+    pub fn claim_due_copy(
+        &mut self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<DueCopy>, StoreError> {
+        let tx = super::WriteTx::begin(self.conn_mut())?;
+        let copy = tx
+            .query_row(
+                &format!(
+                    "UPDATE outbox SET claimed_by = ?1, claim_expires_at = ?2
+                     WHERE id = (SELECT id FROM outbox
+                                 WHERE status IN ('queued', 'retrying')
+                                   AND raw IS NOT NULL AND message_id IS NOT NULL
+                                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                                   AND (claim_expires_at IS NULL OR claim_expires_at <= ?3)
+                                 ORDER BY next_attempt_at, id LIMIT 1)
+                     RETURNING {DUE_COLUMNS}"
+                ),
+                params![owner, due_text(now + lease), due_text(now)],
+                due_copy,
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(copy)
+    }
+
+    /// Releases the live claims whose holder `is_dead` says has died (a sender on this host
+    /// whose process is gone), so their copies need not wait for the lease to end. A holder
+    /// `is_dead` cannot judge (another host) keeps its claim until it expires. Returns how
+    /// many copies were released.
+    pub fn release_dead_claims(
+        &mut self,
+        now: DateTime<Utc>,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let owners: Vec<String> = {
+            let mut stmt = self.conn().prepare(
+                "SELECT DISTINCT claimed_by FROM outbox
+                 WHERE claimed_by IS NOT NULL AND claim_expires_at > ?1
+                   AND status IN ('queued', 'retrying')",
+            )?;
+            stmt.query_map([due_text(now)], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut released = 0;
+        for owner in owners.iter().filter(|o| is_dead(o)) {
+            released += self.conn().execute(
+                "UPDATE outbox SET claimed_by = NULL, claim_expires_at = NULL
+                 WHERE claimed_by = ?1 AND status IN ('queued', 'retrying')",
+                [owner],
+            )?;
+            tracing::info!(%owner, "outbox: released the claims of a sender that is gone");
+        }
+        Ok(released)
+    }
+
+    /// When the next copy can be claimed (None when nothing waits for SMTP): the later of its
+    /// due time and the end of a claim another sender holds on it.
     pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.conn().query_row(
-            "SELECT min(next_attempt_at) FROM outbox WHERE status IN ('queued', 'retrying')",
+            "SELECT min(CASE WHEN claim_expires_at IS NOT NULL
+                              AND claim_expires_at > COALESCE(next_attempt_at, '')
+                         THEN claim_expires_at ELSE next_attempt_at END)
+             FROM outbox WHERE status IN ('queued', 'retrying')",
             [],
             |r| r.get(0),
         )?;
         Ok(next.map(|t| parse_time(&t)))
+    }
+
+    /// The sender holding the claim on copy `id` found, just before sending, that its key may
+    /// no longer be used (revoked, expired): the copy goes back to `held` with `reason`, its
+    /// sealed bytes dropped, to be sealed again when a valid key is bound (`outbox release`).
+    /// `false` when `owner` does not hold the claim (nothing changed).
+    pub fn hold_claimed_copy(
+        &mut self,
+        id: i64,
+        owner: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET status = 'held', reason = ?3, raw = NULL, message_id = NULL,
+                 key_fingerprint = NULL, next_attempt_at = NULL, claimed_by = NULL,
+                 claim_expires_at = NULL, updated_at = ?4
+             WHERE id = ?1 AND claimed_by = ?2 AND status IN ('queued', 'retrying')
+               AND notice_id IS NOT NULL",
+            params![id, owner, reason, time_text(now)],
+        )?;
+        Ok(n > 0)
     }
 
     /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
@@ -501,17 +618,20 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records one SMTP attempt and its consequence for the copy, in one transaction.
-    /// A copy becomes `sent` only here, after the server accepted it.
+    /// Records one SMTP attempt and its consequence for the copy, in one transaction, and
+    /// releases `owner`'s claim. A copy becomes `sent` only here, after the server accepted
+    /// it, and only for the sender holding its claim ([`Store::claim_due_copy`]); for anyone
+    /// else it is a conflict and nothing is written.
     pub fn record_attempt(
         &mut self,
         id: i64,
+        owner: &str,
         now: DateTime<Utc>,
         outcome: &AttemptOutcome,
         reply: &str,
     ) -> Result<(), StoreError> {
         let at = time_text(now);
-        let tx = self.conn_mut().savepoint()?;
+        let tx = super::WriteTx::begin(self.conn_mut())?;
         let (kind, status, reason, next): (&str, &str, Option<&str>, Option<String>) = match outcome
         {
             AttemptOutcome::Accepted => ("accepted", "sent", None, None),
@@ -524,22 +644,23 @@ impl Store {
             AttemptOutcome::Dead { reason } => ("permanent", "dead", Some(reason), None),
             AttemptOutcome::GiveUp { reason } => ("temporary", "dead", Some(reason), None),
         };
+        let n = tx.execute(
+            "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
+                 attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
+                 sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END,
+                 claimed_by = NULL, claim_expires_at = NULL
+             WHERE id = ?1 AND status IN ('queued', 'retrying') AND claimed_by = ?7",
+            params![id, status, reason, next, reply, at, owner],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "outbox copy {id} is not waiting for delivery under a claim of {owner}"
+            )));
+        }
         tx.execute(
             "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
             params![id, at, kind, reply],
         )?;
-        let n = tx.execute(
-            "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
-                 attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
-                 sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END
-             WHERE id = ?1 AND status IN ('queued', 'retrying')",
-            params![id, status, reason, next, reply, at],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "outbox copy {id} is not waiting for delivery"
-            )));
-        }
         tx.commit()?;
         Ok(())
     }
@@ -712,14 +833,23 @@ mod tests {
         assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
         assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
 
-        // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
-        s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
+        // Sent only through record_attempt by the claim's holder; a copy that is not waiting
+        // cannot be "sent" again.
+        let lease = chrono::Duration::minutes(10);
+        let claimed = s.claim_due_copy("me", now, lease).unwrap().unwrap();
+        assert_eq!(claimed.id, ids[0]);
+        assert!(
+            s.record_attempt(ids[0], "other", now, &AttemptOutcome::Accepted, "250")
+                .is_err()
+        );
+        s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250 ok")
             .unwrap();
         assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
         assert!(
-            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
+            s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250")
                 .is_err()
         );
+        assert_eq!(s.outbox_attempts(ids[0]).unwrap().len(), 1);
         assert!(s.due_copies(now, 10).unwrap().is_empty());
 
         assert!(
@@ -728,6 +858,82 @@ mod tests {
         );
         assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
         assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+    }
+
+    #[test]
+    fn a_claim_is_held_by_one_sender_until_recorded_or_expired() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let notice = notice_to_a_case(&mut s);
+        let copies: Vec<NewCopy<'_>> = ["<1@x>", "<2@x>"]
+            .iter()
+            .map(|mid| NewCopy::Sealed {
+                kind: CopyKind::Notice,
+                address: "a@x.test",
+                org: "V",
+                message_id: mid,
+                raw: b"raw",
+                key_fingerprint: Some("CD"),
+            })
+            .collect();
+        let ids = s.enqueue_notice(&notice, &copies, now).unwrap();
+        let lease = chrono::Duration::seconds(60);
+        let a = s.claim_due_copy("a", now, lease).unwrap().unwrap();
+        let b = s.claim_due_copy("b", now, lease).unwrap().unwrap();
+        assert_eq!((a.id, b.id), (ids[0], ids[1]));
+        assert_eq!(a.key_fingerprint.as_deref(), Some("CD"));
+        assert_eq!(
+            s.outbox_row(ids[0]).unwrap().claimed_by.as_deref(),
+            Some("a")
+        );
+        // Both held: nobody else gets either, until a claim expires.
+        assert!(s.claim_due_copy("c", now, lease).unwrap().is_none());
+        // Waiting for a held claim means waiting until it ends, not polling at once.
+        assert_eq!(
+            s.next_due_at().unwrap().map(|t| t.timestamp()),
+            Some((now + lease).timestamp())
+        );
+        let later = now + lease + chrono::Duration::seconds(1);
+        let c = s.claim_due_copy("c", later, lease).unwrap().unwrap();
+        assert_eq!(
+            c.id, ids[0],
+            "an expired claim (its sender died) is claimable again"
+        );
+        // The dead sender's late record is refused; the new holder's is taken.
+        let retry = AttemptOutcome::Retry {
+            next_attempt_at: later,
+        };
+        assert!(s.record_attempt(c.id, "a", later, &retry, "451").is_err());
+        s.record_attempt(c.id, "c", later, &retry, "451").unwrap();
+        assert_eq!(s.outbox_row(c.id).unwrap().claimed_by, None);
+        // The other expired claim goes first (due longer); then the recorded copy, whose claim
+        // is gone, is due again for anyone.
+        let e = s.claim_due_copy("e", later, lease).unwrap().unwrap();
+        assert_eq!(e.id, ids[1]);
+        let d = s.claim_due_copy("d", later, lease).unwrap().unwrap();
+        assert_eq!(d.id, ids[0]);
+        assert!(s.claim_due_copy("f", later, lease).unwrap().is_none());
+
+        // A claim whose holder is known dead is released before its lease ends.
+        assert_eq!(s.release_dead_claims(later, |o| o == "nobody").unwrap(), 0);
+        assert_eq!(s.release_dead_claims(later, |o| o == "e").unwrap(), 1);
+        assert_eq!(
+            s.claim_due_copy("f", later, lease).unwrap().map(|c| c.id),
+            Some(ids[1])
+        );
+
+        // A holder may put its copy back to held (its key was revoked meanwhile).
+        assert!(
+            !s.hold_claimed_copy(d.id, "x", "key revoked", later)
+                .unwrap()
+        );
+        assert!(
+            s.hold_claimed_copy(d.id, "d", "key revoked", later)
+                .unwrap()
+        );
+        let row = s.outbox_row(d.id).unwrap();
+        assert_eq!((row.status.as_str(), row.message_id), ("held", None));
+        assert_eq!(s.held_copies(None).unwrap().len(), 1);
     }
 
     #[test]
