@@ -279,6 +279,10 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
                 };
                 if let Some(addr) = addr {
                     tracing::info!(url = %format!("{scheme}://{addr}/"), "analysts' web page and API listening");
+                    if scheme == "http" && !addr.ip().is_loopback() {
+                        // Tokens and case content would cross the network in the clear.
+                        tracing::warn!(%addr, "the HTTP listener is not on loopback and has no TLS; set [http] tls_cert_file and tls_key_file");
+                    }
                 }
                 tasks.spawn(crate::http::run(listener, stop_rx.clone()));
             }
