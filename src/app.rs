@@ -62,7 +62,8 @@ pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
 /// Participants' certificates as stored, plus the coordinator's key.
 pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
     let coordinator = coordinator_key(settings)?;
-    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?))
+    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?)
+        .with_held(keyring::held_key_changes(store)?))
 }
 
 /// A pipeline over the configured store and keyring. It follows the store's keys: what

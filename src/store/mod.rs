@@ -10,10 +10,12 @@ pub mod outbox;
 mod pages;
 mod schema;
 pub mod tokens;
+pub mod trust;
 
 pub use audit::{AuditEntry, NewAudit};
 pub use mailbox::{Checkpoint, MailboxSummary};
 pub use tokens::StoredToken;
+pub use trust::{KeyChange, NewKeyChange};
 
 use std::path::Path;
 
@@ -222,6 +224,9 @@ pub struct NewMessage {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication: `pass | fail | none | temperror`, and what was checked.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
@@ -257,6 +262,8 @@ impl NewMessage {
             signature: "none".into(),
             signer: None,
             signature_reason: None,
+            sender_auth: "none".into(),
+            sender_auth_detail: None,
             automatic: false,
             flags: String::new(),
             raw_size: None,
@@ -347,6 +354,9 @@ pub struct MessageRecord {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication (`pass | fail | none | temperror`) and its detail.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     pub flags: String,
     pub source: String,
@@ -1040,8 +1050,10 @@ impl Store {
             tx.execute(
                 "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                     sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                    signature, signer, signature_reason, automatic, flags, source, raw_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                    signature, signer, signature_reason, automatic, flags, source, raw_size,
+                    sender_auth, sender_auth_detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                    ?21, ?22)",
                 params![
                     m.sha256,
                     m.message_id,
@@ -1063,6 +1075,8 @@ impl Store {
                     m.flags,
                     m.source.describe(),
                     m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    m.sender_auth,
+                    m.sender_auth_detail,
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -1200,7 +1214,8 @@ impl Store {
         tx.execute(
             "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
                  thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
-                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15
+                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15,
+                 sender_auth = ?16, sender_auth_detail = ?17
              WHERE id = ?1",
             params![
                 id,
@@ -1218,6 +1233,8 @@ impl Store {
                 m.signature_reason,
                 m.automatic,
                 m.flags,
+                m.sender_auth,
+                m.sender_auth_detail,
             ],
         )?;
         if !matches!(m.disposition, Disposition::Quarantine) {
@@ -1363,7 +1380,7 @@ impl Store {
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
                     (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
                     (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256),
-                    m.raw_size
+                    m.raw_size, m.sender_auth, m.sender_auth_detail
              FROM messages m {tail}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -1391,6 +1408,8 @@ impl Store {
                     signature: r.get(13)?,
                     signer: r.get(14)?,
                     signature_reason: r.get(15)?,
+                    sender_auth: r.get(25)?,
+                    sender_auth_detail: r.get(26)?,
                     automatic: r.get(16)?,
                     flags: r.get(17)?,
                     source: r.get(18)?,
