@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod header;
+pub mod http;
 pub mod imap;
 pub mod intake;
 pub mod keyring;

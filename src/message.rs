@@ -251,7 +251,7 @@ pub fn body_bytes<'a>(
 }
 
 /// One header as a person reads it (decoded, addresses as `Name <address>`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HeaderLine {
     pub name: String,
     pub value: String,
@@ -313,7 +313,7 @@ pub fn display_headers(raw: &[u8]) -> Vec<HeaderLine> {
 
 /// A file attached to a message as `read` lists it: numbered from 1 in the order of the MIME
 /// tree. The name is the sender's and is only ever shown, never used as a path.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct NumberedAttachment {
     pub n: usize,
     pub name: Option<String>,

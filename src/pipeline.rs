@@ -69,7 +69,7 @@ impl Rules {
 }
 
 /// The result for one message, as `ingest --json` prints it (shared/interface.md).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub source: String,
     pub message_id: Option<String>,

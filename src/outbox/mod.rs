@@ -88,7 +88,7 @@ impl Selection {
 }
 
 /// What became of one recipient's copy, as `notify` and `outbox release` print it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct QueuedCopy {
     /// Outbox row id.
     pub id: i64,
@@ -325,6 +325,57 @@ pub(crate) fn notify_at(
     }
     writer.commit()?;
     Ok(queued)
+}
+
+/// What a notice to `recipients` would do now, per contact: encrypted to which key, or held
+/// and why. The same choice of contacts and keys as [`notify`]; nothing is signed, sealed or
+/// stored (except self-signature checks remembered, as any key use does).
+pub fn preview(
+    store: &mut Store,
+    thread: &Thread,
+    recipients: &Selection,
+    config: &OutboxConfig,
+    from: &str,
+) -> Result<Vec<PlannedCopy>, OutboxError> {
+    let now = SystemTime::now();
+    let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
+    let certs = CertCache::load(store, &contacts, now)?;
+    Ok(contacts
+        .iter()
+        .map(|c| {
+            // A key change waiting for review holds the copy, as `notify` would.
+            let key = match certs.changed.get(&c.address.to_ascii_lowercase()) {
+                Some(why) => Err(why.clone()),
+                None => with_first_usable_key(c, &certs, |cert| {
+                    compose::check_sealable(&c.address, cert, now)
+                        .map(|()| cert.fingerprint().to_hex())
+                }),
+            };
+            let held = key.is_err();
+            PlannedCopy {
+                address: c.address.clone(),
+                org: c.org.clone(),
+                status: if held { "held" } else { "encrypted" },
+                key_fingerprint: key.as_ref().ok().cloned(),
+                reason: key.err(),
+                stub: held && config.stub_when_no_key,
+            }
+        })
+        .collect())
+}
+
+/// One recipient of a notice not sent yet (see [`preview`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PlannedCopy {
+    pub address: String,
+    pub org: String,
+    /// `encrypted` (a copy sealed to `key_fingerprint`) or `held` (kept until a usable key
+    /// is bound; `reason` says why).
+    pub status: &'static str,
+    pub key_fingerprint: Option<String>,
+    pub reason: Option<String>,
+    /// A held recipient is sent a key-request stub (no case content) instead.
+    pub stub: bool,
 }
 
 /// Seals the held copies (of one thread, or all) whose contact now has a usable key, and
@@ -807,6 +858,18 @@ fn seal_one(
     if let Some(why) = certs.changed.get(&contact.address.to_ascii_lowercase()) {
         return Err(why.clone());
     }
+    with_first_usable_key(contact, certs, |cert| {
+        compose::seal_for(signed, &to, cert, now)
+    })
+}
+
+/// `f` with the contact's keys, the most recently bound first, until one works; else why
+/// none did (`no valid encryption key: ...`, the reason a held copy carries).
+fn with_first_usable_key<T>(
+    contact: &Contact,
+    certs: &CertCache,
+    mut f: impl FnMut(&Cert) -> Result<T, ComposeError>,
+) -> Result<T, String> {
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }
@@ -816,7 +879,7 @@ fn seal_one(
         match certs.certs.get(&fpr) {
             None => reasons.push(format!("key {fpr} is not imported")),
             Some(Err(e)) => reasons.push(e.clone()),
-            Some(Ok(cert)) => match compose::seal_for(signed, &to, cert, now) {
+            Some(Ok(cert)) => match f(cert) {
                 Ok(s) => return Ok(s),
                 Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
                 Err(e) => reasons.push(e.to_string()),
