@@ -266,6 +266,29 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         settings.store_path(),
         stop_rx.clone(),
     ));
+    if settings.config.http.enabled {
+        // A listener that cannot start is an error for the analysts, not for the mail: the
+        // daemon goes on taking mail in and sending notices.
+        match crate::http::bind(&settings).await {
+            Ok(listener) => {
+                let addr = listener.local_addr();
+                let scheme = if settings.config.http.tls_cert_file.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                if let Some(addr) = addr {
+                    tracing::info!(url = %format!("{scheme}://{addr}/"), "analysts' web page and API listening");
+                    if scheme == "http" && !addr.ip().is_loopback() {
+                        // Tokens and case content would cross the network in the clear.
+                        tracing::warn!(%addr, "the HTTP listener is not on loopback and has no TLS; set [http] tls_cert_file and tls_key_file");
+                    }
+                }
+                tasks.spawn(crate::http::run(listener, stop_rx.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "HTTP API and web page not started"),
+        }
+    }
     tasks.spawn(keys_daily(settings.clone(), stop_rx.clone()));
     tasks.spawn(relay_and_remind(settings.clone(), stop_rx.clone()));
     match settings.config.smtp.clone() {

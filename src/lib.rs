@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod discussion;
 pub mod followup;
 pub mod header;
+pub mod http;
 pub mod imap;
 pub mod intake;
 pub mod keyring;

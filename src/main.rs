@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use casegate::config::Settings;
-use casegate::ops::{self, Actor, Context};
+use casegate::ops::{self, Actor, Context, Page};
 use casegate::tracking::{Kind, TrackingNumber};
 
 /// Results go to stdout through these, which shadow std's: a reader that went away
@@ -757,16 +757,17 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Participant(ParticipantCmd::List { number, json }) => {
-            for c in ops::participants::list(cx, me, &number)? {
+            for c in ops::participants::list(cx, me, &number, Page::ALL)?.items {
                 if json {
                     print_json(&c)?;
                 } else {
                     println!(
-                        "{:<20} {:<9} {} {}",
-                        c.org,
-                        c.role,
-                        c.address,
-                        c.key_fingerprints.join(",")
+                        "{:<20} {:<9} {} {} ({})",
+                        c.contact.org,
+                        c.contact.role,
+                        c.contact.address,
+                        c.contact.key_fingerprints.join(","),
+                        c.key_state
                     );
                 }
             }
@@ -1005,7 +1006,16 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             attempts,
             json,
         }) => {
-            for e in ops::notices::outbox(cx, me, number.as_ref(), status.as_deref(), attempts)? {
+            for e in ops::notices::outbox(
+                cx,
+                me,
+                number.as_ref(),
+                status.as_deref(),
+                attempts,
+                Page::ALL,
+            )?
+            .items
+            {
                 if json {
                     print_json(&e)?;
                 } else {
@@ -1028,7 +1038,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Triage(TriageCmd::List { all, json }) => {
-            for m in ops::triage::list(cx, me, all)? {
+            for m in ops::triage::list(cx, me, all, Page::ALL)?.items {
                 if json {
                     print_json(&m)?;
                 } else {
@@ -1073,7 +1083,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine(QuarantineCmd::List(f)) => {
-            for m in ops::quarantine::list(cx, me)? {
+            for m in ops::quarantine::list(cx, me, Page::ALL)?.items {
                 if f.json {
                     print_json(&m)?;
                 } else {
@@ -1141,7 +1151,16 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             limit,
             json,
         } => {
-            for e in ops::audit::list(cx, me, number.as_ref(), limit)? {
+            // Newest first from ops; printed oldest first, `--limit` keeping the newest.
+            let page = Page {
+                offset: 0,
+                limit: limit.unwrap_or(usize::MAX),
+            };
+            for e in ops::audit::list(cx, me, number.as_ref(), page)?
+                .items
+                .into_iter()
+                .rev()
+            {
                 if json {
                     print_json(&e)?;
                 } else {
@@ -1188,7 +1207,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(TokenCmd::List(f)) => {
-            for t in ops::tokens::list(cx, me)? {
+            for t in ops::tokens::list(cx, me, Page::ALL)?.items {
                 if f.json {
                     print_json(&t)?;
                 } else {
@@ -1676,7 +1695,7 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
 }
 
 fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow::Result<ExitCode> {
-    let v = ops::threads::show(cx, me, n)?;
+    let v = ops::threads::show(cx, me, n, Page::ALL)?;
     if json {
         print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
@@ -1768,7 +1787,7 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
 }
 
 fn cmd_list(cx: &Context, me: &Actor, kind: Option<Kind>, json: bool) -> anyhow::Result<ExitCode> {
-    for s in ops::threads::list(cx, me, kind)? {
+    for s in ops::threads::list(cx, me, kind, Page::ALL)?.items {
         if json {
             print_json(&s)?;
         } else {
@@ -1796,7 +1815,7 @@ fn cmd_list(cx: &Context, me: &Actor, kind: Option<Kind>, json: bool) -> anyhow:
 }
 
 fn cmd_key_list(cx: &mut Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> {
-    for k in ops::participants::list_keys(cx, me)? {
+    for k in ops::participants::list_keys(cx, me, Page::ALL)?.items {
         if json {
             print_json(&k)?;
         } else {

@@ -79,7 +79,7 @@ impl Rules {
 }
 
 /// The result for one message, as `ingest --json` prints it (shared/interface.md).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub source: String,
     pub message_id: Option<String>,
@@ -113,7 +113,7 @@ pub struct Outcome {
 }
 
 /// A vendor's status/statement found in a message (`ingest --json`: `claims`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ClaimOutcome {
     pub org: String,
     pub status: Option<String>,
@@ -350,8 +350,13 @@ impl PipelineRef<'_> {
         }
         outcome.thread = committed.thread;
         if !committed.duplicate {
-            outcome.acknowledgment =
-                self.acknowledge_new_report(&eval.message, &outcome, raw, eval.inner.as_deref());
+            outcome.acknowledgment = self.acknowledge_new_report(
+                &eval.message,
+                &outcome,
+                raw,
+                eval.inner.as_deref(),
+                now,
+            );
             self.record_key_offers(&eval.message, raw, now);
         }
         tracing::info!(
@@ -597,7 +602,7 @@ impl PipelineRef<'_> {
         outcome.steps.clear();
         outcome.thread = committed.thread;
         outcome.acknowledgment =
-            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref());
+            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref(), now);
         tracing::info!(
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
             outcome = outcome.outcome,
@@ -627,6 +632,7 @@ impl PipelineRef<'_> {
         outcome: &Outcome,
         raw: &[u8],
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> Option<String> {
         if message.automatic {
             return None;
@@ -644,6 +650,7 @@ impl PipelineRef<'_> {
             message.sender.as_deref(),
             message.message_id.as_deref(),
             inner,
+            now,
         ))
     }
 
@@ -1053,14 +1060,16 @@ impl PipelineRef<'_> {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> String {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
         // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result =
-            caught(|| self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner))
-                .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
+        let result = caught(|| {
+            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner, now)
+        })
+        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -1090,6 +1099,7 @@ impl PipelineRef<'_> {
                 record.sender.as_deref(),
                 record.message_id.as_deref(),
                 inner.as_deref(),
+                Utc::now(),
             );
             tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
             done.push((thread.number, result));
@@ -1097,6 +1107,7 @@ impl PipelineRef<'_> {
         Ok(done)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn acknowledge_with(
         &mut self,
         coordinator: &sequoia_openpgp::Cert,
@@ -1105,6 +1116,7 @@ impl PipelineRef<'_> {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> Result<String, String> {
         let sender = sender.ok_or("no sender address")?.to_string();
         let thread = self
@@ -1163,6 +1175,7 @@ impl PipelineRef<'_> {
                 outbox: &self.rules.outbox,
                 limit_per_day: self.rules.ack_limit_per_sender_per_day,
             },
+            now,
         )
         .map_err(|e| e.to_string())?;
         Ok(match done {

@@ -2,7 +2,7 @@
 //! key is there.
 
 use super::orgs::OrgJoined;
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
 use crate::app;
 use crate::outbox::relay::{RelayPolicy, Relayed};
 use crate::outbox::{self, QueuedCopy, Selection};
@@ -11,7 +11,7 @@ use crate::store::{Store, Thread};
 use crate::tracking::TrackingNumber;
 
 /// What to send (`notify`).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct NoticeRequest {
     /// The notice text.
     pub body: String,
@@ -25,7 +25,7 @@ pub struct NoticeRequest {
 }
 
 /// The copies of one notice (`notify --json` prints each copy on its own line).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Notified {
     /// Organizations of the group that were added to the case for this notice.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -194,8 +194,46 @@ pub fn pay_owed_relays(cx: &mut Context, actor: &Actor) -> Result<Vec<Relayed>, 
     )?)
 }
 
+/// Who would get what if a notice went to `to` (an organisation or `all`) of thread `n` now:
+/// per contact, encrypted to which key, or held and why. Signs, seals and queues nothing
+/// (`notify --dry-run`, the web page's preview).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NoticePreview {
+    pub thread: TrackingNumber,
+    pub to: String,
+    pub recipients: Vec<outbox::PlannedCopy>,
+    /// How many would get an encrypted copy, and how many would be held.
+    pub encrypted: usize,
+    pub held: usize,
+}
+
+pub fn preview(
+    cx: &mut Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+    to: &str,
+) -> Result<NoticePreview, OpsError> {
+    let t = cx.thread(n)?;
+    let settings = cx.settings().clone();
+    let recipients = outbox::preview(
+        cx.store_mut(),
+        &t,
+        &Selection::parse(to),
+        &settings.config.outbox,
+        &settings.config.coordinator.address,
+    )?;
+    let held = recipients.iter().filter(|r| r.status == "held").count();
+    Ok(NoticePreview {
+        thread: t.number,
+        to: to.to_string(),
+        encrypted: recipients.len() - held,
+        held,
+        recipients,
+    })
+}
+
 /// One outbound copy, with its SMTP attempts when asked for (`outbox list --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OutboxEntry {
     #[serde(flatten)]
     pub copy: OutboxRow,
@@ -214,7 +252,8 @@ pub fn outbox(
     n: Option<&TrackingNumber>,
     status: Option<&str>,
     attempts: bool,
-) -> Result<Vec<OutboxEntry>, OpsError> {
+    page: Page,
+) -> Result<Paged<OutboxEntry>, OpsError> {
     if let Some(s) = status
         && !STATUSES.contains(&s)
     {
@@ -225,11 +264,12 @@ pub fn outbox(
     }
     let thread_id = n.map(|n| cx.thread(n).map(|t| t.id)).transpose()?;
     let store = cx.store();
-    store
-        .outbox_rows(&OutboxFilter {
-            thread_id,
-            status: status.map(str::to_string),
-        })?
+    let filter = OutboxFilter {
+        thread_id,
+        status: status.map(str::to_string),
+    };
+    let (rows, total) = store.outbox_rows_page(&filter, page.offset, page.limit)?;
+    let items = rows
         .into_iter()
         .map(|copy| {
             let attempt_log = if attempts {
@@ -239,7 +279,8 @@ pub fn outbox(
             };
             Ok(OutboxEntry { copy, attempt_log })
         })
-        .collect()
+        .collect::<Result<Vec<_>, OpsError>>()?;
+    Ok(page.of(items, total))
 }
 
 /// Seals and queues the held copies (of one thread, or all) whose contact now has a usable

@@ -426,7 +426,7 @@ pub fn set(
 }
 
 /// An organization brought into a thread (`participant add NUMBER --org ORG`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OrgJoined {
     pub thread: TrackingNumber,
     pub org: String,

@@ -29,7 +29,7 @@ pub fn init(settings: &Settings, actor: &Actor) -> Result<Initialized, OpsError>
 }
 
 /// What waits: per watched mailbox its checkpoint and today's counts, and the queue sizes.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub mailboxes: Vec<MailboxSummary>,
     /// Messages waiting in triage.
@@ -46,7 +46,7 @@ pub fn status(cx: &Context, _actor: &Actor) -> Result<Status, OpsError> {
     let store = cx.store();
     Ok(Status {
         mailboxes: store.mailbox_summaries(midnight)?,
-        triage: store.triage(false)?.len(),
-        quarantine: store.quarantined()?.len(),
+        triage: store.triage_page(false, 0, 0)?.1,
+        quarantine: store.quarantined_page(0, 0)?.1,
     })
 }

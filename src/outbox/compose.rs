@@ -251,6 +251,18 @@ pub fn seal_for(
     })
 }
 
+/// Whether [`seal_for`] would find a key to encrypt to for this recipient at `now` (a notice's
+/// preview): the same checks, nothing encrypted.
+pub fn check_sealable(
+    recipient_addr: &str,
+    recipient: &Cert,
+    now: SystemTime,
+) -> Result<(), ComposeError> {
+    AddrSpec::parse(recipient_addr)?;
+    let policy = StandardPolicy::new();
+    encryption_keys(recipient, &policy, now).map(|_| ())
+}
+
 /// The stub sent instead of case content when a contact has no usable key and the policy allows
 /// it: it names the tracking number only, asks for a key, carries the coordinator's public
 /// certificate so the contact can encrypt back, and is signed so it can be checked.

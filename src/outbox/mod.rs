@@ -97,7 +97,7 @@ impl Selection {
 }
 
 /// What became of one recipient's copy, as `notify` and `outbox release` print it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct QueuedCopy {
     /// Outbox row id.
     pub id: i64,
@@ -226,6 +226,38 @@ pub struct Extras<'a> {
     pub relay_of: Option<i64>,
     /// Every copy is a reminder: when each contact was reminded is recorded.
     pub reminder: bool,
+    /// Signature time, key validity and queueing time (None: now). An acknowledgment is
+    /// queued as of the time its report was processed, the time its daily limit counts in.
+    pub at: Option<chrono::DateTime<Utc>>,
+}
+
+/// [`notify_audited`] as of `at` (see [`Extras::at`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn notify_at(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    audit: Option<&NewAudit>,
+    at: chrono::DateTime<Utc>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    notify_with(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        &Extras {
+            audit,
+            at: Some(at),
+            ..Extras::default()
+        },
+    )
 }
 
 /// [`notify`] with [`Extras`].
@@ -241,7 +273,8 @@ pub fn notify_with(
     extras: &Extras<'_>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
     let audit = extras.audit;
-    let now = SystemTime::now();
+    let at = extras.at.unwrap_or_else(Utc::now);
+    let now = SystemTime::from(at);
     let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
@@ -262,7 +295,7 @@ pub fn notify_with(
         inner: signed.inner(),
         relay_of: extras.relay_of,
     };
-    let mut writer = store.begin_notice(&record, Utc::now())?;
+    let mut writer = store.begin_notice(&record, at)?;
 
     // Each sealed copy is written as soon as it is ready, while the other cores seal the next
     // ones; nothing is visible until the commit below. Per contact: the queued copy, or why
@@ -359,6 +392,57 @@ pub fn notify_with(
     }
     writer.commit()?;
     Ok(queued)
+}
+
+/// What a notice to `recipients` would do now, per contact: encrypted to which key, or held
+/// and why. The same choice of contacts and keys as [`notify`]; nothing is signed, sealed or
+/// stored (except self-signature checks remembered, as any key use does).
+pub fn preview(
+    store: &mut Store,
+    thread: &Thread,
+    recipients: &Selection,
+    config: &OutboxConfig,
+    from: &str,
+) -> Result<Vec<PlannedCopy>, OutboxError> {
+    let now = SystemTime::now();
+    let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
+    let certs = CertCache::load(store, &contacts, now)?;
+    Ok(contacts
+        .iter()
+        .map(|c| {
+            // A key change waiting for review holds the copy, as `notify` would.
+            let key = match certs.changed.get(&c.address.to_ascii_lowercase()) {
+                Some(why) => Err(why.clone()),
+                None => with_first_usable_key(c, &certs, |cert| {
+                    compose::check_sealable(&c.address, cert, now)
+                        .map(|()| cert.fingerprint().to_hex())
+                }),
+            };
+            let held = key.is_err();
+            PlannedCopy {
+                address: c.address.clone(),
+                org: c.org.clone(),
+                status: if held { "held" } else { "encrypted" },
+                key_fingerprint: key.as_ref().ok().cloned(),
+                reason: key.err(),
+                stub: held && config.stub_when_no_key,
+            }
+        })
+        .collect())
+}
+
+/// One recipient of a notice not sent yet (see [`preview`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PlannedCopy {
+    pub address: String,
+    pub org: String,
+    /// `encrypted` (a copy sealed to `key_fingerprint`) or `held` (kept until a usable key
+    /// is bound; `reason` says why).
+    pub status: &'static str,
+    pub key_fingerprint: Option<String>,
+    pub reason: Option<String>,
+    /// A held recipient is sent a key-request stub (no case content) instead.
+    pub stub: bool,
 }
 
 /// Seals the held copies (of one thread, or all) whose contact now has a usable key, and
@@ -870,6 +954,18 @@ fn seal_one(
     if let Some(why) = certs.changed.get(&contact.address.to_ascii_lowercase()) {
         return Err(why.clone());
     }
+    with_first_usable_key(contact, certs, |cert| {
+        compose::seal_for(signed, &to, cert, now)
+    })
+}
+
+/// `f` with the contact's keys, the most recently bound first, until one works; else why
+/// none did (`no valid encryption key: ...`, the reason a held copy carries).
+fn with_first_usable_key<T>(
+    contact: &Contact,
+    certs: &CertCache,
+    mut f: impl FnMut(&Cert) -> Result<T, ComposeError>,
+) -> Result<T, String> {
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }
@@ -879,7 +975,7 @@ fn seal_one(
         match certs.certs.get(&fpr) {
             None => reasons.push(format!("key {fpr} is not imported")),
             Some(Err(e)) => reasons.push(e.clone()),
-            Some(Ok(cert)) => match compose::seal_for(signed, &to, cert, now) {
+            Some(Ok(cert)) => match f(cert) {
                 Ok(s) => return Ok(s),
                 Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
                 Err(e) => reasons.push(e.to_string()),

@@ -233,6 +233,7 @@ fn pay_one(
             audit: Some(&audit),
             relay_of: Some(owed.message_ref),
             reminder: false,
+            at: None,
         },
     );
     match queued {

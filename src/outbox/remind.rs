@@ -142,6 +142,7 @@ pub fn send_reminders(
                 audit: Some(&audit),
                 relay_of: None,
                 reminder: true,
+                at: None,
             },
         )?;
         sent.extend(copies);

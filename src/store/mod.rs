@@ -8,6 +8,7 @@ pub mod audit;
 mod mailbox;
 pub mod orgs;
 pub mod outbox;
+mod pages;
 pub mod relays;
 mod schema;
 pub mod tokens;
@@ -100,7 +101,7 @@ impl std::ops::Deref for WriteTx<'_> {
 }
 
 /// A case, report or ticket.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Thread {
     #[serde(skip)]
     pub id: i64,
@@ -120,7 +121,7 @@ pub struct Thread {
 }
 
 /// One contact address of one participant organisation of a thread.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Contact {
     #[serde(skip)]
     pub contact_id: i64,
@@ -355,7 +356,7 @@ pub struct Committed {
 }
 
 /// A stored message, as `show` and `triage list` present it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct MessageRecord {
     #[serde(skip)]
     pub id: i64,
@@ -394,7 +395,7 @@ pub struct MessageRecord {
 }
 
 /// A thread with counts, for `list`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ThreadSummary {
     #[serde(flatten)]
     pub thread: Thread,
@@ -623,61 +624,113 @@ impl Store {
     }
 
     pub fn list_threads(&self, kind: Option<Kind>) -> Result<Vec<ThreadSummary>, StoreError> {
+        Ok(self.threads_page(kind, 0, usize::MAX)?.0)
+    }
+
+    /// [`Store::list_threads`], one page, and how many there are in all.
+    pub fn threads_page(
+        &self,
+        kind: Option<Kind>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<ThreadSummary>, usize), StoreError> {
+        let kind = kind.map(Kind::as_str);
+        let total: i64 = self.conn.query_row(
+            "SELECT count(*) FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL)",
+            [kind],
+            |r| r.get(0),
+        )?;
         let mut stmt = self.conn.prepare(
             "SELECT t.id,
                     (SELECT count(*) FROM participants p WHERE p.thread_id = t.id),
                     (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),
                     (SELECT max(received_at) FROM messages m WHERE m.thread_id = t.id)
-             FROM threads t WHERE (?1 IS NULL OR t.kind = ?1) ORDER BY t.created_at, t.id",
+             FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL) ORDER BY t.created_at, t.id
+             LIMIT ?2 OFFSET ?3",
         )?;
         let rows = stmt
-            .query_map([kind.map(Kind::as_str)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })?
+            .query_map(
+                params![
+                    kind,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
+        let summaries = rows
+            .into_iter()
             .map(|(id, participants, messages, last)| {
-                let thread = thread_by_id_tx(&self.conn, id)?;
-                let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
-                    "SELECT min(created_at), max(created_at) FROM sent_message_ids
-                     WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                let waiting_since: Option<String> = self.conn.query_row(
-                    "SELECT min(received_at) FROM messages
-                     WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
-                       AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
-                       AND received_at > coalesce(?2, '')",
-                    params![id, last_sent],
-                    |r| r.get(0),
-                )?;
-                let overdue = waiting_since
-                    .as_deref()
-                    .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
-                    .unwrap_or(false);
-                let planned_publication = thread.publication_date.clone().or_else(|| {
-                    (thread.kind == Kind::Case)
-                        .then(|| first_sent.as_deref().map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS))))
-                        .flatten()
-                });
-                Ok(ThreadSummary {
-                    thread,
-                    participants,
-                    messages,
-                    last_message_at: last,
-                    waiting_since,
-                    overdue,
-                    first_notified_at: first_sent,
-                    planned_publication,
-                })
+                self.summarize_thread(id, participants, messages, last)
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((summaries, total as usize))
+    }
+
+    /// One thread's summary (as [`Store::list_threads`] has it).
+    pub fn thread_summary(&self, id: i64) -> Result<ThreadSummary, StoreError> {
+        let (participants, messages, last) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM participants p WHERE p.thread_id = ?1),
+                    (SELECT count(*) FROM messages m WHERE m.thread_id = ?1),
+                    (SELECT max(received_at) FROM messages m WHERE m.thread_id = ?1)",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        self.summarize_thread(id, participants, messages, last)
+    }
+
+    fn summarize_thread(
+        &self,
+        id: i64,
+        participants: i64,
+        messages: i64,
+        last: Option<String>,
+    ) -> Result<ThreadSummary, StoreError> {
+        let thread = thread_by_id_tx(&self.conn, id)?;
+        let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
+            "SELECT min(created_at), max(created_at) FROM sent_message_ids
+             WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let waiting_since: Option<String> = self.conn.query_row(
+            "SELECT min(received_at) FROM messages
+             WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
+               AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
+               AND received_at > coalesce(?2, '')",
+            params![id, last_sent],
+            |r| r.get(0),
+        )?;
+        let overdue = waiting_since
+            .as_deref()
+            .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
+            .unwrap_or(false);
+        let planned_publication = thread.publication_date.clone().or_else(|| {
+            (thread.kind == Kind::Case)
+                .then(|| {
+                    first_sent
+                        .as_deref()
+                        .map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS)))
+                })
+                .flatten()
+        });
+        Ok(ThreadSummary {
+            thread,
+            participants,
+            messages,
+            last_message_at: last,
+            waiting_since,
+            overdue,
+            first_notified_at: first_sent,
+            planned_publication,
+        })
     }
 
     /// Turns a report into a case (minted or given number). The report keeps its number and

@@ -76,7 +76,7 @@ fn due_text(t: DateTime<Utc>) -> String {
 }
 
 /// What a copy carries: the encrypted notice, or the key-request stub (no case content).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyKind {
     Notice,
@@ -189,7 +189,7 @@ fn due_copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueCopy> {
 }
 
 /// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OutboxRow {
     pub id: i64,
     pub thread: String,
@@ -213,7 +213,7 @@ pub struct OutboxRow {
 }
 
 /// One SMTP attempt for one copy, with the server's reply (or the connection error).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub at: String,
     /// `accepted|temporary|permanent`.
@@ -337,7 +337,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no outbox copy {id}")))
     }
 
-    fn outbox_rows_where(
+    pub(super) fn outbox_rows_where(
         &self,
         tail: &str,
         args: &[&dyn rusqlite::ToSql],

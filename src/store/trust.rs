@@ -31,7 +31,7 @@ CREATE TABLE key_changes (
 ";
 
 /// A key change as `key changes` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyChange {
     #[serde(skip)]
     pub id: i64,
