@@ -1,27 +1,88 @@
-//! The store: everything casegate knows, in one SQLite file (WAL, foreign keys on).
+//! The store: everything casegate knows, in one SQLite file (WAL, foreign keys on) — the
+//! zero-setup default — or in a PostgreSQL database that several instances share.
 //!
-//! This module is the only place that speaks SQL. Its API is shaped so a PostgreSQL backend can
-//! implement the same calls later: every write that belongs together is one method and one
-//! transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP or OpenPGP.
+//! This module is the only place that speaks SQL. Every write that belongs together is one
+//! method and one transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP
+//! or OpenPGP.
+//!
+//! # Writing a store method (once, for both databases)
+//!
+//! Methods are written once against [`sql::Db`] (`self.db`), which runs the same SQL on
+//! SQLite and PostgreSQL:
+//!
+//! ```ignore
+//! pub fn contact_count(&self, thread_id: i64) -> Result<i64, StoreError> {
+//!     self.db.one(
+//!         "SELECT count(*) FROM contacts c JOIN participants p ON p.id = c.participant_id
+//!          WHERE p.thread_id = ?1",
+//!         args![thread_id],
+//!     )
+//! }
+//!
+//! pub fn rename_thread(&mut self, id: i64, title: &str) -> Result<(), StoreError> {
+//!     self.db.write(|db| {
+//!         let n = db.execute("UPDATE threads SET title = ?2 WHERE id = ?1", args![id, title])?;
+//!         if n == 0 { return Err(StoreError::NotFound(format!("no thread {id}"))); }
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! - Reads: `db.rows` / `db.row` / `db.map(sql, args, |r| ...)` / `db.one::<T>` (first column
+//!   of the one row) / `db.opt::<T>`; read columns with `r.get::<T>(index)` (`i64`, `u32`,
+//!   `bool`, `String`, `Vec<u8>`, `Option<_>`).
+//! - Writes that belong together: `self.db.write(|db| ...)`, one transaction. On PostgreSQL
+//!   it is SERIALIZABLE and re-run when a concurrent instance got in the way, so the closure
+//!   may do nothing but database work (no sending, no file writes, no counters outside).
+//! - New ids: `INSERT ... RETURNING id` read with `db.one::<i64>`.
+//! - Portable SQL only: numbered placeholders `?1`; `INSERT ... ON CONFLICT (...) DO NOTHING /
+//!   DO UPDATE`; `COALESCE`; `CASE` instead of two-argument `max()`/`min()`; booleans are
+//!   INTEGER 0/1 (compare `?1 = 1`, not `?1` alone); times are RFC 3339 UTC text made in Rust
+//!   (no date functions); `lower()` for case-insensitive matches; no `rowid`; a column named
+//!   with a word PostgreSQL reserves is quoted (`"inner"`). PostgreSQL takes a placeholder's
+//!   type from its FIRST use: write `(t.kind = ?1 OR ?1 IS NULL)`, not `(?1 IS NULL OR ...)`;
+//!   one whose first use says nothing (`SELECT ?1`, `'x' || ?1`) needs `CAST(?1 AS TEXT)`.
+//! - Schema: append a migration to `schema::MIGRATIONS`, written for SQLite with the types
+//!   INTEGER, TEXT and BLOB; it is translated for PostgreSQL mechanically (see
+//!   [`sql::postgres_ddl`]). `store::tests::schemas_match_on_both_backends` checks the result.
+//! - Tests: `for_each_backend(|mut s| { ... })` runs a test on SQLite and on a real PostgreSQL
+//!   (started by `tests/support/postgres` on a free loopback port, one schema per test).
+//!   `cargo test --lib store::` runs all store tests on both.
 
+mod copy;
+mod lease;
 mod mailbox;
 pub mod outbox;
+mod postgres;
 mod schema;
+pub(crate) mod sql;
+#[cfg(test)]
+pub(crate) mod testing;
 
+pub use copy::{CopyReport, TableCopy, copy_store};
+pub use lease::Lease;
 pub use mailbox::{Checkpoint, MailboxSummary};
+pub use postgres::PgTarget;
+pub use sql::Backend;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::tracking::{self, Kind, TrackingNumber};
+use sql::{Db, args};
 
-/// Why a store operation failed. `Conflict` and `NotFound` are the user's to fix; `Sqlite` is ours.
+/// Why a store operation failed. `Conflict` and `NotFound` are the user's to fix; `Sqlite`,
+/// `Postgres` and `Unavailable` are the database's (retry later).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store: {}", postgres_text(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached (or stopped answering); nothing was committed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -263,81 +324,164 @@ pub const RESPONSE_DAYS: i64 = 3;
 pub const EMBARGO_DAYS: i64 = 45;
 
 pub struct Store {
-    conn: Connection,
+    db: Db,
+}
+
+/// Where a store lives: a SQLite file or a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(Box<PgTarget>),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => write!(f, "postgres://{}", t.describe()),
+        }
+    }
 }
 
 /// WAL size (pages) at which a commit also checkpoints: SQLite's default.
 const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(path)?;
+        let conn = rusqlite::Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Store::prepare(conn)
+        Store::prepare_sqlite(conn)
+    }
+
+    /// Connects to the PostgreSQL store and brings its schema up to date (creating it in an
+    /// empty database).
+    pub fn open_postgres(target: &PgTarget) -> Result<Store, StoreError> {
+        let mut store = Store {
+            db: Db::postgres(target.connect()?),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens the store wherever it lives.
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(p) => Store::open(p),
+            Location::Postgres(t) => Store::open_postgres(t),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
     }
 
     /// Copies what the write-ahead log holds into the main file, without waiting for readers
     /// or writers (a passive checkpoint). Returns (WAL frames, frames copied). Run by the daemon
     /// now and then, so that large commits (a notice to many contacts) need not do it.
+    /// PostgreSQL checkpoints by itself: (0, 0) there.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        match self.db.sqlite_conn() {
+            Some(c) => Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
-            })?)
+            })?),
+            None => Ok((0, 0)),
+        }
     }
 
     /// A throwaway store for tests and `route --dry-run`.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::prepare(Connection::open_in_memory()?)
+        Store::prepare_sqlite(rusqlite::Connection::open_in_memory()?)
     }
 
-    fn prepare(conn: Connection) -> Result<Store, StoreError> {
+    fn prepare_sqlite(conn: rusqlite::Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Store { conn };
+        conn.set_prepared_statement_cache_capacity(128);
+        let mut store = Store {
+            db: Db::sqlite(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = schema::MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::Invalid(format!(
+        let too_new = |version: i64| {
+            StoreError::Invalid(format!(
                 "the store has schema version {version}, newer than this casegate knows ({known}); run a newer casegate"
-            )));
+            ))
+        };
+        match self.db.backend() {
+            Backend::Sqlite => {
+                // Each migration in its own IMMEDIATE transaction, the version read inside it:
+                // two processes opening a new store at once apply each migration once.
+                loop {
+                    let tx = self.db.begin()?;
+                    let version = sqlite_version(tx.db())?;
+                    if version > known {
+                        return Err(too_new(version));
+                    }
+                    let Some(sql) = schema::MIGRATIONS.get(version as usize) else {
+                        return Ok(());
+                    };
+                    tx.db().batch(sql)?;
+                    tx.db()
+                        .batch(&format!("PRAGMA user_version = {}", version + 1))?;
+                    tx.commit()?;
+                }
+            }
+            Backend::Postgres => {
+                // One transaction for all pending migrations (PostgreSQL's DDL is
+                // transactional), under a lock that instances starting together take in turn.
+                let tx = self.db.begin()?;
+                let db = tx.db();
+                db.one::<Option<String>>(
+                    "SELECT CAST(pg_advisory_xact_lock(7305733119) AS TEXT)",
+                    args![],
+                )?;
+                db.batch("CREATE TABLE IF NOT EXISTS casegate_schema (version BIGINT NOT NULL)")?;
+                let version = db
+                    .opt::<i64>("SELECT version FROM casegate_schema", args![])?
+                    .unwrap_or(0);
+                if version > known {
+                    return Err(too_new(version));
+                }
+                for sql in schema::MIGRATIONS.iter().skip(version as usize) {
+                    db.batch(&sql::postgres_ddl(sql))?;
+                }
+                db.execute("DELETE FROM casegate_schema", args![])?;
+                db.execute(
+                    "INSERT INTO casegate_schema (version) VALUES (?1)",
+                    args![known],
+                )?;
+                tx.commit()
+            }
         }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(())
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        match self.db.backend() {
+            Backend::Sqlite => sqlite_version(&self.db),
+            Backend::Postgres => Ok(self
+                .db
+                .opt::<i64>("SELECT version FROM casegate_schema", args![])?
+                .unwrap_or(0)),
+        }
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    pub(crate) fn db_mut(&mut self) -> &mut Db {
+        &mut self.db
     }
 
     // ----- threads -----
@@ -350,25 +494,20 @@ impl Store {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.transaction()?;
-        let id = create_thread_tx(&tx, kind, number, title, now)?;
-        let t = thread_by_id_tx(&tx, id)?;
-        tx.commit()?;
-        Ok(t)
+        self.db.write(|db| {
+            let id = create_thread_tx(db, kind, number, title, now)?;
+            thread_by_id_tx(db, id)
+        })
     }
 
     /// The thread whose own number this is (a promoted report is returned as the report).
     pub fn thread(&self, number: &TrackingNumber) -> Result<Option<Thread>, StoreError> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM threads WHERE number = ?1",
-                [number.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let id: Option<i64> = self.db.opt(
+            "SELECT id FROM threads WHERE number = ?1",
+            args![number.as_str()],
+        )?;
         match id {
-            Some(id) => Ok(Some(thread_by_id_tx(&self.conn, id)?)),
+            Some(id) => Ok(Some(thread_by_id_tx(&self.db, id)?)),
             None => Ok(None),
         }
     }
@@ -393,43 +532,45 @@ impl Store {
     }
 
     pub fn thread_by_id(&self, id: i64) -> Result<Thread, StoreError> {
-        thread_by_id_tx(&self.conn, id)
+        thread_by_id_tx(&self.db, id)
     }
 
     pub fn list_threads(&self, kind: Option<Kind>) -> Result<Vec<ThreadSummary>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.db.map(
             "SELECT t.id,
                     (SELECT count(*) FROM participants p WHERE p.thread_id = t.id),
                     (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),
                     (SELECT max(received_at) FROM messages m WHERE m.thread_id = t.id)
-             FROM threads t WHERE (?1 IS NULL OR t.kind = ?1) ORDER BY t.created_at, t.id",
-        )?;
-        let rows = stmt
-            .query_map([kind.map(Kind::as_str)], |r| {
+             FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL) ORDER BY t.created_at, t.id",
+            args![kind.map(Kind::as_str)],
+            |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
+                    r.get::<i64>(0)?,
+                    r.get::<i64>(1)?,
+                    r.get::<i64>(2)?,
+                    r.get::<Option<String>>(3)?,
                 ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         rows.into_iter()
             .map(|(id, participants, messages, last)| {
-                let thread = thread_by_id_tx(&self.conn, id)?;
-                let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
-                    "SELECT min(created_at), max(created_at) FROM sent_message_ids
-                     WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                let waiting_since: Option<String> = self.conn.query_row(
+                let thread = thread_by_id_tx(&self.db, id)?;
+                let (first_sent, last_sent): (Option<String>, Option<String>) = self
+                    .db
+                    .row(
+                        "SELECT min(created_at), max(created_at) FROM sent_message_ids
+                         WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                        args![id],
+                    )?
+                    .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?)))
+                    .transpose()?
+                    .unwrap_or((None, None));
+                let waiting_since: Option<String> = self.db.one(
                     "SELECT min(received_at) FROM messages
                      WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
                        AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
                        AND received_at > coalesce(?2, '')",
-                    params![id, last_sent],
-                    |r| r.get(0),
+                    args![id, last_sent],
                 )?;
                 let overdue = waiting_since
                     .as_deref()
@@ -462,47 +603,46 @@ impl Store {
         to: Option<&TrackingNumber>,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = self.conn.transaction()?;
-        let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) = tx
-            .query_row(
-                "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
-                [report.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no thread {report}; see `casegate list --kind report`"
-                ))
-            })?;
-        if kind != "report" {
-            return Err(StoreError::Invalid(format!(
-                "{report} is a {kind}, not a report; only reports (VRF#) can be promoted"
-            )));
-        }
-        if let Some(case_id) = promoted {
-            let case = thread_by_id_tx(&tx, case_id)?;
-            return Err(StoreError::Conflict(format!(
-                "{report} was already promoted to {}",
-                case.number
-            )));
-        }
-        if let Some(n) = to
-            && n.kind() != Kind::Case
-        {
-            return Err(StoreError::Invalid(format!(
-                "--to {n} is not a case number (VU#123456)"
-            )));
-        }
-        let case_id = create_thread_tx(&tx, Kind::Case, to, &title, now)?;
-        tx.execute(
-            "UPDATE threads SET promoted_to = ?1, status = 'promoted' WHERE id = ?2",
-            params![case_id, report_id],
-        )?;
-        copy_participants_tx(&tx, report_id, case_id)?;
-        let case = thread_by_id_tx(&tx, case_id)?;
-        tx.commit()?;
-        Ok(case)
+        self.db.write(|db| {
+            let row = db
+                .row(
+                    "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
+                    args![report.as_str()],
+                )?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "no thread {report}; see `casegate list --kind report`"
+                    ))
+                })?;
+            let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            if kind != "report" {
+                return Err(StoreError::Invalid(format!(
+                    "{report} is a {kind}, not a report; only reports (VRF#) can be promoted"
+                )));
+            }
+            if let Some(case_id) = promoted {
+                let case = thread_by_id_tx(db, case_id)?;
+                return Err(StoreError::Conflict(format!(
+                    "{report} was already promoted to {}",
+                    case.number
+                )));
+            }
+            if let Some(n) = to
+                && n.kind() != Kind::Case
+            {
+                return Err(StoreError::Invalid(format!(
+                    "--to {n} is not a case number (VU#123456)"
+                )));
+            }
+            let case_id = create_thread_tx(db, Kind::Case, to, &title, now)?;
+            db.execute(
+                "UPDATE threads SET promoted_to = ?1, status = 'promoted' WHERE id = ?2",
+                args![case_id, report_id],
+            )?;
+            copy_participants_tx(db, report_id, case_id)?;
+            thread_by_id_tx(db, case_id)
+        })
     }
 
     /// Sets (or clears) a thread's planned publication date (RFC 3339 or YYYY-MM-DD).
@@ -511,9 +651,9 @@ impl Store {
         thread_id: i64,
         date: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE threads SET publication_date = ?1 WHERE id = ?2",
-            params![date, thread_id],
+            args![date, thread_id],
         )?;
         Ok(())
     }
@@ -523,9 +663,9 @@ impl Store {
         thread_id: i64,
         on: bool,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE threads SET require_signed_statements = ?1 WHERE id = ?2",
-            params![on, thread_id],
+            args![on, thread_id],
         )?;
         Ok(())
     }
@@ -542,12 +682,13 @@ impl Store {
         address: &str,
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
-        let tx = self.conn.transaction()?;
-        let contact_id = add_contact_tx(&tx, thread_id, org, role, address)?;
-        if let Some(fpr) = key_fingerprint {
-            bind_key_tx(&tx, contact_id, fpr)?;
-        }
-        tx.commit()?;
+        let contact_id = self.db.write(|db| {
+            let contact_id = add_contact_tx(db, thread_id, org, role, address)?;
+            if let Some(fpr) = key_fingerprint {
+                bind_key_tx(db, contact_id, fpr)?;
+            }
+            Ok(contact_id)
+        })?;
         self.contacts(thread_id)?
             .into_iter()
             .find(|c| c.contact_id == contact_id)
@@ -561,35 +702,31 @@ impl Store {
         address: &str,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let contact: Option<i64> = tx
-            .query_row(
+        self.db.write(|db| {
+            let contact: Option<i64> = db.opt(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
                  WHERE p.thread_id = ?1 AND c.address = ?2",
-                params![thread_id, address.to_lowercase()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let bound = match contact {
-            Some(id) => {
-                bind_key_tx(&tx, id, fingerprint)?;
-                true
+                args![thread_id, address.to_lowercase()],
+            )?;
+            match contact {
+                Some(id) => {
+                    bind_key_tx(db, id, fingerprint)?;
+                    Ok(true)
+                }
+                None => Ok(false),
             }
-            None => false,
-        };
-        tx.commit()?;
-        Ok(bound)
+        })
     }
 
-    /// Every contact of every participant of a thread, with their bound key fingerprints.
+    /// Every contact of every participant of a thread, with their bound key fingerprints
+    /// (in the order they were bound).
     pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut contacts = self.db.map(
             "SELECT c.id, p.id, p.org, p.role, c.address FROM contacts c
              JOIN participants p ON p.id = c.participant_id
              WHERE p.thread_id = ?1 ORDER BY p.org, c.address",
-        )?;
-        let mut contacts = stmt
-            .query_map([thread_id], |r| {
+            args![thread_id],
+            |r| {
                 Ok(Contact {
                     contact_id: r.get(0)?,
                     participant_id: r.get(1)?,
@@ -598,15 +735,14 @@ impl Store {
                     address: r.get(4)?,
                     key_fingerprints: Vec::new(),
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut keys = self
-            .conn
-            .prepare("SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY rowid")?;
+            },
+        )?;
         for c in &mut contacts {
-            c.key_fingerprints = keys
-                .query_map([c.contact_id], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
+            c.key_fingerprints = self.db.map(
+                "SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY seq, fingerprint",
+                args![c.contact_id],
+                |r| r.get(0),
+            )?;
         }
         Ok(contacts)
     }
@@ -614,29 +750,23 @@ impl Store {
     /// Whether this address is a contact of any thread (a "known participant").
     pub fn is_known_address(&self, address: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .row(
                 "SELECT 1 FROM contacts WHERE address = ?1 LIMIT 1",
-                [address.to_lowercase()],
-                |_| Ok(()),
-            )
-            .optional()?
+                args![address.to_lowercase()],
+            )?
             .is_some())
     }
 
     /// Every thread in which `address` is a contact: (thread id, organisation, role).
     pub fn participations(&self, address: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT p.thread_id, p.org, p.role FROM contacts c
              JOIN participants p ON p.id = c.participant_id
              WHERE c.address = ?1 ORDER BY p.thread_id",
-        )?;
-        let rows = stmt
-            .query_map([address.to_lowercase()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![address.to_lowercase()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     // ----- certificates -----
@@ -645,74 +775,51 @@ impl Store {
     pub fn put_cert(&mut self, cert: &StoredCert) -> Result<(), StoreError> {
         let uids = serde_json::to_string(&cert.user_ids)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
                  user_ids = excluded.user_ids, imported_at = excluded.imported_at",
-            params![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
+            args![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
         )?;
         Ok(())
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
         // Fingerprints are stored as upper-case hex (the primary key).
-        Ok(self
-            .conn
-            .query_row(
+        self.db
+            .row(
                 "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
-                [fingerprint.trim().to_ascii_uppercase()],
-                |r| {
-                    let uids: String = r.get(2)?;
-                    Ok(StoredCert {
-                        fingerprint: r.get(0)?,
-                        public_cert: r.get(1)?,
-                        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                        imported_at: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+                args![fingerprint.trim().to_ascii_uppercase()],
+            )?
+            .map(|r| stored_cert(&r))
+            .transpose()
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs ORDER BY imported_at, fingerprint",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                let uids: String = r.get(2)?;
-                Ok(StoredCert {
-                    fingerprint: r.get(0)?,
-                    public_cert: r.get(1)?,
-                    user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-                    imported_at: r.get(3)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            stored_cert,
+        )
     }
 
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
     pub fn signature_cache_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT entry FROM signature_cache")?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<Vec<u8>>, _>>()?;
-        Ok(rows)
+        self.db
+            .map("SELECT entry FROM signature_cache", args![], |r| r.get(0))
     }
 
     /// Keeps signature-verification cache entries (already kept ones are ignored).
     pub fn add_signature_cache_entries(&mut self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt =
-                tx.prepare("INSERT OR IGNORE INTO signature_cache (entry) VALUES (?1)")?;
+        self.db.write(|db| {
             for e in entries {
-                stmt.execute([e])?;
+                db.execute(
+                    "INSERT INTO signature_cache (entry) VALUES (?1) ON CONFLICT (entry) DO NOTHING",
+                    args![e],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     // ----- messages -----
@@ -722,11 +829,11 @@ impl Store {
         &self,
         message_ids: &[String],
     ) -> Result<Option<(String, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT thread_id FROM sent_message_ids WHERE message_id = ?1")?;
         for id in message_ids {
-            if let Some(t) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+            if let Some(t) = self.db.opt::<i64>(
+                "SELECT thread_id FROM sent_message_ids WHERE message_id = ?1",
+                args![id],
+            )? {
                 return Ok(Some((id.clone(), t)));
             }
         }
@@ -735,10 +842,8 @@ impl Store {
 
     /// Records a Message-ID we sent, so replies to it route to its thread.
     pub fn record_sent(&mut self, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        record_sent_tx(&tx, message_id, thread_id)?;
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|db| record_sent_tx(db, message_id, thread_id))
     }
 
     /// Whether a byte-identical message is already stored: (row id, its thread).
@@ -746,168 +851,38 @@ impl Store {
         &self,
         sha256: &str,
     ) -> Result<Option<(i64, Option<TrackingNumber>)>, StoreError> {
-        let row: Option<(i64, Option<i64>)> = self
-            .conn
-            .query_row(
-                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
-                [sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Ok(None),
-            Some((id, thread)) => {
-                let number = match thread {
-                    Some(t) => Some(thread_by_id_tx(&self.conn, t)?.number),
-                    None => None,
-                };
-                Ok(Some((id, number)))
-            }
-        }
+        duplicate_tx(&self.db, sha256)
     }
 
     /// Stores one message and its decision in ONE transaction: the raw bytes, the routing
     /// outcome, a new thread if one is opened, the triage or quarantine entry, and for IMAP the
     /// mailbox checkpoint. After a crash the message is either fully stored or not at all.
+    /// Two instances storing the same bytes at once: one stores, the other gets `duplicate`.
     pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
-        let tx = self.conn.transaction()?;
-        let existing: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
-                [&m.sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let committed = if let Some((id, thread)) = existing {
-            let thread = match thread {
-                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
-                None => None,
-            };
-            Committed {
-                id,
-                thread,
-                duplicate: true,
-            }
-        } else {
-            let now = time_text(m.received_at);
-            let (thread_id, outcome) = match &m.disposition {
-                Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
-                Disposition::NewThread {
-                    kind,
-                    title,
-                    participant,
-                } => {
-                    let id = create_thread_tx(&tx, *kind, None, title, m.received_at)?;
-                    if let Some(p) = participant {
-                        add_contact_tx(&tx, id, &p.org, &p.role, &p.address)?;
-                    }
-                    (Some(id), "routed")
-                }
-                Disposition::Triage => (None, "triage"),
-                Disposition::Quarantine => (None, "quarantine"),
-            };
-            tx.execute(
-                "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
-                    sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                    signature, signer, signature_reason, automatic, flags, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-                params![
-                    m.sha256,
-                    m.message_id,
-                    m.raw,
-                    if m.inbound { "in" } else { "out" },
-                    now,
-                    m.date_header,
-                    m.sender,
-                    m.subject,
-                    thread_id,
-                    outcome,
-                    m.reason,
-                    m.encrypted,
-                    m.encryption_note,
-                    m.signature,
-                    m.signer,
-                    m.signature_reason,
-                    m.automatic,
-                    m.flags,
-                    m.source.describe(),
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            // A new report from a person is owed an acknowledgment: remember that durably.
-            if let (
-                Disposition::NewThread {
-                    kind: Kind::Report, ..
-                },
-                Some(thread_id),
-            ) = (&m.disposition, thread_id)
-                && m.inbound
-                && !m.automatic
-            {
-                tx.execute(
-                    "INSERT OR IGNORE INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)",
-                    params![thread_id, id, now],
-                )?;
-            }
-            match m.disposition {
-                Disposition::Triage => {
-                    tx.execute(
-                        "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                        params![id, m.reason, now],
-                    )?;
-                }
-                Disposition::Quarantine => {
-                    tx.execute(
-                        "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                        params![id, m.reason, now],
-                    )?;
-                }
-                _ => {}
-            }
-            let thread = match thread_id {
-                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
-                None => None,
-            };
-            Committed {
-                id,
-                thread,
-                duplicate: false,
-            }
-        };
-        if let MessageSource::Imap {
-            account,
-            mailbox,
-            uidvalidity,
-            uid,
-        } = &m.source
-        {
-            mailbox::advance(&tx, account, mailbox, *uidvalidity, *uid)?;
-        }
-        tx.commit()?;
-        Ok(committed)
+        self.db.write(|db| commit_message_tx(db, m))
     }
 
     /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
     pub fn pending_acks(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT thread_id, message_ref FROM pending_acks ORDER BY created_at, thread_id",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The acknowledgment of this report is queued (or given up): forget the to-do.
     pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM pending_acks WHERE thread_id = ?1", [thread_id])?;
+        self.db.execute(
+            "DELETE FROM pending_acks WHERE thread_id = ?1",
+            args![thread_id],
+        )?;
         Ok(())
     }
 
     /// One stored message by row id.
     pub fn message_record(&self, id: i64) -> Result<MessageRecord, StoreError> {
-        self.message_records("WHERE m.id = ?1", params![id])?
+        self.message_records("WHERE m.id = ?1", args![id])?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
@@ -918,31 +893,30 @@ impl Store {
         self.message_records(
             "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
              ORDER BY m.received_at, m.id",
-            params![thread_id],
+            args![thread_id],
         )
     }
 
     /// Messages waiting in triage (unassigned first), oldest first.
     pub fn triage(&self, include_assigned: bool) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
-            "JOIN triage tr ON tr.message_ref = m.id WHERE (?1 OR tr.assigned_at IS NULL)
+            "JOIN triage tr ON tr.message_ref = m.id WHERE (?1 = 1 OR tr.assigned_at IS NULL)
              ORDER BY m.received_at, m.id",
-            params![include_assigned],
+            args![include_assigned],
         )
     }
 
     pub fn quarantined(&self) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
             "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id",
-            params![],
+            args![],
         )
     }
 
     /// The raw bytes of a stored message, exactly as received.
     pub fn raw_message(&self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.conn
-            .query_row("SELECT raw FROM messages WHERE id = ?1", [id], |r| r.get(0))
-            .optional()?
+        self.db
+            .opt("SELECT raw FROM messages WHERE id = ?1", args![id])?
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
     }
 
@@ -953,7 +927,7 @@ impl Store {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
             "WHERE m.message_id = ?1 ORDER BY m.id DESC",
-            params![message_id],
+            args![message_id],
         )
     }
 
@@ -965,30 +939,30 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
-             WHERE message_ref = ?4 AND assigned_at IS NULL",
-            params![time_text(now), by, thread_id, message_ref],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(
-                "that message is not waiting in triage; see `casegate triage list`".into(),
-            ));
-        }
-        tx.execute(
-            "UPDATE messages SET thread_id = ?1, outcome = 'routed',
-                reason = reason || ' (assigned by ' || ?2 || ')' WHERE id = ?3",
-            params![thread_id, by, message_ref],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|db| {
+            let n = db.execute(
+                "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
+                 WHERE message_ref = ?4 AND assigned_at IS NULL",
+                args![time_text(now), by, thread_id, message_ref],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(
+                    "that message is not waiting in triage; see `casegate triage list`".into(),
+                ));
+            }
+            db.execute(
+                "UPDATE messages SET thread_id = ?1, outcome = 'routed',
+                    reason = reason || ' (assigned by ' || CAST(?2 AS TEXT) || ')' WHERE id = ?3",
+                args![thread_id, by, message_ref],
+            )?;
+            Ok(())
+        })
     }
 
     fn message_records(
         &self,
         tail: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[sql::Param<'_>],
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let sql = format!(
             "SELECT m.id, m.message_id, m.sha256, m.direction, m.received_at, m.date_header, m.sender,
@@ -1000,95 +974,126 @@ impl Store {
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id)
              FROM messages m {tail}"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let number: Option<String> = r.get(8)?;
-                Ok(MessageRecord {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    sha256: r.get(2)?,
-                    direction: r.get(3)?,
-                    received_at: r.get(4)?,
-                    date: r.get(5)?,
-                    sender: r.get(6)?,
-                    subject: r.get(7)?,
-                    thread: number.and_then(|n| TrackingNumber::parse(&n).ok()),
-                    outcome: r.get(9)?,
-                    reason: r.get(10)?,
-                    encrypted: r.get(11)?,
-                    encryption_note: r.get(12)?,
-                    signature: r.get(13)?,
-                    signer: r.get(14)?,
-                    signature_reason: r.get(15)?,
-                    automatic: r.get(16)?,
-                    flags: r.get(17)?,
-                    source: r.get(18)?,
-                    triage_reason: r.get(19)?,
-                    assigned_by: r.get(20)?,
-                    assigned_at: r.get(21)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db.map(&sql, args, |r| {
+            let number: Option<String> = r.get(8)?;
+            Ok(MessageRecord {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                sha256: r.get(2)?,
+                direction: r.get(3)?,
+                received_at: r.get(4)?,
+                date: r.get(5)?,
+                sender: r.get(6)?,
+                subject: r.get(7)?,
+                thread: number.and_then(|n| TrackingNumber::parse(&n).ok()),
+                outcome: r.get(9)?,
+                reason: r.get(10)?,
+                encrypted: r.get(11)?,
+                encryption_note: r.get(12)?,
+                signature: r.get(13)?,
+                signer: r.get(14)?,
+                signature_reason: r.get(15)?,
+                automatic: r.get(16)?,
+                flags: r.get(17)?,
+                source: r.get(18)?,
+                triage_reason: r.get(19)?,
+                assigned_by: r.get(20)?,
+                assigned_at: r.get(21)?,
+            })
+        })
     }
+}
+
+fn sqlite_version(db: &Db) -> Result<i64, StoreError> {
+    match db.sqlite_conn() {
+        Some(c) => Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?),
+        None => Ok(0),
+    }
+}
+
+fn postgres_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {d}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+impl StoreError {
+    /// PostgreSQL aborted a transaction because a concurrent one got in its way (serialization
+    /// failure, deadlock, or a unique key another transaction just took): running it again
+    /// will see that transaction's result.
+    pub(crate) fn is_transient_conflict(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Postgres(e) => matches!(
+                e.code(),
+                Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::UNIQUE_VIOLATION
+            ),
+            _ => false,
+        }
+    }
+
+    /// The database could not be reached or did not answer: retry later, acknowledge nothing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+fn stored_cert(r: &sql::Row) -> Result<StoredCert, StoreError> {
+    let uids: String = r.get(2)?;
+    Ok(StoredCert {
+        fingerprint: r.get(0)?,
+        public_cert: r.get(1)?,
+        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+        imported_at: r.get(3)?,
+    })
 }
 
 // ----- transaction-level building blocks (shared with the mailbox and outbox submodules) -----
 
-fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
-    let row = conn
-        .query_row(
+fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
+    let r = db
+        .row(
             "SELECT t.number, t.kind, t.title, t.status, t.created_at,
                     (SELECT number FROM threads c WHERE c.id = t.promoted_to),
                     t.require_signed_statements, t.publication_date
              FROM threads t WHERE t.id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, bool>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ))
-            },
-        )
-        .optional()?
+            args![id],
+        )?
         .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
-    let number = TrackingNumber::parse(&row.0)
-        .map_err(|e| StoreError::Invalid(format!("stored thread number {:?}: {e}", row.0)))?;
+    let raw_number: String = r.get(0)?;
+    let number = TrackingNumber::parse(&raw_number)
+        .map_err(|e| StoreError::Invalid(format!("stored thread number {raw_number:?}: {e}")))?;
     let kind = number.kind();
     Ok(Thread {
         id,
         number,
         kind,
-        title: row.2,
-        status: row.3,
-        created_at: time_text(parse_time(&row.4)),
-        promoted_to: row.5.and_then(|n| TrackingNumber::parse(&n).ok()),
-        require_signed_statements: row.6,
-        publication_date: row.7,
+        title: r.get(2)?,
+        status: r.get(3)?,
+        created_at: time_text(parse_time(&r.get::<String>(4)?)),
+        promoted_to: r
+            .get::<Option<String>>(5)?
+            .and_then(|n| TrackingNumber::parse(&n).ok()),
+        require_signed_statements: r.get(6)?,
+        publication_date: r.get(7)?,
     })
 }
 
-fn number_taken(conn: &Connection, n: &TrackingNumber) -> bool {
+fn number_taken(db: &Db, n: &TrackingNumber) -> bool {
     // An error here counts as taken: minting then tries another number, never a duplicate.
-    conn.query_row(
-        "SELECT 1 FROM threads WHERE number = ?1",
-        [n.as_str()],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .unwrap_or(true)
+    db.row("SELECT 1 FROM threads WHERE number = ?1", args![n.as_str()])
+        .map(|o| o.is_some())
+        .unwrap_or(true)
 }
 
 fn create_thread_tx(
-    tx: &Transaction<'_>,
+    db: &Db,
     kind: Kind,
     number: Option<&TrackingNumber>,
     title: &str,
@@ -1102,7 +1107,7 @@ fn create_thread_tx(
                     n.kind()
                 )));
             }
-            if number_taken(tx, n) {
+            if number_taken(db, n) {
                 return Err(StoreError::Conflict(format!(
                     "{n} already exists; see `casegate show {n}`"
                 )));
@@ -1112,32 +1117,32 @@ fn create_thread_tx(
         None => {
             let mut rng = rand::rng();
             let minted = match kind {
-                Kind::Case => tracking::mint_case(&mut rng, |n| number_taken(tx, n)),
-                Kind::Report => tracking::mint_report(now, &mut rng, |n| number_taken(tx, n)),
+                Kind::Case => tracking::mint_case(&mut rng, |n| number_taken(db, n)),
+                Kind::Report => tracking::mint_report(now, &mut rng, |n| number_taken(db, n)),
                 Kind::Ticket => {
                     let max: Option<i64> =
-                        tx.query_row("SELECT max(ticket_seq) FROM threads", [], |r| r.get(0))?;
+                        db.one("SELECT max(ticket_seq) FROM threads", args![])?;
                     tracking::ticket(max.unwrap_or(0) as u64 + 1)
                 }
             };
             minted.map_err(|e| StoreError::Invalid(e.to_string()))?
         }
     };
-    tx.execute(
-        "INSERT INTO threads (number, kind, ticket_seq, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+    db.one(
+        "INSERT INTO threads (number, kind, ticket_seq, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
+        args![
             number.as_str(),
             kind.as_str(),
             number.ticket_seq().map(|s| s as i64),
             title,
             time_text(now)
         ],
-    )?;
-    Ok(tx.last_insert_rowid())
+    )
 }
 
 fn add_contact_tx(
-    tx: &Transaction<'_>,
+    db: &Db,
     thread_id: i64,
     org: &str,
     role: &str,
@@ -1149,71 +1154,201 @@ fn add_contact_tx(
             "{address:?} is not an email address"
         )));
     }
-    tx.execute(
+    db.execute(
         "INSERT INTO participants (thread_id, org, role) VALUES (?1, ?2, ?3)
          ON CONFLICT (thread_id, org) DO NOTHING",
-        params![thread_id, org, role],
+        args![thread_id, org, role],
     )?;
-    let participant_id: i64 = tx.query_row(
+    let participant_id: i64 = db.one(
         "SELECT id FROM participants WHERE thread_id = ?1 AND org = ?2",
-        params![thread_id, org],
-        |r| r.get(0),
+        args![thread_id, org],
     )?;
-    tx.execute(
+    db.execute(
         "INSERT INTO contacts (participant_id, address) VALUES (?1, ?2)
          ON CONFLICT (participant_id, address) DO NOTHING",
-        params![participant_id, address],
+        args![participant_id, address],
     )?;
-    Ok(tx.query_row(
+    db.one(
         "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
-        params![participant_id, address],
-        |r| r.get(0),
-    )?)
+        args![participant_id, address],
+    )
 }
 
-fn bind_key_tx(tx: &Transaction<'_>, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint) VALUES (?1, ?2)",
-        params![contact_id, fingerprint.to_uppercase()],
+fn bind_key_tx(db: &Db, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO contact_keys (contact_id, fingerprint, seq)
+         SELECT ?1, ?2, COALESCE(max(seq), 0) + 1 FROM contact_keys WHERE contact_id = ?1
+         ON CONFLICT (contact_id, fingerprint) DO NOTHING",
+        args![contact_id, fingerprint.to_uppercase()],
     )?;
     Ok(())
 }
 
-fn copy_participants_tx(tx: &Transaction<'_>, from: i64, to: i64) -> Result<(), StoreError> {
-    let rows: Vec<(String, String, String, i64)> = {
-        let mut stmt = tx.prepare(
-            "SELECT p.org, p.role, c.address, c.id FROM contacts c
-             JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1",
-        )?;
-        stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<Vec<_>, _>>()?
-    };
+fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
+    let rows = db.map(
+        "SELECT p.org, p.role, c.address, c.id FROM contacts c
+         JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1 ORDER BY c.id",
+        args![from],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<i64>(3)?,
+            ))
+        },
+    )?;
     for (org, role, address, old_contact) in rows {
-        let new_contact = add_contact_tx(tx, to, &org, &role, &address)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO contact_keys (contact_id, fingerprint)
-             SELECT ?1, fingerprint FROM contact_keys WHERE contact_id = ?2",
-            params![new_contact, old_contact],
-        )?;
+        let new_contact = add_contact_tx(db, to, &org, &role, &address)?;
+        for fpr in db.map(
+            "SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY seq, fingerprint",
+            args![old_contact],
+            |r| r.get::<String>(0),
+        )? {
+            bind_key_tx(db, new_contact, &fpr)?;
+        }
     }
     Ok(())
 }
 
-pub(crate) fn record_sent_tx(
-    tx: &Transaction<'_>,
-    message_id: &str,
-    thread_id: i64,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO sent_message_ids (message_id, thread_id, created_at) VALUES (?1, ?2, ?3)",
-        params![message_id, thread_id, now_text()],
+pub(crate) fn record_sent_tx(db: &Db, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO sent_message_ids (message_id, thread_id, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (message_id) DO NOTHING",
+        args![message_id, thread_id, now_text()],
     )?;
     Ok(())
+}
+
+fn duplicate_tx(
+    db: &Db,
+    sha256: &str,
+) -> Result<Option<(i64, Option<TrackingNumber>)>, StoreError> {
+    let Some(r) = db.row(
+        "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
+        args![sha256],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (id, thread): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
+    let number = match thread {
+        Some(t) => Some(thread_by_id_tx(db, t)?.number),
+        None => None,
+    };
+    Ok(Some((id, number)))
+}
+
+fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
+    let committed = if let Some((id, thread)) = duplicate_tx(db, &m.sha256)? {
+        Committed {
+            id,
+            thread,
+            duplicate: true,
+        }
+    } else {
+        let now = time_text(m.received_at);
+        let (thread_id, outcome) = match &m.disposition {
+            Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
+            Disposition::NewThread {
+                kind,
+                title,
+                participant,
+            } => {
+                let id = create_thread_tx(db, *kind, None, title, m.received_at)?;
+                if let Some(p) = participant {
+                    add_contact_tx(db, id, &p.org, &p.role, &p.address)?;
+                }
+                (Some(id), "routed")
+            }
+            Disposition::Triage => (None, "triage"),
+            Disposition::Quarantine => (None, "quarantine"),
+        };
+        let id: i64 = db.one(
+            "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
+                sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
+                signature, signer, signature_reason, automatic, flags, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+             RETURNING id",
+            args![
+                m.sha256,
+                m.message_id,
+                m.raw,
+                if m.inbound { "in" } else { "out" },
+                now,
+                m.date_header,
+                m.sender,
+                m.subject,
+                thread_id,
+                outcome,
+                m.reason,
+                m.encrypted,
+                m.encryption_note,
+                m.signature,
+                m.signer,
+                m.signature_reason,
+                m.automatic,
+                m.flags,
+                m.source.describe(),
+            ],
+        )?;
+        // A new report from a person is owed an acknowledgment: remember that durably.
+        if let (
+            Disposition::NewThread {
+                kind: Kind::Report, ..
+            },
+            Some(thread_id),
+        ) = (&m.disposition, thread_id)
+            && m.inbound
+            && !m.automatic
+        {
+            db.execute(
+                "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (thread_id) DO NOTHING",
+                args![thread_id, id, now],
+            )?;
+        }
+        match m.disposition {
+            Disposition::Triage => {
+                db.execute(
+                    "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                    args![id, m.reason, now],
+                )?;
+            }
+            Disposition::Quarantine => {
+                db.execute(
+                    "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                    args![id, m.reason, now],
+                )?;
+            }
+            _ => {}
+        }
+        let thread = match thread_id {
+            Some(t) => Some(thread_by_id_tx(db, t)?.number),
+            None => None,
+        };
+        Committed {
+            id,
+            thread,
+            duplicate: false,
+        }
+    };
+    if let MessageSource::Imap {
+        account,
+        mailbox,
+        uidvalidity,
+        uid,
+    } = &m.source
+    {
+        mailbox::advance(db, account, mailbox, *uidvalidity, *uid)?;
+    }
+    Ok(committed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testing::for_each_backend;
 
     fn n(s: &str) -> TrackingNumber {
         TrackingNumber::parse(s).unwrap()
@@ -1237,98 +1372,324 @@ mod tests {
 
     #[test]
     fn existing_number_conflicts_and_tickets_are_sequential() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        s.create_thread(Kind::Case, Some(&n("VU#409117")), "a", now)
-            .unwrap();
-        let err = s
-            .create_thread(Kind::Case, Some(&n("VU#409117")), "b", now)
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)));
-        s.create_thread(Kind::Ticket, Some(&n("General-1042")), "q", now)
-            .unwrap();
-        let t = s.create_thread(Kind::Ticket, None, "q2", now).unwrap();
-        assert_eq!(t.number.as_str(), "General-1043");
-        let c = s.create_thread(Kind::Case, None, "minted", now).unwrap();
-        assert_eq!(c.kind, Kind::Case);
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            s.create_thread(Kind::Case, Some(&n("VU#409117")), "a", now)
+                .unwrap();
+            let err = s
+                .create_thread(Kind::Case, Some(&n("VU#409117")), "b", now)
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)));
+            s.create_thread(Kind::Ticket, Some(&n("General-1042")), "q", now)
+                .unwrap();
+            let t = s.create_thread(Kind::Ticket, None, "q2", now).unwrap();
+            assert_eq!(t.number.as_str(), "General-1043");
+            let c = s.create_thread(Kind::Case, None, "minted", now).unwrap();
+            assert_eq!(c.kind, Kind::Case);
+        });
     }
 
     #[test]
     fn promotion_copies_participants_and_resolves() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let r = s
-            .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            let r = s
+                .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
+                .unwrap();
+            s.add_participant(
+                r.id,
+                "Reporter",
+                "reporter",
+                "Rita@Example.test",
+                Some("abcd"),
+            )
             .unwrap();
-        s.add_participant(
-            r.id,
-            "Reporter",
-            "reporter",
-            "Rita@Example.test",
-            Some("abcd"),
-        )
-        .unwrap();
-        let case = s
-            .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
-            .unwrap();
-        let contacts = s.contacts(case.id).unwrap();
-        assert_eq!(contacts.len(), 1);
-        assert_eq!(contacts[0].address, "rita@example.test");
-        assert_eq!(contacts[0].key_fingerprints, vec!["ABCD".to_string()]);
-        let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
-        assert_eq!(resolved.number.as_str(), "VU#123456");
-        assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+            let case = s
+                .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
+                .unwrap();
+            let contacts = s.contacts(case.id).unwrap();
+            assert_eq!(contacts.len(), 1);
+            assert_eq!(contacts[0].address, "rita@example.test");
+            assert_eq!(contacts[0].key_fingerprints, vec!["ABCD".to_string()]);
+            let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
+            assert_eq!(resolved.number.as_str(), "VU#123456");
+            assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+        });
     }
 
     #[test]
     fn commit_is_atomic_dedupes_and_advances_checkpoint() {
-        let mut s = Store::open_in_memory().unwrap();
-        let c = s
-            .commit_message(&msg(b"hello", Disposition::Triage))
-            .unwrap();
-        assert!(!c.duplicate);
-        assert_eq!(s.triage(false).unwrap().len(), 1);
-        let again = s
-            .commit_message(&msg(b"hello", Disposition::Triage))
-            .unwrap();
-        assert!(again.duplicate);
-        assert_eq!(again.id, c.id);
-        assert_eq!(s.triage(false).unwrap().len(), 1);
-        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
-        assert_eq!((cp.uidvalidity, cp.last_uid), (7, 42));
-        // A failing insert (unknown thread id violates the foreign key) leaves nothing behind.
-        let mut bad = msg(b"other", Disposition::Post { thread_id: 999 });
-        if let MessageSource::Imap { uid, .. } = &mut bad.source {
-            *uid = 50;
-        }
-        assert!(s.commit_message(&bad).is_err());
-        assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
-        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
-        assert_eq!(cp.last_uid, 42);
+        for_each_backend(|mut s| {
+            let c = s
+                .commit_message(&msg(b"hello", Disposition::Triage))
+                .unwrap();
+            assert!(!c.duplicate);
+            assert_eq!(s.triage(false).unwrap().len(), 1);
+            let again = s
+                .commit_message(&msg(b"hello", Disposition::Triage))
+                .unwrap();
+            assert!(again.duplicate);
+            assert_eq!(again.id, c.id);
+            assert_eq!(s.triage(false).unwrap().len(), 1);
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!((cp.uidvalidity, cp.last_uid), (7, 42));
+            // A failing insert (unknown thread id violates the foreign key) leaves nothing behind.
+            let mut bad = msg(b"other", Disposition::Post { thread_id: 999 });
+            if let MessageSource::Imap { uid, .. } = &mut bad.source {
+                *uid = 50;
+            }
+            assert!(s.commit_message(&bad).is_err());
+            assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!(cp.last_uid, 42);
+        });
     }
 
     #[test]
     fn new_thread_disposition_mints_and_adds_sender() {
-        let mut s = Store::open_in_memory().unwrap();
-        let c = s
-            .commit_message(&msg(
-                b"report",
-                Disposition::NewThread {
-                    kind: Kind::Report,
-                    title: "t".into(),
-                    participant: Some(NewParticipant {
-                        org: "x@y.example".into(),
-                        role: "reporter".into(),
-                        address: "x@y.example".into(),
-                    }),
-                },
-            ))
+        for_each_backend(|mut s| {
+            let c = s
+                .commit_message(&msg(
+                    b"report",
+                    Disposition::NewThread {
+                        kind: Kind::Report,
+                        title: "t".into(),
+                        participant: Some(NewParticipant {
+                            org: "x@y.example".into(),
+                            role: "reporter".into(),
+                            address: "x@y.example".into(),
+                        }),
+                    },
+                ))
+                .unwrap();
+            let number = c.thread.unwrap();
+            assert_eq!(number.kind(), Kind::Report);
+            let t = s.thread(&number).unwrap().unwrap();
+            assert_eq!(s.contacts(t.id).unwrap().len(), 1);
+            assert!(s.is_known_address("X@y.example").unwrap());
+            assert_eq!(s.thread_messages(t.id).unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn schemas_match_on_both_backends() {
+        let sqlite = Store::open_in_memory().unwrap();
+        let pg = testing::postgres_store();
+        assert_eq!(
+            sqlite.schema_version().unwrap(),
+            pg.schema_version().unwrap()
+        );
+        let tables = sqlite.db.tables().unwrap();
+        assert_eq!(tables, pg.db.tables().unwrap());
+        assert!(tables.contains(&"messages".to_string()));
+        for t in &tables {
+            let strip = |cs: Vec<sql::Column>| {
+                cs.into_iter()
+                    .map(|c| (c.name, c.sql_type, c.not_null, c.pk))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                strip(sqlite.db.columns(t).unwrap()),
+                strip(pg.db.columns(t).unwrap()),
+                "table {t}"
+            );
+        }
+        assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
+    }
+
+    #[test]
+    fn keys_keep_the_order_they_were_bound_in() {
+        for_each_backend(|mut s| {
+            let t = s
+                .create_thread(Kind::Case, Some(&n("VU#409117")), "a", Utc::now())
+                .unwrap();
+            s.add_participant(t.id, "V", "vendor", "v@x.test", Some("bbbb"))
+                .unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "aaaa").unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "bbbb").unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "cccc").unwrap();
+            assert_eq!(
+                s.contacts(t.id).unwrap()[0].key_fingerprints,
+                ["BBBB", "AAAA", "CCCC"]
+            );
+        });
+    }
+
+    /// Several writers at once (two instances on one database): every message is stored once,
+    /// each new ticket gets its own number, and the mailbox checkpoint ends at the highest UID.
+    #[test]
+    fn concurrent_writers_store_each_message_once_and_mint_distinct_numbers() {
+        testing::for_each_shared_backend(|open| {
+            const WRITERS: usize = 3;
+            const MESSAGES: u32 = 30;
+            std::thread::scope(|scope| {
+                for w in 0..WRITERS {
+                    scope.spawn(move || {
+                        let mut s = open();
+                        // Every writer commits every message, in a different order.
+                        let mut order: Vec<u32> = (1..=MESSAGES).collect();
+                        order.rotate_left(w * 7);
+                        for i in order {
+                            let mut m = msg(
+                                format!("message {i}").as_bytes(),
+                                Disposition::NewThread {
+                                    kind: Kind::Ticket,
+                                    title: format!("t{i}"),
+                                    participant: Some(NewParticipant {
+                                        org: format!("org{i}"),
+                                        role: "other".into(),
+                                        address: format!("p{i}@x.test"),
+                                    }),
+                                },
+                            );
+                            if let MessageSource::Imap { uid, .. } = &mut m.source {
+                                *uid = i;
+                            }
+                            s.commit_message(&m).unwrap();
+                        }
+                    });
+                }
+            });
+            let s = open();
+            let threads = s.list_threads(Some(Kind::Ticket)).unwrap();
+            assert_eq!(threads.len(), MESSAGES as usize);
+            let mut numbers: Vec<u64> = threads
+                .iter()
+                .map(|t| t.thread.number.ticket_seq().unwrap())
+                .collect();
+            numbers.sort_unstable();
+            assert_eq!(numbers, (1..=u64::from(MESSAGES)).collect::<Vec<_>>());
+            assert!(
+                threads
+                    .iter()
+                    .all(|t| t.messages == 1 && t.participants == 1)
+            );
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!(cp.last_uid, MESSAGES);
+        });
+    }
+
+    #[test]
+    fn copy_moves_every_table_both_ways_and_verifies() {
+        let mut source = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let r = source
+            .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
             .unwrap();
-        let number = c.thread.unwrap();
-        assert_eq!(number.kind(), Kind::Report);
-        let t = s.thread(&number).unwrap().unwrap();
-        assert_eq!(s.contacts(t.id).unwrap().len(), 1);
-        assert!(s.is_known_address("X@y.example").unwrap());
-        assert_eq!(s.thread_messages(t.id).unwrap().len(), 1);
+        source
+            .add_participant(r.id, "Rita", "reporter", "rita@x.test", Some("abcd"))
+            .unwrap();
+        // The case gets a higher id than the report that points at it: foreign keys must
+        // not depend on the order rows are copied in.
+        source
+            .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
+            .unwrap();
+        source
+            .commit_message(&msg(b"\x00binary\xffbytes", Disposition::Triage))
+            .unwrap();
+        for i in 0..45 {
+            source
+                .commit_message(&msg(format!("m{i}").as_bytes(), Disposition::Quarantine))
+                .unwrap();
+        }
+        source
+            .add_signature_cache_entries(&[vec![1; 32], vec![2; 32]])
+            .unwrap();
+        source
+            .put_cert(&StoredCert {
+                fingerprint: "ABCD".into(),
+                public_cert: vec![0x99, 1, 2],
+                user_ids: vec!["Rita <rita@x.test>".into()],
+                imported_at: time_text(now),
+            })
+            .unwrap();
+        source
+            .commit_message(&NewMessage {
+                sender: Some("new@x.test".into()),
+                ..msg(
+                    b"a new report",
+                    Disposition::NewThread {
+                        kind: Kind::Report,
+                        title: "new".into(),
+                        participant: None,
+                    },
+                )
+            })
+            .unwrap();
+        let case = source.thread(&n("VU#123456")).unwrap().unwrap();
+        let notice = outbox::NewNotice {
+            thread_id: case.id,
+            sender: "cert@x.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "EF",
+            inner: b"inner",
+        };
+        let ids = source
+            .enqueue_notice(
+                &notice,
+                &[outbox::NewCopy::Sealed {
+                    kind: outbox::CopyKind::Notice,
+                    address: "rita@x.test",
+                    org: "Rita",
+                    message_id: "<1@x.test>",
+                    raw: b"sealed",
+                    key_fingerprint: Some("ABCD"),
+                }],
+                now,
+            )
+            .unwrap();
+        source
+            .record_attempt(ids[0], now, &outbox::AttemptOutcome::Accepted, "250 ok")
+            .unwrap();
+        source
+            .take_mailbox_lease(
+                "acct",
+                "INBOX",
+                "me",
+                now,
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap();
+
+        let mut pg = testing::postgres_store();
+        let there = copy_store(&mut source, &mut pg).unwrap();
+        let messages = there.tables.iter().find(|t| t.table == "messages").unwrap();
+        assert_eq!(messages.rows, 47);
+        // Every table had rows to copy (a table someone adds should get a row above).
+        assert!(there.tables.iter().all(|t| t.rows > 0), "{there:?}");
+        // The copy is usable: new rows get new ids, and what was copied reads back the same.
+        let t = pg.create_thread(Kind::Ticket, None, "after", now).unwrap();
+        assert!(t.id > 3);
+        assert_eq!(pg.raw_message(1).unwrap(), b"\x00binary\xffbytes");
+        assert_eq!(
+            pg.resolve_thread(&n("VRF#25-11-BKQTZ"))
+                .unwrap()
+                .unwrap()
+                .number
+                .as_str(),
+            "VU#123456"
+        );
+
+        // A target that is not empty is refused, and nothing is added to it.
+        let err = copy_store(&mut source, &mut pg).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+        // And back into a new SQLite store: the same digests.
+        let mut back = Store::open_in_memory().unwrap();
+        let home = copy_store(&mut pg, &mut back).unwrap();
+        assert_eq!(
+            home.tables.iter().find(|t| t.table == "messages"),
+            there.tables.iter().find(|t| t.table == "messages")
+        );
+        assert_eq!(
+            back.thread_messages(back.thread(&n("VU#123456")).unwrap().unwrap().id)
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(back.list_threads(None).unwrap().len(), 4);
+        assert_eq!(back.outbox_attempts(ids[0]).unwrap()[0].reply, "250 ok");
     }
 }

@@ -9,8 +9,8 @@
 //! This module stores bytes and states; it knows nothing of OpenPGP or SMTP (see `crate::outbox`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::sql::{Db, Param, Row, TxGuard, args};
 use super::{AUTOCHECKPOINT_PAGES, Store, StoreError, parse_time, record_sent_tx, time_text};
 
 pub(super) const MIGRATION: &str = "
@@ -214,12 +214,11 @@ impl Store {
         address: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row(
+        self.db().one(
             "SELECT count(*) FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
              WHERE n.automatic = 1 AND o.address = ?1 AND o.created_at >= ?2",
-            params![address.to_lowercase(), time_text(since)],
-            |r| r.get(0),
-        )?)
+            args![address.to_lowercase(), time_text(since)],
+        )
     }
 
     /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
@@ -248,29 +247,31 @@ impl Store {
         notice: &NewNotice<'_>,
         now: DateTime<Utc>,
     ) -> Result<NoticeWriter<'_>, StoreError> {
-        // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
-        // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
-        // would double the time `notify` takes. That checkpoint is left to the daemon's
-        // maintenance, the next commit, or closing the store. Turned back on by the writer.
-        let conn: &Connection = self.conn_mut();
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // From here on, dropping the writer (an error below included) rolls back and turns
-        // automatic checkpoints back on.
+        // `&mut self` is held for the writer's life: no other transaction can start on it.
+        let tx = self.db_mut().begin()?;
         let mut writer = NoticeWriter {
-            conn,
-            tx: None,
+            db: tx.db(),
+            tx: Some(tx),
             notice_id: 0,
             thread_id: notice.thread_id,
             sender: notice.sender.to_string(),
-            created_at: time_text(now),
             due: due_text(now),
+            created_at: time_text(now),
         };
-        // `&mut self` is held for the writer's life: no other transaction can start on it.
-        let tx = writer.tx.insert(conn.unchecked_transaction()?);
-        tx.execute(
+        // From here on, dropping the writer (an error below included) rolls back and turns
+        // automatic checkpoints back on.
+        // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
+        // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
+        // would double the time `notify` takes. That checkpoint is left to the daemon's
+        // maintenance, the next commit, or closing the store.
+        if let Some(c) = writer.db.sqlite_conn() {
+            c.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        writer.notice_id = writer.db.one(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
-                 signer_fingerprint, inner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+                 signer_fingerprint, \"inner\", created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             RETURNING id",
+            args![
                 notice.thread_id,
                 notice.sender,
                 notice.in_reply_to,
@@ -281,22 +282,21 @@ impl Store {
                 writer.created_at
             ],
         )?;
-        writer.notice_id = tx.last_insert_rowid();
         Ok(writer)
     }
 
     /// Copies as `outbox list` shows them, oldest first.
     pub fn outbox_rows(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows_where(
-            "WHERE (?1 IS NULL OR o.thread_id = ?1) AND (?2 IS NULL OR o.status = ?2)
+            "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
              ORDER BY o.id",
-            params![filter.thread_id, filter.status],
+            args![filter.thread_id, filter.status],
         )
     }
 
     /// One copy by row id.
     pub fn outbox_row(&self, id: i64) -> Result<OutboxRow, StoreError> {
-        self.outbox_rows_where("WHERE o.id = ?1", params![id])?
+        self.outbox_rows_where("WHERE o.id = ?1", args![id])?
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("no outbox copy {id}")))
     }
@@ -304,7 +304,7 @@ impl Store {
     fn outbox_rows_where(
         &self,
         tail: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[Param<'_>],
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
@@ -312,58 +312,51 @@ impl Store {
                     o.next_attempt_at, o.sent_at
              FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
         );
-        let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt
-            .query_map(args, |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    thread: r.get(1)?,
-                    kind: CopyKind::parse(&r.get::<_, String>(2)?),
-                    address: r.get(3)?,
-                    org: r.get(4)?,
-                    status: r.get(5)?,
-                    reason: r.get(6)?,
-                    attempts: r.get(7)?,
-                    last_reply: r.get(8)?,
-                    key_fingerprint: r.get(9)?,
-                    message_id: r.get(10)?,
-                    created_at: r.get(11)?,
-                    next_attempt_at: r.get(12)?,
-                    sent_at: r.get(13)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db().map(&sql, args, |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                thread: r.get(1)?,
+                kind: CopyKind::parse(&r.get::<String>(2)?),
+                address: r.get(3)?,
+                org: r.get(4)?,
+                status: r.get(5)?,
+                reason: r.get(6)?,
+                attempts: r.get(7)?,
+                last_reply: r.get(8)?,
+                key_fingerprint: r.get(9)?,
+                message_id: r.get(10)?,
+                created_at: r.get(11)?,
+                next_attempt_at: r.get(12)?,
+                sent_at: r.get(13)?,
+            })
+        })
     }
 
     /// Every SMTP attempt for one copy, oldest first.
     pub fn outbox_attempts(&self, outbox_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db().map(
             "SELECT at, outcome, reply FROM outbox_attempts WHERE outbox_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt
-            .query_map([outbox_id], |r| {
+            args![outbox_id],
+            |r| {
                 Ok(AttemptRow {
                     at: r.get(0)?,
                     outcome: r.get(1)?,
                     reply: r.get(2)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Copies held for want of a key (optionally of one thread), with their signed notice.
     pub fn held_copies(&self, thread_id: Option<i64>) -> Result<Vec<HeldCopy>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db().map(
             "SELECT o.id, o.thread_id, o.address, o.org, t.number, n.sender, n.in_reply_to,
-                    n.automatic, n.date_unix, n.signer_fingerprint, n.inner
+                    n.automatic, n.date_unix, n.signer_fingerprint, n.\"inner\"
              FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
                   JOIN threads t ON t.id = o.thread_id
-             WHERE o.status = 'held' AND (?1 IS NULL OR o.thread_id = ?1) ORDER BY o.id",
-        )?;
-        let rows = stmt
-            .query_map([thread_id], |r| {
+             WHERE o.status = 'held' AND (o.thread_id = ?1 OR ?1 IS NULL) ORDER BY o.id",
+            args![thread_id],
+            |r| {
                 Ok(HeldCopy {
                     id: r.get(0)?,
                     thread_id: r.get(1)?,
@@ -379,9 +372,8 @@ impl Store {
                         inner: r.get(10)?,
                     },
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// A held copy got sealed: queue it and record its Message-ID with the thread (one
@@ -396,27 +388,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         let due = due_text(now);
         let now = time_text(now);
-        let tx = self.conn_mut().transaction()?;
-        let thread_id: Option<i64> = tx
-            .query_row(
-                "SELECT thread_id FROM outbox WHERE id = ?1 AND status = 'held'",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(thread_id) = thread_id else {
-            return Err(StoreError::Conflict(format!(
-                "outbox copy {id} is not held"
-            )));
-        };
-        tx.execute(
-            "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
-                 key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5 WHERE id = ?1",
-            params![id, message_id, raw, key_fingerprint, now, due],
-        )?;
-        record_sent_tx(&tx, message_id, thread_id)?;
-        tx.commit()?;
-        Ok(())
+        self.db_mut().write(|db| {
+            let thread_id: Option<i64> = db.opt(
+                "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
+                     key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5
+                 WHERE id = ?1 AND status = 'held'
+                 RETURNING thread_id",
+                args![id, message_id, raw, key_fingerprint, now, due],
+            )?;
+            let Some(thread_id) = thread_id else {
+                return Err(StoreError::Conflict(format!(
+                    "outbox copy {id} is not held"
+                )));
+            };
+            record_sent_tx(db, message_id, thread_id)
+        })
     }
 
     /// A held copy is still held; remember the latest reason.
@@ -426,9 +412,9 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.db().execute(
             "UPDATE outbox SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'held'",
-            params![id, reason, time_text(now)],
+            args![id, reason, time_text(now)],
         )?;
         Ok(())
     }
@@ -436,67 +422,53 @@ impl Store {
     /// Copies due for an SMTP attempt at `now` (queued, or retrying whose time has come),
     /// oldest first, at most `limit`.
     pub fn due_copies(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueCopy>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db().map(
             "SELECT id, sender, address, message_id, raw, attempts, created_at FROM outbox
              WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
              ORDER BY next_attempt_at, id LIMIT ?2",
-        )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![due_text(now), limit], |r| {
-                Ok(DueCopy {
-                    id: r.get(0)?,
-                    sender: r.get(1)?,
-                    address: r.get(2)?,
-                    message_id: r.get(3)?,
-                    raw: r.get(4)?,
-                    attempts: r.get(5)?,
-                    created_at: parse_time(&r.get::<_, String>(6)?),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![due_text(now), limit],
+            due_copy,
+        )
     }
 
     /// When the next copy falls due (None when nothing waits for SMTP).
     pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<String> = self.conn().query_row(
+        let next: Option<String> = self.db().one(
             "SELECT min(next_attempt_at) FROM outbox WHERE status IN ('queued', 'retrying')",
-            [],
-            |r| r.get(0),
+            args![],
         )?;
         Ok(next.map(|t| parse_time(&t)))
     }
 
-    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
-    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
-    /// that Message-ID (angle brackets as stored).
     /// The outbox copy that carried this Message-ID: (copy id, thread id, recipient, status).
     pub fn outbox_copy_by_message_id(
         &self,
         message_id: &str,
     ) -> Result<Option<(i64, i64, String, String)>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db()
+            .row(
                 "SELECT id, thread_id, address, status FROM outbox WHERE message_id = ?1",
-                [message_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?)
+                args![message_id],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .transpose()
     }
 
+    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
+    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
+    /// that Message-ID (angle brackets as stored).
     pub fn mark_bounced(
         &mut self,
         message_id: &str,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let n = self.db().execute(
             "UPDATE outbox SET status = 'bounced', reason = ?2, updated_at = ?3
              WHERE message_id = ?1 AND status = 'sent'",
-            params![message_id, reason, time_text(now)],
+            args![message_id, reason, time_text(now)],
         )?;
         Ok(n > 0)
     }
@@ -511,7 +483,6 @@ impl Store {
         reply: &str,
     ) -> Result<(), StoreError> {
         let at = time_text(now);
-        let tx = self.conn_mut().transaction()?;
         let (kind, status, reason, next): (&str, &str, Option<&str>, Option<String>) = match outcome
         {
             AttemptOutcome::Accepted => ("accepted", "sent", None, None),
@@ -524,32 +495,59 @@ impl Store {
             AttemptOutcome::Dead { reason } => ("permanent", "dead", Some(reason), None),
             AttemptOutcome::GiveUp { reason } => ("temporary", "dead", Some(reason), None),
         };
-        tx.execute(
-            "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
-            params![id, at, kind, reply],
-        )?;
-        let n = tx.execute(
-            "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
-                 attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
-                 sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END
-             WHERE id = ?1 AND status IN ('queued', 'retrying')",
-            params![id, status, reason, next, reply, at],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "outbox copy {id} is not waiting for delivery"
-            )));
+        self.db_mut().write(|db| {
+            let n = db.execute(
+                "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
+                     attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
+                     sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END
+                 WHERE id = ?1 AND status IN ('queued', 'retrying')",
+                args![id, status, reason, next, reply, at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "outbox copy {id} is not waiting for delivery"
+                )));
+            }
+            db.execute(
+                "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
+                args![id, at, kind, reply],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn due_copy(r: &Row) -> Result<DueCopy, StoreError> {
+    Ok(DueCopy {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        address: r.get(2)?,
+        message_id: r.get(3)?,
+        raw: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: parse_time(&r.get::<String>(6)?),
+    })
+}
+
+/// Turns SQLite's automatic checkpoints back on when dropped.
+struct CheckpointsBackOn<'a>(&'a Db);
+
+impl Drop for CheckpointsBackOn<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.sqlite_conn()
+            && let Err(e) = c.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+        {
+            // The notice is queued (or not) either way; only the WAL grows until a checkpoint.
+            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
         }
-        tx.commit()?;
-        Ok(())
     }
 }
 
 /// One notice being queued (see [`Store::begin_notice`]): one open transaction.
 pub struct NoticeWriter<'s> {
-    conn: &'s Connection,
+    db: &'s Db,
     /// `None` only after `commit`.
-    tx: Option<Transaction<'s>>,
+    tx: Option<TxGuard<'s>>,
     notice_id: i64,
     thread_id: i64,
     sender: String,
@@ -560,10 +558,10 @@ pub struct NoticeWriter<'s> {
 impl NoticeWriter<'_> {
     /// Adds one copy; returns its row id.
     pub fn add(&mut self, copy: &NewCopy<'_>) -> Result<i64, StoreError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        let db = self.db;
         match copy {
             NewCopy::Sealed {
                 kind,
@@ -573,40 +571,39 @@ impl NoticeWriter<'_> {
                 raw,
                 key_fingerprint,
             } => {
-                tx.prepare_cached(
+                let id = db.one(
                     "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org,
                          message_id, raw, key_fingerprint, status, next_attempt_at, created_at,
                          updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
-                )?
-                .execute(params![
-                    self.notice_id,
-                    self.thread_id,
-                    kind.as_str(),
-                    self.sender,
-                    address,
-                    org,
-                    message_id,
-                    raw,
-                    key_fingerprint,
-                    self.created_at,
-                    self.due
-                ])?;
-                let id = tx.last_insert_rowid();
-                record_sent_tx(tx, message_id, self.thread_id)?;
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)
+                     RETURNING id",
+                    args![
+                        self.notice_id,
+                        self.thread_id,
+                        kind.as_str(),
+                        self.sender,
+                        address,
+                        org,
+                        message_id,
+                        raw,
+                        key_fingerprint,
+                        self.created_at,
+                        self.due
+                    ],
+                )?;
+                record_sent_tx(db, message_id, self.thread_id)?;
                 Ok(id)
             }
             NewCopy::Held {
                 address,
                 org,
                 reason,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
-                         reason, created_at, updated_at)
-                     VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
-                )?
-                .execute(params![
+            } => db.one(
+                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
+                     reason, created_at, updated_at)
+                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)
+                 RETURNING id",
+                args![
                     self.notice_id,
                     self.thread_id,
                     self.sender,
@@ -614,16 +611,15 @@ impl NoticeWriter<'_> {
                     org,
                     reason,
                     self.created_at
-                ])?;
-                Ok(tx.last_insert_rowid())
-            }
+                ],
+            ),
         }
     }
 
     /// Queues the notice: every copy added becomes visible at once, durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
         match self.tx.take() {
-            Some(tx) => Ok(tx.commit()?),
+            Some(tx) => tx.commit(),
             None => Err(StoreError::Invalid("notice already committed".into())),
         }
     }
@@ -633,13 +629,7 @@ impl Drop for NoticeWriter<'_> {
     /// Rolls back what was not committed; turns automatic checkpoints back on either way.
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Err(e) = self
-            .conn
-            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
-        {
-            // The notice is queued (or not) either way; only the WAL grows until a checkpoint.
-            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
-        }
+        drop(CheckpointsBackOn(self.db));
     }
 }
 
@@ -667,91 +657,96 @@ mod tests {
 
     #[test]
     fn a_notice_is_queued_whole_or_not_at_all() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let notice = notice_to_a_case(&mut s);
-        let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
-            kind: CopyKind::Notice,
-            address: addr,
-            org: "V",
-            message_id: mid,
-            raw: b"raw",
-            key_fingerprint: Some("CD"),
-        };
-        // The second copy reuses a Message-ID: the unique index fails the whole transaction.
-        let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
-        assert!(s.enqueue_notice(&notice, &bad, now).is_err());
-        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
-        assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let notice = notice_to_a_case(&mut s);
+            let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
+                kind: CopyKind::Notice,
+                address: addr,
+                org: "V",
+                message_id: mid,
+                raw: b"raw",
+                key_fingerprint: Some("CD"),
+            };
+            // The second copy reuses a Message-ID: the unique index fails the whole transaction.
+            let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
+            assert!(s.enqueue_notice(&notice, &bad, now).is_err());
+            assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+            assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
 
-        let good = [
-            copy("a@x.test", "<1@x>"),
-            NewCopy::Held {
-                address: "c@x.test",
-                org: "W",
-                reason: "no valid encryption key: none",
-            },
-        ];
-        let ids = s.enqueue_notice(&notice, &good, now).unwrap();
-        assert_eq!(ids.len(), 2);
-        assert_eq!(
-            s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
-            notice.thread_id
-        );
-        assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
-        assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
+            let good = [
+                copy("a@x.test", "<1@x>"),
+                NewCopy::Held {
+                    address: "c@x.test",
+                    org: "W",
+                    reason: "no valid encryption key: none",
+                },
+            ];
+            let ids = s.enqueue_notice(&notice, &good, now).unwrap();
+            assert_eq!(ids.len(), 2);
+            assert_eq!(
+                s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
+                notice.thread_id
+            );
+            assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
+            assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
 
-        // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
-        s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
-            .unwrap();
-        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
-        assert!(
-            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
-                .is_err()
-        );
-        assert!(s.due_copies(now, 10).unwrap().is_empty());
+            // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
+            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
+                .unwrap();
+            assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
+            assert!(
+                s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
+                    .is_err()
+            );
+            assert!(s.due_copies(now, 10).unwrap().is_empty());
 
-        assert!(
-            !s.mark_bounced("<other@x>", "550 no such user", now)
-                .unwrap()
-        );
-        assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
-        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+            assert!(
+                !s.mark_bounced("<other@x>", "550 no such user", now)
+                    .unwrap()
+            );
+            assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
+            assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+        });
     }
 
     #[test]
     fn a_notice_writer_dropped_before_commit_queues_nothing() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let notice = notice_to_a_case(&mut s);
-        {
-            let mut w = s.begin_notice(&notice, now).unwrap();
-            w.add(&NewCopy::Held {
-                address: "a@x.test",
-                org: "V",
-                reason: "no valid encryption key: none",
-            })
-            .unwrap();
-        }
-        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
-        let pages: i64 = s
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let notice = notice_to_a_case(&mut s);
+            {
+                let mut w = s.begin_notice(&notice, now).unwrap();
+                w.add(&NewCopy::Held {
+                    address: "a@x.test",
+                    org: "V",
+                    reason: "no valid encryption key: none",
+                })
+                .unwrap();
+            }
+            assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+            if let Some(c) = s.db().sqlite_conn() {
+                let pages: i64 = c
+                    .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+            }
+        });
     }
 
     #[test]
     fn a_notice_that_cannot_start_leaves_automatic_checkpoints_on() {
-        let mut s = Store::open_in_memory().unwrap();
-        let mut notice = notice_to_a_case(&mut s);
-        notice.thread_id = 999; // no such thread: the foreign key refuses the notice row
-        assert!(s.begin_notice(&notice, Utc::now()).is_err());
-        let pages: i64 = s
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+        crate::store::testing::for_each_backend(|mut s| {
+            let mut notice = notice_to_a_case(&mut s);
+            notice.thread_id = 999; // no such thread: the foreign key refuses the notice row
+            assert!(s.begin_notice(&notice, Utc::now()).is_err());
+            if let Some(c) = s.db().sqlite_conn() {
+                let pages: i64 = c
+                    .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+            }
+        });
     }
 
     #[test]
@@ -794,7 +789,9 @@ mod tests {
             main_file()
         );
         let pages: i64 = s
-            .conn_mut()
+            .db()
+            .sqlite_conn()
+            .unwrap()
             .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
             .unwrap();
         assert_eq!(pages, AUTOCHECKPOINT_PAGES);

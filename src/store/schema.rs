@@ -1,5 +1,12 @@
-//! Versioned migrations, applied in order on open (`PRAGMA user_version` is the version).
-//! Never edit a released migration: append a new one.
+//! Versioned migrations, applied in order on open. SQLite keeps the version in
+//! `PRAGMA user_version`, PostgreSQL in the table `casegate_schema`. Never edit a released
+//! migration: append a new one.
+//!
+//! Each migration is written once, for SQLite, with the column types INTEGER, TEXT and BLOB,
+//! and runs on PostgreSQL after a mechanical translation ([`super::sql::postgres_ddl`]: INTEGER
+//! → BIGINT, `INTEGER PRIMARY KEY` → identity, BLOB → BYTEA, ...). A statement only SQLite
+//! needs (e.g. filling a new column from `rowid` in existing stores) ends its line with
+//! `-- sqlite-only`. `store::tests::schemas_match_on_both_backends` compares the two results.
 
 /// Threads, participants, contacts, certificates, messages, triage, quarantine, sent IDs.
 pub(super) const CORE: &str = r#"
@@ -102,6 +109,20 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
+/// Several instances on one database: who watches which mailbox ([`super::lease`]); and the
+/// order keys were bound to a contact kept in a column (PostgreSQL has no `rowid`).
+pub(super) const INSTANCES: &str = "
+CREATE TABLE mailbox_leases (
+    account    TEXT NOT NULL,
+    mailbox    TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (account, mailbox)
+);
+ALTER TABLE contact_keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE contact_keys SET seq = rowid; -- sqlite-only
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -109,4 +130,5 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::MIGRATION,
     PENDING_ACKS,
     SIGNATURE_CACHE,
+    INSTANCES,
 ];
