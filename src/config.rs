@@ -76,11 +76,58 @@ fn default_name() -> String {
     "casegate coordinator".to_string()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite file. Default: `<data-dir>/casegate.sqlite`.
+    /// SQLite file. Default: `<data-dir>/casegate.sqlite`. Unused when `url` is set.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`, no password in it) that several
+    /// instances share. Unset: the SQLite file.
+    pub url: Option<String>,
+    /// The database password (also used for a `postgres://` URL given to `store copy`).
+    #[serde(flatten)]
+    pub password: PasswordSource,
+    /// TLS to the database: `require` (default; never a plaintext fallback) or `none`.
+    #[serde(default = "default_store_tls")]
+    pub tls: StoreTls,
+    /// Trust this CA (PEM) for the database's certificate, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// This instance's name in mailbox leases (unique per instance). Default:
+    /// `HOSTNAME:DATA-DIR`, so a restarted instance takes its own leases back at once.
+    pub instance: Option<String>,
+    /// A mailbox lease lasts this long unless renewed; another instance takes a mailbox over
+    /// at most this long (plus a quarter) after its watcher died.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            url: None,
+            password: PasswordSource::default(),
+            tls: default_store_tls(),
+            ca_file: None,
+            instance: None,
+            lease_secs: default_lease_secs(),
+        }
+    }
+}
+
+/// TLS to the PostgreSQL server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreTls {
+    Require,
+    None,
+}
+
+fn default_store_tls() -> StoreTls {
+    StoreTls::Require
+}
+fn default_lease_secs() -> u64 {
+    20
 }
 
 /// How a connection is protected. `none` exists for loopback tests and must be chosen explicitly.
@@ -284,6 +331,10 @@ pub struct OutboxConfig {
     /// asks for a key (never case details) instead of only holding the copy.
     #[serde(default)]
     pub stub_when_no_key: bool,
+    /// An instance claims a copy before sending it; if it dies, another instance sends the
+    /// copy after this long. Keep it well above [smtp] timeout_secs.
+    #[serde(default = "default_claim_secs")]
+    pub claim_secs: u64,
 }
 
 impl Default for OutboxConfig {
@@ -293,10 +344,14 @@ impl Default for OutboxConfig {
             retry_base_secs: default_retry_base_secs(),
             retry_max_secs: default_retry_max_secs(),
             stub_when_no_key: false,
+            claim_secs: default_claim_secs(),
         }
     }
 }
 
+fn default_claim_secs() -> u64 {
+    300
+}
 fn default_max_age_hours() -> u64 {
     72
 }
@@ -381,6 +436,19 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("casegate.sqlite"))
     }
 
+    /// This instance's name in mailbox leases: `[store] instance`, else `HOSTNAME:DATA-DIR`.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = &self.config.store.instance {
+            return name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        format!("{host}:{}", dir.display())
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.config
             .coordinator
@@ -424,6 +492,19 @@ impl Config {
                     "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
                 )));
             }
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[store] url {url:?} is not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE (or remove url to use the SQLite file)"
+            )));
+        }
+        if !(4..=3600).contains(&self.store.lease_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "[store] lease_secs = {} is out of range; use 4 to 3600 (default 20)",
+                self.store.lease_secs
+            )));
         }
         for imap in &self.imap {
             if imap.mailboxes.is_empty() {

@@ -141,6 +141,9 @@ enum Command {
     /// Messages kept raw because they could not be parsed or opened.
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
+    /// The store itself: copy it between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Test and maintenance helpers (not part of the stable interface).
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -237,6 +240,23 @@ enum TriageCmd {
 #[derive(Subcommand)]
 enum QuarantineCmd {
     List(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Copy every table into an empty store, verifying row counts and SHA-256 digests; stop
+    /// the instances first. A postgres:// URL takes its password and TLS from [store].
+    Copy {
+        /// Source: a postgres:// URL or a SQLite file (default: the configured store).
+        #[arg(long, value_name = "URL|PATH")]
+        from: Option<String>,
+        /// Target, created or empty: a postgres:// URL or a SQLite file (default: the
+        /// configured store).
+        #[arg(long, value_name = "URL|PATH")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -415,6 +435,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             by,
         }) => cmd_triage_assign(&settings, &message_id, &number, by),
         Command::Quarantine(QuarantineCmd::List(f)) => cmd_quarantine_list(&settings, f.json),
+        Command::Store(StoreCmd::Copy { from, to, json }) => {
+            cmd_store_copy(&settings, from.as_deref(), to.as_deref(), json)
+        }
         Command::Debug(DebugCmd::RecordSent { message_id, thread }) => {
             let mut store = app::open_store(&settings)?;
             let t = existing_thread(&store, &thread)?;
@@ -520,6 +543,11 @@ fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             v["kind"] = json!("mailbox");
             print_json(&v)?;
         }
+        for l in store.mailbox_leases()? {
+            let mut v = serde_json::to_value(&l)?;
+            v["kind"] = json!("lease");
+            print_json(&v)?;
+        }
         print_json(&json!({"kind": "queues", "triage": triage, "quarantine": quarantined}))?;
     } else {
         for m in store.mailbox_summaries(midnight)? {
@@ -534,7 +562,57 @@ fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 m.updated_at
             );
         }
+        for l in store.mailbox_leases()? {
+            println!(
+                "lease {}/{}: watched by {} until {}",
+                l.account, l.mailbox, l.owner, l.expires_at
+            );
+        }
         println!("triage: {triage} waiting; quarantine: {quarantined} kept");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_store_copy(
+    settings: &Settings,
+    from: Option<&str>,
+    to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if from.is_none() && to.is_none() {
+        bail!(
+            "say where to copy: `casegate store copy --to postgres://USER@HOST/DB` (from the configured store) or `--from FILE.sqlite` (into it)"
+        );
+    }
+    let location = |arg: Option<&str>| match arg {
+        Some(a) => app::location_from_arg(settings, a),
+        None => app::store_location(settings),
+    };
+    let (source, target) = (location(from)?, location(to)?);
+    if source.to_string() == target.to_string() {
+        bail!("--from and --to are the same store ({source})");
+    }
+    if let casegate::store::Location::Sqlite(p) = &source
+        && !p.exists()
+    {
+        bail!("the source {} does not exist", p.display());
+    }
+    let mut from_store = app::open_store_at(&source)?;
+    let mut to_store = app::open_store_at(&target)?;
+    let report = casegate::store::copy_store(&mut from_store, &mut to_store)
+        .with_context(|| format!("copying {source} to {target}"))?;
+    if json {
+        print_json(
+            &json!({"from": source.to_string(), "to": target.to_string(), "schema_version": report.schema_version, "tables": report.tables}),
+        )?;
+    } else {
+        for t in &report.tables {
+            println!("{:<18} {:>9} rows  sha256 {}", t.table, t.rows, t.sha256);
+        }
+        eprintln!(
+            "casegate: copied {} tables from {source} to {target}; counts and digests verified on both sides",
+            report.tables.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

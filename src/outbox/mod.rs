@@ -20,7 +20,6 @@ pub mod retry;
 pub mod send;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -30,7 +29,7 @@ use sequoia_openpgp::parse::Parse;
 use crate::config::{OutboxConfig, SmtpConfig};
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
-use crate::store::{Contact, Store, StoreError, Thread};
+use crate::store::{Contact, Location, Store, StoreError, Thread};
 
 pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
 pub use compose::{ComposeError, Notice};
@@ -38,8 +37,11 @@ pub use send::{SendResult, SmtpSender};
 
 /// How often the sender looks for copies queued by other processes (`casegate notify`).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Copies taken from the store per round; the loop goes on at once while rounds are full.
+/// Copies tried per round; the loop goes on at once while rounds are full.
 const BATCH: usize = 50;
+/// Copies claimed at once: what another instance waits for (the claim's time) if this one
+/// dies holding them.
+const CLAIM: usize = 5;
 
 /// Why an outbox operation failed. Held copies are not errors: they are results.
 #[derive(Debug, thiserror::Error)]
@@ -351,17 +353,67 @@ impl Round {
     }
 }
 
-/// One delivery round: tries every copy due now (up to a batch), one SMTP transaction each,
-/// and records each attempt before the next. Stops early when `shutdown` turns true, after
-/// the copy in hand.
+/// Who claims outbox copies before sending them, and for how long (see
+/// [`Store::claim_due_copies`]).
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    /// This instance's name (`Settings::instance_name`): a restarted instance takes its own
+    /// expired-or-not claims back at once.
+    pub owner: String,
+    /// Longer than any one SMTP attempt can take, so a live sender's claim never expires.
+    pub ttl: Duration,
+}
+
+impl Claimant {
+    pub fn from_settings(settings: &crate::config::Settings) -> Claimant {
+        Claimant {
+            owner: settings.instance_name(),
+            ttl: Duration::from_secs(settings.config.outbox.claim_secs),
+        }
+    }
+}
+
+impl Default for Claimant {
+    fn default() -> Self {
+        Claimant {
+            owner: "casegate".into(),
+            ttl: Duration::from_secs(crate::config::OutboxConfig::default().claim_secs),
+        }
+    }
+}
+
+/// One delivery round with the default [`Claimant`] (one instance).
 pub async fn deliver_due(
     store: &mut Store,
     sender: &SmtpSender,
     config: &OutboxConfig,
     shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
 ) -> Result<Round, OutboxError> {
+    deliver_due_as(store, sender, config, &Claimant::default(), shutdown).await
+}
+
+/// One delivery round: claims the copies due now (a few at a time, up to a batch), sends each
+/// in one SMTP transaction, and records each attempt (ending its claim) before the next.
+/// Stops early when `shutdown` turns true, after the copy in hand; copies it claimed and did
+/// not try are claimed again after the claim expires (at once by the same instance).
+pub async fn deliver_due_as(
+    store: &mut Store,
+    sender: &SmtpSender,
+    config: &OutboxConfig,
+    claimant: &Claimant,
+    shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> Result<Round, OutboxError> {
     let mut round = Round::default();
-    for copy in store.due_copies(Utc::now(), BATCH)? {
+    let mut claimed = Vec::new();
+    while round.attempted() < BATCH {
+        if claimed.is_empty() {
+            claimed = store.claim_due_copies(&claimant.owner, Utc::now(), claimant.ttl, CLAIM)?;
+            if claimed.is_empty() {
+                break;
+            }
+            claimed.reverse();
+        }
+        let Some(copy) = claimed.pop() else { break };
         if shutdown.is_some_and(|s| *s.borrow()) {
             break;
         }
@@ -423,20 +475,36 @@ pub async fn deliver_due(
 /// runtime (`tokio::spawn(run_sender(...))`). Store errors are logged and retried, so a
 /// briefly locked database does not stop delivery; bad `[smtp]` settings fail at once.
 pub async fn run_sender(
-    store_path: PathBuf,
+    location: Location,
+    claimant: Claimant,
     smtp: SmtpConfig,
     config: OutboxConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), OutboxError> {
     let sender = SmtpSender::new(&smtp)?;
-    let mut store = Store::open(&store_path)?;
+    let mut opened: Option<Store> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let wait = match deliver_due(&mut store, &sender, &config, Some(&shutdown)).await {
+        // (Re)open the store: a database that is unreachable now is tried again next round.
+        let store = match &mut opened {
+            Some(s) => s,
+            None => match Store::open_at(&location) {
+                Ok(s) => opened.insert(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: cannot open the store; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        let wait = match deliver_due_as(store, &sender, &config, &claimant, Some(&shutdown)).await {
             Ok(round) if round.attempted() >= BATCH => Duration::ZERO,
-            Ok(_) => until_next_due(&store),
+            Ok(_) => until_next_due(store),
             Err(e) => {
                 tracing::error!(error = %e, "outbox: delivery round failed; retrying");
                 POLL_INTERVAL

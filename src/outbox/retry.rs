@@ -67,6 +67,7 @@ mod tests {
             retry_base_secs: 30,
             retry_max_secs: 600,
             stub_when_no_key: false,
+            ..OutboxConfig::default()
         }
     }
 

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::sql::{Db, Param, Row, TxGuard, args};
+use super::sql::{Backend, Db, Param, Row, TxGuard, args};
 use super::{AUTOCHECKPOINT_PAGES, Store, StoreError, parse_time, record_sent_tx, time_text};
 
 pub(super) const MIGRATION: &str = "
@@ -146,7 +146,7 @@ pub struct HeldCopy {
     pub notice: StoredNotice,
 }
 
-/// A copy the sender should try now.
+/// A copy the sender should try now (and, from [`Store::claim_due_copies`], holds a claim on).
 #[derive(Debug, Clone)]
 pub struct DueCopy {
     pub id: i64,
@@ -433,6 +433,56 @@ impl Store {
         )
     }
 
+    /// Claims up to `limit` copies due at `now` for `owner` until `now + ttl`, and returns them:
+    /// only the claimant sends a claimed copy, so instances sharing the store never send one
+    /// twice. A claim ends with [`Store::record_attempt`]; one whose holder died expires and
+    /// the copy is claimed again (by anyone; at once by an owner of the same name, i.e. the
+    /// same instance restarted). On PostgreSQL rows another instance is claiming right now
+    /// are skipped (`FOR UPDATE SKIP LOCKED`), not waited for.
+    pub fn claim_due_copies(
+        &mut self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<DueCopy>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ttl = chrono::Duration::from_std(ttl)
+            .map_err(|_| StoreError::Invalid("claim time out of range".into()))?;
+        let skip_locked = match self.db().backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "", // one writer at a time: nothing to skip
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = ?1, claim_until = ?2
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL
+                            AND message_id IS NOT NULL
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                            AND (claim_until IS NULL OR claim_until < ?3 OR claimed_by = ?1)
+                          ORDER BY next_attempt_at, id LIMIT ?4 {skip_locked})
+             RETURNING id, sender, address, message_id, raw, attempts, created_at, next_attempt_at"
+        );
+        // Row locks, not serializable retries, keep two claimants apart: a plain transaction.
+        let tx = self.db_mut().begin()?;
+        let mut rows = tx.db().rows(
+            &sql,
+            args![owner, due_text(now + ttl), due_text(now), limit],
+        )?;
+        tx.commit()?;
+        // RETURNING has no order: oldest due first, as `due_copies`.
+        rows.sort_by(|a, b| {
+            let key = |r: &Row| {
+                (
+                    r.get::<Option<String>>(7).ok().flatten(),
+                    r.get::<i64>(0).ok(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        rows.iter().map(due_copy).collect()
+    }
+
     /// When the next copy falls due (None when nothing waits for SMTP).
     pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.db().one(
@@ -499,7 +549,8 @@ impl Store {
             let n = db.execute(
                 "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
                      attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
-                     sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END
+                     sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END,
+                     claimed_by = NULL, claim_until = NULL
                  WHERE id = ?1 AND status IN ('queued', 'retrying')",
                 args![id, status, reason, next, reply, at],
             )?;
@@ -799,5 +850,101 @@ mod tests {
         drop(s);
         let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
         assert_eq!(s.due_copies(now, 1000).unwrap().len(), 300);
+    }
+
+    fn queue_copies(s: &mut Store, n: usize, now: DateTime<Utc>) -> Vec<i64> {
+        let notice = notice_to_a_case(s);
+        let ids: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("v{i}@x.test"), format!("<{i}@x>")))
+            .collect();
+        let copies: Vec<NewCopy<'_>> = ids
+            .iter()
+            .map(|(addr, mid)| NewCopy::Sealed {
+                kind: CopyKind::Notice,
+                address: addr,
+                org: "V",
+                message_id: mid,
+                raw: b"raw",
+                key_fingerprint: Some("CD"),
+            })
+            .collect();
+        s.enqueue_notice(&notice, &copies, now).unwrap()
+    }
+
+    #[test]
+    fn a_claimed_copy_is_not_claimed_by_another_until_its_claim_expires() {
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let ttl = std::time::Duration::from_secs(60);
+            let ids = queue_copies(&mut s, 3, now);
+            let a = s.claim_due_copies("a", now, ttl, 2).unwrap();
+            assert_eq!(a.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..2]);
+            let b = s.claim_due_copies("b", now, ttl, 10).unwrap();
+            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), ids[2..]);
+            assert!(s.claim_due_copies("c", now, ttl, 10).unwrap().is_empty());
+            // The same owner (restarted) takes its own claims back at once.
+            assert_eq!(s.claim_due_copies("a", now, ttl, 10).unwrap().len(), 2);
+            // Recording an attempt ends the claim: a retry is claimable when it falls due.
+            s.record_attempt(
+                ids[0],
+                now,
+                &AttemptOutcome::Retry {
+                    next_attempt_at: now + chrono::Duration::seconds(5),
+                },
+                "451 later",
+            )
+            .unwrap();
+            s.record_attempt(ids[2], now, &AttemptOutcome::Accepted, "250")
+                .unwrap();
+            let later = now + chrono::Duration::seconds(6);
+            let b = s.claim_due_copies("b", later, ttl, 10).unwrap();
+            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[0]]);
+            // a's claim on ids[1] expires: then b gets it.
+            let expired = now + chrono::Duration::seconds(61);
+            let b = s.claim_due_copies("b", expired, ttl, 10).unwrap();
+            // Oldest due first: ids[1] was due at `now`, the retry of ids[0] 5 s later.
+            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[1], ids[0]]);
+        });
+    }
+
+    /// Several senders claiming at once never get the same copy.
+    #[test]
+    fn concurrent_claimants_get_disjoint_copies() {
+        crate::store::testing::for_each_shared_backend(|open| {
+            let now = Utc::now();
+            let mut s = open();
+            let ids = queue_copies(&mut s, 60, now);
+            let got = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for w in 0..3 {
+                    let got = &got;
+                    scope.spawn(move || {
+                        let mut s = open();
+                        let owner = format!("w{w}");
+                        loop {
+                            let c = s
+                                .claim_due_copies(
+                                    &owner,
+                                    now,
+                                    std::time::Duration::from_secs(60),
+                                    4,
+                                )
+                                .unwrap();
+                            if c.is_empty() {
+                                break;
+                            }
+                            for copy in &c {
+                                s.record_attempt(copy.id, now, &AttemptOutcome::Accepted, "250")
+                                    .unwrap();
+                            }
+                            got.lock().unwrap().extend(c.iter().map(|c| c.id));
+                        }
+                    });
+                }
+            });
+            let mut got = got.into_inner().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, ids);
+        });
     }
 }

@@ -109,8 +109,9 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
-/// Several instances on one database: who watches which mailbox ([`super::lease`]); and the
-/// order keys were bound to a contact kept in a column (PostgreSQL has no `rowid`).
+/// Several instances on one database: who watches which mailbox ([`super::lease`]), which
+/// instance is sending an outbox copy (a claim with an expiry), and the order keys were bound
+/// to a contact kept in a column (PostgreSQL has no `rowid`).
 pub(super) const INSTANCES: &str = "
 CREATE TABLE mailbox_leases (
     account    TEXT NOT NULL,
@@ -119,6 +120,8 @@ CREATE TABLE mailbox_leases (
     expires_at TEXT NOT NULL,
     PRIMARY KEY (account, mailbox)
 );
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claim_until TEXT;
 ALTER TABLE contact_keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 UPDATE contact_keys SET seq = rowid; -- sqlite-only
 ";

@@ -23,6 +23,7 @@ pub fn config() -> OutboxConfig {
         retry_base_secs: 1,
         retry_max_secs: 1,
         stub_when_no_key: false,
+        ..OutboxConfig::default()
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod imap_sink;
+pub mod postgres;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -88,10 +88,16 @@ impl PgServer {
 
     /// Runs SQL as the superuser in database `casegate`; returns psql's unaligned output.
     pub fn sql(&self, sql: &str) -> String {
+        self.sql_in("casegate", sql)
+    }
+
+    /// Runs SQL as the superuser in `database`; returns psql's unaligned output.
+    pub fn sql_in(&self, database: &str, sql: &str) -> String {
         let out = Command::new(script())
             .args(["sql"])
             .arg(&self.dir)
             .arg(sql)
+            .arg(database)
             .stdin(Stdio::null())
             .output()
             .expect("run tests/support/postgres sql");
