@@ -138,6 +138,11 @@ pub fn serve(settings: Settings) -> Result<(), DaemonError> {
 }
 
 async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
+    // Signals first: a SIGTERM that arrives while we start up (store, keyring, owed
+    // acknowledgments) is kept and answered with a clean stop, never the default death.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     // First run on embedded defaults: create the store and the coordinator key.
     let init = app::init(&settings)?;
     let mut opened = app::open_pipeline(&settings)?;
@@ -215,11 +220,9 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         }
     }
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(DaemonError::Signal)?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: finishing the message in hand"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing the message in hand"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: finishing the message in hand"),
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}

@@ -12,6 +12,7 @@ pub mod imap;
 pub mod keyring;
 pub mod message;
 pub mod open;
+pub mod ops;
 pub mod outbox;
 pub mod pipeline;
 pub mod route;

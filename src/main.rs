@@ -1,21 +1,19 @@
 //! The `casegate` command line (shared/interface.md is its contract): parses arguments, calls
-//! the library, prints, and maps errors to exit codes — 0 success, 1 the command ran but
-//! something failed (stderr says what and what to do), 2 usage error. Never a panic trace.
+//! one function of the library's operations (`casegate::ops`) per command, prints the result,
+//! and maps errors to exit codes — 0 success, 1 the command ran but something failed (stderr
+//! says what and what to do), 2 usage error. Never a panic trace. It never touches the store:
+//! every read and change goes through `ops`, as HTTP's do.
 
+use std::borrow::Cow;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
-use chrono::Utc;
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use serde_json::json;
 
-use casegate::app;
 use casegate::config::Settings;
-use casegate::keyring;
-use casegate::outbox;
-use casegate::store::{Store, StoredCert, time_text};
+use casegate::ops::{self, Actor, Context};
 use casegate::tracking::{Kind, TrackingNumber};
 
 #[derive(Parser)]
@@ -67,7 +65,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A thread with its participants and messages.
+    /// A thread with its participants and messages (each with the short id `read` takes).
     Show {
         number: TrackingNumber,
         #[arg(long)]
@@ -89,7 +87,20 @@ enum Command {
         /// Planned publication (YYYY-MM-DD or RFC 3339); `none` clears it (default: 45 days after first notice).
         #[arg(long, value_name = "DATE")]
         publication_date: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
+    /// Read a message: headers, verdicts, its text (decrypted now, never stored decrypted;
+    /// HTML shown as text) and its numbered attachments.
+    Read {
+        /// A Message-ID, or the short id `show`, `triage list` and `quarantine list` print.
+        message: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attachments of a message.
+    #[command(subcommand)]
+    Attachment(AttachmentCmd),
     /// Participants of threads.
     #[command(subcommand)]
     Participant(ParticipantCmd),
@@ -141,6 +152,18 @@ enum Command {
     /// Messages kept raw because they could not be parsed or opened.
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
+    /// Who changed what, and when (all, or one thread's).
+    Audit {
+        number: Option<TrackingNumber>,
+        /// Only the newest N records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Analysts' API tokens (for the HTTP API).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The store itself: copy it between SQLite and PostgreSQL.
     #[command(subcommand)]
     Store(StoreCmd),
@@ -153,6 +176,25 @@ enum Command {
 struct JsonFlag {
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum AttachmentCmd {
+    /// Write attachment N of a message (numbered as `read` lists them) to FILE. The file name
+    /// in the mail is never used.
+    Save {
+        /// A Message-ID or short id.
+        message: String,
+        /// The attachment's number in `casegate read MESSAGE`.
+        n: usize,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,19 +269,59 @@ enum TriageCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Post a triaged message (by Message-ID) into a thread.
+    /// Post a triaged message (by Message-ID or short id) into a thread.
     Assign {
         message_id: String,
         number: TrackingNumber,
         /// Who decided (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum QuarantineCmd {
     List(JsonFlag),
+    /// A quarantined message: why it is kept, its raw text, and what can be read of it now.
+    Show {
+        /// Its short id (from `quarantine list`) or Message-ID.
+        id: String,
+        /// Write the stored raw bytes, exactly as received, to stdout instead.
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a quarantined message through the pipeline again (after a key import or a fix).
+    /// Exit code 1 when it is still quarantined.
+    Retry {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make an API token for analyst NAME; it is printed once, only its hash is kept.
+    Add {
+        name: String,
+        /// The token may read but not change anything.
+        #[arg(long)]
+        read_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every token: name, read-only, created, last used (never the token).
+    List(JsonFlag),
+    /// Revoke analyst NAME's token.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -341,30 +423,94 @@ fn init_logging(level: Option<&str>, default_level: &str) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+    let actor = Actor::cli();
+    let me = &actor;
+    // Setup, the daemon and the checks come before (or without) an open store.
     match cli.command {
-        Command::Init(f) => cmd_init(&settings, f.json),
-        Command::Serve => cmd_serve(&settings),
+        Command::Init(f) => cmd_init(&settings, me, f.json),
+        Command::Serve => {
+            casegate::daemon::serve(settings)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check(f) => cmd_check(&settings, f.json),
-        Command::Status(f) => cmd_status(&settings, f.json),
+        Command::Store(StoreCmd::Copy { from, to, json }) => {
+            cmd_store_copy(&settings, from.as_deref(), to.as_deref(), json)
+        }
+        command => {
+            let mut cx = Context::open(settings)?;
+            run_with(&mut cx, me, command)
+        }
+    }
+}
+
+fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init(_) | Command::Serve | Command::Check(_) | Command::Store(_) => {
+            Ok(ExitCode::from(2))
+        }
+        Command::Status(f) => cmd_status(cx, me, f.json),
         Command::Open {
             kind,
             title,
             number,
             json,
-        } => cmd_open(&settings, kind, &title, number.as_ref(), json),
-        Command::Promote { report, to, json } => cmd_promote(&settings, &report, to.as_ref(), json),
-        Command::Show { number, json } => cmd_show(&settings, &number, json),
+        } => {
+            let t = ops::threads::open(cx, me, kind, &title, number.as_ref())?;
+            if json {
+                print_json(&t)?;
+            } else {
+                println!("{}", t.number);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { report, to, json } => {
+            let case = ops::threads::promote(cx, me, &report, to.as_ref())?;
+            if json {
+                print_json(&case)?;
+            } else {
+                println!("{}", case.number);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { number, json } => cmd_show(cx, me, &number, json),
         Command::Set {
             number,
             require_signed_statements,
             publication_date,
-        } => cmd_set(
-            &settings,
-            &number,
-            require_signed_statements,
-            publication_date.as_deref(),
-        ),
-        Command::List { kind, json } => cmd_list(&settings, kind, json),
+            json,
+        } => {
+            let p = ops::threads::set(
+                cx,
+                me,
+                &number,
+                &ops::threads::PolicyChange {
+                    require_signed_statements,
+                    publication_date,
+                },
+            )?;
+            if json {
+                print_json(&p)?;
+            } else {
+                println!(
+                    "{}: require signed statements {}, publication {}",
+                    p.number,
+                    p.require_signed_statements,
+                    p.publication_date
+                        .as_deref()
+                        .unwrap_or("default (45 days after first notice)")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { kind, json } => cmd_list(cx, me, kind, json),
+        Command::Read { message, json } => cmd_read(cx, me, &message, json),
+        Command::Attachment(AttachmentCmd::Save {
+            message,
+            n,
+            out,
+            force,
+            json,
+        }) => cmd_attachment_save(cx, me, &message, n, &out, force, json),
         Command::Participant(ParticipantCmd::Add {
             number,
             org,
@@ -372,24 +518,97 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             role,
             json,
-        }) => cmd_participant_add(
-            &settings,
-            &number,
-            &org,
-            &email,
-            key.as_deref(),
-            &role,
-            json,
-        ),
+        }) => {
+            let key_bytes = key
+                .as_deref()
+                .map(|f| read_file(f, "certificate"))
+                .transpose()?;
+            let key_from = key.as_deref().map(|k| k.display().to_string());
+            let c = ops::participants::add(
+                cx,
+                me,
+                &number,
+                &ops::participants::NewContact {
+                    org: &org,
+                    email: &email,
+                    role: &role,
+                    key: key_bytes
+                        .as_deref()
+                        .zip(key_from.as_deref())
+                        .map(|(bytes, from)| ops::participants::KeyData { bytes, from }),
+                },
+            )?;
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            for r in &c.released {
+                eprintln!("released held copy: {r}");
+            }
+            if json {
+                print_json(&c)?;
+            } else {
+                println!(
+                    "{}: {} ({}) {}{}",
+                    c.thread,
+                    c.org,
+                    c.role,
+                    c.email,
+                    c.key_bound
+                        .as_deref()
+                        .map(|f| format!(" key {f}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Participant(ParticipantCmd::List { number, json }) => {
-            cmd_participant_list(&settings, &number, json)
+            for c in ops::participants::list(cx, me, &number)? {
+                if json {
+                    print_json(&c)?;
+                } else {
+                    println!(
+                        "{:<20} {:<9} {} {}",
+                        c.org,
+                        c.role,
+                        c.address,
+                        c.key_fingerprints.join(",")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Key(KeyCmd::Import { file, json }) => cmd_key_import(&settings, &file, json),
-        Command::Key(KeyCmd::List(f)) => cmd_key_list(&settings, f.json),
+        Command::Key(KeyCmd::Import { file, json }) => {
+            let bytes = read_file(&file, "certificate")?;
+            let from = file.display().to_string();
+            let done = ops::participants::import_keys(
+                cx,
+                me,
+                ops::participants::KeyData {
+                    bytes: &bytes,
+                    from: &from,
+                },
+            )?;
+            for s in &done.certs {
+                if json {
+                    print_json(s)?;
+                } else {
+                    println!("{} {}", s.fingerprint, s.user_ids.join(", "));
+                }
+            }
+            for r in &done.released {
+                eprintln!("released held copy: {r}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCmd::List(f)) => cmd_key_list(cx, me, f.json),
         Command::Key(KeyCmd::Export { fingerprint }) => {
-            cmd_key_export(&settings, fingerprint.as_deref())
+            print!(
+                "{}",
+                ops::participants::export_key(cx, me, fingerprint.as_deref())?
+            );
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { json, paths } => cmd_ingest(&settings, &paths, json, false),
+        Command::Ingest { json, paths } => cmd_ingest(cx, me, &paths, json, false),
         Command::Route {
             dry_run,
             json,
@@ -401,7 +620,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(2));
             }
-            cmd_ingest(&settings, &paths, json, true)
+            cmd_ingest(cx, me, &paths, json, true)
         }
         Command::Notify {
             number,
@@ -410,38 +629,255 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             in_reply_to,
             json,
-        } => cmd_notify(
-            &settings,
-            &number,
-            &body,
-            subject.as_deref(),
-            &to,
-            in_reply_to.as_deref(),
-            json,
-        ),
+        } => {
+            let text = std::fs::read_to_string(&body).with_context(|| {
+                format!(
+                    "cannot read the notice body {}; it must be a UTF-8 text file",
+                    body.display()
+                )
+            })?;
+            let done = ops::notices::notify(
+                cx,
+                me,
+                &number,
+                &ops::notices::NoticeRequest {
+                    body: text,
+                    subject,
+                    to,
+                    in_reply_to,
+                },
+            )?;
+            for c in &done.copies {
+                if json {
+                    print_json(c)?;
+                } else {
+                    println!("{c}");
+                }
+            }
+            for n in &done.notes {
+                eprintln!("note: {n}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox(OutboxCmd::List {
             number,
             status,
             attempts,
             json,
-        }) => cmd_outbox_list(&settings, number.as_ref(), status, attempts, json),
-        Command::Outbox(OutboxCmd::Release { number, json }) => {
-            cmd_outbox_release(&settings, number.as_ref(), json)
+        }) => {
+            for e in ops::notices::outbox(cx, me, number.as_ref(), status.as_deref(), attempts)? {
+                if json {
+                    print_json(&e)?;
+                } else {
+                    println!("{}", e.copy);
+                    for a in e.attempt_log.iter().flatten() {
+                        println!("    {} {} {}", a.at, a.outcome, a.reply);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Triage(TriageCmd::List { all, json }) => cmd_triage_list(&settings, all, json),
+        Command::Outbox(OutboxCmd::Release { number, json }) => {
+            for c in ops::notices::release(cx, me, number.as_ref())? {
+                if json {
+                    print_json(&c)?;
+                } else {
+                    println!("{c}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Triage(TriageCmd::List { all, json }) => {
+            for m in ops::triage::list(cx, me, all)? {
+                if json {
+                    print_json(&m)?;
+                } else {
+                    println!(
+                        "{} {} {}  {}  {}\n    why: {}{}",
+                        m.short_id,
+                        m.received_at,
+                        terminal(m.message_id.as_deref().unwrap_or("(no Message-ID)")),
+                        terminal(m.sender.as_deref().unwrap_or("-")),
+                        terminal(m.subject.as_deref().unwrap_or("(no subject)")),
+                        terminal(m.triage_reason.as_deref().unwrap_or(&m.reason)),
+                        m.assigned_by
+                            .as_deref()
+                            .map(|b| format!(
+                                "  (assigned by {} to {})",
+                                terminal(b),
+                                m.thread.as_ref().map(|t| t.as_str()).unwrap_or("-")
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Triage(TriageCmd::Assign {
             message_id,
             number,
             by,
-        }) => cmd_triage_assign(&settings, &message_id, &number, by),
-        Command::Quarantine(QuarantineCmd::List(f)) => cmd_quarantine_list(&settings, f.json),
-        Command::Store(StoreCmd::Copy { from, to, json }) => {
-            cmd_store_copy(&settings, from.as_deref(), to.as_deref(), json)
+            json,
+        }) => {
+            let a = ops::triage::assign(cx, me, &message_id, &number, by.as_deref())?;
+            if json {
+                print_json(&a)?;
+            } else {
+                println!(
+                    "{} → {} (assigned by {})",
+                    terminal(a.message_id.as_deref().unwrap_or(&a.short_id)),
+                    a.thread,
+                    terminal(&a.assigned_by)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine(QuarantineCmd::List(f)) => {
+            for m in ops::quarantine::list(cx, me)? {
+                if f.json {
+                    print_json(&m)?;
+                } else {
+                    println!(
+                        "{} {} {}  why: {}",
+                        m.received_at,
+                        m.short_id,
+                        terminal(&m.source),
+                        terminal(&m.reason)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine(QuarantineCmd::Show { id, raw, json }) => {
+            if raw {
+                let record = ops::quarantine::show(cx, me, &id)?;
+                let bytes = ops::messages::raw(cx, me, &record.message.short_id)?;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes)?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let v = ops::quarantine::show(cx, me, &id)?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print_message(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine(QuarantineCmd::Retry { id, json }) => {
+            let r = ops::quarantine::retry(cx, me, &id)?;
+            if json {
+                print_json(&r)?;
+            } else if r.released {
+                println!(
+                    "{}: {} {} ({})",
+                    r.short_id,
+                    r.outcome.outcome,
+                    r.outcome
+                        .thread
+                        .as_ref()
+                        .map(TrackingNumber::as_str)
+                        .unwrap_or("-"),
+                    terminal(&r.outcome.reason)
+                );
+            }
+            if let Some(a) = &r.outcome.acknowledgment {
+                eprintln!("acknowledgment: {a}");
+            }
+            if r.released {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "error: {} is still in quarantine: {}; fix that (import the key, restore the coordinator key, change the setting) and retry",
+                    r.short_id,
+                    terminal(&r.outcome.reason)
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Audit {
+            number,
+            limit,
+            json,
+        } => {
+            for e in ops::audit::list(cx, me, number.as_ref(), limit)? {
+                if json {
+                    print_json(&e)?;
+                } else {
+                    println!(
+                        "{} {} {}{}{}: {}",
+                        e.at,
+                        terminal(&e.actor),
+                        e.action,
+                        e.thread
+                            .as_deref()
+                            .map(|t| format!(" {t}"))
+                            .unwrap_or_default(),
+                        e.message_id
+                            .as_deref()
+                            .or(e.message_sha256.as_deref().map(|s| &s[..12.min(s.len())]))
+                            .map(|m| format!(" {}", terminal(m)))
+                            .unwrap_or_default(),
+                        terminal(&e.detail)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCmd::Add {
+            name,
+            read_only,
+            json,
+        }) => {
+            let t = ops::tokens::add(cx, me, &name, read_only)?;
+            if json {
+                print_json(&t)?;
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "API token for {} ({}); it is shown only now — casegate keeps only its hash",
+                    t.name,
+                    if t.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCmd::List(f)) => {
+            for t in ops::tokens::list(cx, me)? {
+                if f.json {
+                    print_json(&t)?;
+                } else {
+                    println!(
+                        "{:<24} {:<10} created {}  last used {}",
+                        t.name,
+                        if t.read_only {
+                            "read-only"
+                        } else {
+                            "read-write"
+                        },
+                        t.created_at,
+                        t.last_used_at.as_deref().unwrap_or("never")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCmd::Revoke { name, json }) => {
+            let r = ops::tokens::revoke(cx, me, &name)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!("revoked the token of {}", r.name);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Debug(DebugCmd::RecordSent { message_id, thread }) => {
-            let mut store = app::open_store(&settings)?;
-            let t = existing_thread(&store, &thread)?;
-            store.record_sent(&message_id, t.id)?;
+            ops::threads::record_sent(cx, me, &message_id, &thread)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -454,37 +890,44 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn existing_thread(store: &Store, n: &TrackingNumber) -> anyhow::Result<casegate::store::Thread> {
-    store.thread(n)?.ok_or_else(|| {
-        anyhow!(
-            "no thread {n}; see `casegate list`, or create it with `casegate open {} --title ...`",
-            n.kind()
+/// Text from mail (sender-controlled) made safe for a terminal: control characters other
+/// than newline and tab are shown escaped, so no escape sequence reaches the terminal.
+fn terminal(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let s = s.replace("\r\n", "\n");
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+fn read_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read the {what} file {}; check the path",
+            path.display()
         )
     })
 }
 
-/// The thread `n` names, or the case a promoted report became.
-fn resolved_thread(store: &Store, n: &TrackingNumber) -> anyhow::Result<casegate::store::Thread> {
-    store
-        .resolve_thread(n)?
-        .ok_or_else(|| anyhow!("no thread {n}; see `casegate list`"))
-}
-
-/// `resolved_thread`'s id, when a number is given.
-fn resolved_thread_id(store: &Store, n: Option<&TrackingNumber>) -> anyhow::Result<Option<i64>> {
-    n.map(|n| resolved_thread(store, n).map(|t| t.id))
-        .transpose()
-}
-
-fn cmd_init(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let done = app::init(settings)?;
+fn cmd_init(settings: &Settings, me: &Actor, json: bool) -> anyhow::Result<ExitCode> {
+    let done = ops::setup::init(settings, me)?;
     if json {
         print_json(&done)?;
     } else {
         println!("{}", done.fingerprint);
         eprintln!(
-            "casegate: data in {} ({}), coordinator key {}",
-            done.data_dir,
+            "coordinator key: {} ({})",
             if done.created_key {
                 "key created"
             } else {
@@ -493,11 +936,6 @@ fn cmd_init(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             done.key_file
         );
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_serve(settings: &Settings) -> anyhow::Result<ExitCode> {
-    casegate::daemon::serve(settings.clone())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -529,28 +967,34 @@ fn cmd_check(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let midnight = Utc::now()
-        .date_naive()
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
-    let triage = store.triage(false)?.len();
-    let quarantined = store.quarantined()?.len();
+fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> {
+    let s = ops::setup::status(cx, me)?;
     if json {
-        for m in store.mailbox_summaries(midnight)? {
-            let mut v = serde_json::to_value(&m)?;
-            v["kind"] = json!("mailbox");
-            print_json(&v)?;
+        #[derive(serde::Serialize)]
+        struct Mailbox<'a> {
+            kind: &'static str,
+            #[serde(flatten)]
+            summary: &'a ops::setup::MailboxSummary,
         }
-        for l in store.mailbox_leases()? {
-            let mut v = serde_json::to_value(&l)?;
-            v["kind"] = json!("lease");
-            print_json(&v)?;
+        #[derive(serde::Serialize)]
+        struct Queues {
+            kind: &'static str,
+            triage: usize,
+            quarantine: usize,
         }
-        print_json(&json!({"kind": "queues", "triage": triage, "quarantine": quarantined}))?;
+        for m in &s.mailboxes {
+            print_json(&Mailbox {
+                kind: "mailbox",
+                summary: m,
+            })?;
+        }
+        print_json(&Queues {
+            kind: "queues",
+            triage: s.triage,
+            quarantine: s.quarantine,
+        })?;
     } else {
-        for m in store.mailbox_summaries(midnight)? {
+        for m in &s.mailboxes {
             println!(
                 "imap {}/{}: last UID {} (UIDVALIDITY {}), today {} stored, {} quarantined, checkpoint {}",
                 m.account,
@@ -562,13 +1006,10 @@ fn cmd_status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 m.updated_at
             );
         }
-        for l in store.mailbox_leases()? {
-            println!(
-                "lease {}/{}: watched by {} until {}",
-                l.account, l.mailbox, l.owner, l.expires_at
-            );
-        }
-        println!("triage: {triage} waiting; quarantine: {quarantined} kept");
+        println!(
+            "triage: {} waiting; quarantine: {} kept",
+            s.triage, s.quarantine
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -580,31 +1021,34 @@ fn cmd_store_copy(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     if from.is_none() && to.is_none() {
-        bail!(
+        anyhow::bail!(
             "say where to copy: `casegate store copy --to postgres://USER@HOST/DB` (from the configured store) or `--from FILE.sqlite` (into it)"
         );
     }
     let location = |arg: Option<&str>| match arg {
-        Some(a) => app::location_from_arg(settings, a),
-        None => app::store_location(settings),
+        Some(a) => casegate::app::location_from_arg(settings, a),
+        None => casegate::app::store_location(settings),
     };
     let (source, target) = (location(from)?, location(to)?);
     if source.to_string() == target.to_string() {
-        bail!("--from and --to are the same store ({source})");
+        anyhow::bail!("--from and --to are the same store ({source})");
     }
     if let casegate::store::Location::Sqlite(p) = &source
         && !p.exists()
     {
-        bail!("the source {} does not exist", p.display());
+        anyhow::bail!("the source {} does not exist", p.display());
     }
-    let mut from_store = app::open_store_at(&source)?;
-    let mut to_store = app::open_store_at(&target)?;
+    let mut from_store = casegate::app::open_store_at(&source)?;
+    let mut to_store = casegate::app::open_store_at(&target)?;
     let report = casegate::store::copy_store(&mut from_store, &mut to_store)
         .with_context(|| format!("copying {source} to {target}"))?;
     if json {
-        print_json(
-            &json!({"from": source.to_string(), "to": target.to_string(), "schema_version": report.schema_version, "tables": report.tables}),
-        )?;
+        print_json(&serde_json::json!({
+            "from": source.to_string(),
+            "to": target.to_string(),
+            "schema_version": report.schema_version,
+            "tables": report.tables,
+        }))?;
     } else {
         for t in &report.tables {
             println!("{:<18} {:>9} rows  sha256 {}", t.table, t.rows, t.sha256);
@@ -617,71 +1061,23 @@ fn cmd_store_copy(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_open(
-    settings: &Settings,
-    kind: Kind,
-    title: &str,
-    number: Option<&TrackingNumber>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let t = store.create_thread(kind, number, title, Utc::now())?;
+fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow::Result<ExitCode> {
+    let v = ops::threads::show(cx, me, n)?;
     if json {
-        print_json(&json!({"number": t.number, "kind": t.kind, "title": t.title}))?;
-    } else {
-        println!("{}", t.number);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_promote(
-    settings: &Settings,
-    report: &TrackingNumber,
-    to: Option<&TrackingNumber>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let case = store.promote(report, to, Utc::now())?;
-    if json {
-        print_json(
-            &json!({"number": case.number, "kind": case.kind, "title": case.title, "promoted_from": report}),
-        )?;
-    } else {
-        println!("{}", case.number);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let own = existing_thread(&store, n)?;
-    // A promoted report is shown as the case it became.
-    let t = store.resolve_thread(n)?.unwrap_or(own);
-    let contacts = store.contacts(t.id)?;
-    let messages = store.thread_messages(t.id)?;
-    let outbound = outbox::list(
-        &store,
-        &casegate::store::outbox::OutboxFilter {
-            thread_id: Some(t.id),
-            status: None,
-        },
-    )?;
-    if json {
-        print_json(&json!({
-            "number": t.number, "kind": t.kind, "title": t.title, "status": t.status,
-            "created_at": t.created_at, "promoted_to": t.promoted_to,
-            "require_signed_statements": t.require_signed_statements,
-            "participants": contacts, "messages": messages, "outbox": outbound,
-        }))?;
+        print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} [{}] {}", t.number, t.kind, t.title);
+    let t = &v.thread;
+    println!("{} [{}] {}", t.number, t.kind, terminal(&t.title));
     println!("  status {}, created {}", t.status, t.created_at);
-    if n != &t.number {
-        println!("  (you asked for {n}, which was promoted to {})", t.number);
+    if let Some(asked) = &v.asked_for {
+        println!(
+            "  (you asked for {asked}, which was promoted to {})",
+            t.number
+        );
     }
     println!("participants:");
-    for c in &contacts {
+    for c in &v.participants {
         let keys = if c.key_fingerprints.is_empty() {
             "no key".to_string()
         } else {
@@ -689,14 +1085,15 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
         };
         println!("  {:<20} {:<9} {}  ({keys})", c.org, c.role, c.address);
     }
-    println!("messages:");
-    for m in &messages {
+    println!("messages (read one with `casegate read ID`):");
+    for m in &v.messages {
         println!(
-            "  {} {:<3} {}  {}",
+            "  {} {} {:<3} {}  {}",
+            m.short_id,
             m.received_at,
             m.direction,
-            m.sender.as_deref().unwrap_or("-"),
-            m.subject.as_deref().unwrap_or("(no subject)")
+            terminal(m.sender.as_deref().unwrap_or("-")),
+            terminal(m.subject.as_deref().unwrap_or("(no subject)"))
         );
         println!(
             "      encrypted: {}  signature: {}{}  routed: {}",
@@ -706,63 +1103,25 @@ fn cmd_show(settings: &Settings, n: &TrackingNumber, json: bool) -> anyhow::Resu
                 .as_deref()
                 .map(|s| format!(" by {s}"))
                 .unwrap_or_default(),
-            m.reason
+            terminal(&m.reason)
         );
         if let Some(r) = &m.signature_reason
             && m.signature != "none"
         {
-            println!("      signature: {r}");
+            println!("      signature: {}", terminal(r));
         }
     }
-    if !outbound.is_empty() {
+    if !v.outbox.is_empty() {
         println!("outbound (one copy per recipient):");
-        for row in &outbound {
+        for row in &v.outbox {
             println!("  {row}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_set(
-    settings: &Settings,
-    n: &TrackingNumber,
-    require_signed: Option<bool>,
-    publication: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let t = resolved_thread(&store, n)?;
-    if let Some(on) = require_signed {
-        store.set_require_signed_statements(t.id, on)?;
-    }
-    if let Some(p) = publication {
-        let value = if p == "none" {
-            None
-        } else if let Ok(d) = chrono::NaiveDate::parse_from_str(p, "%Y-%m-%d") {
-            Some(time_text(d.and_time(chrono::NaiveTime::MIN).and_utc()))
-        } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(p) {
-            Some(time_text(t.with_timezone(&Utc)))
-        } else {
-            bail!(
-                "--publication-date {p:?} is not a date; write YYYY-MM-DD, an RFC 3339 time, or none"
-            );
-        };
-        store.set_publication_date(t.id, value.as_deref())?;
-    }
-    let t = store.thread_by_id(t.id)?;
-    println!(
-        "{}: require signed statements {}, publication {}",
-        t.number,
-        t.require_signed_statements,
-        t.publication_date
-            .as_deref()
-            .unwrap_or("default (45 days after first notice)")
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_list(settings: &Settings, kind: Option<Kind>, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    for s in store.list_threads(kind)? {
+fn cmd_list(cx: &Context, me: &Actor, kind: Option<Kind>, json: bool) -> anyhow::Result<ExitCode> {
+    for s in ops::threads::list(cx, me, kind)? {
         if json {
             print_json(&s)?;
         } else {
@@ -782,157 +1141,19 @@ fn cmd_list(settings: &Settings, kind: Option<Kind>, json: bool) -> anyhow::Resu
                 s.thread.kind.as_str(),
                 s.thread.status,
                 s.messages,
-                s.thread.title
+                terminal(&s.thread.title)
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Imports certificates from a file into the store; returns their summaries.
-fn import_keys(
-    store: &mut Store,
-    file: &std::path::Path,
-) -> anyhow::Result<Vec<keyring::CertSummary>> {
-    let bytes = std::fs::read(file)
-        .with_context(|| format!("cannot read {}; check the path", file.display()))?;
-    // Self-signatures checked here need not be checked again by later commands.
-    let before = casegate::signature_cache::snapshot();
-    let certs = keyring::parse_certs(&bytes)
-        .with_context(|| format!("{} holds no usable OpenPGP certificate", file.display()))?;
-    let mut out = Vec::new();
-    for cert in certs {
-        let summary = keyring::summarize(&cert);
-        store.put_cert(&StoredCert {
-            fingerprint: summary.fingerprint.clone(),
-            public_cert: keyring::public_bytes(&cert),
-            user_ids: summary.user_ids.clone(),
-            imported_at: time_text(Utc::now()),
-        })?;
-        out.push(summary);
-    }
-    casegate::signature_cache::save_since(store, &before)?;
-    Ok(out)
-}
-
-/// Copies held for want of a key go out as soon as a usable key is there.
-fn release_after_key_import(store: &mut Store) -> anyhow::Result<()> {
-    for c in outbox::release_held(store, None)? {
-        if c.status != "held" {
-            eprintln!("released held copy: {c}");
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn cmd_participant_add(
-    settings: &Settings,
-    n: &TrackingNumber,
-    org: &str,
-    email: &str,
-    key: Option<&std::path::Path>,
-    role: &str,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let t = existing_thread(&store, n)?;
-    let mut fingerprint = None;
-    if let Some(file) = key {
-        let summaries = import_keys(&mut store, file)?;
-        let email_l = email.to_lowercase();
-        let chosen = summaries
-            .iter()
-            .find(|s| s.emails.iter().any(|e| e.to_lowercase() == email_l))
-            .or_else(|| summaries.first())
-            .ok_or_else(|| anyhow!("{} holds no certificate", file.display()))?;
-        if !chosen.emails.iter().any(|e| e.to_lowercase() == email_l) {
-            eprintln!(
-                "warning: certificate {} has no user ID for {email}; its signatures will not count as `good` for mail from {email}",
-                chosen.fingerprint
-            );
-        }
-        fingerprint = Some(chosen.fingerprint.clone());
-    }
-    let c = store.add_participant(t.id, org, role, email, fingerprint.as_deref())?;
-    if fingerprint.is_some() {
-        release_after_key_import(&mut store)?;
-    }
-    if json {
-        print_json(
-            &json!({"thread": t.number, "org": c.org, "role": c.role, "email": c.address, "keys": c.key_fingerprints}),
-        )?;
-    } else {
-        println!(
-            "{}: {} ({}) {}{}",
-            t.number,
-            c.org,
-            c.role,
-            c.address,
-            fingerprint.map(|f| format!(" key {f}")).unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_participant_list(
-    settings: &Settings,
-    n: &TrackingNumber,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let t = resolved_thread(&store, n)?;
-    for c in store.contacts(t.id)? {
+fn cmd_key_list(cx: &mut Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> {
+    for k in ops::participants::list_keys(cx, me)? {
         if json {
-            print_json(&c)?;
+            print_json(&k)?;
         } else {
-            println!(
-                "{:<20} {:<9} {} {}",
-                c.org,
-                c.role,
-                c.address,
-                c.key_fingerprints.join(",")
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_key_import(
-    settings: &Settings,
-    file: &std::path::Path,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    for s in import_keys(&mut store, file)? {
-        if json {
-            print_json(&s)?;
-        } else {
-            println!("{} {}", s.fingerprint, s.user_ids.join(", "));
-        }
-    }
-    release_after_key_import(&mut store)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_key_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let keyring = app::load_keyring(settings, &store)?;
-    let mut all = Vec::new();
-    if let Some(c) = keyring.coordinator() {
-        all.push(("coordinator", keyring::summarize(c)));
-    }
-    for stored in store.certs()? {
-        if let Some(c) = keyring.cert(&stored.fingerprint) {
-            all.push(("participant", keyring::summarize(c)));
-        }
-    }
-    for (owner, s) in all {
-        if json {
-            let mut v = serde_json::to_value(&s)?;
-            v["owner"] = json!(owner);
-            print_json(&v)?;
-        } else {
+            let s = &k.cert;
             let mut state = Vec::new();
             if s.revoked {
                 state.push("revoked");
@@ -946,8 +1167,8 @@ fn cmd_key_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             println!(
                 "{} {:<11} {}{}",
                 s.fingerprint,
-                owner,
-                s.user_ids.join(", "),
+                k.owner,
+                terminal(&s.user_ids.join(", ")),
                 if state.is_empty() {
                     String::new()
                 } else {
@@ -959,59 +1180,38 @@ fn cmd_key_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_key_export(settings: &Settings, fingerprint: Option<&str>) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let keyring = app::load_keyring(settings, &store)?;
-    let cert = match fingerprint {
-        None => keyring
-            .coordinator()
-            .ok_or_else(|| anyhow!("no coordinator key yet; run `casegate init` first"))?,
-        Some(f) => {
-            let f = f.replace(' ', "");
-            match keyring.coordinator() {
-                Some(c) if c.fingerprint().to_hex().eq_ignore_ascii_case(&f) => c,
-                _ => keyring
-                    .cert(&f)
-                    .ok_or_else(|| anyhow!("no certificate {f}; see `casegate key list`"))?,
-            }
-        }
-    };
-    print!("{}", keyring::armored_public(cert)?);
-    Ok(ExitCode::SUCCESS)
-}
-
 fn cmd_ingest(
-    settings: &Settings,
+    cx: &mut Context,
+    me: &Actor,
     paths: &[String],
     json: bool,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut pipeline = app::open_pipeline(settings)?;
     if !dry_run {
         // Acknowledgments owed from before a crash (or before `init` made a key) go out now.
-        for (report, result) in pipeline.flush_pending_acks()? {
-            eprintln!("acknowledgment of {report}: {result}");
+        for owed in ops::ingest::flush_pending_acks(cx, me)? {
+            eprintln!("acknowledgment of {}: {}", owed.report, owed.result);
         }
     }
     let mut failed = false;
     let mut fatal: Option<anyhow::Error> = None;
     for path in paths {
-        let res = app::for_each_message(path, &mut |source, raw| {
+        let res = casegate::app::for_each_message(path, &mut |source, raw| {
             if fatal.is_some() {
                 return;
             }
             let shown = source.describe();
             let result = if dry_run {
-                pipeline.dry_run(&raw, source)
+                ops::ingest::dry_run(cx, me, &raw, source)
             } else {
-                pipeline.process(&raw, source)
+                ops::ingest::ingest(cx, me, &raw, source)
             };
             match result {
                 Ok(o) => {
                     if o.outcome == "quarantine" {
                         eprintln!(
                             "warning: {shown}: {}; {} — see `casegate quarantine list`",
-                            o.reason,
+                            terminal(&o.reason),
                             if dry_run {
                                 "it would be kept raw in quarantine"
                             } else {
@@ -1026,9 +1226,9 @@ fn cmd_ingest(
                             "{shown}: {} {} ({}){}",
                             o.outcome,
                             o.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
-                            o.reason,
+                            terminal(&o.reason),
                             if dry_run && !o.steps.is_empty() {
-                                format!("\n    {}", o.steps.join("\n    "))
+                                format!("\n    {}", terminal(&o.steps.join("\n    ")))
                             } else {
                                 String::new()
                             }
@@ -1041,7 +1241,7 @@ fn cmd_ingest(
                 }
                 Err(e) => {
                     // The store refused: stop, nothing of this message was written.
-                    fatal = Some(anyhow!(
+                    fatal = Some(anyhow::anyhow!(
                         "{shown}: {e}; the message was not stored — fix the store and run again"
                     ));
                 }
@@ -1062,200 +1262,173 @@ fn cmd_ingest(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_notify(
-    settings: &Settings,
-    n: &TrackingNumber,
-    body: &std::path::Path,
-    subject: Option<&str>,
-    to: &str,
-    in_reply_to: Option<&str>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(body).with_context(|| {
-        format!(
-            "cannot read the notice body {}; it must be a UTF-8 text file",
-            body.display()
-        )
-    })?;
-    let mut store = app::open_store(settings)?;
-    let t = resolved_thread(&store, n)?;
-    let coordinator = app::coordinator_key(settings)?
-        .ok_or_else(|| anyhow!("no coordinator key yet; run `casegate init` first"))?;
-    let selection = outbox::Selection::parse(to);
-    let copies = outbox::notify(
-        &mut store,
-        &coordinator,
-        &t,
-        &selection,
-        &outbox::compose::Notice {
-            thread: t.number.as_str(),
-            subject: subject.unwrap_or(&t.title),
-            body: &text,
-            in_reply_to,
-            automatic: false,
-        },
-        &settings.config.outbox,
-        &settings.config.coordinator.address,
-    )?;
-    if copies.is_empty() {
-        bail!(
-            "{} has no contact{}; add one with `casegate participant add {} --org ORG --email ADDR --key FILE.asc`",
-            t.number,
-            match &selection {
-                outbox::Selection::All => String::new(),
-                outbox::Selection::Org(o) => format!(" in organisation {o:?}"),
-            },
-            t.number
-        );
-    }
-    for c in &copies {
-        if json {
-            print_json(c)?;
-        } else {
-            println!("{c}");
-        }
-    }
-    if settings.config.smtp.is_none() {
-        eprintln!(
-            "note: no [smtp] configured; queued copies are sent once it is and `casegate serve` runs"
-        );
+fn cmd_read(cx: &mut Context, me: &Actor, message: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let v = ops::messages::read(cx, me, message)?;
+    if json {
+        print_json(&v)?;
+    } else {
+        print_message(&v);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_outbox_list(
-    settings: &Settings,
-    n: Option<&TrackingNumber>,
-    status: Option<String>,
-    attempts: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    let thread_id = resolved_thread_id(&store, n)?;
-    for row in outbox::list(
-        &store,
-        &casegate::store::outbox::OutboxFilter { thread_id, status },
-    )? {
-        let log = if attempts {
-            store.outbox_attempts(row.id)?
-        } else {
-            Vec::new()
-        };
-        if json {
-            let mut value = serde_json::to_value(&row)?;
-            if attempts && let Some(fields) = value.as_object_mut() {
-                fields.insert("attempt_log".into(), serde_json::to_value(&log)?);
-            }
-            print_json(&value)?;
-        } else {
-            println!("{row}");
-            for a in &log {
-                println!("    {} {} {}", a.at, a.outcome, a.reply);
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_outbox_release(
-    settings: &Settings,
-    n: Option<&TrackingNumber>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let thread_id = resolved_thread_id(&store, n)?;
-    for c in outbox::release_held(&mut store, thread_id)? {
-        if json {
-            print_json(&c)?;
-        } else {
-            println!("{c}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_triage_list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    for m in store.triage(all)? {
-        if json {
-            print_json(&m)?;
-        } else {
-            println!(
-                "{} {}  {}  {}\n    why: {}{}",
-                m.received_at,
-                m.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                m.sender.as_deref().unwrap_or("-"),
-                m.subject.as_deref().unwrap_or("(no subject)"),
-                m.triage_reason.as_deref().unwrap_or(&m.reason),
-                m.assigned_by
-                    .as_deref()
-                    .map(|b| format!(
-                        "  (assigned by {b} to {})",
-                        m.thread.as_ref().map(|t| t.as_str()).unwrap_or("-")
-                    ))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_triage_assign(
-    settings: &Settings,
-    message_id: &str,
-    n: &TrackingNumber,
-    by: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let mut store = app::open_store(settings)?;
-    let t = resolved_thread(&store, n)?;
-    let wanted = format!(
-        "<{}>",
-        message_id
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
+/// A message as `read` and `quarantine show` print it.
+fn print_message(v: &ops::messages::MessageView) {
+    let m = &v.message;
+    println!(
+        "message {}  {}",
+        m.short_id,
+        terminal(m.message_id.as_deref().unwrap_or("(no Message-ID)"))
     );
-    let waiting: Vec<_> = store
-        .triage(false)?
-        .into_iter()
-        .filter(|m| {
-            m.message_id.as_deref() == Some(wanted.as_str())
-                || (message_id.len() >= 8
-                    && message_id.chars().all(|c| c.is_ascii_hexdigit())
-                    && m.sha256.starts_with(&message_id.to_ascii_lowercase()))
-        })
-        .collect();
-    let m = match waiting.as_slice() {
-        [] => bail!("no message {wanted} is waiting in triage; see `casegate triage list`"),
-        [one] => one,
-        _ => bail!(
-            "{} messages with Message-ID {wanted} wait in triage; give the SHA-256 prefix instead (see `casegate triage list --json`)",
-            waiting.len()
-        ),
+    for h in &v.headers {
+        println!("{}: {}", h.name, terminal(&h.value));
+    }
+    if let Some(p) = &v.protected_subject {
+        println!(
+            "Subject (protected, inside the encryption): {}",
+            terminal(p)
+        );
+    }
+    println!();
+    println!(
+        "received {} ({}), {}",
+        m.received_at,
+        terminal(&m.source),
+        match (m.outcome.as_str(), &m.thread) {
+            ("routed", Some(t)) => format!("in {t}: {}", terminal(&m.reason)),
+            ("triage", _) => format!(
+                "waiting in triage: {}",
+                terminal(m.triage_reason.as_deref().unwrap_or(&m.reason))
+            ),
+            ("quarantine", _) => format!("QUARANTINED: {}", terminal(&m.reason)),
+            (o, _) => format!("{o}: {}", terminal(&m.reason)),
+        }
+    );
+    let d = &v.verdicts;
+    println!(
+        "encrypted: {}",
+        match (&d.encrypted, &d.encryption_note) {
+            (true, _) => "yes, the whole message".to_string(),
+            (false, Some(note)) => format!("only partly ({})", terminal(note)),
+            (false, None) => "no".to_string(),
+        }
+    );
+    let by = match (&d.signer, &d.signer_participant) {
+        (Some(f), Some(p)) => format!(" by {f} ({}, {}, {})", p.org, p.role, p.address),
+        (Some(f), None) => format!(" by {f} (bound to no participant of this thread)"),
+        _ => String::new(),
     };
-    let by = by
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into());
-    store.triage_assign(m.id, t.id, &by, Utc::now())?;
-    println!("{wanted} → {} (assigned by {by})", t.number);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_quarantine_list(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let store = app::open_store(settings)?;
-    for m in store.quarantined()? {
-        if json {
-            print_json(&m)?;
-        } else {
+    println!(
+        "signature: {}{by}; covers {}{}",
+        d.signature,
+        match d.signature_covers {
+            "whole" => "the whole message",
+            "partial" => "only part of it",
+            _ => "nothing",
+        },
+        d.signature_reason
+            .as_deref()
+            .map(|r| format!(" — {}", terminal(r)))
+            .unwrap_or_default()
+    );
+    for n in &v.notes {
+        println!("  note: {}", terminal(n));
+    }
+    match &v.text {
+        Some(t) => {
             println!(
-                "{} {} {}  why: {}",
-                m.received_at,
-                &m.sha256[..16.min(m.sha256.len())],
-                m.source,
-                m.reason
+                "\n--- text{} ---",
+                if v.text_from_html {
+                    " (converted from HTML; never rendered)"
+                } else if v.has_html {
+                    " (an HTML version exists; not shown)"
+                } else {
+                    ""
+                }
+            );
+            println!("{}", terminal(t.trim_end()));
+        }
+        None => println!("\n--- no readable text ---"),
+    }
+    if !v.attachments.is_empty() {
+        println!(
+            "\n--- attachments (save one: casegate attachment save {} N --out FILE) ---",
+            m.short_id
+        );
+        for a in &v.attachments {
+            println!(
+                "  {}. {}  {}  {} bytes",
+                a.n,
+                terminal(a.name.as_deref().unwrap_or("(unnamed)")),
+                a.content_type,
+                a.size
             );
         }
+    }
+    if let Some(raw) = &v.raw {
+        println!(
+            "\n--- raw message as stored ({} bytes{}; exact bytes: casegate quarantine show {} --raw) ---",
+            raw.size,
+            if raw.truncated { ", shown in part" } else { "" },
+            m.short_id
+        );
+        println!("{}", terminal(raw.text.trim_end()));
+    }
+}
+
+fn cmd_attachment_save(
+    cx: &mut Context,
+    me: &Actor,
+    message: &str,
+    n: usize,
+    out: &Path,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let file = ops::messages::attachment(cx, me, message, n)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut f = match options.open(out) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            anyhow::bail!(
+                "{} exists; choose another --out, or pass --force to overwrite it",
+                out.display()
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create {}", out.display()));
+        }
+    };
+    f.write_all(&file.bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct Saved<'a> {
+            #[serde(flatten)]
+            file: &'a ops::messages::AttachmentFile,
+            path: String,
+        }
+        print_json(&Saved {
+            file: &file,
+            path: out.display().to_string(),
+        })?;
+    } else {
+        println!(
+            "saved attachment {} of {} ({}, {}, {} bytes) to {}",
+            file.attachment.n,
+            file.message,
+            terminal(file.attachment.name.as_deref().unwrap_or("unnamed")),
+            file.attachment.content_type,
+            file.attachment.size,
+            out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -130,6 +130,320 @@ pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
 
 use mail_parser::MimeHeaders;
 
+/// The transfer-decoded body bytes, without charset conversion (signatures are over bytes,
+/// and a saved attachment is the file the sender attached, byte for byte).
+pub fn body_bytes<'a>(
+    msg: &'a mail_parser::Message<'_>,
+    part: &'a mail_parser::MessagePart<'_>,
+) -> std::borrow::Cow<'a, [u8]> {
+    use mail_parser::PartType;
+    use std::borrow::Cow;
+    match &part.body {
+        PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
+        PartType::Text(_) | PartType::Html(_) => {
+            let raw = msg.raw_message();
+            let s = (part.offset_body as usize).min(raw.len());
+            let e = (part.offset_end as usize).min(raw.len()).max(s);
+            let body = &raw[s..e];
+            let decoded = match part.encoding {
+                mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
+                mail_parser::Encoding::QuotedPrintable => {
+                    mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                }
+                mail_parser::Encoding::None => return Cow::Borrowed(body),
+            };
+            match decoded {
+                Some(d) => Cow::Owned(d),
+                None => Cow::Borrowed(part.contents()),
+            }
+        }
+        PartType::Message(m) => Cow::Borrowed(m.raw_message()),
+        PartType::Multipart(_) => Cow::Borrowed(&[]),
+    }
+}
+
+/// One header as a person reads it (decoded, addresses as `Name <address>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeaderLine {
+    pub name: String,
+    pub value: String,
+}
+
+/// The headers `read` shows, in this order, when present.
+const SHOWN_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Date",
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+];
+
+/// The headers of a message a person wants to see, decoded. Unparseable mail gives none.
+pub fn display_headers(raw: &[u8]) -> Vec<HeaderLine> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in SHOWN_HEADERS {
+        for value in msg.header_values(*name) {
+            let shown = match value {
+                HeaderValue::Address(a) => a
+                    .iter()
+                    .map(|addr| match (addr.name(), addr.address()) {
+                        (Some(n), Some(a)) => format!("{n} <{a}>"),
+                        (None, Some(a)) => a.to_string(),
+                        (Some(n), None) => n.to_string(),
+                        (None, None) => String::new(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(l) => l.join(", "),
+                HeaderValue::DateTime(d) => d.to_rfc3339(),
+                _ => msg
+                    .header_raw(*name)
+                    .map(|r| r.trim().to_string())
+                    .unwrap_or_default(),
+            };
+            let shown = match *name {
+                "Message-ID" | "In-Reply-To" if !shown.is_empty() => {
+                    shown.split(", ").map(bracket).collect::<Vec<_>>().join(" ")
+                }
+                _ => shown,
+            };
+            out.push(HeaderLine {
+                name: (*name).to_string(),
+                value: shown,
+            });
+        }
+    }
+    out
+}
+
+/// A file attached to a message as `read` lists it: numbered from 1 in the order of the MIME
+/// tree. The name is the sender's and is only ever shown, never used as a path.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NumberedAttachment {
+    pub n: usize,
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// What a person reads of one MIME entity: its text (HTML converted to text, never rendered)
+/// and its attachments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readable {
+    pub text: Option<String>,
+    /// The text was converted from HTML (the message had no plain-text version).
+    pub text_from_html: bool,
+    /// The message carries an HTML version.
+    pub has_html: bool,
+    pub attachments: Vec<NumberedAttachment>,
+}
+
+/// Reads an entity (a whole message, or the decrypted content of one) for a person.
+pub fn readable(entity: &[u8]) -> Result<Readable, ParseError> {
+    let msg = parse_for_reading(entity)?;
+    let mut texts = Vec::new();
+    let mut from_html = false;
+    for &id in &msg.text_body {
+        let Some(part) = msg.part(id) else { continue };
+        match &part.body {
+            mail_parser::PartType::Text(t) => texts.push(t.to_string()),
+            mail_parser::PartType::Html(h) => {
+                from_html = true;
+                texts.push(html_to_text(h));
+            }
+            _ => {}
+        }
+    }
+    let has_html = msg
+        .html_body
+        .iter()
+        .filter_map(|&id| msg.part(id))
+        .any(|p| matches!(p.body, mail_parser::PartType::Html(_)));
+    let attachments = listed_attachments(&msg)
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| describe_attachment(i + 1, part))
+        .collect();
+    Ok(Readable {
+        text: (!texts.is_empty()).then(|| texts.join("\n\n")),
+        text_from_html: from_html,
+        has_html,
+        attachments,
+    })
+}
+
+/// Attachment `n` (from 1, as [`readable`] numbers them) with its bytes, transfer-decoded.
+pub fn attachment(entity: &[u8], n: usize) -> Option<(NumberedAttachment, Vec<u8>)> {
+    let msg = parse_for_reading(entity).ok()?;
+    let parts = listed_attachments(&msg);
+    let part = *parts.get(n.checked_sub(1)?)?;
+    Some((
+        describe_attachment(n, part),
+        body_bytes(&msg, part).into_owned(),
+    ))
+}
+
+/// The HTML version of an entity's text, as sent (for a face that sanitizes it; never to be
+/// shown as is).
+pub fn html_source(entity: &[u8]) -> Option<String> {
+    let msg = parse_for_reading(entity).ok()?;
+    msg.html_body
+        .iter()
+        .filter_map(|&id| msg.part(id))
+        .find_map(|p| match &p.body {
+            mail_parser::PartType::Html(h) => Some(h.to_string()),
+            _ => None,
+        })
+}
+
+fn parse_for_reading(entity: &[u8]) -> Result<mail_parser::Message<'_>, ParseError> {
+    if entity.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    MessageParser::default()
+        .parse(entity)
+        .ok_or(ParseError::NoHeaders)
+}
+
+/// The parts a person would call attachments: everything mail-parser lists as one, except the
+/// OpenPGP machinery of PGP/MIME (the detached signature of a `multipart/signed`, the version
+/// part of a `multipart/encrypted`), which `read` reports as verdicts instead.
+fn listed_attachments<'m>(
+    msg: &'m mail_parser::Message<'m>,
+) -> Vec<&'m mail_parser::MessagePart<'m>> {
+    let mut machinery = std::collections::HashSet::new();
+    for part in &msg.parts {
+        let mail_parser::PartType::Multipart(children) = &part.body else {
+            continue;
+        };
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        let protocol = ct
+            .attribute("protocol")
+            .map(|p| p.trim().to_ascii_lowercase());
+        match (subtype.as_str(), protocol.as_deref()) {
+            ("signed", Some("application/pgp-signature")) if children.len() == 2 => {
+                machinery.insert(children[1]);
+            }
+            ("encrypted", Some("application/pgp-encrypted")) if !children.is_empty() => {
+                machinery.insert(children[0]);
+            }
+            _ => {}
+        }
+    }
+    msg.attachments
+        .iter()
+        .filter(|id| !machinery.contains(*id))
+        .filter_map(|&id| msg.part(id))
+        .collect()
+}
+
+fn describe_attachment(n: usize, part: &mail_parser::MessagePart<'_>) -> NumberedAttachment {
+    let content_type = part
+        .content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+            None => ct.ctype().to_ascii_lowercase(),
+        })
+        .unwrap_or_else(|| match part.body {
+            mail_parser::PartType::Message(_) => "message/rfc822".into(),
+            _ => "application/octet-stream".into(),
+        });
+    let name = part.attachment_name().map(str::to_string).or_else(|| {
+        part.message()
+            .and_then(|m| m.subject())
+            .map(|s| format!("forwarded message: {}", clean_subject(s)))
+    });
+    let size = match &part.body {
+        mail_parser::PartType::Message(m) => m.raw_message().len(),
+        _ => part.contents().len(),
+    };
+    NumberedAttachment {
+        n,
+        name,
+        content_type,
+        size,
+    }
+}
+
+/// HTML larger than this is converted by mail-parser's simple linear converter instead.
+const MAX_HTML_FOR_LAYOUT: usize = 1 << 20;
+/// Element nesting (estimated) past which the same: html5ever's tree building is quadratic in
+/// depth, and browsers stop nesting at 512 anyway.
+const MAX_HTML_NESTING: usize = 200;
+/// Width the text is wrapped to.
+const TEXT_WIDTH: usize = 80;
+
+/// HTML as plain text: links and structure kept as text, nothing fetched, nothing rendered.
+/// html2text lays out tables and lists; mail that is too large or too deeply nested for that
+/// (sender-controlled, so bounded) gets mail-parser's linear tag stripping.
+pub fn html_to_text(html: &str) -> String {
+    if html.len() <= MAX_HTML_FOR_LAYOUT && html_nesting(html) <= MAX_HTML_NESTING {
+        let converted = std::panic::catch_unwind(|| {
+            html2text::config::plain()
+                .string_from_read(html.as_bytes(), TEXT_WIDTH)
+                .ok()
+        });
+        if let Ok(Some(text)) = converted {
+            return text;
+        }
+    }
+    mail_parser::decoders::html::html_to_text(html)
+}
+
+/// An upper estimate of how deeply the elements of `html` nest: open tags minus close tags,
+/// not counting void elements, self-closed tags and elements a sibling closes implicitly.
+/// Linear in the length.
+fn html_nesting(html: &str) -> usize {
+    const NOT_NESTING: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "td", "th", "tr", "option", "dt", "dd", "!",
+    ];
+    let bytes = html.as_bytes();
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(b'<', &bytes[i..]) {
+        let start = i + off + 1;
+        let close = bytes.get(start) == Some(&b'/');
+        let name_start = if close { start + 1 } else { start };
+        let name_len = bytes[name_start.min(bytes.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'!')
+            .count();
+        let end = memchr::memchr(b'>', &bytes[start.min(bytes.len())..])
+            .map(|e| start + e)
+            .unwrap_or(bytes.len());
+        i = (end + 1).min(bytes.len());
+        if name_len == 0 {
+            continue;
+        }
+        let name = html[name_start..name_start + name_len].to_ascii_lowercase();
+        let self_closed = end > 0 && bytes.get(end - 1) == Some(&b'/');
+        if NOT_NESTING.contains(&name.as_str()) || name.starts_with('!') {
+            continue;
+        }
+        if close {
+            depth = depth.saturating_sub(1);
+        } else if !self_closed {
+            depth += 1;
+            max = max.max(depth);
+        }
+        if i >= bytes.len() {
+            break;
+        }
+    }
+    max
+}
+
 /// OpenPGP public keys the sender offers: attached keys (`application/pgp-keys`, or an armored
 /// public key block in an `.asc`/`.key`/`.pub` attachment) and the `Autocrypt` header's keydata.
 /// Whose keys they are is for the caller to check; this only finds them.
@@ -298,6 +612,43 @@ Date: Mon, 24 Nov 2025 10:00:00 +0100\r\n\r\nhello\r\n";
         big.extend(std::iter::repeat_n(b'x', 200_000));
         big.extend(b"\r\n\r\n\xff\xfe\0body");
         assert!(parse(&big).is_ok());
+    }
+
+    #[test]
+    fn html_becomes_text_and_hostile_nesting_falls_back_to_the_linear_converter() {
+        let t = html_to_text(
+            "<p>Fix in <b>2.1</b>.</p><script>steal()</script><a href=\"https://x.example/a\">advisory</a>",
+        );
+        assert!(t.contains("Fix in") && t.contains("2.1"), "{t}");
+        assert!(
+            t.contains("https://x.example/a"),
+            "links are kept as text: {t}"
+        );
+        assert!(!t.contains("steal()") && !t.contains("<b>"), "{t}");
+
+        // 200,000 nested elements: html5ever's tree building would take hours; the estimate
+        // sends it to the linear converter, which still shows the text.
+        let deep = format!(
+            "{}deep secret{}",
+            "<div><span>".repeat(100_000),
+            "</span></div>".repeat(100_000)
+        );
+        assert!(html_nesting(&deep) > MAX_HTML_NESTING);
+        let started = std::time::Instant::now();
+        let t = html_to_text(&deep);
+        assert!(t.contains("deep secret"));
+        // A bound, not a benchmark: the quadratic path would take minutes at least.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+        // What ordinary mail does (unclosed paragraphs and list items, void elements, tables)
+        // does not count as nesting.
+        let mail = format!(
+            "<html><body>{}<table><tr><td>a<td>b</table><br><img src=x></body></html>",
+            "<p>para<li>item".repeat(1000)
+        );
+        assert!(html_nesting(&mail) <= 4, "{}", html_nesting(&mail));
+        assert_eq!(html_nesting("<a><b></b></a><c/>"), 2);
+        assert_eq!(html_nesting("<<<>>>< / >"), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::message::{self, MailView};
 use crate::open::{self, Encryption, SignatureFacts};
 use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
 use crate::store::{
-    Disposition, MessageSource, NewMessage, NewParticipant, Store, StoreError, Thread,
+    Disposition, MessageSource, NewAudit, NewMessage, NewParticipant, Store, StoreError, Thread,
 };
 use crate::tracking::{self, Kind, TrackingNumber};
 use crate::verdict::{self, SignatureVerdict, ThreadContact};
@@ -74,11 +74,23 @@ pub struct Outcome {
     pub steps: Vec<String>,
 }
 
-/// The pipeline owns the store and the keyring for as long as it runs.
+/// The pipeline owns the store and the keyring for as long as it runs (the daemon's view).
 pub struct Pipeline {
     store: Store,
     keyring: Keyring,
     rules: Rules,
+}
+
+/// The same pipeline over borrowed parts, for callers that keep the store themselves (`ops`:
+/// `ingest`, `route --dry-run`, `quarantine retry`). Every path runs here; [`Pipeline`] only
+/// owns the parts.
+pub struct PipelineRef<'a> {
+    pub store: &'a mut Store,
+    pub keyring: &'a Keyring,
+    pub rules: &'a Rules,
+    /// When set, every message this pipeline stores (or takes out of quarantine) carries an
+    /// audit record by this actor, written in the same transaction.
+    pub audit_actor: Option<&'a str>,
 }
 
 /// Everything decided about a message before anything is written.
@@ -112,6 +124,33 @@ impl Pipeline {
         &self.keyring
     }
 
+    /// The pipeline over its own parts.
+    pub fn by_ref(&mut self) -> PipelineRef<'_> {
+        PipelineRef {
+            store: &mut self.store,
+            keyring: &self.keyring,
+            rules: &self.rules,
+            audit_actor: None,
+        }
+    }
+
+    /// Parses, opens, routes and durably stores one message. Returns after the commit.
+    pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.by_ref().process(raw, source)
+    }
+
+    /// The same decision as [`Pipeline::process`], stored nowhere.
+    pub fn dry_run(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.by_ref().dry_run(raw, source)
+    }
+
+    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
+    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
+        self.by_ref().flush_pending_acks()
+    }
+}
+
+impl PipelineRef<'_> {
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
@@ -121,7 +160,26 @@ impl Pipeline {
         if let Some((message_id, reason)) = &eval.bounced {
             self.store.mark_bounced(message_id, reason, now)?;
         }
-        let committed = self.store.commit_message(&eval.message)?;
+        let committed = match self.audit_actor {
+            None => self.store.commit_message(&eval.message)?,
+            Some(actor) => self.store.atomically(|s| {
+                let c = s.commit_message(&eval.message)?;
+                if !c.duplicate {
+                    s.record_audit(&NewAudit {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "ingest".into(),
+                        thread: c.thread.clone(),
+                        message_ref: Some(c.id),
+                        detail: format!(
+                            "{} from {}: {}",
+                            eval.outcome.outcome, eval.outcome.source, eval.outcome.reason
+                        ),
+                    })?;
+                }
+                Ok::<_, StoreError>(c)
+            })?,
+        };
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
         outcome.steps.clear();
@@ -130,20 +188,9 @@ impl Pipeline {
             outcome.reason = "already stored (same Message-ID and SHA-256)".into();
         }
         outcome.thread = committed.thread;
-        if !committed.duplicate
-            && !eval.message.automatic
-            && let Disposition::NewThread {
-                kind: Kind::Report, ..
-            } = &eval.message.disposition
-            && let Some(number) = &outcome.thread
-        {
-            outcome.acknowledgment = Some(self.acknowledge(
-                number,
-                raw,
-                eval.message.sender.as_deref(),
-                eval.message.message_id.as_deref(),
-                eval.inner.as_deref(),
-            ));
+        if !committed.duplicate {
+            outcome.acknowledgment =
+                self.acknowledge_new_report(&eval.message, &outcome, raw, eval.inner.as_deref());
         }
         tracing::info!(
             source = %outcome.source,
@@ -156,7 +203,7 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// The same decision as [`Pipeline::process`], stored nowhere.
+    /// The same decision as [`PipelineRef::process`], stored nowhere.
     pub fn dry_run(&self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         let eval = self.evaluate(raw, source, Utc::now())?;
         let mut outcome = eval.outcome;
@@ -166,6 +213,95 @@ impl Pipeline {
             outcome.thread = thread;
         }
         Ok(outcome)
+    }
+
+    /// The decision for `raw` as the pipeline would make it now, duplicates not considered
+    /// (for explaining a message that is already stored). Stores nothing.
+    pub fn evaluate_only(&self, raw: &[u8]) -> Result<Outcome, PipelineError> {
+        Ok(self
+            .evaluate(raw, MessageSource::Replay, Utc::now())?
+            .outcome)
+    }
+
+    /// Runs the stored raw bytes of a quarantined message (row id `id`) through the pipeline
+    /// again — after a key import, a restored coordinator key or a configuration fix. When it
+    /// now routes (or waits in triage) it leaves quarantine with its new decision and
+    /// verdicts, atomically; otherwise it stays, with the possibly new reason. A new report
+    /// made this way is acknowledged like any other.
+    pub fn retry_quarantined(&mut self, id: i64) -> Result<Outcome, PipelineError> {
+        let before = self.store.message_record(id)?;
+        if before.outcome != "quarantine" {
+            return Err(StoreError::Conflict(format!(
+                "message {} is not in quarantine (it is {}); see `casegate read {}`",
+                before.short_id, before.outcome, before.short_id
+            ))
+            .into());
+        }
+        let raw = self.store.raw_message(id)?;
+        let now = Utc::now();
+        let eval = self.evaluate(&raw, MessageSource::Replay, now)?;
+        if let Some((message_id, reason)) = &eval.bounced {
+            self.store.mark_bounced(message_id, reason, now)?;
+        }
+        let actor = self.audit_actor;
+        let committed = self.store.atomically(|s| {
+            let c = s.requeue_quarantined(id, &eval.message)?;
+            if let Some(actor) = actor {
+                s.record_audit(&NewAudit {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "quarantine retry".into(),
+                    thread: c.thread.clone(),
+                    message_ref: Some(id),
+                    detail: format!(
+                        "was: {}; now {}: {}",
+                        before.reason, eval.outcome.outcome, eval.outcome.reason
+                    ),
+                })?;
+            }
+            Ok::<_, StoreError>(c)
+        })?;
+        let mut outcome = eval.outcome;
+        outcome.source = before.source;
+        outcome.steps.clear();
+        outcome.thread = committed.thread;
+        outcome.acknowledgment =
+            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref());
+        tracing::info!(
+            message_id = outcome.message_id.as_deref().unwrap_or("-"),
+            outcome = outcome.outcome,
+            reason = %outcome.reason,
+            "quarantined message retried"
+        );
+        Ok(outcome)
+    }
+
+    /// A new report from a person is acknowledged right after its commit (the debt was
+    /// recorded with it, so a failure here repeats later, never loses it).
+    fn acknowledge_new_report(
+        &mut self,
+        message: &NewMessage,
+        outcome: &Outcome,
+        raw: &[u8],
+        inner: Option<&[u8]>,
+    ) -> Option<String> {
+        if message.automatic {
+            return None;
+        }
+        let Disposition::NewThread {
+            kind: Kind::Report, ..
+        } = &message.disposition
+        else {
+            return None;
+        };
+        let number = outcome.thread.as_ref()?;
+        Some(self.acknowledge(
+            number,
+            raw,
+            message.sender.as_deref(),
+            message.message_id.as_deref(),
+            inner,
+        ))
     }
 
     fn evaluate(
@@ -216,7 +352,7 @@ impl Pipeline {
             return self.delivery_report(message, outcome, report);
         }
 
-        let opened = match open::open(raw, &self.keyring) {
+        let opened = match open::open(raw, self.keyring) {
             Ok(o) => o,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
         };
@@ -499,7 +635,7 @@ impl Pipeline {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let inner = open::open(&raw, &self.keyring).ok().and_then(|o| o.inner);
+            let inner = open::open(&raw, self.keyring).ok().and_then(|o| o.inner);
             let result = self.acknowledge(
                 &thread.number,
                 &raw,
@@ -575,7 +711,7 @@ impl Pipeline {
             .find(|c| c.address == sender)
             .ok_or("the reporter is not a contact of the new report")?;
         let done = crate::outbox::ack::acknowledge(
-            &mut self.store,
+            self.store,
             coordinator,
             &thread,
             &reporter,

@@ -140,28 +140,6 @@ fn setup() -> Casegate {
     cg
 }
 
-fn headers(from: &str, subject: &str, id: &str) -> String {
-    format!(
-        "From: Sender <{from}>\r\nTo: CERT <{COORDINATOR}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{id}@test.example>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-    )
-}
-
-fn crlf(s: &[u8]) -> String {
-    String::from_utf8_lossy(s)
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n")
-}
-
-fn pgp_mime(armored: &[u8]) -> String {
-    format!(
-        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"e\"\r\n\r\n\
-         --e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
-         --e\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\r\n{}\r\n--e--\r\n",
-        crlf(armored).trim_end()
-    )
-}
-
 fn protected(subject: &str, body: &str) -> String {
     format!(
         "Content-Type: text/plain; charset=utf-8; protected-headers=\"v1\"\r\nSubject: {subject}\r\n\r\n{body}\r\n"

@@ -16,8 +16,6 @@
 mod armor;
 mod crypto;
 
-use std::borrow::Cow;
-
 use mail_builder::headers::HeaderType;
 use mail_builder::headers::content_type::ContentType as BuildContentType;
 use mail_builder::headers::raw::Raw;
@@ -25,6 +23,7 @@ use mail_builder::mime::{BodyPart, MimePart};
 use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use crate::keyring::Keyring;
+use crate::message::body_bytes;
 use armor::{Block, BlockKind};
 
 /// Upper bound on all plaintext produced from one message (decryption and decompression).
@@ -326,32 +325,6 @@ fn raw_entity<'a>(msg: &'a Message<'_>, part: &MessagePart<'_>) -> &'a [u8] {
     let s = (part.offset_header as usize).min(raw.len());
     let e = (part.offset_end as usize).min(raw.len()).max(s);
     &raw[s..e]
-}
-
-/// The transfer-decoded body bytes, without charset conversion (signatures are over bytes).
-fn body_bytes<'a>(msg: &'a Message<'_>, part: &'a MessagePart<'_>) -> Cow<'a, [u8]> {
-    match &part.body {
-        PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
-        PartType::Text(_) | PartType::Html(_) => {
-            let raw = msg.raw_message();
-            let s = (part.offset_body as usize).min(raw.len());
-            let e = (part.offset_end as usize).min(raw.len()).max(s);
-            let body = &raw[s..e];
-            let decoded = match part.encoding {
-                mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
-                mail_parser::Encoding::QuotedPrintable => {
-                    mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                }
-                mail_parser::Encoding::None => return Cow::Borrowed(body),
-            };
-            match decoded {
-                Some(d) => Cow::Owned(d),
-                None => Cow::Borrowed(part.contents()),
-            }
-        }
-        PartType::Message(m) => Cow::Borrowed(m.raw_message()),
-        PartType::Multipart(_) => Cow::Borrowed(&[]),
-    }
 }
 
 fn header_subject(part: &MessagePart<'_>) -> Option<String> {

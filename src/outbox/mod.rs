@@ -29,7 +29,7 @@ use sequoia_openpgp::parse::Parse;
 use crate::config::{OutboxConfig, SmtpConfig};
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
-use crate::store::{Contact, Location, Store, StoreError, Thread};
+use crate::store::{Contact, Location, NewAudit, Store, StoreError, Thread};
 
 pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
 pub use compose::{ComposeError, Notice};
@@ -157,6 +157,31 @@ pub fn notify(
     config: &OutboxConfig,
     from: &str,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
+    notify_audited(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        None,
+    )
+}
+
+/// [`notify`], with an audit record written in the notice's own transaction. The record's
+/// detail gets the count of queued and held copies appended.
+#[allow(clippy::too_many_arguments)]
+pub fn notify_audited(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    audit: Option<&NewAudit>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
     let now = SystemTime::now();
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
@@ -250,6 +275,17 @@ pub fn notify(
             let id = writer.add(&copy)?;
             queued.push(queued_copy(id, thread.number.as_str(), &copy));
         }
+    }
+    if let Some(a) = audit {
+        let held = queued.iter().filter(|c| c.status == "held").count();
+        writer.record_audit(&NewAudit {
+            detail: format!(
+                "{}; {} cop(ies) queued, {held} held",
+                a.detail,
+                queued.len() - held
+            ),
+            ..a.clone()
+        })?;
     }
     writer.commit()?;
     Ok(queued)

@@ -49,6 +49,7 @@
 //!   (started by `tests/support/postgres` on a free loopback port, one schema per test).
 //!   `cargo test --lib store::` runs all store tests on both.
 
+pub mod audit;
 mod copy;
 mod lease;
 mod mailbox;
@@ -58,12 +59,15 @@ mod schema;
 pub(crate) mod sql;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tokens;
 
+pub use audit::{AuditEntry, NewAudit};
 pub use copy::{CopyReport, TableCopy, copy_store};
 pub use lease::Lease;
 pub use mailbox::{Checkpoint, MailboxSummary};
 pub use postgres::PgTarget;
 pub use sql::Backend;
+pub use tokens::StoredToken;
 
 use std::path::{Path, PathBuf};
 
@@ -278,6 +282,10 @@ pub struct MessageRecord {
     pub id: i64,
     pub message_id: Option<String>,
     pub sha256: String,
+    /// The shortest prefix of `sha256` (at least [`SHORT_ID_LEN`] digits) that no other stored
+    /// message shares: what `show`, `triage list` and `quarantine list` print, and what
+    /// `read` takes.
+    pub short_id: String,
     pub direction: String,
     pub received_at: String,
     pub date: Option<String>,
@@ -478,6 +486,52 @@ impl Store {
 
     pub(crate) fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Runs `f` as ONE transaction: every store call inside commits together, or none does
+    /// when `f` fails (or panics). The store's own methods nest inside it (as savepoints);
+    /// this is how an operation writes its audit record together with the change it records.
+    /// On PostgreSQL, as [`sql::Db::write`]: SERIALIZABLE, and `f` runs again when a
+    /// concurrent instance got in the way, so it may do nothing but store work.
+    ///
+    /// Not for [`Store::begin_notice`], which starts a transaction of its own.
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        mut f: impl FnMut(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let scope = self.db.open_scope().map_err(E::from)?;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+            match result {
+                Ok(Ok(value)) => match self.db.close_scope(scope, true) {
+                    Ok(()) => return Ok(value),
+                    Err(e) => {
+                        if self.db.retry_scope(scope, &e, attempt) {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
+                },
+                Ok(Err(e)) => {
+                    let _ = self.db.close_scope(scope, false);
+                    // `E` cannot say why; the connection knows whether a statement in it
+                    // failed for a concurrent transaction.
+                    if self
+                        .db
+                        .retry_scope(scope, &StoreError::Invalid(String::new()), attempt)
+                    {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(panic) => {
+                    let _ = self.db.close_scope(scope, false);
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        }
     }
 
     pub(crate) fn db_mut(&mut self) -> &mut Db {
@@ -803,6 +857,21 @@ impl Store {
         )
     }
 
+    /// A value that changes when certificates are imported or replaced (count, newest import,
+    /// total size), so a long-lived keyring can tell it is stale without reading them all.
+    pub fn certs_version(&self) -> Result<(i64, String, i64), StoreError> {
+        let r = self
+            .db
+            .row(
+                "SELECT count(*), COALESCE(max(imported_at), ''),
+                        CAST(COALESCE(sum(length(public_cert)), 0) AS BIGINT)
+                 FROM certs",
+                args![],
+            )?
+            .ok_or_else(|| StoreError::Invalid("no answer to count(*)".into()))?;
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    }
+
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
     pub fn signature_cache_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.db
@@ -860,6 +929,84 @@ impl Store {
     /// Two instances storing the same bytes at once: one stores, the other gets `duplicate`.
     pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
         self.db.write(|db| commit_message_tx(db, m))
+    }
+
+    /// A quarantined message was evaluated again (after a key import or a fix). When it now
+    /// goes somewhere, it leaves quarantine and takes its new decision and verdicts — a new
+    /// thread when one is opened, a triage entry — all in ONE transaction. When it is still
+    /// quarantined, it stays, with the new reason. `m` is the new evaluation of the stored raw
+    /// bytes (its raw bytes, hash and source are not written again).
+    pub fn requeue_quarantined(
+        &mut self,
+        id: i64,
+        m: &NewMessage,
+    ) -> Result<Committed, StoreError> {
+        self.db.write(|db| {
+            let quarantined: Option<String> = db.opt(
+                "SELECT m.sha256 FROM quarantine q JOIN messages m ON m.id = q.message_ref
+                 WHERE q.message_ref = ?1",
+                args![id],
+            )?;
+            match quarantined {
+                None => {
+                    return Err(StoreError::Conflict(
+                        "that message is not in quarantine (any more); see `casegate quarantine list`"
+                            .into(),
+                    ));
+                }
+                Some(sha) if sha != m.sha256 => {
+                    return Err(StoreError::Invalid(
+                        "internal: the re-evaluated bytes are not the stored ones".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            let now = now_text();
+            if matches!(m.disposition, Disposition::Quarantine) {
+                db.execute(
+                    "UPDATE quarantine SET reason = ?2 WHERE message_ref = ?1",
+                    args![id, m.reason],
+                )?;
+            } else {
+                db.execute("DELETE FROM quarantine WHERE message_ref = ?1", args![id])?;
+            }
+            let (thread_id, outcome) = open_disposition_tx(db, m)?;
+            db.execute(
+                "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
+                     thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
+                     signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15
+                 WHERE id = ?1",
+                args![
+                    id,
+                    m.message_id,
+                    m.date_header,
+                    m.sender,
+                    m.subject,
+                    thread_id,
+                    outcome,
+                    m.reason,
+                    m.encrypted,
+                    m.encryption_note,
+                    m.signature,
+                    m.signer,
+                    m.signature_reason,
+                    m.automatic,
+                    m.flags,
+                ],
+            )?;
+            if !matches!(m.disposition, Disposition::Quarantine) {
+                file_disposition_tx(db, m, id, thread_id, &now)?;
+            }
+            let thread = match thread_id {
+                Some(t) => Some(thread_by_id_tx(db, t)?.number),
+                None => None,
+            };
+            Ok(Committed {
+                id,
+                thread,
+                duplicate: false,
+            })
+        })
     }
 
     /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
@@ -920,6 +1067,21 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
     }
 
+    /// Stored messages whose SHA-256 starts with `prefix` (lower-case hex), at most `limit`.
+    pub fn messages_by_sha256_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        // Hex digits sort below 'g': [prefix, prefix + "g") is exactly the prefix range, and
+        // it uses the index on sha256.
+        let upper = format!("{prefix}g");
+        self.message_records(
+            "WHERE m.sha256 >= ?1 AND m.sha256 < ?2 ORDER BY m.sha256 LIMIT ?3",
+            args![prefix, upper, i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
     /// Stored messages with this Message-ID (newest first).
     pub fn messages_by_message_id(
         &self,
@@ -971,15 +1133,21 @@ impl Store {
                     m.automatic, m.flags, m.source,
                     (SELECT reason FROM triage x WHERE x.message_ref = m.id),
                     (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
-                    (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id)
+                    (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
+                    (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
+                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256)
              FROM messages m {tail}"
         );
         self.db.map(&sql, args, |r| {
             let number: Option<String> = r.get(8)?;
+            let sha256: String = r.get(2)?;
+            let before: Option<String> = r.get(22)?;
+            let after: Option<String> = r.get(23)?;
             Ok(MessageRecord {
                 id: r.get(0)?,
                 message_id: r.get(1)?,
-                sha256: r.get(2)?,
+                short_id: short_id(&sha256, [before.as_deref(), after.as_deref()]),
+                sha256,
                 direction: r.get(3)?,
                 received_at: r.get(4)?,
                 date: r.get(5)?,
@@ -1002,6 +1170,28 @@ impl Store {
             })
         })
     }
+}
+
+/// Digits of a message's SHA-256 that `show` and the lists print at least.
+pub const SHORT_ID_LEN: usize = 12;
+
+/// The shortest prefix of `sha256` (at least [`SHORT_ID_LEN`]) that differs from both of its
+/// neighbours in sorted order, hence from every other stored hash.
+fn short_id(sha256: &str, neighbours: [Option<&str>; 2]) -> String {
+    let common = |other: &str| {
+        sha256
+            .bytes()
+            .zip(other.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let needed = neighbours
+        .iter()
+        .flatten()
+        .map(|n| common(n) + 1)
+        .fold(SHORT_ID_LEN, usize::max)
+        .min(sha256.len());
+    sha256[..needed].to_string()
 }
 
 fn sqlite_version(db: &Db) -> Result<i64, StoreError> {
@@ -1239,6 +1429,69 @@ fn duplicate_tx(
     Ok(Some((id, number)))
 }
 
+/// The thread a message goes to (opening a new one when the decision says so) and its
+/// `outcome` column.
+fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Option<i64>, &'static str), StoreError> {
+    Ok(match &m.disposition {
+        Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
+        Disposition::NewThread {
+            kind,
+            title,
+            participant,
+        } => {
+            let id = create_thread_tx(db, *kind, None, title, m.received_at)?;
+            if let Some(p) = participant {
+                add_contact_tx(db, id, &p.org, &p.role, &p.address)?;
+            }
+            (Some(id), "routed")
+        }
+        Disposition::Triage => (None, "triage"),
+        Disposition::Quarantine => (None, "quarantine"),
+    })
+}
+
+/// The rows that come with a stored message's decision: its triage or quarantine entry, and
+/// the acknowledgment a new report from a person is owed (remembered durably, paid later).
+fn file_disposition_tx(
+    db: &Db,
+    m: &NewMessage,
+    id: i64,
+    thread_id: Option<i64>,
+    now: &str,
+) -> Result<(), StoreError> {
+    if let (
+        Disposition::NewThread {
+            kind: Kind::Report, ..
+        },
+        Some(thread_id),
+    ) = (&m.disposition, thread_id)
+        && m.inbound
+        && !m.automatic
+    {
+        db.execute(
+            "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (thread_id) DO NOTHING",
+            args![thread_id, id, now],
+        )?;
+    }
+    match m.disposition {
+        Disposition::Triage => {
+            db.execute(
+                "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                args![id, m.reason, now],
+            )?;
+        }
+        Disposition::Quarantine => {
+            db.execute(
+                "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
+                args![id, m.reason, now],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
     let committed = if let Some((id, thread)) = duplicate_tx(db, &m.sha256)? {
         Committed {
@@ -1248,22 +1501,7 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
         }
     } else {
         let now = time_text(m.received_at);
-        let (thread_id, outcome) = match &m.disposition {
-            Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
-            Disposition::NewThread {
-                kind,
-                title,
-                participant,
-            } => {
-                let id = create_thread_tx(db, *kind, None, title, m.received_at)?;
-                if let Some(p) = participant {
-                    add_contact_tx(db, id, &p.org, &p.role, &p.address)?;
-                }
-                (Some(id), "routed")
-            }
-            Disposition::Triage => (None, "triage"),
-            Disposition::Quarantine => (None, "quarantine"),
-        };
+        let (thread_id, outcome) = open_disposition_tx(db, m)?;
         let id: i64 = db.one(
             "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                 sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
@@ -1292,37 +1530,7 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
                 m.source.describe(),
             ],
         )?;
-        // A new report from a person is owed an acknowledgment: remember that durably.
-        if let (
-            Disposition::NewThread {
-                kind: Kind::Report, ..
-            },
-            Some(thread_id),
-        ) = (&m.disposition, thread_id)
-            && m.inbound
-            && !m.automatic
-        {
-            db.execute(
-                "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (thread_id) DO NOTHING",
-                args![thread_id, id, now],
-            )?;
-        }
-        match m.disposition {
-            Disposition::Triage => {
-                db.execute(
-                    "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                    args![id, m.reason, now],
-                )?;
-            }
-            Disposition::Quarantine => {
-                db.execute(
-                    "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                    args![id, m.reason, now],
-                )?;
-            }
-            _ => {}
-        }
+        file_disposition_tx(db, m, id, thread_id, &now)?;
         let thread = match thread_id {
             Some(t) => Some(thread_by_id_tx(db, t)?.number),
             None => None,
@@ -1368,6 +1576,73 @@ mod tests {
             reason: "test".into(),
             ..NewMessage::inbound(raw, source, Utc::now(), d)
         }
+    }
+
+    #[test]
+    fn a_short_id_is_long_enough_to_differ_from_both_neighbours() {
+        let me = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(short_id(me, [None, None]), &me[..SHORT_ID_LEN]);
+        let near = "0123456789abcdeffffffffffffffffffffffffffffffffffffffffffffffffff";
+        assert_eq!(short_id(me, [Some(near), None]), &me[..17]);
+        let far = "1123456789abcdef000000000000000000000000000000000000000000000000";
+        assert_eq!(short_id(me, [Some(far), Some(near)]), &me[..17]);
+        assert_eq!(short_id("abc", [Some("abc"), None]), "abc");
+    }
+
+    #[test]
+    fn a_quarantined_message_leaves_quarantine_whole_or_not_at_all() {
+        for_each_backend(|mut s| {
+            let mut q = msg(b"kept raw", Disposition::Quarantine);
+            q.reason = "cannot open: no key".into();
+            let id = s.commit_message(&q).unwrap().id;
+            let again = |d: Disposition, reason: &str| NewMessage {
+                reason: reason.into(),
+                signature: "good".into(),
+                ..msg(b"kept raw", d)
+            };
+            // Still failing: it stays, with the new reason.
+            s.requeue_quarantined(id, &again(Disposition::Quarantine, "still no key"))
+                .unwrap();
+            let r = s.message_record(id).unwrap();
+            assert_eq!(
+                (r.outcome.as_str(), r.reason.as_str()),
+                ("quarantine", "still no key")
+            );
+            assert_eq!(s.quarantined().unwrap()[0].reason, "still no key");
+            // A failing write (no thread 999) changes nothing.
+            let bad = again(Disposition::Post { thread_id: 999 }, "routed");
+            assert!(s.requeue_quarantined(id, &bad).is_err());
+            assert_eq!(s.quarantined().unwrap().len(), 1);
+            // Now it opens a report: thread, contact and the owed acknowledgment, out of quarantine.
+            let report = again(
+                Disposition::NewThread {
+                    kind: Kind::Report,
+                    title: "t".into(),
+                    participant: Some(NewParticipant {
+                        org: "x".into(),
+                        role: "reporter".into(),
+                        address: "x@y.example".into(),
+                    }),
+                },
+                "new report",
+            );
+            let c = s.requeue_quarantined(id, &report).unwrap();
+            let number = c.thread.unwrap();
+            assert!(s.quarantined().unwrap().is_empty());
+            let r = s.message_record(id).unwrap();
+            assert_eq!(r.outcome, "routed");
+            assert_eq!(r.signature, "good");
+            assert_eq!(r.thread.as_ref(), Some(&number));
+            assert_eq!(s.pending_acks().unwrap().len(), 1);
+            // Once out, a second retry is a conflict.
+            let err = s.requeue_quarantined(id, &report).unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)));
+            // Only the stored bytes can be put back.
+            let mut other = msg(b"other", Disposition::Quarantine);
+            other.reason = "x".into();
+            let other_id = s.commit_message(&other).unwrap().id;
+            assert!(s.requeue_quarantined(other_id, &report).is_err());
+        });
     }
 
     #[test]
@@ -1642,6 +1917,19 @@ mod tests {
             .unwrap();
         source
             .record_attempt(ids[0], now, &outbox::AttemptOutcome::Accepted, "250 ok")
+            .unwrap();
+        source
+            .add_token("ann", &"ab".repeat(32), false, now)
+            .unwrap();
+        source
+            .record_audit(&NewAudit {
+                at: now,
+                actor: "cli:ann".into(),
+                action: "open".into(),
+                thread: Some(n("VU#123456")),
+                message_ref: Some(1),
+                detail: "opened".into(),
+            })
             .unwrap();
         source
             .take_mailbox_lease(

@@ -667,6 +667,16 @@ impl NoticeWriter<'_> {
         }
     }
 
+    /// Writes an audit record in the notice's transaction: it exists if and only if the
+    /// notice is queued.
+    pub fn record_audit(&mut self, a: &super::NewAudit) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        super::audit::insert(self.db, a)?;
+        Ok(())
+    }
+
     /// Queues the notice: every copy added becomes visible at once, durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
         match self.tx.take() {

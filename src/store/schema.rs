@@ -133,5 +133,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::MIGRATION,
     PENDING_ACKS,
     SIGNATURE_CACHE,
+    super::audit::MIGRATION,
+    super::tokens::MIGRATION,
     INSTANCES,
 ];

@@ -216,24 +216,34 @@ enum Conn {
 /// A connection to the store's database. Statements outside a transaction commit on their own.
 pub(crate) struct Db {
     conn: Conn,
-    in_tx: Cell<bool>,
+    /// Open transaction scopes: 0 none, 1 a transaction, more: savepoints inside it.
+    depth: Cell<u32>,
+    /// A statement in the current transaction failed for a concurrent transaction (PostgreSQL
+    /// serialization failure, deadlock, unique key taken): the whole transaction may run again.
+    conflict: Cell<bool>,
 }
 
+/// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope(u32);
+
 /// How often [`Db::write`] runs a closure that PostgreSQL aborted for a concurrent transaction.
-const WRITE_ATTEMPTS: u32 = 12;
+const WRITE_ATTEMPTS: u32 = 30;
 
 impl Db {
     pub(crate) fn sqlite(conn: rusqlite::Connection) -> Db {
         Db {
             conn: Conn::Sqlite(conn),
-            in_tx: Cell::new(false),
+            depth: Cell::new(0),
+            conflict: Cell::new(false),
         }
     }
 
     pub(crate) fn postgres(conn: PgConn) -> Db {
         Db {
             conn: Conn::Postgres(Box::new(conn)),
-            in_tx: Cell::new(false),
+            depth: Cell::new(0),
+            conflict: Cell::new(false),
         }
     }
 
@@ -259,7 +269,7 @@ impl Db {
                 let mut stmt = c.prepare_cached(sql)?;
                 Ok(stmt.execute(rusqlite::params_from_iter(args.iter()))? as u64)
             }
-            Conn::Postgres(c) => c.execute(sql, args),
+            Conn::Postgres(c) => self.noted(c.execute(sql, args)),
         }
     }
 
@@ -280,7 +290,7 @@ impl Db {
                 }
                 Ok(out)
             }
-            Conn::Postgres(c) => c.query(sql, args),
+            Conn::Postgres(c) => self.noted(c.query(sql, args)),
         }
     }
 
@@ -334,7 +344,8 @@ impl Db {
     /// Runs `f` in one transaction and commits it. On PostgreSQL the transaction is
     /// SERIALIZABLE: the outcome is that of some one-at-a-time order, as with SQLite's single
     /// writer; when PostgreSQL aborts it for a concurrent one, `f` runs again (bounded, with
-    /// a short random pause). So `f` must touch nothing but the database.
+    /// a short random pause). So `f` must touch nothing but the database. Inside another
+    /// transaction (`Store::atomically`) it is a savepoint, and the outermost one runs again.
     pub(crate) fn write<T>(
         &mut self,
         mut f: impl FnMut(&Db) -> Result<T, StoreError>,
@@ -342,15 +353,16 @@ impl Db {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.begin_raw(Mode::Serializable)?;
-            let result = f(self).and_then(|v| self.commit_raw().map(|()| v));
-            match result {
-                Ok(v) => return Ok(v),
+            let scope = self.open_scope()?;
+            match f(self) {
+                Ok(v) => match self.close_scope(scope, true) {
+                    Ok(()) => return Ok(v),
+                    Err(e) if self.retry_scope(scope, &e, attempt) => continue,
+                    Err(e) => return Err(e),
+                },
                 Err(e) => {
-                    self.rollback_raw();
-                    if attempt < WRITE_ATTEMPTS && e.is_transient_conflict() {
-                        let pause = rand::random_range(1..=10u64) * u64::from(attempt.min(10));
-                        std::thread::sleep(Duration::from_millis(pause));
+                    let _ = self.close_scope(scope, false);
+                    if self.retry_scope(scope, &e, attempt) {
                         continue;
                     }
                     return Err(e);
@@ -359,62 +371,107 @@ impl Db {
         }
     }
 
+    /// Starts a transaction (SERIALIZABLE on PostgreSQL), or a savepoint inside the open one.
+    pub(crate) fn open_scope(&self) -> Result<Scope, StoreError> {
+        self.open(Mode::Serializable)
+    }
+
+    fn open(&self, mode: Mode) -> Result<Scope, StoreError> {
+        let level = self.depth.get();
+        if level == 0 {
+            self.conflict.set(false);
+            match &self.conn {
+                // IMMEDIATE: take the write lock at once (waiting up to the busy timeout), so
+                // a transaction never fails half-way because another process began writing.
+                Conn::Sqlite(c) => c.execute_batch(match mode {
+                    Mode::Snapshot => "BEGIN DEFERRED",
+                    _ => "BEGIN IMMEDIATE",
+                })?,
+                Conn::Postgres(c) => c.batch(match mode {
+                    Mode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                    Mode::Guard => "BEGIN ISOLATION LEVEL READ COMMITTED",
+                    Mode::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                })?,
+            }
+        } else {
+            self.batch(&format!("SAVEPOINT casegate_{level}"))?;
+        }
+        self.depth.set(level + 1);
+        Ok(Scope(level))
+    }
+
+    /// Ends a scope: commits (or releases the savepoint) when `commit`, else rolls it back.
+    pub(crate) fn close_scope(&self, scope: Scope, commit: bool) -> Result<(), StoreError> {
+        let Scope(level) = scope;
+        self.depth.set(level);
+        let sql = match (level, commit) {
+            (0, true) => "COMMIT".to_string(),
+            (0, false) => "ROLLBACK".to_string(),
+            (l, true) => format!("RELEASE casegate_{l}"),
+            (l, false) => format!("ROLLBACK TO casegate_{l}; RELEASE casegate_{l}"),
+        };
+        let done = self.batch(&sql);
+        if done.is_err() && level > 0 && !commit {
+            // The savepoint cannot be undone alone (the connection broke): the transaction is
+            // lost; make sure it is rolled back whole.
+            let _ = self.batch("ROLLBACK");
+            self.depth.set(0);
+        }
+        if done.is_err() && level == 0 && commit {
+            let _ = self.batch("ROLLBACK");
+        }
+        done
+    }
+
+    /// After `scope` ended with `err`: whether to run it again (the whole transaction only,
+    /// when a concurrent one got in its way; bounded; after a short random pause).
+    pub(crate) fn retry_scope(&self, scope: Scope, err: &StoreError, attempt: u32) -> bool {
+        let conflict = err.is_transient_conflict() || self.conflict.replace(false);
+        if scope.0 != 0 || attempt >= WRITE_ATTEMPTS || !conflict {
+            return false;
+        }
+        // Random, and longer the more often it collided: writers that keep meeting spread out.
+        let pause = rand::random_range(1..=10u64) * u64::from(attempt.min(20));
+        std::thread::sleep(Duration::from_millis(pause));
+        true
+    }
+
     /// Starts a transaction that is committed with [`TxGuard::commit`] and rolled back when the
-    /// guard is dropped before. Not replayed on a conflict: use it only to insert new rows.
+    /// guard is dropped before. Not run again on a conflict, and at READ COMMITTED on
+    /// PostgreSQL: use it only to insert new rows, or where row locks (`FOR UPDATE SKIP
+    /// LOCKED`) keep writers apart. Inside another transaction it is a savepoint.
     pub(crate) fn begin(&mut self) -> Result<TxGuard<'_>, StoreError> {
-        self.begin_raw(Mode::Guard)?;
+        let scope = self.open(Mode::Guard)?;
         Ok(TxGuard {
             db: self,
-            open: true,
+            scope: Some(scope),
         })
     }
 
     /// Starts a read-only transaction that sees one consistent state of the store throughout
     /// (for reading a whole store, `store copy`). Ended when the guard is dropped.
     pub(crate) fn begin_snapshot(&mut self) -> Result<TxGuard<'_>, StoreError> {
-        self.begin_raw(Mode::Snapshot)?;
+        if self.depth.get() > 0 {
+            return Err(StoreError::Invalid(
+                "a snapshot cannot start inside a transaction".into(),
+            ));
+        }
+        let scope = self.open(Mode::Snapshot)?;
         Ok(TxGuard {
             db: self,
-            open: true,
+            scope: Some(scope),
         })
     }
 
-    fn begin_raw(&self, mode: Mode) -> Result<(), StoreError> {
-        if self.in_tx.get() {
-            return Err(StoreError::Invalid(
-                "a store transaction is already open on this connection".into(),
-            ));
+    /// Notes a failed statement: a conflict with a concurrent transaction dooms the whole
+    /// transaction, which may then run again.
+    fn noted<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &r
+            && e.is_transient_conflict()
+        {
+            self.conflict.set(true);
         }
-        match &self.conn {
-            // IMMEDIATE: take the write lock at once (waiting up to the busy timeout), so a
-            // transaction never fails half-way because another process began writing.
-            Conn::Sqlite(c) => c.execute_batch(match mode {
-                Mode::Snapshot => "BEGIN DEFERRED",
-                _ => "BEGIN IMMEDIATE",
-            })?,
-            Conn::Postgres(c) => c.batch(match mode {
-                Mode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
-                Mode::Guard => "BEGIN ISOLATION LEVEL READ COMMITTED",
-                Mode::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            })?,
-        }
-        self.in_tx.set(true);
-        Ok(())
-    }
-
-    fn commit_raw(&self) -> Result<(), StoreError> {
-        self.in_tx.set(false);
-        self.batch("COMMIT")
-    }
-
-    fn rollback_raw(&self) {
-        if self.in_tx.replace(false) {
-            // A connection that is gone has rolled back by itself; nothing else can fail here
-            // that we could act on.
-            if let Err(e) = self.batch("ROLLBACK") {
-                tracing::debug!(error = %e, "rollback failed");
-            }
-        }
+        r
     }
 
     // ----- catalog: what `store copy` and the schema tests need to know about tables -----
@@ -524,7 +581,8 @@ enum Mode {
 /// An open transaction from [`Db::begin`].
 pub(crate) struct TxGuard<'a> {
     db: &'a Db,
-    open: bool,
+    /// `None` once committed.
+    scope: Option<Scope>,
 }
 
 impl<'a> TxGuard<'a> {
@@ -533,15 +591,20 @@ impl<'a> TxGuard<'a> {
     }
 
     pub(crate) fn commit(mut self) -> Result<(), StoreError> {
-        self.open = false;
-        self.db.commit_raw()
+        match self.scope.take() {
+            Some(scope) => self.db.close_scope(scope, true),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for TxGuard<'_> {
     fn drop(&mut self) {
-        if self.open {
-            self.db.rollback_raw();
+        if let Some(scope) = self.scope.take()
+            && let Err(e) = self.db.close_scope(scope, false)
+        {
+            // A connection that is gone has rolled back by itself.
+            tracing::debug!(error = %e, "rollback failed");
         }
     }
 }

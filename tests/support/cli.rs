@@ -57,3 +57,102 @@ pub fn sigterm(child: &mut Child) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A data directory driven through the binary as analyst `ann` (USER=ann, so the audit trail
+/// says `cli:ann`): commands run in `work` with `--data-dir data`.
+pub struct Desk {
+    _tmp: tempfile::TempDir,
+    pub data: std::path::PathBuf,
+    pub work: std::path::PathBuf,
+}
+
+impl Desk {
+    /// No store yet (not even `init`).
+    pub fn empty() -> Desk {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        Desk {
+            _tmp: tmp,
+            data,
+            work,
+        }
+    }
+
+    /// After `init`.
+    pub fn new() -> Desk {
+        let d = Desk::empty();
+        d.ok(&["init"]);
+        d
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .current_dir(&self.work)
+            .env("USER", "ann")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The command must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "casegate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The command must fail with exit code 1 (printing nothing but `--json` lines on
+    /// stdout); returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "casegate {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            out.stdout.is_empty() || args.contains(&"--json"),
+            "casegate {args:?} printed on failure"
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        json_lines(&self.ok(args))
+    }
+
+    /// Writes a file into the working directory; returns its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.work.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    }
+
+    /// Ingests one message; returns its `--json` line.
+    pub fn ingest(&self, name: &str, raw: &[u8]) -> serde_json::Value {
+        let path = self.write(name, raw);
+        let mut out = self.json(&["ingest", "--json", &path]);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    /// Every byte of the store: the main file and the write-ahead log.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for name in ["casegate.sqlite", "casegate.sqlite-wal"] {
+            if let Ok(b) = std::fs::read(self.data.join(name)) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+}

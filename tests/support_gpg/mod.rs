@@ -281,3 +281,39 @@ pub fn fixture() -> &'static Fixture {
         }
     })
 }
+
+/// Headers of a test message from `from` (Message-ID `<id@test.example>`), ending before the
+/// Content-Type the caller adds.
+pub fn headers(from: &str, subject: &str, id: &str) -> String {
+    format!(
+        "From: Sender <{from}>\r\nTo: CERT <{COORDINATOR}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}@test.example>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    )
+}
+
+/// MIME wants CRLF; gpg writes LF.
+pub fn crlf(s: &[u8]) -> String {
+    String::from_utf8_lossy(s)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+}
+
+/// An RFC 3156 multipart/encrypted entity around armored ciphertext.
+pub fn pgp_mime(armored: &[u8]) -> String {
+    format!(
+        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"e\"\r\n\r\n\
+         --e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
+         --e\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\r\n{}\r\n--e--\r\n",
+        crlf(armored).trim_end()
+    )
+}
+
+/// An RFC 3156 multipart/signed entity: `part` is the signed entity, verbatim.
+pub fn signed_entity(part: &str, sig: &[u8]) -> String {
+    format!(
+        "Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s\"\r\n\r\n\
+         --s\r\n{part}\r\n--s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\
+         Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n{}\r\n--s--\r\n",
+        String::from_utf8_lossy(sig).trim_end()
+    )
+}

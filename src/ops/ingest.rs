@@ -1,0 +1,53 @@
+//! Mail handed in by a person (`casegate ingest`, `route --dry-run`): the same pipeline as
+//! IMAP and the Maildir, with the person recorded in the audit trail.
+
+use super::{Actor, Context, OpsError};
+use crate::pipeline::Outcome;
+use crate::store::MessageSource;
+use crate::tracking::TrackingNumber;
+
+/// Parses, opens, routes and durably stores one message; returns after the commit. Its audit
+/// record (action `ingest`, by `actor`) is written in the same transaction; a duplicate
+/// writes nothing.
+pub fn ingest(
+    cx: &mut Context,
+    actor: &Actor,
+    raw: &[u8],
+    source: MessageSource,
+) -> Result<Outcome, OpsError> {
+    actor.may_change("store messages")?;
+    Ok(cx.pipeline(Some(actor.name()))?.process(raw, source)?)
+}
+
+/// The decision `ingest` would make, with the routing steps, stored nowhere.
+pub fn dry_run(
+    cx: &mut Context,
+    _actor: &Actor,
+    raw: &[u8],
+    source: MessageSource,
+) -> Result<Outcome, OpsError> {
+    Ok(cx.pipeline(None)?.dry_run(raw, source)?)
+}
+
+/// An acknowledgment owed to a new report, and what became of it now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OwedAcknowledgment {
+    pub report: TrackingNumber,
+    pub result: String,
+}
+
+/// Queues the acknowledgments owed from before a crash (or from before `init` made a key).
+pub fn flush_pending_acks(
+    cx: &mut Context,
+    actor: &Actor,
+) -> Result<Vec<OwedAcknowledgment>, OpsError> {
+    if actor.read_only() {
+        return Ok(Vec::new());
+    }
+    Ok(cx
+        .pipeline(None)?
+        .flush_pending_acks()?
+        .into_iter()
+        .map(|(report, result)| OwedAcknowledgment { report, result })
+        .collect())
+}

@@ -1,0 +1,286 @@
+//! Participants of threads and the OpenPGP certificates bound to them.
+
+use chrono::Utc;
+
+use super::notices::release_held;
+use super::{Actor, Context, OpsError, audit_record};
+use crate::keyring::{self, CertSummary};
+use crate::outbox::QueuedCopy;
+use crate::store::{Contact, Store, StoredCert, time_text};
+use crate::tracking::TrackingNumber;
+
+/// The roles a participant can have.
+pub const ROLES: &[&str] = &["vendor", "reporter", "coordinator", "other"];
+
+/// A contact to add to a thread (`participant add`).
+#[derive(Debug, Clone)]
+pub struct NewContact<'a> {
+    pub org: &'a str,
+    pub email: &'a str,
+    /// `vendor | reporter | coordinator | other`.
+    pub role: &'a str,
+    /// The contact's certificate(s); imported, and the one for `email` bound.
+    pub key: Option<KeyData<'a>>,
+}
+
+/// OpenPGP certificates as given (armored or binary, one or many), and where they came from
+/// (a file name, an upload) for error messages.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyData<'a> {
+    pub bytes: &'a [u8],
+    pub from: &'a str,
+}
+
+/// A contact added (`participant add --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContactAdded {
+    pub thread: TrackingNumber,
+    pub org: String,
+    pub role: String,
+    pub email: String,
+    /// Fingerprints of the keys bound to the contact.
+    pub keys: Vec<String>,
+    /// The key bound by this call, if one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_bound: Option<String>,
+    /// Things the person should check (e.g. a key without a user ID for this address).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Copies held for want of a key that this key let go out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<QueuedCopy>,
+}
+
+/// Adds a contact of organisation `org` to thread `n` (creating the participant), imports and
+/// binds its key when given — one transaction with the audit record — then releases copies
+/// that were held for want of that key.
+pub fn add(
+    cx: &mut Context,
+    actor: &Actor,
+    n: &TrackingNumber,
+    contact: &NewContact<'_>,
+) -> Result<ContactAdded, OpsError> {
+    actor.may_change("add participants")?;
+    if !ROLES.contains(&contact.role) {
+        return Err(OpsError::Invalid(format!(
+            "role {:?} is not one of {}",
+            contact.role,
+            ROLES.join(", ")
+        )));
+    }
+    let org = contact.org.trim();
+    if org.is_empty() {
+        return Err(OpsError::Invalid(
+            "the organisation is empty; give one with --org".into(),
+        ));
+    }
+    let t = cx.own_thread(n)?;
+    // Self-signatures checked from here on (parsing, summarizing) are remembered in the store.
+    let checks_before = crate::signature_cache::snapshot();
+    let certs = contact.key.map(parse_certs).transpose()?;
+    let email_l = contact.email.trim().to_lowercase();
+    let mut warnings = Vec::new();
+    let chosen = certs.as_ref().and_then(|certs| {
+        let summaries: Vec<CertSummary> = certs.iter().map(keyring::summarize).collect();
+        let chosen = summaries
+            .iter()
+            .find(|s| s.emails.contains(&email_l))
+            .or_else(|| summaries.first())
+            .cloned()?;
+        if !chosen.emails.contains(&email_l) {
+            warnings.push(format!(
+                "certificate {} has no user ID for {}; its signatures will not count as `good` for mail from {}",
+                chosen.fingerprint, contact.email, contact.email
+            ));
+        }
+        Some(chosen)
+    });
+    let fingerprint = chosen.map(|c| c.fingerprint);
+    let added = cx.store_mut().atomically(|s| {
+        if let Some(certs) = &certs {
+            store_certs(s, certs, &checks_before)?;
+        }
+        let c = s.add_participant(
+            t.id,
+            org,
+            contact.role,
+            contact.email,
+            fingerprint.as_deref(),
+        )?;
+        s.record_audit(&audit_record(
+            actor,
+            "participant add",
+            Some(&t.number),
+            None,
+            format!(
+                "{} ({}) {}{}",
+                c.org,
+                c.role,
+                c.address,
+                fingerprint
+                    .as_deref()
+                    .map(|f| format!(" key {f}"))
+                    .unwrap_or_default()
+            ),
+        ))?;
+        Ok::<_, OpsError>(c)
+    })?;
+    let released = if fingerprint.is_some() {
+        release_after_import(cx.store_mut(), actor)?
+    } else {
+        Vec::new()
+    };
+    Ok(ContactAdded {
+        thread: t.number,
+        org: added.org,
+        role: added.role,
+        email: added.address,
+        keys: added.key_fingerprints,
+        key_bound: fingerprint,
+        warnings,
+        released,
+    })
+}
+
+/// Every contact of thread `n` with the keys bound to it.
+pub fn list(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<Vec<Contact>, OpsError> {
+    let t = cx.thread(n)?;
+    Ok(cx.store().contacts(t.id)?)
+}
+
+/// Certificates imported (`key import`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeysImported {
+    pub certs: Vec<CertSummary>,
+    /// Copies held for want of a key that these keys let go out.
+    pub released: Vec<QueuedCopy>,
+}
+
+/// Imports OpenPGP certificates (armored or binary, one or many; secret parts dropped), then
+/// releases copies that were held for want of a key.
+pub fn import_keys(
+    cx: &mut Context,
+    actor: &Actor,
+    key: KeyData<'_>,
+) -> Result<KeysImported, OpsError> {
+    actor.may_change("import keys")?;
+    // Self-signatures checked from here on (parsing, summarizing) are remembered in the store.
+    let checks_before = crate::signature_cache::snapshot();
+    let certs = parse_certs(key)?;
+    let summaries = cx.store_mut().atomically(|s| {
+        let summaries = store_certs(s, &certs, &checks_before)?;
+        s.record_audit(&audit_record(
+            actor,
+            "key import",
+            None,
+            None,
+            summaries
+                .iter()
+                .map(|c| format!("{} {}", c.fingerprint, c.user_ids.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))?;
+        Ok::<_, OpsError>(summaries)
+    })?;
+    let released = release_after_import(cx.store_mut(), actor)?;
+    Ok(KeysImported {
+        certs: summaries,
+        released,
+    })
+}
+
+/// A certificate as `key list` shows it: whose it is and its state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyListing {
+    /// `coordinator` or `participant`.
+    pub owner: &'static str,
+    #[serde(flatten)]
+    pub cert: CertSummary,
+}
+
+/// The coordinator's certificate, then every imported one.
+pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, OpsError> {
+    let stored = cx.store().certs()?;
+    let keyring = cx.keyring()?;
+    let mut all = Vec::new();
+    if let Some(c) = keyring.coordinator() {
+        all.push(KeyListing {
+            owner: "coordinator",
+            cert: keyring::summarize(c),
+        });
+    }
+    // In import order; a stored certificate that no longer parses is left out (and logged).
+    all.extend(
+        stored
+            .iter()
+            .filter_map(|s| keyring.cert(&s.fingerprint))
+            .map(|c| KeyListing {
+                owner: "participant",
+                cert: keyring::summarize(c),
+            }),
+    );
+    Ok(all)
+}
+
+/// The ASCII-armored public certificate `fingerprint` (default: the coordinator's).
+pub fn export_key(
+    cx: &mut Context,
+    _actor: &Actor,
+    fingerprint: Option<&str>,
+) -> Result<String, OpsError> {
+    let keyring = cx.keyring()?;
+    let cert = match fingerprint {
+        None => keyring.coordinator().ok_or_else(|| {
+            OpsError::NotFound("no coordinator key yet; run `casegate init` first".into())
+        })?,
+        Some(f) => {
+            let f = f.replace(' ', "");
+            match keyring.coordinator() {
+                Some(c) if c.fingerprint().to_hex().eq_ignore_ascii_case(&f) => c,
+                _ => keyring.cert(&f).ok_or_else(|| {
+                    OpsError::NotFound(format!("no certificate {f}; see `casegate key list`"))
+                })?,
+            }
+        }
+    };
+    keyring::armored_public(cert).map_err(|e| OpsError::Internal(e.to_string()))
+}
+
+fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
+    keyring::parse_certs(key.bytes).map_err(|e| {
+        OpsError::Invalid(format!(
+            "{} holds no usable OpenPGP certificate ({e}); export one with `gpg --armor --export ADDRESS`",
+            key.from
+        ))
+    })
+}
+
+/// Stores certificates (public parts) and the self-signature checks made since `before`, so
+/// later commands need not check them again.
+fn store_certs(
+    s: &mut Store,
+    certs: &[keyring::Cert],
+    before: &crate::signature_cache::Snapshot,
+) -> Result<Vec<CertSummary>, OpsError> {
+    let mut out = Vec::new();
+    for cert in certs {
+        let summary = keyring::summarize(cert);
+        s.put_cert(&StoredCert {
+            fingerprint: summary.fingerprint.clone(),
+            public_cert: keyring::public_bytes(cert),
+            user_ids: summary.user_ids.clone(),
+            imported_at: time_text(Utc::now()),
+        })?;
+        out.push(summary);
+    }
+    crate::signature_cache::save_since(s, before)?;
+    Ok(out)
+}
+
+/// Copies held for want of a key go out as soon as a usable key is there.
+fn release_after_import(store: &mut Store, actor: &Actor) -> Result<Vec<QueuedCopy>, OpsError> {
+    Ok(release_held(store, actor, None, "outbox release")?
+        .into_iter()
+        .filter(|c| c.status != "held")
+        .collect())
+}

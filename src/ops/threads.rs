@@ -1,0 +1,317 @@
+//! Threads (cases, reports, tickets): open, promote, show, list, change policy.
+
+use chrono::Utc;
+
+use super::{Actor, Context, OpsError, audit_record};
+use crate::store::outbox::{OutboxFilter, OutboxRow};
+use crate::store::{Contact, MessageRecord, StoreError, Thread, ThreadSummary, time_text};
+use crate::tracking::{Kind, TrackingNumber};
+
+/// A thread just made (`open --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Opened {
+    pub number: TrackingNumber,
+    pub kind: Kind,
+    pub title: String,
+}
+
+/// Creates a case, report or ticket; without `number` one is minted. An existing number is a
+/// conflict.
+pub fn open(
+    cx: &mut Context,
+    actor: &Actor,
+    kind: Kind,
+    title: &str,
+    number: Option<&TrackingNumber>,
+) -> Result<Opened, OpsError> {
+    actor.may_change("open threads")?;
+    if title.trim().is_empty() {
+        return Err(OpsError::Invalid(
+            "the title is empty; give one with --title".into(),
+        ));
+    }
+    let t = cx.store_mut().atomically(|s| {
+        let t = s.create_thread(kind, number, title, Utc::now())?;
+        s.record_audit(&audit_record(
+            actor,
+            "open",
+            Some(&t.number),
+            None,
+            format!("{kind} {title:?}"),
+        ))?;
+        Ok::<_, StoreError>(t)
+    })?;
+    Ok(Opened {
+        number: t.number,
+        kind: t.kind,
+        title: t.title,
+    })
+}
+
+/// A report turned into a case (`promote --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Promoted {
+    pub number: TrackingNumber,
+    pub kind: Kind,
+    pub title: String,
+    pub promoted_from: TrackingNumber,
+}
+
+/// Turns a report into a case (minted or `to`); the report's participants come along.
+pub fn promote(
+    cx: &mut Context,
+    actor: &Actor,
+    report: &TrackingNumber,
+    to: Option<&TrackingNumber>,
+) -> Result<Promoted, OpsError> {
+    actor.may_change("promote reports")?;
+    let case = cx.store_mut().atomically(|s| {
+        let case = s.promote(report, to, Utc::now())?;
+        s.record_audit(&audit_record(
+            actor,
+            "promote",
+            Some(&case.number),
+            None,
+            format!("{report} became {}", case.number),
+        ))?;
+        Ok::<_, StoreError>(case)
+    })?;
+    Ok(Promoted {
+        number: case.number,
+        kind: case.kind,
+        title: case.title,
+        promoted_from: report.clone(),
+    })
+}
+
+/// A thread with its participants, messages and outbound copies (`show --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThreadView {
+    #[serde(flatten)]
+    pub thread: Thread,
+    /// The number asked for, when it is a report that became this case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked_for: Option<TrackingNumber>,
+    pub participants: Vec<Contact>,
+    /// Oldest first; each with its `short_id` for `read`.
+    pub messages: Vec<MessageRecord>,
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// One thread; a promoted report is shown as the case it became.
+pub fn show(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadView, OpsError> {
+    let own = cx.own_thread(n)?;
+    let t = cx.store().resolve_thread(n)?.unwrap_or(own);
+    let store = cx.store();
+    Ok(ThreadView {
+        asked_for: (n != &t.number).then(|| n.clone()),
+        participants: store.contacts(t.id)?,
+        messages: store.thread_messages(t.id)?,
+        outbox: store.outbox_rows(&OutboxFilter {
+            thread_id: Some(t.id),
+            status: None,
+        })?,
+        thread: t,
+    })
+}
+
+/// Threads, oldest first, optionally of one kind.
+pub fn list(
+    cx: &Context,
+    _actor: &Actor,
+    kind: Option<Kind>,
+) -> Result<Vec<ThreadSummary>, OpsError> {
+    Ok(cx.store().list_threads(kind)?)
+}
+
+/// What `set` may change; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PolicyChange {
+    pub require_signed_statements: Option<bool>,
+    /// `YYYY-MM-DD`, an RFC 3339 time, or `none` to go back to the default.
+    pub publication_date: Option<String>,
+}
+
+/// A thread's policy after `set` (`set --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Policy {
+    pub number: TrackingNumber,
+    pub require_signed_statements: bool,
+    /// `None`: the default, 45 days after the first notice.
+    pub publication_date: Option<String>,
+}
+
+/// Changes a thread's policy (all of `change` or nothing) and returns it.
+pub fn set(
+    cx: &mut Context,
+    actor: &Actor,
+    n: &TrackingNumber,
+    change: &PolicyChange,
+) -> Result<Policy, OpsError> {
+    let t = cx.thread(n)?;
+    let publication = change
+        .publication_date
+        .as_deref()
+        .map(parse_publication_date)
+        .transpose()?;
+    if change.require_signed_statements.is_some() || publication.is_some() {
+        actor.may_change("change a thread's policy")?;
+        let mut what = Vec::new();
+        if let Some(on) = change.require_signed_statements {
+            what.push(format!("require_signed_statements={on}"));
+        }
+        if let Some(p) = &publication {
+            what.push(format!(
+                "publication_date={}",
+                p.as_deref().unwrap_or("default")
+            ));
+        }
+        cx.store_mut().atomically(|s| {
+            if let Some(on) = change.require_signed_statements {
+                s.set_require_signed_statements(t.id, on)?;
+            }
+            if let Some(p) = &publication {
+                s.set_publication_date(t.id, p.as_deref())?;
+            }
+            s.record_audit(&audit_record(
+                actor,
+                "set",
+                Some(&t.number),
+                None,
+                what.join(", "),
+            ))?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    let t = cx.store().thread_by_id(t.id)?;
+    Ok(Policy {
+        number: t.number,
+        require_signed_statements: t.require_signed_statements,
+        publication_date: t.publication_date,
+    })
+}
+
+/// `YYYY-MM-DD` or RFC 3339 → UTC RFC 3339; `none` → `None` (the default).
+fn parse_publication_date(p: &str) -> Result<Option<String>, OpsError> {
+    let p = p.trim();
+    if p == "none" {
+        return Ok(None);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(p, "%Y-%m-%d") {
+        return Ok(Some(time_text(
+            d.and_time(chrono::NaiveTime::MIN).and_utc(),
+        )));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(p) {
+        return Ok(Some(time_text(t.with_timezone(&Utc))));
+    }
+    Err(OpsError::Invalid(format!(
+        "--publication-date {p:?} is not a date; write YYYY-MM-DD, an RFC 3339 time, or none"
+    )))
+}
+
+/// Records a Message-ID as sent by us in a thread, so replies to it route there (a test and
+/// maintenance helper: `casegate debug record-sent`).
+pub fn record_sent(
+    cx: &mut Context,
+    actor: &Actor,
+    message_id: &str,
+    n: &TrackingNumber,
+) -> Result<(), OpsError> {
+    actor.may_change("record sent Message-IDs")?;
+    let t = cx.own_thread(n)?;
+    cx.store_mut().atomically(|s| {
+        s.record_sent(message_id, t.id)?;
+        s.record_audit(&audit_record(
+            actor,
+            "debug record-sent",
+            Some(&t.number),
+            None,
+            message_id.to_string(),
+        ))?;
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{ann, desk};
+
+    fn n(s: &str) -> TrackingNumber {
+        TrackingNumber::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_read_only_actor_changes_nothing_and_leaves_no_audit_record() {
+        let mut d = desk();
+        let reader = Actor::named("token:rita", true);
+        let err = open(&mut d.cx, &reader, Kind::Case, "t", None).unwrap_err();
+        assert_eq!(err.kind().http_status(), 403);
+        assert!(err.to_string().contains("read-only"), "{err}");
+        assert!(list(&d.cx, &reader, None).unwrap().is_empty());
+        assert!(d.cx.store().audit_entries(None, None).unwrap().is_empty());
+        // Reading is allowed.
+        let made = open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
+        assert_eq!(
+            show(&d.cx, &reader, &made.number).unwrap().thread.number,
+            made.number
+        );
+        let change = PolicyChange {
+            require_signed_statements: Some(true),
+            publication_date: None,
+        };
+        assert_eq!(
+            set(&mut d.cx, &reader, &made.number, &change)
+                .unwrap_err()
+                .kind()
+                .http_status(),
+            403
+        );
+    }
+
+    #[test]
+    fn set_checks_the_date_before_changing_anything() {
+        let mut d = desk();
+        open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
+        let bad = PolicyChange {
+            require_signed_statements: Some(true),
+            publication_date: Some("next tuesday".into()),
+        };
+        let err = set(&mut d.cx, &ann(), &n("VU#409117"), &bad).unwrap_err();
+        assert_eq!(err.kind().http_status(), 400);
+        let unchanged = set(&mut d.cx, &ann(), &n("VU#409117"), &PolicyChange::default()).unwrap();
+        assert!(!unchanged.require_signed_statements);
+        let good = PolicyChange {
+            require_signed_statements: None,
+            publication_date: Some("2026-03-01".into()),
+        };
+        let p = set(&mut d.cx, &ann(), &n("VU#409117"), &good).unwrap();
+        assert_eq!(p.publication_date.as_deref(), Some("2026-03-01T00:00:00Z"));
+        let actions: Vec<String> =
+            d.cx.store()
+                .audit_entries(None, None)
+                .unwrap()
+                .into_iter()
+                .map(|e| format!("{} {}", e.action, e.detail))
+                .collect();
+        assert_eq!(
+            actions,
+            vec![
+                "open case \"t\"".to_string(),
+                "set publication_date=2026-03-01T00:00:00Z".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_existing_number_is_a_conflict() {
+        let mut d = desk();
+        open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
+        let err = open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap_err();
+        assert_eq!(err.kind().http_status(), 409);
+        assert!(err.to_string().contains("casegate show VU#409117"), "{err}");
+        assert_eq!(d.cx.store().audit_entries(None, None).unwrap().len(), 1);
+    }
+}
