@@ -988,6 +988,18 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
                 summary: m,
             })?;
         }
+        #[derive(serde::Serialize)]
+        struct Lease<'a> {
+            kind: &'static str,
+            #[serde(flatten)]
+            lease: &'a casegate::store::Lease,
+        }
+        for l in &s.leases {
+            print_json(&Lease {
+                kind: "lease",
+                lease: l,
+            })?;
+        }
         print_json(&Queues {
             kind: "queues",
             triage: s.triage,
@@ -1004,6 +1016,12 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
                 m.stored_since,
                 m.quarantined_since,
                 m.updated_at
+            );
+        }
+        for l in &s.leases {
+            println!(
+                "lease {}/{}: watched by {} until {}",
+                l.account, l.mailbox, l.owner, l.expires_at
             );
         }
         println!(
