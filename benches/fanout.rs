@@ -22,14 +22,14 @@ use std::time::Instant;
 
 use casegate::config::OutboxConfig;
 use casegate::outbox::{self, Notice, Selection};
-use casegate::store::{Store, StoredCert};
+use casegate::store::Store;
 use casegate::tracking::{Kind, TrackingNumber};
 use chrono::Utc;
 use openpgp::Cert;
 use openpgp::cert::CertParser;
 use openpgp::cert::{CertBuilder, CipherSuite};
 use openpgp::parse::Parse;
-use openpgp::serialize::{Serialize, SerializeInto};
+use openpgp::serialize::Serialize;
 use openpgp::types::Features;
 use sequoia_openpgp as openpgp;
 
@@ -117,17 +117,7 @@ fn prepare(dir: &Path, suite: CipherSuite, distinct: usize, n: usize) {
     let thread = store
         .create_thread(Kind::Case, Some(&number), "bench", Utc::now())
         .unwrap();
-    for c in &certs {
-        let summary = casegate::keyring::summarize(c);
-        store
-            .put_cert(&StoredCert {
-                fingerprint: summary.fingerprint,
-                public_cert: c.to_vec().unwrap(),
-                user_ids: summary.user_ids,
-                imported_at: casegate::store::time_text(Utc::now()),
-            })
-            .unwrap();
-    }
+    casegate::keyring::import_certs(&mut store, certs.clone()).unwrap();
     casegate::signature_cache::save_since(&mut store, &before).unwrap();
     for i in 0..n {
         let fpr = certs[i % certs.len()].fingerprint().to_hex();
@@ -239,17 +229,13 @@ fn seal_cost(coordinator: &Cert, certs: &[Cert], body: &str) -> f64 {
     use casegate::outbox::compose;
     let now = std::time::SystemTime::now();
     let notice = notice(body);
-    let signed = compose::sign_notice(&notice, coordinator, FROM, now).unwrap();
+    let from = casegate::header::AddrSpec::parse(FROM).unwrap();
+    let to = casegate::header::AddrSpec::parse("psirt@vendor.example").unwrap();
+    let signed = compose::sign_notice(&notice, coordinator, &from, now).unwrap();
     let k = 200;
     let start = Instant::now();
     for i in 0..k {
-        compose::seal_for(
-            &signed,
-            "psirt@vendor.example",
-            &certs[i % certs.len()],
-            now,
-        )
-        .unwrap();
+        compose::seal_for(&signed, &to, &certs[i % certs.len()], now).unwrap();
     }
     start.elapsed().as_secs_f64() * 1000.0 / k as f64
 }

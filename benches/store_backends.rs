@@ -8,6 +8,7 @@
 //!   - fan-out: one notice of 1,000 sealed 28 KB copies queued in one transaction, then every
 //!     copy claimed and recorded as sent (what the senders do around SMTP), by one sender and
 //!     by two at once.
+//!
 //! SQLite is durable (WAL, synchronous=FULL); PostgreSQL is a private cluster on loopback with
 //! its defaults (fsync on), started by `tests/support/postgres`.
 //!
@@ -98,18 +99,16 @@ fn send_all(store: &mut Store, owner: &str) -> usize {
     let mut done = 0;
     loop {
         let now = Utc::now();
-        let claimed = store
-            .claim_due_copies(owner, now, Duration::from_secs(300), 5)
-            .expect("claim");
-        if claimed.is_empty() {
+        let Some(c) = store
+            .claim_due_copy(owner, now, chrono::Duration::seconds(300))
+            .expect("claim")
+        else {
             return done;
-        }
-        for c in claimed {
-            store
-                .record_attempt(c.id, now, &AttemptOutcome::Accepted, "250 ok")
-                .expect("record");
-            done += 1;
-        }
+        };
+        store
+            .record_attempt(c.id, owner, now, &AttemptOutcome::Accepted, "250 ok")
+            .expect("record");
+        done += 1;
     }
 }
 

@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sequoia_openpgp::Cert;
-use sequoia_openpgp::parse::Parse;
 
 use crate::config::{ConfigError, Settings, StoreTls};
 use crate::keyring::{self, Keyring, KeyringError};
@@ -38,7 +37,7 @@ pub enum AppError {
 /// Opens the store, creating the data directory on first use (and on PostgreSQL the schema
 /// in an empty database).
 pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+    crate::at_rest::private_dir(&settings.data_dir).map_err(|source| AppError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
@@ -111,27 +110,19 @@ pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
 /// Participants' certificates as stored, plus the coordinator's key.
 pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
     let coordinator = coordinator_key(settings)?;
-    let mut certs = Vec::new();
-    for stored in store.certs()? {
-        match Cert::from_bytes(&stored.public_cert) {
-            Ok(c) => certs.push(c),
-            Err(e) => {
-                tracing::warn!(fingerprint = %stored.fingerprint, error = %e, "stored certificate unreadable; skipped")
-            }
-        }
-    }
-    Ok(Keyring::new(coordinator, certs))
+    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?))
 }
 
-/// A pipeline over the configured store and keyring.
+/// A pipeline over the configured store and keyring. It follows the store's keys: what
+/// another process imports, revokes or binds counts from its next message on.
 pub fn open_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
     let store = open_store(settings)?;
-    let keyring = load_keyring(settings, &store)?;
-    Ok(Pipeline::new(
+    let coordinator = coordinator_key(settings)?;
+    Ok(Pipeline::from_store(
         store,
-        keyring,
+        coordinator,
         Rules::from_settings(settings),
-    ))
+    )?)
 }
 
 /// What `init` did.
@@ -144,10 +135,17 @@ pub struct Initialized {
     pub created_key: bool,
 }
 
-/// Creates the data dir, the store and a coordinator key if none exists. Idempotent.
+/// Creates the data dir, the store and a coordinator key if none exists, and makes what
+/// casegate keeps private (tightening looser modes found). Idempotent.
 pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     let store = open_store(settings)?;
     drop(store);
+    crate::at_rest::make_private(settings).map_err(|e| {
+        AppError::Other(format!(
+            "cannot make what casegate keeps under {} private (directories 0700, files 0600): {e}; run casegate as the owner of those files",
+            settings.data_dir.display()
+        ))
+    })?;
     let path = settings.key_file();
     // A configured key_file that does not exist yet is where the new key goes.
     let existing = if path.exists() {

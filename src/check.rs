@@ -43,6 +43,8 @@ pub fn run(settings: &Settings) -> Vec<Finding> {
             None => "built-in defaults (no casegate.toml)".to_string(),
         },
     ));
+    // Before the store is opened: opening it tightens what it finds.
+    out.extend(check_modes(settings));
     out.push(check_store(settings));
     out.push(check_key(settings));
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -66,6 +68,21 @@ pub fn run(settings: &Settings) -> Vec<Finding> {
         )),
     }
     out
+}
+
+/// One finding per path casegate keeps private that group or others may read.
+fn check_modes(settings: &Settings) -> Vec<Finding> {
+    let loose = crate::at_rest::loose_modes(settings);
+    if loose.is_empty() {
+        return vec![Finding::ok(
+            "permissions",
+            "data dir and Maildir 0700; store, lock, key and password files 0600 or stricter",
+        )];
+    }
+    loose
+        .iter()
+        .map(|l| Finding::fail("permissions", l.to_string()))
+        .collect()
 }
 
 fn check_store(settings: &Settings) -> Finding {

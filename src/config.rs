@@ -51,7 +51,7 @@ pub struct CoordinatorConfig {
     /// Mail to this address without a tracking number opens a report.
     #[serde(default = "default_address")]
     pub reporting_address: String,
-    /// Display name used in `From:` and in the generated key's user ID.
+    /// Reserved: casegate writes no display names (From is the bare address; see `header`).
     #[serde(default = "default_name")]
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
@@ -247,9 +247,26 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// Reads the secret now; `Ok(None)` when neither source is configured.
+    /// Reads the secret now; `Ok(None)` when neither source is configured. A password file
+    /// that group or others may read is refused ("chmod 600 PATH").
     pub fn resolve(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.password_file {
+            let what = format!("password_file {}", path.display());
+            match crate::at_rest::require_private_file(path, "password_file") {
+                Ok(Ok(())) => {}
+                Ok(Err(loose)) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: loose.to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ConfigError::Secret {
+                        what,
+                        reason: e.to_string(),
+                    });
+                }
+            }
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
                 what: format!("password_file {}", path.display()),
                 reason: e.to_string(),
@@ -331,10 +348,6 @@ pub struct OutboxConfig {
     /// asks for a key (never case details) instead of only holding the copy.
     #[serde(default)]
     pub stub_when_no_key: bool,
-    /// An instance claims a copy before sending it; if it dies, another instance sends the
-    /// copy after this long. Keep it well above [smtp] timeout_secs.
-    #[serde(default = "default_claim_secs")]
-    pub claim_secs: u64,
 }
 
 impl Default for OutboxConfig {
@@ -344,14 +357,10 @@ impl Default for OutboxConfig {
             retry_base_secs: default_retry_base_secs(),
             retry_max_secs: default_retry_max_secs(),
             stub_when_no_key: false,
-            claim_secs: default_claim_secs(),
         }
     }
 }
 
-fn default_claim_secs() -> u64 {
-    300
-}
 fn default_max_age_hours() -> u64 {
     72
 }
@@ -457,6 +466,11 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("coordinator.key"))
     }
 
+    /// Held by the running `casegate serve` (one daemon per data dir).
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join("serve.lock")
+    }
+
     pub fn maildir_path(&self) -> PathBuf {
         self.config
             .maildir
@@ -487,9 +501,10 @@ impl Config {
             &self.coordinator.address,
             &self.coordinator.reporting_address,
         ] {
-            if !addr.contains('@') {
+            // It is the From of everything casegate sends: it must be a plain addr-spec.
+            if let Err(e) = crate::header::AddrSpec::parse(addr) {
                 return Err(ConfigError::Invalid(format!(
-                    "coordinator address {addr:?} is not an email address; set [coordinator] address = \"cert@your.domain\""
+                    "coordinator address {addr:?} is not a plain email address ({e}); set [coordinator] address = \"cert@your.domain\""
                 )));
             }
         }

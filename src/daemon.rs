@@ -27,6 +27,15 @@ pub enum DaemonError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(
+        "another casegate serve ({pid}) is running on the data dir {data_dir}; stop it first, or give this one another --data-dir"
+    )]
+    AlreadyRunning { pid: String, data_dir: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The one pipeline every watcher feeds. SQLite writes are serialized anyway; a mutex keeps the
@@ -128,8 +137,11 @@ impl crate::imap::MessageSink for SharedPipeline {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. Refuses to start while another `serve` runs on
+/// the same data dir.
 pub fn serve(settings: Settings) -> Result<(), DaemonError> {
+    // Held until this function returns; the kernel drops it when the process dies.
+    let _lock = lock_data_dir(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -211,9 +223,8 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
                 settings.config.outbox.clone(),
                 stop_rx.clone(),
             );
-            let claimant = crate::outbox::Claimant::from_settings(&settings);
             tasks.spawn(async move {
-                if let Err(e) = crate::outbox::run_sender(location, claimant, smtp, cfg, stop).await {
+                if let Err(e) = crate::outbox::run_sender(location, smtp, cfg, stop).await {
                     tracing::error!(error = %e, "outbox sender stopped; queued copies wait for the next start");
                 }
             });
@@ -228,6 +239,61 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     while tasks.join_next().await.is_some() {}
     tracing::info!("casegate stopped");
     Ok(())
+}
+
+/// One daemon per data dir: an exclusive OS lock (flock) on `<data-dir>/serve.lock`, which
+/// holds the owner's PID for the message a second daemon prints. Two daemons on one store
+/// would fetch every message twice; the lock goes away with the process, however it ends,
+/// so a crash never leaves a stale lock behind.
+pub fn lock_data_dir(settings: &Settings) -> Result<std::fs::File, DaemonError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = settings.lock_path();
+    let lock_err = |source| DaemonError::Lock {
+        path: path.clone(),
+        source,
+    };
+    crate::at_rest::private_dir(&settings.data_dir).map_err(lock_err)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(crate::at_rest::PRIVATE_FILE)
+        .open(&path)
+        .map_err(lock_err)?;
+    crate::at_rest::tighten(&path, crate::at_rest::PRIVATE_FILE).map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id();
+            file.set_len(0).map_err(lock_err)?;
+            file.rewind().map_err(lock_err)?;
+            file.write_all(format!("{pid}\n").as_bytes())
+                .map_err(lock_err)?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // The owner writes its PID right after locking: give it a moment.
+            let mut pid = String::new();
+            for _ in 0..20 {
+                pid.clear();
+                let _ = file.rewind().and_then(|_| file.read_to_string(&mut pid));
+                if !pid.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let pid = match pid.trim() {
+                "" => "PID unknown".to_string(),
+                p => format!("PID {p}"),
+            };
+            Err(DaemonError::AlreadyRunning {
+                pid,
+                data_dir: settings.data_dir.clone(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
+    }
 }
 
 /// How often the daemon copies the write-ahead log into the store's main file.
@@ -254,9 +320,10 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
     }
 }
 
+/// The drop folder and its `tmp/`, `new/`, `cur/`, private (0700) whatever the umask.
 fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
-    for sub in ["tmp", "new", "cur"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|source| DaemonError::Maildir {
+    for sub in ["", "tmp", "new", "cur"] {
+        crate::at_rest::private_dir(&dir.join(sub)).map_err(|source| DaemonError::Maildir {
             path: dir.to_path_buf(),
             source,
         })?;

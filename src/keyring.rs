@@ -3,7 +3,10 @@
 //! Why this module exists: every other part of casegate handles OpenPGP keys only through
 //! these functions, so there is exactly one place that decides (a) that the coordinator's
 //! secret key lives in a 0600 file and nowhere else, (b) that secrets of other people are
-//! never kept, and (c) what "a usable encryption key" means (sequoia's `StandardPolicy`, now).
+//! never kept, (c) what "a usable encryption key" means (sequoia's `StandardPolicy`, now), and
+//! (d) that a stored certificate only ever gains information: every path that stores one
+//! (`key import`, `participant add --key`, keys offered in mail) goes through [`import_certs`],
+//! which merges with the stored copy.
 
 use std::collections::HashMap;
 use std::fs;
@@ -19,15 +22,16 @@ use openpgp::serialize::SerializeInto;
 use openpgp::types::RevocationStatus;
 use sequoia_openpgp as openpgp;
 
+use crate::store::{Store, StoreError, StoredCert};
+
 pub use openpgp::Cert;
 
 /// Errors of key handling. They name files and fingerprints, never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
-    #[error(
-        "secret key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    InsecurePermissions { path: String, mode: u32 },
+    /// The secret key file is readable by group or others ("run `chmod 600 PATH`").
+    #[error(transparent)]
+    InsecurePermissions(#[from] crate::at_rest::NotPrivate),
     #[error("secret key file {path} holds no secret key material")]
     NoSecretKey { path: String },
     #[error("cannot read {path}: {source}")]
@@ -48,6 +52,8 @@ pub enum KeyringError {
     Generate(String),
     #[error("cannot serialize certificate {fingerprint}: {reason}")]
     Serialize { fingerprint: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The keys `open` may use: the coordinator's TSK (to decrypt) and participants'
@@ -126,14 +132,12 @@ pub fn generate_coordinator_key(address: &str) -> Result<Cert, KeyringError> {
 /// coordinator key lets anyone read every case.
 pub fn read_secret_key_file(path: &Path) -> Result<Cert, KeyringError> {
     let shown = path.display().to_string();
-    let meta = fs::metadata(path).map_err(|source| KeyringError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyringError::InsecurePermissions { path: shown, mode });
-    }
+    crate::at_rest::require_private_file(path, "secret key file").map_err(|source| {
+        KeyringError::Read {
+            path: shown.clone(),
+            source,
+        }
+    })??;
     let bytes = fs::read(path).map_err(|source| KeyringError::Read {
         path: shown.clone(),
         source,
@@ -206,6 +210,61 @@ pub fn parse_certs(bytes: &[u8]) -> Result<Vec<Cert>, KeyringError> {
         return Err(KeyringError::Empty);
     }
     Ok(out)
+}
+
+/// Stores certificates, each merged with the copy the store already keeps under the same
+/// fingerprint (sequoia's `merge_public`: packets are only ever added, and validity is decided
+/// from all of them). So a revocation, a new subkey, a new user ID or a later expiry is never
+/// replaced by an older copy: re-importing the copy from before a revocation leaves the key
+/// revoked. Each is one store transaction that also bumps the keys generation, so a running
+/// daemon uses it from its next message on. Returns what is stored now, summarized.
+pub fn import_certs(store: &mut Store, certs: Vec<Cert>) -> Result<Vec<CertSummary>, KeyringError> {
+    let mut out = Vec::with_capacity(certs.len());
+    for cert in certs {
+        let fingerprint = cert.fingerprint().to_hex();
+        let mut kept: Option<Cert> = None;
+        store.merge_cert(&fingerprint, |stored| {
+            let incoming = cert.clone().strip_secret_key_material(); // merge may run again (PostgreSQL retry)
+            let merged = match stored.map(|s| Cert::from_bytes(&s.public_cert)) {
+                None => incoming,
+                Some(Ok(old)) => old.merge_public(incoming).map_err(|e| {
+                    StoreError::Invalid(format!("certificate {fingerprint} cannot be merged: {e}"))
+                })?,
+                Some(Err(e)) => {
+                    // Nothing readable to keep: the new copy replaces what cannot be parsed.
+                    tracing::warn!(%fingerprint, error = %e, "stored certificate unreadable; replaced by the imported copy");
+                    incoming
+                }
+            };
+            let summary = summarize(&merged);
+            let stored = StoredCert {
+                fingerprint: summary.fingerprint,
+                public_cert: public_bytes(&merged),
+                user_ids: summary.user_ids,
+                imported_at: crate::store::time_text(Utc::now()),
+            };
+            kept = Some(merged);
+            Ok(stored)
+        })?;
+        if let Some(c) = kept {
+            out.push(summarize(&c));
+        }
+    }
+    Ok(out)
+}
+
+/// Every certificate the store keeps, parsed; an unreadable one is skipped with a warning.
+pub fn stored_certs(store: &Store) -> Result<Vec<Cert>, StoreError> {
+    let mut certs = Vec::new();
+    for stored in store.certs()? {
+        match Cert::from_bytes(&stored.public_cert) {
+            Ok(c) => certs.push(c),
+            Err(e) => {
+                tracing::warn!(fingerprint = %stored.fingerprint, error = %e, "stored certificate unreadable; skipped")
+            }
+        }
+    }
+    Ok(certs)
 }
 
 /// The binary public certificate: what the store keeps.

@@ -4,10 +4,12 @@
 //! (`store`), all wired by `pipeline`; and `outbox` → send. See ARCHITECTURE.md.
 
 pub mod app;
+pub mod at_rest;
 pub mod bounce;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod header;
 pub mod imap;
 pub mod keyring;
 pub mod message;

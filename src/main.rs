@@ -16,6 +16,52 @@ use casegate::config::Settings;
 use casegate::ops::{self, Actor, Context};
 use casegate::tracking::{Kind, TrackingNumber};
 
+/// Results go to stdout through these, which shadow std's: a reader that went away
+/// (`casegate list | head -1`) ends the command quietly with 0 — it has what it wanted, and
+/// whatever the command changed was committed before it printed. Any other write error is
+/// reported in one line. (`ingest` prints through [`report_line`] instead: it keeps storing.)
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+}
+
+/// See [`println!`]: exits 0 when stdout's reader is gone, 1 on any other write failure.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1)
+}
+
+/// Whether the error is a write to a stdout whose reader went away (`| head`): not a failure
+/// of the command, and nothing to report.
+fn closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[derive(Parser)]
 #[command(
     name = "casegate",
@@ -386,6 +432,8 @@ fn main() -> ExitCode {
     init_logging(cli.log.as_deref(), default_level);
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
+        // `casegate list --json | head -1`: the reader has all it wanted.
+        Ok(Err(e)) if closed_stdout(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
@@ -636,6 +684,11 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
                     body.display()
                 )
             })?;
+            if let Some(id) = &in_reply_to {
+                // The same check `ops` makes, worded for the command line.
+                casegate::header::MessageId::parse(id)
+                    .context("--in-reply-to takes one Message-ID, e.g. '<id@host.example>'")?;
+            }
             let done = ops::notices::notify(
                 cx,
                 me,
@@ -881,6 +934,12 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One line of a report that goes on when nobody reads it (`ingest`): the error is returned.
+fn report_line(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -1213,6 +1272,8 @@ fn cmd_ingest(
     }
     let mut failed = false;
     let mut fatal: Option<anyhow::Error> = None;
+    // A reader that went away (`| head`) stops the report, not the ingest.
+    let mut stdout_gone = false;
     for path in paths {
         let res = casegate::app::for_each_message(path, &mut |source, raw| {
             if fatal.is_some() {
@@ -1237,10 +1298,12 @@ fn cmd_ingest(
                             }
                         );
                     }
-                    let printed = if json {
+                    let printed = if stdout_gone {
+                        Ok(())
+                    } else if json {
                         print_json(&o)
                     } else {
-                        println!(
+                        report_line(format_args!(
                             "{shown}: {} {} ({}){}",
                             o.outcome,
                             o.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
@@ -1250,11 +1313,12 @@ fn cmd_ingest(
                             } else {
                                 String::new()
                             }
-                        );
-                        Ok(())
+                        ))
                     };
-                    if let Err(e) = printed {
-                        fatal = Some(e);
+                    match printed {
+                        Err(e) if closed_stdout(&e) => stdout_gone = true,
+                        Err(e) => fatal = Some(e),
+                        Ok(()) => {}
                     }
                 }
                 Err(e) => {

@@ -79,6 +79,8 @@ pub struct Pipeline {
     store: Store,
     keyring: Keyring,
     rules: Rules,
+    /// The store's keys generation the keyring matches (see [`Pipeline::refresh_keys`]).
+    keys_generation: Option<i64>,
 }
 
 /// The same pipeline over borrowed parts, for callers that keep the store themselves (`ops`:
@@ -104,12 +106,50 @@ struct Evaluation {
 }
 
 impl Pipeline {
+    /// A pipeline with the given keyring, taken to match the store's keys as they are now; from
+    /// the store's next key change on, participants' certificates are read from the store.
     pub fn new(store: Store, keyring: Keyring, rules: Rules) -> Pipeline {
+        let keys_generation = store.keys_generation().ok();
         Pipeline {
             store,
             keyring,
             rules,
+            keys_generation,
         }
+    }
+
+    /// A pipeline whose keyring is `coordinator` and every certificate the store keeps.
+    pub fn from_store(
+        store: Store,
+        coordinator: Option<sequoia_openpgp::Cert>,
+        rules: Rules,
+    ) -> Result<Pipeline, StoreError> {
+        // Read before the certificates: a change in between is seen at the next message.
+        let keys_generation = Some(store.keys_generation()?);
+        let keyring = Keyring::new(coordinator, crate::keyring::stored_certs(&store)?);
+        Ok(Pipeline {
+            store,
+            keyring,
+            rules,
+            keys_generation,
+        })
+    }
+
+    /// Keys imported, revoked or bound by another process (the CLI while `serve` runs) count
+    /// from the next message on: one row read per message, the certificates read again only
+    /// when it moved.
+    fn refresh_keys(&mut self) -> Result<(), StoreError> {
+        let now = self.store.keys_generation()?;
+        if self.keys_generation != Some(now) {
+            let certs = crate::keyring::stored_certs(&self.store)?;
+            self.keyring = Keyring::new(self.keyring.coordinator().cloned(), certs);
+            self.keys_generation = Some(now);
+            tracing::info!(
+                generation = now,
+                "keys changed in the store; keyring reloaded"
+            );
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -136,11 +176,13 @@ impl Pipeline {
 
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().process(raw, source)
     }
 
     /// The same decision as [`Pipeline::process`], stored nowhere.
     pub fn dry_run(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().dry_run(raw, source)
     }
 
@@ -680,14 +722,8 @@ impl PipelineRef<'_> {
                 {
                     continue;
                 }
-                self.store
-                    .put_cert(&crate::store::StoredCert {
-                        fingerprint: summary.fingerprint.clone(),
-                        public_cert: crate::keyring::public_bytes(&cert),
-                        user_ids: summary.user_ids.clone(),
-                        imported_at: crate::store::time_text(Utc::now()),
-                    })
-                    .map_err(|e| e.to_string())?;
+                // Merged with a copy already stored: an old copy never undoes a revocation.
+                crate::keyring::import_certs(self.store, vec![cert]).map_err(|e| e.to_string())?;
                 self.store
                     .bind_contact_key(thread.id, &sender, &summary.fingerprint)
                     .map_err(|e| e.to_string())?;

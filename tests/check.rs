@@ -60,6 +60,14 @@ fn unreachable_servers_and_missing_secrets_are_reported_without_leaking() {
     let dir = tmp.path();
     assert!(casegate(dir, &["init"]).status.success());
     std::fs::write(dir.join("imap-pass"), "s3cret-imap-pw\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("imap-pass"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
     let cfg = format!(
         r#"
 [[imap]]

@@ -90,7 +90,7 @@ fn wrong_password_is_a_login_error_without_the_password() {
     let rt = runtime();
     for (i, wrong) in ["not-the-secret-42", "pässwört-ünïcode"].iter().enumerate() {
         let file = tmp.path().join(format!("pw{i}"));
-        std::fs::write(&file, format!("{wrong}\n")).unwrap();
+        write_secret(&file, &format!("{wrong}\n"));
         let mut config = imap_config(&servers, CERT, "none", "");
         config.password.password_file = Some(file);
         let err = rt.block_on(imap::check(&config)).unwrap_err();
@@ -103,7 +103,7 @@ fn wrong_password_is_a_login_error_without_the_password() {
     let user = "unicode@example.test";
     let servers = MailServers::start_with_users(&["unicode@example.test=pässwört-ünïcode"]);
     let file = tmp.path().join("pw-ok");
-    std::fs::write(&file, "pässwört-ünïcode\n").unwrap();
+    write_secret(&file, "pässwört-ünïcode\n");
     let mut config = imap_config(&servers, user, "none", "");
     config.password.password_file = Some(file);
     rt.block_on(imap::check(&config)).unwrap();
@@ -122,7 +122,7 @@ fn a_server_that_never_answers_times_out() {
     });
     let tmp = tempfile::tempdir().unwrap();
     let pw = tmp.path().join("pw");
-    std::fs::write(&pw, "x").unwrap();
+    write_secret(&pw, "x");
     let text = format!(
         "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nusername = \"u\"\npassword_file = \"{}\"\ntimeout_secs = 1\n",
         pw.display()
@@ -134,4 +134,11 @@ fn a_server_that_never_answers_times_out() {
         err.to_string().contains("no answer within 1 s to greeting"),
         "{err}"
     );
+}
+
+/// A password file as casegate accepts it: mode 0600 (one others can read is refused).
+fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

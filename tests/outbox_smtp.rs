@@ -10,24 +10,12 @@ mod outbox_receiver;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use casegate::config::{PasswordSource, SmtpConfig, TlsMode};
+use casegate::config::{PasswordSource, TlsMode};
 use casegate::outbox::{self, OutboxFilter, Selection, SmtpSender};
 use casegate::store::{Location, Store};
 use outbox_case::*;
 use outbox_gpg::coordinator_cert;
-use outbox_receiver::Receiver;
-
-fn smtp_plain(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        host: "127.0.0.1".into(),
-        port,
-        tls: TlsMode::None,
-        ca_file: None,
-        username: None,
-        password: PasswordSource::default(),
-        timeout_secs: 10,
-    }
-}
+use outbox_receiver::{Receiver, smtp_plain};
 
 fn status_of(store: &Store, addr: &str) -> Vec<outbox::OutboxRow> {
     store
@@ -182,13 +170,7 @@ fn crash_child_sender_process() {
         // Bounded, so a parent that failed to kill us does not leave us running.
         let _ = tokio::time::timeout(
             Duration::from_secs(120),
-            outbox::run_sender(
-                Location::Sqlite(PathBuf::from(store)),
-                outbox::Claimant::default(),
-                smtp,
-                config(),
-                rx,
-            ),
+            outbox::run_sender(Location::Sqlite(PathBuf::from(store)), smtp, config(), rx),
         )
         .await;
     });
@@ -267,7 +249,6 @@ fn sender_killed_mid_send_delivers_every_copy_with_at_most_one_duplicate() {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let sender = rt.spawn(outbox::run_sender(
         Location::Sqlite(path.clone()),
-        outbox::Claimant::default(),
         smtp_plain(rx.plain_port),
         config(),
         stop_rx,

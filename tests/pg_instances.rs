@@ -97,7 +97,7 @@ fn config(servers: &MailServers, pg: &PgServer, database: &str, key: &Path) -> S
         "[coordinator]\naddress = \"{CERT}\"\nreporting_address = \"{CERT}\"\nkey_file = \"{key}\"\n\n\
          [store]\nurl = \"{url}\"\npassword_file = \"{pw}\"\ntls = \"require\"\nca_file = \"{ca}\"\nlease_secs = 4\n\n\
          [maildir]\nenabled = false\n\n\
-         [outbox]\nclaim_secs = 5\nretry_base_secs = 1\nretry_max_secs = 2\n\n\
+         [outbox]\nretry_base_secs = 1\nretry_max_secs = 2\n\n\
          [[imap]]\nname = \"cert\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{CERT}\"\n\
          password_file = \"{mpw}\"\ntimeout_secs = 10\npoll_interval_secs = 1\n\n\
          [smtp]\nhost = \"127.0.0.1\"\nport = {smtp}\ntls = \"none\"\ntimeout_secs = 10\n",
@@ -266,11 +266,13 @@ fn two_instances_share_one_database_through_kills_and_an_outage() {
         let cert = cert.strip_secret_key_material();
         let fpr = cert.fingerprint().to_hex();
         store
-            .put_cert(&StoredCert {
-                fingerprint: fpr.clone(),
-                public_cert: sequoia_openpgp::serialize::SerializeInto::to_vec(&cert).unwrap(),
-                user_ids: vec![],
-                imported_at: casegate::store::time_text(Utc::now()),
+            .merge_cert(&fpr, |_| {
+                Ok(StoredCert {
+                    fingerprint: fpr.clone(),
+                    public_cert: sequoia_openpgp::serialize::SerializeInto::to_vec(&cert).unwrap(),
+                    user_ids: vec![],
+                    imported_at: casegate::store::time_text(Utc::now()),
+                })
             })
             .unwrap();
         store

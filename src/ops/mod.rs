@@ -246,10 +246,8 @@ pub struct Context {
     settings: Settings,
     rules: Rules,
     store: Store,
-    keyring: Option<(CertsVersion, Keyring)>,
+    keyring: Option<(i64, Keyring)>,
 }
-
-type CertsVersion = (i64, String, i64);
 
 impl Context {
     /// Opens the store of `settings` (creating the data directory on first use).
@@ -281,7 +279,7 @@ impl Context {
     }
 
     /// The coordinator key and the participants' certificates as stored now. Kept between
-    /// calls and read again only when the certificates in the store changed.
+    /// calls and read again only when the store's keys generation moved.
     pub(crate) fn keyring(&mut self) -> Result<&Keyring, OpsError> {
         self.refresh_keyring()?;
         match &self.keyring {
@@ -291,7 +289,7 @@ impl Context {
     }
 
     fn refresh_keyring(&mut self) -> Result<(), OpsError> {
-        let version = self.store.certs_version()?;
+        let version = self.store.keys_generation()?;
         if !matches!(&self.keyring, Some((v, _)) if *v == version) {
             let keyring = app::load_keyring(&self.settings, &self.store)?;
             self.keyring = Some((version, keyring));

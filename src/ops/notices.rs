@@ -39,6 +39,17 @@ pub fn notify(
     request: &NoticeRequest,
 ) -> Result<Notified, OpsError> {
     actor.may_change("send notices")?;
+    let in_reply_to = request
+        .in_reply_to
+        .as_deref()
+        .map(|id| {
+            crate::header::MessageId::parse(id).map_err(|e| {
+                OpsError::Invalid(format!(
+                    "in-reply-to {id:?} is not one Message-ID ({e}); give one like '<id@host.example>'"
+                ))
+            })
+        })
+        .transpose()?;
     if request.body.trim().is_empty() {
         return Err(OpsError::Invalid(
             "the notice body is empty; write the notice text first".into(),
@@ -67,7 +78,7 @@ pub fn notify(
             thread: t.number.as_str(),
             subject,
             body: &request.body,
-            in_reply_to: request.in_reply_to.as_deref(),
+            in_reply_to: in_reply_to.as_ref(),
             automatic: false,
         },
         &settings.config.outbox,

@@ -1,12 +1,10 @@
 //! Participants of threads and the OpenPGP certificates bound to them.
 
-use chrono::Utc;
-
 use super::notices::release_held;
 use super::{Actor, Context, OpsError, audit_record};
 use crate::keyring::{self, CertSummary};
 use crate::outbox::QueuedCopy;
-use crate::store::{Contact, Store, StoredCert, time_text};
+use crate::store::{Contact, Store};
 use crate::tracking::TrackingNumber;
 
 /// The roles a participant can have.
@@ -74,6 +72,13 @@ pub fn add(
             "the organisation is empty; give one with --org".into(),
         ));
     }
+    // Every contact address ends up in a To header: it must be one plain addr-spec.
+    crate::header::AddrSpec::parse(contact.email.trim()).map_err(|e| {
+        OpsError::Invalid(format!(
+            "{:?} is not one plain address ({e}); give one like psirt@vendor.example",
+            contact.email
+        ))
+    })?;
     let t = cx.own_thread(n)?;
     // Self-signatures checked from here on (parsing, summarizing) are remembered in the store.
     let checks_before = crate::signature_cache::snapshot();
@@ -262,17 +267,9 @@ fn store_certs(
     certs: &[keyring::Cert],
     before: &crate::signature_cache::Snapshot,
 ) -> Result<Vec<CertSummary>, OpsError> {
-    let mut out = Vec::new();
-    for cert in certs {
-        let summary = keyring::summarize(cert);
-        s.put_cert(&StoredCert {
-            fingerprint: summary.fingerprint.clone(),
-            public_cert: keyring::public_bytes(cert),
-            user_ids: summary.user_ids.clone(),
-            imported_at: time_text(Utc::now()),
-        })?;
-        out.push(summary);
-    }
+    // Merged with copies already stored: nothing an older copy lacks is lost.
+    let out = keyring::import_certs(s, certs.to_vec())
+        .map_err(|e| OpsError::Internal(format!("cannot store the certificate: {e}")))?;
     crate::signature_cache::save_since(s, before)?;
     Ok(out)
 }

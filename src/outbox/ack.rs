@@ -10,9 +10,10 @@ use chrono::Utc;
 use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
-use super::compose::{self, Notice, PlainText};
+use super::compose::{self, ComposeError, Notice, PlainText};
 use super::{OutboxError, QueuedCopy, Selection};
 use crate::config::OutboxConfig;
+use crate::header::{AddrSpec, HeaderText, MessageId};
 use crate::store::outbox::{CopyKind, NewCopy, NewNotice};
 use crate::store::{Contact, Store, Thread};
 
@@ -73,6 +74,10 @@ pub fn acknowledge(
     policy: &AckPolicy<'_>,
 ) -> Result<Acknowledged, OutboxError> {
     let (from, config, limit_per_day) = (policy.from, policy.outbox, policy.limit_per_day);
+    // The reporter's Message-ID answers only if it is one; otherwise it is left out.
+    let in_reply_to = in_reply_to.and_then(|id| MessageId::parse(id).ok());
+    let to = AddrSpec::parse(&reporter.address).map_err(ComposeError::from)?;
+    let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let midnight = Utc::now()
         .date_naive()
         .and_time(chrono::NaiveTime::MIN)
@@ -95,7 +100,7 @@ pub fn acknowledge(
                 thread: number,
                 subject: &format!("{number}: report received"),
                 body: &text,
-                in_reply_to,
+                in_reply_to: in_reply_to.as_ref(),
                 automatic: true,
             },
             config,
@@ -106,24 +111,25 @@ pub fn acknowledge(
         }
     }
     let text = body(number, from, false);
-    let subject = format!("[{number}] Report received");
+    let subject = HeaderText::new(&format!("[{number}] Report received"));
     let plain = compose::plain_for(
         &PlainText {
-            recipient_addr: &reporter.address,
+            recipient_addr: &to,
             subject: &subject,
             body: &text,
-            in_reply_to,
+            in_reply_to: in_reply_to.as_ref(),
             automatic: true,
         },
         coordinator,
-        from,
+        &from_addr,
         now,
     )?;
     let fingerprint = coordinator.fingerprint().to_hex();
+    let in_reply_to = in_reply_to.map(|id| id.bracketed());
     let record = NewNotice {
         thread_id: report.id,
-        sender: from,
-        in_reply_to,
+        sender: from_addr.as_str(),
+        in_reply_to: in_reply_to.as_deref(),
         automatic: true,
         date_unix: Utc::now().timestamp(),
         signer_fingerprint: &fingerprint,

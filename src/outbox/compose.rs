@@ -36,7 +36,6 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_builder::encoders::quoted_printable::quoted_printable_encode;
@@ -58,6 +57,8 @@ use openpgp::types::{DataFormat, HashAlgorithm, RevocationStatus, SymmetricAlgor
 use rand::TryRngCore;
 use sequoia_openpgp as openpgp;
 
+use crate::header::{AddrSpec, HeaderText, MessageId as HeaderMessageId};
+
 /// A recipient key we may encrypt to (valid under the policy, alive, not revoked).
 type EncryptionKey<'a> = openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
     'a,
@@ -77,9 +78,9 @@ pub enum ComposeError {
     /// The coordinator key cannot sign (no live signing key, or its secret is locked).
     #[error("coordinator key cannot sign: {0}")]
     CoordinatorKey(String),
-    /// An address that is not exactly one plain mailbox (we never address more than one).
-    #[error("bad address {0:?}: {1}")]
-    BadAddress(String, String),
+    /// A value that cannot go into a header (see `crate::header`).
+    #[error(transparent)]
+    Header(#[from] crate::header::HeaderError),
     /// OpenPGP serialization failed (signing or encrypting).
     #[error("OpenPGP: {0}")]
     OpenPgp(String),
@@ -95,11 +96,12 @@ pub struct Notice<'a> {
     pub thread: &'a str,
     /// The real subject; travels only inside the encryption. The tracking number is added in
     /// front when the subject does not already contain it, so replies route by subject too.
+    /// Made safe for a header ([`HeaderText`]) whatever it holds.
     pub subject: &'a str,
     /// Plain-text body (UTF-8).
     pub body: &'a str,
-    /// Message-ID of the message this answers (with or without angle brackets).
-    pub in_reply_to: Option<&'a str>,
+    /// Message-ID of the message this answers.
+    pub in_reply_to: Option<&'a HeaderMessageId>,
     /// Set for mail no human wrote (acknowledgments): adds `Auto-Submitted: auto-generated`
     /// (RFC 3834) so auto-responders do not answer it.
     pub automatic: bool,
@@ -114,9 +116,9 @@ pub struct SignedNotice {
     /// Canonical tracking number, used in the outer subject.
     pub thread: String,
     /// Coordinator address (From).
-    pub from: String,
-    /// Message-ID answered, in angle brackets (`<id@host>`, the store's form).
-    pub in_reply_to: Option<String>,
+    pub from: AddrSpec,
+    /// Message-ID answered.
+    pub in_reply_to: Option<HeaderMessageId>,
     /// Whether the copies carry `Auto-Submitted: auto-generated`.
     pub automatic: bool,
     /// Seconds since the Unix epoch (UTC): the Date of the notice, inside and outside.
@@ -133,25 +135,27 @@ impl SignedNotice {
         &self.inner
     }
 
-    /// Rebuilds a notice from what the store kept of one made by [`sign_notice`].
+    /// Rebuilds a notice from what the store kept of one made by [`sign_notice`]. The stored
+    /// header values are checked again (a row may predate the checks): a Message-ID that does
+    /// not parse is left out, a sender that does not parse is an error.
     pub(crate) fn from_stored(
         thread: String,
-        from: String,
-        in_reply_to: Option<String>,
+        from: &str,
+        in_reply_to: Option<&str>,
         automatic: bool,
         date: i64,
         signer_fingerprint: String,
         inner: Vec<u8>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ComposeError> {
+        Ok(Self {
             thread,
-            from,
-            in_reply_to,
+            from: AddrSpec::parse(from)?,
+            in_reply_to: in_reply_to.and_then(|id| HeaderMessageId::parse(id).ok()),
             automatic,
             date,
             signer_fingerprint,
             inner,
-        }
+        })
     }
 }
 
@@ -184,18 +188,17 @@ pub struct Stub {
 pub fn sign_notice(
     notice: &Notice<'_>,
     coordinator: &Cert,
-    from: &str,
+    from: &AddrSpec,
     now: SystemTime,
 ) -> Result<SignedNotice, ComposeError> {
-    check_mailbox(from)?;
     let date = unix_seconds(now);
-    let subject = inner_subject(notice.thread, notice.subject);
+    let subject = HeaderText::new(&inner_subject(notice.thread, notice.subject));
     let text_part = protected_text_part(&subject, from, date, notice.body)?;
     let (inner, signer_fingerprint) = sign_message(&text_part, coordinator, now)?;
     Ok(SignedNotice {
         thread: notice.thread.to_string(),
-        from: from.to_string(),
-        in_reply_to: notice.in_reply_to.map(bracketed),
+        from: from.clone(),
+        in_reply_to: notice.in_reply_to.cloned(),
         automatic: notice.automatic,
         date,
         signer_fingerprint,
@@ -208,11 +211,10 @@ pub fn sign_notice(
 /// may use at `now`.
 pub fn seal_for(
     signed: &SignedNotice,
-    recipient_addr: &str,
+    recipient_addr: &AddrSpec,
     recipient: &Cert,
     now: SystemTime,
 ) -> Result<Sealed, ComposeError> {
-    check_mailbox(recipient_addr)?;
     let policy = StandardPolicy::new();
     let keys = encryption_keys(recipient, &policy, now)?;
     let subkey_fingerprints = keys
@@ -220,22 +222,22 @@ pub fn seal_for(
         .map(|k| k.key().fingerprint().to_hex())
         .collect();
     let ciphertext = encrypt(signed.inner(), keys)?;
-    let message_id = new_message_id(&signed.from);
+    let message_id = new_message_id(&signed.from)?;
 
     let encrypted = multipart_encrypted(ciphertext);
-    let subject = format!("[{}] Encrypted message", signed.thread);
+    let subject = HeaderText::new(&format!("[{}] Encrypted message", signed.thread));
     let bytes = outer_message(OuterHeaders {
         from: &signed.from,
         to: recipient_addr,
         subject: &subject,
         date: signed.date,
         message_id: &message_id,
-        in_reply_to: signed.in_reply_to.as_deref(),
+        in_reply_to: signed.in_reply_to.as_ref(),
         automatic: signed.automatic,
         body: encrypted,
     })?;
     Ok(Sealed {
-        message_id,
+        message_id: message_id.bracketed(),
         bytes,
         cert_fingerprint: recipient.fingerprint().to_hex(),
         subkey_fingerprints,
@@ -247,13 +249,13 @@ pub fn seal_for(
 /// certificate so the contact can encrypt back, and is signed so it can be checked.
 pub fn stub_for(
     thread: &str,
-    recipient_addr: &str,
+    recipient_addr: &AddrSpec,
     coordinator: &Cert,
-    from: &str,
+    from: &AddrSpec,
     automatic: bool,
     now: SystemTime,
 ) -> Result<Stub, ComposeError> {
-    let subject = format!("[{thread}] Encryption key needed");
+    let subject = HeaderText::new(&format!("[{thread}] Encryption key needed"));
     let body = format!(
         "Hello,\r\n\r\nwe have a message for you about {thread}. We send case details only \
          encrypted, and we have no valid OpenPGP key for {recipient_addr}.\r\n\r\nPlease reply \
@@ -277,10 +279,10 @@ pub fn stub_for(
 /// A signed but unencrypted message. Only for text that carries NO case content (key requests,
 /// acknowledgments that name a tracking number): callers build that text themselves.
 pub struct PlainText<'a> {
-    pub recipient_addr: &'a str,
-    pub subject: &'a str,
+    pub recipient_addr: &'a AddrSpec,
+    pub subject: &'a HeaderText,
     pub body: &'a str,
-    pub in_reply_to: Option<&'a str>,
+    pub in_reply_to: Option<&'a HeaderMessageId>,
     pub automatic: bool,
 }
 
@@ -289,11 +291,9 @@ pub struct PlainText<'a> {
 pub fn plain_for(
     text: &PlainText<'_>,
     coordinator: &Cert,
-    from: &str,
+    from: &AddrSpec,
     now: SystemTime,
 ) -> Result<Stub, ComposeError> {
-    check_mailbox(text.recipient_addr)?;
-    check_mailbox(from)?;
     let date = unix_seconds(now);
     // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so even
     // if that ever changed): the message must never carry the coordinator's secret key.
@@ -333,7 +333,7 @@ pub fn plain_for(
     let mut mixed_bytes = Vec::new();
     mixed.write_part(&mut mixed_bytes)?;
     let (signed, _) = sign_entity(mixed_bytes, coordinator, now)?;
-    let message_id = new_message_id(from);
+    let message_id = new_message_id(from)?;
     let bytes = outer_message(OuterHeaders {
         from,
         to: text.recipient_addr,
@@ -344,7 +344,10 @@ pub fn plain_for(
         automatic: text.automatic,
         body: MimePart::raw(BodyPart::Binary(signed.into())),
     })?;
-    Ok(Stub { message_id, bytes })
+    Ok(Stub {
+        message_id: message_id.bracketed(),
+        bytes,
+    })
 }
 
 /// Checks the self-signatures sealing relies on (user ID and key bindings), so that their
@@ -572,8 +575,8 @@ fn sign_entity(
 /// The text/plain part that is signed: protected headers plus the body, quoted-printable so
 /// that no transport can change the signed bytes (long lines, trailing spaces, 8-bit).
 fn protected_text_part(
-    subject: &str,
-    from: &str,
+    subject: &HeaderText,
+    from: &AddrSpec,
     date: i64,
     body: &str,
 ) -> Result<Vec<u8>, ComposeError> {
@@ -600,9 +603,9 @@ fn protected_text_part(
             ),
             (
                 "From".into(),
-                Address::new_address(None::<&str>, from).into(),
+                Address::new_address(None::<&str>, from.as_str()).into(),
             ),
-            ("Subject".into(), Text::new(subject).into()),
+            ("Subject".into(), Text::new(subject.as_str()).into()),
             ("Date".into(), Date::new(date).into()),
         ],
         contents: BodyPart::Binary(encoded.into()),
@@ -657,13 +660,14 @@ fn multipart_encrypted(armored: Vec<u8>) -> MimePart<'static> {
     )
 }
 
+/// Every value of the outer header section, each of a type that cannot break a header.
 struct OuterHeaders<'a> {
-    from: &'a str,
-    to: &'a str,
-    subject: &'a str,
+    from: &'a AddrSpec,
+    to: &'a AddrSpec,
+    subject: &'a HeaderText,
     date: i64,
-    message_id: &'a str,
-    in_reply_to: Option<&'a str>,
+    message_id: &'a HeaderMessageId,
+    in_reply_to: Option<&'a HeaderMessageId>,
     automatic: bool,
     body: MimePart<'a>,
 }
@@ -672,19 +676,22 @@ fn outer_message(h: OuterHeaders<'_>) -> Result<Vec<u8>, ComposeError> {
     let mut headers: Vec<(Cow<'_, str>, HeaderType<'_>)> = vec![
         (
             "From".into(),
-            Address::new_address(None::<&str>, h.from).into(),
+            Address::new_address(None::<&str>, h.from.as_str()).into(),
         ),
-        ("To".into(), Address::new_address(None::<&str>, h.to).into()),
-        ("Subject".into(), Text::new(h.subject).into()),
+        (
+            "To".into(),
+            Address::new_address(None::<&str>, h.to.as_str()).into(),
+        ),
+        ("Subject".into(), Text::new(h.subject.as_str()).into()),
         ("Date".into(), Date::new(h.date).into()),
         (
             "Message-ID".into(),
-            MessageId::new(bare(h.message_id)).into(),
+            MessageId::new(h.message_id.bare()).into(),
         ),
     ];
     if let Some(parent) = h.in_reply_to {
-        headers.push(("In-Reply-To".into(), MessageId::new(bare(parent)).into()));
-        headers.push(("References".into(), MessageId::new(bare(parent)).into()));
+        headers.push(("In-Reply-To".into(), MessageId::new(parent.bare()).into()));
+        headers.push(("References".into(), MessageId::new(parent.bare()).into()));
     }
     if h.automatic {
         headers.push(("Auto-Submitted".into(), Raw::new("auto-generated").into()));
@@ -708,24 +715,13 @@ fn inner_subject(thread: &str, subject: &str) -> String {
 }
 
 /// `<random@domain-of-from>`: 128 random bits, so Message-IDs never collide across copies.
-fn new_message_id(from: &str) -> String {
-    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
-    format!("<{}@{}>", hex::encode(rand::random::<[u8; 16]>()), domain)
-}
-
-/// Exactly one plain addr-spec: no display name, no list, no header injection.
-fn check_mailbox(addr: &str) -> Result<(), ComposeError> {
-    lettre::Address::from_str(addr)
-        .map(|_| ())
-        .map_err(|e| ComposeError::BadAddress(addr.to_string(), e.to_string()))
-}
-
-fn bracketed(id: &str) -> String {
-    format!("<{}>", bare(id))
-}
-
-fn bare(id: &str) -> &str {
-    id.trim().trim_start_matches('<').trim_end_matches('>')
+/// (An address literal or non-ASCII domain of `from` falls back to `localhost`.)
+fn new_message_id(from: &AddrSpec) -> Result<HeaderMessageId, ComposeError> {
+    let random = hex::encode(rand::random::<[u8; 16]>());
+    Ok(
+        HeaderMessageId::parse(&format!("{random}@{}", from.domain()))
+            .or_else(|_| HeaderMessageId::parse(&format!("{random}@localhost")))?,
+    )
 }
 
 fn unix_seconds(t: SystemTime) -> i64 {
@@ -758,6 +754,10 @@ mod tests {
     use crate::open::{Encryption, SignatureFacts, open};
     use openpgp::cert::CertBuilder;
 
+    fn addr(s: &str) -> AddrSpec {
+        AddrSpec::parse(s).unwrap()
+    }
+
     fn cert(addr: &str) -> Cert {
         CertBuilder::general_purpose(Some(format!("<{addr}>")))
             .generate()
@@ -787,11 +787,11 @@ mod tests {
             in_reply_to: None,
             automatic: false,
         };
-        let signed = sign_notice(&notice, &coordinator, "cert@example.test", now).unwrap();
+        let signed = sign_notice(&notice, &coordinator, &addr("cert@example.test"), now).unwrap();
         // One-pass signature packet first (tag 4, old or new format), not MIME text.
         assert!(matches!(signed.inner()[0], 0x90..=0x93 | 0xc4));
         let public = vendor.clone().strip_secret_key_material();
-        let sealed = seal_for(&signed, "psirt@vendor.example", &public, now).unwrap();
+        let sealed = seal_for(&signed, &addr("psirt@vendor.example"), &public, now).unwrap();
         let opened = open_as(vendor, &coordinator, &sealed.bytes);
         assert!(
             matches!(opened.encryption, Encryption::Full { .. }),
@@ -816,15 +816,22 @@ mod tests {
         let entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\nkept before the upgrade\r\n";
         let legacy = SignedNotice::from_stored(
             "VU#409117".into(),
-            "cert@example.test".into(),
+            "cert@example.test",
             None,
             false,
             0,
             "AB".into(),
             entity.to_vec(),
-        );
+        )
+        .unwrap();
         let public = vendor.clone().strip_secret_key_material();
-        let sealed = seal_for(&legacy, "psirt@vendor.example", &public, SystemTime::now()).unwrap();
+        let sealed = seal_for(
+            &legacy,
+            &addr("psirt@vendor.example"),
+            &public,
+            SystemTime::now(),
+        )
+        .unwrap();
         let opened = open_as(vendor, &coordinator, &sealed.bytes);
         assert!(
             matches!(opened.encryption, Encryption::Full { .. }),

@@ -9,10 +9,16 @@
 //! the reason (and, when `[outbox] stub_when_no_key` is on, a stub asking for a key is sent);
 //! [`release_held`] seals held copies once a key has been imported.
 //!
-//! Delivery is at-least-once. A copy is marked `sent` only after the SMTP server accepted it.
-//! If the process dies between that acceptance and the commit, the copy is sent again after
-//! restart: the same bytes, the same Message-ID, so the recipient's client can drop the
-//! duplicate. Copies go out one at a time, so one crash duplicates at most one copy.
+//! Delivery is at-least-once. A sender claims a copy (a lease, `Store::claim_due_copy`) before
+//! handing it to SMTP, so two senders on one store never both send it. A copy is marked `sent`
+//! only after the SMTP server accepted it. If the sender dies between that acceptance and the
+//! commit, the claim expires and the copy is sent again: the same bytes, the same Message-ID,
+//! so the recipient's client can drop the duplicate. Copies go out one at a time, so one crash
+//! duplicates at most one copy.
+//!
+//! Just before sending, the key a copy is encrypted to is checked again (again whenever the
+//! store's keys generation moves): a copy whose key was revoked or expired since it was sealed
+//! goes back to `held` instead of out.
 
 pub mod ack;
 pub mod compose;
@@ -27,6 +33,7 @@ use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
 use crate::config::{OutboxConfig, SmtpConfig};
+use crate::header::AddrSpec;
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
 use crate::store::{Contact, Location, NewAudit, Store, StoreError, Thread};
@@ -39,9 +46,6 @@ pub use send::{SendResult, SmtpSender};
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Copies tried per round; the loop goes on at once while rounds are full.
 const BATCH: usize = 50;
-/// Copies claimed at once: what another instance waits for (the claim's time) if this one
-/// dies holding them.
-const CLAIM: usize = 5;
 
 /// Why an outbox operation failed. Held copies are not errors: they are results.
 #[derive(Debug, thiserror::Error)]
@@ -183,17 +187,19 @@ pub fn notify_audited(
     audit: Option<&NewAudit>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
     let now = SystemTime::now();
+    let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
         thread: thread.number.as_str(),
         ..notice.clone()
     };
-    let signed = compose::sign_notice(&notice, coordinator, from, now)?;
+    let signed = compose::sign_notice(&notice, coordinator, &from_addr, now)?;
     let certs = CertCache::load(store, &contacts, now)?;
+    let in_reply_to = signed.in_reply_to.as_ref().map(|id| id.bracketed());
     let record = NewNotice {
         thread_id: thread.id,
-        sender: from,
-        in_reply_to: signed.in_reply_to.as_deref(),
+        sender: from_addr.as_str(),
+        in_reply_to: in_reply_to.as_deref(),
         automatic: signed.automatic,
         date_unix: signed.date,
         signer_fingerprint: &signed.signer_fingerprint,
@@ -256,14 +262,11 @@ pub fn notify_audited(
     // Stubs (optional) for the held ones; signed per stub, they are few.
     if config.stub_when_no_key {
         for (contact, _) in &held {
-            let stub = compose::stub_for(
-                &signed.thread,
-                &contact.address,
-                coordinator,
-                from,
-                true,
-                now,
-            )?;
+            // A contact whose address cannot go into a header gets no stub; it stays held.
+            let Ok(to) = AddrSpec::parse(&contact.address) else {
+                continue;
+            };
+            let stub = compose::stub_for(&signed.thread, &to, coordinator, &from_addr, true, now)?;
             let copy = NewCopy::Sealed {
                 kind: CopyKind::Stub,
                 address: &contact.address,
@@ -313,13 +316,13 @@ pub fn release_held(
     for h in held {
         let signed = compose::SignedNotice::from_stored(
             h.notice.thread_number.clone(),
-            h.notice.sender.clone(),
-            h.notice.in_reply_to.clone(),
+            &h.notice.sender,
+            h.notice.in_reply_to.as_deref(),
             h.notice.automatic,
             h.notice.date_unix,
             h.notice.signer_fingerprint.clone(),
             h.notice.inner.clone(),
-        );
+        )?;
         // The contact's keys as bound now (a key may have been added since the notice).
         let contact = contacts_by_thread
             .get(&h.thread_id)
@@ -381,77 +384,87 @@ pub struct Round {
     pub sent: usize,
     pub retrying: usize,
     pub dead: usize,
+    /// Copies put back to `held` because their key may no longer be used.
+    pub held: usize,
 }
 
 impl Round {
     pub fn attempted(&self) -> usize {
         self.sent + self.retrying + self.dead
     }
-}
 
-/// Who claims outbox copies before sending them, and for how long (see
-/// [`Store::claim_due_copies`]).
-#[derive(Debug, Clone)]
-pub struct Claimant {
-    /// This instance's name (`Settings::instance_name`): a restarted instance takes its own
-    /// expired-or-not claims back at once.
-    pub owner: String,
-    /// Longer than any one SMTP attempt can take, so a live sender's claim never expires.
-    pub ttl: Duration,
-}
-
-impl Claimant {
-    pub fn from_settings(settings: &crate::config::Settings) -> Claimant {
-        Claimant {
-            owner: settings.instance_name(),
-            ttl: Duration::from_secs(settings.config.outbox.claim_secs),
-        }
+    /// Copies this round took from the queue.
+    pub fn taken(&self) -> usize {
+        self.attempted() + self.held
     }
 }
 
-impl Default for Claimant {
-    fn default() -> Self {
-        Claimant {
-            owner: "casegate".into(),
-            ttl: Duration::from_secs(crate::config::OutboxConfig::default().claim_secs),
+/// Whether the key a sealed copy is encrypted to may still be used: decided once per
+/// fingerprint, and again whenever the store's keys generation moves (another process
+/// imported a revocation, say).
+#[derive(Default)]
+struct KeyCheck {
+    generation: Option<i64>,
+    verdicts: HashMap<String, Result<(), String>>,
+}
+
+impl KeyCheck {
+    fn check(
+        &mut self,
+        store: &Store,
+        fingerprint: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        let generation = store.keys_generation()?;
+        if self.generation != Some(generation) {
+            self.verdicts.clear();
+            self.generation = Some(generation);
         }
+        if let Some(v) = self.verdicts.get(fingerprint) {
+            return Ok(v.clone());
+        }
+        let verdict = match store.cert(fingerprint)? {
+            None => Err(format!("key {fingerprint} is no longer stored")),
+            Some(stored) => match Cert::from_bytes(&stored.public_cert) {
+                Ok(cert) => crate::keyring::encryption_key_valid(&cert),
+                Err(e) => Err(format!("stored key {fingerprint} cannot be read: {e}")),
+            },
+        };
+        self.verdicts
+            .insert(fingerprint.to_string(), verdict.clone());
+        Ok(verdict)
     }
 }
 
-/// One delivery round with the default [`Claimant`] (one instance).
+/// One delivery round: claims and tries copies due now (up to a batch), one at a time, one
+/// SMTP transaction each, and records each attempt before claiming the next. Stops early when
+/// `shutdown` turns true, after the copy in hand.
 pub async fn deliver_due(
     store: &mut Store,
     sender: &SmtpSender,
     config: &OutboxConfig,
     shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
 ) -> Result<Round, OutboxError> {
-    deliver_due_as(store, sender, config, &Claimant::default(), shutdown).await
-}
-
-/// One delivery round: claims the copies due now (a few at a time, up to a batch), sends each
-/// in one SMTP transaction, and records each attempt (ending its claim) before the next.
-/// Stops early when `shutdown` turns true, after the copy in hand; copies it claimed and did
-/// not try are claimed again after the claim expires (at once by the same instance).
-pub async fn deliver_due_as(
-    store: &mut Store,
-    sender: &SmtpSender,
-    config: &OutboxConfig,
-    claimant: &Claimant,
-    shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
-) -> Result<Round, OutboxError> {
     let mut round = Round::default();
-    let mut claimed = Vec::new();
-    while round.attempted() < BATCH {
-        if claimed.is_empty() {
-            claimed = store.claim_due_copies(&claimant.owner, Utc::now(), claimant.ttl, CLAIM)?;
-            if claimed.is_empty() {
-                break;
-            }
-            claimed.reverse();
-        }
-        let Some(copy) = claimed.pop() else { break };
+    let mut keys = KeyCheck::default();
+    // A sender on this host that died holding a claim: its copy need not wait for the lease.
+    store.release_dead_claims(Utc::now(), send::owner_is_dead)?;
+    while round.taken() < BATCH {
         if shutdown.is_some_and(|s| *s.borrow()) {
             break;
+        }
+        let Some(copy) = store.claim_due_copy(sender.owner(), Utc::now(), sender.lease())? else {
+            break;
+        };
+        if let Some(fpr) = &copy.key_fingerprint
+            && let Err(why) = keys.check(store, fpr)?
+        {
+            let reason = format!(
+                "no valid encryption key: {why} (since the copy was sealed); held until a valid key is bound"
+            );
+            tracing::warn!(address = %copy.address, message_id = %copy.message_id, %reason, "outbox: not sent");
+            store.hold_claimed_copy(copy.id, sender.owner(), &reason, Utc::now())?;
+            round.held += 1;
+            continue;
         }
         let result = sender.send(&copy.sender, &copy.address, &copy.raw).await;
         let now = Utc::now();
@@ -501,7 +514,7 @@ pub async fn deliver_due_as(
                 }
             }
         };
-        store.record_attempt(copy.id, now, &outcome, &reply)?;
+        store.record_attempt(copy.id, sender.owner(), now, &outcome, &reply)?;
     }
     Ok(round)
 }
@@ -512,7 +525,6 @@ pub async fn deliver_due_as(
 /// briefly locked database does not stop delivery; bad `[smtp]` settings fail at once.
 pub async fn run_sender(
     location: Location,
-    claimant: Claimant,
     smtp: SmtpConfig,
     config: OutboxConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -538,8 +550,8 @@ pub async fn run_sender(
                 }
             },
         };
-        let wait = match deliver_due_as(store, &sender, &config, &claimant, Some(&shutdown)).await {
-            Ok(round) if round.attempted() >= BATCH => Duration::ZERO,
+        let wait = match deliver_due(store, &sender, &config, Some(&shutdown)).await {
+            Ok(round) if round.taken() >= BATCH => Duration::ZERO,
             Ok(_) => until_next_due(store),
             Err(e) => {
                 tracing::error!(error = %e, "outbox: delivery round failed; retrying");
@@ -731,6 +743,7 @@ fn seal_one(
     certs: &CertCache,
     now: SystemTime,
 ) -> Result<compose::Sealed, String> {
+    let to = AddrSpec::parse(&contact.address).map_err(|e| format!("not sent: {e}"))?;
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }
@@ -740,7 +753,7 @@ fn seal_one(
         match certs.certs.get(&fpr) {
             None => reasons.push(format!("key {fpr} is not imported")),
             Some(Err(e)) => reasons.push(e.clone()),
-            Some(Ok(cert)) => match compose::seal_for(signed, &contact.address, cert, now) {
+            Some(Ok(cert)) => match compose::seal_for(signed, &to, cert, now) {
                 Ok(s) => return Ok(s),
                 Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
                 Err(e) => reasons.push(e.to_string()),

@@ -67,7 +67,6 @@ mod tests {
             retry_base_secs: 30,
             retry_max_secs: 600,
             stub_when_no_key: false,
-            ..OutboxConfig::default()
         }
     }
 

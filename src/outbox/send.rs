@@ -26,9 +26,12 @@ pub enum SendResult {
     Permanent(String),
 }
 
-/// A configured SMTP client. Build it inside the tokio runtime that will use it.
+/// A configured SMTP client, and the name under which it claims outbox copies. Build it inside
+/// the tokio runtime that will use it.
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    owner: String,
+    lease: chrono::Duration,
 }
 
 impl SmtpSender {
@@ -65,9 +68,26 @@ impl SmtpSender {
             }
             _ => {}
         }
+        // A claim must outlast one SMTP transaction: about a dozen steps (connect, TLS, AUTH,
+        // MAIL, RCPT, DATA, ...), each bounded by `timeout_secs`.
+        let lease = i64::try_from(config.timeout_secs.max(1).saturating_mul(12))
+            .unwrap_or(i64::MAX / 1000)
+            .max(60);
         Ok(SmtpSender {
             transport: builder.build(),
+            owner: new_owner(),
+            lease: chrono::Duration::seconds(lease),
         })
+    }
+
+    /// Who claims copies (unique to this sender; see `Store::claim_due_copy`).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// How long a claim lasts: longer than one SMTP transaction can take.
+    pub fn lease(&self) -> chrono::Duration {
+        self.lease
     }
 
     /// Sends `raw` from `from` to exactly `to` (one RCPT) and classifies the outcome.
@@ -101,6 +121,55 @@ impl SmtpSender {
             Err(e) => SendResult::Temporary(error_chain(&e)),
         }
     }
+}
+
+/// A claimant's name: `HOST/PID/START/RANDOM` — this host, this process (its start time tells
+/// a reused PID apart) and a random part, one per sender.
+fn new_owner() -> String {
+    let pid = std::process::id();
+    format!(
+        "{}/{pid}/{}/{}",
+        host_name(),
+        process_start(pid).unwrap_or_default(),
+        hex::encode(rand::random::<[u8; 6]>())
+    )
+}
+
+/// Whether the sender named `owner` is known to be gone: it ran on this host and its process
+/// has ended, or its PID now belongs to a process started later. What cannot be judged
+/// (another host, no /proc) counts as alive, and its claim ends with its lease.
+pub fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split('/');
+    let (Some(host), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != host_name() || process_start(std::process::id()).is_none() {
+        return false;
+    }
+    match process_start(pid) {
+        None => true,
+        Some(now) => now != start,
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace('/', "_"))
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A process's start time (clock ticks since boot, /proc/PID/stat field 22), or None when it
+/// does not exist.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything: count after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19).map(str::to_string)
 }
 
 fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, OutboxError> {
@@ -149,6 +218,23 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             self.1.as_ref().map(|e| e as _)
         }
+    }
+
+    #[test]
+    fn a_sender_is_dead_when_its_process_is() {
+        let me = super::new_owner();
+        assert!(!super::owner_is_dead(&me), "{me}");
+        let parts: Vec<&str> = me.split('/').collect();
+        // The same PID with another start time: a reused PID, the old sender is gone.
+        let reused = format!("{}/{}/1/ab", parts[0], parts[1]);
+        assert!(super::owner_is_dead(&reused));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(super::owner_is_dead(&format!("{}/{pid}/0/ab", parts[0])));
+        // Another host, or a name it cannot read: alive until the lease ends.
+        assert!(!super::owner_is_dead(&format!("elsewhere/{pid}/0/ab")));
+        assert!(!super::owner_is_dead("something else"));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub fn copy_store(from: &mut Store, to: &mut Store) -> Result<CopyReport, StoreE
             target_tables.join(", ")
         )));
     }
+    // What a store holds right after its migrations ran.
+    let fresh = Store::open_in_memory()?;
     let mut layouts = Vec::new();
     for t in &tables {
         let columns = from.db().columns(t)?;
@@ -68,13 +70,22 @@ pub fn copy_store(from: &mut Store, to: &mut Store) -> Result<CopyReport, StoreE
                 "table {t} has no primary key; cannot copy it page by page"
             )));
         }
+        // Empty, or holding exactly the rows the migrations seed (e.g. `generations`): those
+        // are replaced by the source's.
         let count: i64 = to.db().one(&format!("SELECT count(*) FROM {t}"), args![])?;
-        if count > 0 {
+        let seeded: i64 = fresh
+            .db()
+            .one(&format!("SELECT count(*) FROM {t}"), args![])?;
+        let as_created = count == seeded
+            && (count == 0
+                || table_digest(to.db(), t, &target_columns)?
+                    == table_digest(fresh.db(), t, &fresh.db().columns(t)?)?);
+        if !as_created {
             return Err(StoreError::Conflict(format!(
                 "the target is not empty (table {t} has {count} rows); copy into a new database"
             )));
         }
-        layouts.push((t.clone(), target_columns));
+        layouts.push((t.clone(), target_columns, seeded > 0));
     }
 
     let source = from.db_mut().begin_snapshot()?;
@@ -85,7 +96,10 @@ pub fn copy_store(from: &mut Store, to: &mut Store) -> Result<CopyReport, StoreE
         Backend::Sqlite => dst.batch("PRAGMA defer_foreign_keys = ON")?,
     }
     let mut report = Vec::new();
-    for (table, columns) in &layouts {
+    for (table, columns, seeded) in &layouts {
+        if *seeded {
+            dst.execute(&format!("DELETE FROM {table}"), args![])?;
+        }
         let copied = copy_table(src, dst, table, columns)?;
         let check = table_digest(dst, table, columns)?;
         if check != copied {

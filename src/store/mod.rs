@@ -356,13 +356,21 @@ const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
+    ///
+    /// Private whatever the umask: a missing directory is created 0700 and the database file
+    /// 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database's mode; see
+    /// `crate::at_rest`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir)?;
+            crate::at_rest::private_dir(dir)?;
         }
+        crate::at_rest::private_file(path)?;
         let conn = rusqlite::Connection::open(path)?;
+        // Before WAL is switched on: a process opening the store at the same moment waits.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Store::prepare_sqlite(conn)
@@ -472,6 +480,14 @@ impl Store {
                 tx.commit()
             }
         }
+    }
+
+    /// The keys generation: bumped in the same transaction as every change of a stored
+    /// certificate or of a key bound to a contact. One cheap read; a process that keeps keys in
+    /// memory compares it before each message to see another process's changes.
+    pub fn keys_generation(&self) -> Result<i64, StoreError> {
+        self.db
+            .one("SELECT value FROM generations WHERE name = 'keys'", args![])
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
@@ -738,8 +754,10 @@ impl Store {
     ) -> Result<Contact, StoreError> {
         let contact_id = self.db.write(|db| {
             let contact_id = add_contact_tx(db, thread_id, org, role, address)?;
-            if let Some(fpr) = key_fingerprint {
-                bind_key_tx(db, contact_id, fpr)?;
+            if let Some(fpr) = key_fingerprint
+                && bind_key_tx(db, contact_id, fpr)?
+            {
+                bump_keys_tx(db)?;
             }
             Ok(contact_id)
         })?;
@@ -764,7 +782,9 @@ impl Store {
             )?;
             match contact {
                 Some(id) => {
-                    bind_key_tx(db, id, fingerprint)?;
+                    if bind_key_tx(db, id, fingerprint)? {
+                        bump_keys_tx(db)?;
+                    }
                     Ok(true)
                 }
                 None => Ok(false),
@@ -825,28 +845,44 @@ impl Store {
 
     // ----- certificates -----
 
-    /// Stores a public certificate (replacing an older copy of the same fingerprint).
-    pub fn put_cert(&mut self, cert: &StoredCert) -> Result<(), StoreError> {
-        let uids = serde_json::to_string(&cert.user_ids)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.db.execute(
-            "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
-                 user_ids = excluded.user_ids, imported_at = excluded.imported_at",
-            args![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
-        )?;
-        Ok(())
+    /// Stores a public certificate merged with the copy already kept under the same
+    /// fingerprint, and bumps the keys generation, in ONE write transaction. `merge` gets the
+    /// stored copy (`None` for a new certificate) and returns what to keep: the caller does the
+    /// OpenPGP merging (`keyring::import_certs`); holding the transaction from the read to the
+    /// write means two importers at once (the CLI and the daemon, or two instances) cannot
+    /// lose each other's packets. Returns what was stored. (On PostgreSQL `merge` runs again
+    /// when a concurrent import got in the way.)
+    pub fn merge_cert(
+        &mut self,
+        fingerprint: &str,
+        mut merge: impl FnMut(Option<&StoredCert>) -> Result<StoredCert, StoreError>,
+    ) -> Result<StoredCert, StoreError> {
+        let fingerprint = fingerprint.trim().to_ascii_uppercase();
+        self.db.write(|db| {
+            let stored = cert_tx(db, &fingerprint)?;
+            let cert = merge(stored.as_ref())?;
+            if cert.fingerprint != fingerprint {
+                return Err(StoreError::Invalid(format!(
+                    "certificate {} cannot be stored as {fingerprint}",
+                    cert.fingerprint
+                )));
+            }
+            let uids = serde_json::to_string(&cert.user_ids)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            db.execute(
+                "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
+                     user_ids = excluded.user_ids, imported_at = excluded.imported_at",
+                args![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
+            )?;
+            bump_keys_tx(db)?;
+            Ok(cert)
+        })
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
         // Fingerprints are stored as upper-case hex (the primary key).
-        self.db
-            .row(
-                "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
-                args![fingerprint.trim().to_ascii_uppercase()],
-            )?
-            .map(|r| stored_cert(&r))
-            .transpose()
+        cert_tx(&self.db, &fingerprint.trim().to_ascii_uppercase())
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
@@ -855,21 +891,6 @@ impl Store {
             args![],
             stored_cert,
         )
-    }
-
-    /// A value that changes when certificates are imported or replaced (count, newest import,
-    /// total size), so a long-lived keyring can tell it is stale without reading them all.
-    pub fn certs_version(&self) -> Result<(i64, String, i64), StoreError> {
-        let r = self
-            .db
-            .row(
-                "SELECT count(*), COALESCE(max(imported_at), ''),
-                        CAST(COALESCE(sum(length(public_cert)), 0) AS BIGINT)
-                 FROM certs",
-                args![],
-            )?
-            .ok_or_else(|| StoreError::Invalid("no answer to count(*)".into()))?;
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     }
 
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
@@ -1364,14 +1385,33 @@ fn add_contact_tx(
     )
 }
 
-fn bind_key_tx(db: &Db, contact_id: i64, fingerprint: &str) -> Result<(), StoreError> {
-    db.execute(
+/// Binds a key to a contact (after the keys bound before it); `true` when it was not bound.
+fn bind_key_tx(db: &Db, contact_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
+    let n = db.execute(
         "INSERT INTO contact_keys (contact_id, fingerprint, seq)
          SELECT ?1, ?2, COALESCE(max(seq), 0) + 1 FROM contact_keys WHERE contact_id = ?1
          ON CONFLICT (contact_id, fingerprint) DO NOTHING",
         args![contact_id, fingerprint.to_uppercase()],
     )?;
+    Ok(n > 0)
+}
+
+/// See [`Store::keys_generation`].
+fn bump_keys_tx(db: &Db) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
+        args![],
+    )?;
     Ok(())
+}
+
+fn cert_tx(db: &Db, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+    db.row(
+        "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
+        args![fingerprint],
+    )?
+    .map(|r| stored_cert(&r))
+    .transpose()
 }
 
 fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
@@ -1395,7 +1435,9 @@ fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
             args![old_contact],
             |r| r.get::<String>(0),
         )? {
-            bind_key_tx(db, new_contact, &fpr)?;
+            if bind_key_tx(db, new_contact, &fpr)? {
+                bump_keys_tx(db)?;
+            }
         }
     }
     Ok(())
@@ -1772,6 +1814,125 @@ mod tests {
         assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
     }
 
+    /// Instances starting together on a new database: each migration is applied once (the
+    /// advisory lock on PostgreSQL, `BEGIN IMMEDIATE` per migration on SQLite), every opener
+    /// gets a store at the current version.
+    #[test]
+    fn migrations_run_once_when_instances_start_together() {
+        testing::for_each_shared_backend(|open| {
+            const OPENERS: usize = 4;
+            let start = std::sync::Barrier::new(OPENERS);
+            let versions: Vec<i64> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            open().schema_version().unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let known = schema::MIGRATIONS.len() as i64;
+            assert_eq!(versions, vec![known; OPENERS]);
+            let s = open();
+            if s.backend() == Backend::Postgres {
+                let rows: i64 =
+                    s.db.one("SELECT count(*) FROM casegate_schema", args![])
+                        .unwrap();
+                assert_eq!(rows, 1);
+            }
+            // A migration that ran twice would have seeded this row twice (no key on a
+            // second run would stop CREATE TABLE from failing first, but check the data too).
+            assert_eq!(s.keys_generation().unwrap(), 0);
+        });
+    }
+
+    /// What another branch's migration looks like when written by the rules (ARCHITECTURE.md,
+    /// "Writing a migration"): it runs unedited on PostgreSQL, gives the same columns and
+    /// indexes as on SQLite, and the portable statements on it behave the same.
+    #[test]
+    fn a_portable_migration_runs_unedited_on_postgres() {
+        const FUTURE: &str = "
+CREATE TABLE orgs (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    trusted    INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1)),
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX orgs_name ON orgs(lower(name));
+CREATE TABLE org_members (
+    org_id  INTEGER NOT NULL REFERENCES orgs(id)
+                ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    key     BLOB,
+    PRIMARY KEY (org_id, address)
+) WITHOUT ROWID;
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, org_id INTEGER REFERENCES orgs(id) ON DELETE SET NULL, token_hash BLOB NOT NULL UNIQUE);
+CREATE INDEX sessions_org ON sessions(org_id) WHERE org_id IS NOT NULL;
+ALTER TABLE messages ADD COLUMN raw_size INTEGER;
+ALTER TABLE threads ADD COLUMN org_id INTEGER REFERENCES orgs(id);
+INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO NOTHING;
+";
+        assert_eq!(sql::not_portable(FUTURE), None);
+        let sqlite = Store::open_in_memory().unwrap();
+        sqlite.db.batch(FUTURE).unwrap();
+        let pg = testing::postgres_store();
+        pg.db.batch(&sql::postgres_ddl(FUTURE)).unwrap();
+        let strip = |cs: Vec<sql::Column>| {
+            cs.into_iter()
+                .map(|c| (c.name, c.sql_type, c.not_null, c.pk))
+                .collect::<Vec<_>>()
+        };
+        for t in ["orgs", "org_members", "sessions", "messages", "threads"] {
+            assert_eq!(
+                strip(sqlite.db.columns(t).unwrap()),
+                strip(pg.db.columns(t).unwrap()),
+                "table {t}"
+            );
+        }
+        assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
+        for s in [&sqlite, &pg] {
+            let db = &s.db;
+            let id: i64 = db
+                .one(
+                    "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) RETURNING id",
+                    args!["Vendor", "2026-01-01T00:00:00Z"],
+                )
+                .unwrap();
+            // lower() unique: the same name in another case is the same org.
+            let again = db.execute(
+                "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args!["VENDOR", "2026-01-01T00:00:00Z"],
+            );
+            assert_eq!(again.unwrap(), 0, "{:?}", s.backend());
+            db.execute(
+                "INSERT INTO org_members (org_id, address, key) VALUES (?1, ?2, ?3)",
+                args![id, "a@x.test", vec![0u8, 255]],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO sessions (org_id, token_hash) VALUES (?1, ?2)",
+                args![id, vec![1u8; 32]],
+            )
+            .unwrap();
+            assert!(
+                db.execute(
+                    "INSERT INTO org_members (org_id, address) VALUES (?1, ?2)",
+                    args![id + 100, "b@x.test"],
+                )
+                .is_err(),
+                "a foreign key is enforced at once ({:?})",
+                s.backend()
+            );
+            db.execute("DELETE FROM orgs WHERE id = ?1", args![id])
+                .unwrap();
+            let members: i64 = db.one("SELECT count(*) FROM org_members", args![]).unwrap();
+            let orphan: Option<i64> = db.one("SELECT org_id FROM sessions", args![]).unwrap();
+            assert_eq!((members, orphan), (0, None), "{:?}", s.backend());
+        }
+    }
+
     #[test]
     fn keys_keep_the_order_they_were_bound_in() {
         for_each_backend(|mut s| {
@@ -1871,11 +2032,13 @@ mod tests {
             .add_signature_cache_entries(&[vec![1; 32], vec![2; 32]])
             .unwrap();
         source
-            .put_cert(&StoredCert {
-                fingerprint: "ABCD".into(),
-                public_cert: vec![0x99, 1, 2],
-                user_ids: vec!["Rita <rita@x.test>".into()],
-                imported_at: time_text(now),
+            .merge_cert("ABCD", |_| {
+                Ok(StoredCert {
+                    fingerprint: "ABCD".into(),
+                    public_cert: vec![0x99, 1, 2],
+                    user_ids: vec!["Rita <rita@x.test>".into()],
+                    imported_at: time_text(now),
+                })
             })
             .unwrap();
         source
@@ -1916,7 +2079,16 @@ mod tests {
             )
             .unwrap();
         source
-            .record_attempt(ids[0], now, &outbox::AttemptOutcome::Accepted, "250 ok")
+            .claim_due_copy("copier", now, chrono::Duration::seconds(60))
+            .unwrap();
+        source
+            .record_attempt(
+                ids[0],
+                "copier",
+                now,
+                &outbox::AttemptOutcome::Accepted,
+                "250 ok",
+            )
             .unwrap();
         source
             .add_token("ann", &"ab".repeat(32), false, now)

@@ -60,6 +60,14 @@ CREATE TABLE outbox_attempts (
 CREATE INDEX outbox_attempts_copy ON outbox_attempts(outbox_id);
 ";
 
+/// A sender claims a copy before it hands it to SMTP (see [`Store::claim_due_copy`]): who,
+/// and until when (same text format as `next_attempt_at`).
+pub(super) const CLAIMS: &str = "
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claim_expires_at TEXT;
+CREATE INDEX outbox_claimed ON outbox(claimed_by) WHERE claimed_by IS NOT NULL;
+";
+
 /// `next_attempt_at` keeps milliseconds: retries a second apart must compare right, and
 /// every value in that column (and every `now` compared with it) has this one format, so
 /// text order is time order.
@@ -146,7 +154,7 @@ pub struct HeldCopy {
     pub notice: StoredNotice,
 }
 
-/// A copy the sender should try now (and, from [`Store::claim_due_copies`], holds a claim on).
+/// A copy the sender should try now (and, from [`Store::claim_due_copy`], holds a claim on).
 #[derive(Debug, Clone)]
 pub struct DueCopy {
     pub id: i64,
@@ -156,7 +164,12 @@ pub struct DueCopy {
     pub raw: Vec<u8>,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
+    /// Primary fingerprint of the key the copy is encrypted to (None for stubs).
+    pub key_fingerprint: Option<String>,
 }
+
+const DUE_COLUMNS: &str =
+    "id, sender, address, message_id, raw, attempts, created_at, key_fingerprint";
 
 /// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -176,6 +189,10 @@ pub struct OutboxRow {
     pub created_at: String,
     pub next_attempt_at: Option<String>,
     pub sent_at: Option<String>,
+    /// The sender holding the copy (see [`Store::claim_due_copy`]) and until when; a claim past
+    /// its time is stale (its sender died) and taken by the next sender.
+    pub claimed_by: Option<String>,
+    pub claim_expires_at: Option<String>,
 }
 
 /// One SMTP attempt for one copy, with the server's reply (or the connection error).
@@ -309,7 +326,7 @@ impl Store {
         let sql = format!(
             "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
                     o.last_reply, o.key_fingerprint, o.message_id, o.created_at,
-                    o.next_attempt_at, o.sent_at
+                    o.next_attempt_at, o.sent_at, o.claimed_by, o.claim_expires_at
              FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
         );
         self.db().map(&sql, args, |r| {
@@ -328,6 +345,8 @@ impl Store {
                 created_at: r.get(11)?,
                 next_attempt_at: r.get(12)?,
                 sent_at: r.get(13)?,
+                claimed_by: r.get(14)?,
+                claim_expires_at: r.get(15)?,
             })
         })
     }
@@ -420,76 +439,126 @@ impl Store {
     }
 
     /// Copies due for an SMTP attempt at `now` (queued, or retrying whose time has come),
-    /// oldest first, at most `limit`.
+    /// oldest first, at most `limit`, claimed or not. For looking; a sender takes copies with
+    /// [`Store::claim_due_copy`].
     pub fn due_copies(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueCopy>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db().map(
-            "SELECT id, sender, address, message_id, raw, attempts, created_at FROM outbox
-             WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
-               AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-             ORDER BY next_attempt_at, id LIMIT ?2",
+            &format!(
+                "SELECT {DUE_COLUMNS} FROM outbox
+                 WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+                 ORDER BY next_attempt_at, id LIMIT ?2"
+            ),
             args![due_text(now), limit],
             due_copy,
         )
     }
 
-    /// Claims up to `limit` copies due at `now` for `owner` until `now + ttl`, and returns them:
-    /// only the claimant sends a claimed copy, so instances sharing the store never send one
-    /// twice. A claim ends with [`Store::record_attempt`]; one whose holder died expires and
-    /// the copy is claimed again (by anyone; at once by an owner of the same name, i.e. the
-    /// same instance restarted). On PostgreSQL rows another instance is claiming right now
-    /// are skipped (`FOR UPDATE SKIP LOCKED`), not waited for.
-    pub fn claim_due_copies(
+    /// Claims the oldest copy that is due at `now` for the sender `owner`, until `now + lease`,
+    /// and returns it; `None` when no copy is due and unclaimed.
+    ///
+    /// Contract (one write transaction, one `UPDATE ... WHERE id = (SELECT ...) RETURNING`):
+    /// a copy is claimable when it is `queued` or `retrying`, due, and either unclaimed or its
+    /// claim has expired (its sender died). Two senders never hold the same copy: the one that
+    /// commits second finds it claimed. The holder hands it to SMTP, then records the attempt
+    /// with [`Store::record_attempt`], which clears the claim; a claim not recorded before it
+    /// expires (the sender died between claim and record) makes the copy claimable again, and
+    /// it is sent again with the same Message-ID. `lease` must outlast one SMTP transaction.
+    /// On PostgreSQL the inner SELECT takes `FOR UPDATE SKIP LOCKED`: a row another instance
+    /// is claiming right now is skipped, not waited for, and row locks (not a serializable
+    /// retry) keep two claimants apart.
+    pub fn claim_due_copy(
         &mut self,
         owner: &str,
         now: DateTime<Utc>,
-        ttl: std::time::Duration,
-        limit: usize,
-    ) -> Result<Vec<DueCopy>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let ttl = chrono::Duration::from_std(ttl)
-            .map_err(|_| StoreError::Invalid("claim time out of range".into()))?;
+        lease: chrono::Duration,
+    ) -> Result<Option<DueCopy>, StoreError> {
         let skip_locked = match self.db().backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "", // one writer at a time: nothing to skip
         };
         let sql = format!(
-            "UPDATE outbox SET claimed_by = ?1, claim_until = ?2
-             WHERE id IN (SELECT id FROM outbox
-                          WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL
-                            AND message_id IS NOT NULL
-                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
-                            AND (claim_until IS NULL OR claim_until < ?3 OR claimed_by = ?1)
-                          ORDER BY next_attempt_at, id LIMIT ?4 {skip_locked})
-             RETURNING id, sender, address, message_id, raw, attempts, created_at, next_attempt_at"
+            "UPDATE outbox SET claimed_by = ?1, claim_expires_at = ?2
+             WHERE id = (SELECT id FROM outbox
+                         WHERE status IN ('queued', 'retrying')
+                           AND raw IS NOT NULL AND message_id IS NOT NULL
+                           AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                           AND (claim_expires_at IS NULL OR claim_expires_at <= ?3)
+                         ORDER BY next_attempt_at, id LIMIT 1 {skip_locked})
+             RETURNING {DUE_COLUMNS}"
         );
-        // Row locks, not serializable retries, keep two claimants apart: a plain transaction.
         let tx = self.db_mut().begin()?;
-        let mut rows = tx.db().rows(
-            &sql,
-            args![owner, due_text(now + ttl), due_text(now), limit],
-        )?;
+        let copy = tx
+            .db()
+            .row(&sql, args![owner, due_text(now + lease), due_text(now)])?
+            .map(|r| due_copy(&r))
+            .transpose()?;
         tx.commit()?;
-        // RETURNING has no order: oldest due first, as `due_copies`.
-        rows.sort_by(|a, b| {
-            let key = |r: &Row| {
-                (
-                    r.get::<Option<String>>(7).ok().flatten(),
-                    r.get::<i64>(0).ok(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
-        rows.iter().map(due_copy).collect()
+        Ok(copy)
     }
 
-    /// When the next copy falls due (None when nothing waits for SMTP).
+    /// Releases the live claims whose holder `is_dead` says has died (a sender on this host
+    /// whose process is gone), so their copies need not wait for the lease to end. A holder
+    /// `is_dead` cannot judge (another host) keeps its claim until it expires. Returns how
+    /// many copies were released.
+    pub fn release_dead_claims(
+        &mut self,
+        now: DateTime<Utc>,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let owners: Vec<String> = self.db().map(
+            "SELECT DISTINCT claimed_by FROM outbox
+             WHERE claimed_by IS NOT NULL AND claim_expires_at > ?1
+               AND status IN ('queued', 'retrying')",
+            args![due_text(now)],
+            |r| r.get(0),
+        )?;
+        let mut released = 0;
+        for owner in owners.iter().filter(|o| is_dead(o)) {
+            released += self.db().execute(
+                "UPDATE outbox SET claimed_by = NULL, claim_expires_at = NULL
+                 WHERE claimed_by = ?1 AND status IN ('queued', 'retrying')",
+                args![owner],
+            )? as usize;
+            tracing::info!(%owner, "outbox: released the claims of a sender that is gone");
+        }
+        Ok(released)
+    }
+
+    /// When the next copy can be claimed (None when nothing waits for SMTP): the later of its
+    /// due time and the end of a claim another sender holds on it.
     pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.db().one(
-            "SELECT min(next_attempt_at) FROM outbox WHERE status IN ('queued', 'retrying')",
+            "SELECT min(CASE WHEN claim_expires_at IS NOT NULL
+                              AND claim_expires_at > COALESCE(next_attempt_at, '')
+                         THEN claim_expires_at ELSE next_attempt_at END)
+             FROM outbox WHERE status IN ('queued', 'retrying')",
             args![],
         )?;
         Ok(next.map(|t| parse_time(&t)))
+    }
+
+    /// The sender holding the claim on copy `id` found, just before sending, that its key may
+    /// no longer be used (revoked, expired): the copy goes back to `held` with `reason`, its
+    /// sealed bytes dropped, to be sealed again when a valid key is bound (`outbox release`).
+    /// `false` when `owner` does not hold the claim (nothing changed).
+    pub fn hold_claimed_copy(
+        &mut self,
+        id: i64,
+        owner: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self.db().execute(
+            "UPDATE outbox SET status = 'held', reason = ?3, raw = NULL, message_id = NULL,
+                 key_fingerprint = NULL, next_attempt_at = NULL, claimed_by = NULL,
+                 claim_expires_at = NULL, updated_at = ?4
+             WHERE id = ?1 AND claimed_by = ?2 AND status IN ('queued', 'retrying')
+               AND notice_id IS NOT NULL",
+            args![id, owner, reason, time_text(now)],
+        )?;
+        Ok(n > 0)
     }
 
     /// The outbox copy that carried this Message-ID: (copy id, thread id, recipient, status).
@@ -523,11 +592,14 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records one SMTP attempt and its consequence for the copy, in one transaction.
-    /// A copy becomes `sent` only here, after the server accepted it.
+    /// Records one SMTP attempt and its consequence for the copy, in one transaction, and
+    /// releases `owner`'s claim. A copy becomes `sent` only here, after the server accepted
+    /// it, and only for the sender holding its claim ([`Store::claim_due_copy`]); for anyone
+    /// else it is a conflict and nothing is written.
     pub fn record_attempt(
         &mut self,
         id: i64,
+        owner: &str,
         now: DateTime<Utc>,
         outcome: &AttemptOutcome,
         reply: &str,
@@ -550,13 +622,13 @@ impl Store {
                 "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
                      attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
                      sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END,
-                     claimed_by = NULL, claim_until = NULL
-                 WHERE id = ?1 AND status IN ('queued', 'retrying')",
-                args![id, status, reason, next, reply, at],
+                     claimed_by = NULL, claim_expires_at = NULL
+                 WHERE id = ?1 AND status IN ('queued', 'retrying') AND claimed_by = ?7",
+                args![id, status, reason, next, reply, at, owner],
             )?;
             if n == 0 {
                 return Err(StoreError::Conflict(format!(
-                    "outbox copy {id} is not waiting for delivery"
+                    "outbox copy {id} is not waiting for delivery under a claim of {owner}"
                 )));
             }
             db.execute(
@@ -577,6 +649,7 @@ fn due_copy(r: &Row) -> Result<DueCopy, StoreError> {
         raw: r.get(4)?,
         attempts: r.get(5)?,
         created_at: parse_time(&r.get::<String>(6)?),
+        key_fingerprint: r.get(7)?,
     })
 }
 
@@ -752,14 +825,23 @@ mod tests {
             assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
             assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
 
-            // Sent only through record_attempt; a copy that is not waiting cannot be "sent" again.
-            s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250 ok")
+            // Sent only through record_attempt by the claim's holder; a copy that is not waiting
+            // cannot be "sent" again.
+            let lease = chrono::Duration::minutes(10);
+            let claimed = s.claim_due_copy("me", now, lease).unwrap().unwrap();
+            assert_eq!(claimed.id, ids[0]);
+            assert!(
+                s.record_attempt(ids[0], "other", now, &AttemptOutcome::Accepted, "250")
+                    .is_err()
+            );
+            s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250 ok")
                 .unwrap();
             assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
             assert!(
-                s.record_attempt(ids[0], now, &AttemptOutcome::Accepted, "250")
+                s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250")
                     .is_err()
             );
+            assert_eq!(s.outbox_attempts(ids[0]).unwrap().len(), 1);
             assert!(s.due_copies(now, 10).unwrap().is_empty());
 
             assert!(
@@ -882,42 +964,83 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_copy_is_not_claimed_by_another_until_its_claim_expires() {
+    fn a_claim_is_held_by_one_sender_until_recorded_or_expired() {
         crate::store::testing::for_each_backend(|mut s| {
             let now = Utc::now();
-            let ttl = std::time::Duration::from_secs(60);
-            let ids = queue_copies(&mut s, 3, now);
-            let a = s.claim_due_copies("a", now, ttl, 2).unwrap();
-            assert_eq!(a.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..2]);
-            let b = s.claim_due_copies("b", now, ttl, 10).unwrap();
-            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), ids[2..]);
-            assert!(s.claim_due_copies("c", now, ttl, 10).unwrap().is_empty());
-            // The same owner (restarted) takes its own claims back at once.
-            assert_eq!(s.claim_due_copies("a", now, ttl, 10).unwrap().len(), 2);
-            // Recording an attempt ends the claim: a retry is claimable when it falls due.
-            s.record_attempt(
-                ids[0],
-                now,
-                &AttemptOutcome::Retry {
-                    next_attempt_at: now + chrono::Duration::seconds(5),
-                },
-                "451 later",
-            )
-            .unwrap();
-            s.record_attempt(ids[2], now, &AttemptOutcome::Accepted, "250")
-                .unwrap();
-            let later = now + chrono::Duration::seconds(6);
-            let b = s.claim_due_copies("b", later, ttl, 10).unwrap();
-            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[0]]);
-            // a's claim on ids[1] expires: then b gets it.
-            let expired = now + chrono::Duration::seconds(61);
-            let b = s.claim_due_copies("b", expired, ttl, 10).unwrap();
-            // Oldest due first: ids[1] was due at `now`, the retry of ids[0] 5 s later.
-            assert_eq!(b.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[1], ids[0]]);
+            let notice = notice_to_a_case(&mut s);
+            let copies: Vec<NewCopy<'_>> = ["<1@x>", "<2@x>"]
+                .iter()
+                .map(|mid| NewCopy::Sealed {
+                    kind: CopyKind::Notice,
+                    address: "a@x.test",
+                    org: "V",
+                    message_id: mid,
+                    raw: b"raw",
+                    key_fingerprint: Some("CD"),
+                })
+                .collect();
+            let ids = s.enqueue_notice(&notice, &copies, now).unwrap();
+            let lease = chrono::Duration::seconds(60);
+            let a = s.claim_due_copy("a", now, lease).unwrap().unwrap();
+            let b = s.claim_due_copy("b", now, lease).unwrap().unwrap();
+            assert_eq!((a.id, b.id), (ids[0], ids[1]));
+            assert_eq!(a.key_fingerprint.as_deref(), Some("CD"));
+            assert_eq!(
+                s.outbox_row(ids[0]).unwrap().claimed_by.as_deref(),
+                Some("a")
+            );
+            // Both held: nobody else gets either, until a claim expires.
+            assert!(s.claim_due_copy("c", now, lease).unwrap().is_none());
+            // Waiting for a held claim means waiting until it ends, not polling at once.
+            assert_eq!(
+                s.next_due_at().unwrap().map(|t| t.timestamp()),
+                Some((now + lease).timestamp())
+            );
+            let later = now + lease + chrono::Duration::seconds(1);
+            let c = s.claim_due_copy("c", later, lease).unwrap().unwrap();
+            assert_eq!(
+                c.id, ids[0],
+                "an expired claim (its sender died) is claimable again"
+            );
+            // The dead sender's late record is refused; the new holder's is taken.
+            let retry = AttemptOutcome::Retry {
+                next_attempt_at: later,
+            };
+            assert!(s.record_attempt(c.id, "a", later, &retry, "451").is_err());
+            s.record_attempt(c.id, "c", later, &retry, "451").unwrap();
+            assert_eq!(s.outbox_row(c.id).unwrap().claimed_by, None);
+            // The other expired claim goes first (due longer); then the recorded copy, whose claim
+            // is gone, is due again for anyone.
+            let e = s.claim_due_copy("e", later, lease).unwrap().unwrap();
+            assert_eq!(e.id, ids[1]);
+            let d = s.claim_due_copy("d", later, lease).unwrap().unwrap();
+            assert_eq!(d.id, ids[0]);
+            assert!(s.claim_due_copy("f", later, lease).unwrap().is_none());
+
+            // A claim whose holder is known dead is released before its lease ends.
+            assert_eq!(s.release_dead_claims(later, |o| o == "nobody").unwrap(), 0);
+            assert_eq!(s.release_dead_claims(later, |o| o == "e").unwrap(), 1);
+            assert_eq!(
+                s.claim_due_copy("f", later, lease).unwrap().map(|c| c.id),
+                Some(ids[1])
+            );
+
+            // A holder may put its copy back to held (its key was revoked meanwhile).
+            assert!(
+                !s.hold_claimed_copy(d.id, "x", "key revoked", later)
+                    .unwrap()
+            );
+            assert!(
+                s.hold_claimed_copy(d.id, "d", "key revoked", later)
+                    .unwrap()
+            );
+            let row = s.outbox_row(d.id).unwrap();
+            assert_eq!((row.status.as_str(), row.message_id), ("held", None));
+            assert_eq!(s.held_copies(None).unwrap().len(), 1);
         });
     }
 
-    /// Several senders claiming at once never get the same copy.
+    /// Several senders claiming at once (instances on one database) never get the same copy.
     #[test]
     fn concurrent_claimants_get_disjoint_copies() {
         crate::store::testing::for_each_shared_backend(|open| {
@@ -931,23 +1054,11 @@ mod tests {
                     scope.spawn(move || {
                         let mut s = open();
                         let owner = format!("w{w}");
-                        loop {
-                            let c = s
-                                .claim_due_copies(
-                                    &owner,
-                                    now,
-                                    std::time::Duration::from_secs(60),
-                                    4,
-                                )
+                        let lease = chrono::Duration::seconds(60);
+                        while let Some(c) = s.claim_due_copy(&owner, now, lease).unwrap() {
+                            s.record_attempt(c.id, &owner, now, &AttemptOutcome::Accepted, "250")
                                 .unwrap();
-                            if c.is_empty() {
-                                break;
-                            }
-                            for copy in &c {
-                                s.record_attempt(copy.id, now, &AttemptOutcome::Accepted, "250")
-                                    .unwrap();
-                            }
-                            got.lock().unwrap().extend(c.iter().map(|c| c.id));
+                            got.lock().unwrap().push(c.id);
                         }
                     });
                 }

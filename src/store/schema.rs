@@ -109,9 +109,8 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
-/// Several instances on one database: who watches which mailbox ([`super::lease`]), which
-/// instance is sending an outbox copy (a claim with an expiry), and the order keys were bound
-/// to a contact kept in a column (PostgreSQL has no `rowid`).
+/// Several instances on one database: who watches which mailbox ([`super::lease`]), and the
+/// order keys were bound to a contact kept in a column (PostgreSQL has no `rowid`).
 pub(super) const INSTANCES: &str = "
 CREATE TABLE mailbox_leases (
     account    TEXT NOT NULL,
@@ -120,10 +119,19 @@ CREATE TABLE mailbox_leases (
     expires_at TEXT NOT NULL,
     PRIMARY KEY (account, mailbox)
 );
-ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
-ALTER TABLE outbox ADD COLUMN claim_until TEXT;
 ALTER TABLE contact_keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 UPDATE contact_keys SET seq = rowid; -- sqlite-only
+";
+
+/// Counters bumped in the same transaction as every change of their kind, so that a process
+/// that keeps something in memory (the daemon's keyring) sees another process's change by
+/// reading one row. `keys`: certificates stored or merged, keys bound to contacts.
+pub(super) const GENERATIONS: &str = "
+CREATE TABLE generations (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO generations (name, value) VALUES ('keys', 0);
 ";
 
 /// All migrations in order; index + 1 is the schema version.
@@ -135,5 +143,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     SIGNATURE_CACHE,
     super::audit::MIGRATION,
     super::tokens::MIGRATION,
+    super::outbox::CLAIMS,
+    GENERATIONS,
     INSTANCES,
 ];

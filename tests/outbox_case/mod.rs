@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use casegate::config::OutboxConfig;
 use casegate::outbox::{self, Notice, OutboxFilter, Selection, SmtpSender};
-use casegate::store::{Store, StoredCert, Thread};
+use casegate::store::{Store, Thread};
 use casegate::tracking::{Kind, TrackingNumber};
 use chrono::Utc;
 use sequoia_openpgp::Cert;
-use sequoia_openpgp::serialize::SerializeInto;
 
 use crate::outbox_gpg::coordinator_cert;
 
@@ -23,7 +22,6 @@ pub fn config() -> OutboxConfig {
         retry_base_secs: 1,
         retry_max_secs: 1,
         stub_when_no_key: false,
-        ..OutboxConfig::default()
     }
 }
 
@@ -35,16 +33,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub fn import(store: &mut Store, cert: &Cert) -> String {
-    let fpr = cert.fingerprint().to_hex();
-    store
-        .put_cert(&StoredCert {
-            fingerprint: fpr.clone(),
-            public_cert: cert.to_vec().unwrap(),
-            user_ids: vec![],
-            imported_at: casegate::store::time_text(Utc::now()),
-        })
-        .unwrap();
-    fpr
+    casegate::keyring::import_certs(store, vec![cert.clone()]).unwrap();
+    cert.fingerprint().to_hex()
 }
 
 pub fn case(store: &mut Store, number: &str) -> Thread {

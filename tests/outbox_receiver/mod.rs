@@ -64,6 +64,19 @@ pub struct Accepted {
     pub raw: Vec<u8>,
 }
 
+/// `[smtp]` settings for the plaintext listener on `port` (no TLS, no AUTH).
+pub fn smtp_plain(port: u16) -> casegate::config::SmtpConfig {
+    casegate::config::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: casegate::config::TlsMode::None,
+        ca_file: None,
+        username: None,
+        password: casegate::config::PasswordSource::default(),
+        timeout_secs: 10,
+    }
+}
+
 pub struct Receiver {
     pub dir: tempfile::TempDir,
     pub plain_port: u16,
@@ -87,6 +100,12 @@ impl Receiver {
         make_certs(&d.join("tls"));
         std::fs::write(d.join("server.py"), SERVER).unwrap();
         std::fs::write(d.join("password"), format!("{PASSWORD}\n")).unwrap();
+        {
+            // casegate refuses a password file others can read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.join("password"), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
         let ports = free_ports(3);
         let child = Command::new("/usr/bin/python3")
             .arg(d.join("server.py"))

@@ -38,6 +38,17 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Starts `casegate serve` in `dir`, its output discarded.
+pub fn serve(dir: &Path) -> Child {
+    Command::new(bin())
+        .arg("serve")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Sends SIGTERM and returns the exit code once the process ended.
 pub fn sigterm(child: &mut Child) -> Option<i32> {
     let status = Command::new("kill")
