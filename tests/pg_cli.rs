@@ -160,6 +160,7 @@ fn init_creates_the_schema_and_a_wrong_password_is_a_clear_error() {
     let dir = tmp.path();
     let wrong = dir.join("wrong-password");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let cfg = |pw: &Path| {
         format!(
             "[store]\nurl = \"{}\"\npassword_file = \"{}\"\ntls = \"none\"\n",

@@ -6,7 +6,9 @@
 //! and runs on PostgreSQL after a mechanical translation ([`super::sql::postgres_ddl`]: INTEGER
 //! → BIGINT, `INTEGER PRIMARY KEY` → identity, BLOB → BYTEA, ...). A statement only SQLite
 //! needs (e.g. filling a new column from `rowid` in existing stores) ends its line with
-//! `-- sqlite-only`. `store::tests::schemas_match_on_both_backends` compares the two results.
+//! `-- sqlite-only`. The rules: ARCHITECTURE.md, "Writing a migration";
+//! `store::sql::tests::every_migration_is_portable` and
+//! `store::tests::schemas_match_on_both_backends` check them.
 
 /// Threads, participants, contacts, certificates, messages, triage, quarantine, sent IDs.
 pub(super) const CORE: &str = r#"
