@@ -141,7 +141,7 @@ fn main() {
             reporting_address: COORDINATOR.into(),
             coordinator_address: COORDINATOR.into(),
             require_signed_vendor_statements: false,
-            max_message_bytes: 64 << 20,
+            limits: casegate::limits::Limits::default(),
             ack_limit_per_sender_per_day: 3,
             outbox: Default::default(),
         },

@@ -1,13 +1,14 @@
 //! The library's face for the command line and the daemon: opens the store and the keyring
 //! from [`Settings`], and reads messages from the places `ingest` accepts.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sequoia_openpgp::Cert;
 
 use crate::config::{ConfigError, Settings, StoreTls};
+use crate::intake::{self, Intake};
 use crate::keyring::{self, Keyring, KeyringError};
+use crate::limits::Limits;
 use crate::pipeline::{Pipeline, Rules};
 use crate::store::{Location, MessageSource, PgTarget, Store, StoreError};
 
@@ -194,21 +195,22 @@ pub struct InputError {
 }
 
 /// Calls `each` for every message in `path`: an .eml file, an mbox file, a Maildir (or a
-/// directory of message files), or `-` for one message on stdin.
+/// directory of message files), or `-` for one message on stdin. A message over
+/// `limits.max_message_bytes` is never read whole (see [`intake`]): `each` gets its
+/// [`Intake::Partial`].
 pub fn for_each_message(
     path: &str,
-    each: &mut dyn FnMut(MessageSource, Vec<u8>),
+    limits: &Limits,
+    each: &mut dyn FnMut(MessageSource, Intake),
 ) -> Result<(), InputError> {
     let err = |reason: String| InputError {
         path: path.to_string(),
         reason,
     };
     if path == "-" {
-        let mut raw = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut raw)
-            .map_err(|e| err(e.to_string()))?;
-        each(MessageSource::Stdin, raw);
+        let got =
+            intake::read_stream(std::io::stdin().lock(), limits).map_err(|e| err(e.to_string()))?;
+        each(MessageSource::Stdin, got);
         return Ok(());
     }
     let p = Path::new(path);
@@ -231,7 +233,7 @@ pub fn for_each_message(
             files.sort();
             for f in files {
                 let shown = f.display().to_string();
-                match std::fs::read(&f) {
+                match intake::read_file(&f, limits) {
                     Ok(raw) => each(
                         if maildir {
                             MessageSource::Maildir(shown)
@@ -246,21 +248,32 @@ pub fn for_each_message(
         }
         return Ok(());
     }
-    let raw = std::fs::read(p).map_err(|e| err(e.to_string()))?;
-    if raw.starts_with(b"From ") {
-        // mbox: one or many messages, each after a "From " line.
-        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(raw));
+    let mut start = [0u8; 5];
+    let is_mbox = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+        f.read_exact(&mut start).is_ok() && &start == b"From "
+    };
+    if is_mbox {
+        // mbox: one or many messages, each after a "From " line, read one at a time.
+        let file = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::BufReader::new(file));
         for (i, m) in iter.enumerate() {
             match m {
-                Ok(m) => each(
-                    MessageSource::File(format!("{path}#{}", i + 1)),
-                    m.unwrap_contents(),
-                ),
+                Ok(m) => {
+                    // The mbox reader holds one message; one over the limit is kept in part.
+                    let raw = m.unwrap_contents();
+                    let got = intake::read_stream(&raw[..], limits)
+                        .map_err(|e| err(format!("mbox message {}: {e}", i + 1)))?;
+                    drop(raw);
+                    each(MessageSource::File(format!("{path}#{}", i + 1)), got)
+                }
                 Err(e) => return Err(err(format!("mbox message {}: {e}", i + 1))),
             }
         }
         return Ok(());
     }
-    each(MessageSource::File(path.to_string()), raw);
+    let got = intake::read_file(p, limits).map_err(|e| err(e.to_string()))?;
+    each(MessageSource::File(path.to_string()), got);
     Ok(())
 }

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
+use crate::limits::Limits;
+
 /// A delivery status notification about a message we sent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Bounce {
@@ -52,9 +54,21 @@ impl Bounce {
 /// common non-standard bounce (qmail/Yahoo and old Exim text bounces with the original headers
 /// quoted) that matches reliably; None otherwise. Never panics.
 pub fn parse_bounce(raw: &[u8]) -> Option<Bounce> {
-    let msg = MessageParser::default().parse(raw)?;
+    parse_bounce_with(raw, &Limits::default())
+}
+
+/// [`parse_bounce`] within `limits` (a message over them is no bounce we read).
+pub fn parse_bounce_with(raw: &[u8], limits: &Limits) -> Option<Bounce> {
+    let msg = crate::message::parse_mime(raw, limits).ok()?;
     standard_report(&msg).or_else(|| text_bounce(&msg))
 }
+
+/// Lines of a text bounce's explanation read for one recipient (they are one to three).
+const MAX_DIAGNOSTIC_LINES: usize = 20;
+
+/// Recipients read from one report, at most: a report about one of our copies names one, and
+/// each recipient costs a scan of the report's text.
+const MAX_RECIPIENTS: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // RFC 3464
@@ -85,7 +99,11 @@ fn standard_report(msg: &Message<'_>) -> Option<Bounce> {
     let fields = part_text(status_part)?;
     let blocks = field_blocks(&fields);
 
-    let mut recipients: Vec<BouncedRecipient> = blocks.iter().filter_map(recipient).collect();
+    let mut recipients: Vec<BouncedRecipient> = blocks
+        .iter()
+        .filter_map(recipient)
+        .take(MAX_RECIPIENTS)
+        .collect();
     if recipients.is_empty() {
         recipients = failed_recipients_header(msg);
     }
@@ -250,6 +268,7 @@ fn returned_message_id(msg: &Message<'_>) -> Option<String> {
 /// Message-ID of a header block (the part after a blank line, if any, is ignored).
 fn headers_message_id(text: &str) -> Option<String> {
     MessageParser::default()
+        .with_limits(Limits::default().parse_limits())
         .parse_headers(text.trim_start().as_bytes())
         .and_then(|m| m.message_id().and_then(bracket))
 }
@@ -261,6 +280,7 @@ fn failed_recipients_header(msg: &Message<'_>) -> Vec<BouncedRecipient> {
     list.split(',')
         .filter_map(typed_address)
         .filter(|a| a.contains('@') && !a.contains(char::is_whitespace))
+        .take(MAX_RECIPIENTS)
         .map(|address| BouncedRecipient {
             address,
             action: "failed".into(),
@@ -375,11 +395,15 @@ fn qmail_recipients(report: &str) -> Vec<BouncedRecipient> {
         else {
             continue;
         };
+        if out.len() == MAX_RECIPIENTS {
+            break;
+        }
         let words: Vec<&str> = lines
             .get(i + 1..)
             .unwrap_or_default()
             .iter()
             .take_while(|l| !l.trim().is_empty())
+            .take(MAX_DIAGNOSTIC_LINES)
             .copied()
             .collect();
         let diagnostic = one_line(&words.join(" "));
@@ -415,6 +439,7 @@ fn exim_recipients(msg: &Message<'_>, report: &str) -> Vec<BouncedRecipient> {
             .map(|l| l.trim())
             .filter(|a| a.contains('@') && !a.contains(char::is_whitespace))
             .map(str::to_lowercase)
+            .take(MAX_RECIPIENTS)
             .collect();
     }
     addresses
@@ -430,6 +455,7 @@ fn exim_recipients(msg: &Message<'_>, report: &str) -> Vec<BouncedRecipient> {
                         .unwrap_or_default()
                         .iter()
                         .take_while(|l| !l.trim().is_empty() && indent(l) > own)
+                        .take(MAX_DIAGNOSTIC_LINES)
                         .copied()
                         .collect::<Vec<_>>()
                         .join(" ")

@@ -40,6 +40,10 @@ pub struct Config {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// What one inbound message may cost; `max_message_bytes` comes from `[policy]`: use
+    /// [`Config::limits`].
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -380,7 +384,8 @@ pub struct PolicyConfig {
     /// Acknowledgments sent to one sender address per UTC day, at most.
     #[serde(default = "default_ack_limit")]
     pub ack_limit_per_sender_per_day: u32,
-    /// Largest message accepted for opening; larger ones are quarantined raw.
+    /// Largest message read at all; of a larger one only its head, size and SHA-256 are
+    /// quarantined (see [`crate::limits::Limits`]).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
 }
@@ -399,7 +404,7 @@ fn default_ack_limit() -> u32 {
     3
 }
 fn default_max_message_bytes() -> u64 {
-    64 * 1024 * 1024
+    crate::limits::DEFAULT_MAX_MESSAGE_BYTES
 }
 
 /// The configuration together with where its files live.
@@ -481,6 +486,14 @@ impl Settings {
 }
 
 impl Config {
+    /// The bounds on one inbound message: `[limits]` with `[policy] max_message_bytes`.
+    pub fn limits(&self) -> crate::limits::Limits {
+        crate::limits::Limits {
+            max_message_bytes: self.policy.max_message_bytes,
+            ..self.limits
+        }
+    }
+
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -497,6 +510,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.limits().validate().map_err(ConfigError::Invalid)?;
         for addr in [
             &self.coordinator.address,
             &self.coordinator.reporting_address,
@@ -579,6 +593,23 @@ password_file = "path/to/secret"
         let smtp = cfg.smtp.unwrap();
         assert_eq!(smtp.port, 10025);
         assert_eq!(smtp.username.as_deref(), Some("cert@example.test"));
+    }
+
+    #[test]
+    fn the_example_config_states_the_limits_defaults() {
+        let cfg = Config::from_toml(include_str!("../config/casegate.example.toml")).unwrap();
+        assert_eq!(cfg.limits(), Config::default().limits());
+        assert_eq!(cfg.limits(), crate::limits::Limits::default());
+        let small =
+            Config::from_toml("[limits]\nmax_parts = 5\n[policy]\nmax_message_bytes = 2048\n")
+                .unwrap()
+                .limits();
+        assert_eq!((small.max_parts, small.max_message_bytes), (5, 2048));
+        assert_eq!(
+            small.max_headers,
+            crate::limits::Limits::default().max_headers
+        );
+        assert!(Config::from_toml("[limits]\nmax_part = 5\n").is_err());
     }
 
     #[test]

@@ -53,17 +53,37 @@ impl SharedPipeline {
         SharedPipeline(Arc::new(Mutex::new(p)), Arc::from(instance))
     }
 
-    /// Runs the pipeline on a blocking thread; returns after the commit.
-    pub async fn process(
+    /// Reads a message file within `max_message_bytes` and stores it, on a blocking thread;
+    /// returns after the commit. `None`: the file could not be read and was not given up yet
+    /// (each failure is counted; after `max_attempts` it is quarantined unread), or is gone.
+    pub async fn process_file(
         &self,
-        raw: Vec<u8>,
+        path: PathBuf,
         source: MessageSource,
-    ) -> Result<Outcome, PipelineError> {
+    ) -> Result<Option<Outcome>, PipelineError> {
         let inner = self.0.clone();
         match tokio::task::spawn_blocking(move || {
-            // A poisoned lock means a panic mid-message; its transaction was rolled back.
+            let limits = *inner.lock().unwrap_or_else(|e| e.into_inner()).limits();
+            // Read (and for a large file, hash) before taking the pipeline: IMAP commits go on.
+            let read = crate::intake::read_file(&path, &limits);
             let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
-            p.process(&raw, source)
+            match read {
+                Ok(crate::intake::Intake::Whole(raw)) => p.process_owned(raw, source).map(Some),
+                Ok(crate::intake::Intake::Partial(part)) => {
+                    p.process_partial(&part, source).map(Some)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => {
+                    let why = e.to_string();
+                    let tries = p.record_failed_attempt(&source, &why)?;
+                    if tries < limits.max_attempts {
+                        tracing::warn!(file = %path.display(), error = %why, tries, "Maildir: unreadable; left in new/, tried again later");
+                        return Ok(None);
+                    }
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    p.give_up_unread(source, size, tries, &why).map(Some)
+                }
+            }
         })
         .await
         {
@@ -90,6 +110,19 @@ impl crate::imap::MessageSink for SharedPipeline {
     ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
         let outcome = self
             .with(|p| p.process(raw, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn deliver_owned(
+        &self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process_owned(raw, source))
             .map_err(|e| crate::imap::SinkError(e.to_string()))?;
         Ok(crate::imap::Delivered {
             outcome: outcome.outcome.to_string(),
@@ -135,6 +168,55 @@ impl crate::imap::MessageSink for SharedPipeline {
             tracing::debug!(error = %e, "mailbox lease not released; it expires by itself");
         }
     }
+
+    fn limits(&self) -> crate::limits::Limits {
+        self.with(|p| *p.limits())
+    }
+
+    fn deliver_partial(
+        &self,
+        partial: &crate::intake::Partial,
+        source: MessageSource,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.process_partial(partial, source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
+
+    fn record_failure(
+        &self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, crate::imap::SinkError> {
+        self.with(|p| p.record_failed_attempt(source, error))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))
+    }
+
+    fn failed_attempts(
+        &self,
+        source: &MessageSource,
+    ) -> Result<(u32, String), crate::imap::SinkError> {
+        self.with(|p| p.failed_attempts(source))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))
+    }
+
+    fn give_up(
+        &self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        error: &str,
+    ) -> Result<crate::imap::Delivered, crate::imap::SinkError> {
+        let outcome = self
+            .with(|p| p.give_up_unread(source, size, tries, error))
+            .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        Ok(crate::imap::Delivered {
+            outcome: outcome.outcome.to_string(),
+        })
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Refuses to start while another `serve` runs on
@@ -144,6 +226,10 @@ pub fn serve(settings: Settings) -> Result<(), DaemonError> {
     let _lock = lock_data_dir(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Every recursion over sender data is bounded (limits.max_nesting_depth), and a few
+        // MB would do; the margin is for the libraries' own recursion on hostile input. An
+        // untouched stack costs address space, not memory.
+        .thread_stack_size(16 << 20)
         .build()
         .map_err(DaemonError::Signal)?;
     runtime.block_on(serve_async(settings))
@@ -333,7 +419,9 @@ fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
 
 /// Ingests every message delivered to `new/`, and only after its commit moves it to `cur/`
 /// (the Maildir way of saying "seen"). A crash in between re-reads it on the next start, and
-/// the store recognises the duplicate: stored exactly once.
+/// the store recognises the duplicate: stored exactly once. A file that cannot be read is
+/// skipped (and counted); one that keeps failing, or keeps killing the process, is quarantined
+/// after `limits.max_attempts` and moved on; one over `max_message_bytes` is never read whole.
 async fn watch_maildir(
     dir: PathBuf,
     poll: Duration,
@@ -385,16 +473,10 @@ async fn drain_maildir(
         if *stop.borrow() {
             return Ok(());
         }
-        let raw = match std::fs::read(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "Maildir: unreadable; left in new/");
-                continue;
-            }
+        let source = MessageSource::Maildir(path.display().to_string());
+        let Some(outcome) = pipeline.process_file(path.clone(), source).await? else {
+            continue;
         };
-        let outcome = pipeline
-            .process(raw, MessageSource::Maildir(path.display().to_string()))
-            .await?;
         // Committed: now, and only now, mark it seen.
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;

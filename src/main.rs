@@ -1275,15 +1275,16 @@ fn cmd_ingest(
     // A reader that went away (`| head`) stops the report, not the ingest.
     let mut stdout_gone = false;
     for path in paths {
-        let res = casegate::app::for_each_message(path, &mut |source, raw| {
+        let limits = cx.settings().config.limits();
+        let res = casegate::app::for_each_message(path, &limits, &mut |source, got| {
             if fatal.is_some() {
                 return;
             }
             let shown = source.describe();
             let result = if dry_run {
-                ops::ingest::dry_run(cx, me, &raw, source)
+                ops::ingest::dry_run_read(cx, me, got, source)
             } else {
-                ops::ingest::ingest(cx, me, &raw, source)
+                ops::ingest::ingest_read(cx, me, got, source)
             };
             match result {
                 Ok(o) => {

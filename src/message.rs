@@ -2,10 +2,17 @@
 //!
 //! Parsing never fails on odd input: mail-parser is lenient, and what it cannot make sense of
 //! is reported as a [`ParseError`] so the pipeline can quarantine the raw bytes with a reason.
+//! Every parse in casegate goes through [`parse_mime`], which holds it to the [`Limits`]: the
+//! sender chooses how deep, how many parts, how many header fields, not casegate's memory.
 
-use mail_parser::{Address, HeaderValue, MessageParser};
+use mail_parser::{
+    Address, HeaderName, HeaderValue, LimitExceeded, Message, MessageParser, PartType,
+};
 
-/// Why a message cannot be read as mail at all.
+use crate::limits::Limits;
+
+/// Why a message cannot be read as mail at all, or is not read because it passes a limit.
+/// Each limit has its own reason, naming the setting.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ParseError {
     #[error("empty message")]
@@ -14,6 +21,75 @@ pub enum ParseError {
     NoHeaders,
     #[error("no From address: cannot tell who wrote it")]
     NoFrom,
+    #[error("MIME containers nested more than {0} deep (limits.max_nesting_depth)")]
+    TooDeep(usize),
+    #[error("more than {0} MIME parts (limits.max_parts)")]
+    TooManyParts(usize),
+    #[error("more than {0} header fields (limits.max_headers)")]
+    TooManyHeaders(usize),
+    #[error("decodes to more than {0} bytes (limits.max_decoded_bytes)")]
+    TooMuchDecoded(u64),
+    /// A part with two Content-Type (or Content-Transfer-Encoding) fields: readers disagree on
+    /// which one counts (mail-parser takes the last, Thunderbird and Python the first), so
+    /// there is no one structure to verify or show.
+    #[error("ambiguous MIME structure: a part has {count} {field} fields")]
+    Ambiguous { field: &'static str, count: usize },
+}
+
+impl From<LimitExceeded> for ParseError {
+    fn from(e: LimitExceeded) -> Self {
+        match e {
+            LimitExceeded::Depth(n) => ParseError::TooDeep(n),
+            LimitExceeded::Parts(n) => ParseError::TooManyParts(n),
+            LimitExceeded::Headers(n) => ParseError::TooManyHeaders(n),
+        }
+    }
+}
+
+/// Parses one MIME entity (a whole message, or decrypted content) within `limits`: nesting,
+/// parts and header fields are bounded while parsing (mail-parser stops at the first one
+/// passed), then the decoded size and the structure's ambiguity are checked. The one way
+/// casegate calls mail-parser on a message.
+pub fn parse_mime<'x>(raw: &'x [u8], limits: &Limits) -> Result<Message<'x>, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let msg = MessageParser::default()
+        .with_limits(limits.parse_limits())
+        .parse_checked(raw)?
+        .ok_or(ParseError::NoHeaders)?;
+    if msg.headers().is_empty() {
+        return Err(ParseError::NoHeaders);
+    }
+    let mut decoded: u64 = 0;
+    // Attached messages are nested values; walk them with a stack (their depth is bounded
+    // by the parse, but the walk need not rely on it).
+    let mut pending: Vec<&Message<'_>> = vec![&msg];
+    while let Some(m) = pending.pop() {
+        for part in &m.parts {
+            for (name, field) in [
+                (HeaderName::ContentType, "Content-Type"),
+                (
+                    HeaderName::ContentTransferEncoding,
+                    "Content-Transfer-Encoding",
+                ),
+            ] {
+                let count = part.headers.iter().filter(|h| h.name == name).count();
+                if count > 1 {
+                    return Err(ParseError::Ambiguous { field, count });
+                }
+            }
+            match &part.body {
+                PartType::Message(nested) => pending.push(nested),
+                PartType::Multipart(_) => {}
+                _ => decoded = decoded.saturating_add(part.contents().len() as u64),
+            }
+        }
+        if decoded > limits.max_decoded_bytes {
+            return Err(ParseError::TooMuchDecoded(limits.max_decoded_bytes));
+        }
+    }
+    Ok(msg)
 }
 
 /// One mailbox: lower-cased address and display name.
@@ -62,9 +138,15 @@ impl MailView {
     }
 }
 
-/// Parses a complete message. Fails only when there is nothing a person could call a mail.
+/// Parses a complete message within the default [`Limits`]. Fails when there is nothing a
+/// person could call a mail, or a limit is passed.
 pub fn parse(raw: &[u8]) -> Result<MailView, ParseError> {
-    let view = parse_entity(raw)?;
+    parse_with(raw, &Limits::default())
+}
+
+/// [`parse`] within `limits`.
+pub fn parse_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseError> {
+    let view = parse_entity_with(raw, limits)?;
     if view.from.is_none() {
         return Err(ParseError::NoFrom);
     }
@@ -73,15 +155,12 @@ pub fn parse(raw: &[u8]) -> Result<MailView, ParseError> {
 
 /// Parses a MIME entity that may lack the headers of a whole message (a decrypted inner part).
 pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
-    if raw.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ParseError::Empty);
-    }
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or(ParseError::NoHeaders)?;
-    if msg.headers().is_empty() {
-        return Err(ParseError::NoHeaders);
-    }
+    parse_entity_with(raw, &Limits::default())
+}
+
+/// [`parse_entity`] within `limits`.
+pub fn parse_entity_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseError> {
+    let msg = parse_mime(raw, limits)?;
     let content_type = msg
         .root_part()
         .headers()
@@ -141,7 +220,9 @@ pub fn body_bytes<'a>(
     match &part.body {
         PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
         PartType::Text(_) | PartType::Html(_) => {
-            let raw = msg.raw_message();
+            // The buffer the offsets index: for an attached message inside another, the
+            // outer input (`raw_message()` would be only the attached message).
+            let raw: &[u8] = msg.raw_message.as_ref();
             let s = (part.offset_body as usize).min(raw.len());
             let e = (part.offset_end as usize).min(raw.len()).max(s);
             let body = &raw[s..e];
@@ -183,7 +264,7 @@ const SHOWN_HEADERS: &[&str] = &[
 
 /// The headers of a message a person wants to see, decoded. Unparseable mail gives none.
 pub fn display_headers(raw: &[u8]) -> Vec<HeaderLine> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = reading_parser().parse(raw) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -307,9 +388,14 @@ fn parse_for_reading(entity: &[u8]) -> Result<mail_parser::Message<'_>, ParseErr
     if entity.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
-    MessageParser::default()
-        .parse(entity)
-        .ok_or(ParseError::NoHeaders)
+    reading_parser().parse(entity).ok_or(ParseError::NoHeaders)
+}
+
+/// mail-parser for showing a stored message to a person: within the default [`Limits`], and
+/// for a message quarantined for passing them, what was read up to the limit (a person may
+/// look at anything in quarantine; casegate never routes or verifies on this reading).
+fn reading_parser() -> MessageParser {
+    MessageParser::default().with_limits(Limits::default().parse_limits())
 }
 
 /// The parts a person would call attachments: everything mail-parser lists as one, except the
@@ -446,13 +532,18 @@ fn html_nesting(html: &str) -> usize {
 
 /// OpenPGP public keys the sender offers: attached keys (`application/pgp-keys`, or an armored
 /// public key block in an `.asc`/`.key`/`.pub` attachment) and the `Autocrypt` header's keydata.
-/// Whose keys they are is for the caller to check; this only finds them.
-pub fn offered_keys(raw: &[u8]) -> Vec<Vec<u8>> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+/// Whose keys they are is for the caller to check; this only finds them, at most
+/// [`MAX_OFFERED_KEYS`] (each is parsed and its signatures checked: a sender's count must not
+/// be casegate's work).
+pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
+    let Ok(msg) = parse_mime(raw, limits) else {
         return Vec::new();
     };
     let mut keys = Vec::new();
     for part in msg.attachments() {
+        if keys.len() == MAX_OFFERED_KEYS {
+            break;
+        }
         let ct = part
             .content_type()
             .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase())
@@ -468,7 +559,7 @@ pub fn offered_keys(raw: &[u8]) -> Vec<Vec<u8>> {
             keys.push(contents.to_vec());
         }
     }
-    for value in msg.header_values("Autocrypt") {
+    for value in msg.header_values("Autocrypt").take(MAX_OFFERED_KEYS) {
         let Some(text) = value.as_text() else {
             continue;
         };
@@ -485,6 +576,9 @@ pub fn offered_keys(raw: &[u8]) -> Vec<Vec<u8>> {
     }
     keys
 }
+
+/// Keys taken from one message (attachments and Autocrypt headers each).
+pub const MAX_OFFERED_KEYS: usize = 8;
 
 fn clean_subject(s: &str) -> String {
     // Folding is removed by the parser; stray control characters are not meaningful.

@@ -2,11 +2,21 @@
 //! `casegate ingest`, the Maildir drop folder, IMAP, or a replay. Nothing a sender controls can
 //! make it fail: what cannot be parsed, opened or routed is stored raw in quarantine with the
 //! reason. Only a store failure is an error, and then nothing of the message was written.
+//!
+//! Nothing a sender controls can stop it either: the evaluation of one message runs under
+//! `catch_unwind` (a panic quarantines that message), every parse is bounded by [`Limits`]
+//! (no recursion, work or memory the sender chooses), and a message from a source that tries
+//! again (Maildir, IMAP) is counted before it is read, so one that keeps failing — even by
+//! aborting the whole process — is quarantined unread after `limits.max_attempts`.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
+use crate::intake::Partial;
 use crate::keyring::Keyring;
+use crate::limits::Limits;
 use crate::message::{self, MailView};
 use crate::open::{self, Encryption, SignatureFacts};
 use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
@@ -30,7 +40,8 @@ pub struct Rules {
     pub reporting_address: String,
     pub coordinator_address: String,
     pub require_signed_vendor_statements: bool,
-    pub max_message_bytes: u64,
+    /// What one message may cost (`[limits]`, `[policy] max_message_bytes`).
+    pub limits: Limits,
     /// New reports are acknowledged (at most this many per sender per UTC day).
     pub ack_limit_per_sender_per_day: u32,
     pub outbox: crate::config::OutboxConfig,
@@ -42,7 +53,7 @@ impl Rules {
             reporting_address: s.config.coordinator.reporting_address.to_lowercase(),
             coordinator_address: s.config.coordinator.address.to_lowercase(),
             require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
-            max_message_bytes: s.config.policy.max_message_bytes,
+            limits: s.config.limits(),
             ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
             outbox: s.config.outbox.clone(),
         }
@@ -174,10 +185,58 @@ impl Pipeline {
         }
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.rules.limits
+    }
+
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
         self.refresh_keys()?;
         self.by_ref().process(raw, source)
+    }
+
+    /// [`Pipeline::process`] of bytes the caller gives up (stored without a copy).
+    pub fn process_owned(
+        &mut self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref().process_owned(raw, source)
+    }
+
+    /// See [`PipelineRef::process_partial`].
+    pub fn process_partial(
+        &mut self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref().process_partial(partial, source)
+    }
+
+    /// See [`PipelineRef::failed_attempts`].
+    pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+        failed_attempts(&self.store, source)
+    }
+
+    /// See [`PipelineRef::record_failed_attempt`].
+    pub fn record_failed_attempt(
+        &mut self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, PipelineError> {
+        self.by_ref().record_failed_attempt(source, error)
+    }
+
+    /// See [`PipelineRef::give_up_unread`].
+    pub fn give_up_unread(
+        &mut self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        last_error: &str,
+    ) -> Result<Outcome, PipelineError> {
+        self.by_ref()
+            .give_up_unread(source, size, tries, last_error)
     }
 
     /// The same decision as [`Pipeline::process`], stored nowhere.
@@ -194,34 +253,51 @@ impl Pipeline {
 
 impl PipelineRef<'_> {
     /// Parses, opens, routes and durably stores one message. Returns after the commit.
+    ///
+    /// A message from a source that tries again (its [`MessageSource::attempt_key`]) is
+    /// counted first; one that already failed `limits.max_attempts` times without being stored
+    /// (the process died while reading it, say) is quarantined unread.
     pub fn process(&mut self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
+        self.process_cow(Cow::Borrowed(raw), source)
+    }
+
+    /// [`PipelineRef::process`] of bytes the caller gives up: they are stored without a copy
+    /// (a large message is then held once, not twice, besides what parsing and SQLite need).
+    pub fn process_owned(
+        &mut self,
+        raw: Vec<u8>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        self.process_cow(Cow::Owned(raw), source)
+    }
+
+    fn process_cow(
+        &mut self,
+        raw: Cow<'_, [u8]>,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
-        let eval = self.evaluate(raw, source, now)?;
+        if let Some(key) = source.attempt_key() {
+            let (tries, last_error) = self.store.begin_attempt(&key)?;
+            if tries > self.rules.limits.max_attempts {
+                let mut m =
+                    NewMessage::inbound_deferred(&raw, source, now, Disposition::Quarantine);
+                m.attach_raw(raw.into_owned());
+                m.reason = gave_up_reason(tries - 1, last_error.as_deref());
+                m.flags = "gave-up".into();
+                return self.commit_quarantine(m, now);
+            }
+        }
+        abort_for_tests(&raw);
+        let mut eval = self.evaluate_isolated(&raw, source, now)?;
+        eval.message.attach_raw(raw.into_owned());
+        let raw = eval.message.raw.as_slice();
         // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
         // a crash in between repeats it harmlessly when the report is delivered again.
         if let Some((message_id, reason)) = &eval.bounced {
             self.store.mark_bounced(message_id, reason, now)?;
         }
-        let committed = match self.audit_actor {
-            None => self.store.commit_message(&eval.message)?,
-            Some(actor) => self.store.atomically(|s| {
-                let c = s.commit_message(&eval.message)?;
-                if !c.duplicate {
-                    s.record_audit(&NewAudit {
-                        at: now,
-                        actor: actor.to_string(),
-                        action: "ingest".into(),
-                        thread: c.thread.clone(),
-                        message_ref: Some(c.id),
-                        detail: format!(
-                            "{} from {}: {}",
-                            eval.outcome.outcome, eval.outcome.source, eval.outcome.reason
-                        ),
-                    })?;
-                }
-                Ok::<_, StoreError>(c)
-            })?,
-        };
+        let committed = self.commit(&eval.message, &eval.outcome, now)?;
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
         outcome.steps.clear();
@@ -245,9 +321,170 @@ impl PipelineRef<'_> {
         Ok(outcome)
     }
 
+    /// Stores the message, with its audit record when this pipeline has an actor, in one
+    /// transaction.
+    fn commit(
+        &mut self,
+        message: &NewMessage,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Committed, StoreError> {
+        match self.audit_actor {
+            None => self.store.commit_message(message),
+            Some(actor) => self.store.atomically(|s| {
+                let c = s.commit_message(message)?;
+                if !c.duplicate {
+                    s.record_audit(&NewAudit {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "ingest".into(),
+                        thread: c.thread.clone(),
+                        message_ref: Some(c.id),
+                        detail: format!(
+                            "{} from {}: {}",
+                            outcome.outcome, outcome.source, outcome.reason
+                        ),
+                    })?;
+                }
+                Ok::<_, StoreError>(c)
+            }),
+        }
+    }
+
+    /// Stores a message casegate keeps only part of (over `max_message_bytes`, or not
+    /// readable at all) in quarantine, with the reason; the source may then move on.
+    pub fn process_partial(
+        &mut self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        // Unknown content: a stand-in key that is unique per source and size.
+        let sha256 = partial.sha256.clone().unwrap_or_else(|| {
+            crate::intake::sha256_hex(
+                format!("casegate-unread:{}:{}", source.describe(), partial.size).as_bytes(),
+            )
+        });
+        let now = Utc::now();
+        let mut m = NewMessage::partial(
+            &partial.head,
+            partial.size,
+            sha256,
+            source,
+            now,
+            partial.reason.clone(),
+        );
+        m.flags = if partial.sha256.is_some() {
+            "oversized".into()
+        } else {
+            "unread".into()
+        };
+        self.commit_quarantine(m, now)
+    }
+
+    /// What [`PipelineRef::process_partial`] would do, stored nowhere.
+    pub fn dry_run_partial(
+        &self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Outcome, PipelineError> {
+        let mut outcome = blank_outcome(&source);
+        outcome.reason = partial.reason.clone();
+        if let Some(sha) = &partial.sha256
+            && self.store.find_duplicate(sha)?.is_some()
+        {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+        }
+        Ok(outcome)
+    }
+
+    /// How often the message at `source` failed before anything could be stored (see
+    /// [`Store::record_failed_attempt`]), and the last failure; 0 for sources that do not
+    /// try again.
+    pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+        failed_attempts(self.store, source)
+    }
+
+    /// Records that reading the message at `source` failed (`error`); returns the count.
+    pub fn record_failed_attempt(
+        &mut self,
+        source: &MessageSource,
+        error: &str,
+    ) -> Result<u32, PipelineError> {
+        match source.attempt_key() {
+            Some(key) => Ok(self.store.record_failed_attempt(&key, error)?),
+            None => Ok(1),
+        }
+    }
+
+    /// The message at `source` could not be read `tries` times: quarantine what is known of
+    /// it (no content), so the source moves on.
+    pub fn give_up_unread(
+        &mut self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        last_error: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let reason = format!(
+            "could not be read {tries} times (last: {}); not stored, left at the source",
+            one_line(last_error, 200)
+        );
+        self.process_partial(
+            &Partial {
+                head: Vec::new(),
+                size,
+                sha256: None,
+                reason,
+            },
+            source,
+        )
+    }
+
+    fn commit_quarantine(
+        &mut self,
+        m: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
+        let mut outcome = blank_outcome(&m.source);
+        outcome.reason = m.reason.clone();
+        let committed = self.commit(&m, &outcome, now)?;
+        if committed.duplicate {
+            outcome.outcome = "duplicate";
+            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+        }
+        tracing::warn!(source = %outcome.source, outcome = outcome.outcome, reason = %outcome.reason, "message quarantined unread");
+        Ok(outcome)
+    }
+
+    /// [`PipelineRef::evaluate`] with a panic turned into a quarantine of this one message: a
+    /// bug that sender data reaches must cost that message its routing, not the gateway.
+    fn evaluate_isolated(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+        now: DateTime<Utc>,
+    ) -> Result<Evaluation, StoreError> {
+        match caught(|| self.evaluate(raw, source.clone(), now)) {
+            Ok(result) => result,
+            Err(what) => {
+                let reason = format!(
+                    "internal error while reading this message ({}); stored raw for a person to look at",
+                    one_line(&what, 200)
+                );
+                tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
+                let message =
+                    NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
+                let mut e = quarantine(message, blank_outcome(&source), reason);
+                e.message.flags = "internal-error".into();
+                Ok(e)
+            }
+        }
+    }
+
     /// The same decision as [`PipelineRef::process`], stored nowhere.
     pub fn dry_run(&self, raw: &[u8], source: MessageSource) -> Result<Outcome, PipelineError> {
-        let eval = self.evaluate(raw, source, Utc::now())?;
+        let eval = self.evaluate_isolated(raw, source, Utc::now())?;
         let mut outcome = eval.outcome;
         if let Some((_, thread)) = self.store.find_duplicate(&eval.message.sha256)? {
             outcome.outcome = "duplicate";
@@ -261,7 +498,7 @@ impl PipelineRef<'_> {
     /// (for explaining a message that is already stored). Stores nothing.
     pub fn evaluate_only(&self, raw: &[u8]) -> Result<Outcome, PipelineError> {
         Ok(self
-            .evaluate(raw, MessageSource::Replay, Utc::now())?
+            .evaluate_isolated(raw, MessageSource::Replay, Utc::now())?
             .outcome)
     }
 
@@ -279,9 +516,17 @@ impl PipelineRef<'_> {
             ))
             .into());
         }
+        if let Some(size) = before.raw_size {
+            return Err(StoreError::Conflict(format!(
+                "only part of message {} was kept ({} of {size} bytes: it was over policy.max_message_bytes or could not be read); it cannot be read again — the whole message stays at its source",
+                before.short_id,
+                self.store.raw_message(id)?.len()
+            ))
+            .into());
+        }
         let raw = self.store.raw_message(id)?;
         let now = Utc::now();
-        let eval = self.evaluate(&raw, MessageSource::Replay, now)?;
+        let eval = self.evaluate_isolated(&raw, MessageSource::Replay, now)?;
         if let Some((message_id, reason)) = &eval.bounced {
             self.store.mark_bounced(message_id, reason, now)?;
         }
@@ -352,32 +597,21 @@ impl PipelineRef<'_> {
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let mut message = NewMessage::inbound(raw, source.clone(), now, Disposition::Quarantine);
-        let mut outcome = Outcome {
-            source: source.describe(),
-            message_id: None,
-            outcome: "quarantine",
-            thread: None,
-            reason: String::new(),
-            encrypted: false,
-            signature: "none",
-            signer: None,
-            signature_reason: None,
-            automatic: false,
-            notes: Vec::new(),
-            acknowledgment: None,
-            steps: Vec::new(),
-        };
+        let mut message =
+            NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
+        let mut outcome = blank_outcome(&source);
+        let limits = &self.rules.limits;
 
-        if raw.len() as u64 > self.rules.max_message_bytes {
+        // The sources never hand over more (see `intake`); a caller that read a file whole may.
+        if raw.len() as u64 > limits.max_message_bytes {
             let reason = format!(
                 "message is {} bytes, over the limit of {} (policy.max_message_bytes)",
                 raw.len(),
-                self.rules.max_message_bytes
+                limits.max_message_bytes
             );
             return Ok(quarantine(message, outcome, reason));
         }
-        let outer = match message::parse(raw) {
+        let outer = match message::parse_with(raw, limits) {
             Ok(v) => v,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot parse: {e}"))),
         };
@@ -390,11 +624,11 @@ impl PipelineRef<'_> {
         outcome.automatic = message.automatic;
 
         // A delivery status notification is about a copy we sent, never a participant's word.
-        if let Some(report) = crate::bounce::parse_bounce(raw) {
+        if let Some(report) = crate::bounce::parse_bounce_with(raw, limits) {
             return self.delivery_report(message, outcome, report);
         }
 
-        let opened = match open::open(raw, self.keyring) {
+        let opened = match open::open_with(raw, self.keyring, limits) {
             Ok(o) => o,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
         };
@@ -412,7 +646,7 @@ impl PipelineRef<'_> {
         }
         // Say so when what was decrypted is not readable as MIME.
         if let Some(bytes) = opened.inner.as_deref()
-            && let Err(e) = message::parse_entity(bytes)
+            && let Err(e) = message::parse_entity_with(bytes, limits)
         {
             outcome
                 .notes
@@ -655,7 +889,10 @@ impl PipelineRef<'_> {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
-        let result = self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner);
+        // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
+        let result =
+            caught(|| self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner))
+                .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -677,7 +914,8 @@ impl PipelineRef<'_> {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let inner = open::open(&raw, self.keyring).ok().and_then(|o| o.inner);
+            let opened = caught(|| open::open_with(&raw, self.keyring, &self.rules.limits));
+            let inner = opened.ok().and_then(Result::ok).and_then(|o| o.inner);
             let result = self.acknowledge(
                 &thread.number,
                 &raw,
@@ -708,9 +946,9 @@ impl PipelineRef<'_> {
             .ok_or("the new report vanished")?;
         // Trust on first use, for a reporter we have never seen: the key they sent with
         // the report is the one we answer to.
-        let mut offered = message::offered_keys(raw);
+        let mut offered = message::offered_keys(raw, &self.rules.limits);
         if let Some(inner) = inner {
-            offered.extend(message::offered_keys(inner));
+            offered.extend(message::offered_keys(inner, &self.rules.limits));
         }
         for bytes in offered {
             for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
@@ -823,6 +1061,93 @@ fn reply_ids(view: &MailView) -> Vec<String> {
     ids
 }
 
+/// Failed tries counted for `source` in `store`, and the last failure.
+fn failed_attempts(store: &Store, source: &MessageSource) -> Result<(u32, String), PipelineError> {
+    match source.attempt_key() {
+        Some(key) => {
+            let (n, last) = store.attempts(&key)?;
+            Ok((
+                n,
+                last.unwrap_or_else(|| "casegate stopped while reading it".into()),
+            ))
+        }
+        None => Ok((0, String::new())),
+    }
+}
+
+/// Debug builds only (the tests' binary; compiled out of release builds): aborts the process
+/// when the message holds the bytes in `CASEGATE_DEBUG_ABORT_ON`, the way a stack overflow or
+/// an allocation failure would, so the tests can show that a message which kills casegate is
+/// counted and, after `max_attempts`, quarantined unread.
+#[cfg(debug_assertions)]
+fn abort_for_tests(raw: &[u8]) {
+    if let Some(marker) = std::env::var_os("CASEGATE_DEBUG_ABORT_ON") {
+        let marker = marker.as_encoded_bytes();
+        if !marker.is_empty() && raw.windows(marker.len()).any(|w| w == marker) {
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn abort_for_tests(_raw: &[u8]) {}
+
+/// An outcome with nothing decided yet (quarantine until something says otherwise).
+fn blank_outcome(source: &MessageSource) -> Outcome {
+    Outcome {
+        source: source.describe(),
+        message_id: None,
+        outcome: "quarantine",
+        thread: None,
+        reason: String::new(),
+        encrypted: false,
+        signature: "none",
+        signer: None,
+        signature_reason: None,
+        automatic: false,
+        notes: Vec::new(),
+        acknowledgment: None,
+        steps: Vec::new(),
+    }
+}
+
+/// The quarantine reason for a message given up after `failed` tries that ended without a
+/// commit.
+fn gave_up_reason(failed: u32, last_error: Option<&str>) -> String {
+    match last_error {
+        Some(e) => format!(
+            "given up after {failed} tries that did not end in storing it (last: {}); stored raw, unread",
+            one_line(e, 200)
+        ),
+        None => format!(
+            "given up after {failed} tries that did not end in storing it (casegate stopped while reading it); stored raw, unread"
+        ),
+    }
+}
+
+/// Runs `f`; a panic in it becomes `Err` with the panic's message. The work on one message
+/// runs under this, so a bug that sender data reaches costs that message, not the gateway
+/// (what `f` touched is only read, or rolled back with its transaction).
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into())
+    })
+}
+
+/// `text` on one line, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.trim().to_string()
+}
+
 fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> Evaluation {
     message.disposition = Disposition::Quarantine;
     message.reason = reason.clone();
@@ -834,5 +1159,237 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
         outcome,
         inner: None,
         bounced: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(limits: Limits) -> Pipeline {
+        let store = Store::open_in_memory().unwrap();
+        Pipeline::new(
+            store,
+            Keyring::new(None, Vec::new()),
+            Rules {
+                reporting_address: "cert@example.test".into(),
+                coordinator_address: "cert@example.test".into(),
+                require_signed_vendor_statements: false,
+                limits,
+                ack_limit_per_sender_per_day: 3,
+                outbox: Default::default(),
+            },
+        )
+    }
+
+    fn report(i: usize) -> Vec<u8> {
+        format!(
+            "From: r{i}@example.net\r\nTo: cert@example.test\r\nSubject: report {i}\r\n\
+Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn maildir(name: &str) -> MessageSource {
+        MessageSource::Maildir(format!("/m/new/{name}"))
+    }
+
+    #[test]
+    fn a_panic_becomes_its_message() {
+        assert_eq!(caught(|| 7), Ok(7));
+        let e = caught(|| -> u8 { panic!("boom at {}", 3) });
+        assert_eq!(e, Err("boom at 3".to_string()));
+        let e = caught(|| -> u8 { std::panic::panic_any(42u32) });
+        assert_eq!(e, Err("no message".to_string()));
+    }
+
+    #[test]
+    fn each_limit_quarantines_with_its_own_reason_and_the_next_message_goes_on() {
+        let limits = Limits {
+            max_nesting_depth: 4,
+            max_parts: 6,
+            max_headers: 40,
+            max_decoded_bytes: 2000,
+            ..Limits::default()
+        };
+        let mut p = pipeline(limits);
+        let head = "From: x@evil.example\r\nTo: cert@example.test\r\nSubject: poison\r\n";
+        let mut deep = head.to_string();
+        for _ in 0..5 {
+            deep.push_str("Content-Type: message/rfc822\r\n\r\nFrom: y@evil.example\r\n");
+        }
+        deep.push_str("\r\nx\r\n");
+        let mut many_parts = format!("{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for i in 0..6 {
+            many_parts.push_str(&format!("--b\r\n\r\npart {i}\r\n"));
+        }
+        many_parts.push_str("--b--\r\n");
+        let many_headers = format!("{head}{}\r\nbody\r\n", "X-A: b\r\n".repeat(40));
+        let big = format!("{head}\r\n{}\r\n", "y".repeat(3000));
+        let ambiguous = format!(
+            "{head}Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\nhi\r\n"
+        );
+        for (i, (poison, expected)) in [
+            (deep, "limits.max_nesting_depth"),
+            (many_parts, "limits.max_parts"),
+            (many_headers, "limits.max_headers"),
+            (big, "limits.max_decoded_bytes"),
+            (ambiguous, "2 Content-Type fields"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let o = p
+                .process(poison.as_bytes(), maildir(&format!("poison{i}")))
+                .unwrap();
+            assert_eq!(o.outcome, "quarantine", "{expected}: {o:?}");
+            assert!(o.reason.contains(expected), "{expected}: {}", o.reason);
+            let o = p.process(&report(i), maildir(&format!("good{i}"))).unwrap();
+            assert_eq!(o.outcome, "routed", "{o:?}");
+        }
+        let stored = p.store().quarantined().unwrap();
+        assert_eq!(stored.len(), 5);
+        // Raw bytes are kept for each.
+        for r in &stored {
+            assert!(!p.store().raw_message(r.id).unwrap().is_empty());
+        }
+    }
+
+    /// A message whose tries end without a commit (the process died while reading it) is
+    /// counted durably, and given up — stored raw, unread — once it failed max_attempts times.
+    #[test]
+    fn a_message_that_keeps_killing_casegate_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let poison = report(1);
+        for _ in 0..3 {
+            // Counted, then the "process" dies before the commit.
+            let mut s = Store::open(&path).unwrap();
+            s.begin_attempt(&maildir("1.eml").attempt_key().unwrap())
+                .unwrap();
+        }
+        let mut p = pipeline(Limits::default());
+        p.store = Store::open(&path).unwrap();
+        let o = p.process(&poison, maildir("1.eml")).unwrap();
+        assert_eq!(o.outcome, "quarantine");
+        assert!(o.reason.contains("given up after 3 tries"), "{}", o.reason);
+        assert!(
+            o.reason.contains("stopped while reading it"),
+            "{}",
+            o.reason
+        );
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(p.store().raw_message(q[0].id).unwrap(), poison);
+        assert_eq!(q[0].flags, "gave-up");
+        // Its count went with the commit; a message that is read fine leaves none behind.
+        let key = maildir("1.eml").attempt_key().unwrap();
+        assert_eq!(p.store().attempts(&key).unwrap().0, 0);
+        let o = p.process(&report(2), maildir("2.eml:2,S")).unwrap();
+        assert_eq!(o.outcome, "routed");
+        assert_eq!(p.store().attempts("maildir:/m/new/2.eml").unwrap().0, 0);
+        // A file that cannot be read is counted with its error, then given up.
+        let src = maildir("3.eml");
+        for n in 1..=3 {
+            assert_eq!(
+                p.record_failed_attempt(&src, "Permission denied").unwrap(),
+                n
+            );
+        }
+        let (n, last) = p.failed_attempts(&src).unwrap();
+        assert_eq!((n, last.as_str()), (3, "Permission denied"));
+        let o = p.give_up_unread(src, 1234, n, &last).unwrap();
+        assert!(
+            o.reason.contains("could not be read 3 times"),
+            "{}",
+            o.reason
+        );
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(q.last().unwrap().raw_size, Some(1234));
+    }
+
+    /// The deepest message the default limits let through, and one 100,000 levels deep, are
+    /// read on a 1 MiB stack (tokio's threads have 2 MiB; `serve` gives them 16): recursion is
+    /// bounded by the nesting limit, not by the sender.
+    #[test]
+    fn deep_messages_need_little_stack() {
+        let nested = |levels: usize| {
+            let mut m = String::from("From: d@evil.example\r\nTo: cert@example.test\r\n");
+            let mut closes = Vec::new();
+            for i in 0..levels {
+                if i % 2 == 0 {
+                    m.push_str(&format!(
+                        "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+                    ));
+                    closes.push(format!("\r\n--b{i}--\r\n"));
+                } else {
+                    m.push_str("Content-Type: message/rfc822\r\n\r\nFrom: e@evil.example\r\n");
+                }
+            }
+            m.push_str("Content-Type: text/plain\r\n\r\ninnermost");
+            closes.iter().rev().for_each(|c| m.push_str(c));
+            m.into_bytes()
+        };
+        let limits = Limits::default();
+        let (at_limit, far_past) = (nested(limits.max_nesting_depth), nested(100_000));
+        let outcomes = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let mut p = pipeline(limits);
+                [at_limit, far_past].map(|raw| p.process(&raw, maildir("deep")).unwrap())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(outcomes[0].outcome, "routed", "{:?}", outcomes[0]);
+        assert_eq!(outcomes[1].outcome, "quarantine");
+        assert!(outcomes[1].reason.contains("max_nesting_depth"));
+    }
+
+    /// Kept in part, a message cannot be read again; kept whole (it fit in the head), it can.
+    #[test]
+    fn only_a_message_kept_whole_can_be_retried() {
+        let mut p = pipeline(Limits::default());
+        let whole = report(7);
+        let kept_whole = Partial {
+            head: whole.clone(),
+            size: whole.len() as u64,
+            sha256: Some(crate::intake::sha256_hex(&whole)),
+            reason: "over the limit".into(),
+        };
+        let cut = Partial {
+            head: whole[..20].to_vec(),
+            size: 10_000_000,
+            sha256: Some("cd".repeat(32)),
+            reason: "over the limit".into(),
+        };
+        p.process_partial(&kept_whole, maildir("a")).unwrap();
+        p.process_partial(&cut, maildir("b")).unwrap();
+        let q = p.store().quarantined().unwrap();
+        assert_eq!((q[0].raw_size, q[1].raw_size), (None, Some(10_000_000)));
+        let retried = p.by_ref().retry_quarantined(q[0].id).unwrap();
+        assert_eq!(retried.outcome, "routed", "{retried:?}");
+        let err = p.by_ref().retry_quarantined(q[1].id).unwrap_err();
+        assert!(err.to_string().contains("only part of"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_message_keeps_its_head_size_and_hash_once() {
+        let mut p = pipeline(Limits::default());
+        let partial = Partial {
+            head: b"From: big@example.net\r\n".to_vec(),
+            size: 5_000_000_000,
+            sha256: Some("ab".repeat(32)),
+            reason: "message is 5000000000 bytes, over the limit".into(),
+        };
+        let o = p.process_partial(&partial, maildir("big.eml")).unwrap();
+        assert_eq!(o.outcome, "quarantine");
+        let again = p.process_partial(&partial, maildir("big.eml")).unwrap();
+        assert_eq!(again.outcome, "duplicate");
+        let q = p.store().quarantined().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].sha256, "ab".repeat(32));
+        assert_eq!(q[0].raw_size, Some(5_000_000_000));
+        assert_eq!(q[0].flags, "oversized");
+        assert_eq!(p.store().raw_message(q[0].id).unwrap(), partial.head);
     }
 }

@@ -184,9 +184,18 @@ impl<'de> serde::Deserialize<'de> for TrackingNumber {
     }
 }
 
+/// Characters of a subject searched for tracking numbers.
+const MAX_SUBJECT_CHARS: usize = 2000;
+
 /// Every distinct tracking number in a (already RFC 2047-decoded) subject, in order of first
 /// appearance. Only the subject is ever searched: bodies quote other cases.
 pub fn find_in_subject(subject: &str) -> Vec<TrackingNumber> {
+    // A subject is one line (RFC 5322: at most 998 characters); a sender's megabyte-long one
+    // is read only that far, so the scan around each candidate stays cheap.
+    let subject = match subject.char_indices().nth(MAX_SUBJECT_CHARS) {
+        Some((end, _)) => &subject[..end], // ok: a char boundary from char_indices
+        None => subject,
+    };
     let text = fold(subject);
     let mut found: Vec<TrackingNumber> = Vec::new();
     let mut pos = 0;

@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::ImapConfig;
+use crate::intake::Partial;
+use crate::limits::Limits;
 use crate::store::{Checkpoint, MessageSource};
 
 pub use connection::{CheckReport, check};
@@ -32,6 +34,10 @@ pub trait MessageSink: Send + Sync + 'static {
     /// Runs the pipeline on `raw`; returns only after the commit. Err only for store failures (a
     /// bad message is quarantined = Ok).
     fn deliver(&self, raw: &[u8], source: MessageSource) -> Result<Delivered, SinkError>;
+    /// [`MessageSink::deliver`] of bytes the caller gives up (stored without a copy).
+    fn deliver_owned(&self, raw: Vec<u8>, source: MessageSource) -> Result<Delivered, SinkError> {
+        self.deliver(&raw, source)
+    }
     /// Where processing of this mailbox stands (`None`: never seen).
     fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError>;
     /// The server changed the mailbox's UIDVALIDITY: every old UID is meaningless. Record the new
@@ -56,6 +62,52 @@ pub trait MessageSink: Send + Sync + 'static {
     }
     /// Gives the lease up (shutdown), so another instance takes over at once.
     fn release_lease(&self, _account: &str, _mailbox: &str) {}
+
+    /// The bounds on one message: a message over `max_message_bytes` (by its `RFC822.SIZE`)
+    /// is never fetched whole, and one that failed `max_attempts` times is given up.
+    fn limits(&self) -> Limits {
+        Limits::default()
+    }
+
+    /// Stores what is known of a message not fetched whole (its head, size and SHA-256; see
+    /// [`crate::pipeline::Pipeline::process_partial`]) in quarantine, advancing the checkpoint
+    /// like [`MessageSink::deliver`]. The default stores the head as if it were the message.
+    fn deliver_partial(
+        &self,
+        partial: &Partial,
+        source: MessageSource,
+    ) -> Result<Delivered, SinkError> {
+        self.deliver(&partial.head, source)
+    }
+
+    /// Counts a failed fetch of the message at `source` (durably); returns the count so far.
+    /// The default counts nothing.
+    fn record_failure(&self, _source: &MessageSource, _error: &str) -> Result<u32, SinkError> {
+        Ok(1)
+    }
+
+    /// Failed tries counted for the message at `source`, and the last error.
+    fn failed_attempts(&self, _source: &MessageSource) -> Result<(u32, String), SinkError> {
+        Ok((0, String::new()))
+    }
+
+    /// Gives up on a message that could not be fetched `tries` times: records it in
+    /// quarantine (no content), advancing the checkpoint, so it can be acknowledged.
+    fn give_up(
+        &self,
+        source: MessageSource,
+        size: u64,
+        tries: u32,
+        error: &str,
+    ) -> Result<Delivered, SinkError> {
+        let partial = Partial {
+            head: Vec::new(),
+            size,
+            sha256: None,
+            reason: format!("could not be fetched {tries} times: {error}"),
+        };
+        self.deliver_partial(&partial, source)
+    }
 }
 
 /// What the pipeline did with one message.
@@ -176,6 +228,7 @@ pub async fn watch_with(
             status: status.clone(),
             shutdown: shutdown.clone(),
             options: options.clone(),
+            suspects: (0, Default::default()),
         };
         tasks.spawn(worker.run());
     }

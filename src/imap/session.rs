@@ -10,6 +10,12 @@
 //! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, deliver one by one (each
 //!    commit advances the checkpoint), then acknowledge the batch's committed UIDs.
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
+//!
+//! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
+//! `RFC822.SIZE`) is never fetched whole — its head and the SHA-256 of all of it are read in
+//! chunks and quarantined; after a batch FETCH failed, its messages are fetched one by one
+//! (`suspects`), each failure is counted in the store, and a message that failed
+//! `max_attempts` times is quarantined unread and acknowledged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,6 +29,8 @@ use tokio::sync::watch;
 use super::connection::{ImapSession, Server};
 use super::{ImapError, ImapStatus, MessageSink, SinkError, WatchOptions};
 use crate::config::AfterStore;
+use crate::intake::Partial;
+use crate::limits::Limits;
 use crate::store::MessageSource;
 
 /// The keyword that marks a message as stored when `after_store = "flag"`.
@@ -38,7 +46,22 @@ pub(crate) struct MailboxWorker {
     pub status: Arc<ImapStatus>,
     pub shutdown: watch::Receiver<bool>,
     pub options: WatchOptions,
+    /// UIDs (under this UIDVALIDITY) of a batch whose FETCH failed: fetched one at a time
+    /// from now on, so that one that keeps failing is found, counted and given up.
+    pub suspects: (u32, HashSet<u32>),
 }
+
+/// One unit of work in [`MailboxWorker::process`].
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// A batch fetched and committed the fast way.
+    Batch(Vec<u32>),
+    /// One message on its own: over `max_message_bytes`, or suspected of breaking a FETCH.
+    Alone { uid: u32, size: u64 },
+}
+
+/// Bytes per partial FETCH of a message over `max_message_bytes`.
+const CHUNK: u64 = 1 << 20;
 
 /// The outcome of one batch's commits.
 #[derive(Default)]
@@ -180,6 +203,9 @@ impl MailboxWorker {
             _ = shutdown_requested(&mut self.shutdown) => return Ok(()),
         };
         let mut sel = self.select(&mut s).await?;
+        if self.suspects.0 != sel.uidvalidity {
+            self.suspects = (sel.uidvalidity, HashSet::new());
+        }
         self.status.connected(
             &server.account,
             &self.mailbox,
@@ -405,18 +431,37 @@ impl MailboxWorker {
         sel: &mut Selected,
         items: Vec<(u32, u64)>,
     ) -> Result<(), ImapError> {
+        let sink = self.sink.clone();
+        let limits = blocking(move || Ok(sink.limits())).await?;
         let mut inflight: Option<tokio::task::JoinHandle<Committed>> = None;
-        for batch in batches(
+        for step in plan(
             &items,
             self.options.batch_messages,
             self.options.batch_bytes,
+            limits.max_message_bytes,
+            &self.suspects.1,
         ) {
             if self.stopping() {
                 break;
             }
+            let batch = match step {
+                Step::Batch(batch) => batch,
+                Step::Alone { uid, size } => {
+                    // What was committed so far is acknowledged first; this one goes alone.
+                    if let Some(h) = inflight.take() {
+                        let done = self.finish(h, sel).await?;
+                        self.acknowledge(s, sel, &done).await?;
+                    }
+                    let done = self.alone(s, sel, uid, size, &limits).await?;
+                    self.acknowledge(s, sel, &done).await?;
+                    continue;
+                }
+            };
             let fetched = match self.fetch(s, &batch).await {
                 Ok(m) => m,
                 Err(e) => {
+                    // One of them may be what breaks the FETCH: next time, one at a time.
+                    self.suspects.1.extend(batch.iter().copied());
                     // The commit in flight still finishes; its messages are not acknowledged
                     // and come back as "stored but not acknowledged" in the next session.
                     if let Some(h) = inflight.take() {
@@ -425,6 +470,13 @@ impl MailboxWorker {
                     return Err(e);
                 }
             };
+            // Those the server handed out nothing for go alone next time, and are counted.
+            if fetched.len() < batch.len() {
+                let got: HashSet<u32> = fetched.iter().map(|(u, _)| *u).collect();
+                self.suspects
+                    .1
+                    .extend(batch.iter().copied().filter(|u| !got.contains(u)));
+            }
             let previous = match inflight.take() {
                 Some(h) => Some(self.finish(h, sel).await?),
                 None => None,
@@ -447,6 +499,147 @@ impl MailboxWorker {
             self.acknowledge(s, sel, &done).await?;
         }
         Ok(())
+    }
+
+    /// One message on its own: given up if it failed `max_attempts` times already; else read
+    /// in chunks when over `max_message_bytes`, or fetched alone. Returns the UIDs committed
+    /// (none when the server handed out nothing: it stays, counted, for the next session).
+    async fn alone(
+        &mut self,
+        s: &mut ImapSession,
+        sel: &mut Selected,
+        uid: u32,
+        size: u64,
+        limits: &Limits,
+    ) -> Result<Vec<u32>, ImapError> {
+        let source = MessageSource::Imap {
+            account: self.server.account.clone(),
+            mailbox: self.mailbox.clone(),
+            uidvalidity: sel.uidvalidity,
+            uid,
+        };
+        let sink = self.sink.clone();
+        let src = source.clone();
+        let (tries, last_error) = blocking(move || sink.failed_attempts(&src)).await?;
+        if tries >= limits.max_attempts {
+            tracing::warn!(
+                account = %self.server.account,
+                mailbox = %self.mailbox,
+                uid,
+                "IMAP: UID {uid} failed {tries} times ({last_error}); quarantined unread and acknowledged"
+            );
+            let sink = self.sink.clone();
+            let src = source.clone();
+            blocking(move || sink.give_up(src, size, tries, &last_error)).await?;
+            return Ok(self.committed_alone(sel, uid));
+        }
+        // A server may drop the connection after failing on the message before this one
+        // (Dovecot does, for a file it cannot read): that is not this message's failure.
+        // A NOOP that fails says so before anything is counted against it.
+        self.server.step("NOOP", s.noop()).await?;
+        let read = if size > limits.max_message_bytes {
+            self.fetch_partial(s, uid, size, limits)
+                .await
+                .map(|p| p.map(Fetched::Partial))
+        } else {
+            self.fetch(s, &[uid])
+                .await
+                .map(|mut m| m.pop().map(|(_, raw)| Fetched::Whole(raw)))
+        };
+        let fetched = match read {
+            Ok(f) => f,
+            Err(e) => {
+                let sink = self.sink.clone();
+                let (src, why) = (source.clone(), e.to_string());
+                blocking(move || sink.record_failure(&src, &why)).await?;
+                return Err(e);
+            }
+        };
+        let sink = self.sink.clone();
+        let status = self.status.clone();
+        let (account, mailbox) = (self.server.account.clone(), self.mailbox.clone());
+        let delivered = blocking(move || match fetched {
+            Some(Fetched::Whole(raw)) => sink.deliver_owned(raw, source).map(Some),
+            Some(Fetched::Partial(p)) => sink.deliver_partial(&p, source).map(Some),
+            None => sink
+                .record_failure(&source, "the server returned no content for it")
+                .map(|_| None),
+        })
+        .await?;
+        match delivered {
+            Some(d) => {
+                status.stored(&account, &mailbox, uid, &d.outcome);
+                Ok(self.committed_alone(sel, uid))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// `uid` was committed on its own: the checkpoint moved, it is no longer a suspect.
+    fn committed_alone(&mut self, sel: &mut Selected, uid: u32) -> Vec<u32> {
+        sel.last_uid = sel.last_uid.max(uid);
+        self.suspects.1.remove(&uid);
+        vec![uid]
+    }
+
+    /// A message over `max_message_bytes`: its first `oversized_head_bytes`, its size and the
+    /// SHA-256 of all of it, read with partial FETCHes of [`CHUNK`] bytes (never all at once).
+    /// `None` when the server hands out nothing.
+    async fn fetch_partial(
+        &self,
+        s: &mut ImapSession,
+        uid: u32,
+        size: u64,
+        limits: &Limits,
+    ) -> Result<Option<Partial>, ImapError> {
+        use sha2::Digest;
+        let server = &self.server;
+        let mut hasher = sha2::Sha256::new();
+        let mut head: Vec<u8> = Vec::new();
+        let mut offset: u64 = 0;
+        // The server's size is a promise, not a bound we trust: at most twice as much is read.
+        while offset <= size.saturating_mul(2) {
+            let items = collect(
+                server,
+                "UID FETCH (BODY.PEEK[]<partial>)",
+                server
+                    .step(
+                        "UID FETCH",
+                        s.uid_fetch(
+                            uid.to_string(),
+                            format!("(UID BODY.PEEK[]<{offset}.{CHUNK}>)"),
+                        ),
+                    )
+                    .await?,
+            )
+            .await?;
+            let Some(chunk) = items
+                .iter()
+                .find(|f| f.uid == Some(uid))
+                .and_then(|f| f.body())
+            else {
+                break;
+            };
+            if head.len() < limits.oversized_head_bytes {
+                let want = (limits.oversized_head_bytes - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..want]); // ok: want <= chunk.len()
+            }
+            hasher.update(chunk);
+            offset += chunk.len() as u64;
+            if (chunk.len() as u64) < CHUNK {
+                break;
+            }
+        }
+        if offset == 0 {
+            return Ok(None);
+        }
+        let kept = head.len();
+        Ok(Some(Partial {
+            head,
+            size: offset,
+            sha256: Some(hex::encode(hasher.finalize())),
+            reason: Partial::oversized_reason(offset, limits, kept),
+        }))
     }
 
     /// `UID FETCH (BODY.PEEK[])` of one batch: `(uid, raw)` in UID order.
@@ -480,7 +673,8 @@ impl MailboxWorker {
             let got: HashSet<u32> = messages.iter().map(|(u, _)| *u).collect();
             let missing: Vec<u32> = batch.iter().copied().filter(|u| !got.contains(u)).collect();
             // Expunged meanwhile, or the server could not read it: not acknowledged, so a
-            // message that still exists is fetched again by the next session.
+            // message that still exists is fetched again (alone, and counted) by the next
+            // session.
             tracing::warn!(
                 account = %server.account,
                 mailbox = %self.mailbox,
@@ -515,7 +709,7 @@ impl MailboxWorker {
                     uidvalidity,
                     uid,
                 };
-                match sink.deliver(&raw, source) {
+                match sink.deliver_owned(raw, source) {
                     Ok(d) => {
                         tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
                         status.stored(&account, &mailbox, uid, &d.outcome);
@@ -737,6 +931,44 @@ fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
     half + Duration::from_millis(jitter_ms)
 }
 
+/// What one message read on its own gave.
+enum Fetched {
+    Whole(Vec<u8>),
+    Partial(Partial),
+}
+
+/// The work for UID-ordered `(uid, size)` items: batches (see [`batches`]), with each message
+/// over `max_message_bytes` and each suspect on its own, in UID order.
+fn plan(
+    items: &[(u32, u64)],
+    max_messages: usize,
+    max_bytes: u64,
+    max_message_bytes: u64,
+    suspects: &HashSet<u32>,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut run: Vec<(u32, u64)> = Vec::new();
+    for &(uid, size) in items {
+        if size > max_message_bytes || suspects.contains(&uid) {
+            steps.extend(
+                batches(&run, max_messages, max_bytes)
+                    .into_iter()
+                    .map(Step::Batch),
+            );
+            run.clear();
+            steps.push(Step::Alone { uid, size });
+        } else {
+            run.push((uid, size));
+        }
+    }
+    steps.extend(
+        batches(&run, max_messages, max_bytes)
+            .into_iter()
+            .map(Step::Batch),
+    );
+    steps
+}
+
 /// Splits UID-ordered `(uid, size)` items into FETCH batches bounded by count and bytes.
 fn batches(items: &[(u32, u64)], max_messages: usize, max_bytes: u64) -> Vec<Vec<u32>> {
     let mut out = Vec::new();
@@ -805,6 +1037,26 @@ mod tests {
         assert_eq!(
             batches(&[(1, 500), (2, 1)], 100, 25),
             vec![vec![1], vec![2]]
+        );
+    }
+
+    #[test]
+    fn plan_puts_oversized_and_suspect_messages_alone_in_uid_order() {
+        let items: Vec<(u32, u64)> = vec![(1, 10), (2, 10), (3, 5000), (4, 10), (5, 10), (6, 10)];
+        let suspects: HashSet<u32> = [5].into_iter().collect();
+        assert_eq!(
+            plan(&items, 100, 1 << 20, 1000, &suspects),
+            vec![
+                Step::Batch(vec![1, 2]),
+                Step::Alone { uid: 3, size: 5000 },
+                Step::Batch(vec![4]),
+                Step::Alone { uid: 5, size: 10 },
+                Step::Batch(vec![6]),
+            ]
+        );
+        assert_eq!(
+            plan(&items[..2], 1, 1 << 20, 1000, &HashSet::new()),
+            vec![Step::Batch(vec![1]), Step::Batch(vec![2])]
         );
     }
 

@@ -230,8 +230,16 @@ pub(crate) fn html_to_lines(html: &str) -> String {
     let bytes = html.as_bytes();
     let mut i = 0;
     let mut skip_until: Option<&'static str> = None;
+    // Once no '>' follows, none follows any later '<' either: remembered, so text full of
+    // '<' is not searched to its end once per '<' (quadratic).
+    let mut no_close_after = bytes.len();
     while i < bytes.len() {
         let b = bytes[i];
+        if b == b'<' && i >= no_close_after {
+            out.push('<');
+            i += 1;
+            continue;
+        }
         if b == b'<' {
             // Comment?
             if html[i..].starts_with("<!--") {
@@ -243,6 +251,7 @@ pub(crate) fn html_to_lines(html: &str) -> String {
             }
             let Some(close) = html[i..].find('>') else {
                 // A lone '<' is text.
+                no_close_after = i;
                 out.push('<');
                 i += 1;
                 continue;
@@ -282,7 +291,9 @@ pub(crate) fn html_to_lines(html: &str) -> String {
             continue;
         }
         if b == b'&' {
-            if let Some(semi) = html[i..].find(';').filter(|&j| j > 1 && j <= 12) {
+            // An entity is short: look for its ';' only that far (not to the end, per '&').
+            let window = &bytes[i..(i + 13).min(bytes.len())];
+            if let Some(semi) = window.iter().position(|&c| c == b';').filter(|&j| j > 1) {
                 let entity = &html[i..=i + semi];
                 if let Some(c) = decode_entity(entity) {
                     // Webmail writes spaces as &nbsp;; the text it encodes had spaces.
@@ -422,6 +433,14 @@ mod tests {
         assert!(t.contains("x\ny"), "{t:?}");
         assert!(!t.contains("p{}"));
         assert!(!t.contains(" c "));
+    }
+
+    #[test]
+    fn lone_brackets_and_ampersands_are_text() {
+        // After a '<' with no '>' anywhere after it, every later '<' is text too.
+        assert_eq!(html_to_lines("a <br> c < d < e"), "a \n c < d < e");
+        assert_eq!(html_to_lines("x&y &amp; z&"), "x&y & z&");
+        assert_eq!(html_to_lines("&verylongname_no;"), "&verylongname_no;");
     }
 
     #[test]

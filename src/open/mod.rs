@@ -20,19 +20,15 @@ use mail_builder::headers::HeaderType;
 use mail_builder::headers::content_type::ContentType as BuildContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
-use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders, PartType};
 
 use crate::keyring::Keyring;
+use crate::limits::Limits;
 use crate::message::body_bytes;
 use armor::{Block, BlockKind};
 
-/// Upper bound on all plaintext produced from one message (decryption and decompression).
-/// Past it the message is quarantined rather than eating the daemon's memory.
-pub const MAX_PLAINTEXT: usize = 64 << 20;
-/// Upper bound on a raw message handed to `open`.
+/// Upper bound on armor handed to the OpenPGP parser (dearmoring never yields more).
 pub const MAX_RAW: usize = 256 << 20;
-/// MIME / OpenPGP nesting depth we follow before giving up.
-const MAX_DEPTH: usize = 16;
 /// OpenPGP objects (decryptions and verifications) per message.
 const MAX_CRYPTO_OPS: usize = 64;
 
@@ -108,8 +104,13 @@ pub enum OpenError {
     Malformed(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
-    #[error("too large: plaintext exceeds {} MiB or message exceeds {} MiB", MAX_PLAINTEXT >> 20, MAX_RAW >> 20)]
+    #[error(
+        "too large: the message is over policy.max_message_bytes, or what it decrypts and decompresses to is over limits.max_decoded_bytes"
+    )]
     TooLarge,
+    /// Decrypted content (or the message) passes a [`Limits`] bound.
+    #[error("{0}")]
+    Limit(String),
 }
 
 fn list_or_none(v: &[String]) -> String {
@@ -120,19 +121,27 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
-/// Opens one raw RFC 5322 message. See the module documentation for the rules.
+/// Opens one raw RFC 5322 message within the default [`Limits`]. See the module
+/// documentation for the rules.
 pub fn open(raw: &[u8], keyring: &Keyring) -> Result<Opened, OpenError> {
-    if raw.len() > MAX_RAW {
+    open_with(raw, keyring, &Limits::default())
+}
+
+/// [`open`] within `limits`: nesting (MIME and OpenPGP layers together), parts and header
+/// fields of every entity parsed, and all plaintext produced (`max_decoded_bytes`).
+pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opened, OpenError> {
+    if raw.len() as u64 > limits.max_message_bytes {
         return Err(OpenError::TooLarge);
     }
     let mut ctx = Ctx {
         keyring,
-        budget: MAX_PLAINTEXT,
+        limits,
+        budget: limits.decoded_budget(),
         ops: 0,
         recipients: Vec::new(),
         notes: Vec::new(),
     };
-    let Some(msg) = parse(raw) else {
+    let Some(msg) = ctx.parse(raw)? else {
         return Ok(Opened {
             inner: None,
             encryption: Encryption::None,
@@ -182,10 +191,6 @@ pub fn open(raw: &[u8], keyring: &Keyring) -> Result<Opened, OpenError> {
         protected_subject: piece.subject,
         notes: ctx.notes,
     })
-}
-
-fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::default().parse(raw)
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {
@@ -292,6 +297,7 @@ impl Piece {
 
 struct Ctx<'k> {
     keyring: &'k Keyring,
+    limits: &'k Limits,
     /// Plaintext bytes still allowed.
     budget: usize,
     ops: usize,
@@ -319,9 +325,16 @@ fn ct_attr(part: &MessagePart<'_>, name: &str) -> Option<String> {
         .map(|v| lower(v.trim()))
 }
 
+/// The buffer `msg`'s part offsets index: the whole input for the message and for attached
+/// messages inside it (mail-parser keeps their offsets in the outer input), the decoded bytes
+/// for a base64-encoded attached message.
+fn buffer<'a>(msg: &'a Message<'_>) -> &'a [u8] {
+    msg.raw_message.as_ref()
+}
+
 /// The raw bytes of an entity (headers and body) exactly as in `msg`'s raw input.
 fn raw_entity<'a>(msg: &'a Message<'_>, part: &MessagePart<'_>) -> &'a [u8] {
-    let raw = msg.raw_message();
+    let raw = buffer(msg);
     let s = (part.offset_header as usize).min(raw.len());
     let e = (part.offset_end as usize).min(raw.len()).max(s);
     &raw[s..e]
@@ -381,6 +394,27 @@ fn text_entity(text: String) -> Vec<u8> {
 }
 
 impl Ctx<'_> {
+    /// Parses an entity within the limits: `None` when it has no headers (not MIME at all).
+    fn parse<'x>(&self, raw: &'x [u8]) -> Result<Option<Message<'x>>, OpenError> {
+        use crate::message::{ParseError, parse_mime};
+        match parse_mime(raw, self.limits) {
+            Ok(m) => Ok(Some(m)),
+            Err(ParseError::Empty | ParseError::NoHeaders | ParseError::NoFrom) => Ok(None),
+            Err(e) => Err(OpenError::Limit(e.to_string())),
+        }
+    }
+
+    /// Refuses to go deeper than `limits.max_nesting_depth` (MIME and OpenPGP layers).
+    fn deeper(&self, depth: usize) -> Result<(), OpenError> {
+        let max = self.limits.max_nesting_depth;
+        if depth > max {
+            return Err(OpenError::Limit(format!(
+                "MIME/OpenPGP nesting deeper than {max} levels (limits.max_nesting_depth)"
+            )));
+        }
+        Ok(())
+    }
+
     fn op(&mut self) -> Result<(), OpenError> {
         self.ops += 1;
         if self.ops > MAX_CRYPTO_OPS {
@@ -402,11 +436,7 @@ impl Ctx<'_> {
 
     /// Opens the MIME entity `id` of `msg`.
     fn part(&mut self, msg: &Message<'_>, id: u32, depth: usize) -> Result<Piece, OpenError> {
-        if depth > MAX_DEPTH {
-            return Err(OpenError::Unsupported(format!(
-                "MIME/OpenPGP nesting deeper than {MAX_DEPTH} levels"
-            )));
-        }
+        self.deeper(depth)?;
         let Some(part) = msg.part(id) else {
             return Ok(Piece::plain(Enc::Empty));
         };
@@ -464,7 +494,11 @@ impl Ctx<'_> {
             "decrypted PGP/MIME message (recipients: {})",
             list_or_none(&u.recipients)
         ));
-        let Some(inner_msg) = parse(&u.plaintext) else {
+        let parsed = self.parse(&u.plaintext).map_err(|e| match e {
+            OpenError::Limit(why) => OpenError::Limit(format!("decrypted content: {why}")),
+            e => e,
+        })?;
+        let Some(inner_msg) = parsed else {
             let mut p = Piece::plain(if u.encrypted {
                 Enc::Encrypted
             } else {
@@ -659,6 +693,15 @@ impl Ctx<'_> {
         children: &[u32],
         nested: &mut Vec<NestedSig>,
     ) {
+        // Each name once (the first part carrying it), so that pairing is linear in the number
+        // of parts: searching the siblings for each `*.sig` was quadratic.
+        let mut by_name: std::collections::HashMap<&str, &MessagePart<'_>> =
+            std::collections::HashMap::with_capacity(children.len());
+        for p in children.iter().filter_map(|&id| msg.part(id)) {
+            if let Some(name) = p.attachment_name() {
+                by_name.entry(name).or_insert(p);
+            }
+        }
         for &sid in children {
             let Some(sp) = msg.part(sid) else { continue };
             let Some(sname) = sp.attachment_name() else {
@@ -667,12 +710,11 @@ impl Ctx<'_> {
             if !is_signature_name(sname) {
                 continue;
             }
-            let stem = &sname[..sname.len() - 4];
-            let Some(target) = children
-                .iter()
-                .filter_map(|&id| msg.part(id))
-                .find(|p| p.attachment_name() == Some(stem))
-            else {
+            // `is_signature_name` saw an ASCII suffix of 4 bytes: a char boundary.
+            let Some(stem) = sname.get(..sname.len() - 4) else {
+                continue;
+            };
+            let Some(&target) = by_name.get(stem) else {
                 continue;
             };
             let sig = body_bytes(msg, sp);
@@ -700,13 +742,11 @@ impl Ctx<'_> {
         nested_msg: &Message<'_>,
         depth: usize,
     ) -> Result<Piece, OpenError> {
-        // mail-parser gives nested parts offsets into the *outer* buffer; re-parse the
-        // nested bytes so that offsets and raw slices agree.
-        let nested_raw = nested_msg.raw_message();
-        let Some(nested_msg) = parse(nested_raw) else {
+        // Its part offsets index its own `raw_message` buffer (see `buffer`), so no re-parse:
+        // re-parsing at each level cost depth × size in work and in memory.
+        if nested_msg.parts.is_empty() {
             return Ok(Piece::plain(Enc::Plain));
-        };
-        let nested_msg = &nested_msg;
+        }
         let inner = self.part(nested_msg, 0, depth + 1)?;
         let mut nested = Vec::new();
         if let Some(f) = inner.covering {
@@ -799,11 +839,7 @@ impl Ctx<'_> {
         non_text_content: bool,
         depth: usize,
     ) -> Result<InlineResult, OpenError> {
-        if depth > MAX_DEPTH {
-            return Err(OpenError::Unsupported(format!(
-                "MIME/OpenPGP nesting deeper than {MAX_DEPTH} levels"
-            )));
-        }
+        self.deeper(depth)?;
         let blocks = armor::find_blocks(text);
         if blocks.is_empty() {
             return Ok(InlineResult {
@@ -1082,10 +1118,15 @@ fn decode_charset(bytes: &[u8], charset: Option<&str>) -> String {
 fn non_mime_headers(msg: &Message<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     let Some(root) = msg.part(0) else { return out };
-    let raw = msg.raw_message();
+    let raw = buffer(msg);
     for h in &root.headers {
         let name = h.name.as_str();
-        if name.len() >= 8 && name[..8].eq_ignore_ascii_case("content-") {
+        // By bytes: a header name may hold non-ASCII, and slicing a str there panics.
+        if name
+            .as_bytes()
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"content-"))
+        {
             continue;
         }
         if name.eq_ignore_ascii_case("mime-version") {

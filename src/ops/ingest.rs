@@ -2,6 +2,7 @@
 //! IMAP and the Maildir, with the person recorded in the audit trail.
 
 use super::{Actor, Context, OpsError};
+use crate::intake::Intake;
 use crate::pipeline::Outcome;
 use crate::store::MessageSource;
 use crate::tracking::TrackingNumber;
@@ -17,6 +18,36 @@ pub fn ingest(
 ) -> Result<Outcome, OpsError> {
     actor.may_change("store messages")?;
     Ok(cx.pipeline(Some(actor.name()))?.process(raw, source)?)
+}
+
+/// [`ingest`] of what [`crate::intake`] read: a whole message is handed over (stored without
+/// a copy); of one over `max_message_bytes` only its head, size and SHA-256 are quarantined.
+pub fn ingest_read(
+    cx: &mut Context,
+    actor: &Actor,
+    got: Intake,
+    source: MessageSource,
+) -> Result<Outcome, OpsError> {
+    actor.may_change("store messages")?;
+    let mut pipeline = cx.pipeline(Some(actor.name()))?;
+    Ok(match got {
+        Intake::Whole(raw) => pipeline.process_owned(raw, source)?,
+        Intake::Partial(part) => pipeline.process_partial(&part, source)?,
+    })
+}
+
+/// [`dry_run`] of what [`crate::intake`] read.
+pub fn dry_run_read(
+    cx: &mut Context,
+    _actor: &Actor,
+    got: Intake,
+    source: MessageSource,
+) -> Result<Outcome, OpsError> {
+    let pipeline = cx.pipeline(None)?;
+    Ok(match got {
+        Intake::Whole(raw) => pipeline.dry_run(&raw, source)?,
+        Intake::Partial(part) => pipeline.dry_run_partial(&part, source)?,
+    })
 }
 
 /// The decision `ingest` would make, with the routing steps, stored nowhere.

@@ -181,6 +181,21 @@ impl MessageSource {
             MessageSource::Replay => "replay".to_string(),
         }
     }
+
+    /// The key under which failed tries of this message are counted (`inbound_attempts`): the
+    /// sources that try again by themselves, a Maildir file and an IMAP message. A one-shot
+    /// `ingest` of a file or stdin reports its failure to the person running it instead.
+    pub fn attempt_key(&self) -> Option<String> {
+        match self {
+            MessageSource::Maildir(path) => {
+                // The file's name without its Maildir info (`:2,S`): unchanged when moved.
+                let base = path.split(":2,").next().unwrap_or(path);
+                Some(format!("maildir:{base}"))
+            }
+            MessageSource::Imap { .. } => Some(self.describe()),
+            MessageSource::File(_) | MessageSource::Stdin | MessageSource::Replay => None,
+        }
+    }
 }
 
 /// What to do with a message, decided by routing and made durable by [`Store::commit_message`].
@@ -230,6 +245,9 @@ pub struct NewMessage {
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
+    /// Set when `raw` holds only part of the message (see [`NewMessage::partial`]): the size
+    /// of all of it.
+    pub raw_size: Option<u64>,
 }
 
 impl NewMessage {
@@ -261,7 +279,57 @@ impl NewMessage {
             signature_reason: None,
             automatic: false,
             flags: String::new(),
+            raw_size: None,
         }
+    }
+
+    /// [`NewMessage::inbound`] without the bytes yet: they are hashed now and handed over
+    /// later with [`NewMessage::attach_raw`] (moved, not copied), so a large message is not
+    /// held twice while it is read and decided on.
+    pub fn inbound_deferred(
+        raw: &[u8],
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        disposition: Disposition,
+    ) -> NewMessage {
+        use sha2::Digest;
+        let mut m = NewMessage::inbound(&[], source, received_at, disposition);
+        m.sha256 = hex::encode(sha2::Sha256::digest(raw));
+        m
+    }
+
+    /// Hands over the bytes hashed by [`NewMessage::inbound_deferred`] (debug builds check
+    /// that they are those bytes: the dedupe key must not drift).
+    pub fn attach_raw(&mut self, raw: Vec<u8>) {
+        #[cfg(debug_assertions)]
+        {
+            use sha2::Digest;
+            debug_assert_eq!(
+                hex::encode(sha2::Sha256::digest(&raw)),
+                self.sha256,
+                "attach_raw: not the bytes that were hashed"
+            );
+        }
+        self.raw = raw;
+    }
+
+    /// A received message of which only `head` is kept (it is over `max_message_bytes`, or
+    /// could not be read at all), quarantined with `reason`. `sha256` is of all `size` bytes
+    /// when they could be read, so a second delivery of the same message is a duplicate.
+    pub fn partial(
+        head: &[u8],
+        size: u64,
+        sha256: String,
+        source: MessageSource,
+        received_at: DateTime<Utc>,
+        reason: String,
+    ) -> NewMessage {
+        let mut m = NewMessage::inbound(head, source, received_at, Disposition::Quarantine);
+        m.sha256 = sha256;
+        // A head that holds all of it is the whole message.
+        m.raw_size = (head.len() as u64 != size).then_some(size);
+        m.reason = reason;
+        m
     }
 }
 
@@ -306,6 +374,9 @@ pub struct MessageRecord {
     pub triage_reason: Option<String>,
     pub assigned_by: Option<String>,
     pub assigned_at: Option<String>,
+    /// Set when `raw` holds only part of the message: the size of all of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<i64>,
 }
 
 /// A thread with counts, for `list`.
@@ -952,6 +1023,72 @@ impl Store {
         self.db.write(|db| commit_message_tx(db, m))
     }
 
+    /// Counts one more try at storing the message under `key` (see
+    /// [`MessageSource::attempt_key`]) before it is read; returns (tries so far including this
+    /// one, the last recorded failure). The row goes in the message's own commit.
+    ///
+    /// Durable against a crash of the process (the point: a message that aborts casegate must
+    /// not do so forever), not against a power loss: on SQLite written without an fsync of its
+    /// own, so it costs no second disk flush per message; the message's commit then flushes it
+    /// too. (On PostgreSQL an ordinary commit: instances share the count.)
+    pub fn begin_attempt(&mut self, key: &str) -> Result<(u32, Option<String>), StoreError> {
+        self.count_attempt(key, None)
+    }
+
+    /// Records that a try at `key` failed before anything could be stored (the file could not
+    /// be read, the server did not hand out the message); returns the tries so far.
+    pub fn record_failed_attempt(&mut self, key: &str, error: &str) -> Result<u32, StoreError> {
+        Ok(self.count_attempt(key, Some(error))?.0)
+    }
+
+    /// Tries counted under `key` that did not end in a commit, and the last failure.
+    pub fn attempts(&self, key: &str) -> Result<(u32, Option<String>), StoreError> {
+        Ok(self
+            .db
+            .row(
+                "SELECT attempts, last_error FROM inbound_attempts WHERE source_key = ?1",
+                args![key],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get::<u32>(0)?, r.get(1)?)))
+            .transpose()?
+            .unwrap_or((0, None)))
+    }
+
+    fn count_attempt(
+        &mut self,
+        key: &str,
+        error: Option<&str>,
+    ) -> Result<(u32, Option<String>), StoreError> {
+        // SQLite: no fsync of its own (see `begin_attempt`). Inside a caller's transaction the
+        // pragma cannot change; the commit then flushes it.
+        let relax = self.db.sqlite_conn().is_some_and(|c| c.is_autocommit());
+        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
+            c.pragma_update(None, "synchronous", "OFF")?;
+        }
+        let counted = self.db.write(|db| {
+            let r = db
+                .row(
+                    "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
+                     VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (source_key) DO UPDATE SET
+                       attempts = inbound_attempts.attempts + 1,
+                       last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
+                       updated_at = excluded.updated_at
+                     RETURNING attempts, last_error",
+                    args![key, error, now_text()],
+                )?
+                .ok_or_else(|| StoreError::Invalid("no row from INSERT ... RETURNING".into()))?;
+            Ok((r.get::<u32>(0)?, r.get(1)?))
+        });
+        let restored = match (relax, self.db.sqlite_conn()) {
+            (true, Some(c)) => c.pragma_update(None, "synchronous", "FULL"),
+            _ => Ok(()),
+        };
+        let counted = counted?;
+        restored?;
+        Ok(counted)
+    }
+
     /// A quarantined message was evaluated again (after a key import or a fix). When it now
     /// goes somewhere, it leaves quarantine and takes its new decision and verdicts — a new
     /// thread when one is opened, a triage entry — all in ONE transaction. When it is still
@@ -1156,7 +1293,8 @@ impl Store {
                     (SELECT assigned_by FROM triage x WHERE x.message_ref = m.id),
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
                     (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
-                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256)
+                    (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256),
+                    m.raw_size
              FROM messages m {tail}"
         );
         self.db.map(&sql, args, |r| {
@@ -1188,6 +1326,7 @@ impl Store {
                 triage_reason: r.get(19)?,
                 assigned_by: r.get(20)?,
                 assigned_at: r.get(21)?,
+                raw_size: r.get(24)?,
             })
         })
     }
@@ -1547,8 +1686,8 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
         let id: i64 = db.one(
             "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                 sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                signature, signer, signature_reason, automatic, flags, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                signature, signer, signature_reason, automatic, flags, source, raw_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
              RETURNING id",
             args![
                 m.sha256,
@@ -1570,6 +1709,7 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
                 m.automatic,
                 m.flags,
                 m.source.describe(),
+                m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             ],
         )?;
         file_disposition_tx(db, m, id, thread_id, &now)?;
@@ -1591,6 +1731,12 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
     } = &m.source
     {
         mailbox::advance(db, account, mailbox, *uidvalidity, *uid)?;
+    }
+    if let Some(key) = m.source.attempt_key() {
+        db.execute(
+            "DELETE FROM inbound_attempts WHERE source_key = ?1",
+            args![key],
+        )?;
     }
     Ok(committed)
 }

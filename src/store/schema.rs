@@ -136,6 +136,22 @@ CREATE TABLE generations (
 INSERT INTO generations (name, value) VALUES ('keys', 0);
 ";
 
+/// Hostile mail: `inbound_attempts` counts, per Maildir file or IMAP message, the tries that
+/// ended without a commit (a crash of the whole process included), so a message that keeps
+/// failing is quarantined unread instead of holding up the mail behind it; the row goes in the
+/// transaction that stores the message. `messages.raw_size` is set when `raw` holds only part
+/// of the message (the head of one over `max_message_bytes`, or nothing of one that could not
+/// be read): the size of the whole. NULL: `raw` is all of it.
+pub(super) const INBOUND_ATTEMPTS: &str = "
+CREATE TABLE inbound_attempts (
+    source_key  TEXT PRIMARY KEY,
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT,
+    updated_at  TEXT NOT NULL
+);
+ALTER TABLE messages ADD COLUMN raw_size INTEGER;
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -147,5 +163,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::tokens::MIGRATION,
     super::outbox::CLAIMS,
     GENERATIONS,
+    INBOUND_ATTEMPTS,
     INSTANCES,
 ];
