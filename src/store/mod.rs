@@ -2016,7 +2016,7 @@ CREATE TABLE org_members (
 ) WITHOUT ROWID;
 CREATE TABLE sessions (id INTEGER PRIMARY KEY, org_id INTEGER REFERENCES orgs(id) ON DELETE SET NULL, token_hash BLOB NOT NULL UNIQUE);
 CREATE INDEX sessions_org ON sessions(org_id) WHERE org_id IS NOT NULL;
-ALTER TABLE messages ADD COLUMN raw_size INTEGER;
+ALTER TABLE messages ADD COLUMN org_note TEXT;
 ALTER TABLE threads ADD COLUMN org_id INTEGER REFERENCES orgs(id);
 INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO NOTHING;
 ";
@@ -2257,6 +2257,9 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
                 now,
                 std::time::Duration::from_secs(5),
             )
+            .unwrap();
+        source
+            .record_failed_attempt("maildir:1.poison", "unreadable")
             .unwrap();
 
         let mut pg = testing::postgres_store();
