@@ -484,6 +484,11 @@ async fn drain_maildir(
         let base = name.split(":2,").next().unwrap_or(name);
         let target = dir.join("cur").join(format!("{base}:2,S"));
         if let Err(e) = std::fs::rename(&path, &target) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // Another instance watching this folder stored it too (a duplicate) and moved it.
+                tracing::debug!(file = %path.display(), "Maildir: already moved by another process");
+                continue;
+            }
             tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
         }
         tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");

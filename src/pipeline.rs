@@ -201,6 +201,7 @@ impl Pipeline {
         raw: Vec<u8>,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().process_owned(raw, source)
     }
 
@@ -210,6 +211,7 @@ impl Pipeline {
         partial: &Partial,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
+        self.refresh_keys()?;
         self.by_ref().process_partial(partial, source)
     }
 

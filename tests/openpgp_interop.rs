@@ -1040,10 +1040,21 @@ fn decompression_bomb_is_too_large() {
          --e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
          --e\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--e--\r\n"
     );
-    assert!(matches!(
-        open(&message(VENDOR, "x", &entity), &fixture().keyring),
-        Err(OpenError::TooLarge)
-    ));
+    // 80 MiB of plaintext from a message under 2 MiB, against a 16 MiB decoded limit (the
+    // default, 256 MiB, is the same check at another size).
+    let limits = casegate::limits::Limits {
+        max_decoded_bytes: 16 << 20,
+        ..Default::default()
+    };
+    let raw = message(VENDOR, "x", &entity);
+    match casegate::open::open_with(&raw, &fixture().keyring, &limits) {
+        Err(OpenError::TooLarge) => {}
+        Err(e) => panic!("a decompression bomb must be too large, not {e}"),
+        Ok(o) => panic!(
+            "a decompression bomb was opened ({} bytes of plaintext)",
+            o.inner.map_or(0, |i| i.len())
+        ),
+    }
 }
 
 #[test]

@@ -385,3 +385,92 @@ fn two_instances_share_one_database_through_kills_and_an_outage() {
         i.stop();
     }
 }
+
+/// Two instances on one host watching one Maildir drop folder (a setup the deploy example does
+/// not need, but nothing stops): each file is stored once and moved to `cur/` once, whichever
+/// instance read it first, also when one instance is killed between its commit and the move.
+#[test]
+fn two_instances_share_one_maildir_without_duplicates_or_loss() {
+    const FILES: usize = 150;
+    let pg = PgServer::shared();
+    let database = pg.create_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("coordinator.key");
+    let maildir = tmp.path().join("Maildir");
+    let cfg = format!(
+        "[coordinator]\naddress = \"{CERT}\"\nreporting_address = \"{CERT}\"\nkey_file = \"{key}\"\n\n\
+         [store]\nurl = \"{url}\"\npassword_file = \"{pw}\"\ntls = \"require\"\nca_file = \"{ca}\"\n\n\
+         [maildir]\nenabled = true\npath = \"{md}\"\npoll_interval_ms = 100\n",
+        key = key.display(),
+        url = pg.url(&database),
+        pw = pg.password_file.display(),
+        ca = pg.ca_cert.display(),
+        md = maildir.display(),
+    );
+    let mut instances: Vec<Instance> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let dir = tmp.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("casegate.toml"), &cfg).unwrap();
+            Instance {
+                log: tmp.path().join(format!("{name}.log")),
+                dir,
+                child: None,
+            }
+        })
+        .collect();
+    support::cli::casegate(
+        &instances[0].dir,
+        &["--config", "casegate.toml", "--data-dir", "data", "init"],
+    );
+    for i in &mut instances {
+        i.start();
+    }
+    for sub in ["tmp", "new", "cur"] {
+        assert!(
+            wait_until(30, || maildir.join(sub).is_dir()),
+            "serve made no Maildir\n{}",
+            instances[0].tail()
+        );
+    }
+    // Delivered as an MTA does (written in tmp/, renamed into new/), while instance a is
+    // killed and restarted now and then.
+    let messages: Vec<Vec<u8>> = (0..FILES).map(|i| test_message("md", i)).collect();
+    for (i, m) in messages.iter().enumerate() {
+        let name = format!("{i}.drop.localhost");
+        std::fs::write(maildir.join("tmp").join(&name), m).unwrap();
+        std::fs::rename(
+            maildir.join("tmp").join(&name),
+            maildir.join("new").join(&name),
+        )
+        .unwrap();
+        if i % 50 == 25 {
+            std::thread::sleep(Duration::from_millis(150));
+            instances[0].kill();
+            instances[0].start();
+        }
+    }
+    let count = |sub: &str| std::fs::read_dir(maildir.join(sub)).unwrap().count();
+    assert!(
+        wait_until(120, || count("new") == 0 && count("cur") == FILES),
+        "new/ {} cur/ {}\n{}\n{}",
+        count("new"),
+        count("cur"),
+        instances[0].tail(),
+        instances[1].tail()
+    );
+    assert!(instances[1].running(), "{}", instances[1].tail());
+    for i in &mut instances {
+        i.stop();
+    }
+    let mut expected: Vec<String> = messages.iter().map(|m| sha256_hex(m)).collect();
+    expected.sort();
+    assert_eq!(
+        stored_hashes(pg, &database),
+        expected,
+        "each file stored once"
+    );
+    assert_eq!(count("new"), 0);
+    assert_eq!(count("cur"), FILES, "each file moved once");
+}
