@@ -2079,6 +2079,26 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
         }
     }
 
+    /// Failed tries of a message are counted durably per source (shared by instances on
+    /// PostgreSQL) and cleared by the commit that stores it.
+    #[test]
+    fn inbound_attempts_are_counted_then_cleared_by_the_commit() {
+        for_each_backend(|mut s| {
+            let source = MessageSource::Maildir("/m/new/1.x:2,".into());
+            let key = source.attempt_key().unwrap();
+            assert_eq!(s.attempts(&key).unwrap(), (0, None));
+            assert_eq!(s.begin_attempt(&key).unwrap(), (1, None));
+            assert_eq!(s.record_failed_attempt(&key, "unreadable").unwrap(), 2);
+            assert_eq!(
+                s.begin_attempt(&key).unwrap(),
+                (3, Some("unreadable".to_string()))
+            );
+            let m = NewMessage::inbound(b"raw", source, Utc::now(), Disposition::Quarantine);
+            s.commit_message(&m).unwrap();
+            assert_eq!(s.attempts(&key).unwrap(), (0, None));
+        });
+    }
+
     #[test]
     fn keys_keep_the_order_they_were_bound_in() {
         for_each_backend(|mut s| {
