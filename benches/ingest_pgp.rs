@@ -144,6 +144,10 @@ fn main() {
             limits: casegate::limits::Limits::default(),
             ack_limit_per_sender_per_day: 3,
             outbox: Default::default(),
+            sender_check: std::sync::Arc::new(casegate::trust::SenderCheck::new(
+                &Default::default(),
+            )),
+            require_authenticated_participants: false,
         },
     );
     let t = Instant::now();

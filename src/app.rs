@@ -83,7 +83,8 @@ pub fn postgres_target(settings: &Settings, url: &str) -> Result<PgTarget, AppEr
     let tls = match store.tls {
         StoreTls::None => None,
         StoreTls::Require => Some(
-            crate::imap::connection::client_config(store.ca_file.as_deref())
+            crate::tls::ServerTrust::new(store.ca_file.as_deref(), crate::tls::Pins::default())
+                .and_then(|t| t.client_config())
                 .map_err(|e| AppError::Other(format!("[store] TLS to the database: {e}")))?,
         ),
     };
@@ -111,7 +112,8 @@ pub fn coordinator_key(settings: &Settings) -> Result<Option<Cert>, AppError> {
 /// Participants' certificates as stored, plus the coordinator's key.
 pub fn load_keyring(settings: &Settings, store: &Store) -> Result<Keyring, AppError> {
     let coordinator = coordinator_key(settings)?;
-    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?))
+    Ok(Keyring::new(coordinator, keyring::stored_certs(store)?)
+        .with_held(keyring::held_key_changes(store)?))
 }
 
 /// A pipeline over the configured store and keyring. It follows the store's keys: what

@@ -191,8 +191,12 @@ async fn check_imap(account: &ImapConfig) -> Finding {
         Ok(r) => Finding::ok(
             name,
             format!(
-                "{}: logged in; {}",
+                "{}: logged in{}; {}",
                 r.server,
+                r.certificate_sha256
+                    .as_deref()
+                    .map(|f| format!(" (certificate SHA-256 {f})"))
+                    .unwrap_or_default(),
                 r.mailboxes
                     .iter()
                     .map(|(m, n)| format!("{m} ({n} messages)"))
@@ -209,8 +213,30 @@ async fn check_smtp(smtp: &SmtpConfig) -> Finding {
         return Finding::fail("smtp", e.to_string());
     }
     let timeout = Duration::from_secs(smtp.timeout_secs.clamp(1, 30));
-    match tcp_reachable(&smtp.host, smtp.port, timeout).await {
-        Ok(()) => Finding::ok("smtp", format!("{}:{} reachable", smtp.host, smtp.port)),
-        Err(e) => Finding::fail("smtp", e),
+    if let Err(e) = tcp_reachable(&smtp.host, smtp.port, timeout).await {
+        return Finding::fail("smtp", e);
+    }
+    if smtp.tls == crate::config::TlsMode::None {
+        return Finding::ok(
+            "smtp",
+            format!("{}:{} reachable (no TLS)", smtp.host, smtp.port),
+        );
+    }
+    match crate::outbox::send::probe_tls(smtp).await {
+        Ok(probe) => {
+            let cert = probe
+                .certificate_sha256
+                .as_deref()
+                .map(|f| format!("certificate SHA-256 {f}"))
+                .unwrap_or_else(|| "no certificate".into());
+            match probe.trusted {
+                Ok(how) => Finding::ok(
+                    "smtp",
+                    format!("{}:{} reachable, TLS {cert} ({how})", smtp.host, smtp.port),
+                ),
+                Err(why) => Finding::fail("smtp", format!("TLS {cert}: {why}")),
+            }
+        }
+        Err(e) => Finding::fail("smtp", format!("{}:{}: {e}", smtp.host, smtp.port)),
     }
 }

@@ -40,6 +40,10 @@ pub struct Config {
     pub outbox: OutboxConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub authentication: AuthenticationConfig,
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// What one inbound message may cost; `max_message_bytes` comes from `[policy]`: use
     /// [`Config::limits`].
     #[serde(default)]
@@ -166,6 +170,8 @@ pub struct ImapConfig {
     pub tls: TlsMode,
     /// Trust this CA (PEM) in addition to the system roots.
     pub ca_file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub pin: CertPinConfig,
     pub username: String,
     #[serde(flatten)]
     pub password: PasswordSource,
@@ -227,6 +233,8 @@ pub struct SmtpConfig {
     #[serde(default = "default_smtp_tls")]
     pub tls: TlsMode,
     pub ca_file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub pin: CertPinConfig,
     pub username: Option<String>,
     #[serde(flatten)]
     pub password: PasswordSource,
@@ -239,6 +247,46 @@ fn default_smtp_port() -> u16 {
 }
 fn default_smtp_tls() -> TlsMode {
     TlsMode::Starttls
+}
+
+/// A mail server's own certificate, trusted for that server only, whoever signed it (a
+/// self-signed `openssl req -x509` certificate is its own CA, which rustls refuses as a server
+/// certificate even in `ca_file`). Any other certificate the server presents is checked as
+/// usual: system roots, `ca_file`, host name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPinConfig {
+    /// SHA-256 of the certificate (DER), hex, colons optional: what `casegate check` prints.
+    /// One value or a list (the old and the new one while a certificate is replaced).
+    #[serde(default)]
+    pub tls_cert_sha256: OneOrMany,
+    /// A PEM (or DER) file holding exactly the server's certificate(s).
+    pub tls_cert_file: Option<PathBuf>,
+}
+
+impl CertPinConfig {
+    pub fn is_empty(&self) -> bool {
+        self.tls_cert_sha256.0.is_empty() && self.tls_cert_file.is_none()
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(OneOrMany(match Either::deserialize(d)? {
+            Either::One(s) => vec![s],
+            Either::Many(v) => v,
+        }))
+    }
 }
 
 /// Where a password comes from. Only files and environment variables: the command line is
@@ -388,6 +436,11 @@ pub struct PolicyConfig {
     /// quarantined (see [`crate::limits::Limits`]).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// Mail from a participant's address that neither carries a good OpenPGP signature bound
+    /// to that participant nor passes sender authentication waits in triage (instead of being
+    /// routed with the flag `unauthenticated-sender`).
+    #[serde(default)]
+    pub require_authenticated_participants: bool,
 }
 
 impl Default for PolicyConfig {
@@ -396,6 +449,7 @@ impl Default for PolicyConfig {
             require_signed_vendor_statements: false,
             ack_limit_per_sender_per_day: default_ack_limit(),
             max_message_bytes: default_max_message_bytes(),
+            require_authenticated_participants: false,
         }
     }
 }
@@ -405,6 +459,110 @@ fn default_ack_limit() -> u32 {
 }
 fn default_max_message_bytes() -> u64 {
     crate::limits::DEFAULT_MAX_MESSAGE_BYTES
+}
+
+/// Where the sender authentication verdict of inbound mail comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthenticationSource {
+    /// Not checked: every message's verdict is `none`.
+    #[default]
+    Off,
+    /// casegate checks DKIM and DMARC itself (DNS from `dns_servers` or the system).
+    Dkim,
+    /// The `Authentication-Results` header the coordinator's own MTA added, named by
+    /// `trusted_authserv_id`.
+    AuthenticationResults,
+}
+
+/// `[authentication]`: who vouches for the From address of mail without an OpenPGP signature.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationConfig {
+    #[serde(default)]
+    pub source: AuthenticationSource,
+    /// The authserv-id the coordinator's MTA writes into its Authentication-Results header
+    /// (usually its host name). Required for `source = "authentication-results"`.
+    pub trusted_authserv_id: Option<String>,
+    /// Resolvers to ask, `IP` or `IP:PORT` (default: the system's, /etc/resolv.conf).
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    /// Bound on one DNS question.
+    #[serde(default = "default_dns_timeout_secs")]
+    pub dns_timeout_secs: u64,
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            source: AuthenticationSource::Off,
+            trusted_authserv_id: None,
+            dns_servers: Vec::new(),
+            dns_timeout_secs: default_dns_timeout_secs(),
+        }
+    }
+}
+
+fn default_dns_timeout_secs() -> u64 {
+    5
+}
+
+/// `[keys]`: participants' keys over time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// `serve` logs, once a day, the keys (participants' and the coordinator's) that expire
+    /// within this many days.
+    #[serde(default = "default_expiry_warning_days")]
+    pub expiry_warning_days: u32,
+    /// `serve` looks every contact's key up by WKD once a day.
+    #[serde(default)]
+    pub refresh_daily: bool,
+    #[serde(default)]
+    pub wkd: WkdConfig,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            expiry_warning_days: default_expiry_warning_days(),
+            refresh_daily: false,
+            wkd: WkdConfig::default(),
+        }
+    }
+}
+
+fn default_expiry_warning_days() -> u32 {
+    30
+}
+
+/// `[keys.wkd]`: Web Key Directory lookups (HTTPS; certificates checked as for IMAP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WkdConfig {
+    /// Trust this CA (PEM) in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Bound on each network step of one lookup.
+    #[serde(default = "default_wkd_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Connect to this address instead of what DNS says for a host (`"host" = "IP:PORT"`);
+    /// the certificate is still checked for the host's own name. For tests and split DNS.
+    #[serde(default)]
+    pub resolve: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for WkdConfig {
+    fn default() -> Self {
+        WkdConfig {
+            ca_file: None,
+            timeout_secs: default_wkd_timeout_secs(),
+            resolve: Default::default(),
+        }
+    }
+}
+
+fn default_wkd_timeout_secs() -> u64 {
+    20
 }
 
 /// The configuration together with where its files live.
@@ -534,6 +692,27 @@ impl Config {
                 "[store] lease_secs = {} is out of range; use 4 to 3600 (default 20)",
                 self.store.lease_secs
             )));
+        }
+        if self.authentication.source == AuthenticationSource::AuthenticationResults
+            && self
+                .authentication
+                .trusted_authserv_id
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "[authentication] source = \"authentication-results\" needs trusted_authserv_id: the authserv-id your MTA writes (usually its host name)".into(),
+            ));
+        }
+        for server in &self.authentication.dns_servers {
+            crate::trust::dns_server_address(server).map_err(ConfigError::Invalid)?;
+        }
+        for (host, to) in &self.keys.wkd.resolve {
+            to.parse::<std::net::SocketAddr>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "[keys.wkd] resolve: {host:?} = {to:?} is not IP:PORT"
+                ))
+            })?;
         }
         for imap in &self.imap {
             if imap.mailboxes.is_empty() {

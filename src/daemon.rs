@@ -301,6 +301,7 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     if let Location::Sqlite(path) = &location {
         tasks.spawn(checkpoint_now_and_then(path.clone(), stop_rx.clone()));
     }
+    tasks.spawn(keys_daily(settings.clone(), stop_rx.clone()));
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {
@@ -402,6 +403,59 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "store WAL checkpoint failed; will retry"),
             Err(e) => tracing::warn!(error = %e, "store WAL checkpoint task failed; will retry"),
+        }
+    }
+}
+
+/// How often the daemon looks at keys over time.
+const KEYS_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// At start and once a day: one log line naming the keys (the coordinator's and those bound
+/// to contacts) that expire within `[keys] expiry_warning_days`, and, when `[keys]
+/// refresh_daily` is on, a WKD lookup of every contact (a different key waits for review).
+async fn keys_daily(settings: Settings, mut stop: watch::Receiver<bool>) {
+    loop {
+        let s = settings.clone();
+        let done = tokio::task::spawn_blocking(move || keys_once(s)).await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "daily key check failed; tries again tomorrow");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(KEYS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn keys_once(settings: Settings) {
+    let days = settings.config.keys.expiry_warning_days;
+    let refresh = settings.config.keys.refresh_daily;
+    let daemon = crate::ops::Actor::named("daemon", false);
+    let mut cx = match crate::ops::Context::open(settings) {
+        Ok(cx) => cx,
+        Err(e) => {
+            tracing::warn!(error = %e, "daily key check: cannot open the store");
+            return;
+        }
+    };
+    match crate::ops::keys::expiring(&mut cx, &daemon, days) {
+        Ok(list) => match crate::trust::keys::expiry_log_line(&list, days) {
+            Some(line) => {
+                tracing::warn!("{line}; ask for new keys (`casegate key list --expiring {days}`)")
+            }
+            None => tracing::info!("no key expires within {days} days"),
+        },
+        Err(e) => tracing::warn!(error = %e, "daily key check failed"),
+    }
+    if refresh {
+        match crate::ops::keys::refresh(&mut cx, &daemon, None) {
+            Ok(results) => {
+                for r in results.iter().filter(|r| r.outcome != "unchanged") {
+                    tracing::info!(address = %r.address, outcome = r.outcome, detail = %r.detail, "WKD refresh");
+                }
+                tracing::info!(looked_up = results.len(), "daily WKD refresh done");
+            }
+            Err(e) => tracing::warn!(error = %e, "daily WKD refresh failed"),
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum KeyringError {
 pub struct Keyring {
     coordinator: Option<Cert>,
     certs: HashMap<String, Cert>,
+    /// (address, primary fingerprint) of key changes not accepted yet: such a key's signatures
+    /// on mail from that address are `unknown-key`.
+    held: std::collections::HashSet<(String, String)>,
 }
 
 impl Keyring {
@@ -74,7 +77,25 @@ impl Keyring {
                 (c.fingerprint().to_hex(), c)
             })
             .collect();
-        Keyring { coordinator, certs }
+        Keyring {
+            coordinator,
+            certs,
+            held: Default::default(),
+        }
+    }
+
+    /// The keyring with the key changes not accepted yet (see [`held_key_changes`]).
+    pub fn with_held(mut self, held: std::collections::HashSet<(String, String)>) -> Keyring {
+        self.held = held;
+        self
+    }
+
+    /// Whether `fingerprint` is a key change for `address` that no analyst accepted yet.
+    pub fn is_held(&self, address: &str, fingerprint: &str) -> bool {
+        self.held.contains(&(
+            address.trim().to_ascii_lowercase(),
+            normalize_fingerprint(fingerprint),
+        ))
     }
 
     /// The coordinator's key (with secret parts when loaded from the key file).
@@ -267,6 +288,17 @@ pub fn stored_certs(store: &Store) -> Result<Vec<Cert>, StoreError> {
     Ok(certs)
 }
 
+/// (address, fingerprint) of every key change not accepted yet (pending or offered).
+pub fn held_key_changes(
+    store: &Store,
+) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+    Ok(store
+        .key_changes(true)?
+        .into_iter()
+        .map(|c| (c.address, normalize_fingerprint(&c.fingerprint)))
+        .collect())
+}
+
 /// The binary public certificate: what the store keeps.
 pub fn public_bytes(cert: &Cert) -> Vec<u8> {
     // Serializing a `Cert` (not `as_tsk()`) never writes secret key material.
@@ -304,6 +336,9 @@ pub struct CertSummary {
     pub revoked: bool,
     /// Creation time of the primary key, RFC 3339 UTC.
     pub created: String,
+    /// When mail can no longer be encrypted to it (its own expiry, or that of its last
+    /// encryption subkey), RFC 3339 UTC; `None`: never.
+    pub expires: Option<String>,
 }
 
 /// Summarizes a certificate as of now under the standard policy.
@@ -327,6 +362,7 @@ pub fn summarize(cert: &Cert) -> CertSummary {
         cert.revocation_status(&policy, None),
         RevocationStatus::Revoked(_)
     );
+    let expires = expiry(cert).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let (expired, can_encrypt, can_sign) = match cert.with_policy(&policy, None) {
         Ok(vc) => {
             let expired = vc.alive().is_err();
@@ -353,7 +389,76 @@ pub fn summarize(cert: &Cert) -> CertSummary {
         expired,
         revoked,
         created: created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires,
     }
+}
+
+/// When mail can no longer be encrypted to `cert`, under the bindings valid now: the earlier
+/// of the certificate's own expiry and the latest expiry of its encryption subkeys (`None`:
+/// never). A certificate without any encryption key expires with its primary key.
+pub fn expiry(cert: &Cert) -> Option<DateTime<Utc>> {
+    let policy = StandardPolicy::new();
+    let vc = cert.with_policy(&policy, None).ok()?;
+    let primary = vc.primary_key().key_expiration_time();
+    let mut encryption: Vec<Option<std::time::SystemTime>> = vc
+        .keys()
+        .subkeys()
+        .revoked(false)
+        .filter(|k| k.for_transport_encryption() || k.for_storage_encryption())
+        .map(|k| k.key_expiration_time())
+        .collect();
+    if vc.primary_key().for_transport_encryption() || vc.primary_key().for_storage_encryption() {
+        encryption.push(primary);
+    }
+    // Without an encryption key the certificate's own expiry is all there is.
+    if encryption.is_empty() {
+        return primary.map(DateTime::<Utc>::from);
+    }
+    // The latest encryption key counts; one that never expires means never.
+    let last = if encryption.iter().any(Option::is_none) {
+        None
+    } else {
+        encryption.into_iter().flatten().max()
+    };
+    // The earlier of the two, `None` being "never".
+    let at = match (primary, last) {
+        (Some(p), Some(e)) => Some(p.min(e)),
+        (p, e) => p.or(e),
+    };
+    at.map(DateTime::<Utc>::from)
+}
+
+/// Whether a key of `old` certified `new`'s user ID for `address` (a third-party
+/// certification that verifies and is alive now), and `old` is not revoked: the holder of the
+/// old key vouches for the new one, so it replaces it without review.
+pub fn certifies(old: &Cert, new: &Cert, address: &str) -> bool {
+    let policy = StandardPolicy::new();
+    if matches!(
+        old.revocation_status(&policy, None),
+        RevocationStatus::Revoked(_)
+    ) {
+        return false;
+    }
+    let address = address.trim().to_ascii_lowercase();
+    let signers: Vec<_> = old.keys().map(|k| k.key().clone()).collect();
+    let now = std::time::SystemTime::now();
+    new.userids()
+        .filter(|ua| {
+            ua.userid()
+                .email()
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&address))
+        })
+        .any(|ua| {
+            ua.certifications().any(|sig| {
+                sig.signature_alive(now, std::time::Duration::ZERO).is_ok()
+                    && signers.iter().any(|k| {
+                        sig.verify_userid_binding(k, new.primary_key().key(), ua.userid())
+                            .is_ok()
+                    })
+            })
+        })
 }
 
 /// Whether mail may be encrypted to this certificate now. `Err` carries the reason that

@@ -22,7 +22,9 @@ pub mod pipeline;
 pub mod route;
 pub mod signature_cache;
 pub mod store;
+pub mod tls;
 pub mod tracking;
+pub mod trust;
 pub mod verdict;
 
 /// Turns off backtraces for library errors unless `RUST_LIB_BACKTRACE` asks for them.

@@ -276,10 +276,41 @@ enum KeyCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Known certificates.
-    List(JsonFlag),
+    /// Known certificates, with their expiry and the contacts they are bound to.
+    List {
+        /// Only the coordinator's key and contacts' keys that expire within DAYS (or have).
+        #[arg(long, value_name = "DAYS")]
+        expiring: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print an armored public certificate (default: the coordinator's).
     Export { fingerprint: Option<String> },
+    /// Key changes waiting for review (copies to the address are held until accepted) and
+    /// Autocrypt keys offered by participants.
+    Changes {
+        /// Accepted ones too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept FINGERPRINT as ADDRESS's key: bound to the address's contacts, used from now on;
+    /// copies held for the change go out.
+    Accept {
+        address: String,
+        fingerprint: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look contacts' keys up by WKD (one address, an organisation's contacts, or all) and
+    /// merge what is found; a different key waits for `key accept`.
+    Refresh {
+        #[arg(value_name = "ORG|ADDRESS")]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -646,9 +677,128 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             for r in &done.released {
                 eprintln!("released held copy: {r}");
             }
+            for c in &done.key_changes {
+                eprintln!(
+                    "warning: {} already has another key; {} waits for review (copies to {} are held): `casegate key accept {} {}`",
+                    c.address, c.fingerprint, c.address, c.address, c.fingerprint
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Key(KeyCmd::List(f)) => cmd_key_list(cx, me, f.json),
+        Command::Key(KeyCmd::List { expiring, json }) => match expiring {
+            None => cmd_key_list(cx, me, json),
+            Some(days) => {
+                for e in ops::keys::expiring(cx, me, days)? {
+                    if json {
+                        print_json(&e)?;
+                    } else {
+                        println!(
+                            "{} {:<11} {} {} ({} days)  {}",
+                            e.cert.fingerprint,
+                            e.owner,
+                            if e.days_left < 0 {
+                                "expired"
+                            } else {
+                                "expires"
+                            },
+                            e.cert.expires.as_deref().unwrap_or("-"),
+                            e.days_left,
+                            terminal(&if e.contacts.is_empty() {
+                                e.cert.user_ids.join(", ")
+                            } else {
+                                e.contacts.join(", ")
+                            })
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Command::Key(KeyCmd::Changes { all, json }) => {
+            for c in ops::keys::changes(cx, me, all)? {
+                if json {
+                    print_json(&c)?;
+                } else {
+                    let ch = &c.change;
+                    println!(
+                        "{} {} {:<8} from {} on {}; was {}{}",
+                        ch.address,
+                        ch.fingerprint,
+                        ch.status,
+                        ch.source,
+                        ch.detected_at,
+                        if ch.previous.is_empty() {
+                            "no key".to_string()
+                        } else {
+                            ch.previous.join(", ")
+                        },
+                        c.key
+                            .as_ref()
+                            .map(|k| format!(
+                                "\n    new key: {}{}",
+                                terminal(&k.user_ids.join(", ")),
+                                k.expires
+                                    .as_deref()
+                                    .map(|e| format!(", expires {e}"))
+                                    .unwrap_or_default()
+                            ))
+                            .unwrap_or_default()
+                    );
+                    if ch.status != "accepted" {
+                        println!(
+                            "    accept: casegate key accept {} {}",
+                            ch.address, ch.fingerprint
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCmd::Accept {
+            address,
+            fingerprint,
+            json,
+        }) => {
+            let done = ops::keys::accept(cx, me, &address, &fingerprint)?;
+            if json {
+                print_json(&done)?;
+            } else {
+                println!(
+                    "{} is now the key of {}",
+                    done.change.fingerprint, done.change.address
+                );
+            }
+            for r in &done.released {
+                eprintln!("released held copy: {r}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCmd::Refresh { target, json }) => {
+            let results = ops::keys::refresh(cx, me, target.as_deref())?;
+            let mut failed = false;
+            for r in &results {
+                failed |= r.outcome == "error";
+                if json {
+                    print_json(r)?;
+                } else {
+                    println!(
+                        "{}: {}{} — {}",
+                        r.address,
+                        r.outcome,
+                        r.fingerprint
+                            .as_deref()
+                            .map(|f| format!(" {f}"))
+                            .unwrap_or_default(),
+                        terminal(&r.detail)
+                    );
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Key(KeyCmd::Export { fingerprint }) => {
             print!(
                 "{}",
@@ -1158,9 +1308,27 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
         let keys = if c.key_fingerprints.is_empty() {
             "no key".to_string()
         } else {
-            c.key_fingerprints.join(", ")
+            c.key_fingerprints
+                .iter()
+                .map(|f| match v.keys.get(f) {
+                    Some(k) if k.revoked => format!("{f} revoked"),
+                    Some(k) => format!(
+                        "{f} {} {}",
+                        if k.expired { "expired" } else { "expires" },
+                        k.expires.as_deref().unwrap_or("never")
+                    ),
+                    None => format!("{f} not imported"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         println!("  {:<20} {:<9} {}  ({keys})", c.org, c.role, c.address);
+    }
+    for k in &v.key_changes {
+        println!(
+            "  key change for {} not accepted yet: {} ({}, {}); `casegate key accept {} {}`",
+            k.address, k.fingerprint, k.source, k.status, k.address, k.fingerprint
+        );
     }
     println!("messages (read one with `casegate read ID`):");
     for m in &v.messages {
@@ -1186,6 +1354,21 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
             && m.signature != "none"
         {
             println!("      signature: {}", terminal(r));
+        }
+        if m.direction == "in" {
+            println!(
+                "      sender authentication: {}{}{}",
+                m.sender_auth,
+                m.sender_auth_detail
+                    .as_deref()
+                    .map(|d| format!(" ({})", terminal(d)))
+                    .unwrap_or_default(),
+                if m.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  flags: {}", terminal(&m.flags))
+                }
+            );
         }
     }
     if !v.outbox.is_empty() {
@@ -1241,16 +1424,31 @@ fn cmd_key_list(cx: &mut Context, me: &Actor, json: bool) -> anyhow::Result<Exit
             if !s.can_encrypt {
                 state.push("no encryption key");
             }
+            let pending = if k.pending_for.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  key change for {} not accepted yet",
+                    k.pending_for.join(", ")
+                )
+            };
             println!(
-                "{} {:<11} {}{}",
+                "{} {:<11} {}  expires {}{}{}{}",
                 s.fingerprint,
                 k.owner,
                 terminal(&s.user_ids.join(", ")),
+                s.expires.as_deref().unwrap_or("never"),
+                if k.contacts.is_empty() {
+                    String::new()
+                } else {
+                    format!("  bound to {}", k.contacts.join(", "))
+                },
                 if state.is_empty() {
                     String::new()
                 } else {
                     format!("  [{}]", state.join(", "))
-                }
+                },
+                pending
             );
         }
     }
@@ -1414,6 +1612,17 @@ fn print_message(v: &ops::messages::MessageView) {
             .map(|r| format!(" — {}", terminal(r)))
             .unwrap_or_default()
     );
+    println!(
+        "sender authentication: {}{}",
+        d.sender_auth,
+        d.sender_auth_detail
+            .as_deref()
+            .map(|r| format!(" — {}", terminal(r)))
+            .unwrap_or_default()
+    );
+    if !m.flags.is_empty() {
+        println!("flags: {}", terminal(&m.flags));
+    }
     for n in &v.notes {
         println!("  note: {}", terminal(n));
     }

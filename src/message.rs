@@ -580,6 +580,41 @@ pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
 /// Keys taken from one message (attachments and Autocrypt headers each).
 pub const MAX_OFFERED_KEYS: usize = 8;
 
+/// The key data of the `Autocrypt` headers (of the top-level header block) whose `addr=` is
+/// `from` — what a participant's mail client announces as its key.
+pub fn autocrypt_keys(raw: &[u8], from: &str) -> Vec<Vec<u8>> {
+    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for value in msg.header_values("Autocrypt").take(MAX_OFFERED_KEYS) {
+        let Some(text) = value.as_text() else {
+            continue;
+        };
+        let mut addr = None;
+        let mut data = None;
+        for kv in text.split(';') {
+            let kv = kv.trim();
+            if let Some(a) = kv.strip_prefix("addr=") {
+                addr = Some(a.trim());
+            } else if let Some(d) = kv.strip_prefix("keydata=") {
+                data = Some(d);
+            }
+        }
+        if !addr.is_some_and(|a| a.eq_ignore_ascii_case(from.trim())) {
+            continue;
+        }
+        if let Some(data) = data {
+            let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+            use base64::Engine;
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact) {
+                keys.push(bytes);
+            }
+        }
+    }
+    keys
+}
+
 fn clean_subject(s: &str) -> String {
     // Folding is removed by the parser; stray control characters are not meaningful.
     s.chars()

@@ -45,6 +45,10 @@ pub struct Rules {
     /// New reports are acknowledged (at most this many per sender per UTC day).
     pub ack_limit_per_sender_per_day: u32,
     pub outbox: crate::config::OutboxConfig,
+    /// Where sender authentication verdicts come from (`[authentication]`).
+    pub sender_check: std::sync::Arc<crate::trust::SenderCheck>,
+    /// `[policy] require_authenticated_participants`.
+    pub require_authenticated_participants: bool,
 }
 
 impl Rules {
@@ -56,6 +60,10 @@ impl Rules {
             limits: s.config.limits(),
             ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
             outbox: s.config.outbox.clone(),
+            sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
+                &s.config.authentication,
+            )),
+            require_authenticated_participants: s.config.policy.require_authenticated_participants,
         }
     }
 }
@@ -74,6 +82,9 @@ pub struct Outcome {
     pub signature: &'static str,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication: `pass | fail | none | temperror`.
+    pub sender_auth: &'static str,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -137,7 +148,8 @@ impl Pipeline {
     ) -> Result<Pipeline, StoreError> {
         // Read before the certificates: a change in between is seen at the next message.
         let keys_generation = Some(store.keys_generation()?);
-        let keyring = Keyring::new(coordinator, crate::keyring::stored_certs(&store)?);
+        let keyring = Keyring::new(coordinator, crate::keyring::stored_certs(&store)?)
+            .with_held(crate::keyring::held_key_changes(&store)?);
         Ok(Pipeline {
             store,
             keyring,
@@ -153,7 +165,8 @@ impl Pipeline {
         let now = self.store.keys_generation()?;
         if self.keys_generation != Some(now) {
             let certs = crate::keyring::stored_certs(&self.store)?;
-            self.keyring = Keyring::new(self.keyring.coordinator().cloned(), certs);
+            self.keyring = Keyring::new(self.keyring.coordinator().cloned(), certs)
+                .with_held(crate::keyring::held_key_changes(&self.store)?);
             self.keys_generation = Some(now);
             tracing::info!(
                 generation = now,
@@ -311,6 +324,7 @@ impl PipelineRef<'_> {
         if !committed.duplicate {
             outcome.acknowledgment =
                 self.acknowledge_new_report(&eval.message, &outcome, raw, eval.inner.as_deref());
+            self.record_key_offers(&eval.message, raw, now);
         }
         tracing::info!(
             source = %outcome.source,
@@ -565,6 +579,18 @@ impl PipelineRef<'_> {
         Ok(outcome)
     }
 
+    /// Keys a known participant's mail client announces (Autocrypt) are recorded as offers:
+    /// listed by `key changes`, never used on their own (see `trust::keys`).
+    fn record_key_offers(&mut self, message: &NewMessage, raw: &[u8], now: DateTime<Utc>) {
+        let Some(from) = message.sender.as_deref() else {
+            return;
+        };
+        if !matches!(self.store.is_known_address(from), Ok(true)) {
+            return;
+        }
+        crate::trust::keys::record_autocrypt_offers(self.store, from, raw, now);
+    }
+
     /// A new report from a person is acknowledged right after its commit (the debt was
     /// recorded with it, so a failure here repeats later, never loses it).
     fn acknowledge_new_report(
@@ -624,6 +650,14 @@ impl PipelineRef<'_> {
         message.automatic = outer.automatic.is_some();
         outcome.message_id = outer.message_id.clone();
         outcome.automatic = message.automatic;
+
+        // Who vouches for the From address besides an OpenPGP signature: DKIM/DMARC or the
+        // coordinator's own MTA. One call, on the parsed headers and the bytes as received.
+        let sender_auth = self.rules.sender_check.authenticate(&outer, raw);
+        message.sender_auth = sender_auth.result.as_str().to_string();
+        message.sender_auth_detail = Some(sender_auth.detail.clone());
+        outcome.sender_auth = sender_auth.result.as_str();
+        outcome.sender_auth_detail = Some(sender_auth.detail.clone());
 
         // A delivery status notification is about a copy we sent, never a participant's word.
         if let Some(report) = crate::bounce::parse_bounce_with(raw, limits) {
@@ -697,7 +731,39 @@ impl PipelineRef<'_> {
                 key_fingerprints: c.key_fingerprints.clone(),
             })
             .collect();
-        let v = verdict::signature_verdict(&opened.signature, from.as_deref(), &thread_contacts);
+        let mut v =
+            verdict::signature_verdict(&opened.signature, from.as_deref(), &thread_contacts);
+        // A key change nobody accepted yet does not sign for the address.
+        let held_signer = match (&opened.signature, from.as_deref()) {
+            (SignatureFacts::Valid { cert, .. }, Some(f)) if self.keyring.is_held(f, cert) => {
+                Some(cert.clone())
+            }
+            _ => None,
+        };
+        if let (Some(cert), Some(f)) = (&held_signer, from.as_deref()) {
+            v = verdict::Verdict {
+                signature: SignatureVerdict::UnknownKey,
+                signer: None,
+                reason: format!(
+                    "signed by key {cert}, a key change for {f} not accepted yet (see `casegate key changes`)"
+                ),
+            };
+        }
+        // Signed by a key bound to the From address in any thread (for the sender policy).
+        let signed_by_participant = v.signature == SignatureVerdict::Good
+            || (held_signer.is_none()
+                && matches!(opened.signature, SignatureFacts::Valid { .. })
+                && match from.as_deref() {
+                    Some(f) => {
+                        let own = [ThreadContact {
+                            address: f.to_string(),
+                            key_fingerprints: self.store.address_keys(f)?,
+                        }];
+                        verdict::signature_verdict(&opened.signature, Some(f), &own).signature
+                            == SignatureVerdict::Good
+                    }
+                    None => false,
+                });
         if let SignatureFacts::Partial { reason } = &opened.signature {
             outcome.notes.push(format!("partly signed: {reason}"));
         }
@@ -774,6 +840,32 @@ impl PipelineRef<'_> {
             );
             flags.push("unsigned-statement");
             message.disposition = Disposition::Triage;
+        }
+        // Mail from a participant's address: is it the participant's?
+        let from_participant = match from.as_deref() {
+            Some(f) => self.store.is_known_address(f)?,
+            None => false,
+        };
+        match crate::trust::policy::decide(&crate::trust::policy::Facts {
+            from_participant,
+            signed_by_participant,
+            sender: &sender_auth,
+            require_authenticated: self.rules.require_authenticated_participants,
+        }) {
+            crate::trust::policy::Decision::Accept => {}
+            crate::trust::policy::Decision::Flag => {
+                flags.push(crate::trust::policy::UNAUTHENTICATED);
+                outcome.steps.push(format!(
+                    "from a participant's address without a good signature or sender authentication pass ({}): flagged",
+                    sender_auth.result
+                ));
+            }
+            crate::trust::policy::Decision::Triage(why) => {
+                flags.push(crate::trust::policy::UNAUTHENTICATED);
+                outcome.steps.push(why.clone());
+                reason = why;
+                message.disposition = Disposition::Triage;
+            }
         }
         if message.automatic {
             flags.push("automatic");
@@ -946,38 +1038,38 @@ impl PipelineRef<'_> {
             .thread(number)
             .map_err(|e| e.to_string())?
             .ok_or("the new report vanished")?;
-        // Trust on first use, for a reporter we have never seen: the key they sent with
-        // the report is the one we answer to.
+        // Trust on first use, for a reporter we have never seen: the key they sent with the
+        // report (or one imported earlier for the address) is the one we answer to. For an
+        // address that already has a key elsewhere, a different one waits for an analyst.
         let mut offered = message::offered_keys(raw, &self.rules.limits);
         if let Some(inner) = inner {
             offered.extend(message::offered_keys(inner, &self.rules.limits));
         }
-        for bytes in offered {
-            for cert in crate::keyring::parse_certs(&bytes).unwrap_or_default() {
-                let summary = crate::keyring::summarize(&cert);
-                if !summary
-                    .emails
-                    .iter()
-                    .any(|e| e.eq_ignore_ascii_case(&sender))
-                {
-                    continue;
-                }
-                // Merged with a copy already stored: an old copy never undoes a revocation.
-                crate::keyring::import_certs(self.store, vec![cert]).map_err(|e| e.to_string())?;
-                self.store
-                    .bind_contact_key(thread.id, &sender, &summary.fingerprint)
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        // A key imported earlier for this address counts too.
+        let mut certs: Vec<sequoia_openpgp::Cert> = offered
+            .iter()
+            .flat_map(|bytes| crate::keyring::parse_certs(bytes).unwrap_or_default())
+            .collect();
         for stored in self.store.certs().map_err(|e| e.to_string())? {
             if stored.user_ids.iter().any(|u| {
                 u.to_lowercase().contains(&format!("<{sender}>")) || u.eq_ignore_ascii_case(&sender)
-            }) {
-                self.store
-                    .bind_contact_key(thread.id, &sender, &stored.fingerprint)
-                    .map_err(|e| e.to_string())?;
+            }) && let Ok(c) = <sequoia_openpgp::Cert as sequoia_openpgp::parse::Parse<
+                '_,
+                sequoia_openpgp::Cert,
+            >>::from_bytes(&stored.public_cert)
+            {
+                certs.push(c);
             }
+        }
+        if !certs.is_empty() {
+            crate::trust::keys::offer(
+                self.store,
+                &sender,
+                &certs,
+                crate::trust::keys::Source::FirstUse,
+                crate::trust::keys::BindTo::Thread(thread.id),
+                Utc::now(),
+            )
+            .map_err(|e| e.to_string())?;
         }
         let reporter = self
             .store
@@ -1106,6 +1198,8 @@ fn blank_outcome(source: &MessageSource) -> Outcome {
         signature: "none",
         signer: None,
         signature_reason: None,
+        sender_auth: "none",
+        sender_auth_detail: None,
         automatic: false,
         notes: Vec::new(),
         acknowledgment: None,
@@ -1180,6 +1274,10 @@ mod tests {
                 limits,
                 ack_limit_per_sender_per_day: 3,
                 outbox: Default::default(),
+                sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
+                    &Default::default(),
+                )),
+                require_authenticated_participants: false,
             },
         )
     }

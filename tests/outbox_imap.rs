@@ -29,6 +29,7 @@ fn smtp(servers: &MailServers) -> SmtpConfig {
         port: servers.smtp_port,
         tls: TlsMode::Starttls,
         ca_file: Some(servers.ca_cert.clone()),
+        pin: Default::default(),
         username: Some(FROM.into()),
         password: PasswordSource {
             password_file: Some(servers.password_file.clone()),

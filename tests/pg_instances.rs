@@ -247,7 +247,11 @@ fn two_instances_share_one_database_through_kills_and_an_outage() {
     let target = PgTarget::new(
         &pg.url(&database),
         Some(&pg.password),
-        Some(casegate::imap::connection::client_config(Some(&pg.ca_cert)).unwrap()),
+        Some(
+            casegate::tls::ServerTrust::new(Some(&pg.ca_cert), casegate::tls::Pins::default())
+                .and_then(|t| t.client_config())
+                .unwrap(),
+        ),
     )
     .unwrap();
     let mut store = Store::open_postgres(&target).unwrap();

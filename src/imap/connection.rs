@@ -3,14 +3,13 @@
 //! `timeout_secs` so a server that hangs becomes an error, not a stuck daemon.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::{Client, Session};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -76,6 +75,8 @@ pub struct Server {
     password: PasswordSource,
     tls_mode: TlsMode,
     tls: Option<TlsConnector>,
+    /// What the server presented in the latest handshake (for errors and `check`).
+    seen: Option<crate::tls::Seen>,
     pub timeout: Duration,
     pub processed_folder: String,
     pub after_store: AfterStore,
@@ -125,10 +126,17 @@ impl Server {
             }
             Err(e) => return Err(bad(e.to_string())),
         }
-        let tls = match c.tls {
+        let trust = match c.tls {
             TlsMode::None => None,
-            TlsMode::Implicit | TlsMode::Starttls => Some(TlsConnector::from(Arc::new(
-                client_config(c.ca_file.as_deref()).map_err(bad)?,
+            TlsMode::Implicit | TlsMode::Starttls => {
+                let pins = crate::tls::Pins::from_config(&c.pin).map_err(bad)?;
+                Some(crate::tls::ServerTrust::new(c.ca_file.as_deref(), pins).map_err(bad)?)
+            }
+        };
+        let tls = match &trust {
+            None => None,
+            Some(t) => Some(TlsConnector::from(Arc::new(
+                t.client_config().map_err(bad)?,
             ))),
         };
         Ok(Server {
@@ -139,6 +147,7 @@ impl Server {
             password: c.password.clone(),
             tls_mode: c.tls,
             tls,
+            seen: trust.map(|t| t.seen()),
             timeout: Duration::from_secs(c.timeout_secs.max(1)),
             processed_folder: c.processed_folder.clone(),
             after_store: c.after_store,
@@ -276,8 +285,14 @@ impl Server {
             .map_err(|_| self.timed_out("TLS handshake"))?
             .map_err(|e| ImapError::Tls {
                 server,
-                message: describe_tls_error(&e),
+                message: describe_tls_error(&e, self.seen.as_ref()),
             })
+    }
+
+    /// The SHA-256 fingerprint of the certificate the server presented in the latest
+    /// handshake (what `tls_cert_sha256` pins).
+    pub fn seen_certificate(&self) -> Option<String> {
+        self.seen.as_ref().and_then(|s| s.fingerprint())
     }
 
     async fn greeting<T>(&self, client: &mut Client<T>) -> Result<(), ImapError>
@@ -324,56 +339,15 @@ impl async_imap::Authenticator for PlainAuth {
     }
 }
 
-/// A certificate problem says so plainly and says what to do; other errors pass through.
-fn describe_tls_error(e: &std::io::Error) -> String {
+/// A certificate problem says so plainly and says what to do (the CA, or the pin with the
+/// fingerprint the server presented); other errors pass through.
+fn describe_tls_error(e: &std::io::Error, seen: Option<&crate::tls::Seen>) -> String {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(cert)) => format!(
-            "the server's certificate is not trusted ({cert:?}); if it is signed by a private CA, set ca_file to that CA's PEM file"
-        ),
-        Some(other) => other.to_string(),
-        None => e.to_string(),
+    match (inner, seen) {
+        (Some(e), Some(seen)) => crate::tls::describe_cert_error(e, seen),
+        (Some(e), None) => e.to_string(),
+        (None, _) => e.to_string(),
     }
-}
-
-/// rustls with the ring provider (the project's only one), trusting the system roots plus the
-/// CA in `ca_file`.
-pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // A malformed system certificate is skipped; the rest still count.
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let mut added = 0;
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| {
-                format!(
-                    "ca_file {} holds an unusable certificate: {e}",
-                    path.display()
-                )
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "ca_file {} contains no PEM certificate",
-                path.display()
-            ));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
 }
 
 /// What [`check`] found: enough for `casegate check` to print one line.
@@ -384,6 +358,8 @@ pub struct CheckReport {
     pub capabilities: Vec<String>,
     /// Each configured mailbox with its message count.
     pub mailboxes: Vec<(String, u32)>,
+    /// SHA-256 of the certificate the server presented (TLS only): the value to pin.
+    pub certificate_sha256: Option<String>,
 }
 
 /// Connects once, logs in, examines every configured mailbox (read-only) and logs out: what
@@ -415,5 +391,6 @@ pub async fn check(account: &ImapConfig) -> Result<CheckReport, ImapError> {
         server: server.address(),
         capabilities,
         mailboxes,
+        certificate_sha256: server.seen_certificate(),
     })
 }

@@ -127,6 +127,10 @@ pub struct Verdicts {
     /// only parts: see `signature_reason` and `notes`), or `none`.
     pub signature_covers: &'static str,
     pub signature_reason: Option<String>,
+    /// Sender authentication (DKIM/DMARC, or the coordinator's MTA): `pass | fail | none |
+    /// temperror`, decided when the message arrived.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
 }
 
 /// The raw bytes of a message as text, for a person (quarantine): invalid UTF-8 replaced.
@@ -210,6 +214,8 @@ pub(crate) fn view(cx: &mut Context, record: MessageRecord) -> Result<MessageVie
             _ => "whole",
         },
         signature_reason: record.signature_reason.clone(),
+        sender_auth: record.sender_auth.clone(),
+        sender_auth_detail: record.sender_auth_detail.clone(),
     };
     let quarantined = record.outcome == "quarantine";
     let mut notes = Vec::new();

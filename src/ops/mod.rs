@@ -10,11 +10,12 @@
 //! transaction. A read-only actor is refused every change ([`OpsError::Forbidden`]).
 //!
 //! One module per concern: [`threads`], [`messages`] (read, attachments), [`ingest`],
-//! [`triage`], [`participants`] (and keys), [`notices`] (and the outbox), [`quarantine`],
-//! [`audit`], [`tokens`], [`setup`].
+//! [`triage`], [`participants`] (and keys), [`keys`] (expiry, key changes, WKD refresh),
+//! [`notices`] (and the outbox), [`quarantine`], [`audit`], [`tokens`], [`setup`].
 
 pub mod audit;
 pub mod ingest;
+pub mod keys;
 pub mod messages;
 pub mod notices;
 pub mod participants;

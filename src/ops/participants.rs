@@ -4,8 +4,9 @@ use super::notices::release_held;
 use super::{Actor, Context, OpsError, audit_record};
 use crate::keyring::{self, CertSummary};
 use crate::outbox::QueuedCopy;
-use crate::store::{Contact, Store};
+use crate::store::{Contact, KeyChange, Store};
 use crate::tracking::TrackingNumber;
+use crate::trust::keys::{self as key_life, BindTo, Offered, Source};
 
 /// The roles a participant can have.
 pub const ROLES: &[&str] = &["vendor", "reporter", "coordinator", "other"];
@@ -47,6 +48,9 @@ pub struct ContactAdded {
     /// Copies held for want of a key that this key let go out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub released: Vec<QueuedCopy>,
+    /// The address already had another key: this one waits for `key accept`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_change: Option<KeyChange>,
 }
 
 /// Adds a contact of organisation `org` to thread `n` (creating the participant), imports and
@@ -101,17 +105,35 @@ pub fn add(
         Some(chosen)
     });
     let fingerprint = chosen.map(|c| c.fingerprint);
-    let added = cx.store_mut().atomically(|s| {
+    let chosen_cert = certs.as_ref().and_then(|certs| {
+        certs
+            .iter()
+            .find(|c| Some(c.fingerprint().to_hex()) == fingerprint)
+            .cloned()
+    });
+    let (added, offered) = cx.store_mut().atomically(|s| {
         if let Some(certs) = &certs {
             store_certs(s, certs, &checks_before)?;
         }
-        let c = s.add_participant(
-            t.id,
-            org,
-            contact.role,
-            contact.email,
-            fingerprint.as_deref(),
-        )?;
+        s.add_participant(t.id, org, contact.role, contact.email, None)?;
+        // Bound now, unless the address already has another key: then it waits for review.
+        let offered = match &chosen_cert {
+            Some(cert) => key_life::offer_named(
+                s,
+                contact.email,
+                cert,
+                Source::ParticipantAdd,
+                BindTo::Thread(t.id),
+                chrono::Utc::now(),
+            )
+            .map_err(|e| OpsError::Internal(format!("cannot store the key: {e}")))?,
+            None => Vec::new(),
+        };
+        let c = s
+            .contacts(t.id)?
+            .into_iter()
+            .find(|c| c.address == email_l && c.org == org)
+            .ok_or_else(|| OpsError::Internal("the contact vanished".into()))?;
         s.record_audit(&audit_record(
             actor,
             "participant add",
@@ -122,15 +144,27 @@ pub fn add(
                 c.org,
                 c.role,
                 c.address,
-                fingerprint
-                    .as_deref()
-                    .map(|f| format!(" key {f}"))
-                    .unwrap_or_default()
+                offered
+                    .iter()
+                    .map(describe_offer)
+                    .map(|d| format!("; {d}"))
+                    .collect::<String>()
             ),
         ))?;
-        Ok::<_, OpsError>(c)
+        Ok::<_, OpsError>((c, offered))
     })?;
-    let released = if fingerprint.is_some() {
+    let key_change = offered.iter().find_map(|o| match o {
+        Offered::Held { change } => Some(change.clone()),
+        _ => None,
+    });
+    if let Some(change) = &key_change {
+        warnings.push(format!(
+            "{} already has another key; {} waits for review: copies to {} are held until `casegate key accept {} {}`",
+            change.address, change.fingerprint, change.address, change.address, change.fingerprint
+        ));
+    }
+    let bound = fingerprint.filter(|f| added.key_fingerprints.contains(f));
+    let released = if bound.is_some() {
         release_after_import(cx.store_mut(), actor)?
     } else {
         Vec::new()
@@ -141,10 +175,26 @@ pub fn add(
         role: added.role,
         email: added.address,
         keys: added.key_fingerprints,
-        key_bound: fingerprint,
+        key_bound: bound,
         warnings,
         released,
+        key_change,
     })
+}
+
+/// One offered key, for an audit record.
+pub(crate) fn describe_offer(o: &Offered) -> String {
+    match o {
+        Offered::Merged { fingerprint } => format!("key {fingerprint} merged"),
+        Offered::Bound {
+            fingerprint, why, ..
+        } => format!("key {fingerprint} bound ({why})"),
+        Offered::Held { change } => format!(
+            "key {} for {} held for review ({})",
+            change.fingerprint, change.address, change.status
+        ),
+        Offered::Stored { fingerprint } => format!("key {fingerprint} stored"),
+    }
 }
 
 /// Every contact of thread `n` with the keys bound to it.
@@ -159,6 +209,9 @@ pub struct KeysImported {
     pub certs: Vec<CertSummary>,
     /// Copies held for want of a key that these keys let go out.
     pub released: Vec<QueuedCopy>,
+    /// Imported keys that replace a contact's accepted key: they wait for `key accept`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_changes: Vec<KeyChange>,
 }
 
 /// Imports OpenPGP certificates (armored or binary, one or many; secret parts dropped), then
@@ -172,8 +225,30 @@ pub fn import_keys(
     // Self-signatures checked from here on (parsing, summarizing) are remembered in the store.
     let checks_before = crate::signature_cache::snapshot();
     let certs = parse_certs(key)?;
-    let summaries = cx.store_mut().atomically(|s| {
+    let (summaries, offered) = cx.store_mut().atomically(|s| {
         let summaries = store_certs(s, &certs, &checks_before)?;
+        // A key for a contact's address: the same key merges; another one, not certified by
+        // the accepted key, waits for review (and copies to the address are held).
+        let contacts: std::collections::HashSet<String> =
+            s.contact_addresses()?.into_iter().map(|(a, _)| a).collect();
+        let mut offered = Vec::new();
+        for cert in &certs {
+            for email in keyring::summarize(cert).emails {
+                if contacts.contains(&email) {
+                    offered.extend(
+                        key_life::offer(
+                            s,
+                            &email,
+                            std::slice::from_ref(cert),
+                            Source::Import,
+                            BindTo::Nobody,
+                            chrono::Utc::now(),
+                        )
+                        .map_err(|e| OpsError::Internal(format!("cannot store the key: {e}")))?,
+                    );
+                }
+            }
+        }
         s.record_audit(&audit_record(
             actor,
             "key import",
@@ -182,15 +257,23 @@ pub fn import_keys(
             summaries
                 .iter()
                 .map(|c| format!("{} {}", c.fingerprint, c.user_ids.join(", ")))
+                .chain(offered.iter().map(describe_offer))
                 .collect::<Vec<_>>()
                 .join("; "),
         ))?;
-        Ok::<_, OpsError>(summaries)
+        Ok::<_, OpsError>((summaries, offered))
     })?;
     let released = release_after_import(cx.store_mut(), actor)?;
     Ok(KeysImported {
         certs: summaries,
         released,
+        key_changes: offered
+            .into_iter()
+            .filter_map(|o| match o {
+                Offered::Held { change } => Some(change),
+                _ => None,
+            })
+            .collect(),
     })
 }
 
@@ -201,17 +284,37 @@ pub struct KeyListing {
     pub owner: &'static str,
     #[serde(flatten)]
     pub cert: CertSummary,
+    /// Contact addresses it is bound to (the key casegate encrypts to for them).
+    pub contacts: Vec<String>,
+    /// Addresses for which it is a key change not accepted yet (see `key changes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_for: Vec<String>,
 }
 
 /// The coordinator's certificate, then every imported one.
 pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, OpsError> {
     let stored = cx.store().certs()?;
+    let mut bound: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (address, _) in cx.store().contact_addresses()? {
+        for f in cx.store().address_keys(&address)? {
+            let v = bound.entry(f).or_default();
+            if !v.contains(&address) {
+                v.push(address.clone());
+            }
+        }
+    }
+    let mut pending: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for c in cx.store().key_changes(true)? {
+        pending.entry(c.fingerprint).or_default().push(c.address);
+    }
     let keyring = cx.keyring()?;
     let mut all = Vec::new();
     if let Some(c) = keyring.coordinator() {
         all.push(KeyListing {
             owner: "coordinator",
             cert: keyring::summarize(c),
+            contacts: Vec::new(),
+            pending_for: Vec::new(),
         });
     }
     // In import order; a stored certificate that no longer parses is left out (and logged).
@@ -219,9 +322,14 @@ pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, Op
         stored
             .iter()
             .filter_map(|s| keyring.cert(&s.fingerprint))
-            .map(|c| KeyListing {
-                owner: "participant",
-                cert: keyring::summarize(c),
+            .map(|c| {
+                let fpr = c.fingerprint().to_hex();
+                KeyListing {
+                    owner: "participant",
+                    cert: keyring::summarize(c),
+                    contacts: bound.get(&fpr).cloned().unwrap_or_default(),
+                    pending_for: pending.get(&fpr).cloned().unwrap_or_default(),
+                }
             }),
     );
     Ok(all)

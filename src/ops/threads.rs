@@ -93,6 +93,11 @@ pub struct ThreadView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asked_for: Option<TrackingNumber>,
     pub participants: Vec<Contact>,
+    /// The participants' keys by fingerprint: expiry and state.
+    pub keys: std::collections::BTreeMap<String, crate::keyring::CertSummary>,
+    /// Key changes of participants' addresses waiting for review (copies to them are held).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_changes: Vec<crate::store::KeyChange>,
     /// Oldest first; each with its `short_id` for `read`.
     pub messages: Vec<MessageRecord>,
     pub outbox: Vec<OutboxRow>,
@@ -103,9 +108,26 @@ pub fn show(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadVi
     let own = cx.own_thread(n)?;
     let t = cx.store().resolve_thread(n)?.unwrap_or(own);
     let store = cx.store();
+    let participants = store.contacts(t.id)?;
+    let mut keys = std::collections::BTreeMap::new();
+    for f in participants.iter().flat_map(|c| &c.key_fingerprints) {
+        if let Some(stored) = store.cert(f)?
+            && let Ok(certs) = crate::keyring::parse_certs(&stored.public_cert)
+            && let Some(c) = certs.first()
+        {
+            keys.insert(f.clone(), crate::keyring::summarize(c));
+        }
+    }
+    let key_changes = store
+        .key_changes(true)?
+        .into_iter()
+        .filter(|k| participants.iter().any(|c| c.address == k.address))
+        .collect();
     Ok(ThreadView {
         asked_for: (n != &t.number).then(|| n.clone()),
-        participants: store.contacts(t.id)?,
+        participants,
+        keys,
+        key_changes,
         messages: store.thread_messages(t.id)?,
         outbox: store.outbox_rows(&OutboxFilter {
             thread_id: Some(t.id),

@@ -42,6 +42,9 @@ pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
 pub use compose::{ComposeError, Notice};
 pub use send::{SendResult, SmtpSender};
 
+/// The start of the reason a copy is held while its recipient's key change waits for review.
+pub const KEY_CHANGED: &str = "key changed, not yet accepted";
+
 /// How often the sender looks for copies queued by other processes (`casegate notify`).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Copies tried per round; the loop goes on at once while rounds are full.
@@ -261,7 +264,8 @@ pub fn notify_audited(
     }
     // Stubs (optional) for the held ones; signed per stub, they are few.
     if config.stub_when_no_key {
-        for (contact, _) in &held {
+        // A stub asks for a key; a contact whose key change waits for review has one.
+        for (contact, _) in held.iter().filter(|(_, r)| !r.starts_with(KEY_CHANGED)) {
             // A contact whose address cannot go into a header gets no stub; it stays held.
             let Ok(to) = AddrSpec::parse(&contact.address) else {
                 continue;
@@ -406,19 +410,34 @@ impl Round {
 struct KeyCheck {
     generation: Option<i64>,
     verdicts: HashMap<String, Result<(), String>>,
+    /// Addresses whose key change waits for review, with why copies to them are held.
+    changed: HashMap<String, String>,
 }
 
 impl KeyCheck {
+    /// Why a copy to `address` may not go out now: its key changed and nobody accepted the
+    /// change yet (reloaded whenever the keys generation moves).
+    fn key_change(&mut self, store: &Store, address: &str) -> Result<Option<String>, StoreError> {
+        self.sync(store)?;
+        Ok(self.changed.get(&address.to_ascii_lowercase()).cloned())
+    }
+
+    fn sync(&mut self, store: &Store) -> Result<(), StoreError> {
+        let generation = store.keys_generation()?;
+        if self.generation != Some(generation) {
+            self.verdicts.clear();
+            self.changed = pending_changes(store)?;
+            self.generation = Some(generation);
+        }
+        Ok(())
+    }
+
     fn check(
         &mut self,
         store: &Store,
         fingerprint: &str,
     ) -> Result<Result<(), String>, StoreError> {
-        let generation = store.keys_generation()?;
-        if self.generation != Some(generation) {
-            self.verdicts.clear();
-            self.generation = Some(generation);
-        }
+        self.sync(store)?;
         if let Some(v) = self.verdicts.get(fingerprint) {
             return Ok(v.clone());
         }
@@ -455,6 +474,12 @@ pub async fn deliver_due(
         let Some(copy) = store.claim_due_copy(sender.owner(), Utc::now(), sender.lease())? else {
             break;
         };
+        if let Some(reason) = keys.key_change(store, &copy.address)? {
+            tracing::warn!(address = %copy.address, message_id = %copy.message_id, %reason, "outbox: not sent");
+            store.hold_claimed_copy(copy.id, sender.owner(), &reason, Utc::now())?;
+            round.held += 1;
+            continue;
+        }
         if let Some(fpr) = &copy.key_fingerprint
             && let Err(why) = keys.check(store, fpr)?
         {
@@ -617,9 +642,27 @@ fn select_contacts(
     Ok(chosen)
 }
 
-/// Recipient certificates by fingerprint, parsed once.
+/// Recipient certificates by fingerprint, parsed once, and the addresses whose key change
+/// waits for review.
 struct CertCache {
     certs: HashMap<String, Result<Cert, String>>,
+    changed: HashMap<String, String>,
+}
+
+/// Addresses with a key change waiting for review → why copies to them are held.
+fn pending_changes(store: &Store) -> Result<HashMap<String, String>, StoreError> {
+    Ok(store
+        .key_changes(true)?
+        .into_iter()
+        .filter(|c| c.status == "pending")
+        .map(|c| {
+            let reason = format!(
+                "{KEY_CHANGED}: {} offered key {} ({}, {}); see `casegate key changes`, then `casegate key accept {} {}`",
+                c.address, c.fingerprint, c.source, c.detected_at, c.address, c.fingerprint
+            );
+            (c.address, reason)
+        })
+        .collect())
 }
 
 impl CertCache {
@@ -643,9 +686,11 @@ impl CertCache {
                 }
             }
         }
+        let changed = pending_changes(store)?;
         if stored.is_empty() {
             return Ok(CertCache {
                 certs: HashMap::new(),
+                changed,
             });
         }
         signature_cache::restore(store)?;
@@ -663,6 +708,7 @@ impl CertCache {
         signature_cache::save_since(store, &before)?;
         Ok(CertCache {
             certs: parsed.into_iter().collect(),
+            changed,
         })
     }
 }
@@ -744,6 +790,9 @@ fn seal_one(
     now: SystemTime,
 ) -> Result<compose::Sealed, String> {
     let to = AddrSpec::parse(&contact.address).map_err(|e| format!("not sent: {e}"))?;
+    if let Some(why) = certs.changed.get(&contact.address.to_ascii_lowercase()) {
+        return Err(why.clone());
+    }
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }

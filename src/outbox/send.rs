@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{SmtpConfig, TlsMode};
@@ -30,8 +32,24 @@ pub enum SendResult {
 /// the tokio runtime that will use it.
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Set when the server's certificate is pinned (`tls_cert_sha256`, `tls_cert_file`).
+    pinned: Option<Pinned>,
     owner: String,
     lease: chrono::Duration,
+}
+
+/// A relay whose certificate is pinned. lettre takes no rustls configuration of ours, so the
+/// certificate is checked right after the handshake, before anything but EHLO is said: the
+/// pinned one as it is, any other against the roots and the host name
+/// ([`crate::tls::ServerTrust::check_chain`]). The handshake itself proves the server holds
+/// the certificate's key.
+struct Pinned {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    trust: crate::tls::ServerTrust,
+    credentials: Option<Credentials>,
+    timeout: Duration,
 }
 
 impl SmtpSender {
@@ -54,12 +72,12 @@ impl SmtpSender {
             .password
             .resolve()
             .map_err(|e| OutboxError::Config(e.to_string()))?;
+        let mut credentials = None;
         match (&config.username, password) {
             (Some(user), Some(password)) => {
-                builder = builder.credentials(Credentials::new(
-                    user.clone(),
-                    password.expose().to_string(),
-                ));
+                let c = Credentials::new(user.clone(), password.expose().to_string());
+                credentials = Some(c.clone());
+                builder = builder.credentials(c);
             }
             (Some(_), None) => {
                 return Err(OutboxError::Config(
@@ -73,8 +91,17 @@ impl SmtpSender {
         let lease = i64::try_from(config.timeout_secs.max(1).saturating_mul(12))
             .unwrap_or(i64::MAX / 1000)
             .max(60);
+        let pinned = pinned_trust(config)?.map(|trust| Pinned {
+            host: config.host.clone(),
+            port: config.port,
+            tls: config.tls,
+            trust,
+            credentials,
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+        });
         Ok(SmtpSender {
             transport: builder.build(),
+            pinned,
             owner: new_owner(),
             lease: chrono::Duration::seconds(lease),
         })
@@ -102,7 +129,16 @@ impl SmtpSender {
                 return SendResult::Permanent(format!("invalid envelope address: {from} -> {to}"));
             }
         };
-        match self.transport.send_raw(&envelope, raw).await {
+        let sent = match &self.pinned {
+            Some(p) => match p.send(&envelope, raw).await {
+                Ok(r) => Ok(r),
+                Err(PinnedError::Smtp(e)) => Err(e),
+                // The operator fixes a certificate; until then the copy waits and is retried.
+                Err(PinnedError::Certificate(why)) => return SendResult::Temporary(why),
+            },
+            None => self.transport.send_raw(&envelope, raw).await,
+        };
+        match sent {
             Ok(response) => {
                 let text = format!(
                     "{} {}",
@@ -170,6 +206,162 @@ fn process_start(pid: u32) -> Option<String> {
     // The command name (field 2) is in parentheses and may hold anything: count after it.
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Why a send to a pinned relay failed.
+enum PinnedError {
+    Smtp(lettre::transport::smtp::Error),
+    /// The server's certificate is neither pinned nor trusted by the roots for its name.
+    Certificate(String),
+}
+
+impl From<lettre::transport::smtp::Error> for PinnedError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        PinnedError::Smtp(e)
+    }
+}
+
+impl Pinned {
+    /// Connects, secures the connection, checks the certificate and only then says anything
+    /// that matters (AUTH, MAIL).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, PinnedError> {
+        let hello = ClientId::default();
+        // Verification happens in `check_chain`, right below, before AUTH and MAIL.
+        let tls = TlsParameters::builder(self.host.clone())
+            .dangerous_accept_invalid_certs(true)
+            .build_rustls()?;
+        let addr = (self.host.as_str(), self.port);
+        let mut conn = match self.tls {
+            TlsMode::Implicit => {
+                AsyncSmtpConnection::connect_tokio1(
+                    addr,
+                    Some(self.timeout),
+                    &hello,
+                    Some(tls),
+                    None,
+                )
+                .await?
+            }
+            TlsMode::Starttls => {
+                let mut c = AsyncSmtpConnection::connect_tokio1(
+                    addr,
+                    Some(self.timeout),
+                    &hello,
+                    None,
+                    None,
+                )
+                .await?;
+                c.starttls(tls, &hello).await?;
+                c
+            }
+            TlsMode::None => {
+                return Err(PinnedError::Certificate(
+                    "a pinned certificate needs tls = \"starttls\" or \"implicit\"".into(),
+                ));
+            }
+        };
+        let chain = conn.certificate_chain()?;
+        if let Err(why) = self.trust.check_chain(&chain, &self.host) {
+            conn.abort().await;
+            return Err(PinnedError::Certificate(format!(
+                "{}:{}: {why}",
+                self.host, self.port
+            )));
+        }
+        Ok(conn)
+    }
+
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<Response, PinnedError> {
+        let whole = async {
+            let mut conn = self.connect().await?;
+            if let Some(c) = &self.credentials {
+                conn.auth(DEFAULT_MECHANISMS, c).await?;
+            }
+            let response = conn.send(envelope, raw).await?;
+            let _ = conn.quit().await;
+            Ok(response)
+        };
+        // About a dozen steps, each bounded like the unpinned transport's.
+        match tokio::time::timeout(self.timeout.saturating_mul(12), whole).await {
+            Ok(r) => r,
+            Err(_) => Err(PinnedError::Certificate(format!(
+                "{}:{}: no answer within {} s",
+                self.host,
+                self.port,
+                self.timeout.as_secs() * 12
+            ))),
+        }
+    }
+}
+
+/// The certificate checks of a relay whose certificate is pinned; `None` when none is.
+fn pinned_trust(config: &SmtpConfig) -> Result<Option<crate::tls::ServerTrust>, OutboxError> {
+    if config.pin.is_empty() {
+        return Ok(None);
+    }
+    if config.tls == TlsMode::None {
+        return Err(OutboxError::Config(
+            "[smtp] tls_cert_sha256/tls_cert_file need tls = \"starttls\" or \"implicit\"".into(),
+        ));
+    }
+    let pins = crate::tls::Pins::from_config(&config.pin)
+        .map_err(|e| OutboxError::Config(format!("[smtp] {e}")))?;
+    crate::tls::ServerTrust::new(config.ca_file.as_deref(), pins)
+        .map(Some)
+        .map_err(|e| OutboxError::Config(format!("[smtp] {e}")))
+}
+
+/// What `casegate check` learns about the relay's TLS: the certificate it presents and
+/// whether casegate trusts it (pinned, or by the roots for its name).
+#[derive(Debug, Clone)]
+pub struct TlsProbe {
+    pub certificate_sha256: Option<String>,
+    /// `Err` says why the certificate is not trusted (and what to pin).
+    pub trusted: Result<&'static str, String>,
+}
+
+/// Connects to the relay, secures the connection as configured and reports the certificate.
+/// Says nothing but EHLO (and STARTTLS); no AUTH, no mail.
+pub async fn probe_tls(config: &SmtpConfig) -> Result<TlsProbe, String> {
+    let pins = crate::tls::Pins::from_config(&config.pin).map_err(|e| format!("[smtp] {e}"))?;
+    let pinned = !pins.is_empty();
+    let trust = crate::tls::ServerTrust::new(config.ca_file.as_deref(), pins)
+        .map_err(|e| format!("[smtp] {e}"))?;
+    let probe = Pinned {
+        host: config.host.clone(),
+        port: config.port,
+        tls: config.tls,
+        trust: trust.clone(),
+        credentials: None,
+        timeout: Duration::from_secs(config.timeout_secs.clamp(1, 30)),
+    };
+    let result = tokio::time::timeout(probe.timeout.saturating_mul(4), probe.connect()).await;
+    let seen = trust.seen().fingerprint();
+    let trusted = match result {
+        Err(_) => {
+            return Err(format!(
+                "no answer within {} s",
+                probe.timeout.as_secs() * 4
+            ));
+        }
+        Ok(Ok(mut conn)) => {
+            let _ = conn.quit().await;
+            let by_pin = seen.as_deref().is_some_and(|f| {
+                crate::tls::parse_fingerprint(f).is_ok_and(|d| trust.pins().matches_digest(&d))
+            });
+            Ok(if pinned && by_pin {
+                "pinned"
+            } else {
+                "trusted for its name"
+            })
+        }
+        Ok(Err(PinnedError::Certificate(why))) => Err(why),
+        Ok(Err(PinnedError::Smtp(e))) => return Err(error_chain(&e)),
+    };
+    Ok(TlsProbe {
+        certificate_sha256: seen,
+        trusted,
+    })
 }
 
 fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, OutboxError> {

@@ -60,6 +60,7 @@ pub(crate) mod sql;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tokens;
+pub mod trust;
 
 pub use audit::{AuditEntry, NewAudit};
 pub use copy::{CopyReport, TableCopy, copy_store};
@@ -68,6 +69,7 @@ pub use mailbox::{Checkpoint, MailboxSummary};
 pub use postgres::PgTarget;
 pub use sql::Backend;
 pub use tokens::StoredToken;
+pub use trust::{KeyChange, NewKeyChange};
 
 use std::path::{Path, PathBuf};
 
@@ -242,6 +244,9 @@ pub struct NewMessage {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication: `pass | fail | none | temperror`, and what was checked.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
@@ -277,6 +282,8 @@ impl NewMessage {
             signature: "none".into(),
             signer: None,
             signature_reason: None,
+            sender_auth: "none".into(),
+            sender_auth_detail: None,
             automatic: false,
             flags: String::new(),
             raw_size: None,
@@ -367,6 +374,9 @@ pub struct MessageRecord {
     pub signature: String,
     pub signer: Option<String>,
     pub signature_reason: Option<String>,
+    /// Sender authentication (`pass | fail | none | temperror`) and its detail.
+    pub sender_auth: String,
+    pub sender_auth_detail: Option<String>,
     pub automatic: bool,
     pub flags: String,
     pub source: String,
@@ -1132,7 +1142,8 @@ impl Store {
             db.execute(
                 "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
                      thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
-                     signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15
+                     signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15,
+                     sender_auth = ?16, sender_auth_detail = ?17
                  WHERE id = ?1",
                 args![
                     id,
@@ -1150,6 +1161,8 @@ impl Store {
                     m.signature_reason,
                     m.automatic,
                     m.flags,
+                    m.sender_auth,
+                    m.sender_auth_detail,
                 ],
             )?;
             if !matches!(m.disposition, Disposition::Quarantine) {
@@ -1294,7 +1307,7 @@ impl Store {
                     (SELECT assigned_at FROM triage x WHERE x.message_ref = m.id),
                     (SELECT max(x.sha256) FROM messages x WHERE x.sha256 < m.sha256),
                     (SELECT min(x.sha256) FROM messages x WHERE x.sha256 > m.sha256),
-                    m.raw_size
+                    m.raw_size, m.sender_auth, m.sender_auth_detail
              FROM messages m {tail}"
         );
         self.db.map(&sql, args, |r| {
@@ -1327,6 +1340,8 @@ impl Store {
                 assigned_by: r.get(20)?,
                 assigned_at: r.get(21)?,
                 raw_size: r.get(24)?,
+                sender_auth: r.get(25)?,
+                sender_auth_detail: r.get(26)?,
             })
         })
     }
@@ -1686,8 +1701,10 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
         let id: i64 = db.one(
             "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
                 sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                signature, signer, signature_reason, automatic, flags, source, raw_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                signature, signer, signature_reason, automatic, flags, source, raw_size,
+                sender_auth, sender_auth_detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                ?21, ?22)
              RETURNING id",
             args![
                 m.sha256,
@@ -1710,6 +1727,8 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
                 m.flags,
                 m.source.describe(),
                 m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                m.sender_auth,
+                m.sender_auth_detail,
             ],
         )?;
         file_disposition_tx(db, m, id, thread_id, &now)?;

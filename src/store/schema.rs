@@ -164,5 +164,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::outbox::CLAIMS,
     GENERATIONS,
     INBOUND_ATTEMPTS,
+    super::trust::SENDER_AUTH,
+    super::trust::KEY_CHANGES,
     INSTANCES,
 ];

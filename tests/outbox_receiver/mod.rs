@@ -71,6 +71,7 @@ pub fn smtp_plain(port: u16) -> casegate::config::SmtpConfig {
         port,
         tls: casegate::config::TlsMode::None,
         ca_file: None,
+        pin: Default::default(),
         username: None,
         password: casegate::config::PasswordSource::default(),
         timeout_secs: 10,

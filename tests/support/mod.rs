@@ -10,8 +10,10 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cli;
+pub mod dns;
 pub mod imap_sink;
 pub mod postgres;
+pub mod wkd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,9 @@ pub struct ServerOptions {
     pub extra_users: Vec<String>,
     /// Replaces Dovecot's post-login CAPABILITY list, e.g. [`DOVECOT_CAPABILITY`] without `MOVE`.
     pub imap_capability: Option<String>,
+    /// The servers present a self-signed certificate that is its own CA (`openssl req -x509`,
+    /// CA:TRUE); `ca_cert` is that certificate.
+    pub self_signed: bool,
 }
 
 /// Dovecot 2.3's own post-login capability list, to edit for [`ServerOptions::imap_capability`].
@@ -107,6 +112,10 @@ impl MailServers {
                 .env("MAIL_IMAPS_PORT", ports[1].to_string())
                 .env("MAIL_SMTP_PORT", ports[2].to_string())
                 .env("MAIL_EXTRA_USERS", options.extra_users.join(" "))
+                .env(
+                    "MAIL_SELF_SIGNED",
+                    if options.self_signed { "1" } else { "" },
+                )
                 .env(
                     "MAIL_IMAP_CAPABILITY",
                     options.imap_capability.clone().unwrap_or_default(),
@@ -172,6 +181,19 @@ impl MailServers {
 
     fn dir_str(&self) -> &str {
         self.dir.to_str().unwrap()
+    }
+
+    /// A server certificate for `names` signed by this instance's CA (for other test servers,
+    /// e.g. a WKD web server): (certificate PEM, key PEM).
+    pub fn leaf_certificate(&self, name: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let mut args = vec!["leaf", self.dir_str(), name];
+        args.extend_from_slice(names);
+        self.run(&args, None);
+        let tls = self.dir.join("tls");
+        (
+            tls.join(format!("{name}.pem")),
+            tls.join(format!("{name}.key")),
+        )
     }
 
     /// Puts one raw message into `user`'s INBOX (`doveadm save`), as a mail server would.
