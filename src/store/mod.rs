@@ -2300,6 +2300,16 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
         source
             .record_failed_attempt("maildir:1.poison", "unreadable")
             .unwrap();
+        source
+            .record_key_change(&NewKeyChange {
+                address: "rita@x.test",
+                fingerprint: "EF01",
+                previous: &["ABCD".to_string()],
+                source: "wkd",
+                status: "pending",
+                at: now,
+            })
+            .unwrap();
 
         let mut pg = testing::postgres_store();
         let there = copy_store(&mut source, &mut pg).unwrap();
