@@ -41,6 +41,9 @@ pub struct Config {
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default)]
+    pub followup: FollowupConfig,
+    pub http: HttpConfig,
+    #[serde(default)]
     pub authentication: AuthenticationConfig,
     #[serde(default)]
     pub keys: KeysConfig,
@@ -64,6 +67,9 @@ pub struct CoordinatorConfig {
     pub name: String,
     /// Secret key file (mode 0600). Default: `<data-dir>/coordinator.key`.
     pub key_file: Option<PathBuf>,
+    /// Mail sent (To, Cc, Bcc as the MTA's Delivered-To shows it) to this address is for
+    /// the coordinator only: never relayed into a case discussion.
+    pub private_address: Option<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -73,6 +79,7 @@ impl Default for CoordinatorConfig {
             reporting_address: default_address(),
             name: default_name(),
             key_file: None,
+            private_address: None,
         }
     }
 }
@@ -423,6 +430,70 @@ fn default_retry_max_secs() -> u64 {
     3600
 }
 
+/// The analysts' HTTP API and web page, served by `serve` on the same listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `false`: no listener at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address and port. Loopback by default: put a TLS-terminating proxy in front, or set
+    /// the TLS files below, before listening anywhere else.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// PEM certificate chain and private key: with both, the listener speaks only HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Largest request body accepted (a key upload, a notice, a message handed in).
+    #[serde(default = "default_http_max_body")]
+    pub max_body_bytes: usize,
+    /// A web session ends this long after log-in.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+    /// Store connections for requests (at least 1); requests beyond wait their turn.
+    #[serde(default = "default_http_connections")]
+    pub store_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: default_http_listen(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_body_bytes: default_http_max_body(),
+            session_hours: default_session_hours(),
+            store_connections: default_http_connections(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "[http] listen = {:?} is not an address and port ({e}); write e.g. \"127.0.0.1:8025\"",
+                self.listen
+            ))
+        })
+    }
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:8025".to_string()
+}
+fn default_http_max_body() -> usize {
+    10 << 20
+}
+fn default_session_hours() -> u64 {
+    12
+}
+fn default_http_connections() -> usize {
+    4
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -459,6 +530,32 @@ fn default_ack_limit() -> u32 {
 }
 fn default_max_message_bytes() -> u64 {
     crate::limits::DEFAULT_MAX_MESSAGE_BYTES
+}
+
+/// Following up on organizations that do not answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupConfig {
+    /// An organization notified this many days ago that has not replied is overdue
+    /// (`casegate overdue`).
+    #[serde(default = "default_overdue_days")]
+    pub overdue_days: u32,
+    /// `casegate serve` sends each contact of an overdue organization a reminder (encrypted
+    /// like any notice), at most once per `reminder_interval_days`.
+    #[serde(default)]
+    pub remind: bool,
+    /// Default: `overdue_days`.
+    pub reminder_interval_days: Option<u32>,
+}
+
+impl Default for FollowupConfig {
+    fn default() -> Self {
+        FollowupConfig {
+            overdue_days: default_overdue_days(),
+            remind: false,
+            reminder_interval_days: None,
+        }
+    }
 }
 
 /// Where the sender authentication verdict of inbound mail comes from.
@@ -501,6 +598,16 @@ impl Default for AuthenticationConfig {
             dns_timeout_secs: default_dns_timeout_secs(),
         }
     }
+}
+
+impl FollowupConfig {
+    pub fn interval_days(&self) -> u32 {
+        self.reminder_interval_days.unwrap_or(self.overdue_days)
+    }
+}
+
+fn default_overdue_days() -> u32 {
+    14
 }
 
 fn default_dns_timeout_secs() -> u64 {
@@ -667,7 +774,9 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what TOML cannot: limits in range, plain addresses, and the rest
+    /// [`Settings::load`] refuses to start with. Public for the `config` fuzz target.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits().validate().map_err(ConfigError::Invalid)?;
         for addr in [
             &self.coordinator.address,
@@ -692,6 +801,31 @@ impl Config {
                 "[store] lease_secs = {} is out of range; use 4 to 3600 (default 20)",
                 self.store.lease_secs
             )));
+        }
+        if let Some(p) = &self.coordinator.private_address
+            && !p.contains('@')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[coordinator] private_address {p:?} is not an email address"
+            )));
+        }
+        if self.followup.overdue_days == 0 || self.followup.interval_days() == 0 {
+            return Err(ConfigError::Invalid(
+                "[followup] overdue_days and reminder_interval_days must be at least 1".into(),
+            ));
+        }
+        if self.http.enabled {
+            self.http.listen_addr()?;
+            if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
+                return Err(ConfigError::Invalid(
+                    "[http] TLS needs both tls_cert_file and tls_key_file (PEM), or neither".into(),
+                ));
+            }
+            if self.http.session_hours == 0 || self.http.max_body_bytes == 0 {
+                return Err(ConfigError::Invalid(
+                    "[http] session_hours and max_body_bytes must be above 0".into(),
+                ));
+            }
         }
         if self.authentication.source == AuthenticationSource::AuthenticationResults
             && self

@@ -301,7 +301,31 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     if let Location::Sqlite(path) = &location {
         tasks.spawn(checkpoint_now_and_then(path.clone(), stop_rx.clone()));
     }
+    if settings.config.http.enabled {
+        // A listener that cannot start is an error for the analysts, not for the mail: the
+        // daemon goes on taking mail in and sending notices.
+        match crate::http::bind(&settings).await {
+            Ok(listener) => {
+                let addr = listener.local_addr();
+                let scheme = if settings.config.http.tls_cert_file.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                if let Some(addr) = addr {
+                    tracing::info!(url = %format!("{scheme}://{addr}/"), "analysts' web page and API listening");
+                    if scheme == "http" && !addr.ip().is_loopback() {
+                        // Tokens and case content would cross the network in the clear.
+                        tracing::warn!(%addr, "the HTTP listener is not on loopback and has no TLS; set [http] tls_cert_file and tls_key_file");
+                    }
+                }
+                tasks.spawn(crate::http::run(listener, stop_rx.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "HTTP API and web page not started"),
+        }
+    }
     tasks.spawn(keys_daily(settings.clone(), stop_rx.clone()));
+    tasks.spawn(relay_and_remind(settings.clone(), stop_rx.clone()));
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {
@@ -457,6 +481,151 @@ fn keys_once(settings: Settings) {
             }
             Err(e) => tracing::warn!(error = %e, "daily WKD refresh failed"),
         }
+    }
+}
+
+/// How often the outbox side looks for relays the pipeline recorded as owed.
+const RELAY_POLL: Duration = Duration::from_secs(1);
+/// How often reminders are looked for (when `[followup] remind` is on).
+const REMIND_EVERY: Duration = Duration::from_secs(3600);
+
+/// The outbox side of the case discussion and of follow-up, on a connection of its own:
+/// composes and queues the relays owed (the pipeline only records them), and — when
+/// `[followup] remind` is on — reminds overdue organizations once an hour (each contact at
+/// most once per interval). Failures are logged and tried again; the debts stay recorded.
+async fn relay_and_remind(settings: Settings, mut stop: watch::Receiver<bool>) {
+    let mut worker: Option<Box<FollowupWorker>> = None;
+    loop {
+        let settings = settings.clone();
+        let taken = worker.take();
+        let round = tokio::task::spawn_blocking(move || {
+            let mut w = match taken {
+                Some(w) => w,
+                None => Box::new(FollowupWorker::open(settings)?),
+            };
+            w.round();
+            Ok::<_, AppError>(w)
+        })
+        .await;
+        match round {
+            Ok(Ok(w)) => worker = Some(w),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "relays and reminders: cannot open the store; will retry")
+            }
+            Err(e) => tracing::warn!(error = %e, "relays and reminders: round failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RELAY_POLL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+struct FollowupWorker {
+    settings: Settings,
+    store: Store,
+    keyring: (i64, crate::keyring::Keyring),
+    last_remind: Option<std::time::Instant>,
+    /// Relays that could not be made, logged once each.
+    reported: std::collections::HashSet<i64>,
+}
+
+impl FollowupWorker {
+    fn open(settings: Settings) -> Result<FollowupWorker, AppError> {
+        let store = app::open_store(&settings)?;
+        let keyring = (
+            store.keys_generation()?,
+            app::load_keyring(&settings, &store)?,
+        );
+        Ok(FollowupWorker {
+            settings,
+            store,
+            keyring,
+            last_remind: None,
+            reported: Default::default(),
+        })
+    }
+
+    fn round(&mut self) {
+        if let Err(e) = self.relays() {
+            tracing::warn!(error = %e, "relays not queued; they stay owed");
+        }
+        let cfg = &self.settings.config.followup;
+        if cfg.remind && self.last_remind.is_none_or(|t| t.elapsed() >= REMIND_EVERY) {
+            self.last_remind = Some(std::time::Instant::now());
+            if let Err(e) = self.remind() {
+                tracing::warn!(error = %e, "reminders not queued; will try again");
+            }
+        }
+    }
+
+    fn refresh_keyring(&mut self) -> Result<(), AppError> {
+        let version = self.store.keys_generation()?;
+        if version != self.keyring.0 {
+            self.keyring = (version, app::load_keyring(&self.settings, &self.store)?);
+        }
+        Ok(())
+    }
+
+    fn relays(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if self.store.owed_relays()?.is_empty() {
+            return Ok(());
+        }
+        self.refresh_keyring()?;
+        let c = &self.settings.config;
+        let done = crate::outbox::relay::pay_owed(
+            &mut self.store,
+            &self.keyring.1,
+            &crate::outbox::relay::RelayPolicy {
+                from: &c.coordinator.address,
+                private_address: c.coordinator.private_address.as_deref(),
+                outbox: &c.outbox,
+                actor: "daemon",
+            },
+        )?;
+        for r in done {
+            if r.result == "owed" {
+                if self.reported.insert(r.message_ref) {
+                    tracing::warn!(thread = %r.thread, message_id = r.message_id.as_deref().unwrap_or("-"), detail = %r.detail, "relay not made yet; it stays owed");
+                }
+            } else {
+                self.reported.remove(&r.message_ref);
+            }
+        }
+        Ok(())
+    }
+
+    fn remind(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        let c = &self.settings.config;
+        let overdue = crate::outbox::remind::overdue(
+            &self.store,
+            chrono::Utc::now(),
+            c.followup.overdue_days,
+        )?;
+        if overdue.is_empty() {
+            return Ok(());
+        }
+        let Some(coordinator) = app::coordinator_key(&self.settings)? else {
+            return Ok(());
+        };
+        let sent = crate::outbox::remind::send_reminders(
+            &mut self.store,
+            &coordinator,
+            &overdue,
+            &crate::outbox::remind::ReminderPolicy {
+                from: &c.coordinator.address,
+                outbox: &c.outbox,
+                interval_days: c.followup.interval_days(),
+                actor: "daemon",
+            },
+        )?;
+        if !sent.is_empty() {
+            tracing::info!(
+                copies = sent.len(),
+                "reminders queued to overdue organizations"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -323,7 +323,7 @@ pub fn armored_public(cert: &Cert) -> Result<String, KeyringError> {
 }
 
 /// What `key list` / `key import` show about a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CertSummary {
     /// Primary fingerprint, upper-case hex.
     pub fingerprint: String,

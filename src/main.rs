@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use casegate::config::Settings;
-use casegate::ops::{self, Actor, Context};
+use casegate::ops::{self, Actor, Context, Page};
 use casegate::tracking::{Kind, TrackingNumber};
 
 /// Results go to stdout through these, which shadow std's: a reader that went away
@@ -124,12 +124,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Change a thread's policy: signed vendor statements, planned publication date.
+    /// Change a thread's policy: signed vendor statements, planned publication date, the
+    /// case discussion.
     Set {
         number: TrackingNumber,
-        /// Vendors' mail to this thread counts as a statement only when signed by their bound key.
+        /// A vendor's status or statement counts only when signed by a key of its organization.
         #[arg(long, value_name = "true|false")]
         require_signed_statements: Option<bool>,
+        /// `relay`: participants' mail is relayed (encrypted, one copy per contact) to the
+        /// other participants; `hub` (default): hub-and-spoke, nothing is relayed.
+        #[arg(long, value_name = "relay|hub")]
+        discussion: Option<String>,
         /// Planned publication (YYYY-MM-DD or RFC 3339); `none` clears it (default: 45 days after first notice).
         #[arg(long, value_name = "DATE")]
         publication_date: Option<String>,
@@ -150,6 +155,32 @@ enum Command {
     /// Participants of threads.
     #[command(subcommand)]
     Participant(ParticipantCmd),
+    /// The directory of organizations across cases: contacts, keys, groups.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Vendors of a case: status, statement, who signed it, contacts, last heard, days since
+    /// first notified.
+    Vendors {
+        number: TrackingNumber,
+        /// Print the statement of organization ORG exactly as it was signed (the bytes the
+        /// signature covers) instead.
+        #[arg(long, value_name = "ORG")]
+        signed_statement: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Organizations notified that have not replied (default: after [followup] overdue_days).
+    Overdue {
+        /// List those not heard from after this many days instead.
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// Send each of their contacts a reminder (encrypted like any notice), at most once
+        /// per [followup] reminder_interval_days.
+        #[arg(long)]
+        remind: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// OpenPGP certificates.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -180,8 +211,8 @@ enum Command {
         /// Default: the thread's title.
         #[arg(long)]
         subject: Option<String>,
-        /// An organisation, or `all`.
-        #[arg(long, default_value = "all", value_name = "ORG|all")]
+        /// An organisation, `all`, or `group:NAME` (adds the group's organizations to the case first).
+        #[arg(long, default_value = "all", value_name = "ORG|all|group:NAME")]
         to: String,
         /// Message-ID of the message this answers.
         #[arg(long, value_name = "MESSAGE-ID")]
@@ -244,14 +275,87 @@ enum AttachmentCmd {
 }
 
 #[derive(Subcommand)]
+enum OrgCmd {
+    /// Add an organization to the directory.
+    Add {
+        name: String,
+        /// A group it belongs to (e.g. networking); repeat for several.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Contacts of organizations.
+    #[command(subcommand)]
+    Contact(OrgContactCmd),
+    /// Keys of organizations.
+    #[command(subcommand)]
+    Key(OrgKeyCmd),
+    /// Organizations, by name.
+    List {
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One organization: contacts, keys (validity, expiry), groups, open cases.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an organization: anonymity in relayed mail, groups.
+    Set {
+        name: String,
+        /// Relayed mail from it names "a participant", never the organization
+        /// (`--anonymous false` to name it again).
+        #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true")]
+        anonymous: Option<bool>,
+        #[arg(long = "add-group", value_name = "GROUP")]
+        add_groups: Vec<String>,
+        #[arg(long = "remove-group", value_name = "GROUP")]
+        remove_groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgContactCmd {
+    /// Add a contact address to an organization; it joins the organization's open cases.
+    Add {
+        org: String,
+        address: String,
+        /// The contact's OpenPGP certificate; imported and bound to the contact.
+        #[arg(long, value_name = "FILE.asc")]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgKeyCmd {
+    /// Import OpenPGP certificates as keys of an organization (bound to the contacts their
+    /// user IDs name).
+    Import {
+        org: String,
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ParticipantCmd {
-    /// Add a contact of organisation ORG to a thread.
+    /// Add organisation ORG to a thread: with --email, that contact (ORG is created in the
+    /// directory if needed); without, every contact of ORG.
     Add {
         number: TrackingNumber,
         #[arg(long)]
         org: String,
         #[arg(long)]
-        email: String,
+        email: Option<String>,
         /// The contact's OpenPGP certificate; it is imported and bound to the contact.
         #[arg(long, value_name = "FILE.asc")]
         key: Option<PathBuf>,
@@ -555,6 +659,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
         Command::Set {
             number,
             require_signed_statements,
+            discussion,
             publication_date,
             json,
         } => {
@@ -565,14 +670,16 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
                 &ops::threads::PolicyChange {
                     require_signed_statements,
                     publication_date,
+                    discussion,
                 },
             )?;
             if json {
                 print_json(&p)?;
             } else {
                 println!(
-                    "{}: require signed statements {}, publication {}",
+                    "{}: discussion {}, require signed statements {}, publication {}",
                     p.number,
+                    p.discussion,
                     p.require_signed_statements,
                     p.publication_date
                         .as_deref()
@@ -593,7 +700,41 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
         Command::Participant(ParticipantCmd::Add {
             number,
             org,
-            email,
+            email: None,
+            key,
+            role,
+            json,
+        }) => {
+            if key.is_some() {
+                anyhow::bail!(
+                    "--key binds a key to one contact: give --email too, or import the organization's keys with `casegate org key import ORG FILE`"
+                );
+            }
+            let j = ops::orgs::join(cx, me, &number, &org, &role)?;
+            if json {
+                print_json(&j)?;
+            } else {
+                for c in &j.contacts {
+                    println!(
+                        "{}: {} ({}) {}{}",
+                        j.thread,
+                        j.org,
+                        j.role,
+                        c.address,
+                        if c.key_fingerprints.is_empty() {
+                            " (no key)".to_string()
+                        } else {
+                            format!(" key {}", c.key_fingerprints.join(","))
+                        }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Participant(ParticipantCmd::Add {
+            number,
+            org,
+            email: Some(email),
             key,
             role,
             json,
@@ -641,16 +782,17 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Participant(ParticipantCmd::List { number, json }) => {
-            for c in ops::participants::list(cx, me, &number)? {
+            for c in ops::participants::list(cx, me, &number, Page::ALL)?.items {
                 if json {
                     print_json(&c)?;
                 } else {
                     println!(
-                        "{:<20} {:<9} {} {}",
-                        c.org,
-                        c.role,
-                        c.address,
-                        c.key_fingerprints.join(",")
+                        "{:<20} {:<9} {} {} ({})",
+                        c.contact.org,
+                        c.contact.role,
+                        c.contact.address,
+                        c.contact.key_fingerprints.join(","),
+                        c.key_state
                     );
                 }
             }
@@ -850,6 +992,27 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
                     in_reply_to,
                 },
             )?;
+            for a in &done.added {
+                if json {
+                    #[derive(serde::Serialize)]
+                    struct Added<'a> {
+                        added: &'a ops::orgs::OrgJoined,
+                    }
+                    print_json(&Added { added: a })?;
+                } else {
+                    println!(
+                        "added {} ({}) to {}: {}",
+                        a.org,
+                        a.role,
+                        a.thread,
+                        a.contacts
+                            .iter()
+                            .map(|c| c.address.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
             for c in &done.copies {
                 if json {
                     print_json(c)?;
@@ -868,7 +1031,16 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             attempts,
             json,
         }) => {
-            for e in ops::notices::outbox(cx, me, number.as_ref(), status.as_deref(), attempts)? {
+            for e in ops::notices::outbox(
+                cx,
+                me,
+                number.as_ref(),
+                status.as_deref(),
+                attempts,
+                Page::ALL,
+            )?
+            .items
+            {
                 if json {
                     print_json(&e)?;
                 } else {
@@ -891,7 +1063,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Triage(TriageCmd::List { all, json }) => {
-            for m in ops::triage::list(cx, me, all)? {
+            for m in ops::triage::list(cx, me, all, Page::ALL)?.items {
                 if json {
                     print_json(&m)?;
                 } else {
@@ -936,7 +1108,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine(QuarantineCmd::List(f)) => {
-            for m in ops::quarantine::list(cx, me)? {
+            for m in ops::quarantine::list(cx, me, Page::ALL)?.items {
                 if f.json {
                     print_json(&m)?;
                 } else {
@@ -1004,7 +1176,16 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             limit,
             json,
         } => {
-            for e in ops::audit::list(cx, me, number.as_ref(), limit)? {
+            // Newest first from ops; printed oldest first, `--limit` keeping the newest.
+            let page = Page {
+                offset: 0,
+                limit: limit.unwrap_or(usize::MAX),
+            };
+            for e in ops::audit::list(cx, me, number.as_ref(), page)?
+                .items
+                .into_iter()
+                .rev()
+            {
                 if json {
                     print_json(&e)?;
                 } else {
@@ -1051,7 +1232,7 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(TokenCmd::List(f)) => {
-            for t in ops::tokens::list(cx, me)? {
+            for t in ops::tokens::list(cx, me, Page::ALL)?.items {
                 if f.json {
                     print_json(&t)?;
                 } else {
@@ -1079,11 +1260,326 @@ fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<Ex
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Org(cmd) => cmd_org(cx, me, cmd),
+        Command::Vendors {
+            number,
+            signed_statement: Some(org),
+            ..
+        } => {
+            let bytes = ops::vendors::signed_statement(cx, me, &number, &org)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vendors { number, json, .. } => {
+            for v in ops::vendors::list(cx, me, &number)? {
+                if json {
+                    print_json(&v)?;
+                    continue;
+                }
+                println!(
+                    "{}{}: {}{}",
+                    terminal(&v.org),
+                    if v.anonymous { " (anonymous)" } else { "" },
+                    v.status,
+                    v.status_at
+                        .as_deref()
+                        .map(|a| format!(" (since {a})"))
+                        .unwrap_or_default()
+                );
+                match (&v.statement, &v.statement_at) {
+                    (Some(text), Some(at)) => {
+                        println!(
+                            "  statement of {at}, {}:",
+                            match &v.statement_signed_by {
+                                Some(f) => format!("signed by the organization's key {f}"),
+                                None => "not signed by the organization".to_string(),
+                            }
+                        );
+                        for line in text.lines() {
+                            println!("    {}", terminal(line));
+                        }
+                    }
+                    _ => println!("  no statement"),
+                }
+                for c in &v.not_counted {
+                    println!(
+                        "  NOT COUNTED {} from {}: {}",
+                        if c.statement.is_some() {
+                            "statement"
+                        } else {
+                            "status"
+                        },
+                        c.received_at,
+                        terminal(&c.reason)
+                    );
+                }
+                println!(
+                    "  contacts {}; last heard {}; first notified {}",
+                    v.contacts.join(", "),
+                    v.last_heard_at.as_deref().unwrap_or("never"),
+                    match (&v.first_notified_at, v.days_since_first_notified) {
+                        (Some(f), Some(d)) => format!("{f} ({d} days ago)"),
+                        _ => "never".into(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Overdue { days, remind, json } => {
+            let o = ops::followup::overdue(cx, me, days, remind)?;
+            for org in &o.orgs {
+                if json {
+                    print_json(org)?;
+                } else {
+                    println!(
+                        "{} {}: notified {} ({} days ago), no reply{}",
+                        org.thread,
+                        terminal(&org.org),
+                        org.first_notified_at,
+                        org.days,
+                        org.last_heard_at
+                            .as_deref()
+                            .map(|h| format!(" since (last heard {h})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            for r in &o.reminders {
+                if json {
+                    #[derive(serde::Serialize)]
+                    struct Reminder<'a> {
+                        reminder: &'a casegate::outbox::QueuedCopy,
+                    }
+                    print_json(&Reminder { reminder: r })?;
+                } else {
+                    println!("reminder: {r}");
+                }
+            }
+            if !json && o.orgs.is_empty() {
+                eprintln!(
+                    "nobody is overdue (no reply {} days after being notified)",
+                    o.after_days
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Debug(DebugCmd::RecordSent { message_id, thread }) => {
             ops::threads::record_sent(cx, me, &message_id, &thread)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn cmd_org(cx: &mut Context, me: &Actor, cmd: OrgCmd) -> anyhow::Result<ExitCode> {
+    let print_org = |o: &casegate::store::Org| {
+        println!(
+            "{}{}{}",
+            terminal(&o.name),
+            if o.anonymous { " (anonymous)" } else { "" },
+            if o.groups.is_empty() {
+                String::new()
+            } else {
+                format!("  groups: {}", o.groups.join(", "))
+            }
+        );
+    };
+    match cmd {
+        OrgCmd::Add { name, groups, json } => {
+            let o = ops::orgs::add(cx, me, &name, &groups)?;
+            if json {
+                print_json(&o)?;
+            } else {
+                print_org(&o);
+            }
+        }
+        OrgCmd::Contact(OrgContactCmd::Add {
+            org,
+            address,
+            key,
+            json,
+        }) => {
+            let key_bytes = key
+                .as_deref()
+                .map(|f| read_file(f, "certificate"))
+                .transpose()?;
+            let key_from = key.as_deref().map(|k| k.display().to_string());
+            let c = ops::orgs::add_contact(
+                cx,
+                me,
+                &org,
+                &address,
+                key_bytes
+                    .as_deref()
+                    .zip(key_from.as_deref())
+                    .map(|(bytes, from)| ops::participants::KeyData { bytes, from }),
+            )?;
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            for r in &c.released {
+                eprintln!("released held copy: {r}");
+            }
+            if json {
+                print_json(&c)?;
+            } else {
+                println!(
+                    "{}: {}{}{}",
+                    terminal(&c.org),
+                    c.address,
+                    if c.keys.is_empty() {
+                        " (no key)".to_string()
+                    } else {
+                        format!(" keys {}", c.keys.join(", "))
+                    },
+                    if c.joined.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; joined {}",
+                            c.joined
+                                .iter()
+                                .map(TrackingNumber::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                );
+            }
+        }
+        OrgCmd::Key(OrgKeyCmd::Import { org, file, json }) => {
+            let bytes = read_file(&file, "certificate")?;
+            let from = file.display().to_string();
+            let done = ops::orgs::import_keys(
+                cx,
+                me,
+                &org,
+                ops::participants::KeyData {
+                    bytes: &bytes,
+                    from: &from,
+                },
+            )?;
+            for w in &done.warnings {
+                eprintln!("warning: {w}");
+            }
+            for r in &done.released {
+                eprintln!("released held copy: {r}");
+            }
+            if json {
+                print_json(&done)?;
+            } else {
+                for c in &done.certs {
+                    let to: Vec<&str> = done
+                        .bound
+                        .iter()
+                        .filter(|b| b.fingerprint == c.fingerprint)
+                        .map(|b| b.address.as_str())
+                        .collect();
+                    println!(
+                        "{} {}: {} {}",
+                        terminal(&done.org),
+                        c.fingerprint,
+                        terminal(&c.user_ids.join(", ")),
+                        if to.is_empty() {
+                            "(the organization's)".to_string()
+                        } else {
+                            format!("bound to {}", to.join(", "))
+                        }
+                    );
+                }
+            }
+        }
+        OrgCmd::List { group, json } => {
+            for o in ops::orgs::list(cx, me, group.as_deref())? {
+                if json {
+                    print_json(&o)?;
+                } else {
+                    println!(
+                        "{:<30} {} contact(s), {} key(s), {} open case(s){}{}",
+                        terminal(&o.org.name),
+                        o.contacts,
+                        o.keys,
+                        o.open_cases,
+                        if o.org.anonymous { ", anonymous" } else { "" },
+                        if o.org.groups.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", groups {}", o.org.groups.join(", "))
+                        }
+                    );
+                }
+            }
+        }
+        OrgCmd::Show { name, json } => {
+            let v = ops::orgs::show(cx, me, &name)?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print_org(&v.org);
+                println!("contacts:");
+                for c in &v.contacts {
+                    println!("  {}", c.address);
+                    for k in &c.keys {
+                        println!("    key {}", key_line(k));
+                    }
+                }
+                println!("keys:");
+                for k in &v.keys {
+                    println!("  {}", key_line(k));
+                }
+                println!("open cases:");
+                for c in &v.open_cases {
+                    println!(
+                        "  {} ({}, discussion {}) {}",
+                        c.number,
+                        c.role,
+                        c.discussion,
+                        terminal(&c.title)
+                    );
+                }
+            }
+        }
+        OrgCmd::Set {
+            name,
+            anonymous,
+            add_groups,
+            remove_groups,
+            json,
+        } => {
+            let o = ops::orgs::set(
+                cx,
+                me,
+                &name,
+                &ops::orgs::OrgChange {
+                    anonymous,
+                    add_groups,
+                    remove_groups,
+                },
+            )?;
+            if json {
+                print_json(&o)?;
+            } else {
+                print_org(&o);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `FPR valid, expires 2027-01-01T00:00:00Z (Name <addr>)`.
+fn key_line(k: &ops::orgs::KeyView) -> String {
+    let mut s = format!("{} {}", k.fingerprint, k.validity);
+    if let Some(c) = &k.cert {
+        s.push_str(&match &c.expires {
+            Some(e) => format!(", expires {e}"),
+            None => ", no expiry".into(),
+        });
+        if !c.user_ids.is_empty() {
+            s.push_str(&format!(" ({})", terminal(&c.user_ids.join(", "))));
+        }
+    }
+    s
 }
 
 /// One line of a report that goes on when nobody reads it (`ingest`): the error is returned.
@@ -1289,7 +1785,7 @@ fn cmd_store_copy(
 }
 
 fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow::Result<ExitCode> {
-    let v = ops::threads::show(cx, me, n)?;
+    let v = ops::threads::show(cx, me, n, Page::ALL)?;
     if json {
         print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
@@ -1381,7 +1877,7 @@ fn cmd_show(cx: &Context, me: &Actor, n: &TrackingNumber, json: bool) -> anyhow:
 }
 
 fn cmd_list(cx: &Context, me: &Actor, kind: Option<Kind>, json: bool) -> anyhow::Result<ExitCode> {
-    for s in ops::threads::list(cx, me, kind)? {
+    for s in ops::threads::list(cx, me, kind, Page::ALL)?.items {
         if json {
             print_json(&s)?;
         } else {
@@ -1409,7 +1905,7 @@ fn cmd_list(cx: &Context, me: &Actor, kind: Option<Kind>, json: bool) -> anyhow:
 }
 
 fn cmd_key_list(cx: &mut Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> {
-    for k in ops::participants::list_keys(cx, me)? {
+    for k in ops::participants::list_keys(cx, me, Page::ALL)?.items {
         if json {
             print_json(&k)?;
         } else {

@@ -34,6 +34,12 @@ pub enum ParseError {
     /// there is no one structure to verify or show.
     #[error("ambiguous MIME structure: a part has {count} {field} fields")]
     Ambiguous { field: &'static str, count: usize },
+    /// MIME delimiters interleaved so that the parser cannot tell which entity one closes
+    /// (`LimitExceeded::Structure` of the patched mail-parser): no structure to trust.
+    #[error(
+        "cannot parse the MIME structure ({0}): multipart delimiters and attached messages interleave"
+    )]
+    Structure(&'static str),
 }
 
 impl From<LimitExceeded> for ParseError {
@@ -42,6 +48,7 @@ impl From<LimitExceeded> for ParseError {
             LimitExceeded::Depth(n) => ParseError::TooDeep(n),
             LimitExceeded::Parts(n) => ParseError::TooManyParts(n),
             LimitExceeded::Headers(n) => ParseError::TooManyHeaders(n),
+            LimitExceeded::Structure(what) => ParseError::Structure(what),
         }
     }
 }
@@ -129,6 +136,11 @@ pub struct MailView {
     pub automatic: Option<String>,
     /// `Content-Type` of the top-level entity, lower-case (`multipart/encrypted`, ...).
     pub content_type: String,
+    /// Addresses the receiving MTA says it delivered to (`Delivered-To`, `X-Original-To`),
+    /// lower-case: how mail Bcc'd to the private address is recognised.
+    pub delivered_to: Vec<String>,
+    /// The message carries casegate's relay marker (`X-Casegate-Relay`): a relayed copy.
+    pub relay_marker: bool,
 }
 
 impl MailView {
@@ -202,6 +214,26 @@ pub fn parse_entity_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseE
         attachments,
         automatic: None,
         content_type,
+        delivered_to: msg
+            .headers()
+            .iter()
+            .filter(|h| {
+                let n = h.name().to_ascii_lowercase();
+                n == "delivered-to" || n == "x-original-to"
+            })
+            .filter_map(|h| h.value().as_text())
+            .take(64)
+            .map(|v| {
+                v.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_lowercase()
+            })
+            .collect(),
+        relay_marker: msg.headers().iter().any(|h| {
+            h.name()
+                .eq_ignore_ascii_case(crate::discussion::RELAY_HEADER)
+        }),
     };
     view.automatic = automatic_reason(&msg, &view);
     Ok(view)
@@ -244,7 +276,7 @@ pub fn body_bytes<'a>(
 }
 
 /// One header as a person reads it (decoded, addresses as `Name <address>`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HeaderLine {
     pub name: String,
     pub value: String,
@@ -306,7 +338,7 @@ pub fn display_headers(raw: &[u8]) -> Vec<HeaderLine> {
 
 /// A file attached to a message as `read` lists it: numbered from 1 in the order of the MIME
 /// tree. The name is the sender's and is only ever shown, never used as a path.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct NumberedAttachment {
     pub n: usize,
     pub name: Option<String>,

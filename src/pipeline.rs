@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
+use crate::discussion::{Discussion, RelayFacts, relay_decision};
 use crate::intake::Partial;
 use crate::keyring::Keyring;
 use crate::limits::Limits;
@@ -21,7 +22,8 @@ use crate::message::{self, MailView};
 use crate::open::{self, Encryption, SignatureFacts};
 use crate::route::{self, Action, Knowledge, KnownThread, RouteInput};
 use crate::store::{
-    Disposition, MessageSource, NewAudit, NewMessage, NewParticipant, Store, StoreError, Thread,
+    Contact, Disposition, MessageSource, NewAudit, NewClaim, NewMessage, NewParticipant, Store,
+    StoreError, Thread,
 };
 use crate::tracking::{self, Kind, TrackingNumber};
 use crate::verdict::{self, SignatureVerdict, ThreadContact};
@@ -45,6 +47,8 @@ pub struct Rules {
     /// New reports are acknowledged (at most this many per sender per UTC day).
     pub ack_limit_per_sender_per_day: u32,
     pub outbox: crate::config::OutboxConfig,
+    /// Mail to this address is for the coordinator only: never relayed.
+    pub private_address: Option<String>,
     /// Where sender authentication verdicts come from (`[authentication]`).
     pub sender_check: std::sync::Arc<crate::trust::SenderCheck>,
     /// `[policy] require_authenticated_participants`.
@@ -60,6 +64,12 @@ impl Rules {
             limits: s.config.limits(),
             ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
             outbox: s.config.outbox.clone(),
+            private_address: s
+                .config
+                .coordinator
+                .private_address
+                .as_deref()
+                .map(|a| a.trim().to_lowercase()),
             sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
                 &s.config.authentication,
             )),
@@ -69,7 +79,7 @@ impl Rules {
 }
 
 /// The result for one message, as `ingest --json` prints it (shared/interface.md).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub source: String,
     pub message_id: Option<String>,
@@ -88,12 +98,30 @@ pub struct Outcome {
     pub automatic: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A vendor's status/statement this message carries, and whether it counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimOutcome>,
+    /// In a case that relays its discussion: whether this message is relayed, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
     /// For a new report: what became of its acknowledgment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
     /// How routing reached its decision (always filled; printed by `route --dry-run`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
+}
+
+/// A vendor's status/statement found in a message (`ingest --json`: `claims`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ClaimOutcome {
+    pub org: String,
+    pub status: Option<String>,
+    /// The message carries a statement.
+    pub statement: bool,
+    /// It sets the organization's status/statement (else it is kept and flagged).
+    pub counted: bool,
+    pub reason: String,
 }
 
 /// The pipeline owns the store and the keyring for as long as it runs (the daemon's view).
@@ -322,8 +350,13 @@ impl PipelineRef<'_> {
         }
         outcome.thread = committed.thread;
         if !committed.duplicate {
-            outcome.acknowledgment =
-                self.acknowledge_new_report(&eval.message, &outcome, raw, eval.inner.as_deref());
+            outcome.acknowledgment = self.acknowledge_new_report(
+                &eval.message,
+                &outcome,
+                raw,
+                eval.inner.as_deref(),
+                now,
+            );
             self.record_key_offers(&eval.message, raw, now);
         }
         tracing::info!(
@@ -569,7 +602,7 @@ impl PipelineRef<'_> {
         outcome.steps.clear();
         outcome.thread = committed.thread;
         outcome.acknowledgment =
-            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref());
+            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref(), now);
         tracing::info!(
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
             outcome = outcome.outcome,
@@ -599,6 +632,7 @@ impl PipelineRef<'_> {
         outcome: &Outcome,
         raw: &[u8],
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> Option<String> {
         if message.automatic {
             return None;
@@ -616,6 +650,7 @@ impl PipelineRef<'_> {
             message.sender.as_deref(),
             message.message_id.as_deref(),
             inner,
+            now,
         ))
     }
 
@@ -826,20 +861,66 @@ impl PipelineRef<'_> {
             },
         };
 
-        // A vendor statement to a thread that demands signatures must be signed by the vendor.
-        if let (Some(thread), Some(addr)) = (&target, &from)
-            && (thread.require_signed_statements || self.rules.require_signed_vendor_statements)
-            && v.signature != SignatureVerdict::Good
-            && contacts
-                .iter()
-                .any(|c| &c.address == addr && c.role == "vendor")
-        {
-            reason = format!(
-                "unsigned statement: {} requires vendor statements signed by the vendor's key ({})",
-                thread.number, v.reason
-            );
-            flags.push("unsigned-statement");
-            message.disposition = Disposition::Triage;
+        if let (Some(thread), Disposition::Post { .. }) = (&target, &message.disposition) {
+            let entity = opened.inner.as_deref().unwrap_or(raw);
+            // A vendor's status and statement; with signatures required, only one signed by
+            // a key of the vendor's organization counts, anything else is flagged.
+            if !message.automatic {
+                let claims = self.vendor_claims(
+                    thread,
+                    &contacts,
+                    from.as_deref(),
+                    subject.as_deref(),
+                    entity,
+                    &opened,
+                )?;
+                if claims.iter().any(|c| !c.counted) {
+                    flags.push("unsigned-statement");
+                }
+                for c in &claims {
+                    outcome.claims.push(ClaimOutcome {
+                        org: self.store.org_by_id(c.org_id)?.name,
+                        status: c.status.clone(),
+                        statement: c.statement.is_some(),
+                        counted: c.counted,
+                        reason: c.reason.clone(),
+                    });
+                }
+                message.claims = claims;
+            }
+            // The case discussion: owed now, composed and sealed by the outbox side.
+            let recipients: Vec<String> = outer
+                .recipients()
+                .map(|m| m.address.clone())
+                .chain(outer.delivered_to.iter().cloned())
+                .collect();
+            let our_copy = match &message.message_id {
+                Some(id) => self.store.is_sent_message_id(id)?,
+                None => false,
+            };
+            let discussion = Discussion::parse(&thread.discussion).unwrap_or(Discussion::Hub);
+            let decision = relay_decision(&RelayFacts {
+                discussion,
+                posted: true,
+                from_participant: from
+                    .as_deref()
+                    .is_some_and(|f| contacts.iter().any(|c| c.address == f)),
+                automatic: message.automatic,
+                delivery_report: false,
+                subject: subject.as_deref(),
+                recipients: &recipients,
+                private_address: self.rules.private_address.as_deref(),
+                signature: v.signature,
+                our_message_id: our_copy,
+                relay_marker: outer.relay_marker,
+            });
+            if discussion == Discussion::Relay {
+                outcome.relay = Some(match &decision {
+                    Ok(()) => "owed: to the other participants".into(),
+                    Err(why) => format!("not relayed: {why}"),
+                });
+            }
+            message.relay_owed = decision.is_ok();
         }
         // Mail from a participant's address: is it the participant's?
         let from_participant = match from.as_deref() {
@@ -979,14 +1060,16 @@ impl PipelineRef<'_> {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> String {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
             return "not sent yet: no coordinator key (run `casegate init`)".into();
         };
         // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result =
-            caught(|| self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner))
-                .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
+        let result = caught(|| {
+            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner, now)
+        })
+        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
             && let Err(e) = self.store.clear_pending_ack(t.id)
         {
@@ -1016,6 +1099,7 @@ impl PipelineRef<'_> {
                 record.sender.as_deref(),
                 record.message_id.as_deref(),
                 inner.as_deref(),
+                Utc::now(),
             );
             tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
             done.push((thread.number, result));
@@ -1023,6 +1107,7 @@ impl PipelineRef<'_> {
         Ok(done)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn acknowledge_with(
         &mut self,
         coordinator: &sequoia_openpgp::Cert,
@@ -1031,6 +1116,7 @@ impl PipelineRef<'_> {
         sender: Option<&str>,
         message_id: Option<&str>,
         inner: Option<&[u8]>,
+        now: DateTime<Utc>,
     ) -> Result<String, String> {
         let sender = sender.ok_or("no sender address")?.to_string();
         let thread = self
@@ -1089,6 +1175,7 @@ impl PipelineRef<'_> {
                 outbox: &self.rules.outbox,
                 limit_per_day: self.rules.ack_limit_per_sender_per_day,
             },
+            now,
         )
         .map_err(|e| e.to_string())?;
         Ok(match done {
@@ -1102,6 +1189,122 @@ impl PipelineRef<'_> {
                 format!("not sent: {limit} acknowledgments already went to {sender} today")
             }
         })
+    }
+
+    /// The status/statement claims of a message posted to `thread` by a vendor contact: one
+    /// per vendor organization the sender is a contact of, judged against that
+    /// organization's keys.
+    fn vendor_claims(
+        &self,
+        thread: &Thread,
+        contacts: &[Contact],
+        from: Option<&str>,
+        subject: Option<&str>,
+        entity: &[u8],
+        opened: &open::Opened,
+    ) -> Result<Vec<NewClaim>, StoreError> {
+        let Some(from) = from else {
+            return Ok(Vec::new());
+        };
+        let mut orgs: Vec<(i64, &str)> = Vec::new();
+        for c in contacts {
+            if c.address == from
+                && c.role == "vendor"
+                && !orgs.iter().any(|(id, _)| *id == c.org_id)
+            {
+                orgs.push((c.org_id, &c.org));
+            }
+        }
+        if orgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = message::readable(entity)
+            .ok()
+            .and_then(|r| r.text)
+            .unwrap_or_default();
+        let parsed = crate::statement::parse(subject, &text);
+        if parsed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let required =
+            thread.require_signed_statements || self.rules.require_signed_vendor_statements;
+        let signer = match &opened.signature {
+            SignatureFacts::Valid { cert, .. } => Some(crate::keyring::normalize_fingerprint(cert)),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(orgs.len());
+        for (org_id, org) in orgs {
+            let keys = self.store.org_keys(org_id)?;
+            let signed_by_org = signer.as_ref().is_some_and(|s| keys.contains(s));
+            let why_not = || -> Result<String, StoreError> {
+                Ok(match (&opened.signature, &signer) {
+                    (_, Some(s)) => {
+                        let owners: Vec<String> = self
+                            .store
+                            .orgs_with_key(s)?
+                            .into_iter()
+                            .map(|o| o.name)
+                            .collect();
+                        if owners.is_empty() {
+                            format!("signed by key {s}, which is not a key of {org}")
+                        } else {
+                            format!(
+                                "signed by key {s} of {}, not a key of {org}",
+                                owners.join(", ")
+                            )
+                        }
+                    }
+                    (SignatureFacts::None, _) => "not signed".into(),
+                    (SignatureFacts::Partial { reason }, _) => {
+                        format!("only partly signed ({reason})")
+                    }
+                    (SignatureFacts::Bad { reason }, _) => format!("bad signature ({reason})"),
+                    (SignatureFacts::UnknownKey { issuer }, _) => {
+                        format!("signed by unknown key {issuer}")
+                    }
+                    (SignatureFacts::Valid { .. }, None) => "not signed".into(),
+                })
+            };
+            let (counted, reason) = if signed_by_org {
+                (
+                    true,
+                    format!("signed by {org}'s key {}", signer.as_deref().unwrap_or("")),
+                )
+            } else if required {
+                (
+                    false,
+                    format!(
+                        "not counted: {} requires statements signed by a key of {org}; {}",
+                        thread.number,
+                        why_not()?
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    format!("counted without a signature check: {}", why_not()?),
+                )
+            };
+            // Decrypted text is never stored: an encrypted statement stays in the stored
+            // ciphertext and is read again from there (`ops::vendors`).
+            let sealed = opened.encryption != Encryption::None;
+            out.push(NewClaim {
+                org_id,
+                status: parsed.status.map(|s| s.as_str().to_string()),
+                statement: parsed.statement.clone().filter(|_| !sealed),
+                signed_part: signer
+                    .is_some()
+                    .then(|| opened.signed_content.clone())
+                    .flatten()
+                    .filter(|_| !sealed),
+                sealed: sealed && parsed.statement.is_some(),
+                signer: signer.clone(),
+                signed_by_org,
+                counted,
+                reason,
+            });
+        }
+        Ok(out)
     }
 
     fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
@@ -1202,6 +1405,8 @@ fn blank_outcome(source: &MessageSource) -> Outcome {
         sender_auth_detail: None,
         automatic: false,
         notes: Vec::new(),
+        claims: Vec::new(),
+        relay: None,
         acknowledgment: None,
         steps: Vec::new(),
     }
@@ -1274,6 +1479,7 @@ mod tests {
                 limits,
                 ack_limit_per_sender_per_day: 3,
                 outbox: Default::default(),
+                private_address: None,
                 sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
                     &Default::default(),
                 )),

@@ -88,7 +88,7 @@ mod tests {
     use openpgp::policy::StandardPolicy;
 
     #[test]
-    fn validating_a_cert_saves_its_verifications_and_they_restore() {
+    fn validating_a_cert_saves_its_verifications_once() {
         let mut store = Store::open_in_memory().unwrap();
         // Before generating: making a key verifies its fresh signatures too.
         let before = snapshot();
@@ -103,9 +103,107 @@ mod tests {
         // The user ID binding and each subkey binding (plus the signing key's back signature).
         assert!(saved >= 3, "saved {saved}");
         assert_eq!(store.signature_cache_entries().unwrap().len(), saved);
-        // Nothing new since: nothing saved twice.
-        assert_eq!(save_since(&mut store, &snapshot()).unwrap(), 0);
+        // Nothing saved twice: what is known now is skipped. (Other tests verify signatures in
+        // parallel; what they add meanwhile may be saved, but never one of ours again.)
+        let after = snapshot();
+        let ours = store.signature_cache_entries().unwrap();
+        assert!(ours.iter().all(|e| after.0.contains(e)));
+        let again = save_since(&mut store, &after).unwrap();
+        assert_eq!(
+            store.signature_cache_entries().unwrap().len(),
+            ours.len() + again
+        );
         // Restoring what this process already knows is a no-op, and does not block.
         restore(&store).unwrap();
+    }
+
+    const CHILD_STORE: &str = "CASEGATE_SIGNATURE_CACHE_CHILD_STORE";
+    const CHILD_CERT: &str = "CASEGATE_SIGNATURE_CACHE_CHILD_CERT";
+    const CHILD_SKIP_RESTORE: &str = "CASEGATE_SIGNATURE_CACHE_CHILD_SKIP_RESTORE";
+
+    /// Not a test on its own (ignored, so it never passes by doing nothing): the fresh process
+    /// `saved_verifications_are_used_by_a_fresh_process` starts with `--ignored`. Restores the
+    /// store's entries (unless told not to), checks the certificate's self-signatures as
+    /// sealing does, and prints what sequoia's cache did.
+    #[test]
+    #[ignore = "the child process of saved_verifications_are_used_by_a_fresh_process"]
+    fn restore_child_process() {
+        use openpgp::parse::Parse;
+        let (Ok(store), Ok(cert)) = (std::env::var(CHILD_STORE), std::env::var(CHILD_CERT)) else {
+            panic!("run by saved_verifications_are_used_by_a_fresh_process");
+        };
+        let store = Store::open(std::path::Path::new(&store)).unwrap();
+        let cert = openpgp::Cert::from_file(cert).unwrap();
+        if std::env::var_os(CHILD_SKIP_RESTORE).is_none() {
+            restore(&store).unwrap();
+        }
+        SignatureVerificationCache::clear_insertions();
+        let hits = SignatureVerificationCache::cache_hits();
+        crate::outbox::compose::check_self_signatures(&cert, std::time::SystemTime::now());
+        println!(
+            "CACHE hits={} insertions={}",
+            SignatureVerificationCache::cache_hits() - hits,
+            SignatureVerificationCache::insertions()
+        );
+    }
+
+    /// What one process verified and saved, another process restores and uses instead of
+    /// verifying again (the path a one-shot `casegate notify` takes after `key import`).
+    #[test]
+    fn saved_verifications_are_used_by_a_fresh_process() {
+        use openpgp::serialize::Serialize;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.sqlite");
+        let mut store = Store::open(&db).unwrap();
+        let cert = CertBuilder::general_purpose(Some("<b@example.test>"))
+            .generate()
+            .unwrap()
+            .0;
+        let before = snapshot();
+        crate::outbox::compose::check_self_signatures(&cert, std::time::SystemTime::now());
+        let saved = save_since(&mut store, &before).unwrap();
+        assert!(saved >= 3, "saved {saved}");
+        drop(store);
+        let cert_file = dir.path().join("cert.pgp");
+        let mut bytes = Vec::new();
+        cert.serialize(&mut bytes).unwrap();
+        std::fs::write(&cert_file, bytes).unwrap();
+
+        let child = |skip_restore: bool| -> (usize, usize) {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            cmd.args([
+                "--exact",
+                "signature_cache::tests::restore_child_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_STORE, &db)
+            .env(CHILD_CERT, &cert_file);
+            if skip_restore {
+                cmd.env(CHILD_SKIP_RESTORE, "1");
+            }
+            let out = cmd.output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}");
+            let line = text
+                .lines()
+                .find_map(|l| l.split_once("CACHE ").map(|(_, rest)| rest))
+                .unwrap_or_else(|| panic!("no CACHE line: {text}"));
+            let number = |key: &str| -> usize {
+                line.split(' ')
+                    .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+                    .unwrap()
+            };
+            (number("hits"), number("insertions"))
+        };
+        // With the store's entries restored: every check is a hit, nothing is verified anew.
+        let (hits, insertions) = child(false);
+        assert!(hits >= saved, "{hits} hits for {saved} saved verifications");
+        assert_eq!(insertions, 0, "verified again although restored");
+        // Without them the same checks verify (and insert) again: the measurement can tell.
+        let (hits, insertions) = child(true);
+        assert_eq!(hits, 0);
+        assert!(insertions >= saved, "{insertions} insertions");
     }
 }

@@ -36,7 +36,17 @@ use regex::{Captures, Regex};
 
 /// The three kinds of thread a tracking number can name.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -170,6 +180,21 @@ impl FromStr for TrackingNumber {
         TrackingNumber::parse(s)
     }
 }
+
+/// In the API's OpenAPI document: the canonical text, e.g. `VU#409117`.
+impl utoipa::PartialSchema for TrackingNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A tracking number in canonical form: VU#409117 (case), VRF#25-11-BKQTZ (report), General-4711 (ticket)",
+            ))
+            .examples(["VU#409117"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TrackingNumber {}
 
 impl serde::Serialize for TrackingNumber {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -3,6 +3,7 @@
 //! report becomes a case, the vendor writes with the case number, mail quoting the old VRF#
 //! lands in the case, and an out-of-office reply is stored but never answered.
 
+mod outbox_gpg;
 mod support;
 
 use std::path::PathBuf;
@@ -130,7 +131,23 @@ timeout_secs = 10
         !text.contains("WidgetOS"),
         "a plaintext ack says nothing about the report"
     );
-    assert!(text.contains("BEGIN PGP SIGNATURE"), "the ack is signed");
+    // Signed by the coordinator: gpg, knowing only the exported public key, verifies the
+    // signed part exactly as it arrived in the reporter's mailbox (RFC 3156).
+    let home = outbox_gpg::GpgHome::new();
+    {
+        use sequoia_openpgp::parse::Parse;
+        let exported = casegate(dir, &["key", "export"]);
+        home.import_cert(&sequoia_openpgp::Cert::from_bytes(exported.as_bytes()).unwrap());
+    }
+    // Dovecot stores LF line endings; MIME on the wire is CRLF.
+    let wire = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let (signed, signature) = outbox_gpg::first_part_and_signature(&wire);
+    let status = home.verify(&signature, &signed);
+    assert!(status.contains("GOODSIG"), "{status}");
+    assert!(
+        status.contains("casegate coordinator <cert@example.test>"),
+        "{status}"
+    );
     let ack_id = header(ack, "Message-ID").unwrap();
 
     // 2. The reporter answers the acknowledgment, keeping the number.
@@ -224,12 +241,18 @@ timeout_secs = 10
         "the reporter became a participant of the case"
     );
 
-    // Exactly one acknowledgment ever went out, and nothing answered the robot.
-    std::thread::sleep(Duration::from_secs(3));
+    // Exactly one acknowledgment ever went out, and nothing answered the robot. An answer is
+    // queued in the same pipeline call that stores the message, so with all five stored the
+    // outbox is complete; once nothing in it waits, the mailboxes are too (the SMTP receiver
+    // delivers before it says 250).
+    let outbox = json_lines(&casegate(dir, &["outbox", "list", "--json"]));
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    wait_for("the outbox to drain", Duration::from_secs(30), || {
+        json_lines(&casegate(dir, &["outbox", "list", "--json"]))
+            .iter()
+            .all(|r| r["status"] == "sent")
+    });
     assert_eq!(inbox(&servers, "reporter@example.test").len(), 1);
     assert!(inbox(&servers, "vendor@example.test").is_empty());
-    let outbox = json_lines(&casegate(dir, &["outbox", "list", "--json"]));
-    assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0]["status"], "sent");
     assert_eq!(sigterm(&mut child), Some(0));
 }

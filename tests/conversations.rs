@@ -85,16 +85,12 @@ fn the_table_covers_every_fixture() {
     assert_eq!(on_disk, FILES);
 }
 
-fn check_automatic(file: &str, automatic: bool) {
+/// `automatic`: the rule the README names for this fixture (the first that matches), or
+/// `None` for mail a person wrote.
+fn check_automatic(file: &str, automatic: Option<&str>) {
     let view = casegate::message::parse(&read(file))
         .unwrap_or_else(|e| panic!("{file}: message::parse failed: {e}"));
-    assert_eq!(
-        view.automatic.is_some(),
-        automatic,
-        "{file}: automatic = {:?}, expected {}",
-        view.automatic,
-        if automatic { "Some" } else { "None" }
-    );
+    assert_eq!(view.automatic.as_deref(), automatic, "{file}: automatic");
 }
 
 fn check_bounce(file: &str, expected: Option<Report>) {
@@ -146,14 +142,13 @@ fn check_bounce(file: &str, expected: Option<Report>) {
 /// One module per fixture: `automatic` and `bounce` are separate tests so that a gap in
 /// message.rs (an ignored `automatic`) does not hide the bounce check.
 macro_rules! fixture {
-    ($name:ident, $file:literal, automatic: $auto:expr, bounce: $bounce:expr $(, #[$attr:meta])?) => {
+    ($name:ident, $file:literal, automatic: $auto:expr, bounce: $bounce:expr) => {
         mod $name {
             use super::*;
 
             const EXPECTED: Option<Report> = $bounce;
 
             #[test]
-            $(#[$attr])?
             fn automatic() {
                 check_automatic($file, $auto)
             }
@@ -168,14 +163,14 @@ macro_rules! fixture {
 
 const USER_UNKNOWN: &str = "Recipient address rejected: User unknown in virtual mailbox table";
 
-fixture!(f01_postfix_user_unknown, "01-dsn-postfix-user-unknown.eml", automatic: true,
+fixture!(f01_postfix_user_unknown, "01-dsn-postfix-user-unknown.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-1@casegate.example.test>"),
     recipients: &[r("nobody@foocorp.example", "failed", Some("5.1.1"),
         Some("550 5.1.1 <nobody@foocorp.example>: Recipient address rejected: User unknown in virtual mailbox table"))],
 }));
 
-fixture!(f02_exim, "02-dsn-exim.eml", automatic: true,
+fixture!(f02_exim, "02-dsn-exim.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-2@casegate.example.test>"),
     // Exim reports its own generic 5.0.0; the remote's 5.1.1 is in the diagnostic.
@@ -183,7 +178,7 @@ bounce: Some(Report {
         Some("550 5.1.1 <former@foocorp.example>: Recipient address rejected"))],
 }));
 
-fixture!(f03_sendmail, "03-dsn-sendmail.eml", automatic: true,
+fixture!(f03_sendmail, "03-dsn-sendmail.eml", automatic: Some("Auto-Submitted: auto-generated (failure)"),
 bounce: Some(Report {
     original: Some("<notice-3@casegate.example.test>"),
     // Original-Recipient is the address we sent to; Final-Recipient is foocorp's alias target.
@@ -191,28 +186,28 @@ bounce: Some(Report {
         Some("550 5.1.1 <j.smith@foocorp.example>... User unknown"))],
 }));
 
-fixture!(f04_gmail, "04-dsn-gmail.eml", automatic: true,
+fixture!(f04_gmail, "04-dsn-gmail.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-4@casegate.example.test>"),
     recipients: &[r("psirt-team@foocorp.example", "failed", Some("5.1.1"),
         Some("does not exist. Please try 550-5.1.1 double-checking"))],
 }));
 
-fixture!(f05_m365_ndr, "05-dsn-m365-ndr.eml", automatic: true,
+fixture!(f05_m365_ndr, "05-dsn-m365-ndr.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-5@casegate.example.test>"),
     recipients: &[r("security@foocorp.example", "failed", Some("5.7.133"),
         Some("550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup"))],
 }));
 
-fixture!(f06_postfix_delayed, "06-dsn-postfix-delayed.eml", automatic: true,
+fixture!(f06_postfix_delayed, "06-dsn-postfix-delayed.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-6@casegate.example.test>"),
     recipients: &[r("vuln@foocorp.example", "delayed", Some("4.4.1"),
         Some("connect to mx.foocorp.example[192.0.2.25]:25: Connection timed out"))],
 }));
 
-fixture!(f07_two_recipients, "07-dsn-two-recipients.eml", automatic: true,
+fixture!(f07_two_recipients, "07-dsn-two-recipients.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<8f3a2b1c-5d6e-4f70-9a8b-7c6d5e4f3a2b@example.test>"),
     recipients: &[
@@ -222,44 +217,44 @@ bounce: Some(Report {
     ],
 }));
 
-fixture!(f08_postfix_relayed, "08-dsn-postfix-relayed.eml", automatic: true,
+fixture!(f08_postfix_relayed, "08-dsn-postfix-relayed.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-8@casegate.example.test>"),
     recipients: &[r("psirt@foocorp.example", "relayed", Some("2.0.0"),
         Some("250 2.0.0 Ok: queued as 4dKq2x1Zz9z1"))],
 }));
 
-fixture!(f09_qmail_text, "09-bounce-qmail-text.eml", automatic: true,
+fixture!(f09_qmail_text, "09-bounce-qmail-text.eml", automatic: Some("sent by mailer-daemon"),
 bounce: Some(Report {
     original: Some("<notice-9@casegate.example.test>"),
     recipients: &[r("kim@foocorp.example", "failed", Some("5.1.1"),
         Some("Sorry, no mailbox here by that name. (#5.1.1)"))],
 }));
 
-fixture!(f10_exim_text, "10-bounce-exim-text.eml", automatic: true,
+fixture!(f10_exim_text, "10-bounce-exim-text.eml", automatic: Some("Auto-Submitted: auto-replied"),
 bounce: Some(Report {
     original: Some("<notice-10@casegate.example.test>"),
     recipients: &[r("r.moore@foocorp.example", "failed", None,
         Some("mailbox is full (MTA-imposed quota exceeded while writing to file /var/mail/r.moore): retry timeout exceeded"))],
 }));
 
-fixture!(f11_yahoo_text, "11-bounce-yahoo-text.eml", automatic: true,
+fixture!(f11_yahoo_text, "11-bounce-yahoo-text.eml", automatic: Some("sent by mailer-daemon"),
 bounce: Some(Report {
     original: Some("<notice-11@casegate.example.test>"),
     recipients: &[r("reporter.old@yahoo.example.com", "failed", None,
         Some("554: delivery error: dd This user doesn't have a yahoo.example.com account"))],
 }));
 
-fixture!(f12_read_receipt, "12-mdn-read-receipt.eml", automatic: true, bounce: None);
-fixture!(f21_gmail_vacation, "21-ooo-gmail-vacation.eml", automatic: true, bounce: None);
-fixture!(f22_exchange_oof, "22-ooo-exchange.eml", automatic: true, bounce: None);
-fixture!(f23_x_autoreply_only, "23-ooo-x-autoreply-only.eml", automatic: true, bounce: None);
-fixture!(f24_rt_autoack, "24-ticket-autoack-rt.eml", automatic: true, bounce: None);
-fixture!(f25_mailman_list, "25-list-mailman.eml", automatic: true, bounce: None);
-fixture!(f26_list_unsubscribe_only, "26-bulk-list-unsubscribe-only.eml", automatic: true, bounce: None);
-fixture!(f27_human_out_of_office, "27-human-out-of-office-subject.eml", automatic: false, bounce: None);
-fixture!(f28_human_reply_to_auto_reply, "28-human-reply-to-automatic-reply.eml", automatic: false, bounce: None);
-fixture!(f29_sieve_vacation, "29-ooo-sieve-vacation.eml", automatic: true, bounce: None);
+fixture!(f12_read_receipt, "12-mdn-read-receipt.eml", automatic: Some("delivery or disposition report"), bounce: None);
+fixture!(f21_gmail_vacation, "21-ooo-gmail-vacation.eml", automatic: Some("Auto-Submitted: auto-replied"), bounce: None);
+fixture!(f22_exchange_oof, "22-ooo-exchange.eml", automatic: Some("Auto-Submitted: auto-generated"), bounce: None);
+fixture!(f23_x_autoreply_only, "23-ooo-x-autoreply-only.eml", automatic: Some("X-Autoreply: yes"), bounce: None);
+fixture!(f24_rt_autoack, "24-ticket-autoack-rt.eml", automatic: Some("Precedence: bulk"), bounce: None);
+fixture!(f25_mailman_list, "25-list-mailman.eml", automatic: Some("List-Id present"), bounce: None);
+fixture!(f26_list_unsubscribe_only, "26-bulk-list-unsubscribe-only.eml", automatic: Some("List-Unsubscribe present (bulk mail)"), bounce: None);
+fixture!(f27_human_out_of_office, "27-human-out-of-office-subject.eml", automatic: None, bounce: None);
+fixture!(f28_human_reply_to_auto_reply, "28-human-reply-to-automatic-reply.eml", automatic: None, bounce: None);
+fixture!(f29_sieve_vacation, "29-ooo-sieve-vacation.eml", automatic: Some("Auto-Submitted: auto-replied (vacation)"), bounce: None);
 
 // ---------------------------------------------------------------------------------------------
 // The mail loop, through the binary.
@@ -419,5 +414,225 @@ fn automatic_mail_from_strangers_never_opens_a_thread() {
         "oof-erin-1@mail.example.com",
     ] {
         assert!(text.contains(id), "triage lacks {id}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every fixture through the pipeline.
+
+/// The copies casegate "sent" before the fixtures arrive: `<notice-N@casegate.example.test>`
+/// to the address each report or reply names, in the thread it belongs to.
+const SENT: &[(u32, &str, &str)] = &[
+    (1, "VU#409117", "nobody@foocorp.example"),
+    (2, "VU#409117", "former@foocorp.example"),
+    (3, "VU#409117", "jsmith@foocorp.example"),
+    (4, "VU#409117", "psirt-team@foocorp.example"),
+    (5, "VU#409117", "security@foocorp.example"),
+    (6, "VU#409117", "vuln@foocorp.example"),
+    (8, "VU#409117", "psirt@foocorp.example"),
+    (9, "VU#409117", "kim@foocorp.example"),
+    (10, "VU#409117", "r.moore@foocorp.example"),
+    (11, "VRF#25-11-BKQTZ", "reporter.old@yahoo.example.com"),
+    (12, "VU#409117", "alice@foocorp.example"),
+    (21, "VU#409117", "rita@reporter.example"),
+    (22, "VU#409117", "bob@foocorp.example"),
+    (23, "VU#409117", "carol@foocorp.example"),
+    (24, "VU#409117", "psirt@foocorp.example"),
+    (27, "VU#409117", "alice@foocorp.example"),
+    (29, "VRF#25-11-BKQTZ", "rob@reporter2.example"),
+];
+
+/// What the pipeline makes of each fixture: outcome, thread, a substring of the reason, and
+/// whether it is marked automatic.
+#[rustfmt::skip]
+const THROUGH_PIPELINE: &[(&str, &str, Option<&str>, &str, bool)] = &[
+    ("01", "routed", Some("VU#409117"), "copy <notice-1@casegate.example.test> to nobody@foocorp.example bounced", true),
+    ("02", "routed", Some("VU#409117"), "copy <notice-2@casegate.example.test> to former@foocorp.example bounced", true),
+    ("03", "routed", Some("VU#409117"), "copy <notice-3@casegate.example.test> to jsmith@foocorp.example bounced", true),
+    ("04", "routed", Some("VU#409117"), "copy <notice-4@casegate.example.test> to psirt-team@foocorp.example bounced", true),
+    // The subject names the case too: the report is filed by the copy it is about.
+    ("05", "routed", Some("VU#409117"), "copy <notice-5@casegate.example.test> to security@foocorp.example bounced", true),
+    ("06", "routed", Some("VU#409117"), "delivery report about <notice-6@casegate.example.test> to vuln@foocorp.example: vuln@foocorp.example delayed 4.4.1", true),
+    ("07", "triage", None, "delivery report about a message casegate did not send", true),
+    ("08", "routed", Some("VU#409117"), "delivery report about <notice-8@casegate.example.test> to psirt@foocorp.example: psirt@foocorp.example relayed 2.0.0", true),
+    ("09", "routed", Some("VU#409117"), "copy <notice-9@casegate.example.test> to kim@foocorp.example bounced", true),
+    ("10", "routed", Some("VU#409117"), "copy <notice-10@casegate.example.test> to r.moore@foocorp.example bounced", true),
+    ("11", "routed", Some("VRF#25-11-BKQTZ"), "copy <notice-11@casegate.example.test> to reporter.old@yahoo.example.com bounced", true),
+    ("12", "routed", Some("VU#409117"), "tracking number VU#409117", true),
+    ("21", "routed", Some("VU#409117"), "reply to our message VU#409117", true),
+    ("22", "routed", Some("VU#409117"), "tracking number VU#409117", true),
+    ("23", "routed", Some("VU#409117"), "tracking number VU#409117", true),
+    ("24", "routed", Some("VU#409117"), "tracking number VU#409117", true),
+    // A participant's list post naming the case (in its folded subject): filed in the case,
+    // marked automatic.
+    ("25", "routed", Some("VU#409117"), "tracking number VU#409117", true),
+    // Bulk mail from a stranger to the reporting address opens no report.
+    ("26", "triage", None, "automatic message (List-Unsubscribe present (bulk mail)) outside any thread", true),
+    ("27", "routed", Some("VU#409117"), "tracking number VU#409117", false),
+    ("28", "routed", Some("VU#409117"), "tracking number VU#409117", false),
+    ("29", "routed", Some("VRF#25-11-BKQTZ"), "tracking number VRF#25-11-BKQTZ", true),
+];
+
+#[test]
+fn every_fixture_through_the_pipeline() {
+    use casegate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
+    let store = Store::new();
+    let setup: &[&[&str]] = &[
+        &[
+            "open",
+            "case",
+            "--title",
+            "Buffer overflow in FooRouter",
+            "--number",
+            "VU#409117",
+        ],
+        &[
+            "open",
+            "report",
+            "--title",
+            "XSS in BazCMS",
+            "--number",
+            "VRF#25-11-BKQTZ",
+        ],
+        &[
+            "participant",
+            "add",
+            "VRF#25-11-BKQTZ",
+            "--org",
+            "Rob",
+            "--email",
+            "rob@reporter2.example",
+            "--role",
+            "reporter",
+        ],
+        &[
+            "participant",
+            "add",
+            "VU#409117",
+            "--org",
+            "Reporter",
+            "--email",
+            "rita@reporter.example",
+            "--role",
+            "reporter",
+        ],
+    ];
+    for args in setup {
+        store.json(&[*args, &["--json"]].concat());
+    }
+    for who in ["psirt", "alice", "bob", "carol"] {
+        let email = format!("{who}@foocorp.example");
+        store.json(&[
+            "participant",
+            "add",
+            "VU#409117",
+            "--org",
+            "FooCorp",
+            "--email",
+            &email,
+            "--json",
+        ]);
+    }
+    {
+        // What the outbox would hold had casegate sent these copies and SMTP accepted them.
+        let mut db = casegate::store::Store::open(&store.data.join("casegate.sqlite")).unwrap();
+        let now = chrono::Utc::now();
+        for (n, number, address) in SENT {
+            let thread = db
+                .thread(&casegate::tracking::TrackingNumber::parse(number).unwrap())
+                .unwrap()
+                .unwrap();
+            let message_id = format!("<notice-{n}@casegate.example.test>");
+            let ids = db
+                .enqueue_notice(
+                    &NewNotice {
+                        thread_id: thread.id,
+                        sender: "cert@example.test",
+                        in_reply_to: None,
+                        automatic: false,
+                        date_unix: now.timestamp(),
+                        signer_fingerprint: "00",
+                        inner: b"inner",
+                        relay_of: None,
+                    },
+                    &[NewCopy::Sealed {
+                        kind: CopyKind::Notice,
+                        address,
+                        org: "FooCorp",
+                        message_id: &message_id,
+                        raw: b"copy",
+                        key_fingerprint: None,
+                    }],
+                    now,
+                )
+                .unwrap();
+            let claimed = db
+                .claim_due_copy("test", now, chrono::Duration::minutes(5))
+                .unwrap()
+                .unwrap();
+            assert_eq!(claimed.id, ids[0]);
+            db.record_attempt(ids[0], "test", now, &AttemptOutcome::Accepted, "250 OK")
+                .unwrap();
+        }
+    }
+
+    let paths: Vec<String> = FILES
+        .iter()
+        .map(|f| fixture_dir().join(f).display().to_string())
+        .collect();
+    let mut args = vec!["ingest", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let lines = store.json(&args);
+    assert_eq!(lines.len(), FILES.len());
+    assert_eq!(THROUGH_PIPELINE.len(), FILES.len());
+    let mut problems = Vec::new();
+    for (line, (file, want)) in lines.iter().zip(FILES.iter().zip(THROUGH_PIPELINE)) {
+        let (prefix, outcome, thread, reason, automatic) = *want;
+        assert!(file.starts_with(prefix), "table order: {file} vs {prefix}");
+        assert!(
+            line["source"].as_str().unwrap_or_default().ends_with(file),
+            "{line}"
+        );
+        let got_reason = line["reason"].as_str().unwrap_or_default();
+        if line["outcome"] != outcome
+            || line["thread"].as_str() != thread
+            || !got_reason.contains(reason)
+            || line["automatic"] != automatic
+        {
+            problems.push(format!(
+                "{file}: expected {outcome} {thread:?} {reason:?} automatic={automatic}; got {line}"
+            ));
+        }
+        // Whatever it is, automatic mail is never answered.
+        if automatic {
+            assert!(line.get("acknowledgment").is_none(), "{line}");
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The outbox: each copy a failure report names is `bounced` with the report's words; a
+    // delay or a success report changes nothing; and nothing new was queued (no robot got an
+    // answer).
+    let rows = store.json(&["outbox", "list", "--json"]);
+    assert_eq!(rows.len(), SENT.len(), "new outbox rows: {rows:?}");
+    for (n, _, address) in SENT {
+        let id = format!("<notice-{n}@casegate.example.test>");
+        let row = rows
+            .iter()
+            .find(|r| r["message_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not in the outbox"));
+        let bounced = [1, 2, 3, 4, 5, 9, 10, 11].contains(n);
+        assert_eq!(
+            row["status"],
+            if bounced { "bounced" } else { "sent" },
+            "{row}"
+        );
+        if bounced {
+            let reason = row["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.starts_with(&format!("bounced: {address} failed")),
+                "{row}"
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Exactly once across kill -9: `casegate serve` is killed at random points, at least 20 times,
-//! while 500 messages arrive over IMAP; afterwards every message is stored exactly once and
-//! every stored message has been moved to the processed folder.
+//! while 500 messages arrive over IMAP. After every kill, everything in the processed folder is
+//! in the store (nothing was acknowledged before its commit), and the kills that landed between
+//! a commit and its acknowledgment (stored, still in the INBOX) are counted: the test needs some.
+//! Afterwards every message is stored exactly once and moved to the processed folder once.
 
 mod support;
 
@@ -17,6 +19,10 @@ use support::imap_sink::{sha256_hex, stored_hashes, test_message, wait_until};
 const CERT: &str = "cert@example.test";
 const MESSAGES: usize = 500;
 const KILLS: usize = 20;
+/// Kills that must land inside the window between a commit and its acknowledgment.
+const IN_WINDOW: usize = 2;
+/// Bound on the kills made while looking for them.
+const MAX_KILLS: usize = 120;
 
 /// Starts the real daemon on `dir` (config in `dir/casegate.toml`, store in `dir/data`).
 fn spawn_child(dir: &Path, log: &Path) -> Child {
@@ -55,6 +61,43 @@ fn stored(db: &Path) -> Vec<String> {
     } else {
         Vec::new()
     }
+}
+
+/// Message-IDs in the store (empty while it is missing or not migrated yet).
+fn stored_ids(db: &Path) -> BTreeSet<String> {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return BTreeSet::new();
+    };
+    let Ok(mut stmt) = conn.prepare("SELECT message_id FROM messages") else {
+        return BTreeSet::new();
+    };
+    stmt.query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .filter_map(|r| r.unwrap())
+        .collect()
+}
+
+/// Message-IDs of the messages in a Maildir folder (files that vanish meanwhile are skipped:
+/// the server may be renaming them).
+fn folder_ids(folder: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(raw) = std::fs::read(e.path()) else {
+                continue;
+            };
+            if let Some(id) = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .and_then(|m| m.message_id().map(|id| format!("<{id}>")))
+            {
+                out.insert(id);
+            }
+        }
+    }
+    out
 }
 
 /// The messages in a Maildir folder, line endings normalised (Dovecot stores LF, IMAP sends CRLF).
@@ -98,7 +141,9 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
     let messages: Vec<Vec<u8>> = (0..MESSAGES).map(|i| test_message("crash", i)).collect();
     let delivered = AtomicBool::new(false);
 
-    let kills = std::thread::scope(|scope| {
+    let inbox = servers.maildir(CERT);
+    let processed = servers.maildir(CERT).join(".casegate.processed");
+    let (kills, in_window) = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut rng = rand::rng();
             for chunk in messages.chunks(25) {
@@ -108,8 +153,11 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
             delivered.store(true, Ordering::SeqCst);
         });
         let mut rng = rand::rng();
-        let mut kills = 0;
-        while kills < KILLS || !delivered.load(Ordering::SeqCst) {
+        let (mut kills, mut in_window) = (0, 0);
+        while kills < KILLS
+            || !delivered.load(Ordering::SeqCst)
+            || (in_window < IN_WINDOW && kills < MAX_KILLS)
+        {
             let mut child = spawn_child(dir, &log);
             // Anywhere from process start-up (before the store is open or the login is done)
             // to the middle of a batch of fetches, commits and moves.
@@ -117,15 +165,30 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             kills += 1;
+            // The state this kill left: acknowledged (moved) only what is stored...
+            let stored = stored_ids(&db);
+            let moved = folder_ids(&processed);
+            let early: Vec<&String> = moved.difference(&stored).collect();
+            assert!(
+                early.is_empty(),
+                "kill {kills}: moved to the processed folder but not stored: {early:?}"
+            );
+            // ...and a kill between a commit and its MOVE left stored mail in the INBOX.
+            if !folder_ids(&inbox).is_disjoint(&stored) {
+                in_window += 1;
+            }
         }
-        kills
+        (kills, in_window)
     });
     assert!(kills >= KILLS);
+    assert!(
+        in_window >= IN_WINDOW,
+        "only {in_window} of {kills} kills landed between a commit and its acknowledgment"
+    );
     let stored_before_final_run = stored(&db).len();
 
     // A last run, left alone: it must finish the job, then stop cleanly on SIGTERM.
     let mut child = spawn_child(dir, &log);
-    let processed = servers.maildir(CERT).join(".casegate.processed");
     let done = wait_until(120, || {
         stored(&db).len() == MESSAGES && servers.count(CERT, "INBOX") == 0
     });
@@ -175,7 +238,12 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
     assert_eq!(moved, want);
     let recovered = log_text.matches("not yet acknowledged").count();
     eprintln!(
-        "{kills} kills; {stored_before_final_run} of {MESSAGES} stored before the final run; \
+        "{kills} kills, {in_window} between a commit and its acknowledgment; \
+         {stored_before_final_run} of {MESSAGES} stored before the final run; \
          {recovered} start(s) found stored-but-unmoved messages and finished them"
+    );
+    assert!(
+        recovered >= 1,
+        "no start found stored-but-unacknowledged messages, yet {in_window} kills left some"
     );
 }

@@ -1,6 +1,7 @@
 //! `imap::watch` against real Dovecot (tests/support/mail-servers): messages are stored, then
 //! moved or flagged; new mail during IDLE arrives; Dovecot restarts and UIDVALIDITY changes lose
-//! and duplicate nothing; servers without MOVE or IDLE are served by the fallbacks.
+//! and duplicate nothing; servers without MOVE, IDLE or UIDPLUS are served by the fallbacks, and
+//! Dovecot's own record of the session (rawlog) shows which commands really ran.
 
 mod support;
 
@@ -16,17 +17,45 @@ const CERT: &str = "cert@example.test";
 /// Dovecot's default hierarchy delimiter is '.': the configured `casegate/processed` is this.
 const PROCESSED: &str = "casegate.processed";
 
+/// The commands of `user`'s sessions that change or wait on the mailbox (no FETCH/SEARCH/...).
+fn acting_commands(servers: &MailServers, user: &str) -> Vec<String> {
+    servers
+        .imap_commands(user)
+        .into_iter()
+        .filter(|c| {
+            let verb = c.to_ascii_uppercase();
+            [
+                "UID MOVE",
+                "UID COPY",
+                "UID STORE",
+                "UID EXPUNGE",
+                "EXPUNGE",
+                "MOVE",
+                "COPY",
+                "STORE",
+            ]
+            .iter()
+            .any(|v| verb.starts_with(v))
+                || verb == "IDLE"
+                || verb == "NOOP"
+        })
+        .collect()
+}
+
 #[test]
-fn stores_then_moves_and_picks_up_new_mail_during_idle() {
+fn stores_and_moves_and_picks_up_new_mail_during_idle() {
     init_tracing();
-    let servers = MailServers::start();
+    let servers = MailServers::start_with(&ServerOptions {
+        rawlog: true,
+        ..ServerOptions::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("store.sqlite");
     for i in 0..5 {
         servers.deliver(CERT, &test_message("first", i));
     }
-    // IDLE is re-issued only every 120 s: shutdown must not wait for that.
-    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 120");
+    // IDLE is re-issued only every 29 minutes here: shutdown must not wait for that.
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
     let account = config.account_name();
     let sink = StoreSink::open(&db);
     let watcher = Watcher::start(config, sink.clone(), fast_options());
@@ -40,12 +69,16 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
         servers.count(CERT, "INBOX"),
         servers.count(CERT, PROCESSED)
     );
-    // The watcher is idle now; a new message must be picked up without a poll interval (60 s).
-    assert!(wait_until(10, || watcher
-        .status
-        .get(&account, "INBOX")
-        .is_some_and(|s| s.connected)));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The watcher is in IDLE now (the server has the command); a new message must be picked
+    // up without waiting for a re-issue.
+    assert!(
+        wait_until(10, || servers
+            .imap_commands(CERT)
+            .iter()
+            .any(|c| c == "IDLE")),
+        "no IDLE in {:?}",
+        servers.imap_commands(CERT)
+    );
     servers.deliver(CERT, &test_message("during-idle", 0));
     assert!(
         wait_until(10, || stored_hashes(&db).len() == 6
@@ -60,11 +93,25 @@ fn stores_then_moves_and_picks_up_new_mail_during_idle() {
             .contains("connected, last UID 6, 6 stored today")
     );
 
-    let asked = std::time::Instant::now();
-    watcher.stop().unwrap();
+    // Shutdown interrupts IDLE: a bound far below the 29-minute re-issue.
+    watcher
+        .stop_within(std::time::Duration::from_secs(60))
+        .unwrap();
+    // What ran: MOVE after the commits, then IDLE; no fallback.
+    let acted = acting_commands(&servers, CERT);
     assert!(
-        asked.elapsed() < std::time::Duration::from_secs(20),
-        "shutdown waited for the IDLE re-issue"
+        acted.iter().any(|c| c.starts_with("UID MOVE 1:5 ")),
+        "{acted:?}"
+    );
+    assert!(
+        acted.iter().any(|c| c.starts_with("UID MOVE 6 ")),
+        "{acted:?}"
+    );
+    assert!(
+        !acted
+            .iter()
+            .any(|c| c.starts_with("UID COPY") || c == "NOOP"),
+        "a fallback ran although the server has MOVE and IDLE: {acted:?}"
     );
     let cp = sink
         .store
@@ -113,7 +160,6 @@ fn dovecot_restart_mid_run_loses_nothing() {
     assert!(wait_until(60, || stored_hashes(&db).len() == 625));
     servers.stop_imap();
     servers.deliver_many(CERT, &second[25..]); // arrives while the server is down
-    std::thread::sleep(std::time::Duration::from_millis(500));
     servers.restart_imap();
     assert!(
         wait_until(60, || stored_hashes(&db).len() == 650
@@ -156,10 +202,18 @@ fn uidvalidity_change_resyncs_without_duplicates() {
 
     // The mailbox is deleted and made again (a restore from backup, a server migration): new
     // UIDVALIDITY, the old messages come back with new UIDs, plus one new message.
-    servers.doveadm(&["mailbox", "delete", "-u", CERT, "Reports"]);
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // Dovecot's UIDVALIDITY is a clock
-    servers.doveadm(&["mailbox", "create", "-u", CERT, "Reports"]);
-    let new_validity = servers.uidvalidity(CERT, "Reports");
+    // Dovecot's UIDVALIDITY is a clock (seconds): made again within the same second, the
+    // mailbox would keep its value. Recreate it until the value differs (bounded).
+    let mut new_validity = old_validity;
+    for _ in 0..100 {
+        servers.doveadm(&["mailbox", "delete", "-u", CERT, "Reports"]);
+        servers.doveadm(&["mailbox", "create", "-u", CERT, "Reports"]);
+        new_validity = servers.uidvalidity(CERT, "Reports");
+        if new_validity != old_validity {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_ne!(old_validity, new_validity);
     for i in 0..3 {
         servers.deliver_to(CERT, "Reports", &test_message("old", i));
@@ -189,15 +243,51 @@ fn uidvalidity_change_resyncs_without_duplicates() {
     assert_eq!(stored_hashes(&db).len(), 4);
 }
 
+/// Dovecot's capability list without the named extensions.
+fn capabilities_without(missing: &[&str]) -> String {
+    DOVECOT_CAPABILITY
+        .split(' ')
+        .filter(|c| !missing.contains(c))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Asserts that every `UID COPY SET folder` in `acted` is followed by `UID STORE SET
+/// +FLAGS.SILENT (\Deleted)` and then by `expunge` (when given) on the same set, before the
+/// next copy. Returns the copied sets.
+fn copy_flag_expunge(acted: &[String], expunge: Option<&str>) -> Vec<String> {
+    let mut sets = Vec::new();
+    for (i, c) in acted.iter().enumerate() {
+        let Some(rest) = c.strip_prefix("UID COPY ") else {
+            continue;
+        };
+        let set = rest.split(' ').next().unwrap().to_string();
+        assert!(
+            rest.ends_with(&format!(" {PROCESSED}"))
+                || rest.ends_with(&format!(" \"{PROCESSED}\"")),
+            "{c}"
+        );
+        let next = acted.get(i + 1).map(String::as_str).unwrap_or("");
+        assert_eq!(
+            next,
+            format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+            "after {c}: {acted:?}"
+        );
+        if let Some(verb) = expunge {
+            let after = acted.get(i + 2).map(String::as_str).unwrap_or("");
+            assert_eq!(after, format!("{verb} {set}"), "after {c}: {acted:?}");
+        }
+        sets.push(set);
+    }
+    sets
+}
+
 #[test]
 fn without_move_and_idle_copies_expunges_and_polls() {
     init_tracing();
-    let caps: Vec<&str> = DOVECOT_CAPABILITY
-        .split(' ')
-        .filter(|c| *c != "MOVE" && *c != "IDLE")
-        .collect();
     let servers = MailServers::start_with(&ServerOptions {
-        imap_capability: Some(caps.join(" ")),
+        imap_capability: Some(capabilities_without(&["MOVE", "IDLE"])),
+        rawlog: true,
         ..ServerOptions::default()
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -215,6 +305,111 @@ fn without_move_and_idle_copies_expunges_and_polls() {
         && servers.count(CERT, "INBOX") == 0
         && servers.count(CERT, PROCESSED) == 4));
     watcher.stop().unwrap();
+
+    // The fallbacks ran, as the server saw it: COPY, then \Deleted, then UID EXPUNGE of the
+    // same UIDs (never MOVE); and NOOP polls (never IDLE).
+    let acted = acting_commands(&servers, CERT);
+    assert!(
+        !acted.iter().any(|c| c.contains("MOVE") || c == "IDLE"),
+        "{acted:?}"
+    );
+    let sets = copy_flag_expunge(&acted, Some("UID EXPUNGE"));
+    assert_eq!(sets.first().map(String::as_str), Some("1:3"), "{acted:?}");
+    assert_eq!(sets.last().map(String::as_str), Some("4"), "{acted:?}");
+    assert!(
+        !acted.iter().any(|c| c == "EXPUNGE"),
+        "a plain EXPUNGE would remove others' \\Deleted mail: {acted:?}"
+    );
+    // The fourth message came in while polling: a NOOP between its copy and the first ones.
+    let first_copy = acted
+        .iter()
+        .position(|c| c.starts_with("UID COPY 1:3"))
+        .unwrap();
+    let last_copy = acted
+        .iter()
+        .position(|c| c.starts_with("UID COPY 4 "))
+        .unwrap();
+    assert!(
+        acted[first_copy..last_copy].iter().any(|c| c == "NOOP"),
+        "{acted:?}"
+    );
+}
+
+/// Without UIDPLUS there is no UID EXPUNGE, and a plain EXPUNGE would also remove messages
+/// someone else marked \Deleted that casegate never stored. So casegate copies, marks its own
+/// messages \Deleted and leaves the expunge to the mailbox's owner; a later session neither
+/// fetches nor copies them again.
+#[test]
+fn without_uidplus_copies_flags_and_never_expunges() {
+    init_tracing();
+    let servers = MailServers::start_with(&ServerOptions {
+        imap_capability: Some(capabilities_without(&["MOVE", "UIDPLUS"])),
+        rawlog: true,
+        ..ServerOptions::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    for i in 0..3 {
+        servers.deliver(CERT, &test_message("nouidplus", i));
+    }
+    // Somebody else's message, already marked \Deleted by their client: casegate stores it
+    // all the same (it arrived), and must not be the one that expunges it.
+    servers.deliver(CERT, &test_message("theirs", 0));
+    servers.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        CERT,
+        "\\Deleted",
+        "mailbox",
+        "INBOX",
+        "UID",
+        "4",
+    ]);
+    let deleted = || {
+        servers
+            .doveadm(&["search", "-u", CERT, "mailbox", "INBOX", "DELETED"])
+            .lines()
+            .count()
+    };
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 1");
+    let account = config.account_name();
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config.clone(), sink.clone(), fast_options());
+    assert!(
+        wait_until(30, || stored_hashes(&db).len() == 4
+            && servers.count(CERT, PROCESSED) == 4
+            && deleted() == 4),
+        "stored {}, processed {}, deleted {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, PROCESSED),
+        deleted()
+    );
+    watcher.stop().unwrap();
+    // Still there, marked: nothing was expunged.
+    assert_eq!(servers.count(CERT, "INBOX"), 4);
+
+    // A new session: the marked ones are neither fetched again nor copied again.
+    servers.deliver(CERT, &test_message("nouidplus", 3));
+    let watcher = Watcher::start(config, sink, fast_options());
+    assert!(wait_until(30, || stored_hashes(&db).len() == 5
+        && servers.count(CERT, PROCESSED) == 5
+        && deleted() == 5));
+    let st = watcher.status.get(&account, "INBOX").unwrap();
+    assert_eq!((st.stored_today, st.duplicates_today), (1, 0));
+    watcher.stop().unwrap();
+    assert_eq!(servers.count(CERT, PROCESSED), 5, "copied twice");
+    assert_eq!(servers.count(CERT, "INBOX"), 5);
+
+    let acted = acting_commands(&servers, CERT);
+    assert!(
+        !acted
+            .iter()
+            .any(|c| c.contains("EXPUNGE") || c.contains("MOVE")),
+        "{acted:?}"
+    );
+    let sets = copy_flag_expunge(&acted, None);
+    assert_eq!(sets, vec!["1:4".to_string(), "5".to_string()], "{acted:?}");
 }
 
 #[test]
@@ -249,13 +444,15 @@ fn flag_mode_leaves_messages_in_place_and_fetches_each_once() {
     assert_eq!(servers.count(CERT, PROCESSED), 0);
     watcher.stop().unwrap();
 
-    // A second run finds nothing new and stores nothing again.
+    // A second run fetches only the new message, not the four flagged ones again. It works in
+    // UID order, so once the last message (UID 6) is stored, UIDs 1-4 were either fetched
+    // again (counted as duplicates) or not.
     servers.deliver(CERT, &test_message("flag", 4));
+    servers.deliver(CERT, &test_message("flag", 5));
     let watcher = Watcher::start(config, sink, fast_options());
-    assert!(wait_until(30, || stored_hashes(&db).len() == 5 && flagged() == 5));
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(wait_until(30, || stored_hashes(&db).len() == 6 && flagged() == 6));
     let st = watcher.status.get(&account, "INBOX").unwrap();
-    assert_eq!((st.stored_today, st.duplicates_today), (1, 0));
+    assert_eq!((st.stored_today, st.duplicates_today), (2, 0));
     watcher.stop().unwrap();
 }
 
@@ -304,4 +501,132 @@ fn several_mailboxes_of_one_account_each_keep_their_own_checkpoint() {
         summaries.iter().all(|s| s.stored_since == 3),
         "{summaries:?}"
     );
+}
+
+/// A sink that, before committing each message, checks what the server already holds in the
+/// processed folder: only messages committed before, and (acknowledgments being batched) while
+/// the first `backlog` messages are being stored, at most the committed ones rounded down to
+/// whole acknowledgment sets.
+struct CheckingSink {
+    inner: Arc<StoreSink>,
+    processed: Vec<std::path::PathBuf>,
+    set: usize,
+    backlog: usize,
+    committed: std::sync::Mutex<std::collections::HashSet<String>>,
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+impl casegate::imap::MessageSink for CheckingSink {
+    fn deliver(
+        &self,
+        raw: &[u8],
+        source: casegate::store::MessageSource,
+    ) -> Result<casegate::imap::Delivered, casegate::imap::SinkError> {
+        let mut committed = self.committed.lock().unwrap();
+        let mut moved = 0;
+        for dir in &self.processed {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                // A file the server is moving away right now is not there to check.
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
+                moved += 1;
+                let hash = support::imap_sink::sha256_hex(&bytes);
+                if !committed.contains(&hash) {
+                    self.violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("moved before its commit: {hash}"));
+                }
+            }
+        }
+        let bound = committed.len() / self.set * self.set;
+        if committed.len() < self.backlog && moved > bound {
+            self.violations.lock().unwrap().push(format!(
+                "{moved} moved when {} were committed: not in sets of {}",
+                committed.len(),
+                self.set
+            ));
+        }
+        let d = self.inner.deliver(raw, source)?;
+        committed.insert(support::imap_sink::sha256_hex(raw));
+        Ok(d)
+    }
+    fn checkpoint(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Option<casegate::store::Checkpoint>, casegate::imap::SinkError> {
+        self.inner.checkpoint(account, mailbox)
+    }
+    fn reset_checkpoint(&self, a: &str, m: &str, v: u32) -> Result<(), casegate::imap::SinkError> {
+        self.inner.reset_checkpoint(a, m, v)
+    }
+}
+
+#[test]
+fn a_backlog_is_acknowledged_in_large_sets_never_before_its_commit_and_new_mail_at_once() {
+    init_tracing();
+    let without_move: Vec<&str> = DOVECOT_CAPABILITY
+        .split(' ')
+        .filter(|c| *c != "MOVE")
+        .collect();
+    for caps in [None, Some(without_move.join(" "))] {
+        let servers = MailServers::start_with(&ServerOptions {
+            imap_capability: caps.clone(),
+            ..ServerOptions::default()
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("store.sqlite");
+        let backlog: Vec<Vec<u8>> = (0..250).map(|i| test_message("backlog", i)).collect();
+        servers.deliver_many(CERT, &backlog);
+        let folder = servers.maildir(CERT).join(format!(".{PROCESSED}"));
+        let sink = Arc::new(CheckingSink {
+            inner: StoreSink::open(&db),
+            processed: vec![folder.join("cur"), folder.join("new")],
+            set: 100,
+            backlog: backlog.len(),
+            committed: Default::default(),
+            violations: Default::default(),
+        });
+        let mut options = fast_options();
+        options.batch_messages = 10;
+        // Only the size bound and "nothing more waiting" may trigger an acknowledgment here.
+        options.acknowledge = casegate::imap::AckPolicy {
+            max_unacknowledged: 100,
+            max_wait: std::time::Duration::from_secs(3600),
+        };
+        let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 120");
+        let account = config.account_name();
+        let watcher = Watcher::start(config, sink.clone(), options);
+        assert!(
+            wait_until(60, || servers.count(CERT, "INBOX") == 0
+                && servers.count(CERT, PROCESSED) == 250),
+            "{caps:?}: stored {}, inbox {}, processed {}",
+            stored_hashes(&db).len(),
+            servers.count(CERT, "INBOX"),
+            servers.count(CERT, PROCESSED)
+        );
+        // Idle now: one new message is stored and moved at once, not after `max_wait`.
+        assert!(wait_until(10, || watcher
+            .status
+            .get(&account, "INBOX")
+            .is_some_and(|s| s.connected)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        servers.deliver(CERT, &test_message("idle", 0));
+        assert!(
+            wait_until(15, || servers.count(CERT, PROCESSED) == 251
+                && servers.count(CERT, "INBOX") == 0),
+            "{caps:?}: a new message was not moved at once"
+        );
+        watcher.stop().unwrap();
+        let violations = sink.violations.lock().unwrap();
+        let first: Vec<&String> = violations.iter().take(5).collect();
+        assert!(
+            violations.is_empty(),
+            "{caps:?}: {} violations: {first:?}",
+            violations.len()
+        );
+        assert_eq!(stored_hashes(&db).len(), 251);
+    }
 }

@@ -373,3 +373,214 @@ fn secret_key_file_readable_by_others_is_refused() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A plaintext message with `body`, from `from`.
+fn plain(from: &str, subject: &str, id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+        headers(from, subject, id)
+    )
+    .into_bytes()
+}
+
+/// The same, as an RFC 3156 multipart/signed message signed by `signer`.
+fn signed(from: &str, subject: &str, id: &str, body: &str, signer: &str) -> Vec<u8> {
+    let f = fixture();
+    let part = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
+    let sig = f.gpg.run(
+        &["--armor", "--detach-sign", "-u", signer],
+        Some(part.as_bytes()),
+    );
+    format!(
+        "{}Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s\"\r\n\r\n\
+         --s\r\n{part}\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n{}\r\n--s--\r\n",
+        headers(from, subject, id),
+        crlf(&sig).trim_end()
+    )
+    .into_bytes()
+}
+
+/// When the encrypted part carries a Subject, that subject is the one that routes
+/// (shared/tracking-numbers.md): a number outside is ignored, another number inside wins, and no
+/// number inside means no number at all.
+#[test]
+fn the_protected_subject_routes_not_the_outer_one() {
+    let f = fixture();
+    let cg = setup();
+    cg.ok(&[
+        "open",
+        "case",
+        "--title",
+        "Second case",
+        "--number",
+        "VU#563210",
+    ]);
+    cg.ok(&[
+        "participant",
+        "add",
+        "VU#563210",
+        "--org",
+        "FooCorp",
+        "--email",
+        VENDOR,
+    ]);
+    let sealed = |inner_subject: &str, outer_subject: &str, id: &str| -> Vec<u8> {
+        let ct = encrypt(
+            &cg,
+            Some(&f.vendor),
+            &[],
+            &protected(inner_subject, "Statement."),
+        );
+        format!("{}{}", headers(VENDOR, outer_subject, id), pgp_mime(&ct)).into_bytes()
+    };
+    // Another number inside: that case, not the outer one.
+    let v = cg.ingest(
+        "o1.eml",
+        &sealed(
+            "Re: [VU#563210] patch",
+            &format!("Re: [{CASE}] patch"),
+            "o1",
+        ),
+    );
+    assert_eq!(v["outcome"], "routed", "{v}");
+    assert_eq!(v["thread"], "VU#563210", "{v}");
+    assert_eq!(v["reason"], "tracking number VU#563210", "{v}");
+    // A number inside that the store does not know: triage, whatever the outside says.
+    let v = cg.ingest(
+        "o2.eml",
+        &sealed(
+            "Re: [VU#123456] patch",
+            &format!("Re: [{CASE}] patch"),
+            "o2",
+        ),
+    );
+    assert_eq!(v["outcome"], "triage", "{v}");
+    assert_eq!(v["reason"], "unknown tracking number: VU#123456", "{v}");
+    // No number inside: the outer number does not route; a known participant without a number
+    // opens a new ticket.
+    let v = cg.ingest(
+        "o3.eml",
+        &sealed("Status update", &format!("Re: [{CASE}] patch"), "o3"),
+    );
+    assert_eq!(v["outcome"], "routed", "{v}");
+    assert!(v["thread"].as_str().unwrap().starts_with("General-"), "{v}");
+    assert_eq!(v["reason"], "new ticket for a known participant", "{v}");
+    // What `show` displays is the protected subject too.
+    let shown = cg.ok(&["show", "VU#563210", "--json"]);
+    assert!(shown.contains("Re: [VU#563210] patch"), "{shown}");
+    assert!(!shown.contains(&format!("Re: [{CASE}] patch")), "{shown}");
+}
+
+/// Only the Subject is taken from protected headers. A From or To inside the encryption is
+/// whatever the sender typed there: it never makes a stranger a participant, nor a message one
+/// to the reporting address.
+#[test]
+fn protected_from_and_to_do_not_replace_the_outer_ones() {
+    let cg = setup();
+    let inner = |headers: &str| -> String {
+        format!(
+            "Content-Type: text/plain; charset=utf-8; protected-headers=\"v1\"\r\n{headers}\r\nBody.\r\n"
+        )
+    };
+    // A stranger writes; inside, From claims to be the vendor (a participant).
+    let ct = encrypt(
+        &cg,
+        None,
+        &[],
+        &inner(&format!(
+            "Subject: [{CASE}] statement\r\nFrom: <{VENDOR}>\r\n"
+        )),
+    );
+    let raw = format!("{}{}", headers(STRANGER, "...", "pf1"), pgp_mime(&ct));
+    let v = cg.ingest("pf1.eml", raw.as_bytes());
+    assert_eq!(v["outcome"], "triage", "{v}");
+    assert_eq!(
+        v["reason"],
+        format!("sender is not a participant of {CASE}"),
+        "{v}"
+    );
+    let triage = cg.ok(&["triage", "list", "--json"]);
+    assert!(triage.contains(STRANGER), "{triage}");
+
+    // A stranger writes to another address; inside, To claims the reporting address: no
+    // new report is opened (an outer To to cert@ would open one: the control below).
+    let ct = encrypt(
+        &cg,
+        None,
+        &[],
+        &inner("Subject: New vulnerability\r\nTo: <cert@example.test>\r\n"),
+    );
+    let outer = headers(STRANGER, "...", "pt1").replace(
+        &format!("To: CERT <{COORDINATOR}>"),
+        "To: <someone@elsewhere.example>",
+    );
+    let v = cg.ingest("pt1.eml", format!("{outer}{}", pgp_mime(&ct)).as_bytes());
+    assert_eq!(v["outcome"], "triage", "{v}");
+    assert_eq!(
+        v["reason"], "no tracking number, not a reply, unknown sender",
+        "{v}"
+    );
+    let ct = encrypt(
+        &cg,
+        None,
+        &[],
+        &inner("Subject: New vulnerability\r\nTo: <someone@elsewhere.example>\r\n"),
+    );
+    let raw = format!("{}{}", headers(STRANGER, "...", "pt2"), pgp_mime(&ct));
+    let v = cg.ingest("pt2.eml", raw.as_bytes());
+    assert_eq!(v["outcome"], "routed", "{v}");
+    assert_eq!(v["reason"], "new report from an unknown sender", "{v}");
+}
+
+/// `casegate set --require-signed-statements` switches the rule for one thread: a vendor's
+/// statement counts only when signed by the vendor's bound key; unsigned or otherwise-signed
+/// vendor mail waits in triage; other participants are not affected; switching it off again
+/// lets unsigned vendor mail through.
+#[test]
+fn require_signed_statements_set_through_the_binary() {
+    let f = fixture();
+    let cg = setup();
+    let subject = format!("[{CASE}] statement");
+    let v = cg.ingest("u0.eml", &plain(VENDOR, &subject, "u0", "Fixed in 2.1."));
+    assert_eq!(v["outcome"], "routed", "before the switch: {v}");
+
+    let said = cg.ok(&["set", CASE, "--require-signed-statements", "true"]);
+    assert!(
+        said.starts_with(&format!("{CASE}: require signed statements true")),
+        "{said}"
+    );
+    let shown: Value = serde_json::from_str(cg.ok(&["show", CASE, "--json"]).trim()).unwrap();
+    assert_eq!(shown["require_signed_statements"], true, "{shown}");
+
+    let v = cg.ingest("u1.eml", &plain(VENDOR, &subject, "u1", "Fixed in 2.2."));
+    assert_eq!(v["outcome"], "triage", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().starts_with(&format!(
+            "unsigned statement: {CASE} requires vendor statements signed by the vendor's key"
+        )),
+        "{v}"
+    );
+    let v = cg.ingest(
+        "s1.eml",
+        &signed(VENDOR, &subject, "s1", "Fixed in 2.3.", &f.vendor),
+    );
+    assert_line(&v, "routed", false, "good", Some(&f.vendor));
+    // Signed, but by a key that is not the vendor's: not a statement.
+    let v = cg.ingest(
+        "s2.eml",
+        &signed(VENDOR, &subject, "s2", "Fixed in 2.4.", &f.stranger),
+    );
+    assert_eq!(v["outcome"], "triage", "{v}");
+    assert_eq!(v["signature"], "not-participant", "{v}");
+    // The reporter is not a vendor: unsigned mail still routes.
+    let v = cg.ingest("r1.eml", &plain(REPORTER, &subject, "r1", "Thanks."));
+    assert_line(&v, "routed", false, "none", None);
+
+    let said = cg.ok(&["set", CASE, "--require-signed-statements", "false"]);
+    assert!(
+        said.starts_with(&format!("{CASE}: require signed statements false")),
+        "{said}"
+    );
+    let v = cg.ingest("u2.eml", &plain(VENDOR, &subject, "u2", "Fixed in 2.5."));
+    assert_eq!(v["outcome"], "routed", "after switching it off: {v}");
+}

@@ -190,14 +190,17 @@ fn coordinator_public_key_imports_into_gpg_with_encryption_and_signing_subkeys()
     let f = fixture();
     let fpr = coordinator_fpr();
     let listing = s(&f.gpg.run(&["--with-colons", "--list-keys", &fpr], None));
-    assert!(
-        listing.contains(&"uid:-::::".to_string()) || listing.contains("uid:"),
+    // The one user ID, as gpg reads it (field 10 of the `uid` record), not revoked or expired
+    // (field 2 is neither `r` nor `e`).
+    let uids: Vec<&str> = listing.lines().filter(|l| l.starts_with("uid:")).collect();
+    assert_eq!(uids.len(), 1, "{listing}");
+    let fields: Vec<&str> = uids[0].split(':').collect();
+    assert_eq!(
+        fields[9],
+        format!("casegate coordinator <{COORDINATOR}>"),
         "{listing}"
     );
-    assert!(
-        listing.contains(&format!("casegate coordinator <{COORDINATOR}>")),
-        "{listing}"
-    );
+    assert!(!["r", "e", "i"].contains(&fields[1]), "{listing}");
     // Primary certifies only; one signing and one encryption subkey.
     let pub_line = listing.lines().find(|l| l.starts_with("pub:")).unwrap();
     let caps = pub_line.split(':').nth(11).unwrap();
@@ -212,8 +215,11 @@ fn coordinator_public_key_imports_into_gpg_with_encryption_and_signing_subkeys()
         .collect();
     assert!(subs.iter().any(|c| c.contains('s')), "{subs:?}");
     assert!(subs.iter().any(|c| c.contains('e')), "{subs:?}");
-    // And gpg can use it: encrypt to it (used by every test below) and verify casegate's
-    // exported cert round-trips through gpg unchanged.
+    // And gpg can use it: what gpg encrypts to it, casegate decrypts; and casegate's exported
+    // cert round-trips through gpg unchanged.
+    let ct = encrypt_armored(&[&fpr], None, b"to the coordinator\n");
+    let o = opened(&message(VENDOR, "x", &text_entity(&s(&ct))));
+    assert_eq!(full_enc(&o), vec![f.coordinator_enc_keyid()]);
     let back = keyring::parse_certs(&f.gpg.export(&fpr)).unwrap();
     assert_eq!(back[0].fingerprint(), f.coordinator.fingerprint());
     assert!(!back[0].is_tsk());
@@ -240,9 +246,22 @@ fn gpg_keys_summarize() {
     let err = keyring::encryption_key_valid(&revoked[0]).unwrap_err();
     assert!(err.contains("revoked"), "{err}");
 
-    // A sign-only key (no encryption subkey) is not a valid encryption key.
-    let err = keyring::encryption_key_valid(&revoked[0]).unwrap_err();
-    assert!(!err.is_empty());
+    // A valid sign-only key (no encryption subkey) is not a valid encryption key.
+    let sign_only = f.gpg.gen_key(
+        "Signer <signonly@foocorp.example>",
+        "ed25519",
+        "sign",
+        "never",
+        &[],
+    );
+    let certs = keyring::parse_certs(&f.gpg.export(&sign_only)).unwrap();
+    let sum = keyring::summarize(&certs[0]);
+    assert!(
+        sum.can_sign && !sum.can_encrypt && !sum.expired && !sum.revoked,
+        "{sum:?}"
+    );
+    let err = keyring::encryption_key_valid(&certs[0]).unwrap_err();
+    assert!(err.contains("no valid encryption-capable key"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,7 +477,6 @@ fn inline_pgp_in_webmail_html() {
 
 #[test]
 fn inline_pgp_in_both_alternatives() {
-    let _f = fixture();
     let ct = s(&encrypt_armored(
         &[&coordinator_fpr()],
         None,
@@ -514,7 +532,6 @@ fn encrypted_asc_attachment_beside_plaintext_body_is_partial() {
 #[test]
 fn binary_gpg_attachment_with_empty_body_is_fully_encrypted() {
     use base64::Engine;
-    let _f = fixture();
     let bin = encrypt(
         &[&coordinator_fpr()],
         None,
@@ -672,11 +689,13 @@ fn attack_signed_part_in_unsigned_wrapper() {
         );
         let o = opened(&message(VENDOR, "x", &entity));
         if sub == "alternative" {
-            // A single alternative that is fully signed: the reader sees exactly it.
-            // Still not claimed: only identical certs across *all* alternatives count, and a
-            // wrapper of one is reported as partial for mixed/related.
+            // A single alternative that is fully signed: whichever alternative the reader's
+            // client shows, it is this signed part, so the message counts as signed.
+            valid_by(&o, &fixture().vendor, VENDOR);
             continue;
         }
+        // A mixed/related wrapper of one part still could carry more parts in another
+        // client's view (and is how attacks start): reported as partial.
         let reason = partial_sig(&o);
         assert!(reason.contains("wrapper"), "{reason}");
     }
@@ -809,6 +828,33 @@ fn attack_multipart_signed_with_extra_part_or_wrong_protocol() {
         "{:?}",
         o.signature
     );
+    // The same two parts, signature intact, but the container does not say it is OpenPGP:
+    // S/MIME's protocol, or none at all. Not an OpenPGP signature of the message.
+    let genuine = signed_entity(&part, &sig, "pgp-sha256");
+    valid_by(
+        &opened(&message(VENDOR, "x", &genuine)),
+        &fixture().vendor,
+        VENDOR,
+    );
+    for wrong in [
+        genuine.replace(
+            "application/pgp-signature\"",
+            "application/pkcs7-signature\"",
+        ),
+        genuine.replace(" protocol=\"application/pgp-signature\";", ""),
+    ] {
+        assert_ne!(wrong, genuine);
+        let o = opened(&message(VENDOR, "x", &wrong));
+        assert_eq!(o.signature, SignatureFacts::None, "{wrong}");
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.starts_with("multipart/signed with protocol")
+                    && n.ends_with("was not checked")),
+            "{:?}",
+            o.notes
+        );
+    }
 }
 
 #[test]
@@ -984,18 +1030,16 @@ fn message_for_someone_else_is_not_for_us() {
 
 #[test]
 fn no_secret_key_configured() {
-    let f = fixture();
     let ct = encrypt_armored(&[&coordinator_fpr()], None, PROTECTED.as_bytes());
     let public_only = Keyring::new(None, vec![]);
     assert!(matches!(
         open(&message(VENDOR, "x", &pgp_mime_entity(&ct)), &public_only),
         Err(OpenError::NoSecretKey)
     ));
-    let _ = f;
 }
 
 #[test]
-fn corrupt_armor_is_malformed() {
+fn corrupt_armor_is_malformed_and_truncated_ciphertext_fails_integrity() {
     let ct = s(&encrypt_armored(
         &[&coordinator_fpr()],
         None,
@@ -1012,15 +1056,16 @@ fn corrupt_armor_is_malformed() {
         Err(OpenError::Malformed(m)) => assert!(m.contains("armor"), "{m}"),
         other => panic!("{other:?}"),
     }
-    // Truncated: the END line is missing.
+    // Truncated: the END line and most of the ciphertext are missing. What is there decrypts
+    // to a stream that stops early: an integrity failure, never partial plaintext.
     let truncated: String = ct.lines().take(5).map(|l| format!("{l}\n")).collect();
-    assert!(
-        open(
-            &message(VENDOR, "x", &text_entity(&truncated)),
-            &fixture().keyring
-        )
-        .is_err()
-    );
+    match open(
+        &message(VENDOR, "x", &text_entity(&truncated)),
+        &fixture().keyring,
+    ) {
+        Err(OpenError::Integrity(m)) => assert!(m.contains("corrupt"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1114,29 +1159,44 @@ fn garbage_never_panics() {
             &text_entity(&String::from_utf8_lossy(&armored[..cut])),
         ));
     }
-    // Byte flips everywhere in a signed message and in a detached signature.
+    // Byte flips everywhere in a signed message and in a detached signature. A flip inside
+    // the signed part changes signed bytes: that message must never come out validly signed.
     let signed = message(VENDOR, "x", &signed_entity(&part, &sig, "pgp-sha256"));
+    let at = signed
+        .windows(part.len())
+        .position(|w| w == part.as_bytes())
+        .unwrap();
+    let signed_range = at..at + part.len();
+    let mut must_not_verify = Vec::new();
     for i in (0..signed.len()).step_by(11) {
         let mut m = signed.clone();
         m[i] ^= 0x5a;
+        if signed_range.contains(&i) {
+            must_not_verify.push(inputs.len());
+        }
         inputs.push(m);
     }
+    assert!(must_not_verify.len() > 3);
     inputs.push(b"Content-Type: multipart/encrypted\r\n\r\n".to_vec());
     inputs.push(b"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=x\r\n\r\n--x\r\n".to_vec());
     inputs.push(b"\xff\xfe\x00garbage".to_vec());
     inputs.push(
         b"Content-Type: application/pgp-encrypted; name=a.gpg\r\n\r\n\x85\x01\x0c\x03".to_vec(),
     );
-    for input in &inputs {
+    for (i, input) in inputs.iter().enumerate() {
         let r = std::panic::catch_unwind(|| open(input, &f.keyring));
-        assert!(r.is_ok(), "panicked on {}", String::from_utf8_lossy(input));
-        if let Ok(Ok(o)) = r {
-            // Damage may leave a message unsigned or badly signed, never valid when the
-            // signed bytes changed (checked in attack tests); here: no panic, no error text
-            // with newlines.
-            let _ = o;
-        } else if let Ok(Err(e)) = r {
-            assert!(!e.to_string().contains('\n'), "{e}");
+        let Ok(r) = r else {
+            panic!("panicked on {}", String::from_utf8_lossy(input));
+        };
+        match r {
+            Ok(o) => assert!(
+                !(must_not_verify.contains(&i)
+                    && matches!(o.signature, SignatureFacts::Valid { .. })),
+                "a damaged signed part verified: {}",
+                String::from_utf8_lossy(input)
+            ),
+            // An error is one line: it becomes a quarantine reason.
+            Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
         }
     }
 }
@@ -1176,4 +1236,191 @@ fn binary_detached_signature_file_is_not_a_message() {
         (o.encryption, o.signature, o.inner),
         (Encryption::None, SignatureFacts::None, None)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing subkeys that expired or were revoked, on certificates that are otherwise valid.
+
+/// Fingerprints of `fpr`'s subkeys with capability `cap` (`s`, `e`), as gpg lists them.
+fn subkeys(fpr: &str, cap: char) -> Vec<String> {
+    let out = s(&fixture().gpg.run(
+        &[
+            "--with-colons",
+            "--with-subkey-fingerprints",
+            "--list-keys",
+            fpr,
+        ],
+        None,
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let mut found = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("sub:") && l.split(':').nth(11).is_some_and(|c| c.contains(cap)) {
+            let fpr_line = lines[i + 1];
+            assert!(fpr_line.starts_with("fpr:"), "{out}");
+            found.push(fpr_line.split(':').nth(9).unwrap().to_string());
+        }
+    }
+    found
+}
+
+/// `gpg --faked-system-time` for `days` ago.
+fn days_ago(days: i64) -> String {
+    hours_ago(days * 24)
+}
+
+fn hours_ago(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours))
+        .format("%Y%m%dT%H%M%S")
+        .to_string()
+}
+
+/// The certificate as gpg exports it, in a keyring next to the coordinator.
+fn keyring_with(fpr: &str) -> Keyring {
+    let f = fixture();
+    Keyring::new(
+        Some(f.coordinator.clone()),
+        keyring::parse_certs(&f.gpg.export(fpr)).unwrap(),
+    )
+}
+
+#[test]
+fn signature_by_an_expired_signing_subkey_is_bad_on_an_otherwise_valid_key() {
+    let f = fixture();
+    const ADDR: &str = "subkey-expired@foocorp.example";
+    // Made three days ago: a certify-only primary that never expires, an encryption subkey,
+    // and a signing subkey valid for one day, which signed a statement while it was valid.
+    let then = days_ago(3);
+    let fpr = f.gpg.gen_key(
+        &format!("Subkey Expired <{ADDR}>"),
+        "ed25519",
+        "cert",
+        "never",
+        &["--faked-system-time", &then],
+    );
+    for (algo, usage, expire) in [("cv25519", "encr", "never"), ("ed25519", "sign", "1d")] {
+        f.gpg.run(
+            &[
+                "--faked-system-time",
+                &then,
+                "--quick-add-key",
+                &fpr,
+                algo,
+                usage,
+                expire,
+            ],
+            None,
+        );
+    }
+    let signing = subkeys(&fpr, 's');
+    assert_eq!(signing.len(), 1);
+    let statement = s(&f.gpg.run(
+        &[
+            "--faked-system-time",
+            &days_ago(3),
+            "-u",
+            &format!("{}!", signing[0]),
+            "--clearsign",
+        ],
+        Some(b"Signed while the subkey was valid.\n"),
+    ));
+    let kr = keyring_with(&fpr);
+    let cert = kr.cert(&fpr).unwrap();
+    // The certificate itself is fine: not expired, not revoked, can still be encrypted to.
+    let sum = keyring::summarize(cert);
+    assert!(!sum.expired && !sum.revoked && sum.can_encrypt, "{sum:?}");
+    assert!(keyring::encryption_key_valid(cert).is_ok());
+
+    let o = open(&message(ADDR, "x", &text_entity(&statement)), &kr).unwrap();
+    let reason = bad_sig(&o);
+    assert!(reason.contains("expired"), "{reason}");
+    let contact = ThreadContact {
+        address: ADDR.into(),
+        key_fingerprints: vec![fpr.clone()],
+    };
+    let v = signature_verdict(&o.signature, Some(ADDR), std::slice::from_ref(&contact));
+    assert_eq!(v.signature, SignatureVerdict::Bad, "{}", v.reason);
+
+    // Control: a new signing subkey on the same certificate signs validly today.
+    f.gpg
+        .run(&["--quick-add-key", &fpr, "ed25519", "sign", "never"], None);
+    let fresh = subkeys(&fpr, 's')
+        .into_iter()
+        .find(|k| k != &signing[0])
+        .unwrap();
+    let today = clearsign(&format!("{fresh}!"), "Signed today.\n");
+    let kr = keyring_with(&fpr);
+    let o = open(&message(ADDR, "x", &text_entity(&today)), &kr).unwrap();
+    valid_by(&o, &fpr, ADDR);
+    let v = signature_verdict(&o.signature, Some(ADDR), &[contact]);
+    assert_eq!(v.signature, SignatureVerdict::Good, "{}", v.reason);
+}
+
+#[test]
+fn signature_by_a_revoked_signing_subkey_is_bad_on_an_otherwise_valid_key() {
+    let f = fixture();
+    const ADDR: &str = "subkey-revoked@foocorp.example";
+    // Made two hours ago, the statement signed one hour ago, the revocation comes now.
+    let (made, signed) = (hours_ago(2), hours_ago(1));
+    let fpr = f.gpg.gen_key(
+        &format!("Subkey Revoked <{ADDR}>"),
+        "ed25519",
+        "cert",
+        "never",
+        &["--faked-system-time", &made],
+    );
+    for (algo, usage) in [("ed25519", "sign"), ("cv25519", "encr")] {
+        f.gpg.run(
+            &[
+                "--faked-system-time",
+                &made,
+                "--quick-add-key",
+                &fpr,
+                algo,
+                usage,
+                "never",
+            ],
+            None,
+        );
+    }
+    let signing = subkeys(&fpr, 's');
+    assert_eq!(signing.len(), 1);
+    let statement = s(&f.gpg.run(
+        &[
+            "--faked-system-time",
+            &signed,
+            "-u",
+            &format!("{}!", signing[0]),
+            "--clearsign",
+        ],
+        Some(b"Signed before the revocation.\n"),
+    ));
+    let contact = ThreadContact {
+        address: ADDR.into(),
+        key_fingerprints: vec![fpr.clone()],
+    };
+    // Before the revocation it verifies (so what changes below is the revocation alone).
+    let before = open(
+        &message(ADDR, "x", &text_entity(&statement)),
+        &keyring_with(&fpr),
+    )
+    .unwrap();
+    valid_by(&before, &fpr, ADDR);
+
+    // The owner revokes the signing subkey (subkey 1: the signing one, added first) as
+    // superseded: a "soft" revocation, which by itself leaves signatures made before it valid
+    // (RFC 4880 5.2.3.23). Mail arrives now, so casegate counts the key as it is now.
+    f.gpg.run(
+        &["--command-fd", "0", "--edit-key", &fpr],
+        Some(b"key 1\nrevkey\ny\n2\n\ny\nsave\n"),
+    );
+    let kr = keyring_with(&fpr);
+    let cert = kr.cert(&fpr).unwrap();
+    let sum = keyring::summarize(cert);
+    assert!(!sum.expired && !sum.revoked && sum.can_encrypt, "{sum:?}");
+    let o = open(&message(ADDR, "x", &text_entity(&statement)), &kr).unwrap();
+    let reason = bad_sig(&o);
+    assert!(reason.contains("revoked"), "{reason}");
+    let v = signature_verdict(&o.signature, Some(ADDR), &[contact]);
+    assert_eq!(v.signature, SignatureVerdict::Bad, "{}", v.reason);
 }

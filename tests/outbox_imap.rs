@@ -245,7 +245,12 @@ fn smtp_fail_temp_retries_then_delivers_and_perm_is_dead() {
     servers.smtp_fail("temp", None);
     rt.block_on(outbox::deliver_due(&mut store, &sender, &config(), None))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    // Until the retry falls due (backoff of about a second), a round attempts nothing.
+    let due = store.next_due_at().unwrap().unwrap();
+    assert!(due > chrono::Utc::now(), "retried at once: {due}");
+    while chrono::Utc::now() < due {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     rt.block_on(outbox::deliver_due(&mut store, &sender, &config(), None))
         .unwrap();
     let r = row(&store, "vendor@example.test");

@@ -1,6 +1,7 @@
 //! `casegate serve` against real Dovecot (the project's own harness): mail delivered to the
-//! coordinator's INBOX is routed like `ingest` would route it, moved to the processed folder
-//! only after it is stored, new mail during IDLE arrives promptly, and SIGTERM exits 0.
+//! coordinator's INBOX is routed like `ingest` would route it and moved to the processed folder,
+//! new mail during IDLE arrives promptly, and SIGTERM exits 0. (That it is moved only after it
+//! is stored is tests/ordering.rs, with a store that refuses writes.)
 
 mod support;
 
@@ -19,7 +20,7 @@ Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nBody of {id}.\r\n"
 }
 
 #[test]
-fn serve_routes_imap_mail_and_moves_it_only_after_storing() {
+fn serve_routes_imap_mail_like_ingest_and_moves_it() {
     let servers = MailServers::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -38,21 +38,26 @@ struct Expect {
     file: &'static str,
     outcome: &'static str,
     thread: Thread,
-    /// Wording fixed by the contract; `None` where the contract leaves the reason free.
-    reason: Option<&'static str>,
+    /// The routing reason `ingest --json` gives (a substring of `reason`).
+    reason: &'static str,
+    /// A step (exactly) that `route --dry-run` must show on the way to that decision (on a store
+    /// where nothing was ingested yet), where the reason alone does not tell how it was reached.
+    step: Option<&'static str>,
 }
 
 const fn e(
     file: &'static str,
     outcome: &'static str,
     thread: Thread,
-    reason: Option<&'static str>,
+    reason: &'static str,
+    step: Option<&'static str>,
 ) -> Expect {
     Expect {
         file,
         outcome,
         thread,
         reason,
+        step,
     }
 }
 
@@ -61,49 +66,64 @@ const VU2: &str = "VU#563210";
 const PROMOTED: &str = "VU#777001";
 const REPORT: &str = "VRF#25-11-BKQTZ";
 const TICKET: &str = "General-1042";
-const NOT_PARTICIPANT: Option<&str> = Some("sender is not a participant of VU#409117");
-const UNKNOWN: Option<&str> = Some("unknown tracking number");
+const BY_VU1: &str = "tracking number VU#409117";
+const BY_VU2: &str = "tracking number VU#563210";
+const BY_REPORT: &str = "tracking number VRF#25-11-BKQTZ";
+const BY_TICKET: &str = "tracking number General-1042";
+const BY_PROMOTED: &str = "tracking number VU#777001";
+const REPLY_VU1: &str = "reply to our message VU#409117";
+const NOT_PARTICIPANT: &str = "sender is not a participant of VU#409117";
+const REPLIES_TO_NOTICE: Option<&str> =
+    Some("replies to <notice-1@casegate.example.test>, which we sent in VU#409117");
+const WAS_PROMOTED: Option<&str> = Some("VRF#25-10-CDFGH was promoted to VU#777001");
 
 /// The table of fixtures/spine/README.md. Ingest order is this order (file name order).
 #[rustfmt::skip]
 const EXPECT: &[Expect] = &[
-    e("01-vendor-reply-vu-hash.eml",          "routed",     Thread::Is(VU1), None),
-    e("02-vendor-lowercase-space.eml",        "routed",     Thread::Is(VU1), None),
-    e("03-vendor-dash.eml",                   "routed",     Thread::Is(VU1), None),
-    e("04-vendor-bracketed.eml",              "routed",     Thread::Is(VU1), None),
-    e("05-vendor-space.eml",                  "routed",     Thread::Is(VU2), None),
-    e("06-report-reply-vrf.eml",              "routed",     Thread::Is(REPORT), None),
-    e("07-report-lowercase-vrf.eml",          "routed",     Thread::Is(REPORT), None),
-    e("08-ticket-reply.eml",                  "routed",     Thread::Is(TICKET), None),
-    e("09-ticket-lowercase.eml",              "routed",     Thread::Is(TICKET), None),
-    e("10-thread-in-reply-to.eml",            "routed",     Thread::Is(VU1), None),
-    e("11-thread-references-only.eml",        "routed",     Thread::Is(VU1), None),
-    e("12-new-report-unknown-sender.eml",     "routed",     Thread::NewReport, None),
-    e("13-participant-no-number.eml",         "routed",     Thread::NewTicket, None),
-    e("14-ambiguous.eml",                     "triage",     Thread::Null, Some("ambiguous: VU#409117, VU#563210")),
-    e("15-unknown-number.eml",                "triage",     Thread::Null, UNKNOWN),
-    e("16-non-participant-quoting.eml",       "triage",     Thread::Null, NOT_PARTICIPANT),
-    e("17-encoded-q-utf8.eml",                "routed",     Thread::Is(VU1), None),
-    e("18-encoded-b-utf8.eml",                "routed",     Thread::Is(VU1), None),
-    e("19-encoded-q-latin1.eml",              "routed",     Thread::Is(VU2), None),
-    e("20-encoded-b-latin1.eml",              "routed",     Thread::Is(REPORT), None),
-    e("21-body-windows-1252.eml",             "routed",     Thread::Is(VU2), None),
-    e("22-body-shift-jis.eml",                "routed",     Thread::Is(VU1), None),
-    e("23-duplicate-of-01.eml",               "duplicate",  Thread::OriginalOrNull(VU1), None),
-    e("24-malformed-no-headers.eml",          "quarantine", Thread::Null, None),
-    e("25-malformed-binary-nul.eml",          "quarantine", Thread::Null, None),
-    e("26-malformed-truncated-multipart.eml", "routed",     Thread::Is(VU1), None),
-    e("27-malformed-header-only.eml",         "routed",     Thread::Is(VU1), None),
-    e("28-malformed-long-header-line.eml",    "routed",     Thread::Is(VU1), None),
-    e("29-promoted-report.eml",               "routed",     Thread::Is(PROMOTED), None),
-    e("30-same-number-twice.eml",             "routed",     Thread::Is(VU1), None),
-    e("31-html-only.eml",                     "routed",     Thread::Is(VU1), None),
-    e("32-attachments.eml",                   "routed",     Thread::Is(VU2), None),
-    e("33-unknown-sender-other-address.eml",  "triage",     Thread::Null, None),
-    e("34-thread-reply-non-participant.eml",  "triage",     Thread::Null, NOT_PARTICIPANT),
-    e("35-report-and-its-case.eml",           "routed",     Thread::Is(PROMOTED), None),
-    e("36-unknown-ticket.eml",                "triage",     Thread::Null, UNKNOWN),
-    e("37-lookalike-numbers-thread.eml",      "routed",     Thread::Is(VU1), None),
+    e("01-vendor-reply-vu-hash.eml",          "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("02-vendor-lowercase-space.eml",        "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("03-vendor-dash.eml",                   "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("04-vendor-bracketed.eml",              "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("05-vendor-space.eml",                  "routed",     Thread::Is(VU2), BY_VU2, None),
+    e("06-report-reply-vrf.eml",              "routed",     Thread::Is(REPORT), BY_REPORT, None),
+    e("07-report-lowercase-vrf.eml",          "routed",     Thread::Is(REPORT), BY_REPORT, None),
+    e("08-ticket-reply.eml",                  "routed",     Thread::Is(TICKET), BY_TICKET, None),
+    e("09-ticket-lowercase.eml",              "routed",     Thread::Is(TICKET), BY_TICKET, None),
+    e("10-thread-in-reply-to.eml",            "routed",     Thread::Is(VU1), REPLY_VU1, REPLIES_TO_NOTICE),
+    e("11-thread-references-only.eml",        "routed",     Thread::Is(VU1), REPLY_VU1, REPLIES_TO_NOTICE),
+    e("12-new-report-unknown-sender.eml",     "routed",     Thread::NewReport, "new report from an unknown sender",
+      Some("unknown sender writing to the reporting address: a new report")),
+    e("13-participant-no-number.eml",         "routed",     Thread::NewTicket, "new ticket for a known participant",
+      Some("the sender is a known participant: a new General ticket")),
+    e("14-ambiguous.eml",                     "triage",     Thread::Null, "ambiguous: VU#409117, VU#563210",
+      Some("several known numbers lead to different threads: a person decides")),
+    e("15-unknown-number.eml",                "triage",     Thread::Null, "unknown tracking number: VU#123456",
+      Some("VU#123456 is not known to the store")),
+    e("16-non-participant-quoting.eml",       "triage",     Thread::Null, NOT_PARTICIPANT,
+      Some("exactly one known thread: VU#409117")),
+    e("17-encoded-q-utf8.eml",                "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("18-encoded-b-utf8.eml",                "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("19-encoded-q-latin1.eml",              "routed",     Thread::Is(VU2), BY_VU2, None),
+    e("20-encoded-b-latin1.eml",              "routed",     Thread::Is(REPORT), BY_REPORT, None),
+    e("21-body-windows-1252.eml",             "routed",     Thread::Is(VU2), BY_VU2, None),
+    e("22-body-shift-jis.eml",                "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("23-duplicate-of-01.eml",               "duplicate",  Thread::OriginalOrNull(VU1), "already stored", None),
+    e("24-malformed-no-headers.eml",          "quarantine", Thread::Null, "cannot parse: not an email message", None),
+    e("25-malformed-binary-nul.eml",          "quarantine", Thread::Null, "cannot parse: no From address", None),
+    e("26-malformed-truncated-multipart.eml", "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("27-malformed-header-only.eml",         "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("28-malformed-long-header-line.eml",    "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("29-promoted-report.eml",               "routed",     Thread::Is(PROMOTED), BY_PROMOTED, WAS_PROMOTED),
+    e("30-same-number-twice.eml",             "routed",     Thread::Is(VU1), BY_VU1, Some("subject names VU#409117")),
+    e("31-html-only.eml",                     "routed",     Thread::Is(VU1), BY_VU1, None),
+    e("32-attachments.eml",                   "routed",     Thread::Is(VU2), BY_VU2, None),
+    e("33-unknown-sender-other-address.eml",  "triage",     Thread::Null, "no tracking number, not a reply, unknown sender",
+      Some("unknown sender, not to the reporting address")),
+    e("34-thread-reply-non-participant.eml",  "triage",     Thread::Null, NOT_PARTICIPANT, REPLIES_TO_NOTICE),
+    e("35-report-and-its-case.eml",           "routed",     Thread::Is(PROMOTED), BY_PROMOTED, WAS_PROMOTED),
+    e("36-unknown-ticket.eml",                "triage",     Thread::Null, "unknown tracking number: General-99999",
+      Some("General-99999 is not known to the store")),
+    e("37-lookalike-numbers-thread.eml",      "routed",     Thread::Is(VU1), REPLY_VU1, Some("no tracking number in the subject")),
 ];
 
 /// The setup of fixtures/spine/README.md, run through the CLI.
@@ -368,13 +388,8 @@ fn ingest_routes_every_fixture(backend: &str) {
             }
             _ => {}
         }
-        if let Some(want) = exp.reason
-            && !reason.contains(want)
-        {
-            bad(format!("reason {reason:?} lacks {want:?}"));
-        }
-        if reason.trim().is_empty() {
-            bad("empty reason".into());
+        if !reason.contains(exp.reason) {
+            bad(format!("reason {reason:?} lacks {:?}", exp.reason));
         }
         if line["encrypted"] != Value::Bool(false) {
             bad(format!("encrypted {}, expected false", line["encrypted"]));
@@ -483,13 +498,13 @@ fn ingest_routes_every_fixture(backend: &str) {
 }
 
 #[test]
-fn route_dry_run_stores_nothing() {
+fn route_dry_run_explains_the_same_decisions_and_stores_nothing() {
     for backend in BACKENDS {
-        route_dry_run_stores_nothing_on(backend);
+        route_dry_run_explains_the_same_decisions_and_stores_nothing_on(backend);
     }
 }
 
-fn route_dry_run_stores_nothing_on(backend: &str) {
+fn route_dry_run_explains_the_same_decisions_and_stores_nothing_on(backend: &str) {
     let store = Store::new(backend);
     let paths = fixtures();
     let (list_before, before) = store.json(&["list", "--json"]);
@@ -510,12 +525,26 @@ fn route_dry_run_stores_nothing_on(backend: &str) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, lines) = store.json(&args);
     let lines = by_source(&paths, &lines);
-    // The decision is the same as ingest's where it does not depend on earlier messages.
+    // The decision is the same as ingest's where it does not depend on earlier messages, for
+    // the same reason, and the steps show how it was reached.
     for exp in EXPECT.iter().filter(|e| e.outcome != "duplicate") {
         let line = lines[exp.file];
         assert_eq!(line["outcome"], exp.outcome, "{}: {line}", exp.file);
         if let Thread::Is(n) = exp.thread {
             assert_eq!(line["thread"], n, "{}: {line}", exp.file);
+        }
+        let reason = line["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(exp.reason), "{}: {line}", exp.file);
+        if let Some(step) = exp.step {
+            let steps: Vec<&str> = line["steps"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                .unwrap_or_default();
+            assert!(
+                steps.contains(&step),
+                "{}: no step {step:?} in {steps:?}",
+                exp.file
+            );
         }
     }
 

@@ -7,9 +7,14 @@
 //! bytes (SHA-256) and says `duplicate`, and only then is it acknowledged. Nothing is removed from
 //! the server before it is durably stored.
 //!
+//! Acknowledgments are batched while a backlog is being fetched ([`acknowledge`]): one MOVE per
+//! thousands of committed UIDs during an initial sync, one per message when idle.
+//!
 //! Layout: [`connection`] (TCP, TLS, login), `session` (one mailbox: select, sync, acknowledge,
-//! IDLE/poll, reconnect), [`status`] (what a status command or log line shows).
+//! IDLE/poll, reconnect), [`acknowledge`] (when to acknowledge: a pure decision), [`status`]
+//! (what a status command or log line shows).
 
+pub mod acknowledge;
 pub mod connection;
 mod session;
 pub mod status;
@@ -24,6 +29,7 @@ use crate::intake::Partial;
 use crate::limits::Limits;
 use crate::store::{Checkpoint, MessageSource};
 
+pub use acknowledge::AckPolicy;
 pub use connection::{CheckReport, check};
 pub use status::{ImapStatus, MailboxStatus};
 
@@ -176,13 +182,15 @@ pub struct WatchOptions {
     /// First reconnect delay; doubles per failure (with jitter) up to `reconnect_max`.
     pub reconnect_base: Duration,
     pub reconnect_max: Duration,
-    /// At most this many messages per FETCH (and per MOVE after their commits).
+    /// At most this many messages per FETCH.
     pub batch_messages: usize,
     /// At most this many bytes per FETCH (one larger message still goes alone).
     pub batch_bytes: u64,
     /// A mailbox lease lasts this long; it is renewed every third of it while watching, and
     /// an instance on standby tries to take it every quarter.
     pub lease_ttl: Duration,
+    /// When committed messages are acknowledged (see [`acknowledge`]).
+    pub acknowledge: AckPolicy,
 }
 
 impl Default for WatchOptions {
@@ -193,6 +201,7 @@ impl Default for WatchOptions {
             batch_messages: 100,
             batch_bytes: 32 * 1024 * 1024,
             lease_ttl: Duration::from_secs(20),
+            acknowledge: AckPolicy::default(),
         }
     }
 }

@@ -8,7 +8,8 @@
 //!    then acknowledged. Re-fetching rather than trusting the checkpoint means a message is never
 //!    acknowledged unless this very session saw its commit.
 //! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, deliver one by one (each
-//!    commit advances the checkpoint), then acknowledge the batch's committed UIDs.
+//!    commit advances the checkpoint); committed UIDs are acknowledged in sets that grow with
+//!    the backlog (see [`super::acknowledge`]), and all of them once nothing more waits.
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
 //!
 //! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
@@ -19,13 +20,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_imap::types::Flag;
 use futures::{Stream, StreamExt};
 use rand::Rng;
 use tokio::sync::watch;
 
+use super::acknowledge::acknowledge_now;
 use super::connection::{ImapSession, Server};
 use super::{ImapError, ImapStatus, MessageSink, SinkError, WatchOptions};
 use crate::config::AfterStore;
@@ -60,8 +62,50 @@ enum Step {
     Alone { uid: u32, size: u64 },
 }
 
+impl Step {
+    fn len(&self) -> usize {
+        match self {
+            Step::Batch(uids) => uids.len(),
+            Step::Alone { .. } => 1,
+        }
+    }
+}
+
 /// Bytes per partial FETCH of a message over `max_message_bytes`.
 const CHUNK: u64 = 1 << 20;
+
+/// Committed UIDs not acknowledged yet, oldest first, and when the oldest of them committed.
+#[derive(Default)]
+struct Unacknowledged {
+    uids: Vec<u32>,
+    since: Option<Instant>,
+}
+
+impl Unacknowledged {
+    fn add(&mut self, uids: Vec<u32>) {
+        if !uids.is_empty() && self.uids.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.uids.extend(uids);
+    }
+
+    fn len(&self) -> usize {
+        self.uids.len()
+    }
+
+    fn waited(&self) -> Duration {
+        self.since.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// The oldest `n`. What is left keeps the old age (it errs toward acknowledging early).
+    fn take(&mut self, n: usize) -> Vec<u32> {
+        let taken: Vec<u32> = self.uids.drain(..n.min(self.uids.len())).collect();
+        if self.uids.is_empty() {
+            self.since = None;
+        }
+        taken
+    }
+}
 
 /// The outcome of one batch's commits.
 #[derive(Default)]
@@ -421,39 +465,79 @@ impl MailboxWorker {
     }
 
     /// Fetches, delivers and acknowledges `items` batch by batch, in UID order. The network
-    /// and the store overlap: while batch k is being committed (on a blocking thread), batch k-1
-    /// is acknowledged and batch k+1 fetched. A batch is acknowledged only after every message in
-    /// it committed, and batch k+1 is committed only after batch k. Stops between messages when
-    /// shutdown is asked for; what was committed by then is acknowledged first.
+    /// and the store overlap: while batch k is being committed (on a blocking thread), batch k+1
+    /// is fetched and committed UIDs are acknowledged. A message is acknowledged only after its
+    /// commit, and batch k+1 is committed only after batch k. Committed UIDs are collected and
+    /// acknowledged together while more of `items` waits ([`acknowledge_now`]), and all of them
+    /// at the end. Stops between messages when shutdown is asked for; what was committed by then
+    /// is acknowledged first. After a failure, what was committed is still acknowledged if the
+    /// connection allows (what is not is fetched again by the next session, found a duplicate
+    /// by the store, and acknowledged then).
     async fn process(
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
         items: Vec<(u32, u64)>,
     ) -> Result<(), ImapError> {
+        let mut pending = Unacknowledged::default();
+        let result = self.sync(s, sel, items, &mut pending).await;
+        let uids = pending.take(pending.len());
+        match result {
+            Ok(()) => self.acknowledge(s, sel, &uids).await,
+            Err(e) => {
+                if !uids.is_empty()
+                    && let Err(ack) = self.acknowledge(s, sel, &uids).await
+                {
+                    tracing::debug!(
+                        account = %self.server.account,
+                        mailbox = %self.mailbox,
+                        "IMAP: {} stored message(s) not acknowledged after a failure ({ack}); the next session does it",
+                        uids.len()
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The work of [`MailboxWorker::process`]; committed UIDs not acknowledged yet are left in
+    /// `pending`.
+    async fn sync(
+        &mut self,
+        s: &mut ImapSession,
+        sel: &mut Selected,
+        items: Vec<(u32, u64)>,
+        pending: &mut Unacknowledged,
+    ) -> Result<(), ImapError> {
         let sink = self.sink.clone();
         let limits = blocking(move || Ok(sink.limits())).await?;
-        let mut inflight: Option<tokio::task::JoinHandle<Committed>> = None;
-        for step in plan(
+        let steps = plan(
             &items,
             self.options.batch_messages,
             self.options.batch_bytes,
             limits.max_message_bytes,
             &self.suspects.1,
-        ) {
+        );
+        // Messages in the steps after each one: the backlog still waiting on the server.
+        let mut after = vec![0usize; steps.len()];
+        for i in (0..steps.len().saturating_sub(1)).rev() {
+            after[i] = after[i + 1] + steps[i + 1].len();
+        }
+        let mut inflight: Option<tokio::task::JoinHandle<Committed>> = None;
+        for (step, after) in steps.into_iter().zip(after) {
             if self.stopping() {
                 break;
             }
             let batch = match step {
                 Step::Batch(batch) => batch,
                 Step::Alone { uid, size } => {
-                    // What was committed so far is acknowledged first; this one goes alone.
+                    // The batch in flight is finished first: this one goes alone.
                     if let Some(h) = inflight.take() {
                         let done = self.finish(h, sel).await?;
-                        self.acknowledge(s, sel, &done).await?;
+                        self.settle(s, sel, pending, done, after + 1).await?;
                     }
                     let done = self.alone(s, sel, uid, size, &limits).await?;
-                    self.acknowledge(s, sel, &done).await?;
+                    self.settle(s, sel, pending, done, after).await?;
                     continue;
                 }
             };
@@ -462,10 +546,12 @@ impl MailboxWorker {
                 Err(e) => {
                     // One of them may be what breaks the FETCH: next time, one at a time.
                     self.suspects.1.extend(batch.iter().copied());
-                    // The commit in flight still finishes; its messages are not acknowledged
-                    // and come back as "stored but not acknowledged" in the next session.
-                    if let Some(h) = inflight.take() {
-                        let _ = self.finish(h, sel).await;
+                    // The commit in flight still finishes; its messages are acknowledged by
+                    // the caller if the connection still allows.
+                    if let Some(h) = inflight.take()
+                        && let Ok(done) = self.finish(h, sel).await
+                    {
+                        pending.add(done);
                     }
                     return Err(e);
                 }
@@ -481,11 +567,12 @@ impl MailboxWorker {
                 Some(h) => Some(self.finish(h, sel).await?),
                 None => None,
             };
+            let backlog = fetched.len() + after;
             if !fetched.is_empty() {
                 inflight = Some(self.commit(sel.uidvalidity, fetched));
             }
             if let Some(done) = previous {
-                let acked = self.acknowledge(s, sel, &done).await;
+                let acked = self.settle(s, sel, pending, done, backlog).await;
                 if let Err(e) = acked {
                     if let Some(h) = inflight.take() {
                         let _ = self.finish(h, sel).await;
@@ -496,7 +583,31 @@ impl MailboxWorker {
         }
         if let Some(h) = inflight.take() {
             let done = self.finish(h, sel).await?;
-            self.acknowledge(s, sel, &done).await?;
+            pending.add(done);
+        }
+        Ok(())
+    }
+
+    /// Adds newly committed UIDs to `pending` and acknowledges as many as [`acknowledge_now`]
+    /// says, with `backlog` messages still waiting behind them.
+    async fn settle(
+        &self,
+        s: &mut ImapSession,
+        sel: &Selected,
+        pending: &mut Unacknowledged,
+        done: Vec<u32>,
+        backlog: usize,
+    ) -> Result<(), ImapError> {
+        pending.add(done);
+        let n = acknowledge_now(
+            self.options.acknowledge,
+            backlog,
+            pending.len(),
+            pending.waited(),
+        );
+        if n > 0 {
+            let uids = pending.take(n);
+            self.acknowledge(s, sel, &uids).await?;
         }
         Ok(())
     }
@@ -757,26 +868,47 @@ impl MailboxWorker {
             return Ok(());
         }
         let server = &self.server;
-        let set = uid_set(uids);
+        for set in uid_sets(uids, MAX_SET_CHARS) {
+            self.acknowledge_set(s, sel, &set).await?;
+        }
+        tracing::info!(
+            account = %server.account,
+            mailbox = %self.mailbox,
+            "IMAP: stored and {} {} message(s), UIDs {}",
+            if sel.folder.is_some() { "moved" } else { "flagged" },
+            uids.len(),
+            uid_set(uids)
+        );
+        Ok(())
+    }
+
+    /// One acknowledging command (or COPY + STORE + EXPUNGE) for one UID set.
+    async fn acknowledge_set(
+        &self,
+        s: &mut ImapSession,
+        sel: &Selected,
+        set: &str,
+    ) -> Result<(), ImapError> {
+        let server = &self.server;
         match &sel.folder {
             Some(folder) if sel.has_move => {
                 server
-                    .step(&format!("UID MOVE to {folder}"), s.uid_mv(&set, folder))
+                    .step(&format!("UID MOVE to {folder}"), s.uid_mv(set, folder))
                     .await?;
             }
             Some(folder) => {
                 server
-                    .step(&format!("UID COPY to {folder}"), s.uid_copy(&set, folder))
+                    .step(&format!("UID COPY to {folder}"), s.uid_copy(set, folder))
                     .await?;
                 let stream = server
                     .step(
                         "UID STORE \\Deleted",
-                        s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+                        s.uid_store(set, "+FLAGS.SILENT (\\Deleted)"),
                     )
                     .await?;
                 collect(server, "UID STORE \\Deleted", stream).await?;
                 if sel.has_uidplus {
-                    let stream = server.step("UID EXPUNGE", s.uid_expunge(&set)).await?;
+                    let stream = server.step("UID EXPUNGE", s.uid_expunge(set)).await?;
                     collect(server, "UID EXPUNGE", stream).await?;
                 } else {
                     // Plain EXPUNGE would also remove messages someone else marked \Deleted
@@ -792,19 +924,12 @@ impl MailboxWorker {
                 let stream = server
                     .step(
                         "UID STORE",
-                        s.uid_store(&set, format!("+FLAGS.SILENT {}", sel.flag_with)),
+                        s.uid_store(set, format!("+FLAGS.SILENT {}", sel.flag_with)),
                     )
                     .await?;
                 collect(server, "UID STORE", stream).await?;
             }
         }
-        tracing::info!(
-            account = %server.account,
-            mailbox = %self.mailbox,
-            "IMAP: stored and {} {} message(s), UIDs {set}",
-            if sel.folder.is_some() { "moved" } else { "flagged" },
-            uids.len()
-        );
         Ok(())
     }
 
@@ -815,7 +940,9 @@ impl MailboxWorker {
         // Responses that arrived outside a command: EXPUNGE after our own MOVE is of no use, but
         // EXISTS/RECENT means new mail came in while we worked. The server will not announce it
         // again during IDLE, so go back and fetch instead of waiting for the next re-issue.
-        let mut new_mail = false;
+        // async-imap drops responses once its channel is full (a MOVE of many UIDs fills it
+        // with EXPUNGEs): then an EXISTS may have been lost, so look for new mail once more.
+        let mut new_mail = s.unsolicited_responses.is_full();
         while let Ok(r) = s.unsolicited_responses.try_recv() {
             new_mail |= matches!(
                 r,
@@ -988,6 +1115,29 @@ fn batches(items: &[(u32, u64)], max_messages: usize, max_bytes: u64) -> Vec<Vec
     out
 }
 
+/// Longest UID set in one acknowledging command: well under the 64 KB command line servers
+/// accept (Dovecot's `imap_max_line_length`), whatever gaps the committed UIDs have.
+const MAX_SET_CHARS: usize = 8 * 1024;
+
+/// [`uid_set`] of `uids` cut into sets of at most `max_chars` characters (one range never cut).
+fn uid_sets(uids: &[u32], max_chars: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for part in uid_set(uids).split(',').filter(|p| !p.is_empty()) {
+        if !cur.is_empty() && cur.len() + 1 + part.len() > max_chars {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(',');
+        }
+        cur.push_str(part);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// `1:3,7,9:10` from UIDs (any order, duplicates allowed).
 fn uid_set(uids: &[u32]) -> String {
     let mut v = uids.to_vec();
@@ -1020,6 +1170,23 @@ mod tests {
     fn uid_sets_compress_runs() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 9, 7, 8, 3]), "1:3,5,7:9");
         assert_eq!(uid_set(&[4]), "4");
+    }
+
+    #[test]
+    fn long_uid_sets_are_cut_between_ranges() {
+        let gappy: Vec<u32> = (1..=2000).map(|u| u * 2).collect();
+        let sets = uid_sets(&gappy, 100);
+        assert!(sets.len() > 1);
+        assert!(sets.iter().all(|s| s.len() <= 100), "{sets:?}");
+        let mut back: Vec<u32> = sets
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|u| u.parse::<u32>().unwrap())
+            .collect();
+        back.sort_unstable();
+        assert_eq!(back, gappy);
+        assert_eq!(uid_sets(&[1, 2, 3, 9], 100), vec!["1:3,9".to_string()]);
+        assert!(uid_sets(&[], 100).is_empty());
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub struct Opened {
     pub protected_subject: Option<String>,
     /// Human one-liners, e.g. "partial: signed part is part 1 of 2 of a multipart/mixed".
     pub notes: Vec<String>,
+    /// The exact bytes the signature in `signature` covers, when one covers the whole
+    /// message: the first part of a multipart/signed (CRLF canonical, as verified), the
+    /// literal data of a signed OpenPGP message, or the text of a cleartext signature. What a
+    /// vendor's statement is kept as.
+    pub signed_content: Option<Vec<u8>>,
 }
 
 /// How much of the message was encrypted.
@@ -148,6 +153,7 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
             signature: SignatureFacts::None,
             protected_subject: None,
             notes: Vec::new(),
+            signed_content: None,
         });
     };
     let piece = ctx.part(&msg, 0, 0)?;
@@ -184,12 +190,18 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
             facts_line(&n.facts)
         ));
     }
+    let signed_content = if matches!(signature, SignatureFacts::Partial { .. }) {
+        None
+    } else {
+        piece.signed
+    };
     Ok(Opened {
         inner: piece.view,
         encryption,
         signature,
         protected_subject: piece.subject,
         notes: ctx.notes,
+        signed_content,
     })
 }
 
@@ -276,6 +288,8 @@ struct Piece {
     enc_note: Option<String>,
     /// Signature(s) covering this whole entity.
     covering: Option<SignatureFacts>,
+    /// The bytes `covering` is over.
+    signed: Option<Vec<u8>>,
     /// Signatures covering only parts of it.
     nested: Vec<NestedSig>,
     /// Protected Subject of this entity when it is a crypto container.
@@ -289,6 +303,7 @@ impl Piece {
             enc,
             enc_note: None,
             covering: None,
+            signed: None,
             nested: Vec::new(),
             subject: None,
         }
@@ -504,14 +519,23 @@ impl Ctx<'_> {
             } else {
                 Enc::Empty
             });
+            if u.signature.is_some() {
+                p.signed = Some(u.plaintext.clone());
+            }
             p.covering = u.signature;
             p.view = Some(Vec::new());
             return Ok(p);
         };
         let inner = self.part(&inner_msg, 0, depth + 1)?;
         let subject = inner_msg.part(0).and_then(header_subject).or(inner.subject);
+        let signed = if u.signature.is_some() {
+            Some(u.plaintext.clone())
+        } else {
+            inner.signed
+        };
         let covering = crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
         Ok(Piece {
+            signed,
             view: Some(inner.view.unwrap_or_else(|| u.plaintext.clone())),
             enc: if u.encrypted {
                 Enc::Encrypted
@@ -547,12 +571,12 @@ impl Ctx<'_> {
         };
         let (sct, ssub) = content_type_of(sig);
         self.op()?;
+        let data = canonical_crlf(raw_entity(msg, first));
         let facts = if (sct.as_str(), ssub.as_str()) != ("application", "pgp-signature") {
             SignatureFacts::Bad {
                 reason: format!("signature part is {sct}/{ssub}, not application/pgp-signature"),
             }
         } else {
-            let data = canonical_crlf(raw_entity(msg, first));
             let sig_bytes = body_bytes(msg, sig);
             crypto::verify_detached(&data, &sig_bytes, self.keyring)
         };
@@ -569,6 +593,7 @@ impl Ctx<'_> {
             view: inner.view,
             enc: inner.enc,
             enc_note: inner.enc_note,
+            signed: Some(data),
             covering: crypto::aggregate(std::iter::once(facts).chain(inner.covering).collect()),
             nested: Vec::new(),
             subject,
@@ -624,6 +649,7 @@ impl Ctx<'_> {
         // Signature coverage. Alternatives are a special case: the reader sees one of them,
         // so if every alternative is validly signed by the same certificate, the whole is.
         let mut covering = None;
+        let mut signed = None;
         if subtype == "alternative" && n > 0 {
             let certs: Vec<Option<&str>> = visible
                 .iter()
@@ -636,6 +662,7 @@ impl Ctx<'_> {
                 && certs.iter().all(|c| *c == Some(*first))
             {
                 covering = visible.first().and_then(|&i| pieces[i].covering.clone());
+                signed = visible.first().and_then(|&i| pieces[i].signed.clone());
             }
         }
         for (pos, piece) in pieces.iter_mut().enumerate() {
@@ -680,6 +707,7 @@ impl Ctx<'_> {
             enc,
             enc_note,
             covering,
+            signed,
             nested,
             subject: None,
         })
@@ -788,6 +816,7 @@ impl Ctx<'_> {
             },
             enc_note,
             covering: None,
+            signed: None,
             nested,
             subject: None,
         })
@@ -825,6 +854,7 @@ impl Ctx<'_> {
             enc: r.enc,
             enc_note: r.enc_note,
             covering: r.covering,
+            signed: r.signed,
             nested: r.nested,
             subject: None,
         })
@@ -852,6 +882,7 @@ impl Ctx<'_> {
                 },
                 enc_note: None,
                 covering: None,
+                signed: None,
                 nested: Vec::new(),
             });
         }
@@ -873,14 +904,16 @@ impl Ctx<'_> {
         let mut any_encrypted = false;
         let mut all_encrypted = true;
         let mut covering_all: Vec<Option<SignatureFacts>> = Vec::new();
+        let mut signed_all: Vec<Option<Vec<u8>>> = Vec::new();
         let mut nested: Vec<NestedSig> = Vec::new();
         let mut cursor = 0;
         for (idx, b) in blocks.iter().enumerate() {
             rendered.push_str(&decode_charset(&text[cursor..b.start], charset));
             cursor = b.end;
             let block_text = &text[b.start..b.end];
-            let (facts, block_rendered, block_encrypted, inner_nested) =
+            let (facts, block_rendered, block_encrypted, inner_nested, block_signed) =
                 self.open_block(b, block_text, depth)?;
+            signed_all.push(block_signed);
             any_encrypted |= block_encrypted;
             all_encrypted &= block_encrypted;
             match block_rendered {
@@ -906,10 +939,13 @@ impl Ctx<'_> {
         }
         rendered.push_str(&decode_charset(&text[cursor..], charset));
 
-        let covering = if whole {
-            covering_all.into_iter().next().flatten()
+        let (covering, signed) = if whole {
+            (
+                covering_all.into_iter().next().flatten(),
+                signed_all.into_iter().next().flatten(),
+            )
         } else {
-            None
+            (None, None)
         };
         let (enc, enc_note) = if !any_encrypted {
             (Enc::Plain, None)
@@ -931,38 +967,61 @@ impl Ctx<'_> {
             enc,
             enc_note,
             covering,
+            signed,
             nested,
         })
     }
 
     /// Opens one armored block: (signature over the block's content, rendered text,
-    /// whether it was encrypted, signatures nested deeper).
+    /// whether it was encrypted, signatures nested deeper, the bytes the signature is over).
     #[allow(clippy::type_complexity)]
     fn open_block(
         &mut self,
         block: &Block,
         block_text: &[u8],
         depth: usize,
-    ) -> Result<(Option<SignatureFacts>, Option<String>, bool, Vec<NestedSig>), OpenError> {
+    ) -> Result<
+        (
+            Option<SignatureFacts>,
+            Option<String>,
+            bool,
+            Vec<NestedSig>,
+            Option<Vec<u8>>,
+        ),
+        OpenError,
+    > {
         match block.kind {
             BlockKind::Message => {
                 let binary = crypto::dearmor(&armor::normalize_message_armor(block_text), MAX_RAW)?;
                 let u = self.unwrap(&binary)?;
                 // The plaintext may itself be cleartext-signed text (sign, then encrypt).
                 let inner = self.inline_text(&u.plaintext, Some("utf-8"), false, depth + 1)?;
+                let signed = if u.signature.is_some() {
+                    Some(u.plaintext.clone())
+                } else {
+                    inner.signed
+                };
                 let facts =
                     crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
-                Ok((facts, Some(inner.rendered), u.encrypted, inner.nested))
+                Ok((
+                    facts,
+                    Some(inner.rendered),
+                    u.encrypted,
+                    inner.nested,
+                    signed,
+                ))
             }
             BlockKind::Cleartext => {
                 self.op()?;
                 let (facts, signed_text) =
                     crypto::verify_cleartext(block_text, self.keyring, self.budget);
-                let rendered = signed_text.map(|t| {
-                    self.budget = self.budget.saturating_sub(t.len());
-                    String::from_utf8_lossy(&t).into_owned()
-                });
-                Ok((Some(facts), rendered, false, Vec::new()))
+                self.budget = self
+                    .budget
+                    .saturating_sub(signed_text.as_ref().map_or(0, Vec::len));
+                let rendered = signed_text
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t).into_owned());
+                Ok((Some(facts), rendered, false, Vec::new(), signed_text))
             }
         }
     }
@@ -1023,6 +1082,7 @@ impl Ctx<'_> {
                     enc: Enc::Plain,
                     enc_note: None,
                     covering: r.covering,
+                    signed: r.signed,
                     nested: r.nested,
                     subject: None,
                 });
@@ -1083,6 +1143,7 @@ impl Ctx<'_> {
                 Enc::Plain
             },
             enc_note: None,
+            signed: u.signature.is_some().then(|| u.plaintext.clone()),
             covering: u.signature,
             nested: Vec::new(),
             subject: None,
@@ -1097,6 +1158,7 @@ struct InlineResult {
     enc: Enc,
     enc_note: Option<String>,
     covering: Option<SignatureFacts>,
+    signed: Option<Vec<u8>>,
     nested: Vec<NestedSig>,
 }
 

@@ -208,14 +208,23 @@ fn limits() {
         open(&vec![b'a'; MAX_RAW + 1], &keyring),
         Err(OpenError::TooLarge)
     ));
-    // Deep nesting of multiparts stops with an error, not a stack overflow.
-    let mut m = String::from("Content-Type: text/plain\r\n\r\nx");
-    for i in 0..200 {
-        m = format!(
-            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n{m}\r\n--b{i}--\r\n"
-        );
+    // Deep nesting of multiparts stops with an error, not a stack overflow; a depth within
+    // the limit opens.
+    let nested = |levels: usize| {
+        let mut m = String::from("Content-Type: text/plain\r\n\r\nx");
+        for i in 0..levels {
+            m = format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n{m}\r\n--b{i}--\r\n"
+            );
+        }
+        m
+    };
+    match open(nested(200).as_bytes(), &keyring) {
+        Err(OpenError::Limit(m)) => assert!(m.contains("limits.max_nesting_depth"), "{m}"),
+        other => panic!("{other:?}"),
     }
-    let _ = open(m.as_bytes(), &keyring);
+    let max = crate::limits::Limits::default().max_nesting_depth;
+    assert!(open(nested(max - 2).as_bytes(), &keyring).is_ok());
 }
 
 #[test]

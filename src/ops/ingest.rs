@@ -17,7 +17,18 @@ pub fn ingest(
     source: MessageSource,
 ) -> Result<Outcome, OpsError> {
     actor.may_change("store messages")?;
-    Ok(cx.pipeline(Some(actor.name()))?.process(raw, source)?)
+    let outcome = cx.pipeline(Some(actor.name()))?.process(raw, source)?;
+    // A relay this message is owed goes out now (it stays owed if it cannot: the daemon,
+    // or the next ingest, pays it).
+    if outcome
+        .relay
+        .as_deref()
+        .is_some_and(|r| r.starts_with("owed"))
+        && let Err(e) = super::notices::pay_owed_relays(cx, actor)
+    {
+        tracing::warn!(error = %e, "relay not queued; it stays owed");
+    }
+    Ok(outcome)
 }
 
 /// [`ingest`] of what [`crate::intake`] read: a whole message is handed over (stored without

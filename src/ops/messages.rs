@@ -103,7 +103,7 @@ fn one(
 }
 
 /// Who signed, as a participant of the message's thread.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SignerParticipant {
     pub org: String,
     pub role: String,
@@ -111,7 +111,7 @@ pub struct SignerParticipant {
 }
 
 /// What casegate decided about a message's protection when it arrived.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Verdicts {
     /// The whole message was encrypted (never true when only part was).
     pub encrypted: bool,
@@ -134,7 +134,7 @@ pub struct Verdicts {
 }
 
 /// The raw bytes of a message as text, for a person (quarantine): invalid UTF-8 replaced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RawText {
     pub text: String,
     /// Bytes of the stored message.
@@ -148,7 +148,7 @@ pub const RAW_TEXT_LIMIT: usize = 1 << 20;
 
 /// A message as a person reads it (`read --json`). Decrypted text is made for this answer
 /// and never stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub message: MessageRecord,
     pub verdicts: Verdicts,
@@ -340,7 +340,7 @@ pub fn html_source(
 
 /// How routing decides about a stored message today (`route --dry-run` over its stored
 /// bytes): the steps, and the decision they lead to now. Stores nothing.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub short_id: String,
     pub steps: Vec<String>,

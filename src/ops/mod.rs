@@ -11,19 +11,24 @@
 //!
 //! One module per concern: [`threads`], [`messages`] (read, attachments), [`ingest`],
 //! [`triage`], [`participants`] (and keys), [`keys`] (expiry, key changes, WKD refresh),
-//! [`notices`] (and the outbox), [`quarantine`], [`audit`], [`tokens`], [`setup`].
+//! [`orgs`] (the directory of organizations), [`vendors`] (status and statements),
+//! [`notices`] (the outbox, group notices, relays), [`followup`] (overdue organizations,
+//! reminders), [`quarantine`], [`audit`], [`tokens`], [`setup`].
 
 pub mod audit;
+pub mod followup;
 pub mod ingest;
 pub mod keys;
 pub mod messages;
 pub mod notices;
+pub mod orgs;
 pub mod participants;
 pub mod quarantine;
 pub mod setup;
 pub mod threads;
 pub mod tokens;
 pub mod triage;
+pub mod vendors;
 
 use chrono::Utc;
 
@@ -118,7 +123,7 @@ impl Actor {
 }
 
 /// What kind of failure an [`OpsError`] is; each maps to one HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
     /// 404: the thread, message, token, ... does not exist.
@@ -131,6 +136,8 @@ pub enum ErrorKind {
     Forbidden,
     /// 500: casegate or its store failed; nothing the caller can fix by asking differently.
     Internal,
+    /// 401: no valid API token or session (see [`tokens::authenticate`]).
+    Unauthenticated,
 }
 
 impl ErrorKind {
@@ -141,6 +148,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -151,6 +159,7 @@ impl ErrorKind {
             ErrorKind::Invalid => 400,
             ErrorKind::Forbidden => 403,
             ErrorKind::Internal => 500,
+            ErrorKind::Unauthenticated => 401,
         }
     }
 }
@@ -182,8 +191,73 @@ impl OpsError {
     }
 }
 
+/// A slice of a long list: at most `limit` items after skipping `offset`. The command line
+/// asks for [`Page::ALL`]; HTTP clients choose, within [`Page::MAX_LIMIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    /// Everything (the command line).
+    pub const ALL: Page = Page {
+        offset: 0,
+        limit: usize::MAX,
+    };
+    /// The most items a caller that chooses may get at once.
+    pub const MAX_LIMIT: usize = 500;
+    /// What a caller gets when it does not say.
+    pub const DEFAULT_LIMIT: usize = 100;
+
+    /// `limit` items from `offset`; a limit above [`Page::MAX_LIMIT`] (or 0) is refused.
+    pub fn bounded(offset: Option<usize>, limit: Option<usize>) -> Result<Page, OpsError> {
+        let limit = limit.unwrap_or(Page::DEFAULT_LIMIT);
+        if limit == 0 || limit > Page::MAX_LIMIT {
+            return Err(OpsError::Invalid(format!(
+                "limit {limit} is out of range; ask for 1 to {} items and page on with offset",
+                Page::MAX_LIMIT
+            )));
+        }
+        Ok(Page {
+            offset: offset.unwrap_or(0),
+            limit,
+        })
+    }
+
+    /// A page over `total` items, given the items of this page.
+    pub(crate) fn of<T>(self, items: Vec<T>, total: usize) -> Paged<T> {
+        let end = self.offset.saturating_add(items.len());
+        Paged {
+            next_offset: (end < total && !items.is_empty()).then_some(end),
+            offset: self.offset,
+            total,
+            items,
+        }
+    }
+
+    /// The page of a list that is already whole in memory (short lists: participants, keys).
+    pub(crate) fn slice<T>(self, all: Vec<T>) -> Paged<T> {
+        let total = all.len();
+        let items = all.into_iter().skip(self.offset).take(self.limit).collect();
+        self.of(items, total)
+    }
+}
+
+/// One page of a list, with where the next one starts.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// How many there are in all.
+    pub total: usize,
+    /// Where this page starts.
+    pub offset: usize,
+    /// Where the next page starts; `null` on the last page.
+    pub next_offset: Option<usize>,
+}
+
 /// An error as a face sends it: `{"error": "not-found", "message": "no thread VU#1; ..."}`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorKind,
     pub message: String,
@@ -193,6 +267,18 @@ impl From<&OpsError> for ErrorBody {
     fn from(e: &OpsError) -> ErrorBody {
         ErrorBody {
             error: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<&tokens::AuthError> for ErrorBody {
+    fn from(e: &tokens::AuthError) -> ErrorBody {
+        ErrorBody {
+            error: match e {
+                tokens::AuthError::Store(_) => ErrorKind::Internal,
+                _ => ErrorKind::Unauthenticated,
+            },
             message: e.to_string(),
         }
     }
@@ -296,6 +382,16 @@ impl Context {
             self.keyring = Some((version, keyring));
         }
         Ok(())
+    }
+
+    /// The store and the current keyring at once (for the outbox side, which reads what it
+    /// relays with the coordinator key and writes the copies).
+    pub(crate) fn store_and_keyring(&mut self) -> Result<(&mut Store, &Keyring), OpsError> {
+        self.refresh_keyring()?;
+        match &self.keyring {
+            Some((_, k)) => Ok((&mut self.store, k)),
+            None => Err(OpsError::Internal("keyring not loaded".into())),
+        }
     }
 
     /// The inbound pipeline over this context's store and current keyring; with an

@@ -1,10 +1,12 @@
 //! Participants of threads and the OpenPGP certificates bound to them.
 
+use chrono::Utc;
+
 use super::notices::release_held;
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
 use crate::keyring::{self, CertSummary};
 use crate::outbox::QueuedCopy;
-use crate::store::{Contact, KeyChange, Store};
+use crate::store::{Contact, KeyChange, Store, time_text};
 use crate::tracking::TrackingNumber;
 use crate::trust::keys::{self as key_life, BindTo, Offered, Source};
 
@@ -31,7 +33,7 @@ pub struct KeyData<'a> {
 }
 
 /// A contact added (`participant add --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ContactAdded {
     pub thread: TrackingNumber,
     pub org: String,
@@ -197,14 +199,101 @@ pub(crate) fn describe_offer(o: &Offered) -> String {
     }
 }
 
-/// Every contact of thread `n` with the keys bound to it.
-pub fn list(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<Vec<Contact>, OpsError> {
+/// A key within this many days of its end is `expiring`.
+pub const EXPIRING_DAYS: i64 = 30;
+
+/// A contact with the state of the keys bound to it (`participant list --json`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ContactKeys {
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// What a notice to this contact would do: `valid` (encrypted), `expiring` (encrypted,
+    /// but the key ends within 30 days), `none` (held: no usable key).
+    pub key_state: &'static str,
+    pub keys: Vec<BoundKey>,
+}
+
+/// One key bound to a contact, as of now.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BoundKey {
+    pub fingerprint: String,
+    /// `valid | expiring | unusable | missing` (not imported).
+    pub state: &'static str,
+    /// Why it cannot be used, for `unusable` and `missing`.
+    pub reason: Option<String>,
+    /// When encryption to it stops working (RFC 3339 UTC), if it expires.
+    pub expires: Option<String>,
+}
+
+/// Every contact of thread `n` with the keys bound to it and their state now.
+pub fn list(
+    cx: &mut Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+    page: Page,
+) -> Result<Paged<ContactKeys>, OpsError> {
     let t = cx.thread(n)?;
-    Ok(cx.store().contacts(t.id)?)
+    let contacts = page.slice(cx.store().contacts(t.id)?);
+    let keyring = cx.keyring()?;
+    let now = Utc::now();
+    let items = contacts
+        .items
+        .into_iter()
+        .map(|contact| {
+            let keys: Vec<BoundKey> = contact
+                .key_fingerprints
+                .iter()
+                .map(|f| bound_key(keyring, f, now))
+                .collect();
+            let key_state = if keys.iter().any(|k| k.state == "valid") {
+                "valid"
+            } else if keys.iter().any(|k| k.state == "expiring") {
+                "expiring"
+            } else {
+                "none"
+            };
+            ContactKeys {
+                contact,
+                key_state,
+                keys,
+            }
+        })
+        .collect();
+    Ok(Paged {
+        items,
+        total: contacts.total,
+        offset: contacts.offset,
+        next_offset: contacts.next_offset,
+    })
+}
+
+fn bound_key(keyring: &crate::keyring::Keyring, fpr: &str, now: chrono::DateTime<Utc>) -> BoundKey {
+    let Some(cert) = keyring.cert(fpr) else {
+        return BoundKey {
+            fingerprint: fpr.to_string(),
+            state: "missing",
+            reason: Some("not imported; import it with `casegate key import`".into()),
+            expires: None,
+        };
+    };
+    let expires = keyring::expiry(cert);
+    let (state, reason) = match keyring::encryption_key_valid(cert) {
+        Err(why) => ("unusable", Some(why)),
+        Ok(()) if expires.is_some_and(|e| e - now < chrono::Duration::days(EXPIRING_DAYS)) => {
+            ("expiring", None)
+        }
+        Ok(()) => ("valid", None),
+    };
+    BoundKey {
+        fingerprint: cert.fingerprint().to_hex(),
+        state,
+        reason,
+        expires: expires.map(time_text),
+    }
 }
 
 /// Certificates imported (`key import`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeysImported {
     pub certs: Vec<CertSummary>,
     /// Copies held for want of a key that these keys let go out.
@@ -278,7 +367,7 @@ pub fn import_keys(
 }
 
 /// A certificate as `key list` shows it: whose it is and its state.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyListing {
     /// `coordinator` or `participant`.
     pub owner: &'static str,
@@ -292,7 +381,11 @@ pub struct KeyListing {
 }
 
 /// The coordinator's certificate, then every imported one.
-pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, OpsError> {
+pub fn list_keys(
+    cx: &mut Context,
+    _actor: &Actor,
+    page: Page,
+) -> Result<Paged<KeyListing>, OpsError> {
     let stored = cx.store().certs()?;
     let mut bound: std::collections::HashMap<String, Vec<String>> = Default::default();
     for (address, _) in cx.store().contact_addresses()? {
@@ -332,7 +425,7 @@ pub fn list_keys(cx: &mut Context, _actor: &Actor) -> Result<Vec<KeyListing>, Op
                 }
             }),
     );
-    Ok(all)
+    Ok(page.slice(all))
 }
 
 /// The ASCII-armored public certificate `fingerprint` (default: the coordinator's).
@@ -359,7 +452,7 @@ pub fn export_key(
     keyring::armored_public(cert).map_err(|e| OpsError::Internal(e.to_string()))
 }
 
-fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
+pub(crate) fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
     keyring::parse_certs(key.bytes).map_err(|e| {
         OpsError::Invalid(format!(
             "{} holds no usable OpenPGP certificate ({e}); export one with `gpg --armor --export ADDRESS`",
@@ -370,7 +463,7 @@ fn parse_certs(key: KeyData<'_>) -> Result<Vec<keyring::Cert>, OpsError> {
 
 /// Stores certificates (public parts) and the self-signature checks made since `before`, so
 /// later commands need not check them again.
-fn store_certs(
+pub(crate) fn store_certs(
     s: &mut Store,
     certs: &[keyring::Cert],
     before: &crate::signature_cache::Snapshot,
@@ -383,7 +476,10 @@ fn store_certs(
 }
 
 /// Copies held for want of a key go out as soon as a usable key is there.
-fn release_after_import(store: &mut Store, actor: &Actor) -> Result<Vec<QueuedCopy>, OpsError> {
+pub(crate) fn release_after_import(
+    store: &mut Store,
+    actor: &Actor,
+) -> Result<Vec<QueuedCopy>, OpsError> {
     Ok(release_held(store, actor, None, "outbox release")?
         .into_iter()
         .filter(|c| c.status != "held")

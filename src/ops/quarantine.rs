@@ -2,13 +2,14 @@
 //! the reason; shown raw, and retried after a fix.
 
 use super::messages::{self, MessageView, Scope};
-use super::{Actor, Context, OpsError};
+use super::{Actor, Context, OpsError, Page, Paged};
 use crate::pipeline::Outcome;
 use crate::store::MessageRecord;
 
 /// Quarantined messages, oldest first.
-pub fn list(cx: &Context, _actor: &Actor) -> Result<Vec<MessageRecord>, OpsError> {
-    Ok(cx.store().quarantined()?)
+pub fn list(cx: &Context, _actor: &Actor, page: Page) -> Result<Paged<MessageRecord>, OpsError> {
+    let (items, total) = cx.store().quarantined_page(page.offset, page.limit)?;
+    Ok(page.of(items, total))
 }
 
 /// One quarantined message (Message-ID or short id): the reason, its raw text, and whatever
@@ -19,7 +20,7 @@ pub fn show(cx: &mut Context, _actor: &Actor, reference: &str) -> Result<Message
 }
 
 /// The outcome of a retry (`quarantine retry --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Retried {
     pub short_id: String,
     /// Why it was quarantined before this retry.

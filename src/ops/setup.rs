@@ -29,7 +29,7 @@ pub fn init(settings: &Settings, actor: &Actor) -> Result<Initialized, OpsError>
 }
 
 /// What waits: per watched mailbox its checkpoint and today's counts, and the queue sizes.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub mailboxes: Vec<MailboxSummary>,
     /// Which instance watches which mailbox (several instances on one database).
@@ -49,7 +49,7 @@ pub fn status(cx: &Context, _actor: &Actor) -> Result<Status, OpsError> {
     Ok(Status {
         mailboxes: store.mailbox_summaries(midnight)?,
         leases: store.mailbox_leases()?,
-        triage: store.triage(false)?.len(),
-        quarantine: store.quarantined()?.len(),
+        triage: store.triage_page(false, 0, 0)?.1,
+        quarantine: store.quarantined_page(0, 0)?.1,
     })
 }

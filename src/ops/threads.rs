@@ -2,13 +2,14 @@
 
 use chrono::Utc;
 
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
+use crate::discussion::Discussion;
 use crate::store::outbox::{OutboxFilter, OutboxRow};
 use crate::store::{Contact, MessageRecord, StoreError, Thread, ThreadSummary, time_text};
 use crate::tracking::{Kind, TrackingNumber};
 
 /// A thread just made (`open --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Opened {
     pub number: TrackingNumber,
     pub kind: Kind,
@@ -49,7 +50,7 @@ pub fn open(
 }
 
 /// A report turned into a case (`promote --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Promoted {
     pub number: TrackingNumber,
     pub kind: Kind,
@@ -85,7 +86,7 @@ pub fn promote(
 }
 
 /// A thread with its participants, messages and outbound copies (`show --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ThreadView {
     #[serde(flatten)]
     pub thread: Thread,
@@ -98,13 +99,25 @@ pub struct ThreadView {
     /// Key changes of participants' addresses waiting for review (copies to them are held).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_changes: Vec<crate::store::KeyChange>,
-    /// Oldest first; each with its `short_id` for `read`.
+    /// Oldest first (the page asked for); each with its `short_id` for `read`.
     pub messages: Vec<MessageRecord>,
+    /// Messages in the thread in all; `messages` starts at `messages_offset`.
+    pub messages_total: usize,
+    pub messages_offset: usize,
+    /// Outbound copies, oldest first: at most as many as the page of messages.
     pub outbox: Vec<OutboxRow>,
+    /// Outbound copies in all (the whole list: the outbox, filtered by thread).
+    pub outbox_total: usize,
 }
 
-/// One thread; a promoted report is shown as the case it became.
-pub fn show(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadView, OpsError> {
+/// One thread with one page of its messages (oldest first); a promoted report is shown as
+/// the case it became.
+pub fn show(
+    cx: &Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+    messages: Page,
+) -> Result<ThreadView, OpsError> {
     let own = cx.own_thread(n)?;
     let t = cx.store().resolve_thread(n)?.unwrap_or(own);
     let store = cx.store();
@@ -123,18 +136,35 @@ pub fn show(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<ThreadVi
         .into_iter()
         .filter(|k| participants.iter().any(|c| c.address == k.address))
         .collect();
+    let (page, messages_total) =
+        store.thread_messages_page(t.id, messages.offset, messages.limit)?;
+    let filter = OutboxFilter {
+        thread_id: Some(t.id),
+        status: None,
+    };
+    let (outbox, outbox_total) = store.outbox_rows_page(&filter, 0, messages.limit)?;
     Ok(ThreadView {
         asked_for: (n != &t.number).then(|| n.clone()),
         participants,
         keys,
         key_changes,
-        messages: store.thread_messages(t.id)?,
-        outbox: store.outbox_rows(&OutboxFilter {
-            thread_id: Some(t.id),
-            status: None,
-        })?,
+        messages: page,
+        messages_total,
+        messages_offset: messages.offset,
+        outbox,
+        outbox_total,
         thread: t,
     })
+}
+
+/// One thread's summary: counts, last activity, waiting since, planned publication date.
+pub fn summary(
+    cx: &Context,
+    _actor: &Actor,
+    n: &TrackingNumber,
+) -> Result<ThreadSummary, OpsError> {
+    let t = cx.thread(n)?;
+    Ok(cx.store().thread_summary(t.id)?)
 }
 
 /// Threads, oldest first, optionally of one kind.
@@ -142,25 +172,33 @@ pub fn list(
     cx: &Context,
     _actor: &Actor,
     kind: Option<Kind>,
-) -> Result<Vec<ThreadSummary>, OpsError> {
-    Ok(cx.store().list_threads(kind)?)
+    page: Page,
+) -> Result<Paged<ThreadSummary>, OpsError> {
+    let (items, total) = cx.store().threads_page(kind, page.offset, page.limit)?;
+    Ok(page.of(items, total))
 }
 
 /// What `set` may change; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct PolicyChange {
     pub require_signed_statements: Option<bool>,
     /// `YYYY-MM-DD`, an RFC 3339 time, or `none` to go back to the default.
     pub publication_date: Option<String>,
+    /// `relay` (participants' mail is relayed to the other participants) or `hub`
+    /// (hub-and-spoke, the default: nothing is relayed).
+    #[serde(default)]
+    pub discussion: Option<String>,
 }
 
 /// A thread's policy after `set` (`set --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Policy {
     pub number: TrackingNumber,
     pub require_signed_statements: bool,
     /// `None`: the default, 45 days after the first notice.
     pub publication_date: Option<String>,
+    /// `hub` or `relay`.
+    pub discussion: String,
 }
 
 /// Changes a thread's policy (all of `change` or nothing) and returns it.
@@ -176,9 +214,29 @@ pub fn set(
         .as_deref()
         .map(parse_publication_date)
         .transpose()?;
-    if change.require_signed_statements.is_some() || publication.is_some() {
+    let discussion = change
+        .discussion
+        .as_deref()
+        .map(|d| {
+            Discussion::parse(d).ok_or_else(|| {
+                OpsError::Invalid(format!(
+                    "--discussion {d:?} is not `relay` or `hub` (hub-and-spoke)"
+                ))
+            })
+        })
+        .transpose()?;
+    if discussion.is_some() && t.kind != Kind::Case {
+        return Err(OpsError::Invalid(format!(
+            "{} is a {}; only cases have a discussion to relay",
+            t.number, t.kind
+        )));
+    }
+    if change.require_signed_statements.is_some() || publication.is_some() || discussion.is_some() {
         actor.may_change("change a thread's policy")?;
         let mut what = Vec::new();
+        if let Some(d) = discussion {
+            what.push(format!("discussion={}", d.as_str()));
+        }
         if let Some(on) = change.require_signed_statements {
             what.push(format!("require_signed_statements={on}"));
         }
@@ -195,6 +253,9 @@ pub fn set(
             if let Some(p) = &publication {
                 s.set_publication_date(t.id, p.as_deref())?;
             }
+            if let Some(d) = discussion {
+                s.set_discussion(t.id, d.as_str())?;
+            }
             s.record_audit(&audit_record(
                 actor,
                 "set",
@@ -210,6 +271,7 @@ pub fn set(
         number: t.number,
         require_signed_statements: t.require_signed_statements,
         publication_date: t.publication_date,
+        discussion: t.discussion,
     })
 }
 
@@ -272,17 +334,26 @@ mod tests {
         let err = open(&mut d.cx, &reader, Kind::Case, "t", None).unwrap_err();
         assert_eq!(err.kind().http_status(), 403);
         assert!(err.to_string().contains("read-only"), "{err}");
-        assert!(list(&d.cx, &reader, None).unwrap().is_empty());
+        assert!(
+            list(&d.cx, &reader, None, Page::ALL)
+                .unwrap()
+                .items
+                .is_empty()
+        );
         assert!(d.cx.store().audit_entries(None, None).unwrap().is_empty());
         // Reading is allowed.
         let made = open(&mut d.cx, &ann(), Kind::Case, "t", Some(&n("VU#409117"))).unwrap();
         assert_eq!(
-            show(&d.cx, &reader, &made.number).unwrap().thread.number,
+            show(&d.cx, &reader, &made.number, Page::ALL)
+                .unwrap()
+                .thread
+                .number,
             made.number
         );
         let change = PolicyChange {
             require_signed_statements: Some(true),
             publication_date: None,
+            discussion: None,
         };
         assert_eq!(
             set(&mut d.cx, &reader, &made.number, &change)
@@ -300,6 +371,7 @@ mod tests {
         let bad = PolicyChange {
             require_signed_statements: Some(true),
             publication_date: Some("next tuesday".into()),
+            discussion: None,
         };
         let err = set(&mut d.cx, &ann(), &n("VU#409117"), &bad).unwrap_err();
         assert_eq!(err.kind().http_status(), 400);
@@ -308,6 +380,7 @@ mod tests {
         let good = PolicyChange {
             require_signed_statements: None,
             publication_date: Some("2026-03-01".into()),
+            discussion: None,
         };
         let p = set(&mut d.cx, &ann(), &n("VU#409117"), &good).unwrap();
         assert_eq!(p.publication_date.as_deref(), Some("2026-03-01T00:00:00Z"));

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
 use crate::store::{StoreError, StoredToken};
 
 /// Every token begins with this.
@@ -18,7 +18,7 @@ pub const TOKEN_PREFIX: &str = "cgt_";
 const LAST_USED_GRANULARITY_SECS: i64 = 60;
 
 /// A token just made (`token add --json`): the only time the token itself is shown.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub name: String,
     pub read_only: bool,
@@ -59,12 +59,12 @@ pub fn add(
 }
 
 /// Every token: name, read-only or not, created, last used. Never the token or its hash.
-pub fn list(cx: &Context, _actor: &Actor) -> Result<Vec<StoredToken>, OpsError> {
-    Ok(cx.store().tokens()?)
+pub fn list(cx: &Context, _actor: &Actor, page: Page) -> Result<Paged<StoredToken>, OpsError> {
+    Ok(page.slice(cx.store().tokens()?))
 }
 
 /// A token revoked (`token revoke --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Revoked {
     pub name: String,
 }
@@ -93,7 +93,7 @@ pub fn revoke(cx: &mut Context, actor: &Actor, name: &str) -> Result<Revoked, Op
 }
 
 /// Who presented a valid token.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Analyst {
     pub name: String,
     pub read_only: bool,
@@ -120,16 +120,32 @@ pub fn authenticate(cx: &Context, presented: &str) -> Result<Analyst, AuthError>
     authenticate_at(cx, presented, Utc::now())
 }
 
+/// A token's SHA-256, as the store keeps it: what a web session remembers instead of the
+/// token, to check on each request that the token is still valid.
+pub fn digest(presented: &str) -> Option<[u8; 32]> {
+    let presented = presented.trim();
+    (!presented.is_empty()).then(|| sha2::Sha256::digest(presented.as_bytes()).into())
+}
+
+/// [`authenticate`] by the token's [`digest`].
+pub fn authenticate_digest(cx: &Context, digest: &[u8; 32]) -> Result<Analyst, AuthError> {
+    authenticate_digest_at(cx, digest, Utc::now())
+}
+
 fn authenticate_at(
     cx: &Context,
     presented: &str,
     now: DateTime<Utc>,
 ) -> Result<Analyst, AuthError> {
-    let presented = presented.trim();
-    if presented.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    let digest = sha2::Sha256::digest(presented.as_bytes());
+    let digest = self::digest(presented).ok_or(AuthError::Missing)?;
+    authenticate_digest_at(cx, &digest, now)
+}
+
+fn authenticate_digest_at(
+    cx: &Context,
+    digest: &[u8; 32],
+    now: DateTime<Utc>,
+) -> Result<Analyst, AuthError> {
     let tokens = cx
         .store()
         .tokens()
@@ -231,7 +247,7 @@ mod tests {
         let stored = d.cx.store().tokens().unwrap();
         assert_eq!(stored[0].sha256, token_hash(&made.token));
         assert!(stored.iter().all(|t| !t.sha256.contains(&made.token[4..])));
-        let listed = serde_json::to_string(&list(&d.cx, &ann()).unwrap()).unwrap();
+        let listed = serde_json::to_string(&list(&d.cx, &ann(), Page::ALL).unwrap()).unwrap();
         assert!(!listed.contains(&made.token) && !listed.contains(&stored[0].sha256));
 
         // Revoked: refused from then on; a second revoke is a not-found.

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::messages::{self, Scope};
-use super::{Actor, Context, OpsError, audit_record};
+use super::{Actor, Context, OpsError, Page, Paged, audit_record};
 use crate::store::{MessageRecord, StoreError};
 use crate::tracking::TrackingNumber;
 
@@ -13,12 +13,16 @@ pub fn list(
     cx: &Context,
     _actor: &Actor,
     include_assigned: bool,
-) -> Result<Vec<MessageRecord>, OpsError> {
-    Ok(cx.store().triage(include_assigned)?)
+    page: Page,
+) -> Result<Paged<MessageRecord>, OpsError> {
+    let (items, total) = cx
+        .store()
+        .triage_page(include_assigned, page.offset, page.limit)?;
+    Ok(page.of(items, total))
 }
 
 /// A triaged message posted into a thread (`triage assign --json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Assigned {
     pub message_id: Option<String>,
     pub short_id: String,

@@ -1,12 +1,12 @@
 //! Acknowledgments of new reports: the reporter learns the report's number and how to write
 //! back. Encrypted to the reporter's key when we have one; otherwise a signed plaintext that
 //! names the number and nothing of the report's content. Never more than the configured number
-//! per sender per UTC day, and always marked `Auto-Submitted: auto-replied` (RFC 3834) so
+//! per sender per UTC day, and always marked `Auto-Submitted: auto-generated` (RFC 3834) so
 //! auto-responders do not answer it.
 
 use std::time::SystemTime;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
@@ -64,7 +64,8 @@ pub struct AckPolicy<'a> {
     pub limit_per_day: u32,
 }
 
-/// Queues the acknowledgment of a new report to its reporter.
+/// Queues the acknowledgment of a new report to its reporter, as of `now` (which UTC day the
+/// limit counts, and when the copy was queued).
 pub fn acknowledge(
     store: &mut Store,
     coordinator: &Cert,
@@ -72,26 +73,23 @@ pub fn acknowledge(
     reporter: &Contact,
     in_reply_to: Option<&str>,
     policy: &AckPolicy<'_>,
+    now: DateTime<Utc>,
 ) -> Result<Acknowledged, OutboxError> {
     let (from, config, limit_per_day) = (policy.from, policy.outbox, policy.limit_per_day);
     // The reporter's Message-ID answers only if it is one; otherwise it is left out.
     let in_reply_to = in_reply_to.and_then(|id| MessageId::parse(id).ok());
     let to = AddrSpec::parse(&reporter.address).map_err(ComposeError::from)?;
     let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
-    let midnight = Utc::now()
-        .date_naive()
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
+    let midnight = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
     if store.automatic_copies_since(&reporter.address, midnight)? >= i64::from(limit_per_day) {
         return Ok(Acknowledged::Limited {
             limit: limit_per_day,
         });
     }
-    let now = SystemTime::now();
     let number = report.number.as_str();
     if has_valid_key(store, reporter)? {
         let text = body(number, from, true);
-        let copies = super::notify(
+        let copies = super::notify_at(
             store,
             coordinator,
             report,
@@ -105,6 +103,8 @@ pub fn acknowledge(
             },
             config,
             from,
+            None,
+            now,
         )?;
         if let Some(copy) = copies.into_iter().find(|c| c.address == reporter.address) {
             return Ok(Acknowledged::Queued(copy));
@@ -122,7 +122,7 @@ pub fn acknowledge(
         },
         coordinator,
         &from_addr,
-        now,
+        SystemTime::from(now),
     )?;
     let fingerprint = coordinator.fingerprint().to_hex();
     let in_reply_to = in_reply_to.map(|id| id.bracketed());
@@ -131,9 +131,10 @@ pub fn acknowledge(
         sender: from_addr.as_str(),
         in_reply_to: in_reply_to.as_deref(),
         automatic: true,
-        date_unix: Utc::now().timestamp(),
+        date_unix: now.timestamp(),
         signer_fingerprint: &fingerprint,
         inner: &plain.bytes,
+        relay_of: None,
     };
     let copy = NewCopy::Sealed {
         kind: CopyKind::Stub,
@@ -143,7 +144,7 @@ pub fn acknowledge(
         raw: &plain.bytes,
         key_fingerprint: None,
     };
-    let ids = store.enqueue_notice(&record, std::slice::from_ref(&copy), Utc::now())?;
+    let ids = store.enqueue_notice(&record, std::slice::from_ref(&copy), now)?;
     let id = ids.first().copied().unwrap_or_default();
     Ok(Acknowledged::Queued(super::queued_copy(id, number, &copy)))
 }

@@ -125,6 +125,10 @@ pub struct SignedNotice {
     pub date: i64,
     /// Fingerprint (hex) of the coordinator signing key.
     pub signer_fingerprint: String,
+    /// It relays a participant's message into the case discussion: its copies carry the
+    /// relay marker header (see `discussion::RELAY_HEADER`) so that one coming back is never
+    /// relayed again.
+    pub relay: bool,
     inner: Vec<u8>,
 }
 
@@ -154,6 +158,7 @@ impl SignedNotice {
             automatic,
             date,
             signer_fingerprint,
+            relay: false,
             inner,
         })
     }
@@ -202,6 +207,7 @@ pub fn sign_notice(
         automatic: notice.automatic,
         date,
         signer_fingerprint,
+        relay: false,
         inner,
     })
 }
@@ -234,6 +240,7 @@ pub fn seal_for(
         message_id: &message_id,
         in_reply_to: signed.in_reply_to.as_ref(),
         automatic: signed.automatic,
+        relay_of_case: signed.relay.then_some(signed.thread.as_str()),
         body: encrypted,
     })?;
     Ok(Sealed {
@@ -242,6 +249,18 @@ pub fn seal_for(
         cert_fingerprint: recipient.fingerprint().to_hex(),
         subkey_fingerprints,
     })
+}
+
+/// Whether [`seal_for`] would find a key to encrypt to for this recipient at `now` (a notice's
+/// preview): the same checks, nothing encrypted.
+pub fn check_sealable(
+    recipient_addr: &str,
+    recipient: &Cert,
+    now: SystemTime,
+) -> Result<(), ComposeError> {
+    AddrSpec::parse(recipient_addr)?;
+    let policy = StandardPolicy::new();
+    encryption_keys(recipient, &policy, now).map(|_| ())
 }
 
 /// The stub sent instead of case content when a contact has no usable key and the policy allows
@@ -342,6 +361,7 @@ pub fn plain_for(
         message_id: &message_id,
         in_reply_to: text.in_reply_to,
         automatic: text.automatic,
+        relay_of_case: None,
         body: MimePart::raw(BodyPart::Binary(signed.into())),
     })?;
     Ok(Stub {
@@ -669,6 +689,8 @@ struct OuterHeaders<'a> {
     message_id: &'a HeaderMessageId,
     in_reply_to: Option<&'a HeaderMessageId>,
     automatic: bool,
+    /// A relayed copy: the relay marker header, naming the case.
+    relay_of_case: Option<&'a str>,
     body: MimePart<'a>,
 }
 
@@ -695,6 +717,12 @@ fn outer_message(h: OuterHeaders<'_>) -> Result<Vec<u8>, ComposeError> {
     }
     if h.automatic {
         headers.push(("Auto-Submitted".into(), Raw::new("auto-generated").into()));
+    }
+    if let Some(case) = h.relay_of_case {
+        headers.push((
+            crate::discussion::RELAY_HEADER.into(),
+            Text::new(case.to_string()).into(),
+        ));
     }
     headers.push(("MIME-Version".into(), Raw::new("1.0").into()));
     let mut builder = mail_builder::MessageBuilder::new().body(h.body);

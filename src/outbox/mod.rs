@@ -22,6 +22,8 @@
 
 pub mod ack;
 pub mod compose;
+pub mod relay;
+pub mod remind;
 pub mod retry;
 pub mod send;
 
@@ -73,6 +75,13 @@ pub enum Selection {
     All,
     /// Every contact of one organisation (matched without regard to case).
     Org(String),
+    /// Every contact of these organisations (a group).
+    Orgs(Vec<String>),
+    /// Every contact of every organisation but these — and no address that is a contact of
+    /// one of these (a relay never goes back to its sender's organisation).
+    AllExcept(Vec<String>),
+    /// These contacts of the thread (reminders).
+    Addresses(Vec<String>),
 }
 
 impl Selection {
@@ -87,7 +96,7 @@ impl Selection {
 }
 
 /// What became of one recipient's copy, as `notify` and `outbox release` print it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct QueuedCopy {
     /// Outbox row id.
     pub id: i64,
@@ -189,14 +198,90 @@ pub fn notify_audited(
     from: &str,
     audit: Option<&NewAudit>,
 ) -> Result<Vec<QueuedCopy>, OutboxError> {
-    let now = SystemTime::now();
+    notify_with(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        &Extras {
+            audit,
+            ..Extras::default()
+        },
+    )
+}
+
+/// What else a notice's transaction records, so that it holds exactly when the notice is
+/// queued.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// An audit record (its detail gets the count of queued and held copies appended).
+    pub audit: Option<&'a NewAudit>,
+    /// The notice relays this stored message to the case discussion: its copies carry the
+    /// relay marker, and the relay owed for it is settled (a relay already settled by another
+    /// process queues nothing: [`StoreError::Conflict`]).
+    pub relay_of: Option<i64>,
+    /// Every copy is a reminder: when each contact was reminded is recorded.
+    pub reminder: bool,
+    /// Signature time, key validity and queueing time (None: now). An acknowledgment is
+    /// queued as of the time its report was processed, the time its daily limit counts in.
+    pub at: Option<chrono::DateTime<Utc>>,
+}
+
+/// [`notify_audited`] as of `at` (see [`Extras::at`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn notify_at(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    audit: Option<&NewAudit>,
+    at: chrono::DateTime<Utc>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    notify_with(
+        store,
+        coordinator,
+        thread,
+        recipients,
+        notice,
+        config,
+        from,
+        &Extras {
+            audit,
+            at: Some(at),
+            ..Extras::default()
+        },
+    )
+}
+
+/// [`notify`] with [`Extras`].
+#[allow(clippy::too_many_arguments)]
+pub fn notify_with(
+    store: &mut Store,
+    coordinator: &Cert,
+    thread: &Thread,
+    recipients: &Selection,
+    notice: &Notice<'_>,
+    config: &OutboxConfig,
+    from: &str,
+    extras: &Extras<'_>,
+) -> Result<Vec<QueuedCopy>, OutboxError> {
+    let audit = extras.audit;
+    let at = extras.at.unwrap_or_else(Utc::now);
+    let now = SystemTime::from(at);
     let from_addr = AddrSpec::parse(from).map_err(ComposeError::from)?;
     let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
     let notice = Notice {
         thread: thread.number.as_str(),
         ..notice.clone()
     };
-    let signed = compose::sign_notice(&notice, coordinator, &from_addr, now)?;
+    let mut signed = compose::sign_notice(&notice, coordinator, &from_addr, now)?;
+    signed.relay = extras.relay_of.is_some();
     let certs = CertCache::load(store, &contacts, now)?;
     let in_reply_to = signed.in_reply_to.as_ref().map(|id| id.bracketed());
     let record = NewNotice {
@@ -207,8 +292,9 @@ pub fn notify_audited(
         date_unix: signed.date,
         signer_fingerprint: &signed.signer_fingerprint,
         inner: signed.inner(),
+        relay_of: extras.relay_of,
     };
-    let mut writer = store.begin_notice(&record, Utc::now())?;
+    let mut writer = store.begin_notice(&record, at)?;
 
     // Each sealed copy is written as soon as it is ready, while the other cores seal the next
     // ones; nothing is visible until the commit below. Per contact: the queued copy, or why
@@ -231,6 +317,9 @@ pub fn notify_audited(
                         key_fingerprint: Some(&s.cert_fingerprint),
                     };
                     let id = writer.add(&copy)?;
+                    if extras.reminder {
+                        writer.record_reminder(contact.org_id, &contact.address, id, Utc::now())?;
+                    }
                     Ok(queued_copy(id, thread.number.as_str(), &copy))
                 }
                 Err(reason) => Err(reason),
@@ -260,6 +349,9 @@ pub fn notify_audited(
             reason,
         };
         let id = writer.add(&copy)?;
+        if extras.reminder {
+            writer.record_reminder(contact.org_id, &contact.address, id, Utc::now())?;
+        }
         queued.push(queued_copy(id, thread.number.as_str(), &copy));
     }
     // Stubs (optional) for the held ones; signed per stub, they are few.
@@ -294,8 +386,62 @@ pub fn notify_audited(
             ..a.clone()
         })?;
     }
+    if let Some(message_ref) = extras.relay_of {
+        writer.settle_relay(message_ref)?;
+    }
     writer.commit()?;
     Ok(queued)
+}
+
+/// What a notice to `recipients` would do now, per contact: encrypted to which key, or held
+/// and why. The same choice of contacts and keys as [`notify`]; nothing is signed, sealed or
+/// stored (except self-signature checks remembered, as any key use does).
+pub fn preview(
+    store: &mut Store,
+    thread: &Thread,
+    recipients: &Selection,
+    config: &OutboxConfig,
+    from: &str,
+) -> Result<Vec<PlannedCopy>, OutboxError> {
+    let now = SystemTime::now();
+    let contacts = select_contacts(store.contacts(thread.id)?, recipients, thread, from)?;
+    let certs = CertCache::load(store, &contacts, now)?;
+    Ok(contacts
+        .iter()
+        .map(|c| {
+            // A key change waiting for review holds the copy, as `notify` would.
+            let key = match certs.changed.get(&c.address.to_ascii_lowercase()) {
+                Some(why) => Err(why.clone()),
+                None => with_first_usable_key(c, &certs, |cert| {
+                    compose::check_sealable(&c.address, cert, now)
+                        .map(|()| cert.fingerprint().to_hex())
+                }),
+            };
+            let held = key.is_err();
+            PlannedCopy {
+                address: c.address.clone(),
+                org: c.org.clone(),
+                status: if held { "held" } else { "encrypted" },
+                key_fingerprint: key.as_ref().ok().cloned(),
+                reason: key.err(),
+                stub: held && config.stub_when_no_key,
+            }
+        })
+        .collect())
+}
+
+/// One recipient of a notice not sent yet (see [`preview`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PlannedCopy {
+    pub address: String,
+    pub org: String,
+    /// `encrypted` (a copy sealed to `key_fingerprint`) or `held` (kept until a usable key
+    /// is bound; `reason` says why).
+    pub status: &'static str,
+    pub key_fingerprint: Option<String>,
+    pub reason: Option<String>,
+    /// A held recipient is sent a key-request stub (no case content) instead.
+    pub stub: bool,
 }
 
 /// Seals the held copies (of one thread, or all) whose contact now has a usable key, and
@@ -318,7 +464,7 @@ pub fn release_held(
     let certs = CertCache::load(store, &all_contacts, now)?;
     let mut out = Vec::with_capacity(held.len());
     for h in held {
-        let signed = compose::SignedNotice::from_stored(
+        let mut signed = compose::SignedNotice::from_stored(
             h.notice.thread_number.clone(),
             &h.notice.sender,
             h.notice.in_reply_to.as_deref(),
@@ -327,6 +473,7 @@ pub fn release_held(
             h.notice.signer_fingerprint.clone(),
             h.notice.inner.clone(),
         )?;
+        signed.relay = h.notice.relay;
         // The contact's keys as bound now (a key may have been added since the notice).
         let contact = contacts_by_thread
             .get(&h.thread_id)
@@ -338,6 +485,8 @@ pub fn release_held(
             .unwrap_or_else(|| Contact {
                 contact_id: 0,
                 participant_id: 0,
+                org_id: 0,
+                org_contact_id: 0,
                 org: h.org.clone(),
                 role: String::new(),
                 address: h.address.clone(),
@@ -617,11 +766,24 @@ fn select_contacts(
     from: &str,
 ) -> Result<Vec<Contact>, OutboxError> {
     let mut seen = HashSet::new();
+    let named = |org: &str, names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case(org));
+    // A relay never reaches an address of the sender's organisation, even as another's.
+    let excluded: HashSet<String> = match selection {
+        Selection::AllExcept(orgs) => contacts
+            .iter()
+            .filter(|c| named(&c.org, orgs))
+            .map(|c| c.address.to_ascii_lowercase())
+            .collect(),
+        _ => HashSet::new(),
+    };
     let chosen: Vec<Contact> = contacts
         .into_iter()
         .filter(|c| match selection {
             Selection::All => true,
             Selection::Org(org) => c.org.eq_ignore_ascii_case(org),
+            Selection::Orgs(orgs) => named(&c.org, orgs),
+            Selection::AllExcept(_) => !excluded.contains(&c.address.to_ascii_lowercase()),
+            Selection::Addresses(a) => a.iter().any(|a| a.eq_ignore_ascii_case(&c.address)),
         })
         // Never to ourselves, and one copy per address even if it is a contact of two orgs.
         .filter(|c| !c.address.eq_ignore_ascii_case(from))
@@ -637,6 +799,19 @@ fn select_contacts(
                 "{} has no contacts of organisation {org:?}; see `casegate show {}`",
                 thread.number, thread.number
             ),
+            Selection::Orgs(orgs) => format!(
+                "{} has no contacts of {}; add some with `casegate org contact add ORG ADDR`",
+                thread.number,
+                orgs.join(", ")
+            ),
+            Selection::AllExcept(orgs) => format!(
+                "{} has no participant contacts besides those of {}",
+                thread.number,
+                orgs.join(", ")
+            ),
+            Selection::Addresses(a) => {
+                format!("none of {} is a contact of {}", a.join(", "), thread.number)
+            }
         }));
     }
     Ok(chosen)
@@ -793,6 +968,18 @@ fn seal_one(
     if let Some(why) = certs.changed.get(&contact.address.to_ascii_lowercase()) {
         return Err(why.clone());
     }
+    with_first_usable_key(contact, certs, |cert| {
+        compose::seal_for(signed, &to, cert, now)
+    })
+}
+
+/// `f` with the contact's keys, the most recently bound first, until one works; else why
+/// none did (`no valid encryption key: ...`, the reason a held copy carries).
+fn with_first_usable_key<T>(
+    contact: &Contact,
+    certs: &CertCache,
+    mut f: impl FnMut(&Cert) -> Result<T, ComposeError>,
+) -> Result<T, String> {
     if contact.key_fingerprints.is_empty() {
         return Err("no valid encryption key: no key bound to this contact".into());
     }
@@ -802,7 +989,7 @@ fn seal_one(
         match certs.certs.get(&fpr) {
             None => reasons.push(format!("key {fpr} is not imported")),
             Some(Err(e)) => reasons.push(e.clone()),
-            Some(Ok(cert)) => match compose::seal_for(signed, &to, cert, now) {
+            Some(Ok(cert)) => match f(cert) {
                 Ok(s) => return Ok(s),
                 Err(ComposeError::NoValidKey(r)) => reasons.push(format!("key {fpr}: {r}")),
                 Err(e) => reasons.push(e.to_string()),

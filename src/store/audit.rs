@@ -37,7 +37,7 @@ pub struct NewAudit {
 }
 
 /// One record as `casegate audit` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     /// UTC, RFC 3339.

@@ -17,7 +17,7 @@ use super::sql::args;
 use super::{Store, StoreError};
 
 /// Who holds a mailbox, and until when (RFC 3339, UTC, milliseconds).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Lease {
     pub account: String,
     pub mailbox: String,

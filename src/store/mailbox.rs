@@ -120,7 +120,7 @@ impl super::Store {
 }
 
 /// One mailbox as the store knows it (see [`super::Store::mailbox_summaries`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct MailboxSummary {
     pub account: String,
     pub mailbox: String,

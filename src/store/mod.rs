@@ -53,23 +53,30 @@ pub mod audit;
 mod copy;
 mod lease;
 mod mailbox;
+pub mod orgs;
 pub mod outbox;
+mod pages;
 mod postgres;
+pub mod relays;
 mod schema;
 pub(crate) mod sql;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tokens;
 pub mod trust;
+pub mod vendors;
 
 pub use audit::{AuditEntry, NewAudit};
 pub use copy::{CopyReport, TableCopy, copy_store};
 pub use lease::Lease;
 pub use mailbox::{Checkpoint, MailboxSummary};
+pub use orgs::{Org, OrgContact, OrgThread};
 pub use postgres::PgTarget;
+pub use relays::OwedRelay;
 pub use sql::Backend;
 pub use tokens::StoredToken;
 pub use trust::{KeyChange, NewKeyChange};
+pub use vendors::{Claim, NewClaim, ParticipantFollowup};
 
 use std::path::{Path, PathBuf};
 
@@ -115,7 +122,7 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 }
 
 /// A case, report or ticket.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Thread {
     #[serde(skip)]
     pub id: i64,
@@ -129,15 +136,24 @@ pub struct Thread {
     /// Vendors' messages count as statements only when signed by a key bound to them.
     pub require_signed_statements: bool,
     pub publication_date: Option<String>,
+    /// `hub` (hub-and-spoke: nothing is relayed) or `relay` (participants' mail is relayed to
+    /// the other participants; see `outbox::relay`).
+    pub discussion: String,
 }
 
 /// One contact address of one participant organisation of a thread.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Contact {
     #[serde(skip)]
     pub contact_id: i64,
     #[serde(skip)]
     pub participant_id: i64,
+    /// The organization of the directory (0 for a contact made up outside the store).
+    #[serde(skip)]
+    pub org_id: i64,
+    /// The directory contact, where its keys are bound.
+    #[serde(skip)]
+    pub org_contact_id: i64,
     pub org: String,
     pub role: String,
     pub address: String,
@@ -218,6 +234,9 @@ pub enum Disposition {
     Quarantine,
 }
 
+/// The sender of a message that opens a thread, who becomes its participant. `org` is only a
+/// hint (a display name, the organization of an earlier thread): the organization is the one
+/// the address is a contact of, or a new one named after the address (see `store::orgs`).
 #[derive(Debug, Clone)]
 pub struct NewParticipant {
     pub org: String,
@@ -250,6 +269,11 @@ pub struct NewMessage {
     pub automatic: bool,
     /// Comma-separated markers for analysts, e.g. `unsigned-statement`.
     pub flags: String,
+    /// Vendor status/statement claims the message makes (one per sender organization).
+    pub claims: Vec<NewClaim>,
+    /// The thread relays its participants' mail and this message is to be relayed: the debt
+    /// is recorded in the message's transaction and paid by the outbox side.
+    pub relay_owed: bool,
     /// Set when `raw` holds only part of the message (see [`NewMessage::partial`]): the size
     /// of all of it.
     pub raw_size: Option<u64>,
@@ -286,6 +310,8 @@ impl NewMessage {
             sender_auth_detail: None,
             automatic: false,
             flags: String::new(),
+            claims: Vec::new(),
+            relay_owed: false,
             raw_size: None,
         }
     }
@@ -351,7 +377,7 @@ pub struct Committed {
 }
 
 /// A stored message, as `show` and `triage list` present it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct MessageRecord {
     #[serde(skip)]
     pub id: i64,
@@ -390,7 +416,7 @@ pub struct MessageRecord {
 }
 
 /// A thread with counts, for `list`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ThreadSummary {
     #[serde(flatten)]
     pub thread: Thread,
@@ -687,13 +713,33 @@ impl Store {
     }
 
     pub fn list_threads(&self, kind: Option<Kind>) -> Result<Vec<ThreadSummary>, StoreError> {
+        Ok(self.threads_page(kind, 0, usize::MAX)?.0)
+    }
+
+    /// [`Store::list_threads`], one page, and how many there are in all.
+    pub fn threads_page(
+        &self,
+        kind: Option<Kind>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<ThreadSummary>, usize), StoreError> {
+        let kind = kind.map(Kind::as_str);
+        let total: i64 = self.db.one(
+            "SELECT count(*) FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL)",
+            args![kind],
+        )?;
         let rows = self.db.map(
             "SELECT t.id,
                     (SELECT count(*) FROM participants p WHERE p.thread_id = t.id),
                     (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),
                     (SELECT max(received_at) FROM messages m WHERE m.thread_id = t.id)
-             FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL) ORDER BY t.created_at, t.id",
-            args![kind.map(Kind::as_str)],
+             FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL) ORDER BY t.created_at, t.id
+             LIMIT ?2 OFFSET ?3",
+            args![
+                kind,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ],
             |r| {
                 Ok((
                     r.get::<i64>(0)?,
@@ -703,47 +749,78 @@ impl Store {
                 ))
             },
         )?;
-        rows.into_iter()
+        let summaries = rows
+            .into_iter()
             .map(|(id, participants, messages, last)| {
-                let thread = thread_by_id_tx(&self.db, id)?;
-                let (first_sent, last_sent): (Option<String>, Option<String>) = self
-                    .db
-                    .row(
-                        "SELECT min(created_at), max(created_at) FROM sent_message_ids
-                         WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-                        args![id],
-                    )?
-                    .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?)))
-                    .transpose()?
-                    .unwrap_or((None, None));
-                let waiting_since: Option<String> = self.db.one(
-                    "SELECT min(received_at) FROM messages
-                     WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
-                       AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
-                       AND received_at > coalesce(?2, '')",
-                    args![id, last_sent],
-                )?;
-                let overdue = waiting_since
-                    .as_deref()
-                    .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
-                    .unwrap_or(false);
-                let planned_publication = thread.publication_date.clone().or_else(|| {
-                    (thread.kind == Kind::Case)
-                        .then(|| first_sent.as_deref().map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS))))
-                        .flatten()
-                });
-                Ok(ThreadSummary {
-                    thread,
-                    participants,
-                    messages,
-                    last_message_at: last,
-                    waiting_since,
-                    overdue,
-                    first_notified_at: first_sent,
-                    planned_publication,
-                })
+                self.summarize_thread(id, participants, messages, last)
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((summaries, total as usize))
+    }
+
+    /// One thread's summary (as [`Store::list_threads`] has it).
+    pub fn thread_summary(&self, id: i64) -> Result<ThreadSummary, StoreError> {
+        let r = self
+            .db
+            .row(
+                "SELECT (SELECT count(*) FROM participants p WHERE p.thread_id = ?1),
+                        (SELECT count(*) FROM messages m WHERE m.thread_id = ?1),
+                        (SELECT max(received_at) FROM messages m WHERE m.thread_id = ?1)",
+                args![id],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
+        let (participants, messages, last) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        self.summarize_thread(id, participants, messages, last)
+    }
+
+    fn summarize_thread(
+        &self,
+        id: i64,
+        participants: i64,
+        messages: i64,
+        last: Option<String>,
+    ) -> Result<ThreadSummary, StoreError> {
+        let thread = thread_by_id_tx(&self.db, id)?;
+        let (first_sent, last_sent): (Option<String>, Option<String>) = self
+            .db
+            .row(
+                "SELECT min(created_at), max(created_at) FROM sent_message_ids
+                 WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                args![id],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?)))
+            .transpose()?
+            .unwrap_or((None, None));
+        let waiting_since: Option<String> = self.db.one(
+            "SELECT min(received_at) FROM messages
+             WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
+               AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
+               AND received_at > coalesce(?2, '')",
+            args![id, last_sent],
+        )?;
+        let overdue = waiting_since
+            .as_deref()
+            .map(|w| Utc::now() - parse_time(w) > chrono::Duration::days(RESPONSE_DAYS))
+            .unwrap_or(false);
+        let planned_publication = thread.publication_date.clone().or_else(|| {
+            (thread.kind == Kind::Case)
+                .then(|| {
+                    first_sent
+                        .as_deref()
+                        .map(|f| time_text(parse_time(f) + chrono::Duration::days(EMBARGO_DAYS)))
+                })
+                .flatten()
+        });
+        Ok(ThreadSummary {
+            thread,
+            participants,
+            messages,
+            last_message_at: last,
+            waiting_since,
+            overdue,
+            first_notified_at: first_sent,
+            planned_publication,
+        })
     }
 
     /// Turns a report into a case (minted or given number). The report keeps its number and
@@ -823,8 +900,10 @@ impl Store {
 
     // ----- participants and contacts -----
 
-    /// Adds contact `address` of organisation `org` to a thread (creating the participant), and
-    /// binds `key_fingerprint` to it when given. Adding the same contact again only adds the key.
+    /// Adds contact `address` of organisation `org` to a thread: the organization of the
+    /// directory with that name (created when missing) becomes a participant, `address` its
+    /// contact in the directory and in this thread, and `key_fingerprint` (when given) is bound
+    /// to that contact and the organization. Adding the same contact again only adds the key.
     pub fn add_participant(
         &mut self,
         thread_id: i64,
@@ -834,11 +913,10 @@ impl Store {
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
         let contact_id = self.db.write(|db| {
-            let contact_id = add_contact_tx(db, thread_id, org, role, address)?;
-            if let Some(fpr) = key_fingerprint
-                && bind_key_tx(db, contact_id, fpr)?
-            {
-                bump_keys_tx(db)?;
+            let org_id = orgs::org_named_tx(db, org)?;
+            let contact_id = add_contact_tx(db, thread_id, org_id, role, address)?;
+            if let Some(fpr) = key_fingerprint {
+                bind_key_tx(db, contact_id, fpr)?;
             }
             Ok(contact_id)
         })?;
@@ -848,7 +926,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound("contact vanished".into()))
     }
 
-    /// Binds a key to the contact `address` of a thread (no-op when it is not a contact there).
+    /// Whether the contact `address` of a thread has any key bound to it.
+    pub fn contact_has_keys(&self, thread_id: i64, address: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .contacts(thread_id)?
+            .iter()
+            .any(|c| c.address == address.trim().to_lowercase() && !c.key_fingerprints.is_empty()))
+    }
+
+    /// Binds a key to the contact `address` of a thread — in the directory, so for every thread
+    /// of its organization — and to the organization (no-op when it is not a contact there).
     pub fn bind_contact_key(
         &mut self,
         thread_id: i64,
@@ -859,13 +946,11 @@ impl Store {
             let contact: Option<i64> = db.opt(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
                  WHERE p.thread_id = ?1 AND c.address = ?2",
-                args![thread_id, address.to_lowercase()],
+                args![thread_id, address.trim().to_lowercase()],
             )?;
             match contact {
                 Some(id) => {
-                    if bind_key_tx(db, id, fingerprint)? {
-                        bump_keys_tx(db)?;
-                    }
+                    bind_key_tx(db, id, fingerprint)?;
                     Ok(true)
                 }
                 None => Ok(false),
@@ -873,12 +958,13 @@ impl Store {
         })
     }
 
-    /// Every contact of every participant of a thread, with their bound key fingerprints
-    /// (in the order they were bound).
+    /// Every contact of every participant of a thread, with the key fingerprints bound to
+    /// them in the directory (oldest binding first).
     pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
         let mut contacts = self.db.map(
-            "SELECT c.id, p.id, p.org, p.role, c.address FROM contacts c
-             JOIN participants p ON p.id = c.participant_id
+            "SELECT c.id, p.id, p.org, p.role, c.address, COALESCE(p.org_id, 0),
+                    COALESCE(c.org_contact_id, 0)
+             FROM contacts c JOIN participants p ON p.id = c.participant_id
              WHERE p.thread_id = ?1 ORDER BY p.org, c.address",
             args![thread_id],
             |r| {
@@ -888,16 +974,14 @@ impl Store {
                     org: r.get(2)?,
                     role: r.get(3)?,
                     address: r.get(4)?,
+                    org_id: r.get(5)?,
+                    org_contact_id: r.get(6)?,
                     key_fingerprints: Vec::new(),
                 })
             },
         )?;
         for c in &mut contacts {
-            c.key_fingerprints = self.db.map(
-                "SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY seq, fingerprint",
-                args![c.contact_id],
-                |r| r.get(0),
-            )?;
+            c.key_fingerprints = orgs::contact_keys_tx(&self.db, c.org_contact_id)?;
         }
         Ok(contacts)
     }
@@ -1426,7 +1510,7 @@ fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
         .row(
             "SELECT t.number, t.kind, t.title, t.status, t.created_at,
                     (SELECT number FROM threads c WHERE c.id = t.promoted_to),
-                    t.require_signed_statements, t.publication_date
+                    t.require_signed_statements, t.publication_date, t.discussion
              FROM threads t WHERE t.id = ?1",
             args![id],
         )?
@@ -1447,6 +1531,7 @@ fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
             .and_then(|n| TrackingNumber::parse(&n).ok()),
         require_signed_statements: r.get(6)?,
         publication_date: r.get(7)?,
+        discussion: r.get(8)?,
     })
 }
 
@@ -1506,32 +1591,28 @@ fn create_thread_tx(
     )
 }
 
+/// Makes `address` a contact of organization `org_id` (in the directory) and of its
+/// participant in the thread (created with `role` when missing). Returns the thread contact.
 fn add_contact_tx(
     db: &Db,
     thread_id: i64,
-    org: &str,
+    org_id: i64,
     role: &str,
     address: &str,
 ) -> Result<i64, StoreError> {
-    let address = address.trim().to_lowercase();
-    if !address.contains('@') {
-        return Err(StoreError::Invalid(format!(
-            "{address:?} is not an email address"
-        )));
-    }
+    let address = orgs::normalize_address(address)?;
+    let org_contact = orgs::org_contact_tx(db, org_id, &address, &now_text())?;
+    let participant_id = orgs::participant_tx(db, thread_id, org_id, role)?;
     db.execute(
-        "INSERT INTO participants (thread_id, org, role) VALUES (?1, ?2, ?3)
-         ON CONFLICT (thread_id, org) DO NOTHING",
-        args![thread_id, org, role],
-    )?;
-    let participant_id: i64 = db.one(
-        "SELECT id FROM participants WHERE thread_id = ?1 AND org = ?2",
-        args![thread_id, org],
-    )?;
-    db.execute(
-        "INSERT INTO contacts (participant_id, address) VALUES (?1, ?2)
+        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
          ON CONFLICT (participant_id, address) DO NOTHING",
-        args![participant_id, address],
+        args![participant_id, address, org_contact],
+    )?;
+    // A contact row from before the directory is linked now.
+    db.execute(
+        "UPDATE contacts SET org_contact_id = ?3
+         WHERE participant_id = ?1 AND address = ?2 AND org_contact_id IS NULL",
+        args![participant_id, address, org_contact],
     )?;
     db.one(
         "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
@@ -1539,19 +1620,30 @@ fn add_contact_tx(
     )
 }
 
-/// Binds a key to a contact (after the keys bound before it); `true` when it was not bound.
+/// Binds a key to the directory contact behind thread contact `contact_id`, and to its
+/// organization (bumping the keys generation when either is new); `true` when the contact's
+/// binding is new.
 fn bind_key_tx(db: &Db, contact_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
-    let n = db.execute(
-        "INSERT INTO contact_keys (contact_id, fingerprint, seq)
-         SELECT ?1, ?2, COALESCE(max(seq), 0) + 1 FROM contact_keys WHERE contact_id = ?1
-         ON CONFLICT (contact_id, fingerprint) DO NOTHING",
-        args![contact_id, fingerprint.to_uppercase()],
-    )?;
-    Ok(n > 0)
+    let r = db
+        .row(
+            "SELECT p.org_id, c.org_contact_id FROM contacts c
+             JOIN participants p ON p.id = c.participant_id WHERE c.id = ?1",
+            args![contact_id],
+        )?
+        .ok_or_else(|| StoreError::NotFound(format!("no contact {contact_id}")))?;
+    let (org_id, org_contact): (Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?);
+    let (Some(org_id), Some(org_contact)) = (org_id, org_contact) else {
+        return Err(StoreError::Invalid(format!(
+            "internal: contact {contact_id} has no organization"
+        )));
+    };
+    let fpr = crate::keyring::normalize_fingerprint(fingerprint);
+    orgs::org_key_tx(db, org_id, &fpr)?;
+    orgs::contact_key_tx(db, org_contact, &fpr)
 }
 
 /// See [`Store::keys_generation`].
-fn bump_keys_tx(db: &Db) -> Result<(), StoreError> {
+pub(super) fn bump_keys_tx(db: &Db) -> Result<(), StoreError> {
     db.execute(
         "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
         args![],
@@ -1568,31 +1660,18 @@ fn cert_tx(db: &Db, fingerprint: &str) -> Result<Option<StoredCert>, StoreError>
     .transpose()
 }
 
+/// A promoted report's participants become the case's: the same organizations, roles and
+/// contacts (their keys live in the directory and come along).
 fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
     let rows = db.map(
-        "SELECT p.org, p.role, c.address, c.id FROM contacts c
-         JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1 ORDER BY c.id",
+        "SELECT p.org_id, p.role, c.address FROM contacts c
+         JOIN participants p ON p.id = c.participant_id
+         WHERE p.thread_id = ?1 AND p.org_id IS NOT NULL ORDER BY c.id",
         args![from],
-        |r| {
-            Ok((
-                r.get::<String>(0)?,
-                r.get::<String>(1)?,
-                r.get::<String>(2)?,
-                r.get::<i64>(3)?,
-            ))
-        },
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )?;
-    for (org, role, address, old_contact) in rows {
-        let new_contact = add_contact_tx(db, to, &org, &role, &address)?;
-        for fpr in db.map(
-            "SELECT fingerprint FROM contact_keys WHERE contact_id = ?1 ORDER BY seq, fingerprint",
-            args![old_contact],
-            |r| r.get::<String>(0),
-        )? {
-            if bind_key_tx(db, new_contact, &fpr)? {
-                bump_keys_tx(db)?;
-            }
-        }
+    for (org_id, role, address) in rows {
+        add_contact_tx(db, to, org_id, &role, &address)?;
     }
     Ok(())
 }
@@ -1637,7 +1716,8 @@ fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Option<i64>, &'static
         } => {
             let id = create_thread_tx(db, *kind, None, title, m.received_at)?;
             if let Some(p) = participant {
-                add_contact_tx(db, id, &p.org, &p.role, &p.address)?;
+                let org_id = orgs::sender_org_tx(db, &p.org, &p.address)?;
+                add_contact_tx(db, id, org_id, &p.role, &p.address)?;
             }
             (Some(id), "routed")
         }
@@ -1669,6 +1749,14 @@ fn file_disposition_tx(
              ON CONFLICT (thread_id) DO NOTHING",
             args![thread_id, id, now],
         )?;
+    }
+    if let (Disposition::Post { .. } | Disposition::NewThread { .. }, Some(thread_id)) =
+        (&m.disposition, thread_id)
+    {
+        vendors::insert_claims_tx(db, thread_id, id, m)?;
+        if m.relay_owed && m.inbound {
+            relays::owe_relay_tx(db, id, thread_id, m.received_at)?;
+        }
     }
     match m.disposition {
         Disposition::Triage => {
@@ -2248,6 +2336,7 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
             date_unix: 0,
             signer_fingerprint: "EF",
             inner: b"inner",
+            relay_of: None,
         };
         let ids = source
             .enqueue_notice(
@@ -2310,11 +2399,54 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
                 at: now,
             })
             .unwrap();
+        // The directory (orgs, groups, contacts, keys), a vendor's claim, a relay owed, a
+        // reminder.
+        let rita = source.org_by_name("Rita").unwrap().unwrap();
+        source
+            .change_org_groups(rita.id, &["networking".to_string()], &[])
+            .unwrap();
+        let posted = source
+            .commit_message(&NewMessage {
+                claims: vec![NewClaim {
+                    org_id: rita.id,
+                    status: Some("affected".into()),
+                    statement: Some("we are affected".into()),
+                    signed_part: Some(b"signed bytes".to_vec()),
+                    sealed: false,
+                    signer: None,
+                    signed_by_org: false,
+                    counted: true,
+                    reason: "no signature required".into(),
+                }],
+                relay_owed: true,
+                ..msg(b"a claim", Disposition::Post { thread_id: case.id })
+            })
+            .unwrap();
+        let mut writer = source
+            .begin_notice(
+                &outbox::NewNotice {
+                    relay_of: Some(posted.id),
+                    ..notice.clone()
+                },
+                now,
+            )
+            .unwrap();
+        let reminder = writer
+            .add(&outbox::NewCopy::Held {
+                address: "rita@x.test",
+                org: "Rita",
+                reason: "no key",
+            })
+            .unwrap();
+        writer
+            .record_reminder(rita.id, "rita@x.test", reminder, now)
+            .unwrap();
+        writer.commit().unwrap();
 
         let mut pg = testing::postgres_store();
         let there = copy_store(&mut source, &mut pg).unwrap();
         let messages = there.tables.iter().find(|t| t.table == "messages").unwrap();
-        assert_eq!(messages.rows, 47);
+        assert_eq!(messages.rows, 48);
         // Every table had rows to copy (a table someone adds should get a row above).
         assert!(there.tables.iter().all(|t| t.rows > 0), "{there:?}");
         // The copy is usable: new rows get new ids, and what was copied reads back the same.
@@ -2345,9 +2477,20 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
             back.thread_messages(back.thread(&n("VU#123456")).unwrap().unwrap().id)
                 .unwrap()
                 .len(),
-            0
+            1
         );
         assert_eq!(back.list_threads(None).unwrap().len(), 4);
+        assert_eq!(
+            back.claims(case.id, rita.id).unwrap()[0]
+                .statement
+                .as_deref(),
+            Some("we are affected")
+        );
+        assert_eq!(back.owed_relays().unwrap().len(), 1);
+        assert_eq!(
+            back.org_by_name("rita").unwrap().unwrap().groups,
+            ["networking"]
+        );
         assert_eq!(back.outbox_attempts(ids[0]).unwrap()[0].reply, "250 ok");
     }
 }

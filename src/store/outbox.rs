@@ -76,7 +76,7 @@ fn due_text(t: DateTime<Utc>) -> String {
 }
 
 /// What a copy carries: the encrypted notice, or the key-request stub (no case content).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyKind {
     Notice,
@@ -111,6 +111,8 @@ pub struct NewNotice<'a> {
     pub signer_fingerprint: &'a str,
     /// The signed-once inner MIME entity.
     pub inner: &'a [u8],
+    /// The stored message this notice relays to the case discussion, if it is a relay.
+    pub relay_of: Option<i64>,
 }
 
 /// One copy to enqueue: `Sealed` ones go out, `Held` ones wait for a key.
@@ -142,6 +144,8 @@ pub struct StoredNotice {
     pub date_unix: i64,
     pub signer_fingerprint: String,
     pub inner: Vec<u8>,
+    /// It relays a participant's message (its copies carry the relay marker).
+    pub relay: bool,
 }
 
 /// A copy waiting for a usable key.
@@ -172,7 +176,7 @@ const DUE_COLUMNS: &str =
     "id, sender, address, message_id, raw, attempts, created_at, key_fingerprint";
 
 /// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OutboxRow {
     pub id: i64,
     pub thread: String,
@@ -196,7 +200,7 @@ pub struct OutboxRow {
 }
 
 /// One SMTP attempt for one copy, with the server's reply (or the connection error).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub at: String,
     /// `accepted|temporary|permanent`.
@@ -286,7 +290,8 @@ impl Store {
         }
         writer.notice_id = writer.db.one(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
-                 signer_fingerprint, \"inner\", created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 signer_fingerprint, \"inner\", created_at, relay_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              RETURNING id",
             args![
                 notice.thread_id,
@@ -296,7 +301,8 @@ impl Store {
                 notice.date_unix,
                 notice.signer_fingerprint,
                 notice.inner,
-                writer.created_at
+                writer.created_at,
+                notice.relay_of
             ],
         )?;
         Ok(writer)
@@ -318,7 +324,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no outbox copy {id}")))
     }
 
-    fn outbox_rows_where(
+    pub(super) fn outbox_rows_where(
         &self,
         tail: &str,
         args: &[Param<'_>],
@@ -370,7 +376,7 @@ impl Store {
     pub fn held_copies(&self, thread_id: Option<i64>) -> Result<Vec<HeldCopy>, StoreError> {
         self.db().map(
             "SELECT o.id, o.thread_id, o.address, o.org, t.number, n.sender, n.in_reply_to,
-                    n.automatic, n.date_unix, n.signer_fingerprint, n.\"inner\"
+                    n.automatic, n.date_unix, n.signer_fingerprint, n.\"inner\", n.relay_of
              FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
                   JOIN threads t ON t.id = o.thread_id
              WHERE o.status = 'held' AND (o.thread_id = ?1 OR ?1 IS NULL) ORDER BY o.id",
@@ -389,6 +395,7 @@ impl Store {
                         date_unix: r.get(8)?,
                         signer_fingerprint: r.get(9)?,
                         inner: r.get(10)?,
+                        relay: r.get::<Option<i64>>(11)?.is_some(),
                     },
                 })
             },
@@ -750,6 +757,39 @@ impl NoticeWriter<'_> {
         Ok(())
     }
 
+    /// Settles the relay owed for `message_ref` in the notice's transaction: the relay is
+    /// queued exactly when the debt is gone. A debt already settled (by another process) is a
+    /// conflict, and the notice must then be dropped.
+    pub fn settle_relay(&mut self, message_ref: i64) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        let n = self.db.execute(
+            "DELETE FROM pending_relays WHERE message_ref = ?1",
+            args![message_ref],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the relay of message {message_ref} is not owed any more"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records in the notice's transaction that copy `outbox_id` reminded `address`.
+    pub fn record_reminder(
+        &mut self,
+        org_id: i64,
+        address: &str,
+        outbox_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        super::vendors::insert_reminder_tx(self.db, self.thread_id, org_id, address, outbox_id, now)
+    }
+
     /// Queues the notice: every copy added becomes visible at once, durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
         match self.tx.take() {
@@ -786,6 +826,7 @@ mod tests {
             date_unix: 0,
             signer_fingerprint: "AB",
             inner: b"inner",
+            relay_of: None,
         }
     }
 

@@ -111,8 +111,8 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
-/// Several instances on one database: who watches which mailbox ([`super::lease`]), and the
-/// order keys were bound to a contact kept in a column (PostgreSQL has no `rowid`).
+/// Several instances on one database: who watches which mailbox ([`super::lease`]). (Key
+/// bindings keep their order in `org_contact_keys.id`; see [`super::orgs`].)
 pub(super) const INSTANCES: &str = "
 CREATE TABLE mailbox_leases (
     account    TEXT NOT NULL,
@@ -121,8 +121,6 @@ CREATE TABLE mailbox_leases (
     expires_at TEXT NOT NULL,
     PRIMARY KEY (account, mailbox)
 );
-ALTER TABLE contact_keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-UPDATE contact_keys SET seq = rowid; -- sqlite-only
 ";
 
 /// Counters bumped in the same transaction as every change of their kind, so that a process
@@ -166,5 +164,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INBOUND_ATTEMPTS,
     super::trust::SENDER_AUTH,
     super::trust::KEY_CHANGES,
+    super::orgs::MIGRATION,
+    super::vendors::MIGRATION,
+    super::relays::MIGRATION,
     INSTANCES,
 ];
+
+#[cfg(test)]
+mod tests {
+    /// The migrations of every released schema, as released (fixtures/schema/: v5 is main at
+    /// 3c97fad). A store made by a release applied exactly these; changing one would leave those
+    /// stores different from new ones. Append a migration instead.
+    const RELEASED: &[&str] = &[
+        include_str!("../../fixtures/schema/v1.sql"),
+        include_str!("../../fixtures/schema/v2.sql"),
+        include_str!("../../fixtures/schema/v3.sql"),
+        include_str!("../../fixtures/schema/v4.sql"),
+        include_str!("../../fixtures/schema/v5.sql"),
+    ];
+
+    #[test]
+    fn released_migrations_are_never_edited() {
+        assert!(super::MIGRATIONS.len() >= RELEASED.len());
+        for (i, (now, then)) in super::MIGRATIONS.iter().zip(RELEASED).enumerate() {
+            assert_eq!(now, then, "migration {} (schema v{}) was edited", i, i + 1);
+        }
+    }
+}

@@ -17,7 +17,7 @@ CREATE TABLE api_tokens (
 ";
 
 /// One analyst's token as stored: the SHA-256 (hex) of the token, never the token.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredToken {
     #[serde(skip)]
     pub id: i64,

@@ -1,7 +1,7 @@
 //! Sender authentication verdicts (columns of `messages`) and key changes held for review.
 
 use super::sql::{Db, Row, args};
-use super::{Store, StoreError, bind_key_tx, bump_keys_tx, time_text};
+use super::{Store, StoreError, bump_keys_tx, time_text};
 use chrono::{DateTime, Utc};
 
 /// The sender authentication verdict of every inbound message (`pass | fail | none |
@@ -30,7 +30,7 @@ CREATE TABLE key_changes (
 ";
 
 /// A key change as `key changes` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyChange {
     #[serde(skip)]
     pub id: i64,
@@ -65,8 +65,8 @@ impl Store {
     /// the address.
     pub fn address_keys(&self, address: &str) -> Result<Vec<String>, StoreError> {
         self.db.map(
-            "SELECT DISTINCT k.fingerprint FROM contact_keys k
-             JOIN contacts c ON c.id = k.contact_id
+            "SELECT DISTINCT k.fingerprint FROM org_contact_keys k
+             JOIN org_contacts c ON c.id = k.contact_id
              WHERE c.address = ?1 ORDER BY k.fingerprint",
             args![address.trim().to_lowercase()],
             |r| r.get::<String>(0),
@@ -170,14 +170,18 @@ impl Store {
 }
 
 fn bind_to_address_tx(db: &Db, address: &str, fingerprint: &str) -> Result<usize, StoreError> {
-    let contacts: Vec<i64> = db.map(
-        "SELECT id FROM contacts WHERE address = ?1 ORDER BY id",
+    // Bindings live in the directory: every directory contact with this address (and so
+    // every thread contact pointing at one), and its organization.
+    let contacts: Vec<(i64, i64)> = db.map(
+        "SELECT id, org_id FROM org_contacts WHERE address = ?1 ORDER BY id",
         args![address.trim().to_lowercase()],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let fpr = crate::keyring::normalize_fingerprint(fingerprint);
     let mut n = 0;
-    for c in contacts {
-        if bind_key_tx(db, c, fingerprint)? {
+    for (c, org) in contacts {
+        super::orgs::org_key_tx(db, org, &fpr)?;
+        if super::orgs::contact_key_tx(db, c, &fpr)? {
             n += 1;
         }
     }

@@ -52,7 +52,8 @@ impl GpgHome {
         c
     }
 
-    fn run(&self, args: &[&str], input: &[u8]) -> (Vec<u8>, String, bool) {
+    /// Runs gpg on this home: (stdout, stderr, success).
+    pub fn run(&self, args: &[&str], input: &[u8]) -> (Vec<u8>, String, bool) {
         let mut child = self
             .gpg()
             .args(args)

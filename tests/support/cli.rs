@@ -69,6 +69,76 @@ pub fn sigterm(child: &mut Child) -> Option<i32> {
     }
 }
 
+/// `casegate serve` running in a directory, its log (stderr, `RUST_LOG` as given or info) kept
+/// in a file so a test can wait for what the daemon says it did.
+pub struct Serve {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Serve {
+    /// Starts `casegate ARGS serve` in `dir`; the log goes to `dir/serve-N.log`.
+    pub fn start(dir: &Path, args: &[&str]) -> Serve {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("serve-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(args)
+            .arg("serve")
+            .current_dir(dir)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "casegate=info".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Serve { child, log }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log contains `text` at least `times` times.
+    pub fn wait_log(&self, text: &str, times: usize, limit: Duration) {
+        let start = Instant::now();
+        while self.log_text().matches(text).count() < times {
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {times}× {text:?} in the log:\n{}",
+                tail(&self.log_text(), 40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit code once it ended (bounded: see [`sigterm`]).
+    pub fn stop(mut self) -> Option<i32> {
+        sigterm(&mut self.child)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // A test that failed midway must not leave a daemon running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A data directory driven through the binary as analyst `ann` (USER=ann, so the audit trail
 /// says `cli:ann`): commands run in `work` with `--data-dir data`.
 pub struct Desk {

@@ -161,6 +161,25 @@ impl Watcher {
         let _ = self.shutdown.send(true);
         self.thread.take().unwrap().join().unwrap()
     }
+
+    /// Asks for shutdown and waits for `watch` to return, failing the test if it has not
+    /// within `limit` (a bound on an event, chosen far from what a hang would take).
+    pub fn stop_within(
+        mut self,
+        limit: std::time::Duration,
+    ) -> Result<(), casegate::imap::ImapError> {
+        let _ = self.shutdown.send(true);
+        let thread = self.thread.take().unwrap();
+        let end = std::time::Instant::now() + limit;
+        while !thread.is_finished() {
+            assert!(
+                std::time::Instant::now() < end,
+                "the watcher did not stop within {limit:?} of the shutdown request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        thread.join().unwrap()
+    }
 }
 
 impl Drop for Watcher {

@@ -59,6 +59,8 @@ pub struct ServerOptions {
     pub extra_users: Vec<String>,
     /// Replaces Dovecot's post-login CAPABILITY list, e.g. [`DOVECOT_CAPABILITY`] without `MOVE`.
     pub imap_capability: Option<String>,
+    /// Record every IMAP session as the server saw it ([`MailServers::imap_commands`]).
+    pub rawlog: bool,
     /// The servers present a self-signed certificate that is its own CA (`openssl req -x509`,
     /// CA:TRUE); `ca_cert` is that certificate.
     pub self_signed: bool,
@@ -120,6 +122,7 @@ impl MailServers {
                     "MAIL_IMAP_CAPABILITY",
                     options.imap_capability.clone().unwrap_or_default(),
                 )
+                .env("MAIL_IMAP_RAWLOG", if options.rawlog { "1" } else { "" })
                 .stdin(Stdio::null())
                 .output()
                 .expect("run tests/support/mail-servers");
@@ -340,7 +343,9 @@ impl MailServers {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Number of messages in `user`'s `mailbox` (0 when it does not exist).
+    /// Number of messages in `user`'s `mailbox`: 0 when the mailbox does not exist; any other
+    /// failure (the server gone, an unknown user) panics, so that "the INBOX is empty" can
+    /// never be concluded from a server that cannot answer.
     pub fn count(&self, user: &str, mailbox: &str) -> usize {
         let conf = self.dir.join("dovecot.conf");
         let out = Command::new("/usr/bin/doveadm")
@@ -352,6 +357,14 @@ impl MailServers {
             .output()
             .expect("run doveadm");
         if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            // doveadm's EX_NOTFOUND (68) with its own words: only a missing mailbox counts as 0.
+            assert!(
+                out.status.code() == Some(68) && err.contains("Mailbox doesn't exist"),
+                "doveadm mailbox status -u {user} {mailbox} failed ({:?}): {}",
+                out.status.code(),
+                err.trim()
+            );
             return 0;
         }
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -372,6 +385,36 @@ impl MailServers {
             mailbox,
         ]);
         flow_value(&out, "uidvalidity").unwrap_or_else(|| panic!("doveadm printed {out:?}"))
+    }
+
+    /// Every command `user`'s IMAP clients sent after login, in order, as Dovecot logged it
+    /// (needs [`ServerOptions::rawlog`]): `UID MOVE 1:3 casegate.processed`, `IDLE`, `NOOP`...
+    /// with the tag left out. One session after another, oldest first.
+    pub fn imap_commands(&self, user: &str) -> Vec<String> {
+        let dir = self.dir.join("rawlog").join(user);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (start with ServerOptions::rawlog)", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "in"))
+            .collect();
+        // Names are `YYYYMMDD-HHMMSS.mmm.N.in`: time order, then the session counter.
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            for line in text.lines() {
+                // `<unix time> <tag> <command ...>`; IDLE's `DONE` has no tag.
+                let mut words = line.splitn(3, ' ');
+                let (Some(_time), Some(second)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                match words.next() {
+                    Some(rest) => out.push(rest.to_string()),
+                    None => out.push(second.to_string()),
+                }
+            }
+        }
+        out
     }
 
     /// Stops both servers (idempotent); the directory stays until drop.

@@ -50,6 +50,11 @@ pub enum LimitExceeded {
     Parts(usize),
     /// More header fields than this.
     Headers(usize),
+    /// Not a limit: the parser lost track of which entity a delimiter closes (delimiters of
+    /// nested multiparts and attached messages interleaved in a way it cannot follow; found by
+    /// fuzzing). Upstream only `debug_assert!`s here and goes on with a structure that may not
+    /// be the message's; casegate reads none of it.
+    Structure(&'static str),
 }
 
 impl fmt::Display for LimitExceeded {
@@ -58,6 +63,7 @@ impl fmt::Display for LimitExceeded {
             LimitExceeded::Depth(n) => write!(f, "MIME containers nested more than {n} deep"),
             LimitExceeded::Parts(n) => write!(f, "more than {n} MIME parts"),
             LimitExceeded::Headers(n) => write!(f, "more than {n} header fields"),
+            LimitExceeded::Structure(what) => write!(f, "MIME structure lost: {what}"),
         }
     }
 }

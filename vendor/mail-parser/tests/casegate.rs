@@ -261,3 +261,28 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// Found by casegate's fuzzing: delimiters of a multipart running through the parts of
+/// attached messages left the parser without the part it was closing. Upstream
+/// `debug_assert!`s (a panic in debug builds); here `parse_checked` reports it and `parse`
+/// goes on as upstream's release build does.
+#[test]
+fn a_lost_structure_is_an_error_not_a_panic() {
+    for name in [
+        "pipeline-rfc822-parts-interleaved.eml",
+        "pipeline-rfc822-parts-interleaved-2.eml",
+        "open-rfc822-parts-interleaved.eml",
+        "bounce-rfc822-parts-interleaved.eml",
+    ] {
+        let path = format!("{}/../../fixtures/fuzz/{name}", env!("CARGO_MANIFEST_DIR"));
+        let raw = std::fs::read(&path).unwrap();
+        assert!(
+            matches!(
+                MessageParser::default().parse_checked(&raw),
+                Err(LimitExceeded::Structure(_))
+            ),
+            "{name}"
+        );
+        let _ = MessageParser::default().parse(&raw);
+    }
+}

@@ -497,14 +497,26 @@ impl MessageParser {
                                     part.body = PartType::Message(message);
                                 }
                             } else {
-                                debug_assert!(false, "Invalid part ID, could not find message.");
+                                // casegate: an error for parse_checked, not a debug assertion (found by fuzzing).
+                                Self::passed(
+                                    budget,
+                                    LimitExceeded::Structure(
+                                        "the part of an attached message is missing",
+                                    ),
+                                );
                             }
 
                             message = prev_message;
                             prev_state.mime_boundary = state.mime_boundary;
                             state = prev_state;
                         } else {
-                            debug_assert!(false, "Failed to restore parent message. Aborting.");
+                            // casegate: an error for parse_checked, not a debug assertion (found by fuzzing).
+                            Self::passed(
+                                budget,
+                                LimitExceeded::Structure(
+                                    "the message enclosing an attached one is missing",
+                                ),
+                            );
                             break 'outer;
                         }
                     }
@@ -581,7 +593,11 @@ impl MessageParser {
                             // This part has no boundary, update end offset
                             part.offset_end = stream.offset() as u32;
                         } else {
-                            debug_assert!(false, "Invalid part ID, could not find multipart.");
+                            // casegate: an error for parse_checked, not a debug assertion (found by fuzzing).
+                            Self::passed(
+                                budget,
+                                LimitExceeded::Structure("the part of a multipart is missing"),
+                            );
                         }
 
                         break 'outer;
@@ -631,7 +647,11 @@ impl MessageParser {
                         part.body = PartType::Message(message);
                     }
                 } else {
-                    debug_assert!(false, "Invalid part ID, could not find message.");
+                    // casegate: an error for parse_checked, not a debug assertion (found by fuzzing).
+                    Self::passed(
+                        budget,
+                        LimitExceeded::Structure("the part of an attached message is missing"),
+                    );
                 }
 
                 message = prev_message;
