@@ -86,6 +86,7 @@ fn queue(store: &mut Store, tag: &str) -> Duration {
         date_unix: 0,
         signer_fingerprint: "CD",
         inner: b"inner",
+        relay_of: None,
     };
     let start = Instant::now();
     store

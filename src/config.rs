@@ -42,6 +42,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub followup: FollowupConfig,
+    #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
     pub authentication: AuthenticationConfig,

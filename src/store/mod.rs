@@ -2107,25 +2107,25 @@ mod tests {
     #[test]
     fn a_portable_migration_runs_unedited_on_postgres() {
         const FUTURE: &str = "
-CREATE TABLE orgs (
+CREATE TABLE teams (
     id         INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
     trusted    INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1)),
     created_at TEXT NOT NULL
 );
-CREATE UNIQUE INDEX orgs_name ON orgs(lower(name));
-CREATE TABLE org_members (
-    org_id  INTEGER NOT NULL REFERENCES orgs(id)
+CREATE UNIQUE INDEX teams_name ON teams(lower(name));
+CREATE TABLE team_members (
+    team_id  INTEGER NOT NULL REFERENCES teams(id)
                 ON DELETE CASCADE,
     address TEXT NOT NULL,
     key     BLOB,
-    PRIMARY KEY (org_id, address)
+    PRIMARY KEY (team_id, address)
 ) WITHOUT ROWID;
-CREATE TABLE sessions (id INTEGER PRIMARY KEY, org_id INTEGER REFERENCES orgs(id) ON DELETE SET NULL, token_hash BLOB NOT NULL UNIQUE);
-CREATE INDEX sessions_org ON sessions(org_id) WHERE org_id IS NOT NULL;
-ALTER TABLE messages ADD COLUMN org_note TEXT;
-ALTER TABLE threads ADD COLUMN org_id INTEGER REFERENCES orgs(id);
-INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO NOTHING;
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL, token_hash BLOB NOT NULL UNIQUE);
+CREATE INDEX sessions_team ON sessions(team_id) WHERE team_id IS NOT NULL;
+ALTER TABLE messages ADD COLUMN team_note TEXT;
+ALTER TABLE threads ADD COLUMN team_id INTEGER REFERENCES teams(id);
+INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO NOTHING;
 ";
         assert_eq!(sql::not_portable(FUTURE), None);
         let sqlite = Store::open_in_memory().unwrap();
@@ -2137,7 +2137,7 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
                 .map(|c| (c.name, c.sql_type, c.not_null, c.pk))
                 .collect::<Vec<_>>()
         };
-        for t in ["orgs", "org_members", "sessions", "messages", "threads"] {
+        for t in ["teams", "team_members", "sessions", "messages", "threads"] {
             assert_eq!(
                 strip(sqlite.db.columns(t).unwrap()),
                 strip(pg.db.columns(t).unwrap()),
@@ -2149,39 +2149,39 @@ INSERT INTO generations (name, value) VALUES ('orgs', 0) ON CONFLICT (name) DO N
             let db = &s.db;
             let id: i64 = db
                 .one(
-                    "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) RETURNING id",
+                    "INSERT INTO teams (name, created_at) VALUES (?1, ?2) RETURNING id",
                     args!["Vendor", "2026-01-01T00:00:00Z"],
                 )
                 .unwrap();
             // lower() unique: the same name in another case is the same org.
             let again = db.execute(
-                "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                "INSERT INTO teams (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 args!["VENDOR", "2026-01-01T00:00:00Z"],
             );
             assert_eq!(again.unwrap(), 0, "{:?}", s.backend());
             db.execute(
-                "INSERT INTO org_members (org_id, address, key) VALUES (?1, ?2, ?3)",
+                "INSERT INTO team_members (team_id, address, key) VALUES (?1, ?2, ?3)",
                 args![id, "a@x.test", vec![0u8, 255]],
             )
             .unwrap();
             db.execute(
-                "INSERT INTO sessions (org_id, token_hash) VALUES (?1, ?2)",
+                "INSERT INTO sessions (team_id, token_hash) VALUES (?1, ?2)",
                 args![id, vec![1u8; 32]],
             )
             .unwrap();
             assert!(
                 db.execute(
-                    "INSERT INTO org_members (org_id, address) VALUES (?1, ?2)",
+                    "INSERT INTO team_members (team_id, address) VALUES (?1, ?2)",
                     args![id + 100, "b@x.test"],
                 )
                 .is_err(),
                 "a foreign key is enforced at once ({:?})",
                 s.backend()
             );
-            db.execute("DELETE FROM orgs WHERE id = ?1", args![id])
+            db.execute("DELETE FROM teams WHERE id = ?1", args![id])
                 .unwrap();
-            let members: i64 = db.one("SELECT count(*) FROM org_members", args![]).unwrap();
-            let orphan: Option<i64> = db.one("SELECT org_id FROM sessions", args![]).unwrap();
+            let members: i64 = db.one("SELECT count(*) FROM team_members", args![]).unwrap();
+            let orphan: Option<i64> = db.one("SELECT team_id FROM sessions", args![]).unwrap();
             assert_eq!((members, orphan), (0, None), "{:?}", s.backend());
         }
     }
