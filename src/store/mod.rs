@@ -2180,7 +2180,9 @@ INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO 
             );
             db.execute("DELETE FROM teams WHERE id = ?1", args![id])
                 .unwrap();
-            let members: i64 = db.one("SELECT count(*) FROM team_members", args![]).unwrap();
+            let members: i64 = db
+                .one("SELECT count(*) FROM team_members", args![])
+                .unwrap();
             let orphan: Option<i64> = db.one("SELECT team_id FROM sessions", args![]).unwrap();
             assert_eq!((members, orphan), (0, None), "{:?}", s.backend());
         }
