@@ -193,7 +193,15 @@ fn uidvalidity_change_resyncs_without_duplicates() {
         servers.deliver_to(CERT, "Reports", &test_message("old", i));
     }
     let old_validity = servers.uidvalidity(CERT, "Reports");
-    let config = imap_config(&servers, CERT, "none", "mailboxes = [\"Reports\"]");
+    // IDLE is re-issued every 2 s: whether the server announces the deletion during IDLE or
+    // not (Dovecot may only notice at its next mailbox check), the next look finds the new
+    // UIDVALIDITY.
+    let config = imap_config(
+        &servers,
+        CERT,
+        "none",
+        "mailboxes = [\"Reports\"]\npoll_interval_secs = 2",
+    );
     let account = config.account_name();
     let sink = StoreSink::open(&db);
     let watcher = Watcher::start(config, sink.clone(), fast_options());
