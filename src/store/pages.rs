@@ -2,8 +2,9 @@
 //! `LIMIT`/`OFFSET` in SQL and a count, so a triage queue of 10,000 costs a page, not 10,000
 //! records. Orders match the unpaged methods, so pages concatenate to the whole list.
 
+use rusqlite::params;
+
 use super::outbox::{OutboxFilter, OutboxRow};
-use super::sql::args;
 use super::{AuditEntry, MessageRecord, Store, StoreError};
 use crate::tracking::TrackingNumber;
 
@@ -28,11 +29,12 @@ impl Store {
         let rows = self.message_records(
             "JOIN triage tr ON tr.message_ref = m.id WHERE (tr.assigned_at IS NULL OR ?1 = 1)
              ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
-            args![all, l, o],
+            params![all, l, o],
         )?;
-        let total: i64 = self.db.one(
+        let total: i64 = self.conn().query_row(
             "SELECT count(*) FROM triage WHERE (assigned_at IS NULL OR ?1 = 1)",
-            args![all],
+            params![all],
+            |r| r.get(0),
         )?;
         Ok((rows, total as usize))
     }
@@ -47,9 +49,11 @@ impl Store {
         let rows = self.message_records(
             "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id
              LIMIT ?1 OFFSET ?2",
-            args![l, o],
+            params![l, o],
         )?;
-        let total: i64 = self.db.one("SELECT count(*) FROM quarantine", args![])?;
+        let total: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
         Ok((rows, total as usize))
     }
 
@@ -64,12 +68,13 @@ impl Store {
         let rows = self.message_records(
             "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
              ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
-            args![thread_id, l, o],
+            params![thread_id, l, o],
         )?;
-        let total: i64 = self.db.one(
+        let total: i64 = self.conn().query_row(
             "SELECT count(*) FROM messages m
              WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-            args![thread_id],
+            params![thread_id],
+            |r| r.get(0),
         )?;
         Ok((rows, total as usize))
     }
@@ -85,12 +90,13 @@ impl Store {
         let rows = self.outbox_rows_where(
             "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
              ORDER BY o.id LIMIT ?3 OFFSET ?4",
-            args![filter.thread_id, filter.status, l, o],
+            params![filter.thread_id, filter.status, l, o],
         )?;
-        let total: i64 = self.db.one(
+        let total: i64 = self.conn().query_row(
             "SELECT count(*) FROM outbox o
              WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)",
-            args![filter.thread_id, filter.status],
+            params![filter.thread_id, filter.status],
+            |r| r.get(0),
         )?;
         Ok((rows, total as usize))
     }
@@ -107,15 +113,14 @@ impl Store {
         let filter = "(a.thread = ?1 OR ?1 IS NULL
                 OR a.thread IN (SELECT r.number FROM threads r JOIN threads c ON c.id = r.promoted_to
                                 WHERE c.number = ?1))";
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
+             FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
+             WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
         let number = thread.map(TrackingNumber::as_str);
-        let rows = self.db.map(
-            &format!(
-                "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
-                 FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
-                 WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
-            ),
-            args![number, l, o],
-            |r| {
+        let rows = stmt
+            .query_map(params![number, l, o], |r| {
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     at: r.get(1)?,
@@ -126,11 +131,12 @@ impl Store {
                     message_sha256: r.get(6)?,
                     detail: r.get(7)?,
                 })
-            },
-        )?;
-        let total: i64 = self.db.one(
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = self.conn().query_row(
             &format!("SELECT count(*) FROM audit a WHERE {filter}"),
-            args![number],
+            params![number],
+            |r| r.get(0),
         )?;
         Ok((rows, total as usize))
     }
