@@ -5,20 +5,23 @@ use std::path::{Path, PathBuf};
 
 use sequoia_openpgp::Cert;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, StoreTls};
 use crate::intake::{self, Intake};
 use crate::keyring::{self, Keyring, KeyringError};
 use crate::limits::Limits;
 use crate::pipeline::{Pipeline, Rules};
-use crate::store::{MessageSource, Store, StoreError};
+use crate::store::{Location, MessageSource, PgTarget, Store, StoreError};
 
 /// Why a command could not set itself up. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot open the store {path}: {source}")]
-    Store { path: PathBuf, source: StoreError },
+    #[error("cannot open the store {location}: {source}")]
+    Store {
+        location: String,
+        source: StoreError,
+    },
     #[error(transparent)]
     StoreOp(#[from] StoreError),
     #[error("coordinator key {path}: {source}")]
@@ -32,14 +35,61 @@ pub enum AppError {
     Other(String),
 }
 
-/// Opens the store, creating the data directory on first use.
+/// Opens the store, creating the data directory on first use (and on PostgreSQL the schema
+/// in an empty database).
 pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
     crate::at_rest::private_dir(&settings.data_dir).map_err(|source| AppError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
-    let path = settings.store_path();
-    Store::open(&path).map_err(|source| AppError::Store { path, source })
+    let location = store_location(settings)?;
+    open_store_at(&location)
+}
+
+/// Opens the store at `location` (creating its schema if needed).
+pub fn open_store_at(location: &Location) -> Result<Store, AppError> {
+    Store::open_at(location).map_err(|source| AppError::Store {
+        location: location.to_string(),
+        source,
+    })
+}
+
+/// Where the configured store lives: `[store] url` (PostgreSQL), else the SQLite file.
+pub fn store_location(settings: &Settings) -> Result<Location, AppError> {
+    match &settings.config.store.url {
+        Some(url) => Ok(Location::Postgres(Box::new(postgres_target(
+            settings, url,
+        )?))),
+        None => Ok(Location::Sqlite(settings.store_path())),
+    }
+}
+
+/// A `postgres://` URL or a SQLite path, as `store copy` takes them. A URL is reached with the
+/// `[store]` password and TLS settings.
+pub fn location_from_arg(settings: &Settings, arg: &str) -> Result<Location, AppError> {
+    if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
+        Ok(Location::Postgres(Box::new(postgres_target(
+            settings, arg,
+        )?)))
+    } else {
+        Ok(Location::Sqlite(PathBuf::from(arg)))
+    }
+}
+
+/// The PostgreSQL database at `url`, with the password and TLS settings of `[store]`.
+pub fn postgres_target(settings: &Settings, url: &str) -> Result<PgTarget, AppError> {
+    let store = &settings.config.store;
+    let password = store.password.resolve()?;
+    let tls = match store.tls {
+        StoreTls::None => None,
+        StoreTls::Require => Some(
+            crate::tls::ServerTrust::new(store.ca_file.as_deref(), crate::tls::Pins::default())
+                .and_then(|t| t.client_config())
+                .map_err(|e| AppError::Other(format!("[store] TLS to the database: {e}")))?,
+        ),
+    };
+    PgTarget::new(url, password.as_ref().map(|p| p.expose()), tls)
+        .map_err(|e| AppError::Other(e.to_string()))
 }
 
 /// The coordinator's secret key, if `init` made one (or the config names one).
@@ -131,7 +181,7 @@ pub fn init(settings: &Settings) -> Result<Initialized, AppError> {
     };
     Ok(Initialized {
         data_dir: settings.data_dir.display().to_string(),
-        store: settings.store_path().display().to_string(),
+        store: store_location(settings)?.to_string(),
         key_file: path.display().to_string(),
         fingerprint: key.fingerprint().to_hex(),
         created_key: created,

@@ -92,12 +92,22 @@ fn check_store(settings: &Settings) -> Finding {
                 "store",
                 format!(
                     "{} opens, schema version {v}",
-                    settings.store_path().display()
+                    app::store_location(settings)
+                        .map(|l| l.to_string())
+                        .unwrap_or_default()
                 ),
             ),
             Err(e) => Finding::fail("store", e.to_string()),
         },
-        Err(e) => Finding::fail("store", format!("{e}; check the path and its permissions")),
+        Err(e) => Finding::fail(
+            "store",
+            match settings.config.store.url {
+                Some(_) => format!(
+                    "{e}; check [store] url, the password (password_file/password_env), tls and that the database server is running"
+                ),
+                None => format!("{e}; check the path and its permissions"),
+            },
+        ),
     }
 }
 

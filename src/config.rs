@@ -92,11 +92,58 @@ fn default_name() -> String {
     "casegate coordinator".to_string()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite file. Default: `<data-dir>/casegate.sqlite`.
+    /// SQLite file. Default: `<data-dir>/casegate.sqlite`. Unused when `url` is set.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`, no password in it) that several
+    /// instances share. Unset: the SQLite file.
+    pub url: Option<String>,
+    /// The database password (also used for a `postgres://` URL given to `store copy`).
+    #[serde(flatten)]
+    pub password: PasswordSource,
+    /// TLS to the database: `require` (default; never a plaintext fallback) or `none`.
+    #[serde(default = "default_store_tls")]
+    pub tls: StoreTls,
+    /// Trust this CA (PEM) for the database's certificate, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// This instance's name in mailbox leases (unique per instance). Default:
+    /// `HOSTNAME:DATA-DIR`, so a restarted instance takes its own leases back at once.
+    pub instance: Option<String>,
+    /// A mailbox lease lasts this long unless renewed; another instance takes a mailbox over
+    /// at most this long (plus a quarter) after its watcher died.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            url: None,
+            password: PasswordSource::default(),
+            tls: default_store_tls(),
+            ca_file: None,
+            instance: None,
+            lease_secs: default_lease_secs(),
+        }
+    }
+}
+
+/// TLS to the PostgreSQL server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreTls {
+    Require,
+    None,
+}
+
+fn default_store_tls() -> StoreTls {
+    StoreTls::Require
+}
+fn default_lease_secs() -> u64 {
+    20
 }
 
 /// How a connection is protected. `none` exists for loopback tests and must be chosen explicitly.
@@ -669,6 +716,19 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("casegate.sqlite"))
     }
 
+    /// This instance's name in mailbox leases: `[store] instance`, else `HOSTNAME:DATA-DIR`.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = &self.config.store.instance {
+            return name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        format!("{host}:{}", dir.display())
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.config
             .coordinator
@@ -729,6 +789,19 @@ impl Config {
                     "coordinator address {addr:?} is not a plain email address ({e}); set [coordinator] address = \"cert@your.domain\""
                 )));
             }
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[store] url {url:?} is not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE (or remove url to use the SQLite file)"
+            )));
+        }
+        if !(4..=3600).contains(&self.store.lease_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "[store] lease_secs = {} is out of range; use 4 to 3600 (default 20)",
+                self.store.lease_secs
+            )));
         }
         if let Some(p) = &self.coordinator.private_address
             && !p.contains('@')

@@ -14,7 +14,7 @@ use crate::app::{self, AppError};
 use crate::config::Settings;
 use crate::imap::ImapStatus;
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
-use crate::store::{MessageSource, Store};
+use crate::store::{Location, MessageSource, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -39,13 +39,18 @@ pub enum DaemonError {
 }
 
 /// The one pipeline every watcher feeds. SQLite writes are serialized anyway; a mutex keeps the
-/// single connection in one place.
+/// single connection in one place. `instance` names this process in mailbox leases.
 #[derive(Clone)]
-pub struct SharedPipeline(Arc<Mutex<Pipeline>>);
+pub struct SharedPipeline(Arc<Mutex<Pipeline>>, Arc<str>);
 
 impl SharedPipeline {
     pub fn new(p: Pipeline) -> SharedPipeline {
-        SharedPipeline(Arc::new(Mutex::new(p)))
+        SharedPipeline::for_instance(p, "casegate")
+    }
+
+    /// A pipeline that takes mailbox leases as `instance` (see `Settings::instance_name`).
+    pub fn for_instance(p: Pipeline, instance: &str) -> SharedPipeline {
+        SharedPipeline(Arc::new(Mutex::new(p)), Arc::from(instance))
     }
 
     /// Reads a message file within `max_message_bytes` and stores it, on a blocking thread;
@@ -141,6 +146,29 @@ impl crate::imap::MessageSink for SharedPipeline {
         Ok(self.with(|p| p.store_mut().mailbox_reset(account, mailbox, uidvalidity))?)
     }
 
+    fn take_lease(
+        &self,
+        account: &str,
+        mailbox: &str,
+        ttl: Duration,
+    ) -> Result<bool, crate::imap::SinkError> {
+        let owner = self.1.clone();
+        Ok(self.with(|p| {
+            p.store_mut()
+                .take_mailbox_lease(account, mailbox, &owner, chrono::Utc::now(), ttl)
+        })?)
+    }
+
+    fn release_lease(&self, account: &str, mailbox: &str) {
+        let owner = self.1.clone();
+        if let Err(e) = self.with(|p| {
+            p.store_mut()
+                .release_mailbox_lease(account, mailbox, &owner)
+        }) {
+            tracing::debug!(error = %e, "mailbox lease not released; it expires by itself");
+        }
+    }
+
     fn limits(&self) -> crate::limits::Limits {
         self.with(|p| *p.limits())
     }
@@ -220,12 +248,16 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     if let Err(e) = opened.flush_pending_acks() {
         tracing::warn!(error = %e, "owed acknowledgments not queued; they stay owed");
     }
-    let pipeline = SharedPipeline::new(opened);
+    let instance = settings.instance_name();
+    let pipeline = SharedPipeline::for_instance(opened, &instance);
+    let location = app::store_location(&settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
     tracing::info!(
         data_dir = %settings.data_dir.display(),
+        store = %location,
+        instance = %instance,
         coordinator = %init.fingerprint,
         "casegate serving"
     );
@@ -240,12 +272,16 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     if settings.config.imap.is_empty() {
         tracing::info!("no [[imap]] accounts configured");
     }
+    let watch_options = crate::imap::WatchOptions {
+        lease_ttl: Duration::from_secs(settings.config.store.lease_secs),
+        ..crate::imap::WatchOptions::default()
+    };
     for account in settings.config.imap.clone() {
         let sink: Arc<dyn crate::imap::MessageSink> = Arc::new(pipeline.clone());
-        let (stop, status) = (stop_rx.clone(), imap_status.clone());
+        let (stop, status, options) = (stop_rx.clone(), imap_status.clone(), watch_options.clone());
         tasks.spawn(async move {
             let name = account.account_name();
-            if let Err(e) = crate::imap::watch(account, sink, stop, status).await {
+            if let Err(e) = crate::imap::watch_with(account, sink, stop, status, options).await {
                 tracing::error!(account = %name, error = %e, "IMAP account not watched");
             }
         });
@@ -262,10 +298,9 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
             }
         });
     }
-    tasks.spawn(checkpoint_now_and_then(
-        settings.store_path(),
-        stop_rx.clone(),
-    ));
+    if let Location::Sqlite(path) = &location {
+        tasks.spawn(checkpoint_now_and_then(path.clone(), stop_rx.clone()));
+    }
     if settings.config.http.enabled {
         // A listener that cannot start is an error for the analysts, not for the mail: the
         // daemon goes on taking mail in and sending notices.
@@ -294,13 +329,13 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {
-            let (path, cfg, stop) = (
-                settings.store_path(),
+            let (location, cfg, stop) = (
+                location.clone(),
                 settings.config.outbox.clone(),
                 stop_rx.clone(),
             );
             tasks.spawn(async move {
-                if let Err(e) = crate::outbox::run_sender(path, smtp, cfg, stop).await {
+                if let Err(e) = crate::outbox::run_sender(location, smtp, cfg, stop).await {
                     tracing::error!(error = %e, "outbox sender stopped; queued copies wait for the next start");
                 }
             });
@@ -672,6 +707,11 @@ async fn drain_maildir(
         let base = name.split(":2,").next().unwrap_or(name);
         let target = dir.join("cur").join(format!("{base}:2,S"));
         if let Err(e) = std::fs::rename(&path, &target) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // Another instance watching this folder stored it too (a duplicate) and moved it.
+                tracing::debug!(file = %path.display(), "Maildir: already moved by another process");
+                continue;
+            }
             tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
         }
         tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");

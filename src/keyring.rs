@@ -245,7 +245,7 @@ pub fn import_certs(store: &mut Store, certs: Vec<Cert>) -> Result<Vec<CertSumma
         let fingerprint = cert.fingerprint().to_hex();
         let mut kept: Option<Cert> = None;
         store.merge_cert(&fingerprint, |stored| {
-            let incoming = cert.strip_secret_key_material();
+            let incoming = cert.clone().strip_secret_key_material(); // merge may run again (PostgreSQL retry)
             let merged = match stored.map(|s| Cert::from_bytes(&s.public_cert)) {
                 None => incoming,
                 Some(Ok(old)) => old.merge_public(incoming).map_err(|e| {

@@ -241,6 +241,9 @@ enum Command {
     /// Analysts' API tokens (for the HTTP API).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The store itself: copy it between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Test and maintenance helpers (not part of the stable interface).
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -503,6 +506,23 @@ enum TokenCmd {
 }
 
 #[derive(Subcommand)]
+enum StoreCmd {
+    /// Copy every table into an empty store, verifying row counts and SHA-256 digests; stop
+    /// the instances first. A postgres:// URL takes its password and TLS from [store].
+    Copy {
+        /// Source: a postgres:// URL or a SQLite file (default: the configured store).
+        #[arg(long, value_name = "URL|PATH")]
+        from: Option<String>,
+        /// Target, created or empty: a postgres:// URL or a SQLite file (default: the
+        /// configured store).
+        #[arg(long, value_name = "URL|PATH")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum DebugCmd {
     /// Record a Message-ID as sent by us in a thread (for tests of reply routing).
     RecordSent {
@@ -596,6 +616,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(f) => cmd_check(&settings, f.json),
+        Command::Store(StoreCmd::Copy { from, to, json }) => {
+            cmd_store_copy(&settings, from.as_deref(), to.as_deref(), json)
+        }
         command => {
             let mut cx = Context::open(settings)?;
             run_with(&mut cx, me, command)
@@ -605,7 +628,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_with(cx: &mut Context, me: &Actor, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init(_) | Command::Serve | Command::Check(_) => Ok(ExitCode::from(2)),
+        Command::Init(_) | Command::Serve | Command::Check(_) | Command::Store(_) => {
+            Ok(ExitCode::from(2))
+        }
         Command::Status(f) => cmd_status(cx, me, f.json),
         Command::Open {
             kind,
@@ -1668,6 +1693,18 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
                 summary: m,
             })?;
         }
+        #[derive(serde::Serialize)]
+        struct Lease<'a> {
+            kind: &'static str,
+            #[serde(flatten)]
+            lease: &'a casegate::store::Lease,
+        }
+        for l in &s.leases {
+            print_json(&Lease {
+                kind: "lease",
+                lease: l,
+            })?;
+        }
         print_json(&Queues {
             kind: "queues",
             triage: s.triage,
@@ -1686,9 +1723,62 @@ fn cmd_status(cx: &Context, me: &Actor, json: bool) -> anyhow::Result<ExitCode> 
                 m.updated_at
             );
         }
+        for l in &s.leases {
+            println!(
+                "lease {}/{}: watched by {} until {}",
+                l.account, l.mailbox, l.owner, l.expires_at
+            );
+        }
         println!(
             "triage: {} waiting; quarantine: {} kept",
             s.triage, s.quarantine
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_store_copy(
+    settings: &Settings,
+    from: Option<&str>,
+    to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if from.is_none() && to.is_none() {
+        anyhow::bail!(
+            "say where to copy: `casegate store copy --to postgres://USER@HOST/DB` (from the configured store) or `--from FILE.sqlite` (into it)"
+        );
+    }
+    let location = |arg: Option<&str>| match arg {
+        Some(a) => casegate::app::location_from_arg(settings, a),
+        None => casegate::app::store_location(settings),
+    };
+    let (source, target) = (location(from)?, location(to)?);
+    if source.to_string() == target.to_string() {
+        anyhow::bail!("--from and --to are the same store ({source})");
+    }
+    if let casegate::store::Location::Sqlite(p) = &source
+        && !p.exists()
+    {
+        anyhow::bail!("the source {} does not exist", p.display());
+    }
+    let mut from_store = casegate::app::open_store_at(&source)?;
+    let mut to_store = casegate::app::open_store_at(&target)?;
+    let report = casegate::store::copy_store(&mut from_store, &mut to_store)
+        .with_context(|| format!("copying {source} to {target}"))?;
+    if json {
+        print_json(&serde_json::json!({
+            "from": source.to_string(),
+            "to": target.to_string(),
+            "schema_version": report.schema_version,
+            "tables": report.tables,
+        }))?;
+    } else {
+        for t in &report.tables {
+            println!("{:<18} {:>9} rows  sha256 {}", t.table, t.rows, t.sha256);
+        }
+        eprintln!(
+            "casegate: copied {} tables from {source} to {target}; counts and digests verified on both sides",
+            report.tables.len()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -226,6 +226,11 @@ fn a_store_of_every_released_version_migrates_and_keeps_every_row() {
         assert_eq!(user_version(&db), current, "v{version} not migrated");
         let conn = Connection::open(&db).unwrap();
         for (table, columns, old_rows) in &before {
+            // v13 moves the per-thread key bindings into the directory and drops the table:
+            // tests/store_migration.rs checks every binding survives there.
+            if table == "contact_keys" {
+                continue;
+            }
             assert_eq!(
                 &rows(&conn, table, columns),
                 old_rows,

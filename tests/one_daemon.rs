@@ -245,7 +245,7 @@ fn two_senders_on_one_store_send_each_copy_once() {
     let senders: Vec<_> = (0..2)
         .map(|_| {
             rt.spawn(outbox::run_sender(
-                path.clone(),
+                casegate::store::Location::Sqlite(path.clone()),
                 smtp_plain(rx.plain_port),
                 config(),
                 stop_rx.clone(),

@@ -546,7 +546,9 @@ fn require_signed_statements_set_through_the_binary() {
 
     let said = cg.ok(&["set", CASE, "--require-signed-statements", "true"]);
     assert!(
-        said.starts_with(&format!("{CASE}: require signed statements true")),
+        said.starts_with(&format!(
+            "{CASE}: discussion hub, require signed statements true"
+        )),
         "{said}"
     );
     let shown: Value = serde_json::from_str(cg.ok(&["show", CASE, "--json"]).trim()).unwrap();
@@ -583,7 +585,9 @@ fn require_signed_statements_set_through_the_binary() {
 
     let said = cg.ok(&["set", CASE, "--require-signed-statements", "false"]);
     assert!(
-        said.starts_with(&format!("{CASE}: require signed statements false")),
+        said.starts_with(&format!(
+            "{CASE}: discussion hub, require signed statements false"
+        )),
         "{said}"
     );
     let v = cg.ingest("u2.eml", &plain(VENDOR, &subject, "u2", "Fixed in 2.5."));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use casegate::config::{PasswordSource, TlsMode};
 use casegate::outbox::{self, OutboxFilter, Selection, SmtpSender};
-use casegate::store::Store;
+use casegate::store::{Location, Store};
 use outbox_case::*;
 use outbox_gpg::coordinator_cert;
 use outbox_receiver::{Receiver, smtp_plain};
@@ -172,7 +172,7 @@ fn crash_child_sender_process() {
         // Bounded, so a parent that failed to kill us does not leave us running.
         let _ = tokio::time::timeout(
             Duration::from_secs(120),
-            outbox::run_sender(PathBuf::from(store), smtp, config(), rx),
+            outbox::run_sender(Location::Sqlite(PathBuf::from(store)), smtp, config(), rx),
         )
         .await;
     });
@@ -265,7 +265,7 @@ fn sender_killed_mid_send_delivers_every_copy_with_at_most_one_duplicate() {
     let rt = runtime();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let sender = rt.spawn(outbox::run_sender(
-        path.clone(),
+        Location::Sqlite(path.clone()),
         smtp_plain(rx.plain_port),
         config(),
         stop_rx,

@@ -5,6 +5,12 @@
 //!
 //! Written against the contract in shared/interface.md and shared/tracking-numbers.md, not
 //! against the implementation: a failure here is a disagreement with the contract.
+//!
+//! Every test runs twice: on the default SQLite store, and on a PostgreSQL database (a
+//! `casegate.toml` with `[store] url`, the project's own test cluster).
+
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -156,11 +162,28 @@ struct Store {
     data: PathBuf,
 }
 
+/// The two store backends every test here runs on.
+const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
+
 impl Store {
-    fn new() -> Store {
+    fn new(backend: &str) -> Store {
+        eprintln!("--- on {backend}");
         let dir = tempfile::tempdir().unwrap();
         let cwd = dir.path().to_path_buf();
         let data = cwd.join("data");
+        if backend == "postgres" {
+            let server = pg::PgServer::shared();
+            let db = server.create_database();
+            std::fs::write(
+                cwd.join("casegate.toml"),
+                format!(
+                    "[store]\nurl = \"{}\"\npassword_file = \"{}\"\ntls = \"none\"\n",
+                    server.url(&db),
+                    server.password_file.display()
+                ),
+            )
+            .unwrap();
+        }
         let store = Store {
             _dir: dir,
             cwd,
@@ -307,7 +330,13 @@ fn by_source<'a>(paths: &[PathBuf], lines: &'a [Value]) -> BTreeMap<String, &'a 
 
 #[test]
 fn ingest_routes_every_fixture_as_the_readme_says() {
-    let store = Store::new();
+    for backend in BACKENDS {
+        ingest_routes_every_fixture(backend);
+    }
+}
+
+fn ingest_routes_every_fixture(backend: &str) {
+    let store = Store::new(backend);
     let paths = fixtures();
     let mut args = vec!["ingest".to_owned(), "--json".to_owned()];
     args.extend(path_args(&paths));
@@ -470,7 +499,13 @@ fn ingest_routes_every_fixture_as_the_readme_says() {
 
 #[test]
 fn route_dry_run_explains_the_same_decisions_and_stores_nothing() {
-    let store = Store::new();
+    for backend in BACKENDS {
+        route_dry_run_explains_the_same_decisions_and_stores_nothing_on(backend);
+    }
+}
+
+fn route_dry_run_explains_the_same_decisions_and_stores_nothing_on(backend: &str) {
+    let store = Store::new(backend);
     let paths = fixtures();
     let (list_before, before) = store.json(&["list", "--json"]);
     let listed = strings(&before);

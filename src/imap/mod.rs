@@ -55,6 +55,19 @@ pub trait MessageSink: Send + Sync + 'static {
         mailbox: &str,
         uidvalidity: u32,
     ) -> Result<(), SinkError>;
+    /// Several instances share one store: take (or renew) this instance's lease on the
+    /// mailbox for `ttl`; `false` while another instance holds it. Only the holder watches.
+    /// Default: always held (a sink that is the only one).
+    fn take_lease(
+        &self,
+        _account: &str,
+        _mailbox: &str,
+        _ttl: Duration,
+    ) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+    /// Gives the lease up (shutdown), so another instance takes over at once.
+    fn release_lease(&self, _account: &str, _mailbox: &str) {}
 
     /// The bounds on one message: a message over `max_message_bytes` (by its `RFC822.SIZE`)
     /// is never fetched whole, and one that failed `max_attempts` times is given up.
@@ -157,6 +170,10 @@ pub enum ImapError {
     Server { server: String, message: String },
     #[error("storing a message failed: {0}")]
     Sink(#[from] SinkError),
+    /// This instance no longer holds the mailbox's lease (another took over, or the store
+    /// could not be asked): it stops watching and waits to take the lease again.
+    #[error("{0}")]
+    Lease(String),
 }
 
 /// Knobs that are not in the config file (tests and benchmarks use short ones).
@@ -169,6 +186,9 @@ pub struct WatchOptions {
     pub batch_messages: usize,
     /// At most this many bytes per FETCH (one larger message still goes alone).
     pub batch_bytes: u64,
+    /// A mailbox lease lasts this long; it is renewed every third of it while watching, and
+    /// an instance on standby tries to take it every quarter.
+    pub lease_ttl: Duration,
     /// When committed messages are acknowledged (see [`acknowledge`]).
     pub acknowledge: AckPolicy,
 }
@@ -180,6 +200,7 @@ impl Default for WatchOptions {
             reconnect_max: Duration::from_secs(60),
             batch_messages: 100,
             batch_bytes: 32 * 1024 * 1024,
+            lease_ttl: Duration::from_secs(20),
             acknowledge: AckPolicy::default(),
         }
     }

@@ -130,15 +130,26 @@ struct Selected {
 
 impl MailboxWorker {
     /// Runs until shutdown. Never returns early on a failure: each one is logged and retried.
+    /// Watches only while this instance holds the mailbox's lease (several instances on one
+    /// store); without it, it waits on standby and tries again.
     pub async fn run(mut self) {
         let account = self.server.account.clone();
         let mut failures: u32 = 0;
         loop {
-            if self.stopping() {
+            if self.stopping() || !self.wait_for_lease().await {
                 break;
             }
             let mut synced = false;
-            let result = self.session(&mut synced).await;
+            let keep = keep_lease(
+                self.sink.clone(),
+                account.clone(),
+                self.mailbox.clone(),
+                self.options.lease_ttl,
+            );
+            let result = tokio::select! {
+                r = self.session(&mut synced) => r,
+                lost = keep => Err(lost),
+            };
             match result {
                 Ok(()) => {
                     self.status.disconnected(&account, &self.mailbox, None);
@@ -168,7 +179,50 @@ impl MailboxWorker {
                 }
             }
         }
+        let (sink, name) = (self.sink.clone(), self.mailbox.clone());
+        let acct = account.clone();
+        let _ = tokio::task::spawn_blocking(move || sink.release_lease(&acct, &name)).await;
         tracing::info!(account = %account, mailbox = %self.mailbox, "IMAP: stopped watching");
+    }
+
+    /// Waits until this instance holds the mailbox's lease; false on shutdown.
+    async fn wait_for_lease(&mut self) -> bool {
+        let account = self.server.account.clone();
+        let mut said = false;
+        loop {
+            let (sink, acct, name, ttl) = (
+                self.sink.clone(),
+                account.clone(),
+                self.mailbox.clone(),
+                self.options.lease_ttl,
+            );
+            match blocking(move || sink.take_lease(&acct, &name, ttl)).await {
+                Ok(true) => {
+                    if said {
+                        tracing::info!(account = %account, mailbox = %self.mailbox, "IMAP: took the mailbox over");
+                    }
+                    return true;
+                }
+                Ok(false) if !said => {
+                    said = true;
+                    tracing::info!(account = %account, mailbox = %self.mailbox, "IMAP: another instance watches this mailbox; standing by");
+                    self.status.disconnected(
+                        &account,
+                        &self.mailbox,
+                        Some("standby: another instance watches it".into()),
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(account = %account, mailbox = %self.mailbox, "IMAP: cannot take the mailbox lease ({e}); not watching, trying again");
+                    self.status
+                        .disconnected(&account, &self.mailbox, Some(e.to_string()));
+                }
+            }
+            if self.sleep_or_shutdown(self.options.lease_ttl / 4).await {
+                return false;
+            }
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -926,6 +980,30 @@ async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
         }
         if rx.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Renews the mailbox lease every third of its time; returns (ending the session) when it is
+/// lost or cannot be renewed. Losing it is safe at any point: what was committed stays, and
+/// what was not acknowledged is fetched again by the next holder and stored once.
+async fn keep_lease(
+    sink: Arc<dyn MessageSink>,
+    account: String,
+    mailbox: String,
+    ttl: Duration,
+) -> ImapError {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let (sink, acct, name) = (sink.clone(), account.clone(), mailbox.clone());
+        match blocking(move || sink.take_lease(&acct, &name, ttl)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return ImapError::Lease(
+                    "another instance took the mailbox over (this one's lease had expired)".into(),
+                );
+            }
+            Err(e) => return ImapError::Lease(format!("cannot renew the mailbox lease: {e}")),
         }
     }
 }

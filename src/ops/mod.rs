@@ -290,7 +290,10 @@ impl From<StoreError> for OpsError {
             StoreError::NotFound(m) => OpsError::NotFound(m),
             StoreError::Conflict(m) => OpsError::Conflict(m),
             StoreError::Invalid(m) => OpsError::Invalid(m),
-            e @ (StoreError::Sqlite(_) | StoreError::Io(_)) => OpsError::Internal(e.to_string()),
+            e @ (StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Io(_)) => OpsError::Internal(e.to_string()),
         }
     }
 }

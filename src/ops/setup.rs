@@ -32,6 +32,8 @@ pub fn init(settings: &Settings, actor: &Actor) -> Result<Initialized, OpsError>
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub mailboxes: Vec<MailboxSummary>,
+    /// Which instance watches which mailbox (several instances on one database).
+    pub leases: Vec<crate::store::Lease>,
     /// Messages waiting in triage.
     pub triage: usize,
     /// Messages kept in quarantine.
@@ -46,6 +48,7 @@ pub fn status(cx: &Context, _actor: &Actor) -> Result<Status, OpsError> {
     let store = cx.store();
     Ok(Status {
         mailboxes: store.mailbox_summaries(midnight)?,
+        leases: store.mailbox_leases()?,
         triage: store.triage_page(false, 0, 0)?.1,
         quarantine: store.quarantined_page(0, 0)?.1,
     })

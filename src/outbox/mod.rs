@@ -28,7 +28,6 @@ pub mod retry;
 pub mod send;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -39,7 +38,7 @@ use crate::config::{OutboxConfig, SmtpConfig};
 use crate::header::AddrSpec;
 use crate::signature_cache;
 use crate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
-use crate::store::{Contact, NewAudit, Store, StoreError, Thread};
+use crate::store::{Contact, Location, NewAudit, Store, StoreError, Thread};
 
 pub use crate::store::outbox::{AttemptRow, OutboxFilter, OutboxRow};
 pub use compose::{ComposeError, Notice};
@@ -50,7 +49,7 @@ pub const KEY_CHANGED: &str = "key changed, not yet accepted";
 
 /// How often the sender looks for copies queued by other processes (`casegate notify`).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Copies taken from the store per round; the loop goes on at once while rounds are full.
+/// Copies tried per round; the loop goes on at once while rounds are full.
 const BATCH: usize = 50;
 
 /// Why an outbox operation failed. Held copies are not errors: they are results.
@@ -699,20 +698,35 @@ pub async fn deliver_due(
 /// runtime (`tokio::spawn(run_sender(...))`). Store errors are logged and retried, so a
 /// briefly locked database does not stop delivery; bad `[smtp]` settings fail at once.
 pub async fn run_sender(
-    store_path: PathBuf,
+    location: Location,
     smtp: SmtpConfig,
     config: OutboxConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), OutboxError> {
     let sender = SmtpSender::new(&smtp)?;
-    let mut store = Store::open(&store_path)?;
+    let mut opened: Option<Store> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let wait = match deliver_due(&mut store, &sender, &config, Some(&shutdown)).await {
+        // (Re)open the store: a database that is unreachable now is tried again next round.
+        let store = match &mut opened {
+            Some(s) => s,
+            None => match Store::open_at(&location) {
+                Ok(s) => opened.insert(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: cannot open the store; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        let wait = match deliver_due(store, &sender, &config, Some(&shutdown)).await {
             Ok(round) if round.taken() >= BATCH => Duration::ZERO,
-            Ok(_) => until_next_due(&store),
+            Ok(_) => until_next_due(store),
             Err(e) => {
                 tracing::error!(error = %e, "outbox: delivery round failed; retrying");
                 POLL_INTERVAL

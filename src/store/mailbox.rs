@@ -14,24 +14,26 @@ CREATE TABLE mailbox_state (
 ";
 
 use super::StoreError;
+use super::sql::{Db, args};
 
 /// Advance the checkpoint of one mailbox, inside the transaction that stored the message.
 pub(crate) fn advance(
-    tx: &rusqlite::Connection,
+    db: &Db,
     account: &str,
     mailbox: &str,
     uidvalidity: u32,
     uid: u32,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    db.execute(
         "INSERT INTO mailbox_state (account, mailbox, uidvalidity, last_uid, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (account, mailbox) DO UPDATE SET
-           last_uid = CASE WHEN uidvalidity = excluded.uidvalidity
-                           THEN max(last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+           last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity
+                            AND mailbox_state.last_uid > excluded.last_uid
+                           THEN mailbox_state.last_uid ELSE excluded.last_uid END,
            uidvalidity = excluded.uidvalidity,
            updated_at = excluded.updated_at",
-        rusqlite::params![account, mailbox, uidvalidity, uid, super::now_text()],
+        args![account, mailbox, uidvalidity, uid, super::now_text()],
     )?;
     Ok(())
 }
@@ -50,20 +52,18 @@ impl super::Store {
         account: &str,
         mailbox: &str,
     ) -> Result<Option<Checkpoint>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn()
-            .query_row(
+        self.db()
+            .row(
                 "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ?1 AND mailbox = ?2",
-                rusqlite::params![account, mailbox],
-                |r| {
-                    Ok(Checkpoint {
-                        uidvalidity: r.get(0)?,
-                        last_uid: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+                args![account, mailbox],
+            )?
+            .map(|r| {
+                Ok(Checkpoint {
+                    uidvalidity: r.get(0)?,
+                    last_uid: r.get(1)?,
+                })
+            })
+            .transpose()
     }
 
     /// The server renumbered the mailbox (new UIDVALIDITY): every old UID is meaningless, so
@@ -75,12 +75,12 @@ impl super::Store {
         mailbox: &str,
         uidvalidity: u32,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.db().execute(
             "INSERT INTO mailbox_state (account, mailbox, uidvalidity, last_uid, updated_at)
              VALUES (?1, ?2, ?3, 0, ?4)
              ON CONFLICT (account, mailbox) DO UPDATE SET
                uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at",
-            rusqlite::params![account, mailbox, uidvalidity, super::now_text()],
+            args![account, mailbox, uidvalidity, super::now_text()],
         )?;
         Ok(())
     }
@@ -92,7 +92,7 @@ impl super::Store {
         &self,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<MailboxSummary>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db().map(
             "WITH p AS (SELECT account, mailbox, uidvalidity, last_uid, updated_at,
                                'imap://' || account || '/' || mailbox || ';' AS prefix
                           FROM mailbox_state)
@@ -103,9 +103,8 @@ impl super::Store {
                       WHERE substr(m.source, 1, length(p.prefix)) = p.prefix AND m.received_at >= ?1)
              FROM p
              ORDER BY p.account, p.mailbox",
-        )?;
-        let rows = stmt
-            .query_map([super::time_text(since)], |r| {
+            args![super::time_text(since)],
+            |r| {
                 Ok(MailboxSummary {
                     account: r.get(0)?,
                     mailbox: r.get(1)?,
@@ -115,9 +114,8 @@ impl super::Store {
                     stored_since: r.get(5)?,
                     quarantined_since: r.get(6)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 }
 
@@ -136,7 +134,7 @@ pub struct MailboxSummary {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{Disposition, MessageSource, NewMessage, Store};
+    use crate::store::{Disposition, MessageSource, NewMessage};
 
     fn imap_msg(raw: &[u8], uidvalidity: u32, uid: u32, d: Disposition) -> NewMessage {
         let source = MessageSource::Imap {
@@ -153,24 +151,25 @@ mod tests {
 
     #[test]
     fn reset_restarts_at_zero_and_summaries_count_today() {
-        let mut s = Store::open_in_memory().unwrap();
-        s.commit_message(&imap_msg(b"one", 5, 10, Disposition::Triage))
-            .unwrap();
-        s.commit_message(&imap_msg(b"two", 5, 11, Disposition::Quarantine))
-            .unwrap();
-        // A lower UID never moves the checkpoint back.
-        s.commit_message(&imap_msg(b"three", 5, 3, Disposition::Triage))
-            .unwrap();
-        let cp = s.mailbox_checkpoint("a@h", "INBOX").unwrap().unwrap();
-        assert_eq!((cp.uidvalidity, cp.last_uid), (5, 11));
-        s.mailbox_reset("a@h", "INBOX", 9).unwrap();
-        let cp = s.mailbox_checkpoint("a@h", "INBOX").unwrap().unwrap();
-        assert_eq!((cp.uidvalidity, cp.last_uid), (9, 0));
-        let today = chrono::Utc::now() - chrono::Duration::hours(1);
-        let sum = s.mailbox_summaries(today).unwrap();
-        assert_eq!(sum.len(), 1);
-        assert_eq!((sum[0].stored_since, sum[0].quarantined_since), (3, 1));
-        let later = chrono::Utc::now() + chrono::Duration::hours(1);
-        assert_eq!(s.mailbox_summaries(later).unwrap()[0].stored_since, 0);
+        crate::store::testing::for_each_backend(|mut s| {
+            s.commit_message(&imap_msg(b"one", 5, 10, Disposition::Triage))
+                .unwrap();
+            s.commit_message(&imap_msg(b"two", 5, 11, Disposition::Quarantine))
+                .unwrap();
+            // A lower UID never moves the checkpoint back.
+            s.commit_message(&imap_msg(b"three", 5, 3, Disposition::Triage))
+                .unwrap();
+            let cp = s.mailbox_checkpoint("a@h", "INBOX").unwrap().unwrap();
+            assert_eq!((cp.uidvalidity, cp.last_uid), (5, 11));
+            s.mailbox_reset("a@h", "INBOX", 9).unwrap();
+            let cp = s.mailbox_checkpoint("a@h", "INBOX").unwrap().unwrap();
+            assert_eq!((cp.uidvalidity, cp.last_uid), (9, 0));
+            let today = chrono::Utc::now() - chrono::Duration::hours(1);
+            let sum = s.mailbox_summaries(today).unwrap();
+            assert_eq!(sum.len(), 1);
+            assert_eq!((sum[0].stored_since, sum[0].quarantined_since), (3, 1));
+            let later = chrono::Utc::now() + chrono::Duration::hours(1);
+            assert_eq!(s.mailbox_summaries(later).unwrap()[0].stored_since, 0);
+        });
     }
 }

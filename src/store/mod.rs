@@ -1,42 +1,101 @@
-//! The store: everything casegate knows, in one SQLite file (WAL, foreign keys on).
+//! The store: everything casegate knows, in one SQLite file (WAL, foreign keys on) — the
+//! zero-setup default — or in a PostgreSQL database that several instances share.
 //!
-//! This module is the only place that speaks SQL. Its API is shaped so a PostgreSQL backend can
-//! implement the same calls later: every write that belongs together is one method and one
-//! transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP or OpenPGP.
+//! This module is the only place that speaks SQL. Every write that belongs together is one
+//! method and one transaction (see [`Store::commit_message`]). It knows nothing of IMAP, SMTP
+//! or OpenPGP.
+//!
+//! # Writing a store method (once, for both databases)
+//!
+//! Methods are written once against [`sql::Db`] (`self.db`), which runs the same SQL on
+//! SQLite and PostgreSQL:
+//!
+//! ```ignore
+//! pub fn contact_count(&self, thread_id: i64) -> Result<i64, StoreError> {
+//!     self.db.one(
+//!         "SELECT count(*) FROM contacts c JOIN participants p ON p.id = c.participant_id
+//!          WHERE p.thread_id = ?1",
+//!         args![thread_id],
+//!     )
+//! }
+//!
+//! pub fn rename_thread(&mut self, id: i64, title: &str) -> Result<(), StoreError> {
+//!     self.db.write(|db| {
+//!         let n = db.execute("UPDATE threads SET title = ?2 WHERE id = ?1", args![id, title])?;
+//!         if n == 0 { return Err(StoreError::NotFound(format!("no thread {id}"))); }
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! - Reads: `db.rows` / `db.row` / `db.map(sql, args, |r| ...)` / `db.one::<T>` (first column
+//!   of the one row) / `db.opt::<T>`; read columns with `r.get::<T>(index)` (`i64`, `u32`,
+//!   `bool`, `String`, `Vec<u8>`, `Option<_>`).
+//! - Writes that belong together: `self.db.write(|db| ...)`, one transaction. On PostgreSQL
+//!   it is SERIALIZABLE and re-run when a concurrent instance got in the way, so the closure
+//!   may do nothing but database work (no sending, no file writes, no counters outside).
+//! - New ids: `INSERT ... RETURNING id` read with `db.one::<i64>`.
+//! - Portable SQL only: numbered placeholders `?1`; `INSERT ... ON CONFLICT (...) DO NOTHING /
+//!   DO UPDATE`; `COALESCE`; `CASE` instead of two-argument `max()`/`min()`; booleans are
+//!   INTEGER 0/1 (compare `?1 = 1`, not `?1` alone); times are RFC 3339 UTC text made in Rust
+//!   (no date functions); `lower()` for case-insensitive matches; no `rowid`; a column named
+//!   with a word PostgreSQL reserves is quoted (`"inner"`). PostgreSQL takes a placeholder's
+//!   type from its FIRST use: write `(t.kind = ?1 OR ?1 IS NULL)`, not `(?1 IS NULL OR ...)`;
+//!   one whose first use says nothing (`SELECT ?1`, `'x' || ?1`) needs `CAST(?1 AS TEXT)`.
+//! - Schema: append a migration to `schema::MIGRATIONS`, written for SQLite with the types
+//!   INTEGER, TEXT and BLOB; it is translated for PostgreSQL mechanically (see
+//!   [`sql::postgres_ddl`]). `store::tests::schemas_match_on_both_backends` checks the result.
+//! - Tests: `for_each_backend(|mut s| { ... })` runs a test on SQLite and on a real PostgreSQL
+//!   (started by `tests/support/postgres` on a free loopback port, one schema per test).
+//!   `cargo test --lib store::` runs all store tests on both.
 
 pub mod audit;
+mod copy;
+mod lease;
 mod mailbox;
 pub mod orgs;
 pub mod outbox;
 mod pages;
+mod postgres;
 pub mod relays;
 mod schema;
+pub(crate) mod sql;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tokens;
 pub mod trust;
 pub mod vendors;
 
 pub use audit::{AuditEntry, NewAudit};
+pub use copy::{CopyReport, TableCopy, copy_store};
+pub use lease::Lease;
 pub use mailbox::{Checkpoint, MailboxSummary};
 pub use orgs::{Org, OrgContact, OrgThread};
+pub use postgres::PgTarget;
 pub use relays::OwedRelay;
+pub use sql::Backend;
 pub use tokens::StoredToken;
 pub use trust::{KeyChange, NewKeyChange};
 pub use vendors::{Claim, NewClaim, ParticipantFollowup};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{
-    Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior, params,
-};
 
 use crate::tracking::{self, Kind, TrackingNumber};
+use sql::{Db, args};
 
-/// Why a store operation failed. `Conflict` and `NotFound` are the user's to fix; `Sqlite` is ours.
+/// Why a store operation failed. `Conflict` and `NotFound` are the user's to fix; `Sqlite`,
+/// `Postgres` and `Unavailable` are the database's (retry later).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store: {}", postgres_text(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached (or stopped answering); nothing was committed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -60,44 +119,6 @@ fn parse_time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
-
-/// One write: at the top level a transaction that takes the write lock when it begins
-/// (`BEGIN IMMEDIATE`, so a busy writer elsewhere makes it wait, never fail half-way), and
-/// inside [`Store::atomically`] a savepoint of the enclosing transaction, so store methods nest.
-/// Dropped without [`WriteTx::commit`], it undoes everything it wrote.
-pub(crate) enum WriteTx<'c> {
-    Top(Transaction<'c>),
-    Nested(Savepoint<'c>),
-}
-
-impl<'c> WriteTx<'c> {
-    pub(crate) fn begin(conn: &'c mut Connection) -> Result<WriteTx<'c>, StoreError> {
-        Ok(if conn.is_autocommit() {
-            // Immediate: the connection's transaction behavior (see `Store::prepare`).
-            WriteTx::Top(conn.transaction()?)
-        } else {
-            WriteTx::Nested(conn.savepoint()?)
-        })
-    }
-
-    pub(crate) fn commit(self) -> Result<(), StoreError> {
-        match self {
-            WriteTx::Top(t) => t.commit()?,
-            WriteTx::Nested(s) => s.commit()?,
-        }
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        match self {
-            WriteTx::Top(t) => t,
-            WriteTx::Nested(s) => s,
-        }
-    }
 }
 
 /// A case, report or ticket.
@@ -418,14 +439,30 @@ pub const RESPONSE_DAYS: i64 = 3;
 pub const EMBARGO_DAYS: i64 = 45;
 
 pub struct Store {
-    conn: Connection,
+    db: Db,
+}
+
+/// Where a store lives: a SQLite file or a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(Box<PgTarget>),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => write!(f, "postgres://{}", t.describe()),
+        }
+    }
 }
 
 /// WAL size (pages) at which a commit also checkpoints: SQLite's default.
 const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
     ///
     /// Private whatever the umask: a missing directory is created 0700 and the database file
     /// 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database's mode; see
@@ -438,133 +475,190 @@ impl Store {
             crate::at_rest::private_dir(dir)?;
         }
         crate::at_rest::private_file(path)?;
-        let conn = Connection::open(path)?;
+        let conn = rusqlite::Connection::open(path)?;
+        // Before WAL is switched on: a process opening the store at the same moment waits.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Store::prepare(conn)
+        Store::prepare_sqlite(conn)
+    }
+
+    /// Connects to the PostgreSQL store and brings its schema up to date (creating it in an
+    /// empty database).
+    pub fn open_postgres(target: &PgTarget) -> Result<Store, StoreError> {
+        let mut store = Store {
+            db: Db::postgres(target.connect()?),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens the store wherever it lives.
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(p) => Store::open(p),
+            Location::Postgres(t) => Store::open_postgres(t),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
     }
 
     /// Copies what the write-ahead log holds into the main file, without waiting for readers
     /// or writers (a passive checkpoint). Returns (WAL frames, frames copied). Run by the daemon
     /// now and then, so that large commits (a notice to many contacts) need not do it.
+    /// PostgreSQL checkpoints by itself: (0, 0) there.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        match self.db.sqlite_conn() {
+            Some(c) => Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
-            })?)
+            })?),
+            None => Ok((0, 0)),
+        }
     }
 
     /// A throwaway store for tests and `route --dry-run`.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::prepare(Connection::open_in_memory()?)
+        Store::prepare_sqlite(rusqlite::Connection::open_in_memory()?)
     }
 
-    fn prepare(mut conn: Connection) -> Result<Store, StoreError> {
+    fn prepare_sqlite(conn: rusqlite::Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Several processes share the file (the daemon, the CLI): a writer waits for another
-        // up to 10 s. Every transaction here writes, and takes the write lock when it begins
-        // (BEGIN IMMEDIATE): a transaction that read first and asked for the lock later could
-        // fail at once with "database is locked" when another writer committed in between,
-        // since SQLite cannot wait its way out of that.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.set_transaction_behavior(TransactionBehavior::Immediate);
-        let mut store = Store { conn };
+        conn.set_prepared_statement_cache_capacity(128);
+        let mut store = Store {
+            db: Db::sqlite(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = schema::MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::Invalid(format!(
+        let too_new = |version: i64| {
+            StoreError::Invalid(format!(
                 "the store has schema version {version}, newer than this casegate knows ({known}); run a newer casegate"
-            )));
+            ))
+        };
+        match self.db.backend() {
+            Backend::Sqlite => {
+                // Each migration in its own IMMEDIATE transaction, the version read inside it:
+                // two processes opening a new store at once apply each migration once.
+                loop {
+                    let tx = self.db.begin()?;
+                    let version = sqlite_version(tx.db())?;
+                    if version > known {
+                        return Err(too_new(version));
+                    }
+                    let Some(sql) = schema::MIGRATIONS.get(version as usize) else {
+                        return Ok(());
+                    };
+                    tx.db().batch(sql)?;
+                    tx.db()
+                        .batch(&format!("PRAGMA user_version = {}", version + 1))?;
+                    tx.commit()?;
+                }
+            }
+            Backend::Postgres => {
+                // One transaction for all pending migrations (PostgreSQL's DDL is
+                // transactional), under a lock that instances starting together take in turn.
+                let tx = self.db.begin()?;
+                let db = tx.db();
+                db.one::<Option<String>>(
+                    "SELECT CAST(pg_advisory_xact_lock(7305733119) AS TEXT)",
+                    args![],
+                )?;
+                db.batch("CREATE TABLE IF NOT EXISTS casegate_schema (version BIGINT NOT NULL)")?;
+                let version = db
+                    .opt::<i64>("SELECT version FROM casegate_schema", args![])?
+                    .unwrap_or(0);
+                if version > known {
+                    return Err(too_new(version));
+                }
+                for sql in schema::MIGRATIONS.iter().skip(version as usize) {
+                    db.batch(&sql::postgres_ddl(sql))?;
+                }
+                db.execute("DELETE FROM casegate_schema", args![])?;
+                db.execute(
+                    "INSERT INTO casegate_schema (version) VALUES (?1)",
+                    args![known],
+                )?;
+                tx.commit()
+            }
         }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = WriteTx::begin(&mut self.conn)?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(())
     }
 
     /// The keys generation: bumped in the same transaction as every change of a stored
     /// certificate or of a key bound to a contact. One cheap read; a process that keeps keys in
     /// memory compares it before each message to see another process's changes.
     pub fn keys_generation(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT value FROM generations WHERE name = 'keys'",
-            [],
-            |r| r.get(0),
-        )?)
+        self.db
+            .one("SELECT value FROM generations WHERE name = 'keys'", args![])
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        match self.db.backend() {
+            Backend::Sqlite => sqlite_version(&self.db),
+            Backend::Postgres => Ok(self
+                .db
+                .opt::<i64>("SELECT version FROM casegate_schema", args![])?
+                .unwrap_or(0)),
+        }
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Runs `f` as ONE transaction: every store call inside commits together, or none does
-    /// when `f` fails (or panics). Inside it the store's own writes ([`WriteTx`]) are savepoints, so they nest; this
-    /// is how an operation writes its audit record together with the change it records.
+    /// when `f` fails (or panics). The store's own methods nest inside it (as savepoints);
+    /// this is how an operation writes its audit record together with the change it records.
+    /// On PostgreSQL, as [`sql::Db::write`]: SERIALIZABLE, and `f` runs again when a
+    /// concurrent instance got in the way, so it may do nothing but store work.
     ///
     /// Not for [`Store::begin_notice`], which starts a transaction of its own.
     pub fn atomically<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&mut Store) -> Result<T, E>,
+        mut f: impl FnMut(&mut Store) -> Result<T, E>,
     ) -> Result<T, E> {
-        let outermost = self.conn.is_autocommit();
-        // The outermost one takes the write lock at once, as every write here does (WriteTx).
-        let begin = if outermost {
-            "BEGIN IMMEDIATE; SAVEPOINT atomically"
-        } else {
-            "SAVEPOINT atomically"
-        };
-        self.conn.execute_batch(begin).map_err(StoreError::from)?;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
-        let undo = |conn: &Connection| {
-            // The outermost one ends the transaction; a nested one undoes only its own part.
-            let _ = if outermost {
-                conn.execute_batch("ROLLBACK")
-            } else {
-                conn.execute_batch("ROLLBACK TO atomically; RELEASE atomically")
-            };
-        };
-        match result {
-            Ok(Ok(value)) => match self.conn.execute_batch(if outermost {
-                "RELEASE atomically; COMMIT"
-            } else {
-                "RELEASE atomically"
-            }) {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    undo(&self.conn);
-                    Err(StoreError::from(e).into())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let scope = self.db.open_scope().map_err(E::from)?;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+            match result {
+                Ok(Ok(value)) => match self.db.close_scope(scope, true) {
+                    Ok(()) => return Ok(value),
+                    Err(e) => {
+                        if self.db.retry_scope(scope, &e, attempt) {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
+                },
+                Ok(Err(e)) => {
+                    let _ = self.db.close_scope(scope, false);
+                    // `E` cannot say why; the connection knows whether a statement in it
+                    // failed for a concurrent transaction.
+                    if self
+                        .db
+                        .retry_scope(scope, &StoreError::Invalid(String::new()), attempt)
+                    {
+                        continue;
+                    }
+                    return Err(e);
                 }
-            },
-            Ok(Err(e)) => {
-                undo(&self.conn);
-                Err(e)
-            }
-            Err(panic) => {
-                undo(&self.conn);
-                std::panic::resume_unwind(panic)
+                Err(panic) => {
+                    let _ = self.db.close_scope(scope, false);
+                    std::panic::resume_unwind(panic)
+                }
             }
         }
+    }
+
+    pub(crate) fn db_mut(&mut self) -> &mut Db {
+        &mut self.db
     }
 
     // ----- threads -----
@@ -577,25 +671,20 @@ impl Store {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let id = create_thread_tx(&tx, kind, number, title, now)?;
-        let t = thread_by_id_tx(&tx, id)?;
-        tx.commit()?;
-        Ok(t)
+        self.db.write(|db| {
+            let id = create_thread_tx(db, kind, number, title, now)?;
+            thread_by_id_tx(db, id)
+        })
     }
 
     /// The thread whose own number this is (a promoted report is returned as the report).
     pub fn thread(&self, number: &TrackingNumber) -> Result<Option<Thread>, StoreError> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM threads WHERE number = ?1",
-                [number.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let id: Option<i64> = self.db.opt(
+            "SELECT id FROM threads WHERE number = ?1",
+            args![number.as_str()],
+        )?;
         match id {
-            Some(id) => Ok(Some(thread_by_id_tx(&self.conn, id)?)),
+            Some(id) => Ok(Some(thread_by_id_tx(&self.db, id)?)),
             None => Ok(None),
         }
     }
@@ -620,7 +709,7 @@ impl Store {
     }
 
     pub fn thread_by_id(&self, id: i64) -> Result<Thread, StoreError> {
-        thread_by_id_tx(&self.conn, id)
+        thread_by_id_tx(&self.db, id)
     }
 
     pub fn list_threads(&self, kind: Option<Kind>) -> Result<Vec<ThreadSummary>, StoreError> {
@@ -635,36 +724,31 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<ThreadSummary>, usize), StoreError> {
         let kind = kind.map(Kind::as_str);
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.db.one(
             "SELECT count(*) FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL)",
-            [kind],
-            |r| r.get(0),
+            args![kind],
         )?;
-        let mut stmt = self.conn.prepare(
+        let rows = self.db.map(
             "SELECT t.id,
                     (SELECT count(*) FROM participants p WHERE p.thread_id = t.id),
                     (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),
                     (SELECT max(received_at) FROM messages m WHERE m.thread_id = t.id)
              FROM threads t WHERE (t.kind = ?1 OR ?1 IS NULL) ORDER BY t.created_at, t.id
              LIMIT ?2 OFFSET ?3",
+            args![
+                kind,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<i64>(0)?,
+                    r.get::<i64>(1)?,
+                    r.get::<i64>(2)?,
+                    r.get::<Option<String>>(3)?,
+                ))
+            },
         )?;
-        let rows = stmt
-            .query_map(
-                params![
-                    kind,
-                    i64::try_from(limit).unwrap_or(i64::MAX),
-                    i64::try_from(offset).unwrap_or(i64::MAX)
-                ],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                },
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
         let summaries = rows
             .into_iter()
             .map(|(id, participants, messages, last)| {
@@ -676,13 +760,16 @@ impl Store {
 
     /// One thread's summary (as [`Store::list_threads`] has it).
     pub fn thread_summary(&self, id: i64) -> Result<ThreadSummary, StoreError> {
-        let (participants, messages, last) = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM participants p WHERE p.thread_id = ?1),
-                    (SELECT count(*) FROM messages m WHERE m.thread_id = ?1),
-                    (SELECT max(received_at) FROM messages m WHERE m.thread_id = ?1)",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let r = self
+            .db
+            .row(
+                "SELECT (SELECT count(*) FROM participants p WHERE p.thread_id = ?1),
+                        (SELECT count(*) FROM messages m WHERE m.thread_id = ?1),
+                        (SELECT max(received_at) FROM messages m WHERE m.thread_id = ?1)",
+                args![id],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
+        let (participants, messages, last) = (r.get(0)?, r.get(1)?, r.get(2)?);
         self.summarize_thread(id, participants, messages, last)
     }
 
@@ -693,20 +780,23 @@ impl Store {
         messages: i64,
         last: Option<String>,
     ) -> Result<ThreadSummary, StoreError> {
-        let thread = thread_by_id_tx(&self.conn, id)?;
-        let (first_sent, last_sent): (Option<String>, Option<String>) = self.conn.query_row(
-            "SELECT min(created_at), max(created_at) FROM sent_message_ids
-             WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let waiting_since: Option<String> = self.conn.query_row(
+        let thread = thread_by_id_tx(&self.db, id)?;
+        let (first_sent, last_sent): (Option<String>, Option<String>) = self
+            .db
+            .row(
+                "SELECT min(created_at), max(created_at) FROM sent_message_ids
+                 WHERE thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                args![id],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?)))
+            .transpose()?
+            .unwrap_or((None, None));
+        let waiting_since: Option<String> = self.db.one(
             "SELECT min(received_at) FROM messages
              WHERE (thread_id = ?1 OR thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
                AND direction = 'in' AND automatic = 0 AND outcome = 'routed'
                AND received_at > coalesce(?2, '')",
-            params![id, last_sent],
-            |r| r.get(0),
+            args![id, last_sent],
         )?;
         let overdue = waiting_since
             .as_deref()
@@ -741,47 +831,46 @@ impl Store {
         to: Option<&TrackingNumber>,
         now: DateTime<Utc>,
     ) -> Result<Thread, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) = tx
-            .query_row(
-                "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
-                [report.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no thread {report}; see `casegate list --kind report`"
-                ))
-            })?;
-        if kind != "report" {
-            return Err(StoreError::Invalid(format!(
-                "{report} is a {kind}, not a report; only reports (VRF#) can be promoted"
-            )));
-        }
-        if let Some(case_id) = promoted {
-            let case = thread_by_id_tx(&tx, case_id)?;
-            return Err(StoreError::Conflict(format!(
-                "{report} was already promoted to {}",
-                case.number
-            )));
-        }
-        if let Some(n) = to
-            && n.kind() != Kind::Case
-        {
-            return Err(StoreError::Invalid(format!(
-                "--to {n} is not a case number (VU#123456)"
-            )));
-        }
-        let case_id = create_thread_tx(&tx, Kind::Case, to, &title, now)?;
-        tx.execute(
-            "UPDATE threads SET promoted_to = ?1, status = 'promoted' WHERE id = ?2",
-            params![case_id, report_id],
-        )?;
-        copy_participants_tx(&tx, report_id, case_id)?;
-        let case = thread_by_id_tx(&tx, case_id)?;
-        tx.commit()?;
-        Ok(case)
+        self.db.write(|db| {
+            let row = db
+                .row(
+                    "SELECT id, kind, title, promoted_to FROM threads WHERE number = ?1",
+                    args![report.as_str()],
+                )?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "no thread {report}; see `casegate list --kind report`"
+                    ))
+                })?;
+            let (report_id, kind, title, promoted): (i64, String, String, Option<i64>) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            if kind != "report" {
+                return Err(StoreError::Invalid(format!(
+                    "{report} is a {kind}, not a report; only reports (VRF#) can be promoted"
+                )));
+            }
+            if let Some(case_id) = promoted {
+                let case = thread_by_id_tx(db, case_id)?;
+                return Err(StoreError::Conflict(format!(
+                    "{report} was already promoted to {}",
+                    case.number
+                )));
+            }
+            if let Some(n) = to
+                && n.kind() != Kind::Case
+            {
+                return Err(StoreError::Invalid(format!(
+                    "--to {n} is not a case number (VU#123456)"
+                )));
+            }
+            let case_id = create_thread_tx(db, Kind::Case, to, &title, now)?;
+            db.execute(
+                "UPDATE threads SET promoted_to = ?1, status = 'promoted' WHERE id = ?2",
+                args![case_id, report_id],
+            )?;
+            copy_participants_tx(db, report_id, case_id)?;
+            thread_by_id_tx(db, case_id)
+        })
     }
 
     /// Sets (or clears) a thread's planned publication date (RFC 3339 or YYYY-MM-DD).
@@ -790,9 +879,9 @@ impl Store {
         thread_id: i64,
         date: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE threads SET publication_date = ?1 WHERE id = ?2",
-            params![date, thread_id],
+            args![date, thread_id],
         )?;
         Ok(())
     }
@@ -802,9 +891,9 @@ impl Store {
         thread_id: i64,
         on: bool,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE threads SET require_signed_statements = ?1 WHERE id = ?2",
-            params![on, thread_id],
+            args![on, thread_id],
         )?;
         Ok(())
     }
@@ -823,13 +912,14 @@ impl Store {
         address: &str,
         key_fingerprint: Option<&str>,
     ) -> Result<Contact, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let org_id = orgs::org_named_tx(&tx, org)?;
-        let contact_id = add_contact_tx(&tx, thread_id, org_id, role, address)?;
-        if let Some(fpr) = key_fingerprint {
-            bind_key_tx(&tx, contact_id, fpr)?;
-        }
-        tx.commit()?;
+        let contact_id = self.db.write(|db| {
+            let org_id = orgs::org_named_tx(db, org)?;
+            let contact_id = add_contact_tx(db, thread_id, org_id, role, address)?;
+            if let Some(fpr) = key_fingerprint {
+                bind_key_tx(db, contact_id, fpr)?;
+            }
+            Ok(contact_id)
+        })?;
         self.contacts(thread_id)?
             .into_iter()
             .find(|c| c.contact_id == contact_id)
@@ -852,37 +942,32 @@ impl Store {
         address: &str,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let contact: Option<i64> = tx
-            .query_row(
+        self.db.write(|db| {
+            let contact: Option<i64> = db.opt(
                 "SELECT c.id FROM contacts c JOIN participants p ON p.id = c.participant_id
                  WHERE p.thread_id = ?1 AND c.address = ?2",
-                params![thread_id, address.trim().to_lowercase()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let bound = match contact {
-            Some(id) => {
-                bind_key_tx(&tx, id, fingerprint)?;
-                true
+                args![thread_id, address.trim().to_lowercase()],
+            )?;
+            match contact {
+                Some(id) => {
+                    bind_key_tx(db, id, fingerprint)?;
+                    Ok(true)
+                }
+                None => Ok(false),
             }
-            None => false,
-        };
-        tx.commit()?;
-        Ok(bound)
+        })
     }
 
     /// Every contact of every participant of a thread, with the key fingerprints bound to
     /// them in the directory (oldest binding first).
     pub fn contacts(&self, thread_id: i64) -> Result<Vec<Contact>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut contacts = self.db.map(
             "SELECT c.id, p.id, p.org, p.role, c.address, COALESCE(p.org_id, 0),
                     COALESCE(c.org_contact_id, 0)
              FROM contacts c JOIN participants p ON p.id = c.participant_id
              WHERE p.thread_id = ?1 ORDER BY p.org, c.address",
-        )?;
-        let mut contacts = stmt
-            .query_map([thread_id], |r| {
+            args![thread_id],
+            |r| {
                 Ok(Contact {
                     contact_id: r.get(0)?,
                     participant_id: r.get(1)?,
@@ -893,10 +978,10 @@ impl Store {
                     org_contact_id: r.get(6)?,
                     key_fingerprints: Vec::new(),
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         for c in &mut contacts {
-            c.key_fingerprints = orgs::contact_keys_tx(&self.conn, c.org_contact_id)?;
+            c.key_fingerprints = orgs::contact_keys_tx(&self.db, c.org_contact_id)?;
         }
         Ok(contacts)
     }
@@ -904,29 +989,23 @@ impl Store {
     /// Whether this address is a contact of any thread (a "known participant").
     pub fn is_known_address(&self, address: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .row(
                 "SELECT 1 FROM contacts WHERE address = ?1 LIMIT 1",
-                [address.to_lowercase()],
-                |_| Ok(()),
-            )
-            .optional()?
+                args![address.to_lowercase()],
+            )?
             .is_some())
     }
 
     /// Every thread in which `address` is a contact: (thread id, organisation, role).
     pub fn participations(&self, address: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT p.thread_id, p.org, p.role FROM contacts c
              JOIN participants p ON p.id = c.participant_id
              WHERE c.address = ?1 ORDER BY p.thread_id",
-        )?;
-        let rows = stmt
-            .query_map([address.to_lowercase()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![address.to_lowercase()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     // ----- certificates -----
@@ -934,73 +1013,68 @@ impl Store {
     /// Stores a public certificate merged with the copy already kept under the same
     /// fingerprint, and bumps the keys generation, in ONE write transaction. `merge` gets the
     /// stored copy (`None` for a new certificate) and returns what to keep: the caller does the
-    /// OpenPGP merging (`keyring::import_certs`); holding the write lock from the read to the
-    /// write means two importers at once (the CLI and the daemon) cannot lose each other's
-    /// packets. Returns what was stored.
+    /// OpenPGP merging (`keyring::import_certs`); holding the transaction from the read to the
+    /// write means two importers at once (the CLI and the daemon, or two instances) cannot
+    /// lose each other's packets. Returns what was stored. (On PostgreSQL `merge` runs again
+    /// when a concurrent import got in the way.)
     pub fn merge_cert(
         &mut self,
         fingerprint: &str,
-        merge: impl FnOnce(Option<&StoredCert>) -> Result<StoredCert, StoreError>,
+        mut merge: impl FnMut(Option<&StoredCert>) -> Result<StoredCert, StoreError>,
     ) -> Result<StoredCert, StoreError> {
         let fingerprint = fingerprint.trim().to_ascii_uppercase();
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let stored = cert_tx(&tx, &fingerprint)?;
-        let cert = merge(stored.as_ref())?;
-        if cert.fingerprint != fingerprint {
-            return Err(StoreError::Invalid(format!(
-                "certificate {} cannot be stored as {fingerprint}",
-                cert.fingerprint
-            )));
-        }
-        let uids = serde_json::to_string(&cert.user_ids)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
-                 user_ids = excluded.user_ids, imported_at = excluded.imported_at",
-            params![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
-        )?;
-        bump_keys_tx(&tx)?;
-        tx.commit()?;
-        Ok(cert)
+        self.db.write(|db| {
+            let stored = cert_tx(db, &fingerprint)?;
+            let cert = merge(stored.as_ref())?;
+            if cert.fingerprint != fingerprint {
+                return Err(StoreError::Invalid(format!(
+                    "certificate {} cannot be stored as {fingerprint}",
+                    cert.fingerprint
+                )));
+            }
+            let uids = serde_json::to_string(&cert.user_ids)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            db.execute(
+                "INSERT INTO certs (fingerprint, public_cert, user_ids, imported_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (fingerprint) DO UPDATE SET public_cert = excluded.public_cert,
+                     user_ids = excluded.user_ids, imported_at = excluded.imported_at",
+                args![cert.fingerprint, cert.public_cert, uids, cert.imported_at],
+            )?;
+            bump_keys_tx(db)?;
+            Ok(cert)
+        })
     }
 
     pub fn cert(&self, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
         // Fingerprints are stored as upper-case hex (the primary key).
-        cert_tx(&self.conn, &fingerprint.trim().to_ascii_uppercase())
+        cert_tx(&self.db, &fingerprint.trim().to_ascii_uppercase())
     }
 
     pub fn certs(&self) -> Result<Vec<StoredCert>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs ORDER BY imported_at, fingerprint",
-        )?;
-        let rows = stmt
-            .query_map([], stored_cert)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            stored_cert,
+        )
     }
 
     /// Every signature-verification cache entry kept (see `signature_cache.rs`).
     pub fn signature_cache_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT entry FROM signature_cache")?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<Vec<u8>>, _>>()?;
-        Ok(rows)
+        self.db
+            .map("SELECT entry FROM signature_cache", args![], |r| r.get(0))
     }
 
     /// Keeps signature-verification cache entries (already kept ones are ignored).
     pub fn add_signature_cache_entries(&mut self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        {
-            let mut stmt =
-                tx.prepare("INSERT OR IGNORE INTO signature_cache (entry) VALUES (?1)")?;
+        self.db.write(|db| {
             for e in entries {
-                stmt.execute([e])?;
+                db.execute(
+                    "INSERT INTO signature_cache (entry) VALUES (?1) ON CONFLICT (entry) DO NOTHING",
+                    args![e],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     // ----- messages -----
@@ -1010,11 +1084,11 @@ impl Store {
         &self,
         message_ids: &[String],
     ) -> Result<Option<(String, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT thread_id FROM sent_message_ids WHERE message_id = ?1")?;
         for id in message_ids {
-            if let Some(t) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+            if let Some(t) = self.db.opt::<i64>(
+                "SELECT thread_id FROM sent_message_ids WHERE message_id = ?1",
+                args![id],
+            )? {
                 return Ok(Some((id.clone(), t)));
             }
         }
@@ -1023,10 +1097,8 @@ impl Store {
 
     /// Records a Message-ID we sent, so replies to it route to its thread.
     pub fn record_sent(&mut self, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        record_sent_tx(&tx, message_id, thread_id)?;
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|db| record_sent_tx(db, message_id, thread_id))
     }
 
     /// Whether a byte-identical message is already stored: (row id, its thread).
@@ -1034,109 +1106,15 @@ impl Store {
         &self,
         sha256: &str,
     ) -> Result<Option<(i64, Option<TrackingNumber>)>, StoreError> {
-        let row: Option<(i64, Option<i64>)> = self
-            .conn
-            .query_row(
-                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
-                [sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Ok(None),
-            Some((id, thread)) => {
-                let number = match thread {
-                    Some(t) => Some(thread_by_id_tx(&self.conn, t)?.number),
-                    None => None,
-                };
-                Ok(Some((id, number)))
-            }
-        }
+        duplicate_tx(&self.db, sha256)
     }
 
     /// Stores one message and its decision in ONE transaction: the raw bytes, the routing
     /// outcome, a new thread if one is opened, the triage or quarantine entry, and for IMAP the
     /// mailbox checkpoint. After a crash the message is either fully stored or not at all.
+    /// Two instances storing the same bytes at once: one stores, the other gets `duplicate`.
     pub fn commit_message(&mut self, m: &NewMessage) -> Result<Committed, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let existing: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
-                [&m.sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let committed = if let Some((id, thread)) = existing {
-            let thread = match thread {
-                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
-                None => None,
-            };
-            Committed {
-                id,
-                thread,
-                duplicate: true,
-            }
-        } else {
-            let now = time_text(m.received_at);
-            let (thread_id, outcome) = open_disposition_tx(&tx, m)?;
-            tx.execute(
-                "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
-                    sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
-                    signature, signer, signature_reason, automatic, flags, source, raw_size,
-                    sender_auth, sender_auth_detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21, ?22)",
-                params![
-                    m.sha256,
-                    m.message_id,
-                    m.raw,
-                    if m.inbound { "in" } else { "out" },
-                    now,
-                    m.date_header,
-                    m.sender,
-                    m.subject,
-                    thread_id,
-                    outcome,
-                    m.reason,
-                    m.encrypted,
-                    m.encryption_note,
-                    m.signature,
-                    m.signer,
-                    m.signature_reason,
-                    m.automatic,
-                    m.flags,
-                    m.source.describe(),
-                    m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                    m.sender_auth,
-                    m.sender_auth_detail,
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            file_disposition_tx(&tx, m, id, thread_id, &now)?;
-            let thread = match thread_id {
-                Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
-                None => None,
-            };
-            Committed {
-                id,
-                thread,
-                duplicate: false,
-            }
-        };
-        if let MessageSource::Imap {
-            account,
-            mailbox,
-            uidvalidity,
-            uid,
-        } = &m.source
-        {
-            mailbox::advance(&tx, account, mailbox, *uidvalidity, *uid)?;
-        }
-        if let Some(key) = m.source.attempt_key() {
-            tx.execute("DELETE FROM inbound_attempts WHERE source_key = ?1", [&key])?;
-        }
-        tx.commit()?;
-        Ok(committed)
+        self.db.write(|db| commit_message_tx(db, m))
     }
 
     /// Counts one more try at storing the message under `key` (see
@@ -1144,8 +1122,9 @@ impl Store {
     /// one, the last recorded failure). The row goes in the message's own commit.
     ///
     /// Durable against a crash of the process (the point: a message that aborts casegate must
-    /// not do so forever), not against a power loss: written without an fsync of its own, so
-    /// it costs no second disk flush per message; the message's commit then flushes it too.
+    /// not do so forever), not against a power loss: on SQLite written without an fsync of its
+    /// own, so it costs no second disk flush per message; the message's commit then flushes it
+    /// too. (On PostgreSQL an ordinary commit: instances share the count.)
     pub fn begin_attempt(&mut self, key: &str) -> Result<(u32, Option<String>), StoreError> {
         self.count_attempt(key, None)
     }
@@ -1159,13 +1138,13 @@ impl Store {
     /// Tries counted under `key` that did not end in a commit, and the last failure.
     pub fn attempts(&self, key: &str) -> Result<(u32, Option<String>), StoreError> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .row(
                 "SELECT attempts, last_error FROM inbound_attempts WHERE source_key = ?1",
-                [key],
-                |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)),
-            )
-            .optional()?
+                args![key],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get::<u32>(0)?, r.get(1)?)))
+            .transpose()?
             .unwrap_or((0, None)))
     }
 
@@ -1174,26 +1153,30 @@ impl Store {
         key: &str,
         error: Option<&str>,
     ) -> Result<(u32, Option<String>), StoreError> {
-        // Inside a caller's transaction the pragma cannot change; the commit then flushes it.
-        let relax = self.conn.is_autocommit();
-        if relax {
-            self.conn.pragma_update(None, "synchronous", "OFF")?;
+        // SQLite: no fsync of its own (see `begin_attempt`). Inside a caller's transaction the
+        // pragma cannot change; the commit then flushes it.
+        let relax = self.db.sqlite_conn().is_some_and(|c| c.is_autocommit());
+        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
+            c.pragma_update(None, "synchronous", "OFF")?;
         }
-        let counted = self.conn.query_row(
-            "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
-             VALUES (?1, 1, ?2, ?3)
-             ON CONFLICT (source_key) DO UPDATE SET
-               attempts = inbound_attempts.attempts + 1,
-               last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
-               updated_at = excluded.updated_at
-             RETURNING attempts, last_error",
-            params![key, error, now_text()],
-            |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)),
-        );
-        let restored = if relax {
-            self.conn.pragma_update(None, "synchronous", "FULL")
-        } else {
-            Ok(())
+        let counted = self.db.write(|db| {
+            let r = db
+                .row(
+                    "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
+                     VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (source_key) DO UPDATE SET
+                       attempts = inbound_attempts.attempts + 1,
+                       last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
+                       updated_at = excluded.updated_at
+                     RETURNING attempts, last_error",
+                    args![key, error, now_text()],
+                )?
+                .ok_or_else(|| StoreError::Invalid("no row from INSERT ... RETURNING".into()))?;
+            Ok((r.get::<u32>(0)?, r.get(1)?))
+        });
+        let restored = match (relax, self.db.sqlite_conn()) {
+            (true, Some(c)) => c.pragma_update(None, "synchronous", "FULL"),
+            _ => Ok(()),
         };
         let counted = counted?;
         restored?;
@@ -1210,101 +1193,98 @@ impl Store {
         id: i64,
         m: &NewMessage,
     ) -> Result<Committed, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let quarantined: Option<String> = tx
-            .query_row(
+        self.db.write(|db| {
+            let quarantined: Option<String> = db.opt(
                 "SELECT m.sha256 FROM quarantine q JOIN messages m ON m.id = q.message_ref
                  WHERE q.message_ref = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match quarantined {
-            None => {
-                return Err(StoreError::Conflict(
-                    "that message is not in quarantine (any more); see `casegate quarantine list`"
-                        .into(),
-                ));
-            }
-            Some(sha) if sha != m.sha256 => {
-                return Err(StoreError::Invalid(
-                    "internal: the re-evaluated bytes are not the stored ones".into(),
-                ));
-            }
-            Some(_) => {}
-        }
-        let now = now_text();
-        if matches!(m.disposition, Disposition::Quarantine) {
-            tx.execute(
-                "UPDATE quarantine SET reason = ?2 WHERE message_ref = ?1",
-                params![id, m.reason],
+                args![id],
             )?;
-        } else {
-            tx.execute("DELETE FROM quarantine WHERE message_ref = ?1", [id])?;
-        }
-        let (thread_id, outcome) = open_disposition_tx(&tx, m)?;
-        tx.execute(
-            "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
-                 thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
-                 signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15,
-                 sender_auth = ?16, sender_auth_detail = ?17
-             WHERE id = ?1",
-            params![
+            match quarantined {
+                None => {
+                    return Err(StoreError::Conflict(
+                        "that message is not in quarantine (any more); see `casegate quarantine list`"
+                            .into(),
+                    ));
+                }
+                Some(sha) if sha != m.sha256 => {
+                    return Err(StoreError::Invalid(
+                        "internal: the re-evaluated bytes are not the stored ones".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            let now = now_text();
+            if matches!(m.disposition, Disposition::Quarantine) {
+                db.execute(
+                    "UPDATE quarantine SET reason = ?2 WHERE message_ref = ?1",
+                    args![id, m.reason],
+                )?;
+            } else {
+                db.execute("DELETE FROM quarantine WHERE message_ref = ?1", args![id])?;
+            }
+            let (thread_id, outcome) = open_disposition_tx(db, m)?;
+            db.execute(
+                "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
+                     thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
+                     signature = ?11, signer = ?12, signature_reason = ?13, automatic = ?14, flags = ?15,
+                     sender_auth = ?16, sender_auth_detail = ?17
+                 WHERE id = ?1",
+                args![
+                    id,
+                    m.message_id,
+                    m.date_header,
+                    m.sender,
+                    m.subject,
+                    thread_id,
+                    outcome,
+                    m.reason,
+                    m.encrypted,
+                    m.encryption_note,
+                    m.signature,
+                    m.signer,
+                    m.signature_reason,
+                    m.automatic,
+                    m.flags,
+                    m.sender_auth,
+                    m.sender_auth_detail,
+                ],
+            )?;
+            if !matches!(m.disposition, Disposition::Quarantine) {
+                file_disposition_tx(db, m, id, thread_id, &now)?;
+            }
+            let thread = match thread_id {
+                Some(t) => Some(thread_by_id_tx(db, t)?.number),
+                None => None,
+            };
+            Ok(Committed {
                 id,
-                m.message_id,
-                m.date_header,
-                m.sender,
-                m.subject,
-                thread_id,
-                outcome,
-                m.reason,
-                m.encrypted,
-                m.encryption_note,
-                m.signature,
-                m.signer,
-                m.signature_reason,
-                m.automatic,
-                m.flags,
-                m.sender_auth,
-                m.sender_auth_detail,
-            ],
-        )?;
-        if !matches!(m.disposition, Disposition::Quarantine) {
-            file_disposition_tx(&tx, m, id, thread_id, &now)?;
-        }
-        let thread = match thread_id {
-            Some(t) => Some(thread_by_id_tx(&tx, t)?.number),
-            None => None,
-        };
-        tx.commit()?;
-        Ok(Committed {
-            id,
-            thread,
-            duplicate: false,
+                thread,
+                duplicate: false,
+            })
         })
     }
 
     /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
     pub fn pending_acks(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT thread_id, message_ref FROM pending_acks ORDER BY created_at, thread_id",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The acknowledgment of this report is queued (or given up): forget the to-do.
     pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM pending_acks WHERE thread_id = ?1", [thread_id])?;
+        self.db.execute(
+            "DELETE FROM pending_acks WHERE thread_id = ?1",
+            args![thread_id],
+        )?;
         Ok(())
     }
 
     /// One stored message by row id.
     pub fn message_record(&self, id: i64) -> Result<MessageRecord, StoreError> {
-        self.message_records("WHERE m.id = ?1", params![id])?
+        self.message_records("WHERE m.id = ?1", args![id])?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
@@ -1315,31 +1295,30 @@ impl Store {
         self.message_records(
             "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
              ORDER BY m.received_at, m.id",
-            params![thread_id],
+            args![thread_id],
         )
     }
 
     /// Messages waiting in triage (unassigned first), oldest first.
     pub fn triage(&self, include_assigned: bool) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
-            "JOIN triage tr ON tr.message_ref = m.id WHERE (?1 OR tr.assigned_at IS NULL)
+            "JOIN triage tr ON tr.message_ref = m.id WHERE (?1 = 1 OR tr.assigned_at IS NULL)
              ORDER BY m.received_at, m.id",
-            params![include_assigned],
+            args![include_assigned],
         )
     }
 
     pub fn quarantined(&self) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
             "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id",
-            params![],
+            args![],
         )
     }
 
     /// The raw bytes of a stored message, exactly as received.
     pub fn raw_message(&self, id: i64) -> Result<Vec<u8>, StoreError> {
-        self.conn
-            .query_row("SELECT raw FROM messages WHERE id = ?1", [id], |r| r.get(0))
-            .optional()?
+        self.db
+            .opt("SELECT raw FROM messages WHERE id = ?1", args![id])?
             .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
     }
 
@@ -1354,7 +1333,7 @@ impl Store {
         let upper = format!("{prefix}g");
         self.message_records(
             "WHERE m.sha256 >= ?1 AND m.sha256 < ?2 ORDER BY m.sha256 LIMIT ?3",
-            params![prefix, upper, i64::try_from(limit).unwrap_or(i64::MAX)],
+            args![prefix, upper, i64::try_from(limit).unwrap_or(i64::MAX)],
         )
     }
 
@@ -1365,7 +1344,7 @@ impl Store {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         self.message_records(
             "WHERE m.message_id = ?1 ORDER BY m.id DESC",
-            params![message_id],
+            args![message_id],
         )
     }
 
@@ -1377,30 +1356,30 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let n = tx.execute(
-            "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
-             WHERE message_ref = ?4 AND assigned_at IS NULL",
-            params![time_text(now), by, thread_id, message_ref],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(
-                "that message is not waiting in triage; see `casegate triage list`".into(),
-            ));
-        }
-        tx.execute(
-            "UPDATE messages SET thread_id = ?1, outcome = 'routed',
-                reason = reason || ' (assigned by ' || ?2 || ')' WHERE id = ?3",
-            params![thread_id, by, message_ref],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|db| {
+            let n = db.execute(
+                "UPDATE triage SET assigned_at = ?1, assigned_by = ?2, assigned_thread = ?3
+                 WHERE message_ref = ?4 AND assigned_at IS NULL",
+                args![time_text(now), by, thread_id, message_ref],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(
+                    "that message is not waiting in triage; see `casegate triage list`".into(),
+                ));
+            }
+            db.execute(
+                "UPDATE messages SET thread_id = ?1, outcome = 'routed',
+                    reason = reason || ' (assigned by ' || CAST(?2 AS TEXT) || ')' WHERE id = ?3",
+                args![thread_id, by, message_ref],
+            )?;
+            Ok(())
+        })
     }
 
     fn message_records(
         &self,
         tail: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[sql::Param<'_>],
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let sql = format!(
             "SELECT m.id, m.message_id, m.sha256, m.direction, m.received_at, m.date_header, m.sender,
@@ -1415,44 +1394,40 @@ impl Store {
                     m.raw_size, m.sender_auth, m.sender_auth_detail
              FROM messages m {tail}"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let number: Option<String> = r.get(8)?;
-                let sha256: String = r.get(2)?;
-                let before: Option<String> = r.get(22)?;
-                let after: Option<String> = r.get(23)?;
-                Ok(MessageRecord {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    short_id: short_id(&sha256, [before.as_deref(), after.as_deref()]),
-                    sha256,
-                    direction: r.get(3)?,
-                    received_at: r.get(4)?,
-                    date: r.get(5)?,
-                    sender: r.get(6)?,
-                    subject: r.get(7)?,
-                    thread: number.and_then(|n| TrackingNumber::parse(&n).ok()),
-                    outcome: r.get(9)?,
-                    reason: r.get(10)?,
-                    encrypted: r.get(11)?,
-                    encryption_note: r.get(12)?,
-                    signature: r.get(13)?,
-                    signer: r.get(14)?,
-                    signature_reason: r.get(15)?,
-                    sender_auth: r.get(25)?,
-                    sender_auth_detail: r.get(26)?,
-                    automatic: r.get(16)?,
-                    flags: r.get(17)?,
-                    source: r.get(18)?,
-                    triage_reason: r.get(19)?,
-                    assigned_by: r.get(20)?,
-                    assigned_at: r.get(21)?,
-                    raw_size: r.get(24)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db.map(&sql, args, |r| {
+            let number: Option<String> = r.get(8)?;
+            let sha256: String = r.get(2)?;
+            let before: Option<String> = r.get(22)?;
+            let after: Option<String> = r.get(23)?;
+            Ok(MessageRecord {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                short_id: short_id(&sha256, [before.as_deref(), after.as_deref()]),
+                sha256,
+                direction: r.get(3)?,
+                received_at: r.get(4)?,
+                date: r.get(5)?,
+                sender: r.get(6)?,
+                subject: r.get(7)?,
+                thread: number.and_then(|n| TrackingNumber::parse(&n).ok()),
+                outcome: r.get(9)?,
+                reason: r.get(10)?,
+                encrypted: r.get(11)?,
+                encryption_note: r.get(12)?,
+                signature: r.get(13)?,
+                signer: r.get(14)?,
+                signature_reason: r.get(15)?,
+                automatic: r.get(16)?,
+                flags: r.get(17)?,
+                source: r.get(18)?,
+                triage_reason: r.get(19)?,
+                assigned_by: r.get(20)?,
+                assigned_at: r.get(21)?,
+                raw_size: r.get(24)?,
+                sender_auth: r.get(25)?,
+                sender_auth_detail: r.get(26)?,
+            })
+        })
     }
 }
 
@@ -1478,55 +1453,260 @@ fn short_id(sha256: &str, neighbours: [Option<&str>; 2]) -> String {
     sha256[..needed].to_string()
 }
 
+fn sqlite_version(db: &Db) -> Result<i64, StoreError> {
+    match db.sqlite_conn() {
+        Some(c) => Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?),
+        None => Ok(0),
+    }
+}
+
+fn postgres_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {d}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+impl StoreError {
+    /// PostgreSQL aborted a transaction because a concurrent one got in its way (serialization
+    /// failure, deadlock, or a unique key another transaction just took): running it again
+    /// will see that transaction's result.
+    pub(crate) fn is_transient_conflict(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Postgres(e) => matches!(
+                e.code(),
+                Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::UNIQUE_VIOLATION
+            ),
+            _ => false,
+        }
+    }
+
+    /// The database could not be reached or did not answer: retry later, acknowledge nothing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+fn stored_cert(r: &sql::Row) -> Result<StoredCert, StoreError> {
+    let uids: String = r.get(2)?;
+    Ok(StoredCert {
+        fingerprint: r.get(0)?,
+        public_cert: r.get(1)?,
+        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
+        imported_at: r.get(3)?,
+    })
+}
+
 // ----- transaction-level building blocks (shared with the mailbox and outbox submodules) -----
 
-fn thread_by_id_tx(conn: &Connection, id: i64) -> Result<Thread, StoreError> {
-    let row = conn
-        .query_row(
+fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
+    let r = db
+        .row(
             "SELECT t.number, t.kind, t.title, t.status, t.created_at,
                     (SELECT number FROM threads c WHERE c.id = t.promoted_to),
                     t.require_signed_statements, t.publication_date, t.discussion
              FROM threads t WHERE t.id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, bool>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
-            },
-        )
-        .optional()?
+            args![id],
+        )?
         .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
-    let number = TrackingNumber::parse(&row.0)
-        .map_err(|e| StoreError::Invalid(format!("stored thread number {:?}: {e}", row.0)))?;
+    let raw_number: String = r.get(0)?;
+    let number = TrackingNumber::parse(&raw_number)
+        .map_err(|e| StoreError::Invalid(format!("stored thread number {raw_number:?}: {e}")))?;
     let kind = number.kind();
     Ok(Thread {
         id,
         number,
         kind,
-        title: row.2,
-        status: row.3,
-        created_at: time_text(parse_time(&row.4)),
-        promoted_to: row.5.and_then(|n| TrackingNumber::parse(&n).ok()),
-        require_signed_statements: row.6,
-        publication_date: row.7,
-        discussion: row.8,
+        title: r.get(2)?,
+        status: r.get(3)?,
+        created_at: time_text(parse_time(&r.get::<String>(4)?)),
+        promoted_to: r
+            .get::<Option<String>>(5)?
+            .and_then(|n| TrackingNumber::parse(&n).ok()),
+        require_signed_statements: r.get(6)?,
+        publication_date: r.get(7)?,
+        discussion: r.get(8)?,
     })
+}
+
+fn number_taken(db: &Db, n: &TrackingNumber) -> bool {
+    // An error here counts as taken: minting then tries another number, never a duplicate.
+    db.row("SELECT 1 FROM threads WHERE number = ?1", args![n.as_str()])
+        .map(|o| o.is_some())
+        .unwrap_or(true)
+}
+
+fn create_thread_tx(
+    db: &Db,
+    kind: Kind,
+    number: Option<&TrackingNumber>,
+    title: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let number = match number {
+        Some(n) => {
+            if n.kind() != kind {
+                return Err(StoreError::Invalid(format!(
+                    "{n} is a {} number, not a {kind} number",
+                    n.kind()
+                )));
+            }
+            if number_taken(db, n) {
+                return Err(StoreError::Conflict(format!(
+                    "{n} already exists; see `casegate show {n}`"
+                )));
+            }
+            n.clone()
+        }
+        None => {
+            let mut rng = rand::rng();
+            let minted = match kind {
+                Kind::Case => tracking::mint_case(&mut rng, |n| number_taken(db, n)),
+                Kind::Report => tracking::mint_report(now, &mut rng, |n| number_taken(db, n)),
+                Kind::Ticket => {
+                    let max: Option<i64> =
+                        db.one("SELECT max(ticket_seq) FROM threads", args![])?;
+                    tracking::ticket(max.unwrap_or(0) as u64 + 1)
+                }
+            };
+            minted.map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
+    };
+    db.one(
+        "INSERT INTO threads (number, kind, ticket_seq, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
+        args![
+            number.as_str(),
+            kind.as_str(),
+            number.ticket_seq().map(|s| s as i64),
+            title,
+            time_text(now)
+        ],
+    )
+}
+
+/// Makes `address` a contact of organization `org_id` (in the directory) and of its
+/// participant in the thread (created with `role` when missing). Returns the thread contact.
+fn add_contact_tx(
+    db: &Db,
+    thread_id: i64,
+    org_id: i64,
+    role: &str,
+    address: &str,
+) -> Result<i64, StoreError> {
+    let address = orgs::normalize_address(address)?;
+    let org_contact = orgs::org_contact_tx(db, org_id, &address, &now_text())?;
+    let participant_id = orgs::participant_tx(db, thread_id, org_id, role)?;
+    db.execute(
+        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (participant_id, address) DO NOTHING",
+        args![participant_id, address, org_contact],
+    )?;
+    // A contact row from before the directory is linked now.
+    db.execute(
+        "UPDATE contacts SET org_contact_id = ?3
+         WHERE participant_id = ?1 AND address = ?2 AND org_contact_id IS NULL",
+        args![participant_id, address, org_contact],
+    )?;
+    db.one(
+        "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
+        args![participant_id, address],
+    )
+}
+
+/// Binds a key to the directory contact behind thread contact `contact_id`, and to its
+/// organization (bumping the keys generation when either is new); `true` when the contact's
+/// binding is new.
+fn bind_key_tx(db: &Db, contact_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
+    let r = db
+        .row(
+            "SELECT p.org_id, c.org_contact_id FROM contacts c
+             JOIN participants p ON p.id = c.participant_id WHERE c.id = ?1",
+            args![contact_id],
+        )?
+        .ok_or_else(|| StoreError::NotFound(format!("no contact {contact_id}")))?;
+    let (org_id, org_contact): (Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?);
+    let (Some(org_id), Some(org_contact)) = (org_id, org_contact) else {
+        return Err(StoreError::Invalid(format!(
+            "internal: contact {contact_id} has no organization"
+        )));
+    };
+    let fpr = crate::keyring::normalize_fingerprint(fingerprint);
+    orgs::org_key_tx(db, org_id, &fpr)?;
+    orgs::contact_key_tx(db, org_contact, &fpr)
+}
+
+/// See [`Store::keys_generation`].
+pub(super) fn bump_keys_tx(db: &Db) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
+        args![],
+    )?;
+    Ok(())
+}
+
+fn cert_tx(db: &Db, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
+    db.row(
+        "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
+        args![fingerprint],
+    )?
+    .map(|r| stored_cert(&r))
+    .transpose()
+}
+
+/// A promoted report's participants become the case's: the same organizations, roles and
+/// contacts (their keys live in the directory and come along).
+fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
+    let rows = db.map(
+        "SELECT p.org_id, p.role, c.address FROM contacts c
+         JOIN participants p ON p.id = c.participant_id
+         WHERE p.thread_id = ?1 AND p.org_id IS NOT NULL ORDER BY c.id",
+        args![from],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+    )?;
+    for (org_id, role, address) in rows {
+        add_contact_tx(db, to, org_id, &role, &address)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn record_sent_tx(db: &Db, message_id: &str, thread_id: i64) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO sent_message_ids (message_id, thread_id, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (message_id) DO NOTHING",
+        args![message_id, thread_id, now_text()],
+    )?;
+    Ok(())
+}
+
+fn duplicate_tx(
+    db: &Db,
+    sha256: &str,
+) -> Result<Option<(i64, Option<TrackingNumber>)>, StoreError> {
+    let Some(r) = db.row(
+        "SELECT id, thread_id FROM messages WHERE sha256 = ?1",
+        args![sha256],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (id, thread): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
+    let number = match thread {
+        Some(t) => Some(thread_by_id_tx(db, t)?.number),
+        None => None,
+    };
+    Ok(Some((id, number)))
 }
 
 /// The thread a message goes to (opening a new one when the decision says so) and its
 /// `outcome` column.
-fn open_disposition_tx(
-    tx: &Connection,
-    m: &NewMessage,
-) -> Result<(Option<i64>, &'static str), StoreError> {
+fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Option<i64>, &'static str), StoreError> {
     Ok(match &m.disposition {
         Disposition::Post { thread_id } => (Some(*thread_id), "routed"),
         Disposition::NewThread {
@@ -1534,10 +1714,10 @@ fn open_disposition_tx(
             title,
             participant,
         } => {
-            let id = create_thread_tx(tx, *kind, None, title, m.received_at)?;
+            let id = create_thread_tx(db, *kind, None, title, m.received_at)?;
             if let Some(p) = participant {
-                let org_id = orgs::sender_org_tx(tx, &p.org, &p.address)?;
-                add_contact_tx(tx, id, org_id, &p.role, &p.address)?;
+                let org_id = orgs::sender_org_tx(db, &p.org, &p.address)?;
+                add_contact_tx(db, id, org_id, &p.role, &p.address)?;
             }
             (Some(id), "routed")
         }
@@ -1549,7 +1729,7 @@ fn open_disposition_tx(
 /// The rows that come with a stored message's decision: its triage or quarantine entry, and
 /// the acknowledgment a new report from a person is owed (remembered durably, paid later).
 fn file_disposition_tx(
-    tx: &Connection,
+    db: &Db,
     m: &NewMessage,
     id: i64,
     thread_id: Option<i64>,
@@ -1564,31 +1744,31 @@ fn file_disposition_tx(
         && m.inbound
         && !m.automatic
     {
-        tx.execute(
+        db.execute(
             "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (thread_id) DO NOTHING",
-            params![thread_id, id, now],
+            args![thread_id, id, now],
         )?;
     }
     if let (Disposition::Post { .. } | Disposition::NewThread { .. }, Some(thread_id)) =
         (&m.disposition, thread_id)
     {
-        vendors::insert_claims_tx(tx, thread_id, id, m)?;
+        vendors::insert_claims_tx(db, thread_id, id, m)?;
         if m.relay_owed && m.inbound {
-            relays::owe_relay_tx(tx, id, thread_id, m.received_at)?;
+            relays::owe_relay_tx(db, id, thread_id, m.received_at)?;
         }
     }
     match m.disposition {
         Disposition::Triage => {
-            tx.execute(
+            db.execute(
                 "INSERT INTO triage (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                params![id, m.reason, now],
+                args![id, m.reason, now],
             )?;
         }
         Disposition::Quarantine => {
-            tx.execute(
+            db.execute(
                 "INSERT INTO quarantine (message_ref, reason, created_at) VALUES (?1, ?2, ?3)",
-                params![id, m.reason, now],
+                args![id, m.reason, now],
             )?;
         }
         _ => {}
@@ -1596,180 +1776,82 @@ fn file_disposition_tx(
     Ok(())
 }
 
-fn number_taken(conn: &Connection, n: &TrackingNumber) -> bool {
-    // An error here counts as taken: minting then tries another number, never a duplicate.
-    conn.query_row(
-        "SELECT 1 FROM threads WHERE number = ?1",
-        [n.as_str()],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .unwrap_or(true)
-}
-
-fn create_thread_tx(
-    tx: &Connection,
-    kind: Kind,
-    number: Option<&TrackingNumber>,
-    title: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let number = match number {
-        Some(n) => {
-            if n.kind() != kind {
-                return Err(StoreError::Invalid(format!(
-                    "{n} is a {} number, not a {kind} number",
-                    n.kind()
-                )));
-            }
-            if number_taken(tx, n) {
-                return Err(StoreError::Conflict(format!(
-                    "{n} already exists; see `casegate show {n}`"
-                )));
-            }
-            n.clone()
+fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
+    let committed = if let Some((id, thread)) = duplicate_tx(db, &m.sha256)? {
+        Committed {
+            id,
+            thread,
+            duplicate: true,
         }
-        None => {
-            let mut rng = rand::rng();
-            let minted = match kind {
-                Kind::Case => tracking::mint_case(&mut rng, |n| number_taken(tx, n)),
-                Kind::Report => tracking::mint_report(now, &mut rng, |n| number_taken(tx, n)),
-                Kind::Ticket => {
-                    let max: Option<i64> =
-                        tx.query_row("SELECT max(ticket_seq) FROM threads", [], |r| r.get(0))?;
-                    tracking::ticket(max.unwrap_or(0) as u64 + 1)
-                }
-            };
-            minted.map_err(|e| StoreError::Invalid(e.to_string()))?
-        }
-    };
-    tx.execute(
-        "INSERT INTO threads (number, kind, ticket_seq, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            number.as_str(),
-            kind.as_str(),
-            number.ticket_seq().map(|s| s as i64),
-            title,
-            time_text(now)
-        ],
-    )?;
-    Ok(tx.last_insert_rowid())
-}
-
-/// Makes `address` a contact of organization `org_id` (in the directory) and of its
-/// participant in the thread (created with `role` when missing). Returns the thread contact.
-fn add_contact_tx(
-    tx: &Connection,
-    thread_id: i64,
-    org_id: i64,
-    role: &str,
-    address: &str,
-) -> Result<i64, StoreError> {
-    let address = orgs::normalize_address(address)?;
-    let org_contact = orgs::org_contact_tx(tx, org_id, &address, &now_text())?;
-    let participant_id = orgs::participant_tx(tx, thread_id, org_id, role)?;
-    tx.execute(
-        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT (participant_id, address) DO NOTHING",
-        params![participant_id, address, org_contact],
-    )?;
-    // A contact row from before the directory is linked now.
-    tx.execute(
-        "UPDATE contacts SET org_contact_id = ?3
-         WHERE participant_id = ?1 AND address = ?2 AND org_contact_id IS NULL",
-        params![participant_id, address, org_contact],
-    )?;
-    Ok(tx.query_row(
-        "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
-        params![participant_id, address],
-        |r| r.get(0),
-    )?)
-}
-
-/// Binds a key to the directory contact behind thread contact `contact_id`, and to its
-/// organization (bumping the keys generation when either is new); `true` when the contact's
-/// binding is new.
-fn bind_key_tx(tx: &Connection, contact_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
-    let (org_id, org_contact): (Option<i64>, Option<i64>) = tx.query_row(
-        "SELECT p.org_id, c.org_contact_id FROM contacts c
-         JOIN participants p ON p.id = c.participant_id WHERE c.id = ?1",
-        [contact_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (Some(org_id), Some(org_contact)) = (org_id, org_contact) else {
-        return Err(StoreError::Invalid(format!(
-            "internal: contact {contact_id} has no organization"
-        )));
-    };
-    let fpr = crate::keyring::normalize_fingerprint(fingerprint);
-    orgs::org_key_tx(tx, org_id, &fpr)?;
-    orgs::contact_key_tx(tx, org_contact, &fpr)
-}
-
-/// See [`Store::keys_generation`].
-pub(super) fn bump_keys_tx(tx: &Connection) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE generations SET value = value + 1 WHERE name = 'keys'",
-        [],
-    )?;
-    Ok(())
-}
-
-fn cert_tx(conn: &Connection, fingerprint: &str) -> Result<Option<StoredCert>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT fingerprint, public_cert, user_ids, imported_at FROM certs WHERE fingerprint = ?1",
-            [fingerprint],
-            stored_cert,
-        )
-        .optional()?)
-}
-
-/// A `certs` row (fingerprint, public_cert, user_ids, imported_at).
-fn stored_cert(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCert> {
-    let uids: String = r.get(2)?;
-    Ok(StoredCert {
-        fingerprint: r.get(0)?,
-        public_cert: r.get(1)?,
-        user_ids: serde_json::from_str(&uids).unwrap_or_default(),
-        imported_at: r.get(3)?,
-    })
-}
-
-/// A promoted report's participants become the case's: the same organizations, roles and
-/// contacts (their keys live in the directory and come along).
-fn copy_participants_tx(tx: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
-    let rows: Vec<(i64, String, String)> = {
-        let mut stmt = tx.prepare(
-            "SELECT p.org_id, p.role, c.address FROM contacts c
-             JOIN participants p ON p.id = c.participant_id
-             WHERE p.thread_id = ?1 AND p.org_id IS NOT NULL ORDER BY c.id",
+    } else {
+        let now = time_text(m.received_at);
+        let (thread_id, outcome) = open_disposition_tx(db, m)?;
+        let id: i64 = db.one(
+            "INSERT INTO messages (sha256, message_id, raw, direction, received_at, date_header,
+                sender, subject, thread_id, outcome, reason, encrypted, encryption_note,
+                signature, signer, signature_reason, automatic, flags, source, raw_size,
+                sender_auth, sender_auth_detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                ?21, ?22)
+             RETURNING id",
+            args![
+                m.sha256,
+                m.message_id,
+                m.raw,
+                if m.inbound { "in" } else { "out" },
+                now,
+                m.date_header,
+                m.sender,
+                m.subject,
+                thread_id,
+                outcome,
+                m.reason,
+                m.encrypted,
+                m.encryption_note,
+                m.signature,
+                m.signer,
+                m.signature_reason,
+                m.automatic,
+                m.flags,
+                m.source.describe(),
+                m.raw_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                m.sender_auth,
+                m.sender_auth_detail,
+            ],
         )?;
-        stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<Vec<_>, _>>()?
+        file_disposition_tx(db, m, id, thread_id, &now)?;
+        let thread = match thread_id {
+            Some(t) => Some(thread_by_id_tx(db, t)?.number),
+            None => None,
+        };
+        Committed {
+            id,
+            thread,
+            duplicate: false,
+        }
     };
-    for (org_id, role, address) in rows {
-        add_contact_tx(tx, to, org_id, &role, &address)?;
+    if let MessageSource::Imap {
+        account,
+        mailbox,
+        uidvalidity,
+        uid,
+    } = &m.source
+    {
+        mailbox::advance(db, account, mailbox, *uidvalidity, *uid)?;
     }
-    Ok(())
-}
-
-pub(crate) fn record_sent_tx(
-    tx: &Connection,
-    message_id: &str,
-    thread_id: i64,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO sent_message_ids (message_id, thread_id, created_at) VALUES (?1, ?2, ?3)",
-        params![message_id, thread_id, now_text()],
-    )?;
-    Ok(())
+    if let Some(key) = m.source.attempt_key() {
+        db.execute(
+            "DELETE FROM inbound_attempts WHERE source_key = ?1",
+            args![key],
+        )?;
+    }
+    Ok(committed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testing::for_each_backend;
 
     fn n(s: &str) -> TrackingNumber {
         TrackingNumber::parse(s).unwrap()
@@ -1803,154 +1885,614 @@ mod tests {
     }
 
     #[test]
-    fn existing_number_conflicts_and_tickets_are_sequential() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        s.create_thread(Kind::Case, Some(&n("VU#409117")), "a", now)
-            .unwrap();
-        let err = s
-            .create_thread(Kind::Case, Some(&n("VU#409117")), "b", now)
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)));
-        s.create_thread(Kind::Ticket, Some(&n("General-1042")), "q", now)
-            .unwrap();
-        let t = s.create_thread(Kind::Ticket, None, "q2", now).unwrap();
-        assert_eq!(t.number.as_str(), "General-1043");
-        let c = s.create_thread(Kind::Case, None, "minted", now).unwrap();
-        assert_eq!(c.kind, Kind::Case);
-    }
-
-    #[test]
-    fn promotion_copies_participants_and_resolves() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let r = s
-            .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
-            .unwrap();
-        s.add_participant(
-            r.id,
-            "Reporter",
-            "reporter",
-            "Rita@Example.test",
-            Some("abcd"),
-        )
-        .unwrap();
-        let case = s
-            .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
-            .unwrap();
-        let contacts = s.contacts(case.id).unwrap();
-        assert_eq!(contacts.len(), 1);
-        assert_eq!(contacts[0].address, "rita@example.test");
-        assert_eq!(contacts[0].key_fingerprints, vec!["ABCD".to_string()]);
-        let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
-        assert_eq!(resolved.number.as_str(), "VU#123456");
-        assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
-    }
-
-    #[test]
-    fn commit_is_atomic_dedupes_and_advances_checkpoint() {
-        let mut s = Store::open_in_memory().unwrap();
-        let c = s
-            .commit_message(&msg(b"hello", Disposition::Triage))
-            .unwrap();
-        assert!(!c.duplicate);
-        assert_eq!(s.triage(false).unwrap().len(), 1);
-        let again = s
-            .commit_message(&msg(b"hello", Disposition::Triage))
-            .unwrap();
-        assert!(again.duplicate);
-        assert_eq!(again.id, c.id);
-        assert_eq!(s.triage(false).unwrap().len(), 1);
-        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
-        assert_eq!((cp.uidvalidity, cp.last_uid), (7, 42));
-        // A failing insert (unknown thread id violates the foreign key) leaves nothing behind.
-        let mut bad = msg(b"other", Disposition::Post { thread_id: 999 });
-        if let MessageSource::Imap { uid, .. } = &mut bad.source {
-            *uid = 50;
-        }
-        assert!(s.commit_message(&bad).is_err());
-        assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
-        let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
-        assert_eq!(cp.last_uid, 42);
-    }
-
-    #[test]
     fn a_quarantined_message_leaves_quarantine_whole_or_not_at_all() {
-        let mut s = Store::open_in_memory().unwrap();
-        let mut q = msg(b"kept raw", Disposition::Quarantine);
-        q.reason = "cannot open: no key".into();
-        let id = s.commit_message(&q).unwrap().id;
-        let again = |d: Disposition, reason: &str| NewMessage {
-            reason: reason.into(),
-            signature: "good".into(),
-            ..msg(b"kept raw", d)
-        };
-        // Still failing: it stays, with the new reason.
-        s.requeue_quarantined(id, &again(Disposition::Quarantine, "still no key"))
-            .unwrap();
-        let r = s.message_record(id).unwrap();
-        assert_eq!(
-            (r.outcome.as_str(), r.reason.as_str()),
-            ("quarantine", "still no key")
-        );
-        assert_eq!(s.quarantined().unwrap()[0].reason, "still no key");
-        // A failing write (no thread 999) changes nothing.
-        let bad = again(Disposition::Post { thread_id: 999 }, "routed");
-        assert!(s.requeue_quarantined(id, &bad).is_err());
-        assert_eq!(s.quarantined().unwrap().len(), 1);
-        // Now it opens a report: thread, contact and the owed acknowledgment, out of quarantine.
-        let report = again(
-            Disposition::NewThread {
-                kind: Kind::Report,
-                title: "t".into(),
-                participant: Some(NewParticipant {
-                    org: "x".into(),
-                    role: "reporter".into(),
-                    address: "x@y.example".into(),
-                }),
-            },
-            "new report",
-        );
-        let c = s.requeue_quarantined(id, &report).unwrap();
-        let number = c.thread.unwrap();
-        assert!(s.quarantined().unwrap().is_empty());
-        let r = s.message_record(id).unwrap();
-        assert_eq!(r.outcome, "routed");
-        assert_eq!(r.signature, "good");
-        assert_eq!(r.thread.as_ref(), Some(&number));
-        assert_eq!(s.pending_acks().unwrap().len(), 1);
-        // Once out, a second retry is a conflict.
-        let err = s.requeue_quarantined(id, &report).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)));
-        // Only the stored bytes can be put back.
-        let mut other = msg(b"other", Disposition::Quarantine);
-        other.reason = "x".into();
-        let other_id = s.commit_message(&other).unwrap().id;
-        assert!(s.requeue_quarantined(other_id, &report).is_err());
-    }
-
-    #[test]
-    fn new_thread_disposition_mints_and_adds_sender() {
-        let mut s = Store::open_in_memory().unwrap();
-        let c = s
-            .commit_message(&msg(
-                b"report",
+        for_each_backend(|mut s| {
+            let mut q = msg(b"kept raw", Disposition::Quarantine);
+            q.reason = "cannot open: no key".into();
+            let id = s.commit_message(&q).unwrap().id;
+            let again = |d: Disposition, reason: &str| NewMessage {
+                reason: reason.into(),
+                signature: "good".into(),
+                ..msg(b"kept raw", d)
+            };
+            // Still failing: it stays, with the new reason.
+            s.requeue_quarantined(id, &again(Disposition::Quarantine, "still no key"))
+                .unwrap();
+            let r = s.message_record(id).unwrap();
+            assert_eq!(
+                (r.outcome.as_str(), r.reason.as_str()),
+                ("quarantine", "still no key")
+            );
+            assert_eq!(s.quarantined().unwrap()[0].reason, "still no key");
+            // A failing write (no thread 999) changes nothing.
+            let bad = again(Disposition::Post { thread_id: 999 }, "routed");
+            assert!(s.requeue_quarantined(id, &bad).is_err());
+            assert_eq!(s.quarantined().unwrap().len(), 1);
+            // Now it opens a report: thread, contact and the owed acknowledgment, out of quarantine.
+            let report = again(
                 Disposition::NewThread {
                     kind: Kind::Report,
                     title: "t".into(),
                     participant: Some(NewParticipant {
-                        org: "x@y.example".into(),
+                        org: "x".into(),
                         role: "reporter".into(),
                         address: "x@y.example".into(),
                     }),
                 },
-            ))
+                "new report",
+            );
+            let c = s.requeue_quarantined(id, &report).unwrap();
+            let number = c.thread.unwrap();
+            assert!(s.quarantined().unwrap().is_empty());
+            let r = s.message_record(id).unwrap();
+            assert_eq!(r.outcome, "routed");
+            assert_eq!(r.signature, "good");
+            assert_eq!(r.thread.as_ref(), Some(&number));
+            assert_eq!(s.pending_acks().unwrap().len(), 1);
+            // Once out, a second retry is a conflict.
+            let err = s.requeue_quarantined(id, &report).unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)));
+            // Only the stored bytes can be put back.
+            let mut other = msg(b"other", Disposition::Quarantine);
+            other.reason = "x".into();
+            let other_id = s.commit_message(&other).unwrap().id;
+            assert!(s.requeue_quarantined(other_id, &report).is_err());
+        });
+    }
+
+    #[test]
+    fn existing_number_conflicts_and_tickets_are_sequential() {
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            s.create_thread(Kind::Case, Some(&n("VU#409117")), "a", now)
+                .unwrap();
+            let err = s
+                .create_thread(Kind::Case, Some(&n("VU#409117")), "b", now)
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)));
+            s.create_thread(Kind::Ticket, Some(&n("General-1042")), "q", now)
+                .unwrap();
+            let t = s.create_thread(Kind::Ticket, None, "q2", now).unwrap();
+            assert_eq!(t.number.as_str(), "General-1043");
+            let c = s.create_thread(Kind::Case, None, "minted", now).unwrap();
+            assert_eq!(c.kind, Kind::Case);
+        });
+    }
+
+    #[test]
+    fn promotion_copies_participants_and_resolves() {
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            let r = s
+                .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
+                .unwrap();
+            s.add_participant(
+                r.id,
+                "Reporter",
+                "reporter",
+                "Rita@Example.test",
+                Some("abcd"),
+            )
             .unwrap();
-        let number = c.thread.unwrap();
-        assert_eq!(number.kind(), Kind::Report);
-        let t = s.thread(&number).unwrap().unwrap();
-        assert_eq!(s.contacts(t.id).unwrap().len(), 1);
-        assert!(s.is_known_address("X@y.example").unwrap());
-        assert_eq!(s.thread_messages(t.id).unwrap().len(), 1);
+            let case = s
+                .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
+                .unwrap();
+            let contacts = s.contacts(case.id).unwrap();
+            assert_eq!(contacts.len(), 1);
+            assert_eq!(contacts[0].address, "rita@example.test");
+            assert_eq!(contacts[0].key_fingerprints, vec!["ABCD".to_string()]);
+            let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
+            assert_eq!(resolved.number.as_str(), "VU#123456");
+            assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+        });
+    }
+
+    #[test]
+    fn commit_is_atomic_dedupes_and_advances_checkpoint() {
+        for_each_backend(|mut s| {
+            let c = s
+                .commit_message(&msg(b"hello", Disposition::Triage))
+                .unwrap();
+            assert!(!c.duplicate);
+            assert_eq!(s.triage(false).unwrap().len(), 1);
+            let again = s
+                .commit_message(&msg(b"hello", Disposition::Triage))
+                .unwrap();
+            assert!(again.duplicate);
+            assert_eq!(again.id, c.id);
+            assert_eq!(s.triage(false).unwrap().len(), 1);
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!((cp.uidvalidity, cp.last_uid), (7, 42));
+            // A failing insert (unknown thread id violates the foreign key) leaves nothing behind.
+            let mut bad = msg(b"other", Disposition::Post { thread_id: 999 });
+            if let MessageSource::Imap { uid, .. } = &mut bad.source {
+                *uid = 50;
+            }
+            assert!(s.commit_message(&bad).is_err());
+            assert!(s.find_duplicate(&bad.sha256).unwrap().is_none());
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!(cp.last_uid, 42);
+        });
+    }
+
+    #[test]
+    fn new_thread_disposition_mints_and_adds_sender() {
+        for_each_backend(|mut s| {
+            let c = s
+                .commit_message(&msg(
+                    b"report",
+                    Disposition::NewThread {
+                        kind: Kind::Report,
+                        title: "t".into(),
+                        participant: Some(NewParticipant {
+                            org: "x@y.example".into(),
+                            role: "reporter".into(),
+                            address: "x@y.example".into(),
+                        }),
+                    },
+                ))
+                .unwrap();
+            let number = c.thread.unwrap();
+            assert_eq!(number.kind(), Kind::Report);
+            let t = s.thread(&number).unwrap().unwrap();
+            assert_eq!(s.contacts(t.id).unwrap().len(), 1);
+            assert!(s.is_known_address("X@y.example").unwrap());
+            assert_eq!(s.thread_messages(t.id).unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn schemas_match_on_both_backends() {
+        let sqlite = Store::open_in_memory().unwrap();
+        let pg = testing::postgres_store();
+        assert_eq!(
+            sqlite.schema_version().unwrap(),
+            pg.schema_version().unwrap()
+        );
+        let tables = sqlite.db.tables().unwrap();
+        assert_eq!(tables, pg.db.tables().unwrap());
+        assert!(tables.contains(&"messages".to_string()));
+        for t in &tables {
+            let strip = |cs: Vec<sql::Column>| {
+                cs.into_iter()
+                    .map(|c| (c.name, c.sql_type, c.not_null, c.pk))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                strip(sqlite.db.columns(t).unwrap()),
+                strip(pg.db.columns(t).unwrap()),
+                "table {t}"
+            );
+        }
+        assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
+    }
+
+    /// Instances starting together on a new database: each migration is applied once (the
+    /// advisory lock on PostgreSQL, `BEGIN IMMEDIATE` per migration on SQLite), every opener
+    /// gets a store at the current version.
+    #[test]
+    fn migrations_run_once_when_instances_start_together() {
+        testing::for_each_shared_backend(|open| {
+            const OPENERS: usize = 4;
+            let start = std::sync::Barrier::new(OPENERS);
+            let versions: Vec<i64> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            open().schema_version().unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let known = schema::MIGRATIONS.len() as i64;
+            assert_eq!(versions, vec![known; OPENERS]);
+            let s = open();
+            if s.backend() == Backend::Postgres {
+                let rows: i64 =
+                    s.db.one("SELECT count(*) FROM casegate_schema", args![])
+                        .unwrap();
+                assert_eq!(rows, 1);
+            }
+            // A migration that ran twice would have seeded this row twice (no key on a
+            // second run would stop CREATE TABLE from failing first, but check the data too).
+            assert_eq!(s.keys_generation().unwrap(), 0);
+        });
+    }
+
+    /// What another branch's migration looks like when written by the rules (ARCHITECTURE.md,
+    /// "Writing a migration"): it runs unedited on PostgreSQL, gives the same columns and
+    /// indexes as on SQLite, and the portable statements on it behave the same.
+    #[test]
+    fn a_portable_migration_runs_unedited_on_postgres() {
+        const FUTURE: &str = "
+CREATE TABLE teams (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    trusted    INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1)),
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX teams_name ON teams(lower(name));
+CREATE TABLE team_members (
+    team_id  INTEGER NOT NULL REFERENCES teams(id)
+                ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    key     BLOB,
+    PRIMARY KEY (team_id, address)
+) WITHOUT ROWID;
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL, token_hash BLOB NOT NULL UNIQUE);
+CREATE INDEX sessions_team ON sessions(team_id) WHERE team_id IS NOT NULL;
+ALTER TABLE messages ADD COLUMN team_note TEXT;
+ALTER TABLE threads ADD COLUMN team_id INTEGER REFERENCES teams(id);
+INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO NOTHING;
+";
+        assert_eq!(sql::not_portable(FUTURE), None);
+        let sqlite = Store::open_in_memory().unwrap();
+        sqlite.db.batch(FUTURE).unwrap();
+        let pg = testing::postgres_store();
+        pg.db.batch(&sql::postgres_ddl(FUTURE)).unwrap();
+        let strip = |cs: Vec<sql::Column>| {
+            cs.into_iter()
+                .map(|c| (c.name, c.sql_type, c.not_null, c.pk))
+                .collect::<Vec<_>>()
+        };
+        for t in ["teams", "team_members", "sessions", "messages", "threads"] {
+            assert_eq!(
+                strip(sqlite.db.columns(t).unwrap()),
+                strip(pg.db.columns(t).unwrap()),
+                "table {t}"
+            );
+        }
+        assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
+        for s in [&sqlite, &pg] {
+            let db = &s.db;
+            let id: i64 = db
+                .one(
+                    "INSERT INTO teams (name, created_at) VALUES (?1, ?2) RETURNING id",
+                    args!["Vendor", "2026-01-01T00:00:00Z"],
+                )
+                .unwrap();
+            // lower() unique: the same name in another case is the same org.
+            let again = db.execute(
+                "INSERT INTO teams (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args!["VENDOR", "2026-01-01T00:00:00Z"],
+            );
+            assert_eq!(again.unwrap(), 0, "{:?}", s.backend());
+            db.execute(
+                "INSERT INTO team_members (team_id, address, key) VALUES (?1, ?2, ?3)",
+                args![id, "a@x.test", vec![0u8, 255]],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO sessions (team_id, token_hash) VALUES (?1, ?2)",
+                args![id, vec![1u8; 32]],
+            )
+            .unwrap();
+            assert!(
+                db.execute(
+                    "INSERT INTO team_members (team_id, address) VALUES (?1, ?2)",
+                    args![id + 100, "b@x.test"],
+                )
+                .is_err(),
+                "a foreign key is enforced at once ({:?})",
+                s.backend()
+            );
+            db.execute("DELETE FROM teams WHERE id = ?1", args![id])
+                .unwrap();
+            let members: i64 = db
+                .one("SELECT count(*) FROM team_members", args![])
+                .unwrap();
+            let orphan: Option<i64> = db.one("SELECT team_id FROM sessions", args![]).unwrap();
+            assert_eq!((members, orphan), (0, None), "{:?}", s.backend());
+        }
+    }
+
+    /// Failed tries of a message are counted durably per source (shared by instances on
+    /// PostgreSQL) and cleared by the commit that stores it.
+    #[test]
+    fn inbound_attempts_are_counted_then_cleared_by_the_commit() {
+        for_each_backend(|mut s| {
+            let source = MessageSource::Maildir("/m/new/1.x:2,".into());
+            let key = source.attempt_key().unwrap();
+            assert_eq!(s.attempts(&key).unwrap(), (0, None));
+            assert_eq!(s.begin_attempt(&key).unwrap(), (1, None));
+            assert_eq!(s.record_failed_attempt(&key, "unreadable").unwrap(), 2);
+            assert_eq!(
+                s.begin_attempt(&key).unwrap(),
+                (3, Some("unreadable".to_string()))
+            );
+            let m = NewMessage::inbound(b"raw", source, Utc::now(), Disposition::Quarantine);
+            s.commit_message(&m).unwrap();
+            assert_eq!(s.attempts(&key).unwrap(), (0, None));
+        });
+    }
+
+    #[test]
+    fn keys_keep_the_order_they_were_bound_in() {
+        for_each_backend(|mut s| {
+            let t = s
+                .create_thread(Kind::Case, Some(&n("VU#409117")), "a", Utc::now())
+                .unwrap();
+            s.add_participant(t.id, "V", "vendor", "v@x.test", Some("bbbb"))
+                .unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "aaaa").unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "bbbb").unwrap();
+            s.bind_contact_key(t.id, "v@x.test", "cccc").unwrap();
+            assert_eq!(
+                s.contacts(t.id).unwrap()[0].key_fingerprints,
+                ["BBBB", "AAAA", "CCCC"]
+            );
+        });
+    }
+
+    /// Several writers at once (two instances on one database): every message is stored once,
+    /// each new ticket gets its own number, and the mailbox checkpoint ends at the highest UID.
+    #[test]
+    fn concurrent_writers_store_each_message_once_and_mint_distinct_numbers() {
+        testing::for_each_shared_backend(|open| {
+            const WRITERS: usize = 3;
+            const MESSAGES: u32 = 30;
+            std::thread::scope(|scope| {
+                for w in 0..WRITERS {
+                    scope.spawn(move || {
+                        let mut s = open();
+                        // Every writer commits every message, in a different order.
+                        let mut order: Vec<u32> = (1..=MESSAGES).collect();
+                        order.rotate_left(w * 7);
+                        for i in order {
+                            let mut m = msg(
+                                format!("message {i}").as_bytes(),
+                                Disposition::NewThread {
+                                    kind: Kind::Ticket,
+                                    title: format!("t{i}"),
+                                    participant: Some(NewParticipant {
+                                        org: format!("org{i}"),
+                                        role: "other".into(),
+                                        address: format!("p{i}@x.test"),
+                                    }),
+                                },
+                            );
+                            if let MessageSource::Imap { uid, .. } = &mut m.source {
+                                *uid = i;
+                            }
+                            s.commit_message(&m).unwrap();
+                        }
+                    });
+                }
+            });
+            let s = open();
+            let threads = s.list_threads(Some(Kind::Ticket)).unwrap();
+            assert_eq!(threads.len(), MESSAGES as usize);
+            let mut numbers: Vec<u64> = threads
+                .iter()
+                .map(|t| t.thread.number.ticket_seq().unwrap())
+                .collect();
+            numbers.sort_unstable();
+            assert_eq!(numbers, (1..=u64::from(MESSAGES)).collect::<Vec<_>>());
+            assert!(
+                threads
+                    .iter()
+                    .all(|t| t.messages == 1 && t.participants == 1)
+            );
+            let cp = s.mailbox_checkpoint("acct", "INBOX").unwrap().unwrap();
+            assert_eq!(cp.last_uid, MESSAGES);
+        });
+    }
+
+    #[test]
+    fn copy_moves_every_table_both_ways_and_verifies() {
+        let mut source = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        let r = source
+            .create_thread(Kind::Report, Some(&n("VRF#25-11-BKQTZ")), "r", now)
+            .unwrap();
+        source
+            .add_participant(r.id, "Rita", "reporter", "rita@x.test", Some("abcd"))
+            .unwrap();
+        // The case gets a higher id than the report that points at it: foreign keys must
+        // not depend on the order rows are copied in.
+        source
+            .promote(&n("VRF#25-11-BKQTZ"), Some(&n("VU#123456")), now)
+            .unwrap();
+        source
+            .commit_message(&msg(b"\x00binary\xffbytes", Disposition::Triage))
+            .unwrap();
+        for i in 0..45 {
+            source
+                .commit_message(&msg(format!("m{i}").as_bytes(), Disposition::Quarantine))
+                .unwrap();
+        }
+        source
+            .add_signature_cache_entries(&[vec![1; 32], vec![2; 32]])
+            .unwrap();
+        source
+            .merge_cert("ABCD", |_| {
+                Ok(StoredCert {
+                    fingerprint: "ABCD".into(),
+                    public_cert: vec![0x99, 1, 2],
+                    user_ids: vec!["Rita <rita@x.test>".into()],
+                    imported_at: time_text(now),
+                })
+            })
+            .unwrap();
+        source
+            .commit_message(&NewMessage {
+                sender: Some("new@x.test".into()),
+                ..msg(
+                    b"a new report",
+                    Disposition::NewThread {
+                        kind: Kind::Report,
+                        title: "new".into(),
+                        participant: None,
+                    },
+                )
+            })
+            .unwrap();
+        let case = source.thread(&n("VU#123456")).unwrap().unwrap();
+        let notice = outbox::NewNotice {
+            thread_id: case.id,
+            sender: "cert@x.test",
+            in_reply_to: None,
+            automatic: false,
+            date_unix: 0,
+            signer_fingerprint: "EF",
+            inner: b"inner",
+            relay_of: None,
+        };
+        let ids = source
+            .enqueue_notice(
+                &notice,
+                &[outbox::NewCopy::Sealed {
+                    kind: outbox::CopyKind::Notice,
+                    address: "rita@x.test",
+                    org: "Rita",
+                    message_id: "<1@x.test>",
+                    raw: b"sealed",
+                    key_fingerprint: Some("ABCD"),
+                }],
+                now,
+            )
+            .unwrap();
+        source
+            .claim_due_copy("copier", now, chrono::Duration::seconds(60))
+            .unwrap();
+        source
+            .record_attempt(
+                ids[0],
+                "copier",
+                now,
+                &outbox::AttemptOutcome::Accepted,
+                "250 ok",
+            )
+            .unwrap();
+        source
+            .add_token("ann", &"ab".repeat(32), false, now)
+            .unwrap();
+        source
+            .record_audit(&NewAudit {
+                at: now,
+                actor: "cli:ann".into(),
+                action: "open".into(),
+                thread: Some(n("VU#123456")),
+                message_ref: Some(1),
+                detail: "opened".into(),
+            })
+            .unwrap();
+        source
+            .take_mailbox_lease(
+                "acct",
+                "INBOX",
+                "me",
+                now,
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap();
+        source
+            .record_failed_attempt("maildir:1.poison", "unreadable")
+            .unwrap();
+        source
+            .record_key_change(&NewKeyChange {
+                address: "rita@x.test",
+                fingerprint: "EF01",
+                previous: &["ABCD".to_string()],
+                source: "wkd",
+                status: "pending",
+                at: now,
+            })
+            .unwrap();
+        // The directory (orgs, groups, contacts, keys), a vendor's claim, a relay owed, a
+        // reminder.
+        let rita = source.org_by_name("Rita").unwrap().unwrap();
+        source
+            .change_org_groups(rita.id, &["networking".to_string()], &[])
+            .unwrap();
+        let posted = source
+            .commit_message(&NewMessage {
+                claims: vec![NewClaim {
+                    org_id: rita.id,
+                    status: Some("affected".into()),
+                    statement: Some("we are affected".into()),
+                    signed_part: Some(b"signed bytes".to_vec()),
+                    sealed: false,
+                    signer: None,
+                    signed_by_org: false,
+                    counted: true,
+                    reason: "no signature required".into(),
+                }],
+                relay_owed: true,
+                ..msg(b"a claim", Disposition::Post { thread_id: case.id })
+            })
+            .unwrap();
+        let mut writer = source
+            .begin_notice(
+                &outbox::NewNotice {
+                    relay_of: Some(posted.id),
+                    ..notice.clone()
+                },
+                now,
+            )
+            .unwrap();
+        let reminder = writer
+            .add(&outbox::NewCopy::Held {
+                address: "rita@x.test",
+                org: "Rita",
+                reason: "no key",
+            })
+            .unwrap();
+        writer
+            .record_reminder(rita.id, "rita@x.test", reminder, now)
+            .unwrap();
+        writer.commit().unwrap();
+
+        let mut pg = testing::postgres_store();
+        let there = copy_store(&mut source, &mut pg).unwrap();
+        let messages = there.tables.iter().find(|t| t.table == "messages").unwrap();
+        assert_eq!(messages.rows, 48);
+        // Every table had rows to copy (a table someone adds should get a row above).
+        assert!(there.tables.iter().all(|t| t.rows > 0), "{there:?}");
+        // The copy is usable: new rows get new ids, and what was copied reads back the same.
+        let t = pg.create_thread(Kind::Ticket, None, "after", now).unwrap();
+        assert!(t.id > 3);
+        assert_eq!(pg.raw_message(1).unwrap(), b"\x00binary\xffbytes");
+        assert_eq!(
+            pg.resolve_thread(&n("VRF#25-11-BKQTZ"))
+                .unwrap()
+                .unwrap()
+                .number
+                .as_str(),
+            "VU#123456"
+        );
+
+        // A target that is not empty is refused, and nothing is added to it.
+        let err = copy_store(&mut source, &mut pg).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+        // And back into a new SQLite store: the same digests.
+        let mut back = Store::open_in_memory().unwrap();
+        let home = copy_store(&mut pg, &mut back).unwrap();
+        assert_eq!(
+            home.tables.iter().find(|t| t.table == "messages"),
+            there.tables.iter().find(|t| t.table == "messages")
+        );
+        assert_eq!(
+            back.thread_messages(back.thread(&n("VU#123456")).unwrap().unwrap().id)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(back.list_threads(None).unwrap().len(), 4);
+        assert_eq!(
+            back.claims(case.id, rita.id).unwrap()[0]
+                .statement
+                .as_deref(),
+            Some("we are affected")
+        );
+        assert_eq!(back.owed_relays().unwrap().len(), 1);
+        assert_eq!(
+            back.org_by_name("rita").unwrap().unwrap().groups,
+            ["networking"]
+        );
+        assert_eq!(back.outbox_attempts(ids[0]).unwrap()[0].reply, "250 ok");
     }
 }

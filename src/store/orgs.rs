@@ -12,8 +12,8 @@
 //! become a contact of FooCorp by writing "From: FooCorp <x@evil>".
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
+use super::sql::{Db, args};
 use super::{Store, StoreError, Thread, now_text, thread_by_id_tx, time_text};
 
 /// Schema v13: the directory, and the participants and contacts that existed moved into it
@@ -175,73 +175,65 @@ impl Store {
         groups: &[String],
         now: DateTime<Utc>,
     ) -> Result<Org, StoreError> {
-        let tx = super::WriteTx::begin(&mut self.conn)?;
         let name = name.trim();
         if name.is_empty() {
             return Err(StoreError::Invalid("the organization name is empty".into()));
         }
-        let id: Option<i64> = tx
-            .query_row(
+        self.db.write(|db| {
+            let id: Option<i64> = db.opt(
                 "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
                  ON CONFLICT (name_key) DO NOTHING RETURNING id",
-                params![name, name_key(name), time_text(now)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(id) = id else {
-            return Err(StoreError::Conflict(format!(
-                "an organization named {name:?} exists; see `casegate org show {name:?}`"
-            )));
-        };
-        for g in groups {
-            add_group_tx(&tx, id, g)?;
-        }
-        let org = org_by_id_tx(&tx, id)?;
-        tx.commit()?;
-        Ok(org)
+                args![name, name_key(name), time_text(now)],
+            )?;
+            let Some(id) = id else {
+                return Err(StoreError::Conflict(format!(
+                    "an organization named {name:?} exists; see `casegate org show {name:?}`"
+                )));
+            };
+            for g in groups {
+                add_group_tx(db, id, g)?;
+            }
+            org_by_id_tx(db, id)
+        })
     }
 
     /// The organization of this name (any case).
     pub fn org_by_name(&self, name: &str) -> Result<Option<Org>, StoreError> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM orgs WHERE name_key = ?1",
-                [name_key(name)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        id.map(|id| org_by_id_tx(&self.conn, id)).transpose()
+        let id: Option<i64> = self.db.opt(
+            "SELECT id FROM orgs WHERE name_key = ?1",
+            args![name_key(name)],
+        )?;
+        id.map(|id| org_by_id_tx(&self.db, id)).transpose()
     }
 
     pub fn org_by_id(&self, id: i64) -> Result<Org, StoreError> {
-        org_by_id_tx(&self.conn, id)
+        org_by_id_tx(&self.db, id)
     }
 
     /// Every organization (of one group), by name.
     pub fn orgs(&self, group: Option<&str>) -> Result<Vec<Org>, StoreError> {
         let group = group.map(group_key).transpose()?;
-        let ids: Vec<i64> = {
-            let mut stmt = self.conn.prepare(
-                "SELECT o.id FROM orgs o
-                 WHERE ?1 IS NULL OR o.id IN (SELECT g.org_id FROM org_groups g WHERE g.name = ?1)
-                 ORDER BY o.name_key",
-            )?;
-            stmt.query_map([group], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let ids: Vec<i64> = self.db.map(
+            "SELECT o.id FROM orgs o
+             WHERE o.id IN (SELECT g.org_id FROM org_groups g WHERE g.name = ?1) OR ?1 IS NULL
+             ORDER BY o.name_key",
+            args![group],
+            |r| r.get(0),
+        )?;
         ids.into_iter()
-            .map(|id| org_by_id_tx(&self.conn, id))
+            .map(|id| org_by_id_tx(&self.db, id))
             .collect()
     }
 
     /// Changes whether the organization stays anonymous in relayed mail.
     pub fn set_org_anonymous(&mut self, org_id: i64, on: bool) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE orgs SET anonymous = ?2 WHERE id = ?1",
-            params![org_id, on],
-        )?;
-        Ok(())
+        self.db.write(|db| {
+            db.execute(
+                "UPDATE orgs SET anonymous = ?2 WHERE id = ?1",
+                args![org_id, on],
+            )?;
+            Ok(())
+        })
     }
 
     /// Puts the organization into (or takes it out of) groups.
@@ -251,18 +243,18 @@ impl Store {
         add: &[String],
         remove: &[String],
     ) -> Result<(), StoreError> {
-        let tx = super::WriteTx::begin(&mut self.conn)?;
-        for g in add {
-            add_group_tx(&tx, org_id, g)?;
-        }
-        for g in remove {
-            tx.execute(
-                "DELETE FROM org_groups WHERE org_id = ?1 AND name = ?2",
-                params![org_id, group_key(g)?],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.db.write(|db| {
+            for g in add {
+                add_group_tx(db, org_id, g)?;
+            }
+            for g in remove {
+                db.execute(
+                    "DELETE FROM org_groups WHERE org_id = ?1 AND name = ?2",
+                    args![org_id, group_key(g)?],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Adds a contact to an organization (nothing when it is one already) and to every open
@@ -273,59 +265,53 @@ impl Store {
         address: &str,
         now: DateTime<Utc>,
     ) -> Result<(OrgContact, Vec<Thread>), StoreError> {
-        let tx = super::WriteTx::begin(&mut self.conn)?;
-        let contact_id = org_contact_tx(&tx, org_id, address, &time_text(now))?;
-        let address = normalize_address(address)?;
-        let cases: Vec<(i64, i64)> = {
-            let mut stmt = tx.prepare(
+        self.db.write(|db| {
+            let contact_id = org_contact_tx(db, org_id, address, &time_text(now))?;
+            let address = normalize_address(address)?;
+            let cases: Vec<(i64, i64)> = db.map(
                 "SELECT p.id, p.thread_id FROM participants p JOIN threads t ON t.id = p.thread_id
                  WHERE p.org_id = ?1 AND t.kind = 'case' AND t.status = 'open'
                  ORDER BY p.thread_id",
+                args![org_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            stmt.query_map([org_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
-        let mut joined = Vec::new();
-        for (participant_id, thread_id) in cases {
-            let n = tx.execute(
-                "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (participant_id, address) DO NOTHING",
-                params![participant_id, address, contact_id],
-            )?;
-            if n > 0 {
-                joined.push(thread_by_id_tx(&tx, thread_id)?);
+            let mut joined = Vec::new();
+            for (participant_id, thread_id) in cases {
+                let n = db.execute(
+                    "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (participant_id, address) DO NOTHING",
+                    args![participant_id, address, contact_id],
+                )?;
+                if n > 0 {
+                    joined.push(thread_by_id_tx(db, thread_id)?);
+                }
             }
-        }
-        let contact = org_contact_by_id_tx(&tx, contact_id)?;
-        tx.commit()?;
-        Ok((contact, joined))
+            let contact = org_contact_by_id_tx(db, contact_id)?;
+            Ok((contact, joined))
+        })
     }
 
     /// The organization's contacts, by address.
     pub fn org_contacts(&self, org_id: i64) -> Result<Vec<OrgContact>, StoreError> {
-        let ids: Vec<i64> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id FROM org_contacts WHERE org_id = ?1 ORDER BY address")?;
-            stmt.query_map([org_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let ids: Vec<i64> = self.db.map(
+            "SELECT id FROM org_contacts WHERE org_id = ?1 ORDER BY address",
+            args![org_id],
+            |r| r.get(0),
+        )?;
         ids.into_iter()
-            .map(|id| org_contact_by_id_tx(&self.conn, id))
+            .map(|id| org_contact_by_id_tx(&self.db, id))
             .collect()
     }
 
     /// Organizations that have `address` as a contact, oldest first.
     pub fn orgs_of_address(&self, address: &str) -> Result<Vec<Org>, StoreError> {
-        let ids: Vec<i64> = {
-            let mut stmt = self.conn.prepare(
-                "SELECT DISTINCT org_id FROM org_contacts WHERE address = ?1 ORDER BY org_id",
-            )?;
-            stmt.query_map([address.trim().to_lowercase()], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let ids: Vec<i64> = self.db.map(
+            "SELECT DISTINCT org_id FROM org_contacts WHERE address = ?1 ORDER BY org_id",
+            args![address.trim().to_lowercase()],
+            |r| r.get(0),
+        )?;
         ids.into_iter()
-            .map(|id| org_by_id_tx(&self.conn, id))
+            .map(|id| org_by_id_tx(&self.db, id))
             .collect()
     }
 
@@ -337,67 +323,60 @@ impl Store {
         fingerprint: &str,
         address: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = super::WriteTx::begin(&mut self.conn)?;
         let fpr = crate::keyring::normalize_fingerprint(fingerprint);
-        org_key_tx(&tx, org_id, &fpr)?;
-        if let Some(a) = address {
-            let contact: i64 = tx
-                .query_row(
-                    "SELECT id FROM org_contacts WHERE org_id = ?1 AND address = ?2",
-                    params![org_id, normalize_address(a)?],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!("{a} is not a contact of this organization"))
-                })?;
-            contact_key_tx(&tx, contact, &fpr)?;
-        }
-        tx.commit()?;
-        Ok(())
+        let address = address
+            .map(|a| Ok::<_, StoreError>((a, normalize_address(a)?)))
+            .transpose()?;
+        self.db.write(|db| {
+            org_key_tx(db, org_id, &fpr)?;
+            if let Some((a, normalized)) = &address {
+                let contact: i64 = db
+                    .opt(
+                        "SELECT id FROM org_contacts WHERE org_id = ?1 AND address = ?2",
+                        args![org_id, normalized],
+                    )?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!("{a} is not a contact of this organization"))
+                    })?;
+                contact_key_tx(db, contact, &fpr)?;
+            }
+            Ok(())
+        })
     }
 
     /// Fingerprints of the keys bound to the organization (its own and its contacts').
     pub fn org_keys(&self, org_id: i64) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT fingerprint FROM org_keys WHERE org_id = ?1 ORDER BY added_at, fingerprint",
-        )?;
-        let rows = stmt
-            .query_map([org_id], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(rows)
+            args![org_id],
+            |r| r.get(0),
+        )
     }
 
     /// Organizations that hold key `fingerprint` (primary, hex).
     pub fn orgs_with_key(&self, fingerprint: &str) -> Result<Vec<Org>, StoreError> {
-        let ids: Vec<i64> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT org_id FROM org_keys WHERE fingerprint = ?1 ORDER BY org_id")?;
-            stmt.query_map([crate::keyring::normalize_fingerprint(fingerprint)], |r| {
-                r.get(0)
-            })?
-            .collect::<Result<_, _>>()?
-        };
+        let ids: Vec<i64> = self.db.map(
+            "SELECT org_id FROM org_keys WHERE fingerprint = ?1 ORDER BY org_id",
+            args![crate::keyring::normalize_fingerprint(fingerprint)],
+            |r| r.get(0),
+        )?;
         ids.into_iter()
-            .map(|id| org_by_id_tx(&self.conn, id))
+            .map(|id| org_by_id_tx(&self.db, id))
             .collect()
     }
 
     /// Threads the organization takes part in, oldest first.
     pub fn org_threads(&self, org_id: i64) -> Result<Vec<OrgThread>, StoreError> {
-        let rows: Vec<(i64, String)> = {
-            let mut stmt = self.conn.prepare(
-                "SELECT p.thread_id, p.role FROM participants p WHERE p.org_id = ?1
-                 ORDER BY p.thread_id",
-            )?;
-            stmt.query_map([org_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
+        let rows: Vec<(i64, String)> = self.db.map(
+            "SELECT p.thread_id, p.role FROM participants p WHERE p.org_id = ?1
+             ORDER BY p.thread_id",
+            args![org_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         rows.into_iter()
             .map(|(id, role)| {
                 Ok(OrgThread {
-                    thread: thread_by_id_tx(&self.conn, id)?,
+                    thread: thread_by_id_tx(&self.db, id)?,
                     role,
                 })
             })
@@ -412,15 +391,16 @@ impl Store {
         org_id: i64,
         role: &str,
     ) -> Result<Vec<super::Contact>, StoreError> {
-        let tx = super::WriteTx::begin(&mut self.conn)?;
-        let participant_id = participant_tx(&tx, thread_id, org_id, role)?;
-        tx.execute(
-            "INSERT INTO contacts (participant_id, address, org_contact_id)
-             SELECT ?1, oc.address, oc.id FROM org_contacts oc WHERE oc.org_id = ?2
-             ON CONFLICT (participant_id, address) DO NOTHING",
-            params![participant_id, org_id],
-        )?;
-        tx.commit()?;
+        let participant_id = self.db.write(|db| {
+            let participant_id = participant_tx(db, thread_id, org_id, role)?;
+            db.execute(
+                "INSERT INTO contacts (participant_id, address, org_contact_id)
+                 SELECT ?1, oc.address, oc.id FROM org_contacts oc WHERE oc.org_id = ?2
+                 ON CONFLICT (participant_id, address) DO NOTHING",
+                args![participant_id, org_id],
+            )?;
+            Ok(participant_id)
+        })?;
         Ok(self
             .contacts(thread_id)?
             .into_iter()
@@ -429,102 +409,90 @@ impl Store {
     }
 }
 
-fn add_group_tx(tx: &Connection, org_id: i64, group: &str) -> Result<(), StoreError> {
-    tx.execute(
+fn add_group_tx(db: &Db, org_id: i64, group: &str) -> Result<(), StoreError> {
+    db.execute(
         "INSERT INTO org_groups (org_id, name) VALUES (?1, ?2) ON CONFLICT (org_id, name) DO NOTHING",
-        params![org_id, group_key(group)?],
+        args![org_id, group_key(group)?],
     )?;
     Ok(())
 }
 
-fn org_by_id_tx(conn: &Connection, id: i64) -> Result<Org, StoreError> {
-    let (name, anonymous, created_at): (String, bool, String) = conn
-        .query_row(
+fn org_by_id_tx(db: &Db, id: i64) -> Result<Org, StoreError> {
+    let r = db
+        .row(
             "SELECT name, anonymous, created_at FROM orgs WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?
+            args![id],
+        )?
         .ok_or_else(|| StoreError::NotFound(format!("no organization with id {id}")))?;
-    let mut stmt =
-        conn.prepare_cached("SELECT name FROM org_groups WHERE org_id = ?1 ORDER BY name")?;
-    let groups = stmt
-        .query_map([id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+    let groups = db.map(
+        "SELECT name FROM org_groups WHERE org_id = ?1 ORDER BY name",
+        args![id],
+        |r| r.get(0),
+    )?;
     Ok(Org {
         id,
-        name,
-        anonymous,
-        created_at,
+        name: r.get(0)?,
+        anonymous: r.get(1)?,
+        created_at: r.get(2)?,
         groups,
     })
 }
 
-fn org_contact_by_id_tx(conn: &Connection, id: i64) -> Result<OrgContact, StoreError> {
-    let (org_id, address, created_at): (i64, String, String) = conn
-        .query_row(
+fn org_contact_by_id_tx(db: &Db, id: i64) -> Result<OrgContact, StoreError> {
+    let r = db
+        .row(
             "SELECT org_id, address, created_at FROM org_contacts WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?
+            args![id],
+        )?
         .ok_or_else(|| StoreError::NotFound(format!("no organization contact {id}")))?;
     Ok(OrgContact {
         id,
-        org_id,
-        address,
-        created_at,
-        key_fingerprints: contact_keys_tx(conn, id)?,
+        org_id: r.get(0)?,
+        address: r.get(1)?,
+        created_at: r.get(2)?,
+        key_fingerprints: contact_keys_tx(db, id)?,
     })
 }
 
 /// Keys bound to a directory contact, oldest binding first.
-pub(super) fn contact_keys_tx(
-    conn: &Connection,
-    contact_id: i64,
-) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub(super) fn contact_keys_tx(db: &Db, contact_id: i64) -> Result<Vec<String>, StoreError> {
+    db.map(
         "SELECT fingerprint FROM org_contact_keys WHERE contact_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([contact_id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(rows)
+        args![contact_id],
+        |r| r.get(0),
+    )
 }
 
 /// The organization named `name` (any case), created when missing: analysts name
 /// organizations (never mail; see [`sender_org_tx`]).
-pub(super) fn org_named_tx(tx: &Connection, name: &str) -> Result<i64, StoreError> {
+pub(super) fn org_named_tx(db: &Db, name: &str) -> Result<i64, StoreError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(StoreError::Invalid("the organization name is empty".into()));
     }
-    tx.execute(
+    db.execute(
         "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
          ON CONFLICT (name_key) DO NOTHING",
-        params![name, name_key(name), now_text()],
+        args![name, name_key(name), now_text()],
     )?;
-    Ok(tx.query_row(
+    db.one(
         "SELECT id FROM orgs WHERE name_key = ?1",
-        [name_key(name)],
-        |r| r.get(0),
-    )?)
+        args![name_key(name)],
+    )
 }
 
 /// The organization a sender the pipeline adds to a new thread belongs to: one whose contact
 /// the address already is (preferring the one named `hint`), else a new organization named
 /// after the address — "Display Name <addr>" or "addr" — never one chosen by the name the
 /// mail claims.
-pub(super) fn sender_org_tx(tx: &Connection, hint: &str, address: &str) -> Result<i64, StoreError> {
+pub(super) fn sender_org_tx(db: &Db, hint: &str, address: &str) -> Result<i64, StoreError> {
     let address = normalize_address(address)?;
-    let known: Vec<(i64, String)> = {
-        let mut stmt = tx.prepare(
-            "SELECT o.id, o.name_key FROM org_contacts oc JOIN orgs o ON o.id = oc.org_id
-             WHERE oc.address = ?1 ORDER BY o.id",
-        )?;
-        stmt.query_map([&address], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
+    let known: Vec<(i64, String)> = db.map(
+        "SELECT o.id, o.name_key FROM org_contacts oc JOIN orgs o ON o.id = oc.org_id
+         WHERE oc.address = ?1 ORDER BY o.id",
+        args![address],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     if let Some((id, _)) = known
         .iter()
         .find(|(_, k)| *k == name_key(hint))
@@ -552,14 +520,11 @@ pub(super) fn sender_org_tx(tx: &Connection, hint: &str, address: &str) -> Resul
         } else {
             format!("{base} ({n})")
         };
-        let id: Option<i64> = tx
-            .query_row(
-                "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
-                 ON CONFLICT (name_key) DO NOTHING RETURNING id",
-                params![name, name_key(&name), now_text()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let id: Option<i64> = db.opt(
+            "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (name_key) DO NOTHING RETURNING id",
+            args![name, name_key(&name), now_text()],
+        )?;
         if let Some(id) = id {
             return Ok(id);
         }
@@ -571,53 +536,43 @@ pub(super) fn sender_org_tx(tx: &Connection, hint: &str, address: &str) -> Resul
 
 /// The directory contact `address` of `org_id`, created when missing.
 pub(super) fn org_contact_tx(
-    tx: &Connection,
+    db: &Db,
     org_id: i64,
     address: &str,
     now: &str,
 ) -> Result<i64, StoreError> {
     let address = normalize_address(address)?;
-    tx.execute(
+    db.execute(
         "INSERT INTO org_contacts (org_id, address, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (org_id, address) DO NOTHING",
-        params![org_id, address, now],
+        args![org_id, address, now],
     )?;
-    Ok(tx.query_row(
+    db.one(
         "SELECT id FROM org_contacts WHERE org_id = ?1 AND address = ?2",
-        params![org_id, address],
-        |r| r.get(0),
-    )?)
+        args![org_id, address],
+    )
 }
 
 /// The participant row of `org_id` in the thread, created (named as the directory names the
 /// organization) when missing.
 pub(super) fn participant_tx(
-    tx: &Connection,
+    db: &Db,
     thread_id: i64,
     org_id: i64,
     role: &str,
 ) -> Result<i64, StoreError> {
-    if let Some(id) = tx
-        .query_row(
-            "SELECT id FROM participants WHERE thread_id = ?1 AND org_id = ?2",
-            params![thread_id, org_id],
-            |r| r.get(0),
-        )
-        .optional()?
-    {
+    if let Some(id) = db.opt(
+        "SELECT id FROM participants WHERE thread_id = ?1 AND org_id = ?2",
+        args![thread_id, org_id],
+    )? {
         return Ok(id);
     }
-    let name: String = tx.query_row("SELECT name FROM orgs WHERE id = ?1", [org_id], |r| {
-        r.get(0)
-    })?;
-    let id: Option<i64> = tx
-        .query_row(
-            "INSERT INTO participants (thread_id, org, role, org_id) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (thread_id, org) DO NOTHING RETURNING id",
-            params![thread_id, name, role, org_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let name: String = db.one("SELECT name FROM orgs WHERE id = ?1", args![org_id])?;
+    let id: Option<i64> = db.opt(
+        "INSERT INTO participants (thread_id, org, role, org_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (thread_id, org) DO NOTHING RETURNING id",
+        args![thread_id, name, role, org_id],
+    )?;
     id.ok_or_else(|| {
         StoreError::Conflict(format!(
             "the thread already has a participant named {name:?} from another organization; see `casegate show`"
@@ -627,30 +582,26 @@ pub(super) fn participant_tx(
 
 /// Binds a key to an organization; `true` (and the keys generation bumped, so running
 /// pipelines and senders reload) when it was not bound before.
-pub(super) fn org_key_tx(tx: &Connection, org_id: i64, fpr: &str) -> Result<bool, StoreError> {
-    let n = tx.execute(
+pub(super) fn org_key_tx(db: &Db, org_id: i64, fpr: &str) -> Result<bool, StoreError> {
+    let n = db.execute(
         "INSERT INTO org_keys (org_id, fingerprint, added_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (org_id, fingerprint) DO NOTHING",
-        params![org_id, fpr, now_text()],
+        args![org_id, fpr, now_text()],
     )?;
     if n > 0 {
-        super::bump_keys_tx(tx)?;
+        super::bump_keys_tx(db)?;
     }
     Ok(n > 0)
 }
 
-pub(super) fn contact_key_tx(
-    tx: &Connection,
-    contact_id: i64,
-    fpr: &str,
-) -> Result<bool, StoreError> {
-    let n = tx.execute(
+pub(super) fn contact_key_tx(db: &Db, contact_id: i64, fpr: &str) -> Result<bool, StoreError> {
+    let n = db.execute(
         "INSERT INTO org_contact_keys (contact_id, fingerprint) VALUES (?1, ?2)
          ON CONFLICT (contact_id, fingerprint) DO NOTHING",
-        params![contact_id, fpr],
+        args![contact_id, fpr],
     )?;
     if n > 0 {
-        super::bump_keys_tx(tx)?;
+        super::bump_keys_tx(db)?;
     }
     Ok(n > 0)
 }

@@ -9,8 +9,8 @@
 //! This module stores bytes and states; it knows nothing of OpenPGP or SMTP (see `crate::outbox`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::sql::{Backend, Db, Param, Row, TxGuard, args};
 use super::{AUTOCHECKPOINT_PAGES, Store, StoreError, parse_time, record_sent_tx, time_text};
 
 pub(super) const MIGRATION: &str = "
@@ -158,7 +158,7 @@ pub struct HeldCopy {
     pub notice: StoredNotice,
 }
 
-/// A copy the sender should try now.
+/// A copy the sender should try now (and, from [`Store::claim_due_copy`], holds a claim on).
 #[derive(Debug, Clone)]
 pub struct DueCopy {
     pub id: i64,
@@ -174,19 +174,6 @@ pub struct DueCopy {
 
 const DUE_COLUMNS: &str =
     "id, sender, address, message_id, raw, attempts, created_at, key_fingerprint";
-
-fn due_copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueCopy> {
-    Ok(DueCopy {
-        id: r.get(0)?,
-        sender: r.get(1)?,
-        address: r.get(2)?,
-        message_id: r.get(3)?,
-        raw: r.get(4)?,
-        attempts: r.get(5)?,
-        created_at: parse_time(&r.get::<_, String>(6)?),
-        key_fingerprint: r.get(7)?,
-    })
-}
 
 /// One copy as `outbox list` shows it. Raw bytes are left out on purpose.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -248,12 +235,11 @@ impl Store {
         address: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row(
+        self.db().one(
             "SELECT count(*) FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
              WHERE n.automatic = 1 AND o.address = ?1 AND o.created_at >= ?2",
-            params![address.to_lowercase(), time_text(since)],
-            |r| r.get(0),
-        )?)
+            args![address.to_lowercase(), time_text(since)],
+        )
     }
 
     /// Enqueues every copy of one notice and records each Message-ID with the thread, in ONE
@@ -282,30 +268,32 @@ impl Store {
         notice: &NewNotice<'_>,
         now: DateTime<Utc>,
     ) -> Result<NoticeWriter<'_>, StoreError> {
-        // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
-        // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
-        // would double the time `notify` takes. That checkpoint is left to the daemon's
-        // maintenance, the next commit, or closing the store. Turned back on by the writer.
-        let conn: &Connection = self.conn_mut();
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // From here on, dropping the writer (an error below included) rolls back and turns
-        // automatic checkpoints back on.
+        // `&mut self` is held for the writer's life: no other transaction can start on it.
+        let tx = self.db_mut().begin()?;
         let mut writer = NoticeWriter {
-            conn,
-            tx: None,
+            db: tx.db(),
+            tx: Some(tx),
             notice_id: 0,
             thread_id: notice.thread_id,
             sender: notice.sender.to_string(),
-            created_at: time_text(now),
             due: due_text(now),
+            created_at: time_text(now),
         };
-        // `&mut self` is held for the writer's life: no other transaction can start on it.
-        let tx = writer.tx.insert(conn.unchecked_transaction()?);
-        tx.execute(
+        // From here on, dropping the writer (an error below included) rolls back and turns
+        // automatic checkpoints back on.
+        // A notice to many contacts is tens of MB. Committing it is durable on its own (WAL,
+        // synchronous=FULL); copying it into the main file as well (the automatic checkpoint)
+        // would double the time `notify` takes. That checkpoint is left to the daemon's
+        // maintenance, the next commit, or closing the store.
+        if let Some(c) = writer.db.sqlite_conn() {
+            c.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        writer.notice_id = writer.db.one(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
-                 signer_fingerprint, inner, created_at, relay_of)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+                 signer_fingerprint, \"inner\", created_at, relay_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             RETURNING id",
+            args![
                 notice.thread_id,
                 notice.sender,
                 notice.in_reply_to,
@@ -317,22 +305,21 @@ impl Store {
                 notice.relay_of
             ],
         )?;
-        writer.notice_id = tx.last_insert_rowid();
         Ok(writer)
     }
 
     /// Copies as `outbox list` shows them, oldest first.
     pub fn outbox_rows(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows_where(
-            "WHERE (?1 IS NULL OR o.thread_id = ?1) AND (?2 IS NULL OR o.status = ?2)
+            "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
              ORDER BY o.id",
-            params![filter.thread_id, filter.status],
+            args![filter.thread_id, filter.status],
         )
     }
 
     /// One copy by row id.
     pub fn outbox_row(&self, id: i64) -> Result<OutboxRow, StoreError> {
-        self.outbox_rows_where("WHERE o.id = ?1", params![id])?
+        self.outbox_rows_where("WHERE o.id = ?1", args![id])?
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("no outbox copy {id}")))
     }
@@ -340,7 +327,7 @@ impl Store {
     pub(super) fn outbox_rows_where(
         &self,
         tail: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[Param<'_>],
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT o.id, t.number, o.kind, o.address, o.org, o.status, o.reason, o.attempts,
@@ -348,60 +335,53 @@ impl Store {
                     o.next_attempt_at, o.sent_at, o.claimed_by, o.claim_expires_at
              FROM outbox o JOIN threads t ON t.id = o.thread_id {tail}"
         );
-        let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt
-            .query_map(args, |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    thread: r.get(1)?,
-                    kind: CopyKind::parse(&r.get::<_, String>(2)?),
-                    address: r.get(3)?,
-                    org: r.get(4)?,
-                    status: r.get(5)?,
-                    reason: r.get(6)?,
-                    attempts: r.get(7)?,
-                    last_reply: r.get(8)?,
-                    key_fingerprint: r.get(9)?,
-                    message_id: r.get(10)?,
-                    created_at: r.get(11)?,
-                    next_attempt_at: r.get(12)?,
-                    sent_at: r.get(13)?,
-                    claimed_by: r.get(14)?,
-                    claim_expires_at: r.get(15)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db().map(&sql, args, |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                thread: r.get(1)?,
+                kind: CopyKind::parse(&r.get::<String>(2)?),
+                address: r.get(3)?,
+                org: r.get(4)?,
+                status: r.get(5)?,
+                reason: r.get(6)?,
+                attempts: r.get(7)?,
+                last_reply: r.get(8)?,
+                key_fingerprint: r.get(9)?,
+                message_id: r.get(10)?,
+                created_at: r.get(11)?,
+                next_attempt_at: r.get(12)?,
+                sent_at: r.get(13)?,
+                claimed_by: r.get(14)?,
+                claim_expires_at: r.get(15)?,
+            })
+        })
     }
 
     /// Every SMTP attempt for one copy, oldest first.
     pub fn outbox_attempts(&self, outbox_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db().map(
             "SELECT at, outcome, reply FROM outbox_attempts WHERE outbox_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt
-            .query_map([outbox_id], |r| {
+            args![outbox_id],
+            |r| {
                 Ok(AttemptRow {
                     at: r.get(0)?,
                     outcome: r.get(1)?,
                     reply: r.get(2)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Copies held for want of a key (optionally of one thread), with their signed notice.
     pub fn held_copies(&self, thread_id: Option<i64>) -> Result<Vec<HeldCopy>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db().map(
             "SELECT o.id, o.thread_id, o.address, o.org, t.number, n.sender, n.in_reply_to,
-                    n.automatic, n.date_unix, n.signer_fingerprint, n.inner, n.relay_of
+                    n.automatic, n.date_unix, n.signer_fingerprint, n.\"inner\", n.relay_of
              FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
                   JOIN threads t ON t.id = o.thread_id
-             WHERE o.status = 'held' AND (?1 IS NULL OR o.thread_id = ?1) ORDER BY o.id",
-        )?;
-        let rows = stmt
-            .query_map([thread_id], |r| {
+             WHERE o.status = 'held' AND (o.thread_id = ?1 OR ?1 IS NULL) ORDER BY o.id",
+            args![thread_id],
+            |r| {
                 Ok(HeldCopy {
                     id: r.get(0)?,
                     thread_id: r.get(1)?,
@@ -415,12 +395,11 @@ impl Store {
                         date_unix: r.get(8)?,
                         signer_fingerprint: r.get(9)?,
                         inner: r.get(10)?,
-                        relay: r.get::<_, Option<i64>>(11)?.is_some(),
+                        relay: r.get::<Option<i64>>(11)?.is_some(),
                     },
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// A held copy got sealed: queue it and record its Message-ID with the thread (one
@@ -435,27 +414,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         let due = due_text(now);
         let now = time_text(now);
-        let tx = super::WriteTx::begin(self.conn_mut())?;
-        let thread_id: Option<i64> = tx
-            .query_row(
-                "SELECT thread_id FROM outbox WHERE id = ?1 AND status = 'held'",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(thread_id) = thread_id else {
-            return Err(StoreError::Conflict(format!(
-                "outbox copy {id} is not held"
-            )));
-        };
-        tx.execute(
-            "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
-                 key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5 WHERE id = ?1",
-            params![id, message_id, raw, key_fingerprint, now, due],
-        )?;
-        record_sent_tx(&tx, message_id, thread_id)?;
-        tx.commit()?;
-        Ok(())
+        self.db_mut().write(|db| {
+            let thread_id: Option<i64> = db.opt(
+                "UPDATE outbox SET status = 'queued', reason = NULL, message_id = ?2, raw = ?3,
+                     key_fingerprint = ?4, next_attempt_at = ?6, updated_at = ?5
+                 WHERE id = ?1 AND status = 'held'
+                 RETURNING thread_id",
+                args![id, message_id, raw, key_fingerprint, now, due],
+            )?;
+            let Some(thread_id) = thread_id else {
+                return Err(StoreError::Conflict(format!(
+                    "outbox copy {id} is not held"
+                )));
+            };
+            record_sent_tx(db, message_id, thread_id)
+        })
     }
 
     /// A held copy is still held; remember the latest reason.
@@ -465,9 +438,9 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.db().execute(
             "UPDATE outbox SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'held'",
-            params![id, reason, time_text(now)],
+            args![id, reason, time_text(now)],
         )?;
         Ok(())
     }
@@ -476,17 +449,17 @@ impl Store {
     /// oldest first, at most `limit`, claimed or not. For looking; a sender takes copies with
     /// [`Store::claim_due_copy`].
     pub fn due_copies(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DueCopy>, StoreError> {
-        let mut stmt = self.conn().prepare(&format!(
-            "SELECT {DUE_COLUMNS} FROM outbox
-             WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
-               AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-             ORDER BY next_attempt_at, id LIMIT ?2"
-        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![due_text(now), limit], due_copy)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db().map(
+            &format!(
+                "SELECT {DUE_COLUMNS} FROM outbox
+                 WHERE status IN ('queued', 'retrying') AND raw IS NOT NULL AND message_id IS NOT NULL
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+                 ORDER BY next_attempt_at, id LIMIT ?2"
+            ),
+            args![due_text(now), limit],
+            due_copy,
+        )
     }
 
     /// Claims the oldest copy that is due at `now` for the sender `owner`, until `now + lease`,
@@ -499,30 +472,35 @@ impl Store {
     /// with [`Store::record_attempt`], which clears the claim; a claim not recorded before it
     /// expires (the sender died between claim and record) makes the copy claimable again, and
     /// it is sent again with the same Message-ID. `lease` must outlast one SMTP transaction.
-    /// (PostgreSQL: the inner SELECT takes `FOR UPDATE SKIP LOCKED`.)
+    /// On PostgreSQL the inner SELECT takes `FOR UPDATE SKIP LOCKED`: a row another instance
+    /// is claiming right now is skipped, not waited for, and row locks (not a serializable
+    /// retry) keep two claimants apart.
     pub fn claim_due_copy(
         &mut self,
         owner: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<Option<DueCopy>, StoreError> {
-        let tx = super::WriteTx::begin(self.conn_mut())?;
+        let skip_locked = match self.db().backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "", // one writer at a time: nothing to skip
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = ?1, claim_expires_at = ?2
+             WHERE id = (SELECT id FROM outbox
+                         WHERE status IN ('queued', 'retrying')
+                           AND raw IS NOT NULL AND message_id IS NOT NULL
+                           AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                           AND (claim_expires_at IS NULL OR claim_expires_at <= ?3)
+                         ORDER BY next_attempt_at, id LIMIT 1 {skip_locked})
+             RETURNING {DUE_COLUMNS}"
+        );
+        let tx = self.db_mut().begin()?;
         let copy = tx
-            .query_row(
-                &format!(
-                    "UPDATE outbox SET claimed_by = ?1, claim_expires_at = ?2
-                     WHERE id = (SELECT id FROM outbox
-                                 WHERE status IN ('queued', 'retrying')
-                                   AND raw IS NOT NULL AND message_id IS NOT NULL
-                                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
-                                   AND (claim_expires_at IS NULL OR claim_expires_at <= ?3)
-                                 ORDER BY next_attempt_at, id LIMIT 1)
-                     RETURNING {DUE_COLUMNS}"
-                ),
-                params![owner, due_text(now + lease), due_text(now)],
-                due_copy,
-            )
-            .optional()?;
+            .db()
+            .row(&sql, args![owner, due_text(now + lease), due_text(now)])?
+            .map(|r| due_copy(&r))
+            .transpose()?;
         tx.commit()?;
         Ok(copy)
     }
@@ -536,22 +514,20 @@ impl Store {
         now: DateTime<Utc>,
         is_dead: impl Fn(&str) -> bool,
     ) -> Result<usize, StoreError> {
-        let owners: Vec<String> = {
-            let mut stmt = self.conn().prepare(
-                "SELECT DISTINCT claimed_by FROM outbox
-                 WHERE claimed_by IS NOT NULL AND claim_expires_at > ?1
-                   AND status IN ('queued', 'retrying')",
-            )?;
-            stmt.query_map([due_text(now)], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let owners: Vec<String> = self.db().map(
+            "SELECT DISTINCT claimed_by FROM outbox
+             WHERE claimed_by IS NOT NULL AND claim_expires_at > ?1
+               AND status IN ('queued', 'retrying')",
+            args![due_text(now)],
+            |r| r.get(0),
+        )?;
         let mut released = 0;
         for owner in owners.iter().filter(|o| is_dead(o)) {
-            released += self.conn().execute(
+            released += self.db().execute(
                 "UPDATE outbox SET claimed_by = NULL, claim_expires_at = NULL
                  WHERE claimed_by = ?1 AND status IN ('queued', 'retrying')",
-                [owner],
-            )?;
+                args![owner],
+            )? as usize;
             tracing::info!(%owner, "outbox: released the claims of a sender that is gone");
         }
         Ok(released)
@@ -560,13 +536,12 @@ impl Store {
     /// When the next copy can be claimed (None when nothing waits for SMTP): the later of its
     /// due time and the end of a claim another sender holds on it.
     pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<String> = self.conn().query_row(
+        let next: Option<String> = self.db().one(
             "SELECT min(CASE WHEN claim_expires_at IS NOT NULL
                               AND claim_expires_at > COALESCE(next_attempt_at, '')
                          THEN claim_expires_at ELSE next_attempt_at END)
              FROM outbox WHERE status IN ('queued', 'retrying')",
-            [],
-            |r| r.get(0),
+            args![],
         )?;
         Ok(next.map(|t| parse_time(&t)))
     }
@@ -582,45 +557,44 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let n = self.db().execute(
             "UPDATE outbox SET status = 'held', reason = ?3, raw = NULL, message_id = NULL,
                  key_fingerprint = NULL, next_attempt_at = NULL, claimed_by = NULL,
                  claim_expires_at = NULL, updated_at = ?4
              WHERE id = ?1 AND claimed_by = ?2 AND status IN ('queued', 'retrying')
                AND notice_id IS NOT NULL",
-            params![id, owner, reason, time_text(now)],
+            args![id, owner, reason, time_text(now)],
         )?;
         Ok(n > 0)
     }
 
-    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
-    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
-    /// that Message-ID (angle brackets as stored).
     /// The outbox copy that carried this Message-ID: (copy id, thread id, recipient, status).
     pub fn outbox_copy_by_message_id(
         &self,
         message_id: &str,
     ) -> Result<Option<(i64, i64, String, String)>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db()
+            .row(
                 "SELECT id, thread_id, address, status FROM outbox WHERE message_id = ?1",
-                [message_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?)
+                args![message_id],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .transpose()
     }
 
+    /// A delivery status notification says a sent copy did not arrive: mark it `bounced` with
+    /// the reason. For the inbound pipeline, which sees DSNs; `false` when no sent copy has
+    /// that Message-ID (angle brackets as stored).
     pub fn mark_bounced(
         &mut self,
         message_id: &str,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let n = self.db().execute(
             "UPDATE outbox SET status = 'bounced', reason = ?2, updated_at = ?3
              WHERE message_id = ?1 AND status = 'sent'",
-            params![message_id, reason, time_text(now)],
+            args![message_id, reason, time_text(now)],
         )?;
         Ok(n > 0)
     }
@@ -638,7 +612,6 @@ impl Store {
         reply: &str,
     ) -> Result<(), StoreError> {
         let at = time_text(now);
-        let tx = super::WriteTx::begin(self.conn_mut())?;
         let (kind, status, reason, next): (&str, &str, Option<&str>, Option<String>) = match outcome
         {
             AttemptOutcome::Accepted => ("accepted", "sent", None, None),
@@ -651,33 +624,61 @@ impl Store {
             AttemptOutcome::Dead { reason } => ("permanent", "dead", Some(reason), None),
             AttemptOutcome::GiveUp { reason } => ("temporary", "dead", Some(reason), None),
         };
-        let n = tx.execute(
-            "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
-                 attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
-                 sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END,
-                 claimed_by = NULL, claim_expires_at = NULL
-             WHERE id = ?1 AND status IN ('queued', 'retrying') AND claimed_by = ?7",
-            params![id, status, reason, next, reply, at, owner],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "outbox copy {id} is not waiting for delivery under a claim of {owner}"
-            )));
+        self.db_mut().write(|db| {
+            let n = db.execute(
+                "UPDATE outbox SET status = ?2, reason = ?3, next_attempt_at = ?4,
+                     attempts = attempts + 1, last_reply = ?5, updated_at = ?6,
+                     sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END,
+                     claimed_by = NULL, claim_expires_at = NULL
+                 WHERE id = ?1 AND status IN ('queued', 'retrying') AND claimed_by = ?7",
+                args![id, status, reason, next, reply, at, owner],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "outbox copy {id} is not waiting for delivery under a claim of {owner}"
+                )));
+            }
+            db.execute(
+                "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
+                args![id, at, kind, reply],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn due_copy(r: &Row) -> Result<DueCopy, StoreError> {
+    Ok(DueCopy {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        address: r.get(2)?,
+        message_id: r.get(3)?,
+        raw: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: parse_time(&r.get::<String>(6)?),
+        key_fingerprint: r.get(7)?,
+    })
+}
+
+/// Turns SQLite's automatic checkpoints back on when dropped.
+struct CheckpointsBackOn<'a>(&'a Db);
+
+impl Drop for CheckpointsBackOn<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.sqlite_conn()
+            && let Err(e) = c.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+        {
+            // The notice is queued (or not) either way; only the WAL grows until a checkpoint.
+            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
         }
-        tx.execute(
-            "INSERT INTO outbox_attempts (outbox_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
-            params![id, at, kind, reply],
-        )?;
-        tx.commit()?;
-        Ok(())
     }
 }
 
 /// One notice being queued (see [`Store::begin_notice`]): one open transaction.
 pub struct NoticeWriter<'s> {
-    conn: &'s Connection,
+    db: &'s Db,
     /// `None` only after `commit`.
-    tx: Option<Transaction<'s>>,
+    tx: Option<TxGuard<'s>>,
     notice_id: i64,
     thread_id: i64,
     sender: String,
@@ -688,10 +689,10 @@ pub struct NoticeWriter<'s> {
 impl NoticeWriter<'_> {
     /// Adds one copy; returns its row id.
     pub fn add(&mut self, copy: &NewCopy<'_>) -> Result<i64, StoreError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        let db = self.db;
         match copy {
             NewCopy::Sealed {
                 kind,
@@ -701,40 +702,39 @@ impl NoticeWriter<'_> {
                 raw,
                 key_fingerprint,
             } => {
-                tx.prepare_cached(
+                let id = db.one(
                     "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org,
                          message_id, raw, key_fingerprint, status, next_attempt_at, created_at,
                          updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
-                )?
-                .execute(params![
-                    self.notice_id,
-                    self.thread_id,
-                    kind.as_str(),
-                    self.sender,
-                    address,
-                    org,
-                    message_id,
-                    raw,
-                    key_fingerprint,
-                    self.created_at,
-                    self.due
-                ])?;
-                let id = tx.last_insert_rowid();
-                record_sent_tx(tx, message_id, self.thread_id)?;
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)
+                     RETURNING id",
+                    args![
+                        self.notice_id,
+                        self.thread_id,
+                        kind.as_str(),
+                        self.sender,
+                        address,
+                        org,
+                        message_id,
+                        raw,
+                        key_fingerprint,
+                        self.created_at,
+                        self.due
+                    ],
+                )?;
+                record_sent_tx(db, message_id, self.thread_id)?;
                 Ok(id)
             }
             NewCopy::Held {
                 address,
                 org,
                 reason,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
-                         reason, created_at, updated_at)
-                     VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
-                )?
-                .execute(params![
+            } => db.one(
+                "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
+                     reason, created_at, updated_at)
+                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)
+                 RETURNING id",
+                args![
                     self.notice_id,
                     self.thread_id,
                     self.sender,
@@ -742,20 +742,18 @@ impl NoticeWriter<'_> {
                     org,
                     reason,
                     self.created_at
-                ])?;
-                Ok(tx.last_insert_rowid())
-            }
+                ],
+            ),
         }
     }
 
     /// Writes an audit record in the notice's transaction: it exists if and only if the
     /// notice is queued.
     pub fn record_audit(&mut self, a: &super::NewAudit) -> Result<(), StoreError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
-        super::audit::insert(tx, a)?;
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        super::audit::insert(self.db, a)?;
         Ok(())
     }
 
@@ -763,13 +761,12 @@ impl NoticeWriter<'_> {
     /// queued exactly when the debt is gone. A debt already settled (by another process) is a
     /// conflict, and the notice must then be dropped.
     pub fn settle_relay(&mut self, message_ref: i64) -> Result<(), StoreError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
-        let n = tx.execute(
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        let n = self.db.execute(
             "DELETE FROM pending_relays WHERE message_ref = ?1",
-            [message_ref],
+            args![message_ref],
         )?;
         if n == 0 {
             return Err(StoreError::Conflict(format!(
@@ -787,17 +784,16 @@ impl NoticeWriter<'_> {
         outbox_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("notice already committed".into()))?;
-        super::vendors::insert_reminder_tx(tx, self.thread_id, org_id, address, outbox_id, now)
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        super::vendors::insert_reminder_tx(self.db, self.thread_id, org_id, address, outbox_id, now)
     }
 
     /// Queues the notice: every copy added becomes visible at once, durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
         match self.tx.take() {
-            Some(tx) => Ok(tx.commit()?),
+            Some(tx) => tx.commit(),
             None => Err(StoreError::Invalid("notice already committed".into())),
         }
     }
@@ -807,13 +803,7 @@ impl Drop for NoticeWriter<'_> {
     /// Rolls back what was not committed; turns automatic checkpoints back on either way.
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Err(e) = self
-            .conn
-            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
-        {
-            // The notice is queued (or not) either way; only the WAL grows until a checkpoint.
-            tracing::warn!(error = %e, "automatic WAL checkpoints not turned back on");
-        }
+        drop(CheckpointsBackOn(self.db));
     }
 }
 
@@ -842,176 +832,105 @@ mod tests {
 
     #[test]
     fn a_notice_is_queued_whole_or_not_at_all() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let notice = notice_to_a_case(&mut s);
-        let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
-            kind: CopyKind::Notice,
-            address: addr,
-            org: "V",
-            message_id: mid,
-            raw: b"raw",
-            key_fingerprint: Some("CD"),
-        };
-        // The second copy reuses a Message-ID: the unique index fails the whole transaction.
-        let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
-        assert!(s.enqueue_notice(&notice, &bad, now).is_err());
-        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
-        assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
-
-        let good = [
-            copy("a@x.test", "<1@x>"),
-            NewCopy::Held {
-                address: "c@x.test",
-                org: "W",
-                reason: "no valid encryption key: none",
-            },
-        ];
-        let ids = s.enqueue_notice(&notice, &good, now).unwrap();
-        assert_eq!(ids.len(), 2);
-        assert_eq!(
-            s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
-            notice.thread_id
-        );
-        assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
-        assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
-
-        // Sent only through record_attempt by the claim's holder; a copy that is not waiting
-        // cannot be "sent" again.
-        let lease = chrono::Duration::minutes(10);
-        let claimed = s.claim_due_copy("me", now, lease).unwrap().unwrap();
-        assert_eq!(claimed.id, ids[0]);
-        assert!(
-            s.record_attempt(ids[0], "other", now, &AttemptOutcome::Accepted, "250")
-                .is_err()
-        );
-        s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250 ok")
-            .unwrap();
-        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
-        assert!(
-            s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250")
-                .is_err()
-        );
-        assert_eq!(s.outbox_attempts(ids[0]).unwrap().len(), 1);
-        assert!(s.due_copies(now, 10).unwrap().is_empty());
-
-        assert!(
-            !s.mark_bounced("<other@x>", "550 no such user", now)
-                .unwrap()
-        );
-        assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
-        assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
-    }
-
-    #[test]
-    fn a_claim_is_held_by_one_sender_until_recorded_or_expired() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let notice = notice_to_a_case(&mut s);
-        let copies: Vec<NewCopy<'_>> = ["<1@x>", "<2@x>"]
-            .iter()
-            .map(|mid| NewCopy::Sealed {
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let notice = notice_to_a_case(&mut s);
+            let copy = |addr: &'static str, mid: &'static str| NewCopy::Sealed {
                 kind: CopyKind::Notice,
-                address: "a@x.test",
+                address: addr,
                 org: "V",
                 message_id: mid,
                 raw: b"raw",
                 key_fingerprint: Some("CD"),
-            })
-            .collect();
-        let ids = s.enqueue_notice(&notice, &copies, now).unwrap();
-        let lease = chrono::Duration::seconds(60);
-        let a = s.claim_due_copy("a", now, lease).unwrap().unwrap();
-        let b = s.claim_due_copy("b", now, lease).unwrap().unwrap();
-        assert_eq!((a.id, b.id), (ids[0], ids[1]));
-        assert_eq!(a.key_fingerprint.as_deref(), Some("CD"));
-        assert_eq!(
-            s.outbox_row(ids[0]).unwrap().claimed_by.as_deref(),
-            Some("a")
-        );
-        // Both held: nobody else gets either, until a claim expires.
-        assert!(s.claim_due_copy("c", now, lease).unwrap().is_none());
-        // Waiting for a held claim means waiting until it ends, not polling at once.
-        assert_eq!(
-            s.next_due_at().unwrap().map(|t| t.timestamp()),
-            Some((now + lease).timestamp())
-        );
-        let later = now + lease + chrono::Duration::seconds(1);
-        let c = s.claim_due_copy("c", later, lease).unwrap().unwrap();
-        assert_eq!(
-            c.id, ids[0],
-            "an expired claim (its sender died) is claimable again"
-        );
-        // The dead sender's late record is refused; the new holder's is taken.
-        let retry = AttemptOutcome::Retry {
-            next_attempt_at: later,
-        };
-        assert!(s.record_attempt(c.id, "a", later, &retry, "451").is_err());
-        s.record_attempt(c.id, "c", later, &retry, "451").unwrap();
-        assert_eq!(s.outbox_row(c.id).unwrap().claimed_by, None);
-        // The other expired claim goes first (due longer); then the recorded copy, whose claim
-        // is gone, is due again for anyone.
-        let e = s.claim_due_copy("e", later, lease).unwrap().unwrap();
-        assert_eq!(e.id, ids[1]);
-        let d = s.claim_due_copy("d", later, lease).unwrap().unwrap();
-        assert_eq!(d.id, ids[0]);
-        assert!(s.claim_due_copy("f", later, lease).unwrap().is_none());
+            };
+            // The second copy reuses a Message-ID: the unique index fails the whole transaction.
+            let bad = [copy("a@x.test", "<1@x>"), copy("b@x.test", "<1@x>")];
+            assert!(s.enqueue_notice(&notice, &bad, now).is_err());
+            assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+            assert!(s.thread_of_sent(&["<1@x>".into()]).unwrap().is_none());
 
-        // A claim whose holder is known dead is released before its lease ends.
-        assert_eq!(s.release_dead_claims(later, |o| o == "nobody").unwrap(), 0);
-        assert_eq!(s.release_dead_claims(later, |o| o == "e").unwrap(), 1);
-        assert_eq!(
-            s.claim_due_copy("f", later, lease).unwrap().map(|c| c.id),
-            Some(ids[1])
-        );
+            let good = [
+                copy("a@x.test", "<1@x>"),
+                NewCopy::Held {
+                    address: "c@x.test",
+                    org: "W",
+                    reason: "no valid encryption key: none",
+                },
+            ];
+            let ids = s.enqueue_notice(&notice, &good, now).unwrap();
+            assert_eq!(ids.len(), 2);
+            assert_eq!(
+                s.thread_of_sent(&["<1@x>".into()]).unwrap().unwrap().1,
+                notice.thread_id
+            );
+            assert_eq!(s.due_copies(now, 10).unwrap().len(), 1);
+            assert_eq!(s.held_copies(None).unwrap()[0].notice.inner, b"inner");
 
-        // A holder may put its copy back to held (its key was revoked meanwhile).
-        assert!(
-            !s.hold_claimed_copy(d.id, "x", "key revoked", later)
-                .unwrap()
-        );
-        assert!(
-            s.hold_claimed_copy(d.id, "d", "key revoked", later)
-                .unwrap()
-        );
-        let row = s.outbox_row(d.id).unwrap();
-        assert_eq!((row.status.as_str(), row.message_id), ("held", None));
-        assert_eq!(s.held_copies(None).unwrap().len(), 1);
+            // Sent only through record_attempt by the claim's holder; a copy that is not waiting
+            // cannot be "sent" again.
+            let lease = chrono::Duration::minutes(10);
+            let claimed = s.claim_due_copy("me", now, lease).unwrap().unwrap();
+            assert_eq!(claimed.id, ids[0]);
+            assert!(
+                s.record_attempt(ids[0], "other", now, &AttemptOutcome::Accepted, "250")
+                    .is_err()
+            );
+            s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250 ok")
+                .unwrap();
+            assert_eq!(s.outbox_row(ids[0]).unwrap().status, "sent");
+            assert!(
+                s.record_attempt(ids[0], "me", now, &AttemptOutcome::Accepted, "250")
+                    .is_err()
+            );
+            assert_eq!(s.outbox_attempts(ids[0]).unwrap().len(), 1);
+            assert!(s.due_copies(now, 10).unwrap().is_empty());
+
+            assert!(
+                !s.mark_bounced("<other@x>", "550 no such user", now)
+                    .unwrap()
+            );
+            assert!(s.mark_bounced("<1@x>", "550 no such user", now).unwrap());
+            assert_eq!(s.outbox_row(ids[0]).unwrap().status, "bounced");
+        });
     }
 
     #[test]
     fn a_notice_writer_dropped_before_commit_queues_nothing() {
-        let mut s = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        let notice = notice_to_a_case(&mut s);
-        {
-            let mut w = s.begin_notice(&notice, now).unwrap();
-            w.add(&NewCopy::Held {
-                address: "a@x.test",
-                org: "V",
-                reason: "no valid encryption key: none",
-            })
-            .unwrap();
-        }
-        assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
-        let pages: i64 = s
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let notice = notice_to_a_case(&mut s);
+            {
+                let mut w = s.begin_notice(&notice, now).unwrap();
+                w.add(&NewCopy::Held {
+                    address: "a@x.test",
+                    org: "V",
+                    reason: "no valid encryption key: none",
+                })
+                .unwrap();
+            }
+            assert!(s.outbox_rows(&OutboxFilter::default()).unwrap().is_empty());
+            if let Some(c) = s.db().sqlite_conn() {
+                let pages: i64 = c
+                    .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+            }
+        });
     }
 
     #[test]
     fn a_notice_that_cannot_start_leaves_automatic_checkpoints_on() {
-        let mut s = Store::open_in_memory().unwrap();
-        let mut notice = notice_to_a_case(&mut s);
-        notice.thread_id = 999; // no such thread: the foreign key refuses the notice row
-        assert!(s.begin_notice(&notice, Utc::now()).is_err());
-        let pages: i64 = s
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap();
-        assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+        crate::store::testing::for_each_backend(|mut s| {
+            let mut notice = notice_to_a_case(&mut s);
+            notice.thread_id = 999; // no such thread: the foreign key refuses the notice row
+            assert!(s.begin_notice(&notice, Utc::now()).is_err());
+            if let Some(c) = s.db().sqlite_conn() {
+                let pages: i64 = c
+                    .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(pages, AUTOCHECKPOINT_PAGES);
+            }
+        });
     }
 
     #[test]
@@ -1054,7 +973,9 @@ mod tests {
             main_file()
         );
         let pages: i64 = s
-            .conn_mut()
+            .db()
+            .sqlite_conn()
+            .unwrap()
             .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
             .unwrap();
         assert_eq!(pages, AUTOCHECKPOINT_PAGES);
@@ -1062,5 +983,130 @@ mod tests {
         drop(s);
         let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
         assert_eq!(s.due_copies(now, 1000).unwrap().len(), 300);
+    }
+
+    fn queue_copies(s: &mut Store, n: usize, now: DateTime<Utc>) -> Vec<i64> {
+        let notice = notice_to_a_case(s);
+        let ids: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("v{i}@x.test"), format!("<{i}@x>")))
+            .collect();
+        let copies: Vec<NewCopy<'_>> = ids
+            .iter()
+            .map(|(addr, mid)| NewCopy::Sealed {
+                kind: CopyKind::Notice,
+                address: addr,
+                org: "V",
+                message_id: mid,
+                raw: b"raw",
+                key_fingerprint: Some("CD"),
+            })
+            .collect();
+        s.enqueue_notice(&notice, &copies, now).unwrap()
+    }
+
+    #[test]
+    fn a_claim_is_held_by_one_sender_until_recorded_or_expired() {
+        crate::store::testing::for_each_backend(|mut s| {
+            let now = Utc::now();
+            let notice = notice_to_a_case(&mut s);
+            let copies: Vec<NewCopy<'_>> = ["<1@x>", "<2@x>"]
+                .iter()
+                .map(|mid| NewCopy::Sealed {
+                    kind: CopyKind::Notice,
+                    address: "a@x.test",
+                    org: "V",
+                    message_id: mid,
+                    raw: b"raw",
+                    key_fingerprint: Some("CD"),
+                })
+                .collect();
+            let ids = s.enqueue_notice(&notice, &copies, now).unwrap();
+            let lease = chrono::Duration::seconds(60);
+            let a = s.claim_due_copy("a", now, lease).unwrap().unwrap();
+            let b = s.claim_due_copy("b", now, lease).unwrap().unwrap();
+            assert_eq!((a.id, b.id), (ids[0], ids[1]));
+            assert_eq!(a.key_fingerprint.as_deref(), Some("CD"));
+            assert_eq!(
+                s.outbox_row(ids[0]).unwrap().claimed_by.as_deref(),
+                Some("a")
+            );
+            // Both held: nobody else gets either, until a claim expires.
+            assert!(s.claim_due_copy("c", now, lease).unwrap().is_none());
+            // Waiting for a held claim means waiting until it ends, not polling at once.
+            assert_eq!(
+                s.next_due_at().unwrap().map(|t| t.timestamp()),
+                Some((now + lease).timestamp())
+            );
+            let later = now + lease + chrono::Duration::seconds(1);
+            let c = s.claim_due_copy("c", later, lease).unwrap().unwrap();
+            assert_eq!(
+                c.id, ids[0],
+                "an expired claim (its sender died) is claimable again"
+            );
+            // The dead sender's late record is refused; the new holder's is taken.
+            let retry = AttemptOutcome::Retry {
+                next_attempt_at: later,
+            };
+            assert!(s.record_attempt(c.id, "a", later, &retry, "451").is_err());
+            s.record_attempt(c.id, "c", later, &retry, "451").unwrap();
+            assert_eq!(s.outbox_row(c.id).unwrap().claimed_by, None);
+            // The other expired claim goes first (due longer); then the recorded copy, whose claim
+            // is gone, is due again for anyone.
+            let e = s.claim_due_copy("e", later, lease).unwrap().unwrap();
+            assert_eq!(e.id, ids[1]);
+            let d = s.claim_due_copy("d", later, lease).unwrap().unwrap();
+            assert_eq!(d.id, ids[0]);
+            assert!(s.claim_due_copy("f", later, lease).unwrap().is_none());
+
+            // A claim whose holder is known dead is released before its lease ends.
+            assert_eq!(s.release_dead_claims(later, |o| o == "nobody").unwrap(), 0);
+            assert_eq!(s.release_dead_claims(later, |o| o == "e").unwrap(), 1);
+            assert_eq!(
+                s.claim_due_copy("f", later, lease).unwrap().map(|c| c.id),
+                Some(ids[1])
+            );
+
+            // A holder may put its copy back to held (its key was revoked meanwhile).
+            assert!(
+                !s.hold_claimed_copy(d.id, "x", "key revoked", later)
+                    .unwrap()
+            );
+            assert!(
+                s.hold_claimed_copy(d.id, "d", "key revoked", later)
+                    .unwrap()
+            );
+            let row = s.outbox_row(d.id).unwrap();
+            assert_eq!((row.status.as_str(), row.message_id), ("held", None));
+            assert_eq!(s.held_copies(None).unwrap().len(), 1);
+        });
+    }
+
+    /// Several senders claiming at once (instances on one database) never get the same copy.
+    #[test]
+    fn concurrent_claimants_get_disjoint_copies() {
+        crate::store::testing::for_each_shared_backend(|open| {
+            let now = Utc::now();
+            let mut s = open();
+            let ids = queue_copies(&mut s, 60, now);
+            let got = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for w in 0..3 {
+                    let got = &got;
+                    scope.spawn(move || {
+                        let mut s = open();
+                        let owner = format!("w{w}");
+                        let lease = chrono::Duration::seconds(60);
+                        while let Some(c) = s.claim_due_copy(&owner, now, lease).unwrap() {
+                            s.record_attempt(c.id, &owner, now, &AttemptOutcome::Accepted, "250")
+                                .unwrap();
+                            got.lock().unwrap().push(c.id);
+                        }
+                    });
+                }
+            });
+            let mut got = got.into_inner().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, ids);
+        });
     }
 }

@@ -2,9 +2,8 @@
 //! `LIMIT`/`OFFSET` in SQL and a count, so a triage queue of 10,000 costs a page, not 10,000
 //! records. Orders match the unpaged methods, so pages concatenate to the whole list.
 
-use rusqlite::params;
-
 use super::outbox::{OutboxFilter, OutboxRow};
+use super::sql::args;
 use super::{AuditEntry, MessageRecord, Store, StoreError};
 use crate::tracking::TrackingNumber;
 
@@ -29,12 +28,11 @@ impl Store {
         let rows = self.message_records(
             "JOIN triage tr ON tr.message_ref = m.id WHERE (tr.assigned_at IS NULL OR ?1 = 1)
              ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
-            params![all, l, o],
+            args![all, l, o],
         )?;
-        let total: i64 = self.conn().query_row(
+        let total: i64 = self.db.one(
             "SELECT count(*) FROM triage WHERE (assigned_at IS NULL OR ?1 = 1)",
-            params![all],
-            |r| r.get(0),
+            args![all],
         )?;
         Ok((rows, total as usize))
     }
@@ -49,11 +47,9 @@ impl Store {
         let rows = self.message_records(
             "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id
              LIMIT ?1 OFFSET ?2",
-            params![l, o],
+            args![l, o],
         )?;
-        let total: i64 = self
-            .conn()
-            .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
+        let total: i64 = self.db.one("SELECT count(*) FROM quarantine", args![])?;
         Ok((rows, total as usize))
     }
 
@@ -68,13 +64,12 @@ impl Store {
         let rows = self.message_records(
             "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
              ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
-            params![thread_id, l, o],
+            args![thread_id, l, o],
         )?;
-        let total: i64 = self.conn().query_row(
+        let total: i64 = self.db.one(
             "SELECT count(*) FROM messages m
              WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-            params![thread_id],
-            |r| r.get(0),
+            args![thread_id],
         )?;
         Ok((rows, total as usize))
     }
@@ -90,13 +85,12 @@ impl Store {
         let rows = self.outbox_rows_where(
             "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
              ORDER BY o.id LIMIT ?3 OFFSET ?4",
-            params![filter.thread_id, filter.status, l, o],
+            args![filter.thread_id, filter.status, l, o],
         )?;
-        let total: i64 = self.conn().query_row(
+        let total: i64 = self.db.one(
             "SELECT count(*) FROM outbox o
              WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)",
-            params![filter.thread_id, filter.status],
-            |r| r.get(0),
+            args![filter.thread_id, filter.status],
         )?;
         Ok((rows, total as usize))
     }
@@ -113,14 +107,15 @@ impl Store {
         let filter = "(a.thread = ?1 OR ?1 IS NULL
                 OR a.thread IN (SELECT r.number FROM threads r JOIN threads c ON c.id = r.promoted_to
                                 WHERE c.number = ?1))";
-        let mut stmt = self.conn().prepare(&format!(
-            "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
-             FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
-             WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
-        ))?;
         let number = thread.map(TrackingNumber::as_str);
-        let rows = stmt
-            .query_map(params![number, l, o], |r| {
+        let rows = self.db.map(
+            &format!(
+                "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
+                 FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
+                 WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
+            ),
+            args![number, l, o],
+            |r| {
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     at: r.get(1)?,
@@ -131,12 +126,11 @@ impl Store {
                     message_sha256: r.get(6)?,
                     detail: r.get(7)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let total: i64 = self.conn().query_row(
+            },
+        )?;
+        let total: i64 = self.db.one(
             &format!("SELECT count(*) FROM audit a WHERE {filter}"),
-            params![number],
-            |r| r.get(0),
+            args![number],
         )?;
         Ok((rows, total as usize))
     }

@@ -6,8 +6,8 @@
 //! later, and two processes paying the same debt relay it once.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
+use super::sql::{Db, args};
 use super::{Store, StoreError, time_text};
 
 /// Schema v15.
@@ -32,63 +32,63 @@ pub struct OwedRelay {
 impl Store {
     /// `hub` or `relay`.
     pub fn set_discussion(&mut self, thread_id: i64, mode: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE threads SET discussion = ?2 WHERE id = ?1",
-            params![thread_id, mode],
-        )?;
-        Ok(())
+        self.db.write(|db| {
+            db.execute(
+                "UPDATE threads SET discussion = ?2 WHERE id = ?1",
+                args![thread_id, mode],
+            )?;
+            Ok(())
+        })
     }
 
     /// Relays owed, oldest first.
     pub fn owed_relays(&self) -> Result<Vec<OwedRelay>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db.map(
             "SELECT message_ref, thread_id FROM pending_relays ORDER BY created_at, message_ref",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
+            args![],
+            |r| {
                 Ok(OwedRelay {
                     message_ref: r.get(0)?,
                     thread_id: r.get(1)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Gives up a relay that can never be made (nobody else to send to, relaying turned off).
     /// `false` when it was not owed (any more).
     pub fn forget_owed_relay(&mut self, message_ref: i64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            "DELETE FROM pending_relays WHERE message_ref = ?1",
-            [message_ref],
-        )? > 0)
+        self.db.write(|db| {
+            Ok(db.execute(
+                "DELETE FROM pending_relays WHERE message_ref = ?1",
+                args![message_ref],
+            )? > 0)
+        })
     }
 
     /// Whether `message_id` is one casegate sent (a copy of ours coming back).
     pub fn is_sent_message_id(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
-            .query_row(
+            .db
+            .row(
                 "SELECT 1 FROM sent_message_ids WHERE message_id = ?1",
-                [message_id],
-                |_| Ok(()),
-            )
-            .optional()?
+                args![message_id],
+            )?
             .is_some())
     }
 }
 
 /// Records the relay a stored message is owed (inside its commit).
 pub(super) fn owe_relay_tx(
-    tx: &rusqlite::Connection,
+    db: &Db,
     message_ref: i64,
     thread_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    db.execute(
         "INSERT INTO pending_relays (message_ref, thread_id, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (message_ref) DO NOTHING",
-        params![message_ref, thread_id, time_text(now)],
+        args![message_ref, thread_id, time_text(now)],
     )?;
     Ok(())
 }

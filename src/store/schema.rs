@@ -1,5 +1,14 @@
-//! Versioned migrations, applied in order on open (`PRAGMA user_version` is the version).
-//! Never edit a released migration: append a new one.
+//! Versioned migrations, applied in order on open. SQLite keeps the version in
+//! `PRAGMA user_version`, PostgreSQL in the table `casegate_schema`. Never edit a released
+//! migration: append a new one.
+//!
+//! Each migration is written once, for SQLite, with the column types INTEGER, TEXT and BLOB,
+//! and runs on PostgreSQL after a mechanical translation ([`super::sql::postgres_ddl`]: INTEGER
+//! → BIGINT, `INTEGER PRIMARY KEY` → identity, BLOB → BYTEA, ...). A statement only SQLite
+//! needs (e.g. filling a new column from `rowid` in existing stores) ends its line with
+//! `-- sqlite-only`. The rules: ARCHITECTURE.md, "Writing a migration";
+//! `store::sql::tests::every_migration_is_portable` and
+//! `store::tests::schemas_match_on_both_backends` check them.
 
 /// Threads, participants, contacts, certificates, messages, triage, quarantine, sent IDs.
 pub(super) const CORE: &str = r#"
@@ -102,6 +111,18 @@ CREATE TABLE signature_cache (
 ) WITHOUT ROWID;
 ";
 
+/// Several instances on one database: who watches which mailbox ([`super::lease`]). (Key
+/// bindings keep their order in `org_contact_keys.id`; see [`super::orgs`].)
+pub(super) const INSTANCES: &str = "
+CREATE TABLE mailbox_leases (
+    account    TEXT NOT NULL,
+    mailbox    TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (account, mailbox)
+);
+";
+
 /// Counters bumped in the same transaction as every change of their kind, so that a process
 /// that keeps something in memory (the daemon's keyring) sees another process's change by
 /// reading one row. `keys`: certificates stored or merged, keys bound to contacts.
@@ -146,6 +167,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::orgs::MIGRATION,
     super::vendors::MIGRATION,
     super::relays::MIGRATION,
+    INSTANCES,
 ];
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! Analysts' API tokens, as hashes only: the token itself is shown once when it is made and
 //! never stored (see `ops::tokens`).
 
-use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
-
+use super::sql::{Row, args};
 use super::{Store, StoreError, time_text};
+use chrono::{DateTime, Utc};
 
 pub(super) const MIGRATION: &str = "
 CREATE TABLE api_tokens (
@@ -31,6 +30,17 @@ pub struct StoredToken {
     pub last_used_at: Option<String>,
 }
 
+fn stored_token(r: &Row) -> Result<StoredToken, StoreError> {
+    Ok(StoredToken {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        sha256: r.get(2)?,
+        read_only: r.get(3)?,
+        created_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+    })
+}
+
 impl Store {
     /// Stores a new token's hash under `name`; a name already used is a conflict.
     pub fn add_token(
@@ -40,15 +50,11 @@ impl Store {
         read_only: bool,
         now: DateTime<Utc>,
     ) -> Result<StoredToken, StoreError> {
-        let inserted: Option<i64> = self
-            .conn()
-            .query_row(
-                "INSERT INTO api_tokens (name, sha256, read_only, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO NOTHING RETURNING id",
-                params![name, sha256, read_only, time_text(now)],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let inserted: Option<i64> = self.db().opt(
+            "INSERT INTO api_tokens (name, sha256, read_only, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+            args![name, sha256, read_only, time_text(now)],
+        )?;
         let Some(id) = inserted else {
             return Err(StoreError::Conflict(format!(
                 "a token named {name:?} exists; revoke it first (`casegate token revoke {name}`) or pick another name"
@@ -66,37 +72,26 @@ impl Store {
 
     /// Every token, by name.
     pub fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        self.db().map(
             "SELECT id, name, sha256, read_only, created_at, last_used_at FROM api_tokens ORDER BY name",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(StoredToken {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    sha256: r.get(2)?,
-                    read_only: r.get(3)?,
-                    created_at: r.get(4)?,
-                    last_used_at: r.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            stored_token,
+        )
     }
 
     /// Removes the token named `name`; `false` when there is none.
     pub fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
-            .execute("DELETE FROM api_tokens WHERE name = ?1", [name])?
+            .db()
+            .execute("DELETE FROM api_tokens WHERE name = ?1", args![name])?
             > 0)
     }
 
     /// Records that a token was just used.
     pub fn touch_token(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.db().execute(
             "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-            params![id, time_text(now)],
+            args![id, time_text(now)],
         )?;
         Ok(())
     }

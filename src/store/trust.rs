@@ -1,9 +1,8 @@
 //! Sender authentication verdicts (columns of `messages`) and key changes held for review.
 
+use super::sql::{Db, Row, args};
+use super::{Store, StoreError, bump_keys_tx, time_text};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
-
-use super::{Store, StoreError, WriteTx, bump_keys_tx, time_text};
 
 /// The sender authentication verdict of every inbound message (`pass | fail | none |
 /// temperror`) and its detail. Messages stored before have `none` and no detail.
@@ -65,27 +64,23 @@ impl Store {
     /// Primary fingerprints bound to any contact with this address: the keys accepted for
     /// the address.
     pub fn address_keys(&self, address: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT DISTINCT k.fingerprint FROM org_contact_keys k
              JOIN org_contacts c ON c.id = k.contact_id
              WHERE c.address = ?1 ORDER BY k.fingerprint",
-        )?;
-        let rows = stmt
-            .query_map([address.trim().to_lowercase()], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(rows)
+            args![address.trim().to_lowercase()],
+            |r| r.get::<String>(0),
+        )
     }
 
     /// Every contact address with its organisations (for `key refresh`), sorted.
     pub fn contact_addresses(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT DISTINCT c.address, p.org FROM contacts c
              JOIN participants p ON p.id = c.participant_id ORDER BY c.address, p.org",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Binds a key to every contact with this address; returns how many were newly bound.
@@ -94,10 +89,8 @@ impl Store {
         address: &str,
         fingerprint: &str,
     ) -> Result<usize, StoreError> {
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let n = bind_to_address_tx(&tx, address, fingerprint)?;
-        tx.commit()?;
-        Ok(n)
+        self.db
+            .write(|db| bind_to_address_tx(db, address, fingerprint))
     }
 
     /// Records a key change (or finds the one already recorded for this address and key; an
@@ -106,8 +99,8 @@ impl Store {
     pub fn record_key_change(&mut self, c: &NewKeyChange<'_>) -> Result<KeyChange, StoreError> {
         let previous =
             serde_json::to_string(c.previous).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let id: i64 = tx.query_row(
+        self.db.write(|db| {
+            let id: i64 = db.one(
             "INSERT INTO key_changes (address, fingerprint, previous, source, status, detected_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (address, fingerprint) DO UPDATE SET
@@ -116,7 +109,7 @@ impl Store {
                  status = CASE WHEN key_changes.status = 'offered' AND excluded.status = 'pending'
                      THEN 'pending' ELSE key_changes.status END
              RETURNING id",
-            params![
+            args![
                 c.address.trim().to_lowercase(),
                 c.fingerprint.trim().to_uppercase(),
                 previous,
@@ -124,26 +117,22 @@ impl Store {
                 c.status,
                 time_text(c.at),
             ],
-            |r| r.get(0),
         )?;
-        bump_keys_tx(&tx)?;
-        let change = key_change_tx(&tx, id)?;
-        tx.commit()?;
-        Ok(change)
+            bump_keys_tx(db)?;
+            key_change_tx(db, id)
+        })
     }
 
     /// Key changes, oldest first: the open ones (`pending`, `offered`), or all.
     pub fn key_changes(&self, open_only: bool) -> Result<Vec<KeyChange>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.db.map(
             "SELECT id, address, fingerprint, previous, source, status, detected_at, decided_at,
                     decided_by
              FROM key_changes WHERE (?1 = 0 OR status IN ('pending', 'offered'))
              ORDER BY detected_at, id",
-        )?;
-        let rows = stmt
-            .query_map([open_only], key_change_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![open_only],
+            key_change_row,
+        )
     }
 
     /// An analyst accepts a key change: it is bound to every contact with the address (and
@@ -161,69 +150,59 @@ impl Store {
             .filter(|c| !c.is_whitespace())
             .collect::<String>()
             .to_uppercase();
-        let tx = WriteTx::begin(&mut self.conn)?;
-        let id: Option<i64> = tx
-            .query_row(
+        self.db.write(|db| {
+            let id: Option<i64> = db.opt(
                 "UPDATE key_changes SET status = 'accepted', decided_at = ?3, decided_by = ?4
                  WHERE address = ?1 AND fingerprint = ?2 AND status IN ('pending', 'offered')
                  RETURNING id",
-                params![address, fingerprint, time_text(at), by],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(id) = id else {
-            return Err(StoreError::NotFound(format!(
-                "no open key change of {address} to {fingerprint}; see `casegate key changes`"
-            )));
-        };
-        bind_to_address_tx(&tx, &address, &fingerprint)?;
-        bump_keys_tx(&tx)?;
-        let change = key_change_tx(&tx, id)?;
-        tx.commit()?;
-        Ok(change)
+                args![address, fingerprint, time_text(at), by],
+            )?;
+            let Some(id) = id else {
+                return Err(StoreError::NotFound(format!(
+                    "no open key change of {address} to {fingerprint}; see `casegate key changes`"
+                )));
+            };
+            bind_to_address_tx(db, &address, &fingerprint)?;
+            bump_keys_tx(db)?;
+            key_change_tx(db, id)
+        })
     }
 }
 
-fn bind_to_address_tx(
-    tx: &Connection,
-    address: &str,
-    fingerprint: &str,
-) -> Result<usize, StoreError> {
+fn bind_to_address_tx(db: &Db, address: &str, fingerprint: &str) -> Result<usize, StoreError> {
     // Bindings live in the directory: every directory contact with this address (and so
     // every thread contact pointing at one), and its organization.
-    let contacts: Vec<(i64, i64)> = {
-        let mut stmt =
-            tx.prepare("SELECT id, org_id FROM org_contacts WHERE address = ?1 ORDER BY id")?;
-        stmt.query_map([address.trim().to_lowercase()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?
-    };
+    let contacts: Vec<(i64, i64)> = db.map(
+        "SELECT id, org_id FROM org_contacts WHERE address = ?1 ORDER BY id",
+        args![address.trim().to_lowercase()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let fpr = crate::keyring::normalize_fingerprint(fingerprint);
     let mut n = 0;
     for (c, org) in contacts {
-        super::orgs::org_key_tx(tx, org, &fpr)?;
-        if super::orgs::contact_key_tx(tx, c, &fpr)? {
+        super::orgs::org_key_tx(db, org, &fpr)?;
+        if super::orgs::contact_key_tx(db, c, &fpr)? {
             n += 1;
         }
     }
     if n > 0 {
-        bump_keys_tx(tx)?;
+        bump_keys_tx(db)?;
     }
     Ok(n)
 }
 
-fn key_change_tx(conn: &Connection, id: i64) -> Result<KeyChange, StoreError> {
-    Ok(conn.query_row(
+fn key_change_tx(db: &Db, id: i64) -> Result<KeyChange, StoreError> {
+    db.row(
         "SELECT id, address, fingerprint, previous, source, status, detected_at, decided_at,
                 decided_by
          FROM key_changes WHERE id = ?1",
-        [id],
-        key_change_row,
-    )?)
+        args![id],
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("no key change {id}")))
+    .and_then(|r| key_change_row(&r))
 }
 
-fn key_change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyChange> {
+fn key_change_row(r: &Row) -> Result<KeyChange, StoreError> {
     let previous: String = r.get(3)?;
     Ok(KeyChange {
         id: r.get(0)?,

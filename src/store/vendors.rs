@@ -3,8 +3,8 @@
 //! last heard from, and the reminders sent to those that did not answer.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
+use super::sql::{Db, args};
 use super::{Store, StoreError, Thread, thread_by_id_tx, time_text};
 
 /// Schema v14.
@@ -108,15 +108,14 @@ pub struct ParticipantFollowup {
 impl Store {
     /// Every claim an organization made in a thread, oldest first.
     pub fn claims(&self, thread_id: i64, org_id: i64) -> Result<Vec<Claim>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        self.db.map(
             "SELECT v.message_ref, m.sha256, m.message_id, v.status, v.statement, v.signed_part,
                     v.signature, v.signer, v.signed_by_org, v.counted, v.reason, v.received_at,
                     v.sealed
              FROM vendor_claims v JOIN messages m ON m.id = v.message_ref
              WHERE v.thread_id = ?1 AND v.org_id = ?2 ORDER BY v.received_at, v.id",
-        )?;
-        let rows = stmt
-            .query_map(params![thread_id, org_id], |r| {
+            args![thread_id, org_id],
+            |r| {
                 Ok(Claim {
                     message_ref: r.get(0)?,
                     message_sha256: r.get(1)?,
@@ -132,9 +131,8 @@ impl Store {
                     received_at: r.get(11)?,
                     sealed: r.get(12)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// The participants of one thread (or of every open case), with first notice and last
@@ -144,22 +142,18 @@ impl Store {
         thread_id: Option<i64>,
         role: Option<&str>,
     ) -> Result<Vec<ParticipantFollowup>, StoreError> {
-        let rows: Vec<(i64, i64, i64, String, String)> = {
-            let mut stmt = self.conn().prepare(
-                "SELECT p.id, p.thread_id, COALESCE(p.org_id, 0), p.org, p.role
-                 FROM participants p JOIN threads t ON t.id = p.thread_id
-                 WHERE (?1 IS NULL AND t.kind = 'case' AND t.status = 'open' OR p.thread_id = ?1)
-                   AND (?2 IS NULL OR p.role = ?2)
-                 ORDER BY p.thread_id, p.org",
-            )?;
-            stmt.query_map(params![thread_id, role], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
+        let rows: Vec<(i64, i64, i64, String, String)> = self.db.map(
+            "SELECT p.id, p.thread_id, COALESCE(p.org_id, 0), p.org, p.role
+             FROM participants p JOIN threads t ON t.id = p.thread_id
+             WHERE (p.thread_id = ?1 OR ?1 IS NULL AND t.kind = 'case' AND t.status = 'open')
+               AND (p.role = ?2 OR ?2 IS NULL)
+             ORDER BY p.thread_id, p.org",
+            args![thread_id, role],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         rows.into_iter()
             .map(|(participant_id, thread_id, org_id, org, role)| {
-                followup_tx(self.conn(), participant_id, thread_id, org_id, org, role)
+                followup_tx(&self.db, participant_id, thread_id, org_id, org, role)
             })
             .collect()
     }
@@ -170,31 +164,29 @@ impl Store {
         thread_id: i64,
         address: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().query_row(
+        self.db.one(
             "SELECT max(sent_at) FROM reminders WHERE thread_id = ?1 AND address = ?2",
-            params![thread_id, address],
-            |r| r.get(0),
-        )?)
+            args![thread_id, address],
+        )
     }
 }
 
 fn followup_tx(
-    conn: &Connection,
+    db: &Db,
     participant_id: i64,
     thread_id: i64,
     org_id: i64,
     org: String,
     role: String,
 ) -> Result<ParticipantFollowup, StoreError> {
-    let contacts: Vec<String> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT address FROM contacts WHERE participant_id = ?1 ORDER BY address",
-        )?;
-        stmt.query_map([participant_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
-    };
-    let (first_notified_at, last_heard_at): (Option<String>, Option<String>) = conn.query_row(
-        "SELECT
+    let contacts: Vec<String> = db.map(
+        "SELECT address FROM contacts WHERE participant_id = ?1 ORDER BY address",
+        args![participant_id],
+        |r| r.get(0),
+    )?;
+    let r = db
+        .row(
+            "SELECT
             (SELECT min(o.created_at) FROM outbox o JOIN outbox_notices n ON n.id = o.notice_id
              WHERE (o.thread_id = ?1 OR o.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
                AND n.automatic = 0 AND n.relay_of IS NULL AND o.status NOT IN ('held', 'dead')
@@ -203,11 +195,13 @@ fn followup_tx(
              WHERE (m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1))
                AND m.direction = 'in' AND m.automatic = 0 AND m.outcome = 'routed'
                AND lower(m.sender) IN (SELECT address FROM contacts WHERE participant_id = ?2))",
-        params![thread_id, participant_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+            args![thread_id, participant_id],
+        )?
+        .ok_or_else(|| StoreError::Invalid("follow-up query returned no row".into()))?;
+    let (first_notified_at, last_heard_at): (Option<String>, Option<String>) =
+        (r.get(0)?, r.get(1)?);
     Ok(ParticipantFollowup {
-        thread: thread_by_id_tx(conn, thread_id)?,
+        thread: thread_by_id_tx(db, thread_id)?,
         participant_id,
         org_id,
         org,
@@ -220,18 +214,18 @@ fn followup_tx(
 
 /// Writes a message's claims (inside its commit).
 pub(super) fn insert_claims_tx(
-    tx: &Connection,
+    db: &Db,
     thread_id: i64,
     message_ref: i64,
     m: &super::NewMessage,
 ) -> Result<(), StoreError> {
     for c in &m.claims {
-        tx.execute(
+        db.execute(
             "INSERT INTO vendor_claims (thread_id, org_id, message_ref, status, statement,
                  signed_part, signature, signer, signed_by_org, counted, reason, received_at,
                  sealed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
+            args![
                 thread_id,
                 c.org_id,
                 message_ref,
@@ -253,17 +247,17 @@ pub(super) fn insert_claims_tx(
 
 /// Records that `address` was reminded (inside the reminder's notice transaction).
 pub(super) fn insert_reminder_tx(
-    tx: &Connection,
+    db: &Db,
     thread_id: i64,
     org_id: i64,
     address: &str,
     outbox_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    db.execute(
         "INSERT INTO reminders (thread_id, org_id, address, outbox_id, sent_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![thread_id, org_id, address, outbox_id, time_text(now)],
+        args![thread_id, org_id, address, outbox_id, time_text(now)],
     )?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod dns;
 pub mod imap_sink;
+pub mod postgres;
 pub mod wkd;
 
 use std::io::Write;
