@@ -20,9 +20,9 @@ const CERT: &str = "cert@example.test";
 const MESSAGES: usize = 500;
 const KILLS: usize = 20;
 /// Kills that must land inside the window between a commit and its acknowledgment.
-const IN_WINDOW: usize = 2;
+const IN_WINDOW: usize = 1;
 /// Bound on the kills made while looking for them.
-const MAX_KILLS: usize = 120;
+const MAX_KILLS: usize = 200;
 
 /// Starts the real daemon on `dir` (config in `dir/casegate.toml`, store in `dir/data`).
 fn spawn_child(dir: &Path, log: &Path) -> Child {
