@@ -39,6 +39,10 @@ use crate::store::MessageSource;
 const STORED_KEYWORD: &str = "$CasegateStored";
 /// RFC 2177: re-issue IDLE before 29 minutes.
 const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
+/// An IDLE that ends sooner than this counts as a wake "at once".
+const QUICK_WAKE: Duration = Duration::from_millis(200);
+/// Wakes at once without new mail, in a row, before the session is given up and reconnected.
+const MAX_EMPTY_WAKES: u32 = 50;
 
 pub(crate) struct MailboxWorker {
     pub server: Arc<Server>,
@@ -295,6 +299,10 @@ impl MailboxWorker {
             }
         }
 
+        // Wakes from IDLE that came at once and brought nothing: a server that keeps waking us
+        // (with whatever untagged response) must not hold the session in a busy loop.
+        let mut empty_wakes: u32 = 0;
+        let mut woke_at_once = false;
         loop {
             if self.stopping() {
                 break;
@@ -305,6 +313,19 @@ impl MailboxWorker {
                     uid > last
                 })
                 .await?;
+            if items.is_empty() && woke_at_once {
+                empty_wakes = empty_wakes.saturating_add(1);
+                if empty_wakes >= MAX_EMPTY_WAKES {
+                    return Err(ImapError::Server {
+                        server: server.address(),
+                        message: format!(
+                            "ended IDLE {empty_wakes} times in a row at once without new mail"
+                        ),
+                    });
+                }
+            } else {
+                empty_wakes = 0;
+            }
             if !items.is_empty() {
                 self.process(&mut s, &mut sel, items).await?;
             }
@@ -313,11 +334,13 @@ impl MailboxWorker {
                 break;
             }
             if can_idle {
+                let began = Instant::now();
                 let (back, stop) = self.idle(s).await?;
                 s = back;
                 if stop {
                     break;
                 }
+                woke_at_once = began.elapsed() < QUICK_WAKE;
             } else {
                 if self.sleep_or_shutdown(server.poll_interval).await {
                     break;
@@ -960,7 +983,19 @@ impl MailboxWorker {
             let (wait, _interrupt) = handle.wait_with_timeout(reissue + server.timeout);
             tokio::select! {
                 r = wait => {
-                    r.map_err(|e| ImapError::protocol(server.address(), "IDLE", e))?;
+                    let woke = r.map_err(|e| ImapError::protocol(server.address(), "IDLE", e))?;
+                    // A server that answers IDLE with NO, BAD or BYE (Dovecot does, with "Internal
+                    // error", for a mailbox deleted and made again under it) would wake us at
+                    // once, every time, for ever: give the session up and reconnect, whose SELECT
+                    // sees the mailbox as it is now (a new UIDVALIDITY included).
+                    if let async_imap::extensions::idle::IdleResponse::NewData(data) = &woke {
+                        if let Some(said) = refusal(data.parsed()) {
+                            return Err(ImapError::Server {
+                                server: server.address(),
+                                message: format!("answered IDLE with {said}"),
+                            });
+                        }
+                    }
                     false
                 }
                 _ = tokio::time::sleep(reissue) => false,
@@ -970,6 +1005,27 @@ impl MailboxWorker {
         let s = server.step("DONE (end of IDLE)", handle.done()).await?;
         Ok((s, stop))
     }
+}
+
+/// An untagged NO, BAD or BYE, as the server's words, or None for anything else.
+fn refusal(response: &async_imap::imap_proto::Response<'_>) -> Option<String> {
+    use async_imap::imap_proto::{Response, Status};
+    let Response::Data { status, outcome } = response else {
+        return None;
+    };
+    let word = match status {
+        Status::No => "NO",
+        Status::Bad => "BAD",
+        Status::Bye => "BYE",
+        _ => return None,
+    };
+    let text = outcome.information.as_deref().unwrap_or("");
+    // The server's text is sender-controlled in the sense that it is not ours: bound it.
+    Some(
+        format!("{word} {}", text.chars().take(200).collect::<String>())
+            .trim_end()
+            .to_string(),
+    )
 }
 
 /// Resolves when shutdown is asked for: the value turns true or the sender is gone.
@@ -1225,6 +1281,29 @@ mod tests {
             plan(&items[..2], 1, 1 << 20, 1000, &HashSet::new()),
             vec![Step::Batch(vec![1]), Step::Batch(vec![2])]
         );
+    }
+
+    #[test]
+    fn an_untagged_no_bad_or_bye_is_a_refusal_and_nothing_else_is() {
+        use async_imap::imap_proto::Response;
+        let said = |raw: &[u8]| -> Option<String> {
+            let (_, r) = Response::parse(raw).ok()?;
+            refusal(&r)
+        };
+        assert_eq!(
+            said(b"* NO Internal error occurred.\r\n").as_deref(),
+            Some("NO Internal error occurred.")
+        );
+        assert_eq!(said(b"* BAD Nonsense\r\n").as_deref(), Some("BAD Nonsense"));
+        assert_eq!(
+            said(b"* BYE Server shutting down.\r\n").as_deref(),
+            Some("BYE Server shutting down.")
+        );
+        assert_eq!(said(b"* OK Still here\r\n"), None);
+        assert_eq!(said(b"* 3 EXISTS\r\n"), None);
+        assert_eq!(said(b"* 2 EXPUNGE\r\n"), None);
+        let long = format!("* NO {}\r\n", "x".repeat(5000));
+        assert!(said(long.as_bytes()).is_some_and(|s| s.len() <= 204));
     }
 
     #[test]
