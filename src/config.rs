@@ -48,6 +48,8 @@ pub struct Config {
     pub authentication: AuthenticationConfig,
     #[serde(default)]
     pub keys: KeysConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
     /// What one inbound message may cost; `max_message_bytes` comes from `[policy]`: use
     /// [`Config::limits`].
     #[serde(default)]
@@ -391,6 +393,37 @@ impl Default for MaildirConfig {
 
 fn default_maildir_poll_ms() -> u64 {
     500
+}
+
+/// Group commit (`[ingest]`): messages waiting at a source are stored together, in one
+/// transaction with one fsync, and only then acknowledged to the source.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// At most this many messages per transaction (and per IMAP FETCH).
+    #[serde(default = "default_batch_messages")]
+    pub batch_messages: usize,
+    /// A Maildir batch stops reading files after this long and is stored with what it has.
+    /// A batch never waits for mail: it closes as soon as nothing more is waiting.
+    #[serde(default = "default_batch_millis")]
+    pub batch_millis: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            batch_messages: default_batch_messages(),
+            batch_millis: default_batch_millis(),
+        }
+    }
+}
+
+fn default_batch_messages() -> usize {
+    100
+}
+
+fn default_batch_millis() -> u64 {
+    200
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -814,6 +847,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[followup] overdue_days and reminder_interval_days must be at least 1".into(),
             ));
+        }
+        if !(1..=10_000).contains(&self.ingest.batch_messages) {
+            return Err(ConfigError::Invalid(format!(
+                "[ingest] batch_messages is {}; it must be between 1 (one transaction per message) and 10000",
+                self.ingest.batch_messages
+            )));
         }
         if self.http.enabled {
             self.http.listen_addr()?;

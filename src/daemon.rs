@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::app::{self, AppError};
 use crate::config::Settings;
 use crate::imap::ImapStatus;
-use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::pipeline::{Inbound, Outcome, Pipeline, PipelineError};
 use crate::store::{Location, MessageSource, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,44 +53,87 @@ impl SharedPipeline {
         SharedPipeline(Arc::new(Mutex::new(p)), Arc::from(instance))
     }
 
-    /// Reads a message file within `max_message_bytes` and stores it, on a blocking thread;
-    /// returns after the commit. `None`: the file could not be read and was not given up yet
-    /// (each failure is counted; after `max_attempts` it is quarantined unread), or is gone.
-    pub async fn process_file(
+    /// Reads message files within `max_message_bytes`, in order, and stores them with group
+    /// commit (one transaction), on a blocking thread; returns after the commit. Reading stops
+    /// after `batch.batch_millis` or [`MAILDIR_BATCH_BYTES`] (at least one file is read).
+    ///
+    /// Returns how many of `paths` were taken, and the files stored (with their outcome) in
+    /// the order taken; with a store failure, the files before it are stored and the rest are
+    /// not. A file that cannot be read is not stored yet (each failure is counted; after
+    /// `max_attempts` it is quarantined unread); one that is gone is skipped.
+    pub async fn process_files(
         &self,
-        path: PathBuf,
-        source: MessageSource,
-    ) -> Result<Option<Outcome>, PipelineError> {
+        paths: Vec<PathBuf>,
+        batch: crate::config::IngestConfig,
+    ) -> (usize, Vec<(PathBuf, Outcome)>, Option<PipelineError>) {
         let inner = self.0.clone();
-        match tokio::task::spawn_blocking(move || {
+        let joined = tokio::task::spawn_blocking(move || {
             let limits = *inner.lock().unwrap_or_else(|e| e.into_inner()).limits();
             // Read (and for a large file, hash) before taking the pipeline: IMAP commits go on.
-            let read = crate::intake::read_file(&path, &limits);
-            let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
-            match read {
-                Ok(crate::intake::Intake::Whole(raw)) => p.process_owned(raw, source).map(Some),
-                Ok(crate::intake::Intake::Partial(part)) => {
-                    p.process_partial(&part, source).map(Some)
+            let started = std::time::Instant::now();
+            let mut read = Vec::new();
+            let mut bytes = 0u64;
+            for path in paths {
+                if !read.is_empty()
+                    && (started.elapsed().as_millis() >= u128::from(batch.batch_millis)
+                        || bytes >= MAILDIR_BATCH_BYTES)
+                {
+                    break;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => {
-                    let why = e.to_string();
-                    let tries = p.record_failed_attempt(&source, &why)?;
-                    if tries < limits.max_attempts {
-                        tracing::warn!(file = %path.display(), error = %why, tries, "Maildir: unreadable; left in new/, tried again later");
-                        return Ok(None);
-                    }
-                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    p.give_up_unread(source, size, tries, &why).map(Some)
-                }
+                let intake = crate::intake::read_file(&path, &limits);
+                bytes += match &intake {
+                    Ok(crate::intake::Intake::Whole(raw)) => raw.len() as u64,
+                    Ok(crate::intake::Intake::Partial(p)) => p.head.len() as u64,
+                    Err(_) => 0,
+                };
+                read.push((path, intake));
             }
+            let taken = read.len();
+            let mut p = inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stored = Vec::new();
+            let mut paths = Vec::new();
+            let mut batch = Vec::new();
+            for (path, intake) in read {
+                let source = MessageSource::Maildir(path.display().to_string());
+                let input = match intake {
+                    Ok(crate::intake::Intake::Whole(raw)) => Inbound::Whole(raw),
+                    Ok(crate::intake::Intake::Partial(part)) => Inbound::Partial(part),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        let why = e.to_string();
+                        let given_up = p.record_failed_attempt(&source, &why).and_then(|tries| {
+                            if tries < limits.max_attempts {
+                                tracing::warn!(file = %path.display(), error = %why, tries, "Maildir: unreadable; left in new/, tried again later");
+                                return Ok(None);
+                            }
+                            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                            p.give_up_unread(source, size, tries, &why).map(Some)
+                        });
+                        match given_up {
+                            Ok(Some(o)) => stored.push((path, o)),
+                            Ok(None) => {}
+                            Err(e) => return (taken, stored, Some(e)),
+                        }
+                        continue;
+                    }
+                };
+                paths.push(path);
+                batch.push((input, source));
+            }
+            let done = p.process_batch(batch);
+            stored.extend(paths.into_iter().zip(done.outcomes));
+            (taken, stored, done.failure)
         })
-        .await
-        {
+        .await;
+        match joined {
             Ok(r) => r,
-            Err(e) => Err(PipelineError::Store(crate::store::StoreError::Invalid(
-                format!("pipeline task failed: {e}"),
-            ))),
+            Err(e) => (
+                0,
+                Vec::new(),
+                Some(PipelineError::Store(crate::store::StoreError::Invalid(
+                    format!("pipeline task failed: {e}"),
+                ))),
+            ),
         }
     }
 
@@ -127,6 +170,26 @@ impl crate::imap::MessageSink for SharedPipeline {
         Ok(crate::imap::Delivered {
             outcome: outcome.outcome.to_string(),
         })
+    }
+
+    fn deliver_batch(&self, batch: Vec<(Vec<u8>, MessageSource)>) -> crate::imap::Batch {
+        let batch = batch
+            .into_iter()
+            .map(|(raw, source)| (Inbound::Whole(raw), source))
+            .collect();
+        let stored = self.with(|p| p.process_batch(batch));
+        crate::imap::Batch {
+            delivered: stored
+                .outcomes
+                .into_iter()
+                .map(|o| crate::imap::Delivered {
+                    outcome: o.outcome.to_string(),
+                })
+                .collect(),
+            failure: stored
+                .failure
+                .map(|e| crate::imap::SinkError(e.to_string())),
+        }
     }
 
     fn checkpoint(
@@ -266,7 +329,13 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         prepare_maildir(&dir)?;
         tracing::info!(path = %dir.display(), "watching Maildir drop folder");
         let poll = Duration::from_millis(settings.config.maildir.poll_interval_ms.max(50));
-        tasks.spawn(watch_maildir(dir, poll, pipeline.clone(), stop_rx.clone()));
+        tasks.spawn(watch_maildir(
+            dir,
+            poll,
+            settings.config.ingest,
+            pipeline.clone(),
+            stop_rx.clone(),
+        ));
     }
     let imap_status = Arc::new(ImapStatus::new());
     if settings.config.imap.is_empty() {
@@ -274,6 +343,7 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     }
     let watch_options = crate::imap::WatchOptions {
         lease_ttl: Duration::from_secs(settings.config.store.lease_secs),
+        batch_messages: settings.config.ingest.batch_messages,
         ..crate::imap::WatchOptions::default()
     };
     for account in settings.config.imap.clone() {
@@ -648,6 +718,7 @@ fn prepare_maildir(dir: &Path) -> Result<(), DaemonError> {
 async fn watch_maildir(
     dir: PathBuf,
     poll: Duration,
+    batch: crate::config::IngestConfig,
     pipeline: SharedPipeline,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -656,7 +727,7 @@ async fn watch_maildir(
         if *stop.borrow() {
             return;
         }
-        match drain_maildir(&dir, &pipeline, &stop).await {
+        match drain_maildir(&dir, &pipeline, batch, &stop).await {
             Ok(()) => backoff = Duration::from_secs(1),
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "Maildir: message not stored; it stays in new/");
@@ -678,6 +749,7 @@ async fn watch_maildir(
 async fn drain_maildir(
     dir: &Path,
     pipeline: &SharedPipeline,
+    batch: crate::config::IngestConfig,
     stop: &watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     let new = dir.join("new");
@@ -692,29 +764,47 @@ async fn drain_maildir(
         }
     };
     files.sort();
-    for path in files {
+    let mut rest = files.as_slice();
+    while !rest.is_empty() {
         if *stop.borrow() {
             return Ok(());
         }
-        let source = MessageSource::Maildir(path.display().to_string());
-        let Some(outcome) = pipeline.process_file(path.clone(), source).await? else {
-            continue;
-        };
-        // Committed: now, and only now, mark it seen.
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let base = name.split(":2,").next().unwrap_or(name);
-        let target = dir.join("cur").join(format!("{base}:2,S"));
-        if let Err(e) = std::fs::rename(&path, &target) {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                // Another instance watching this folder stored it too (a duplicate) and moved it.
-                tracing::debug!(file = %path.display(), "Maildir: already moved by another process");
-                continue;
-            }
-            tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
+        let next = rest[..rest.len().min(batch.batch_messages.max(1))].to_vec();
+        let (taken, stored, failure) = pipeline.process_files(next, batch).await;
+        rest = &rest[taken.min(rest.len())..];
+        // Committed: now, and only now, mark them seen.
+        for (path, outcome) in stored {
+            mark_seen(dir, &path, &outcome);
         }
-        tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if taken == 0 {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Bytes a Maildir batch reads before it is stored (one larger message still goes whole).
+const MAILDIR_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Moves a stored message file from `new/` to `cur/`, flagged seen (the Maildir way of saying
+/// "done"). Another instance may have moved it already; a failure to move leaves it to be
+/// found a duplicate next time.
+fn mark_seen(dir: &Path, path: &Path, outcome: &Outcome) {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let base = name.split(":2,").next().unwrap_or(name);
+    let target = dir.join("cur").join(format!("{base}:2,S"));
+    if let Err(e) = std::fs::rename(path, &target) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // Another instance watching this folder stored it too (a duplicate) and moved it.
+            tracing::debug!(file = %path.display(), "Maildir: already moved by another process");
+            return;
+        }
+        tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
+    }
+    tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");
 }

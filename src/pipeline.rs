@@ -124,6 +124,33 @@ pub struct ClaimOutcome {
     pub reason: String,
 }
 
+/// One message of a batch (see [`PipelineRef::process_batch`]): all of it, or what is kept of
+/// one that is not read whole.
+#[derive(Debug)]
+pub enum Inbound {
+    Whole(Vec<u8>),
+    Partial(Partial),
+}
+
+/// What became of a batch: the outcomes of its first messages, in order, all committed; when
+/// fewer than the batch, `failure` says why the next one could not be stored (the store
+/// failed) and the rest were not tried. Only the messages with an outcome may leave their
+/// source.
+#[derive(Debug)]
+pub struct Stored {
+    pub outcomes: Vec<Outcome>,
+    pub failure: Option<PipelineError>,
+}
+
+impl Stored {
+    fn failed(e: PipelineError) -> Stored {
+        Stored {
+            outcomes: Vec::new(),
+            failure: Some(e),
+        }
+    }
+}
+
 /// The pipeline owns the store and the keyring for as long as it runs (the daemon's view).
 pub struct Pipeline {
     store: Store,
@@ -256,6 +283,14 @@ impl Pipeline {
         self.by_ref().process_partial(partial, source)
     }
 
+    /// See [`PipelineRef::process_batch`].
+    pub fn process_batch(&mut self, batch: Vec<(Inbound, MessageSource)>) -> Stored {
+        if let Err(e) = self.refresh_keys() {
+            return Stored::failed(e.into());
+        }
+        self.by_ref().process_batch(batch)
+    }
+
     /// See [`PipelineRef::failed_attempts`].
     pub fn failed_attempts(&self, source: &MessageSource) -> Result<(u32, String), PipelineError> {
         failed_attempts(&self.store, source)
@@ -319,28 +354,52 @@ impl PipelineRef<'_> {
         raw: Cow<'_, [u8]>,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
+        let (tries, last_error) = match source.attempt_key() {
+            Some(key) => self.store.begin_attempt(&key)?,
+            None => (0, None),
+        };
+        self.process_counted(raw, source, tries, last_error)
+    }
+
+    /// [`PipelineRef::process`] of a message whose try is counted already (`tries` so far,
+    /// this one included).
+    fn process_counted(
+        &mut self,
+        raw: Cow<'_, [u8]>,
+        source: MessageSource,
+        tries: u32,
+        last_error: Option<String>,
+    ) -> Result<Outcome, PipelineError> {
         let now = Utc::now();
-        if let Some(key) = source.attempt_key() {
-            let (tries, last_error) = self.store.begin_attempt(&key)?;
-            if tries > self.rules.limits.max_attempts {
-                let mut m =
-                    NewMessage::inbound_deferred(&raw, source, now, Disposition::Quarantine);
-                m.attach_raw(raw.into_owned());
-                m.reason = gave_up_reason(tries - 1, last_error.as_deref());
-                m.flags = "gave-up".into();
-                return self.commit_quarantine(m, now);
-            }
+        if tries > self.rules.limits.max_attempts {
+            let mut m = NewMessage::inbound_deferred(&raw, source, now, Disposition::Quarantine);
+            m.attach_raw(raw.into_owned());
+            m.reason = gave_up_reason(tries - 1, last_error.as_deref());
+            m.flags = "gave-up".into();
+            return self.commit_quarantine(m, now);
         }
         abort_for_tests(&raw);
         let mut eval = self.evaluate_isolated(&raw, source, now)?;
         eval.message.attach_raw(raw.into_owned());
-        let raw = eval.message.raw.as_slice();
         // Idempotent (only a `sent` copy becomes `bounced`), so it may run before the commit:
         // a crash in between repeats it harmlessly when the report is delivered again.
         if let Some((message_id, reason)) = &eval.bounced {
             self.store.mark_bounced(message_id, reason, now)?;
         }
         let committed = self.commit(&eval.message, &eval.outcome, now)?;
+        Ok(self.stored(eval, committed, now))
+    }
+
+    /// What follows the commit of an evaluated message: its outcome as stored, and for a new
+    /// report the acknowledgment it is owed (recorded with it, so a failure here repeats
+    /// later, never loses it) and the keys it offered.
+    fn stored(
+        &mut self,
+        eval: Evaluation,
+        committed: crate::store::Committed,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let raw = eval.message.raw.as_slice();
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
         outcome.steps.clear();
@@ -367,7 +426,182 @@ impl PipelineRef<'_> {
             reason = %outcome.reason,
             "message stored"
         );
-        Ok(outcome)
+        outcome
+    }
+
+    /// Group commit: parses, opens, routes and durably stores a batch of messages from a
+    /// source with ONE transaction (one fsync) for all of them, and one before it that counts
+    /// their tries. Returns after the commit; the caller acknowledges to the source only
+    /// what [`Stored::outcomes`] holds (a prefix of `batch`, in its order).
+    ///
+    /// Exactly as [`PipelineRef::process`] one after the other would decide: each message is
+    /// evaluated inside the batch's transaction, so it sees what the ones before it stored (a
+    /// second copy of a message is a `duplicate`, a reporter's second mail finds the first
+    /// report). Processed one at a time instead, each in its own transaction:
+    /// - a batch of one, or any batch while `limits.max_attempts` is below 2;
+    /// - a batch of which a message already has tries counted (the process died during an
+    ///   earlier try — perhaps because of it): a poison message is then found and given up
+    ///   after `limits.max_attempts` like a message alone, and never holds up the others
+    ///   (their tries are counted only when their turn comes);
+    /// - a batch whose transaction failed or panicked: nothing of it was stored, so each
+    ///   message goes again on its own (its try is not counted twice).
+    pub fn process_batch(&mut self, batch: Vec<(Inbound, MessageSource)>) -> Stored {
+        let fresh = match self.fresh_batch(&batch) {
+            Ok(fresh) => fresh,
+            Err(e) => return Stored::failed(e),
+        };
+        if !fresh {
+            return self.one_at_a_time(batch, None);
+        }
+        let keys: Vec<Option<String>> = batch.iter().map(|(_, s)| s.attempt_key()).collect();
+        let counted: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+        let mut tries = match self.store.begin_attempts(&counted) {
+            Ok(t) => t.into_iter(),
+            Err(e) => return Stored::failed(e.into()),
+        };
+        let tries: Vec<(u32, Option<String>)> = keys
+            .iter()
+            .map(|k| match k {
+                Some(_) => tries.next().unwrap_or((1, None)),
+                None => (0, None),
+            })
+            .collect();
+        // Another instance counted one meanwhile (PostgreSQL), or `max_attempts` is 0.
+        if tries
+            .iter()
+            .any(|(n, _)| *n > 1 || *n > self.rules.limits.max_attempts)
+        {
+            return self.one_at_a_time(batch, Some(tries));
+        }
+        let now = Utc::now();
+        let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
+        let grouped = caught(|| {
+            self.store.atomically(|store| {
+                let mut p = PipelineRef {
+                    store,
+                    keyring,
+                    rules,
+                    audit_actor,
+                };
+                batch
+                    .iter()
+                    .map(|(input, source)| p.evaluate_and_commit(input, source, now))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+        });
+        let done = match grouped {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::warn!(messages = batch.len(), error = %e, "batch not stored; each message goes again on its own");
+                return self.one_at_a_time(batch, Some(tries));
+            }
+            Err(panic) => {
+                tracing::error!(messages = batch.len(), panic = %one_line(&panic, 200), "batch not stored after an internal error; each message goes again on its own");
+                return self.one_at_a_time(batch, Some(tries));
+            }
+        };
+        let outcomes = done
+            .into_iter()
+            .map(|(eval, committed, partial)| {
+                if partial {
+                    quarantined_unread(eval.outcome, &committed)
+                } else {
+                    self.stored(eval, committed, now)
+                }
+            })
+            .collect();
+        Stored {
+            outcomes,
+            failure: None,
+        }
+    }
+
+    /// Whether no message of `batch` has tries counted already (see
+    /// [`PipelineRef::process_batch`]). A batch of one is never grouped, nor any batch when
+    /// `max_attempts` is below 2: a crash in a batch counts a try against each message in it,
+    /// so each needs room for that one and its own.
+    fn fresh_batch(&self, batch: &[(Inbound, MessageSource)]) -> Result<bool, PipelineError> {
+        if batch.len() < 2 || self.rules.limits.max_attempts < 2 {
+            return Ok(false);
+        }
+        for (_, source) in batch {
+            if let Some(key) = source.attempt_key()
+                && self.store.attempts(&key)?.0 > 0
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Each message of `batch` in its own transaction, in order, up to the first store
+    /// failure. `counted`: the tries of each, when the batch counted them already.
+    fn one_at_a_time(
+        &mut self,
+        batch: Vec<(Inbound, MessageSource)>,
+        counted: Option<Vec<(u32, Option<String>)>>,
+    ) -> Stored {
+        let mut counted = counted.map(Vec::into_iter);
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (input, source) in batch {
+            let tries = counted.as_mut().and_then(Iterator::next);
+            let result = match (input, tries) {
+                (Inbound::Partial(p), _) => self.process_partial(&p, source),
+                (Inbound::Whole(raw), None) => self.process_owned(raw, source),
+                (Inbound::Whole(raw), Some((n, last))) => {
+                    self.process_counted(Cow::Owned(raw), source, n, last)
+                }
+            };
+            match result {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    return Stored {
+                        outcomes,
+                        failure: Some(e),
+                    };
+                }
+            }
+        }
+        Stored {
+            outcomes,
+            failure: None,
+        }
+    }
+
+    /// One message of a batch, inside the batch's transaction: evaluated (seeing what the
+    /// batch stored before it) and written. `true` for a message kept only in part.
+    fn evaluate_and_commit(
+        &mut self,
+        input: &Inbound,
+        source: &MessageSource,
+        now: DateTime<Utc>,
+    ) -> Result<(Evaluation, crate::store::Committed, bool), StoreError> {
+        match input {
+            Inbound::Partial(partial) => {
+                let m = partial_message(partial, source.clone(), now);
+                let mut outcome = blank_outcome(&m.source);
+                outcome.reason = m.reason.clone();
+                let committed = self.commit(&m, &outcome, now)?;
+                let eval = Evaluation {
+                    message: m,
+                    outcome,
+                    inner: None,
+                    bounced: None,
+                };
+                Ok((eval, committed, true))
+            }
+            Inbound::Whole(raw) => {
+                abort_for_tests(raw);
+                let mut eval = self.evaluate_isolated(raw, source.clone(), now)?;
+                // A copy: the transaction may run again (PostgreSQL, a concurrent instance).
+                eval.message.attach_raw(raw.clone());
+                if let Some((message_id, reason)) = &eval.bounced {
+                    self.store.mark_bounced(message_id, reason, now)?;
+                }
+                let committed = self.commit(&eval.message, &eval.outcome, now)?;
+                Ok((eval, committed, false))
+            }
+        }
     }
 
     /// Stores the message, with its audit record when this pipeline has an actor, in one
@@ -407,26 +641,8 @@ impl PipelineRef<'_> {
         partial: &Partial,
         source: MessageSource,
     ) -> Result<Outcome, PipelineError> {
-        // Unknown content: a stand-in key that is unique per source and size.
-        let sha256 = partial.sha256.clone().unwrap_or_else(|| {
-            crate::intake::sha256_hex(
-                format!("casegate-unread:{}:{}", source.describe(), partial.size).as_bytes(),
-            )
-        });
         let now = Utc::now();
-        let mut m = NewMessage::partial(
-            &partial.head,
-            partial.size,
-            sha256,
-            source,
-            now,
-            partial.reason.clone(),
-        );
-        m.flags = if partial.sha256.is_some() {
-            "oversized".into()
-        } else {
-            "unread".into()
-        };
+        let m = partial_message(partial, source, now);
         self.commit_quarantine(m, now)
     }
 
@@ -498,12 +714,7 @@ impl PipelineRef<'_> {
         let mut outcome = blank_outcome(&m.source);
         outcome.reason = m.reason.clone();
         let committed = self.commit(&m, &outcome, now)?;
-        if committed.duplicate {
-            outcome.outcome = "duplicate";
-            outcome.reason = "already stored (same Message-ID and SHA-256)".into();
-        }
-        tracing::warn!(source = %outcome.source, outcome = outcome.outcome, reason = %outcome.reason, "message quarantined unread");
-        Ok(outcome)
+        Ok(quarantined_unread(outcome, &committed))
     }
 
     /// [`PipelineRef::evaluate`] with a panic turned into a quarantine of this one message: a
@@ -1347,6 +1558,40 @@ impl PipelineRef<'_> {
     }
 }
 
+/// The record of a message casegate keeps only part of (see [`PipelineRef::process_partial`]).
+fn partial_message(partial: &Partial, source: MessageSource, now: DateTime<Utc>) -> NewMessage {
+    // Unknown content: a stand-in key that is unique per source and size.
+    let sha256 = partial.sha256.clone().unwrap_or_else(|| {
+        crate::intake::sha256_hex(
+            format!("casegate-unread:{}:{}", source.describe(), partial.size).as_bytes(),
+        )
+    });
+    let mut m = NewMessage::partial(
+        &partial.head,
+        partial.size,
+        sha256,
+        source,
+        now,
+        partial.reason.clone(),
+    );
+    m.flags = if partial.sha256.is_some() {
+        "oversized".into()
+    } else {
+        "unread".into()
+    };
+    m
+}
+
+/// The outcome of a message stored in quarantine unread.
+fn quarantined_unread(mut outcome: Outcome, committed: &crate::store::Committed) -> Outcome {
+    if committed.duplicate {
+        outcome.outcome = "duplicate";
+        outcome.reason = "already stored (same Message-ID and SHA-256)".into();
+    }
+    tracing::warn!(source = %outcome.source, outcome = outcome.outcome, reason = %outcome.reason, "message quarantined unread");
+    outcome
+}
+
 /// `In-Reply-To` first, then `References` from the newest back.
 fn reply_ids(view: &MailView) -> Vec<String> {
     let mut ids: Vec<String> = view.in_reply_to.clone();
@@ -1498,6 +1743,172 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
 
     fn maildir(name: &str) -> MessageSource {
         MessageSource::Maildir(format!("/m/new/{name}"))
+    }
+
+    fn whole(raws: Vec<(Vec<u8>, &str)>) -> Vec<(Inbound, MessageSource)> {
+        raws.into_iter()
+            .map(|(raw, name)| (Inbound::Whole(raw), maildir(name)))
+            .collect()
+    }
+
+    fn stored_count(p: &Pipeline) -> i64 {
+        p.store()
+            .db()
+            .one("SELECT count(*) FROM messages", crate::store::sql::args![])
+            .unwrap()
+    }
+
+    /// Group commit: a batch costs one transaction for its tries and one for all of it,
+    /// where the same messages one at a time cost two each; and it decides exactly as one at a
+    /// time would (the second mail of a reporter sees the first one's report).
+    #[test]
+    fn a_batch_is_stored_with_one_transaction() {
+        let mut p = pipeline(Limits::default());
+        let before = p.store().commits();
+        let batch: Vec<(Vec<u8>, String)> =
+            (0..10).map(|i| (report(i), format!("{i}.eml"))).collect();
+        let done = p.process_batch(whole(
+            batch.iter().map(|(r, n)| (r.clone(), n.as_str())).collect(),
+        ));
+        assert!(done.failure.is_none(), "{:?}", done.failure);
+        assert_eq!(done.outcomes.len(), 10);
+        assert!(done.outcomes.iter().all(|o| o.outcome == "routed"));
+        assert_eq!(p.store().commits() - before, 2, "tries + the batch");
+        assert_eq!(stored_count(&p), 10);
+        // Every try went with the commit.
+        for i in 0..10 {
+            let key = maildir(&format!("{i}.eml")).attempt_key().unwrap();
+            assert_eq!(p.store().attempts(&key).unwrap().0, 0);
+        }
+        // Each a report of its own, with its own number, in batch order.
+        let numbers: Vec<String> = done
+            .outcomes
+            .iter()
+            .map(|o| o.thread.as_ref().unwrap().as_str().to_string())
+            .collect();
+        let mut unique = numbers.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 10, "{numbers:?}");
+        // The same ten again, one at a time: two commits each, all duplicates.
+        let before = p.store().commits();
+        for (raw, name) in &batch {
+            assert_eq!(p.process(raw, maildir(name)).unwrap().outcome, "duplicate");
+        }
+        assert_eq!(p.store().commits() - before, 20);
+    }
+
+    /// Two copies of one message in one batch: stored once, the second is a duplicate.
+    #[test]
+    fn two_copies_in_one_batch_are_stored_once() {
+        let mut p = pipeline(Limits::default());
+        let done = p.process_batch(whole(vec![
+            (report(1), "a"),
+            (report(2), "b"),
+            (report(1), "c"),
+        ]));
+        let outcomes: Vec<&str> = done.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes, ["routed", "routed", "duplicate"]);
+        assert_eq!(done.outcomes[2].thread, done.outcomes[0].thread);
+        assert_eq!(stored_count(&p), 2);
+    }
+
+    /// A store that refuses one message of a batch: nothing of the batch is committed with
+    /// it; each message then goes on its own, so those before it are stored (and may leave
+    /// their source), it and those after it are not (and stay), and no try is counted twice.
+    #[test]
+    fn a_refused_message_stops_the_batch_at_it() {
+        let mut p = pipeline(Limits::default());
+        p.store()
+            .db()
+            .sqlite_conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON messages
+                 WHEN NEW.subject = 'report 3' BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .unwrap();
+        let before = p.store().commits();
+        let done = p.process_batch(whole(
+            (1..=5)
+                .map(|i| (report(i), ["", "1", "2", "3", "4", "5"][i]))
+                .collect(),
+        ));
+        assert_eq!(done.outcomes.len(), 2, "{:?}", done.outcomes);
+        let failure = done.failure.expect("the refused message fails").to_string();
+        assert!(failure.contains("disk full"), "{failure}");
+        assert_eq!(stored_count(&p), 2);
+        // Tries, the failed batch (rolled back), then 1 and 2 each on their own.
+        assert_eq!(p.store().commits() - before, 3);
+        let tries = |n: &str| {
+            p.store()
+                .attempts(&maildir(n).attempt_key().unwrap())
+                .unwrap()
+                .0
+        };
+        assert_eq!(
+            [tries("1"), tries("2"), tries("3"), tries("4")],
+            [0, 0, 1, 1]
+        );
+    }
+
+    /// A batch the process died in (every message counted once) goes one message at a time:
+    /// the message that killed it is given up after `max_attempts`, the others are stored,
+    /// none of them given up.
+    #[test]
+    fn after_a_crash_in_a_batch_the_poison_message_is_isolated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let names = ["1", "2", "3", "4"];
+        let keys: Vec<String> = names
+            .iter()
+            .map(|n| maildir(n).attempt_key().unwrap())
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        {
+            // The batch was counted, then the process died (on "2", as it turns out)...
+            let mut s = Store::open(&path).unwrap();
+            s.begin_attempts(&keys).unwrap();
+            // ...and twice more on "2" alone, one message at a time.
+            for _ in 0..2 {
+                s.begin_attempt(keys[1]).unwrap();
+            }
+        }
+        let mut p = pipeline(Limits::default());
+        p.store = Store::open(&path).unwrap();
+        let before = p.store().commits();
+        let done = p.process_batch(whole(
+            names
+                .iter()
+                .map(|n| (report(n.parse().unwrap()), *n))
+                .collect(),
+        ));
+        assert!(done.failure.is_none());
+        let outcomes: Vec<&str> = done.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes, ["routed", "quarantine", "routed", "routed"]);
+        assert!(
+            done.outcomes[1].reason.contains("given up after 3 tries"),
+            "{}",
+            done.outcomes[1].reason
+        );
+        // One at a time: a try and a commit each.
+        assert_eq!(p.store().commits() - before, 8);
+        for k in &keys {
+            assert_eq!(p.store().attempts(k).unwrap().0, 0);
+        }
+    }
+
+    /// With `max_attempts = 1` nothing is grouped: a crash in a batch would count a try
+    /// against every message of it, and give up the innocent ones at their next try.
+    #[test]
+    fn with_one_attempt_allowed_batches_go_one_at_a_time() {
+        let mut p = pipeline(Limits {
+            max_attempts: 1,
+            ..Limits::default()
+        });
+        let before = p.store().commits();
+        let done = p.process_batch(whole(vec![(report(1), "a"), (report(2), "b")]));
+        assert_eq!(done.outcomes.len(), 2);
+        assert_eq!(p.store().commits() - before, 4);
     }
 
     #[test]

@@ -44,6 +44,24 @@ pub trait MessageSink: Send + Sync + 'static {
     fn deliver_owned(&self, raw: Vec<u8>, source: MessageSource) -> Result<Delivered, SinkError> {
         self.deliver(&raw, source)
     }
+    /// Stores a batch of fetched messages (in UID order), ideally in ONE transaction (see
+    /// [`crate::pipeline::PipelineRef::process_batch`]); returns only after the commit. The
+    /// result holds what became of the first messages, in order, all committed; when fewer
+    /// than the batch, the error is why the next one was not stored and the rest were not
+    /// tried. The default stores them one by one with [`MessageSink::deliver_owned`].
+    fn deliver_batch(&self, batch: Vec<(Vec<u8>, MessageSource)>) -> Batch {
+        let mut done = Batch::default();
+        for (raw, source) in batch {
+            match self.deliver_owned(raw, source) {
+                Ok(d) => done.delivered.push(d),
+                Err(e) => {
+                    done.failure = Some(e);
+                    break;
+                }
+            }
+        }
+        done
+    }
     /// Where processing of this mailbox stands (`None`: never seen).
     fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError>;
     /// The server changed the mailbox's UIDVALIDITY: every old UID is meaningless. Record the new
@@ -121,6 +139,14 @@ pub trait MessageSink: Send + Sync + 'static {
 pub struct Delivered {
     /// `routed`, `triage`, `quarantine` or `duplicate`.
     pub outcome: String,
+}
+
+/// What [`MessageSink::deliver_batch`] did: the messages stored, from the first, and why the
+/// next one was not.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub delivered: Vec<Delivered>,
+    pub failure: Option<SinkError>,
 }
 
 /// The sink could not store a message (the store failed). The message is not acknowledged and

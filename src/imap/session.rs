@@ -492,7 +492,7 @@ impl MailboxWorker {
     /// is fetched and committed UIDs are acknowledged. A message is acknowledged only after its
     /// commit, and batch k+1 is committed only after batch k. Committed UIDs are collected and
     /// acknowledged together while more of `items` waits ([`acknowledge_now`]), and all of them
-    /// at the end. Stops between messages when shutdown is asked for; what was committed by then
+    /// at the end. Stops between batches when shutdown is asked for; what was committed by then
     /// is acknowledged first. After a failure, what was committed is still acknowledged if the
     /// connection allows (what is not is fetched again by the next session, found a duplicate
     /// by the store, and acknowledged then).
@@ -819,8 +819,8 @@ impl MailboxWorker {
         Ok(messages)
     }
 
-    /// Hands a fetched batch to the sink, message by message in UID order, on a blocking
-    /// thread. Stops at the first store failure, or between messages on shutdown.
+    /// Hands a fetched batch to the sink, in UID order, on a blocking thread: committed
+    /// together (group commit), up to the first store failure. Shutdown waits for the batch.
     fn commit(
         &self,
         uidvalidity: u32,
@@ -828,32 +828,31 @@ impl MailboxWorker {
     ) -> tokio::task::JoinHandle<Committed> {
         let sink = self.sink.clone();
         let status = self.status.clone();
-        let shutdown = self.shutdown.clone();
         let account = self.server.account.clone();
         let mailbox = self.mailbox.clone();
         tokio::task::spawn_blocking(move || {
-            let mut done = Committed::default();
-            for (uid, raw) in messages {
-                if *shutdown.borrow() || shutdown.has_changed().is_err() {
-                    break;
-                }
-                let source = MessageSource::Imap {
-                    account: account.clone(),
-                    mailbox: mailbox.clone(),
-                    uidvalidity,
-                    uid,
-                };
-                match sink.deliver_owned(raw, source) {
-                    Ok(d) => {
-                        tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
-                        status.stored(&account, &mailbox, uid, &d.outcome);
-                        done.uids.push(uid);
-                    }
-                    Err(e) => {
-                        done.failure = Some(e);
-                        break;
-                    }
-                }
+            let uids: Vec<u32> = messages.iter().map(|(uid, _)| *uid).collect();
+            let batch = messages
+                .into_iter()
+                .map(|(uid, raw)| {
+                    let source = MessageSource::Imap {
+                        account: account.clone(),
+                        mailbox: mailbox.clone(),
+                        uidvalidity,
+                        uid,
+                    };
+                    (raw, source)
+                })
+                .collect();
+            let stored = sink.deliver_batch(batch);
+            let mut done = Committed {
+                uids: Vec::with_capacity(stored.delivered.len()),
+                failure: stored.failure,
+            };
+            for (uid, d) in uids.into_iter().zip(stored.delivered) {
+                tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
+                status.stored(&account, &mailbox, uid, &d.outcome);
+                done.uids.push(uid);
             }
             done
         })
@@ -988,13 +987,13 @@ impl MailboxWorker {
                     // error", for a mailbox deleted and made again under it) would wake us at
                     // once, every time, for ever: give the session up and reconnect, whose SELECT
                     // sees the mailbox as it is now (a new UIDVALIDITY included).
-                    if let async_imap::extensions::idle::IdleResponse::NewData(data) = &woke {
-                        if let Some(said) = refusal(data.parsed()) {
-                            return Err(ImapError::Server {
-                                server: server.address(),
-                                message: format!("answered IDLE with {said}"),
-                            });
-                        }
+                    if let async_imap::extensions::idle::IdleResponse::NewData(data) = &woke
+                        && let Some(said) = refusal(data.parsed())
+                    {
+                        return Err(ImapError::Server {
+                            server: server.address(),
+                            message: format!("answered IDLE with {said}"),
+                        });
                     }
                     false
                 }

@@ -607,6 +607,12 @@ impl Store {
         }
     }
 
+    /// Transactions this store has committed since it was opened (each one fsync on SQLite):
+    /// for tests and benchmarks of group commit.
+    pub fn commits(&self) -> u64 {
+        self.db.commits()
+    }
+
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }
@@ -1148,39 +1154,44 @@ impl Store {
             .unwrap_or((0, None)))
     }
 
+    /// [`Store::begin_attempt`] for each of `keys` (a batch of messages about to be read),
+    /// in ONE transaction without an fsync of its own; the tries so far of each, in order.
+    pub fn begin_attempts(
+        &mut self,
+        keys: &[&str],
+    ) -> Result<Vec<(u32, Option<String>)>, StoreError> {
+        self.without_own_fsync(|db| {
+            db.write(|db| keys.iter().map(|k| count_attempt_tx(db, k, None)).collect())
+        })
+    }
+
     fn count_attempt(
         &mut self,
         key: &str,
         error: Option<&str>,
     ) -> Result<(u32, Option<String>), StoreError> {
-        // SQLite: no fsync of its own (see `begin_attempt`). Inside a caller's transaction the
-        // pragma cannot change; the commit then flushes it.
+        self.without_own_fsync(|db| db.write(|db| count_attempt_tx(db, key, error)))
+    }
+
+    /// Runs `f` with SQLite's `synchronous=OFF` (see `begin_attempt`: durable against a crash
+    /// of the process, flushed by the next commit). Inside a caller's transaction the pragma
+    /// cannot change; that commit then flushes it.
+    fn without_own_fsync<T>(
+        &mut self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let relax = self.db.sqlite_conn().is_some_and(|c| c.is_autocommit());
         if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
             c.pragma_update(None, "synchronous", "OFF")?;
         }
-        let counted = self.db.write(|db| {
-            let r = db
-                .row(
-                    "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
-                     VALUES (?1, 1, ?2, ?3)
-                     ON CONFLICT (source_key) DO UPDATE SET
-                       attempts = inbound_attempts.attempts + 1,
-                       last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
-                       updated_at = excluded.updated_at
-                     RETURNING attempts, last_error",
-                    args![key, error, now_text()],
-                )?
-                .ok_or_else(|| StoreError::Invalid("no row from INSERT ... RETURNING".into()))?;
-            Ok((r.get::<u32>(0)?, r.get(1)?))
-        });
+        let done = f(&mut self.db);
         let restored = match (relax, self.db.sqlite_conn()) {
             (true, Some(c)) => c.pragma_update(None, "synchronous", "FULL"),
             _ => Ok(()),
         };
-        let counted = counted?;
+        let done = done?;
         restored?;
-        Ok(counted)
+        Ok(done)
     }
 
     /// A quarantined message was evaluated again (after a key import or a fix). When it now
@@ -1774,6 +1785,28 @@ fn file_disposition_tx(
         _ => {}
     }
     Ok(())
+}
+
+/// One more try counted under `key` (with its failure, if any): the tries so far and the last
+/// recorded failure.
+fn count_attempt_tx(
+    db: &Db,
+    key: &str,
+    error: Option<&str>,
+) -> Result<(u32, Option<String>), StoreError> {
+    let r = db
+        .row(
+            "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
+             VALUES (?1, 1, ?2, ?3)
+             ON CONFLICT (source_key) DO UPDATE SET
+               attempts = inbound_attempts.attempts + 1,
+               last_error = COALESCE(excluded.last_error, inbound_attempts.last_error),
+               updated_at = excluded.updated_at
+             RETURNING attempts, last_error",
+            args![key, error, now_text()],
+        )?
+        .ok_or_else(|| StoreError::Invalid("no row from INSERT ... RETURNING".into()))?;
+    Ok((r.get::<u32>(0)?, r.get(1)?))
 }
 
 fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {

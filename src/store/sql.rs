@@ -221,6 +221,9 @@ pub(crate) struct Db {
     /// A statement in the current transaction failed for a concurrent transaction (PostgreSQL
     /// serialization failure, deadlock, unique key taken): the whole transaction may run again.
     conflict: Cell<bool>,
+    /// Transactions committed on this connection (not savepoints): what group commit saves is
+    /// visible to tests and benchmarks.
+    commits: Cell<u64>,
 }
 
 /// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
@@ -236,7 +239,13 @@ impl Db {
             conn: Conn::Sqlite(conn),
             depth: Cell::new(0),
             conflict: Cell::new(false),
+            commits: Cell::new(0),
         }
+    }
+
+    /// Transactions committed on this connection so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.get()
     }
 
     pub(crate) fn postgres(conn: PgConn) -> Db {
@@ -244,6 +253,7 @@ impl Db {
             conn: Conn::Postgres(Box::new(conn)),
             depth: Cell::new(0),
             conflict: Cell::new(false),
+            commits: Cell::new(0),
         }
     }
 
@@ -411,6 +421,9 @@ impl Db {
             (l, false) => format!("ROLLBACK TO casegate_{l}; RELEASE casegate_{l}"),
         };
         let done = self.batch(&sql);
+        if done.is_ok() && level == 0 && commit {
+            self.commits.set(self.commits.get() + 1);
+        }
         if done.is_err() && level > 0 && !commit {
             // The savepoint cannot be undone alone (the connection broke): the transaction is
             // lost; make sure it is rolled back whole.
