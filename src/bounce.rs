@@ -59,8 +59,12 @@ pub fn parse_bounce(raw: &[u8]) -> Option<Bounce> {
 
 /// [`parse_bounce`] within `limits` (a message over them is no bounce we read).
 pub fn parse_bounce_with(raw: &[u8], limits: &Limits) -> Option<Bounce> {
-    let msg = crate::message::parse_mime(raw, limits).ok()?;
-    standard_report(&msg).or_else(|| text_bounce(&msg))
+    bounce_of(&crate::message::parse_mime(raw, limits).ok()?)
+}
+
+/// [`parse_bounce_with`] of a parsed message.
+pub fn bounce_of(msg: &Message<'_>) -> Option<Bounce> {
+    standard_report(msg).or_else(|| text_bounce(msg))
 }
 
 /// Lines of a text bounce's explanation read for one recipient (they are one to three).

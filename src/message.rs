@@ -158,11 +158,21 @@ pub fn parse(raw: &[u8]) -> Result<MailView, ParseError> {
 
 /// [`parse`] within `limits`.
 pub fn parse_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseError> {
-    let view = parse_entity_with(raw, limits)?;
+    Ok(parse_message(raw, limits)?.1)
+}
+
+/// [`parse_with`] that also hands back the parsed message, for the stages after it (bounce
+/// detection, opening, offered keys) to read instead of parsing the bytes again.
+pub fn parse_message<'x>(
+    raw: &'x [u8],
+    limits: &Limits,
+) -> Result<(Message<'x>, MailView), ParseError> {
+    let msg = parse_mime(raw, limits)?;
+    let view = view_of(&msg);
     if view.from.is_none() {
         return Err(ParseError::NoFrom);
     }
-    Ok(view)
+    Ok((msg, view))
 }
 
 /// Parses a MIME entity that may lack the headers of a whole message (a decrypted inner part).
@@ -172,7 +182,11 @@ pub fn parse_entity(raw: &[u8]) -> Result<MailView, ParseError> {
 
 /// [`parse_entity`] within `limits`.
 pub fn parse_entity_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseError> {
-    let msg = parse_mime(raw, limits)?;
+    Ok(view_of(&parse_mime(raw, limits)?))
+}
+
+/// What casegate reads from a parsed message (see [`parse_mime`]).
+pub fn view_of(msg: &Message<'_>) -> MailView {
     let content_type = msg
         .root_part()
         .headers()
@@ -235,8 +249,8 @@ pub fn parse_entity_with(raw: &[u8], limits: &Limits) -> Result<MailView, ParseE
                 .eq_ignore_ascii_case(crate::discussion::RELAY_HEADER)
         }),
     };
-    view.automatic = automatic_reason(&msg, &view);
-    Ok(view)
+    view.automatic = automatic_reason(msg, &view);
+    view
 }
 
 use mail_parser::MimeHeaders;
@@ -568,9 +582,14 @@ fn html_nesting(html: &str) -> usize {
 /// [`MAX_OFFERED_KEYS`] (each is parsed and its signatures checked: a sender's count must not
 /// be casegate's work).
 pub fn offered_keys(raw: &[u8], limits: &Limits) -> Vec<Vec<u8>> {
-    let Ok(msg) = parse_mime(raw, limits) else {
-        return Vec::new();
-    };
+    match parse_mime(raw, limits) {
+        Ok(msg) => offered_keys_of(&msg),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`offered_keys`] of a parsed message.
+pub fn offered_keys_of(msg: &Message<'_>) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     for part in msg.attachments() {
         if keys.len() == MAX_OFFERED_KEYS {
@@ -615,9 +634,14 @@ pub const MAX_OFFERED_KEYS: usize = 8;
 /// The key data of the `Autocrypt` headers (of the top-level header block) whose `addr=` is
 /// `from` — what a participant's mail client announces as its key.
 pub fn autocrypt_keys(raw: &[u8], from: &str) -> Vec<Vec<u8>> {
-    let Some(msg) = MessageParser::default().parse_headers(raw) else {
-        return Vec::new();
-    };
+    match MessageParser::default().parse_headers(raw) {
+        Some(msg) => autocrypt_keys_of(&msg, from),
+        None => Vec::new(),
+    }
+}
+
+/// [`autocrypt_keys`] of a parsed message.
+pub fn autocrypt_keys_of(msg: &Message<'_>, from: &str) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     for value in msg.header_values("Autocrypt").take(MAX_OFFERED_KEYS) {
         let Some(text) = value.as_text() else {

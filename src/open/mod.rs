@@ -138,7 +138,7 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
     if raw.len() as u64 > limits.max_message_bytes {
         return Err(OpenError::TooLarge);
     }
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         keyring,
         limits,
         budget: limits.decoded_budget(),
@@ -156,53 +156,82 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
             signed_content: None,
         });
     };
-    let piece = ctx.part(&msg, 0, 0)?;
+    ctx.open(&msg)
+}
 
-    let encryption = match piece.enc {
-        Enc::Encrypted => Encryption::Full {
-            recipients: dedup(std::mem::take(&mut ctx.recipients)),
-        },
-        Enc::Mixed => Encryption::Partial {
-            reason: piece
-                .enc_note
-                .clone()
-                .unwrap_or_else(|| "only part of the message is encrypted".into()),
-        },
-        Enc::Plain | Enc::Empty => Encryption::None,
-    };
-    if let Encryption::Partial { reason } = &encryption {
-        ctx.notes.push(format!("partial encryption: {reason}"));
+/// [`open_with`] of a message parsed already (by [`crate::message::parse_mime`] within the
+/// same `limits`, from `raw`): the pipeline parses each message once.
+pub fn open_parsed(
+    raw: &[u8],
+    msg: &Message<'_>,
+    keyring: &Keyring,
+    limits: &Limits,
+) -> Result<Opened, OpenError> {
+    if raw.len() as u64 > limits.max_message_bytes {
+        return Err(OpenError::TooLarge);
     }
-    let signature = match piece.covering {
-        Some(f) => f,
-        None if !piece.nested.is_empty() => SignatureFacts::Partial {
-            reason: describe_nested(&piece.nested),
-        },
-        None => SignatureFacts::None,
+    let ctx = Ctx {
+        keyring,
+        limits,
+        budget: limits.decoded_budget(),
+        ops: 0,
+        recipients: Vec::new(),
+        notes: Vec::new(),
     };
-    if let SignatureFacts::Partial { reason } = &signature {
-        ctx.notes.push(format!("partial signature: {reason}"));
+    ctx.open(msg)
+}
+
+impl Ctx<'_> {
+    /// Opens the whole of `msg`.
+    fn open(mut self, msg: &Message<'_>) -> Result<Opened, OpenError> {
+            let piece = self.part(msg, 0, 0)?;
+
+        let encryption = match piece.enc {
+            Enc::Encrypted => Encryption::Full {
+                recipients: dedup(std::mem::take(&mut self.recipients)),
+            },
+            Enc::Mixed => Encryption::Partial {
+                reason: piece
+                    .enc_note
+                    .clone()
+                    .unwrap_or_else(|| "only part of the message is encrypted".into()),
+            },
+            Enc::Plain | Enc::Empty => Encryption::None,
+        };
+        if let Encryption::Partial { reason } = &encryption {
+            self.notes.push(format!("partial encryption: {reason}"));
+        }
+        let signature = match piece.covering {
+            Some(f) => f,
+            None if !piece.nested.is_empty() => SignatureFacts::Partial {
+                reason: describe_nested(&piece.nested),
+            },
+            None => SignatureFacts::None,
+        };
+        if let SignatureFacts::Partial { reason } = &signature {
+            self.notes.push(format!("partial signature: {reason}"));
+        }
+        for n in &piece.nested {
+            self.notes.push(format!(
+                "signature on {}: {}",
+                n.place,
+                facts_line(&n.facts)
+            ));
+        }
+        let signed_content = if matches!(signature, SignatureFacts::Partial { .. }) {
+            None
+        } else {
+            piece.signed
+        };
+        Ok(Opened {
+            inner: piece.view,
+            encryption,
+            signature,
+            protected_subject: piece.subject,
+            notes: self.notes,
+            signed_content,
+        })
     }
-    for n in &piece.nested {
-        ctx.notes.push(format!(
-            "signature on {}: {}",
-            n.place,
-            facts_line(&n.facts)
-        ));
-    }
-    let signed_content = if matches!(signature, SignatureFacts::Partial { .. }) {
-        None
-    } else {
-        piece.signed
-    };
-    Ok(Opened {
-        inner: piece.view,
-        encryption,
-        signature,
-        protected_subject: piece.subject,
-        notes: ctx.notes,
-        signed_content,
-    })
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {
