@@ -176,10 +176,21 @@ pub struct PipelineRef<'a> {
 struct Evaluation {
     message: NewMessage,
     outcome: Outcome,
-    /// The decrypted content, when there was any (keys offered inside it count too).
-    inner: Option<Vec<u8>>,
     /// A delivery failure report about one of our copies: (its Message-ID, the diagnostic).
     bounced: Option<(String, String)>,
+    /// Keys read from the parsed message for what follows its commit.
+    keys: OfferedKeys,
+}
+
+/// Keys a message offers, read while it is parsed (it is parsed once).
+#[derive(Default)]
+struct OfferedKeys {
+    /// A new report's attached keys and Autocrypt headers, its decrypted content's included:
+    /// the reporter's key on first use.
+    reporter: Vec<Vec<u8>>,
+    /// The keys of Autocrypt headers for the From address (recorded as offers when the sender
+    /// is a known participant).
+    autocrypt: Vec<Vec<u8>>,
 }
 
 impl Pipeline {
@@ -399,7 +410,6 @@ impl PipelineRef<'_> {
         committed: crate::store::Committed,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let raw = eval.message.raw.as_slice();
         let mut outcome = eval.outcome;
         // Steps explain a decision before it is made; `route --dry-run` prints them.
         outcome.steps.clear();
@@ -409,14 +419,9 @@ impl PipelineRef<'_> {
         }
         outcome.thread = committed.thread;
         if !committed.duplicate {
-            outcome.acknowledgment = self.acknowledge_new_report(
-                &eval.message,
-                &outcome,
-                raw,
-                eval.inner.as_deref(),
-                now,
-            );
-            self.record_key_offers(&eval.message, raw, now);
+            outcome.acknowledgment =
+                self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
+            self.record_key_offers(&eval.message, eval.keys.autocrypt, now);
         }
         tracing::info!(
             source = %outcome.source,
@@ -585,8 +590,8 @@ impl PipelineRef<'_> {
                 let eval = Evaluation {
                     message: m,
                     outcome,
-                    inner: None,
                     bounced: None,
+                    keys: OfferedKeys::default(),
                 };
                 Ok((eval, committed, true))
             }
@@ -813,7 +818,7 @@ impl PipelineRef<'_> {
         outcome.steps.clear();
         outcome.thread = committed.thread;
         outcome.acknowledgment =
-            self.acknowledge_new_report(&eval.message, &outcome, &raw, eval.inner.as_deref(), now);
+            self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
         tracing::info!(
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
             outcome = outcome.outcome,
@@ -825,14 +830,19 @@ impl PipelineRef<'_> {
 
     /// Keys a known participant's mail client announces (Autocrypt) are recorded as offers:
     /// listed by `key changes`, never used on their own (see `trust::keys`).
-    fn record_key_offers(&mut self, message: &NewMessage, raw: &[u8], now: DateTime<Utc>) {
+    fn record_key_offers(
+        &mut self,
+        message: &NewMessage,
+        offers: Vec<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) {
         let Some(from) = message.sender.as_deref() else {
             return;
         };
-        if !matches!(self.store.is_known_address(from), Ok(true)) {
+        if offers.is_empty() || !matches!(self.store.is_known_address(from), Ok(true)) {
             return;
         }
-        crate::trust::keys::record_autocrypt_offers(self.store, from, raw, now);
+        crate::trust::keys::record_autocrypt_offers(self.store, from, offers, now);
     }
 
     /// A new report from a person is acknowledged right after its commit (the debt was
@@ -841,8 +851,7 @@ impl PipelineRef<'_> {
         &mut self,
         message: &NewMessage,
         outcome: &Outcome,
-        raw: &[u8],
-        inner: Option<&[u8]>,
+        offered: &[Vec<u8>],
         now: DateTime<Utc>,
     ) -> Option<String> {
         if message.automatic {
@@ -857,10 +866,9 @@ impl PipelineRef<'_> {
         let number = outcome.thread.as_ref()?;
         Some(self.acknowledge(
             number,
-            raw,
+            offered,
             message.sender.as_deref(),
             message.message_id.as_deref(),
-            inner,
             now,
         ))
     }
@@ -871,9 +879,9 @@ impl PipelineRef<'_> {
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let mut message =
+        let message =
             NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
-        let mut outcome = blank_outcome(&source);
+        let outcome = blank_outcome(&source);
         let limits = &self.rules.limits;
 
         // The sources never hand over more (see `intake`); a caller that read a file whole may.
@@ -885,10 +893,31 @@ impl PipelineRef<'_> {
             );
             return Ok(quarantine(message, outcome, reason));
         }
-        let outer = match message::parse_with(raw, limits) {
+        // The one parse of the message: every stage below reads `parsed` or its view.
+        let (parsed, outer) = match message::parse_message(raw, limits) {
             Ok(v) => v,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot parse: {e}"))),
         };
+        let autocrypt = outer
+            .from
+            .as_ref()
+            .map(|f| message::autocrypt_keys_of(&parsed, &f.address))
+            .unwrap_or_default();
+        let mut eval = self.evaluate_parsed(raw, &parsed, outer, message, outcome)?;
+        eval.keys.autocrypt = autocrypt;
+        Ok(eval)
+    }
+
+    /// [`PipelineRef::evaluate`] of a message parsed into `parsed` (and its view `outer`).
+    fn evaluate_parsed(
+        &self,
+        raw: &[u8],
+        parsed: &mail_parser::Message<'_>,
+        outer: MailView,
+        mut message: NewMessage,
+        mut outcome: Outcome,
+    ) -> Result<Evaluation, StoreError> {
+        let limits = &self.rules.limits;
         message.message_id = outer.message_id.clone();
         message.date_header = outer.date.clone();
         message.sender = outer.from.as_ref().map(|m| m.address.clone());
@@ -906,11 +935,11 @@ impl PipelineRef<'_> {
         outcome.sender_auth_detail = Some(sender_auth.detail.clone());
 
         // A delivery status notification is about a copy we sent, never a participant's word.
-        if let Some(report) = crate::bounce::parse_bounce_with(raw, limits) {
+        if let Some(report) = crate::bounce::bounce_of(parsed) {
             return self.delivery_report(message, outcome, report);
         }
 
-        let opened = match open::open_with(raw, self.keyring, limits) {
+        let opened = match open::open_parsed(raw, parsed, self.keyring, limits) {
             Ok(o) => o,
             Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
         };
@@ -926,14 +955,21 @@ impl PipelineRef<'_> {
                 outcome.notes.push(format!("partly encrypted: {reason}"));
             }
         }
-        // Say so when what was decrypted is not readable as MIME.
-        if let Some(bytes) = opened.inner.as_deref()
-            && let Err(e) = message::parse_entity_with(bytes, limits)
+        // The one parse of what was decrypted; say so when it is not readable as MIME.
+        let inner = match opened
+            .inner
+            .as_deref()
+            .map(|b| message::parse_mime(b, limits))
         {
-            outcome
-                .notes
-                .push(format!("decrypted content unreadable: {e}"));
-        }
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                outcome
+                    .notes
+                    .push(format!("decrypted content unreadable: {e}"));
+                None
+            }
+            None => None,
+        };
         // Protected headers (RFC 9788) count over the outer ones, which are often "...". Only
         // `open` decides what is a protected header (a Subject at the top of the crypto
         // container): a Subject somewhere inside decrypted content never routes.
@@ -1179,11 +1215,23 @@ impl PipelineRef<'_> {
                 .steps
                 .push(format!("a new {kind} number is minted when stored"));
         }
+        // A new report's reporter is answered to the key it offers (trust on first use).
+        let mut keys = OfferedKeys::default();
+        if !message.automatic
+            && let Disposition::NewThread {
+                kind: Kind::Report, ..
+            } = &message.disposition
+        {
+            keys.reporter = message::offered_keys_of(parsed);
+            if let Some(inner) = &inner {
+                keys.reporter.extend(message::offered_keys_of(inner));
+            }
+        }
         Ok(Evaluation {
             message,
             outcome,
-            inner: opened.inner,
             bounced: None,
+            keys,
         })
     }
 
@@ -1252,8 +1300,8 @@ impl PipelineRef<'_> {
         Ok(Evaluation {
             message,
             outcome,
-            inner: None,
             bounced,
+            keys: OfferedKeys::default(),
         })
     }
 
@@ -1267,10 +1315,9 @@ impl PipelineRef<'_> {
     fn acknowledge(
         &mut self,
         number: &TrackingNumber,
-        raw: &[u8],
+        offered: &[Vec<u8>],
         sender: Option<&str>,
         message_id: Option<&str>,
-        inner: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> String {
         let Some(coordinator) = self.keyring.coordinator().cloned() else {
@@ -1278,7 +1325,7 @@ impl PipelineRef<'_> {
         };
         // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
         let result = caught(|| {
-            self.acknowledge_with(&coordinator, number, raw, sender, message_id, inner, now)
+            self.acknowledge_with(&coordinator, number, offered, sender, message_id, now)
         })
         .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
         if let Ok(Some(t)) = self.store.thread(number)
@@ -1302,14 +1349,22 @@ impl PipelineRef<'_> {
             let thread = self.store.thread_by_id(thread_id)?;
             let record = self.store.message_record(message_ref)?;
             let raw = self.store.raw_message(message_ref)?;
-            let opened = caught(|| open::open_with(&raw, self.keyring, &self.rules.limits));
-            let inner = opened.ok().and_then(Result::ok).and_then(|o| o.inner);
+            let limits = &self.rules.limits;
+            let offered = caught(|| {
+                let mut keys = message::offered_keys(&raw, limits);
+                if let Ok(Some(inner)) =
+                    open::open_with(&raw, self.keyring, limits).map(|o| o.inner)
+                {
+                    keys.extend(message::offered_keys(&inner, limits));
+                }
+                keys
+            })
+            .unwrap_or_default();
             let result = self.acknowledge(
                 &thread.number,
-                &raw,
+                &offered,
                 record.sender.as_deref(),
                 record.message_id.as_deref(),
-                inner.as_deref(),
                 Utc::now(),
             );
             tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
@@ -1318,15 +1373,13 @@ impl PipelineRef<'_> {
         Ok(done)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn acknowledge_with(
         &mut self,
         coordinator: &sequoia_openpgp::Cert,
         number: &TrackingNumber,
-        raw: &[u8],
+        offered: &[Vec<u8>],
         sender: Option<&str>,
         message_id: Option<&str>,
-        inner: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<String, String> {
         let sender = sender.ok_or("no sender address")?.to_string();
@@ -1338,10 +1391,6 @@ impl PipelineRef<'_> {
         // Trust on first use, for a reporter we have never seen: the key they sent with the
         // report (or one imported earlier for the address) is the one we answer to. For an
         // address that already has a key elsewhere, a different one waits for an analyst.
-        let mut offered = message::offered_keys(raw, &self.rules.limits);
-        if let Some(inner) = inner {
-            offered.extend(message::offered_keys(inner, &self.rules.limits));
-        }
         let mut certs: Vec<sequoia_openpgp::Cert> = offered
             .iter()
             .flat_map(|bytes| crate::keyring::parse_certs(bytes).unwrap_or_default())
@@ -1703,8 +1752,8 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
     Evaluation {
         message,
         outcome,
-        inner: None,
         bounced: None,
+        keys: OfferedKeys::default(),
     }
 }
 

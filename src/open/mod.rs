@@ -184,7 +184,7 @@ pub fn open_parsed(
 impl Ctx<'_> {
     /// Opens the whole of `msg`.
     fn open(mut self, msg: &Message<'_>) -> Result<Opened, OpenError> {
-            let piece = self.part(msg, 0, 0)?;
+        let piece = self.part(msg, 0, 0)?;
 
         let encryption = match piece.enc {
             Enc::Encrypted => Encryption::Full {

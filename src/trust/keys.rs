@@ -212,8 +212,14 @@ fn record(
 /// to an accepted certificate (a new subkey, a later expiry) is merged — written only when it
 /// adds something, so a client that sends the same header with every mail costs one read.
 /// Failures are logged: the message itself is stored already.
-pub fn record_autocrypt_offers(store: &mut Store, from: &str, raw: &[u8], now: DateTime<Utc>) {
-    let offers = crate::message::autocrypt_keys(raw, from);
+/// `offers`: the key data of the message's Autocrypt headers for `from`
+/// ([`crate::message::autocrypt_keys`]).
+pub fn record_autocrypt_offers(
+    store: &mut Store,
+    from: &str,
+    offers: Vec<Vec<u8>>,
+    now: DateTime<Utc>,
+) {
     if offers.is_empty() {
         return;
     }
