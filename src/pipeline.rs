@@ -480,6 +480,8 @@ impl PipelineRef<'_> {
         }
         let now = Utc::now();
         let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
+        // Parsing and opening need no store: on every core, before the transaction.
+        let reads = read_all(&batch, keyring, rules);
         let grouped = caught(|| {
             self.store.atomically(|store| {
                 let mut p = PipelineRef {
@@ -490,7 +492,10 @@ impl PipelineRef<'_> {
                 };
                 batch
                     .iter()
-                    .map(|(input, source)| p.evaluate_and_commit(input, source, now))
+                    .zip(&reads)
+                    .map(|((input, source), read)| {
+                        p.evaluate_and_commit(input, source, read.as_ref(), now)
+                    })
                     .collect::<Result<Vec<_>, StoreError>>()
             })
         });
@@ -573,12 +578,13 @@ impl PipelineRef<'_> {
         }
     }
 
-    /// One message of a batch, inside the batch's transaction: evaluated (seeing what the
-    /// batch stored before it) and written. `true` for a message kept only in part.
+    /// One message of a batch, inside the batch's transaction: decided (on what the batch
+    /// stored before it) from `read`, its reading done beforehand, and written. `true` for a message kept only in part.
     fn evaluate_and_commit(
         &mut self,
         input: &Inbound,
         source: &MessageSource,
+        read: Option<&Read<'_>>,
         now: DateTime<Utc>,
     ) -> Result<(Evaluation, crate::store::Committed, bool), StoreError> {
         match input {
@@ -597,7 +603,10 @@ impl PipelineRef<'_> {
             }
             Inbound::Whole(raw) => {
                 abort_for_tests(raw);
-                let mut eval = self.evaluate_isolated(raw, source.clone(), now)?;
+                let mut eval = match read {
+                    Some(read) => self.evaluate_read_isolated(raw, source.clone(), now, read)?,
+                    None => self.evaluate_isolated(raw, source.clone(), now)?,
+                };
                 // A copy: the transaction may run again (PostgreSQL, a concurrent instance).
                 eval.message.attach_raw(raw.clone());
                 if let Some((message_id, reason)) = &eval.bounced {
@@ -732,18 +741,21 @@ impl PipelineRef<'_> {
     ) -> Result<Evaluation, StoreError> {
         match caught(|| self.evaluate(raw, source.clone(), now)) {
             Ok(result) => result,
-            Err(what) => {
-                let reason = format!(
-                    "internal error while reading this message ({}); stored raw for a person to look at",
-                    one_line(&what, 200)
-                );
-                tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
-                let message =
-                    NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
-                let mut e = quarantine(message, blank_outcome(&source), reason);
-                e.message.flags = "internal-error".into();
-                Ok(e)
-            }
+            Err(what) => Ok(panic_quarantine(raw, source, now, &what)),
+        }
+    }
+
+    /// [`PipelineRef::evaluate_isolated`] of a message read already.
+    fn evaluate_read_isolated(
+        &self,
+        raw: &[u8],
+        source: MessageSource,
+        now: DateTime<Utc>,
+        read: &Read<'_>,
+    ) -> Result<Evaluation, StoreError> {
+        match caught(|| self.evaluate_read(raw, source.clone(), now, read)) {
+            Ok(result) => result,
+            Err(what) => Ok(panic_quarantine(raw, source, now, &what)),
         }
     }
 
@@ -873,436 +885,114 @@ impl PipelineRef<'_> {
         ))
     }
 
+    /// The decision about one message, nothing written: it is read (no store), what the store
+    /// knows that matters to it is gathered into one value, and the decision is made from the
+    /// two by a pure function ([`decide`]).
     fn evaluate(
         &self,
         raw: &[u8],
         source: MessageSource,
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
-        let message =
-            NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
-        let outcome = blank_outcome(&source);
-        let limits = &self.rules.limits;
-
-        // The sources never hand over more (see `intake`); a caller that read a file whole may.
-        if raw.len() as u64 > limits.max_message_bytes {
-            let reason = format!(
-                "message is {} bytes, over the limit of {} (policy.max_message_bytes)",
-                raw.len(),
-                limits.max_message_bytes
-            );
-            return Ok(quarantine(message, outcome, reason));
-        }
-        // The one parse of the message: every stage below reads `parsed` or its view.
-        let (parsed, outer) = match message::parse_message(raw, limits) {
-            Ok(v) => v,
-            Err(e) => return Ok(quarantine(message, outcome, format!("cannot parse: {e}"))),
-        };
-        let autocrypt = outer
-            .from
-            .as_ref()
-            .map(|f| message::autocrypt_keys_of(&parsed, &f.address))
-            .unwrap_or_default();
-        let mut eval = self.evaluate_parsed(raw, &parsed, outer, message, outcome)?;
-        eval.keys.autocrypt = autocrypt;
-        Ok(eval)
+        let read = read_message(raw, self.keyring, self.rules);
+        self.evaluate_read(raw, source, now, &read)
     }
 
-    /// [`PipelineRef::evaluate`] of a message parsed into `parsed` (and its view `outer`).
-    fn evaluate_parsed(
+    /// [`PipelineRef::evaluate`] of a message read already (a batch reads on every core).
+    fn evaluate_read(
         &self,
         raw: &[u8],
-        parsed: &mail_parser::Message<'_>,
-        outer: MailView,
-        mut message: NewMessage,
-        mut outcome: Outcome,
+        source: MessageSource,
+        now: DateTime<Utc>,
+        read: &Read<'_>,
     ) -> Result<Evaluation, StoreError> {
-        let limits = &self.rules.limits;
-        message.message_id = outer.message_id.clone();
-        message.date_header = outer.date.clone();
-        message.sender = outer.from.as_ref().map(|m| m.address.clone());
-        message.subject = outer.subject.clone();
-        message.automatic = outer.automatic.is_some();
-        outcome.message_id = outer.message_id.clone();
-        outcome.automatic = message.automatic;
-
-        // Who vouches for the From address besides an OpenPGP signature: DKIM/DMARC or the
-        // coordinator's own MTA. One call, on the parsed headers and the bytes as received.
-        let sender_auth = self.rules.sender_check.authenticate(&outer, raw);
-        message.sender_auth = sender_auth.result.as_str().to_string();
-        message.sender_auth_detail = Some(sender_auth.detail.clone());
-        outcome.sender_auth = sender_auth.result.as_str();
-        outcome.sender_auth_detail = Some(sender_auth.detail.clone());
-
-        // A delivery status notification is about a copy we sent, never a participant's word.
-        if let Some(report) = crate::bounce::bounce_of(parsed) {
-            return self.delivery_report(message, outcome, report);
-        }
-
-        let opened = match open::open_parsed(raw, parsed, self.keyring, limits) {
-            Ok(o) => o,
-            Err(e) => return Ok(quarantine(message, outcome, format!("cannot open: {e}"))),
+        let facts = match read {
+            Read::Ok(r) => self.gather(r)?,
+            Read::Quarantine(_) | Read::Panic(_) => StoreFacts::default(),
         };
-        outcome.notes.extend(opened.notes.iter().cloned());
-        match &opened.encryption {
-            Encryption::None => {}
-            Encryption::Full { .. } => {
-                message.encrypted = true;
-                outcome.encrypted = true;
-            }
-            Encryption::Partial { reason } => {
-                message.encryption_note = Some(format!("partial: {reason}"));
-                outcome.notes.push(format!("partly encrypted: {reason}"));
-            }
-        }
-        // The one parse of what was decrypted; say so when it is not readable as MIME.
-        let inner = match opened
-            .inner
-            .as_deref()
-            .map(|b| message::parse_mime(b, limits))
-        {
-            Some(Ok(m)) => Some(m),
-            Some(Err(e)) => {
-                outcome
-                    .notes
-                    .push(format!("decrypted content unreadable: {e}"));
-                None
-            }
-            None => None,
-        };
-        // Protected headers (RFC 9788) count over the outer ones, which are often "...". Only
-        // `open` decides what is a protected header (a Subject at the top of the crypto
-        // container): a Subject somewhere inside decrypted content never routes.
-        let subject = opened
-            .protected_subject
-            .clone()
-            .or_else(|| outer.subject.clone());
-        if subject != outer.subject {
-            message.subject = subject.clone();
-        }
-
-        let from = outer.from.as_ref().map(|m| m.address.clone());
-        let input = RouteInput {
-            numbers: subject
-                .as_deref()
-                .map(tracking::find_in_subject)
-                .unwrap_or_default(),
-            reply_ids: reply_ids(&outer),
-            from: from.clone(),
-            to_reporting_address: outer
-                .recipients()
-                .any(|m| m.address == self.rules.reporting_address),
-        };
-        let knowledge = self.knowledge(&input)?;
-        let decision = route::decide(&input, &knowledge);
-        outcome.steps = decision.steps.clone();
-
-        // Whose keys count for the signature verdict: the contacts of the thread it goes to.
-        let target = match &decision.action {
-            Action::Post(t) => Some(self.store.thread_by_id(t.id)?),
-            _ => None,
-        };
-        let contacts = match &target {
-            Some(t) => self.store.contacts(t.id)?,
-            None => Vec::new(),
-        };
-        let thread_contacts: Vec<ThreadContact> = contacts
-            .iter()
-            .map(|c| ThreadContact {
-                address: c.address.clone(),
-                key_fingerprints: c.key_fingerprints.clone(),
-            })
-            .collect();
-        let mut v =
-            verdict::signature_verdict(&opened.signature, from.as_deref(), &thread_contacts);
-        // A key change nobody accepted yet does not sign for the address.
-        let held_signer = match (&opened.signature, from.as_deref()) {
-            (SignatureFacts::Valid { cert, .. }, Some(f)) if self.keyring.is_held(f, cert) => {
-                Some(cert.clone())
-            }
-            _ => None,
-        };
-        if let (Some(cert), Some(f)) = (&held_signer, from.as_deref()) {
-            v = verdict::Verdict {
-                signature: SignatureVerdict::UnknownKey,
-                signer: None,
-                reason: format!(
-                    "signed by key {cert}, a key change for {f} not accepted yet (see `casegate key changes`)"
-                ),
-            };
-        }
-        // Signed by a key bound to the From address in any thread (for the sender policy).
-        let signed_by_participant = v.signature == SignatureVerdict::Good
-            || (held_signer.is_none()
-                && matches!(opened.signature, SignatureFacts::Valid { .. })
-                && match from.as_deref() {
-                    Some(f) => {
-                        let own = [ThreadContact {
-                            address: f.to_string(),
-                            key_fingerprints: self.store.address_keys(f)?,
-                        }];
-                        verdict::signature_verdict(&opened.signature, Some(f), &own).signature
-                            == SignatureVerdict::Good
-                    }
-                    None => false,
-                });
-        if let SignatureFacts::Partial { reason } = &opened.signature {
-            outcome.notes.push(format!("partly signed: {reason}"));
-        }
-        message.signature = v.signature.as_str().to_string();
-        message.signer = v.signer.clone();
-        message.signature_reason = Some(v.reason.clone());
-        outcome.signature = v.signature.as_str();
-        outcome.signer = v.signer.clone();
-        outcome.signature_reason = Some(v.reason.clone());
-
-        let title = subject
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "(no subject)".into());
-        let mut reason = decision.reason.clone();
-        let mut flags = Vec::new();
-        message.disposition = match &decision.action {
-            Action::Post(t) => Disposition::Post { thread_id: t.id },
-            Action::Triage => Disposition::Triage,
-            Action::NewTicket | Action::NewReport if message.automatic => {
-                reason = format!(
-                    "automatic message ({}) outside any thread",
-                    outer.automatic.as_deref().unwrap_or("auto")
-                );
-                outcome
-                    .steps
-                    .push("automatic mail never opens a thread".into());
-                Disposition::Triage
-            }
-            Action::NewTicket => {
-                let org = from
-                    .as_deref()
-                    .map(|a| self.store.participations(a))
-                    .transpose()?
-                    .and_then(|p| p.into_iter().next())
-                    .map(|(_, org, _)| org);
-                Disposition::NewThread {
-                    kind: Kind::Ticket,
-                    title,
-                    participant: from.clone().map(|address| NewParticipant {
-                        org: org.unwrap_or_else(|| address.clone()),
-                        role: "other".into(),
-                        address,
-                    }),
-                }
-            }
-            Action::NewReport => Disposition::NewThread {
-                kind: Kind::Report,
-                title,
-                participant: from.clone().map(|address| NewParticipant {
-                    org: outer
-                        .from
-                        .as_ref()
-                        .and_then(|m| m.name.clone())
-                        .filter(|n| !n.trim().is_empty())
-                        .unwrap_or_else(|| address.clone()),
-                    role: "reporter".into(),
-                    address,
-                }),
-            },
-        };
-
-        if let (Some(thread), Disposition::Post { .. }) = (&target, &message.disposition) {
-            let entity = opened.inner.as_deref().unwrap_or(raw);
-            // A vendor's status and statement; with signatures required, only one signed by
-            // a key of the vendor's organization counts, anything else is flagged.
-            if !message.automatic {
-                let claims = self.vendor_claims(
-                    thread,
-                    &contacts,
-                    from.as_deref(),
-                    subject.as_deref(),
-                    entity,
-                    &opened,
-                )?;
-                if claims.iter().any(|c| !c.counted) {
-                    flags.push("unsigned-statement");
-                }
-                for c in &claims {
-                    outcome.claims.push(ClaimOutcome {
-                        org: self.store.org_by_id(c.org_id)?.name,
-                        status: c.status.clone(),
-                        statement: c.statement.is_some(),
-                        counted: c.counted,
-                        reason: c.reason.clone(),
-                    });
-                }
-                message.claims = claims;
-            }
-            // The case discussion: owed now, composed and sealed by the outbox side.
-            let recipients: Vec<String> = outer
-                .recipients()
-                .map(|m| m.address.clone())
-                .chain(outer.delivered_to.iter().cloned())
-                .collect();
-            let our_copy = match &message.message_id {
-                Some(id) => self.store.is_sent_message_id(id)?,
-                None => false,
-            };
-            let discussion = Discussion::parse(&thread.discussion).unwrap_or(Discussion::Hub);
-            let decision = relay_decision(&RelayFacts {
-                discussion,
-                posted: true,
-                from_participant: from
-                    .as_deref()
-                    .is_some_and(|f| contacts.iter().any(|c| c.address == f)),
-                automatic: message.automatic,
-                delivery_report: false,
-                subject: subject.as_deref(),
-                recipients: &recipients,
-                private_address: self.rules.private_address.as_deref(),
-                signature: v.signature,
-                our_message_id: our_copy,
-                relay_marker: outer.relay_marker,
-            });
-            if discussion == Discussion::Relay {
-                outcome.relay = Some(match &decision {
-                    Ok(()) => "owed: to the other participants".into(),
-                    Err(why) => format!("not relayed: {why}"),
-                });
-            }
-            message.relay_owed = decision.is_ok();
-        }
-        // Mail from a participant's address: is it the participant's?
-        let from_participant = match from.as_deref() {
-            Some(f) => self.store.is_known_address(f)?,
-            None => false,
-        };
-        match crate::trust::policy::decide(&crate::trust::policy::Facts {
-            from_participant,
-            signed_by_participant,
-            sender: &sender_auth,
-            require_authenticated: self.rules.require_authenticated_participants,
-        }) {
-            crate::trust::policy::Decision::Accept => {}
-            crate::trust::policy::Decision::Flag => {
-                flags.push(crate::trust::policy::UNAUTHENTICATED);
-                outcome.steps.push(format!(
-                    "from a participant's address without a good signature or sender authentication pass ({}): flagged",
-                    sender_auth.result
-                ));
-            }
-            crate::trust::policy::Decision::Triage(why) => {
-                flags.push(crate::trust::policy::UNAUTHENTICATED);
-                outcome.steps.push(why.clone());
-                reason = why;
-                message.disposition = Disposition::Triage;
-            }
-        }
-        if message.automatic {
-            flags.push("automatic");
-        }
-        message.flags = flags.join(",");
-        message.reason = reason.clone();
-        outcome.reason = reason;
-        outcome.outcome = match message.disposition {
-            Disposition::Post { .. } | Disposition::NewThread { .. } => "routed",
-            Disposition::Triage => "triage",
-            Disposition::Quarantine => "quarantine",
-        };
-        outcome.thread = target.as_ref().map(|t: &Thread| t.number.clone());
-        if matches!(message.disposition, Disposition::Triage) {
-            outcome.thread = None;
-        }
-        if let Disposition::NewThread { kind, .. } = &message.disposition {
-            outcome
-                .steps
-                .push(format!("a new {kind} number is minted when stored"));
-        }
-        // A new report's reporter is answered to the key it offers (trust on first use).
-        let mut keys = OfferedKeys::default();
-        if !message.automatic
-            && let Disposition::NewThread {
-                kind: Kind::Report, ..
-            } = &message.disposition
-        {
-            keys.reporter = message::offered_keys_of(parsed);
-            if let Some(inner) = &inner {
-                keys.reporter.extend(message::offered_keys_of(inner));
-            }
-        }
-        Ok(Evaluation {
-            message,
-            outcome,
-            bounced: None,
-            keys,
-        })
+        Ok(decide(raw, source, now, read, &facts, self.rules))
     }
 
-    /// Files a DSN with the thread of the copy it reports on (flagged, not as a statement), and
-    /// says which copy bounced; a report about mail we did not send waits in triage.
-    fn delivery_report(
-        &self,
-        mut message: NewMessage,
-        mut outcome: Outcome,
-        report: crate::bounce::Bounce,
-    ) -> Result<Evaluation, StoreError> {
-        message.automatic = true;
-        outcome.automatic = true;
-        let copy = match &report.original_message_id {
-            Some(id) => self.store.outbox_copy_by_message_id(id)?,
-            None => None,
-        };
-        let describe = |r: &crate::bounce::BouncedRecipient| {
-            format!(
-                "{} {}{}{}",
-                r.address,
-                r.action,
-                r.status
-                    .as_deref()
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default(),
-                r.diagnostic
-                    .as_deref()
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            )
-        };
-        let mut bounced = None;
-        match (&copy, &report.original_message_id) {
-            (Some((_, thread_id, address, _)), Some(id)) => {
-                let about: Vec<String> = report.recipients.iter().map(describe).collect();
-                let failed = report.recipients.iter().find(|r| r.action == "failed");
-                message.reason = match failed {
-                    Some(r) => {
-                        bounced = Some((id.clone(), format!("bounced: {}", describe(r))));
-                        format!(
-                            "delivery report: copy {id} to {address} bounced: {}",
-                            about.join("; ")
-                        )
-                    }
-                    None => format!(
-                        "delivery report about {id} to {address}: {}",
-                        about.join("; ")
-                    ),
-                };
-                message.disposition = Disposition::Post {
-                    thread_id: *thread_id,
-                };
-                message.flags = "delivery-report,automatic".into();
-                outcome.outcome = "routed";
-                outcome.thread = Some(self.store.thread_by_id(*thread_id)?.number);
+    /// Everything [`decide`] needs from the store (and the keyring's held key changes) about
+    /// a message read into `r`. Routing is pure and cheap: it is run here to know which
+    /// thread's contacts to read, and again by [`decide`] on the same knowledge.
+    fn gather(&self, r: &Reading<'_>) -> Result<StoreFacts, StoreError> {
+        let mut f = StoreFacts::default();
+        let from = r.outer.from.as_ref().map(|m| m.address.as_str());
+        let opened = match &r.content {
+            Content::Report(report) => {
+                if let Some(id) = &report.original_message_id
+                    && let Some((_, thread_id, address, _)) =
+                        self.store.outbox_copy_by_message_id(id)?
+                {
+                    f.reported_copy = Some(ReportedCopy {
+                        thread_id,
+                        address,
+                        number: self.store.thread_by_id(thread_id)?.number,
+                    });
+                }
+                return Ok(f);
             }
-            _ => {
-                message.reason = "delivery report about a message casegate did not send".into();
-                message.disposition = Disposition::Triage;
-                message.flags = "delivery-report,automatic".into();
-                outcome.outcome = "triage";
+            Content::Opened(Err(_)) => return Ok(f),
+            Content::Opened(Ok(opened)) => opened,
+        };
+        let (input, _) = route_input(r, opened, self.rules);
+        f.knowledge = self.knowledge(&input)?;
+        let route = route::decide(&input, &f.knowledge);
+        match &route.action {
+            Action::Post(t) => {
+                let thread = self.store.thread_by_id(t.id)?;
+                let contacts = self.store.contacts(t.id)?;
+                if let Some(from) = from {
+                    for c in &contacts {
+                        if c.address == from
+                            && c.role == "vendor"
+                            && !f.vendor_orgs.iter().any(|o| o.id == c.org_id)
+                        {
+                            f.vendor_orgs.push(VendorOrg {
+                                id: c.org_id,
+                                contact_org: c.org.clone(),
+                                name: self.store.org_by_id(c.org_id)?.name,
+                                keys: self.store.org_keys(c.org_id)?,
+                            });
+                        }
+                    }
+                }
+                if let Some(id) = &r.outer.message_id {
+                    f.our_message_id = self.store.is_sent_message_id(id)?;
+                }
+                f.target = Some((thread, contacts));
+            }
+            Action::NewTicket => {
+                if let Some(from) = from {
+                    f.from_org = self
+                        .store
+                        .participations(from)?
+                        .into_iter()
+                        .next()
+                        .map(|(_, org, _)| org);
+                }
+            }
+            Action::NewReport | Action::Triage => {}
+        }
+        if let SignatureFacts::Valid { cert, .. } = &opened.signature {
+            if !f.vendor_orgs.is_empty() {
+                f.signer_orgs = self
+                    .store
+                    .orgs_with_key(&crate::keyring::normalize_fingerprint(cert))?
+                    .into_iter()
+                    .map(|o| o.name)
+                    .collect();
+            }
+            if let Some(from) = from {
+                f.signer_held = self.keyring.is_held(from, cert);
+                f.from_keys = self.store.address_keys(from)?;
             }
         }
-        outcome.reason = message.reason.clone();
-        Ok(Evaluation {
-            message,
-            outcome,
-            bounced,
-            keys: OfferedKeys::default(),
-        })
+        if let Some(from) = from {
+            f.from_known = self.store.is_known_address(from)?;
+        }
+        Ok(f)
     }
 
     /// Binds keys the new reporter offered (attached, Autocrypt) to their contact, then queues
@@ -1451,122 +1141,6 @@ impl PipelineRef<'_> {
         })
     }
 
-    /// The status/statement claims of a message posted to `thread` by a vendor contact: one
-    /// per vendor organization the sender is a contact of, judged against that
-    /// organization's keys.
-    fn vendor_claims(
-        &self,
-        thread: &Thread,
-        contacts: &[Contact],
-        from: Option<&str>,
-        subject: Option<&str>,
-        entity: &[u8],
-        opened: &open::Opened,
-    ) -> Result<Vec<NewClaim>, StoreError> {
-        let Some(from) = from else {
-            return Ok(Vec::new());
-        };
-        let mut orgs: Vec<(i64, &str)> = Vec::new();
-        for c in contacts {
-            if c.address == from
-                && c.role == "vendor"
-                && !orgs.iter().any(|(id, _)| *id == c.org_id)
-            {
-                orgs.push((c.org_id, &c.org));
-            }
-        }
-        if orgs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let text = message::readable(entity)
-            .ok()
-            .and_then(|r| r.text)
-            .unwrap_or_default();
-        let parsed = crate::statement::parse(subject, &text);
-        if parsed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let required =
-            thread.require_signed_statements || self.rules.require_signed_vendor_statements;
-        let signer = match &opened.signature {
-            SignatureFacts::Valid { cert, .. } => Some(crate::keyring::normalize_fingerprint(cert)),
-            _ => None,
-        };
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org_id, org) in orgs {
-            let keys = self.store.org_keys(org_id)?;
-            let signed_by_org = signer.as_ref().is_some_and(|s| keys.contains(s));
-            let why_not = || -> Result<String, StoreError> {
-                Ok(match (&opened.signature, &signer) {
-                    (_, Some(s)) => {
-                        let owners: Vec<String> = self
-                            .store
-                            .orgs_with_key(s)?
-                            .into_iter()
-                            .map(|o| o.name)
-                            .collect();
-                        if owners.is_empty() {
-                            format!("signed by key {s}, which is not a key of {org}")
-                        } else {
-                            format!(
-                                "signed by key {s} of {}, not a key of {org}",
-                                owners.join(", ")
-                            )
-                        }
-                    }
-                    (SignatureFacts::None, _) => "not signed".into(),
-                    (SignatureFacts::Partial { reason }, _) => {
-                        format!("only partly signed ({reason})")
-                    }
-                    (SignatureFacts::Bad { reason }, _) => format!("bad signature ({reason})"),
-                    (SignatureFacts::UnknownKey { issuer }, _) => {
-                        format!("signed by unknown key {issuer}")
-                    }
-                    (SignatureFacts::Valid { .. }, None) => "not signed".into(),
-                })
-            };
-            let (counted, reason) = if signed_by_org {
-                (
-                    true,
-                    format!("signed by {org}'s key {}", signer.as_deref().unwrap_or("")),
-                )
-            } else if required {
-                (
-                    false,
-                    format!(
-                        "not counted: {} requires statements signed by a key of {org}; {}",
-                        thread.number,
-                        why_not()?
-                    ),
-                )
-            } else {
-                (
-                    true,
-                    format!("counted without a signature check: {}", why_not()?),
-                )
-            };
-            // Decrypted text is never stored: an encrypted statement stays in the stored
-            // ciphertext and is read again from there (`ops::vendors`).
-            let sealed = opened.encryption != Encryption::None;
-            out.push(NewClaim {
-                org_id,
-                status: parsed.status.map(|s| s.as_str().to_string()),
-                statement: parsed.statement.clone().filter(|_| !sealed),
-                signed_part: signer
-                    .is_some()
-                    .then(|| opened.signed_content.clone())
-                    .flatten()
-                    .filter(|_| !sealed),
-                sealed: sealed && parsed.statement.is_some(),
-                signer: signer.clone(),
-                signed_by_org,
-                counted,
-                reason,
-            });
-        }
-        Ok(out)
-    }
-
     fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
         let mut k = Knowledge::default();
         for n in &input.numbers {
@@ -1639,6 +1213,700 @@ fn quarantined_unread(mut outcome: Outcome, committed: &crate::store::Committed)
     }
     tracing::warn!(source = %outcome.source, outcome = outcome.outcome, reason = %outcome.reason, "message quarantined unread");
     outcome
+}
+
+/// What is read from a message without asking the store: its one parse, who vouches for its
+/// sender, and whether it is a delivery report or what opening it found. The work a batch does
+/// on every core.
+struct Reading<'r> {
+    parsed: mail_parser::Message<'r>,
+    outer: MailView,
+    sender_auth: crate::trust::SenderAuth,
+    content: Content,
+    /// The keys of Autocrypt headers for the From address.
+    autocrypt: Vec<Vec<u8>>,
+}
+
+/// A delivery status notification is about a copy we sent, never a participant's word: it
+/// is not opened.
+enum Content {
+    Report(crate::bounce::Bounce),
+    Opened(Result<open::Opened, open::OpenError>),
+}
+
+/// A message read ([`read_message`]), or why it goes to quarantine before anything else.
+enum Read<'r> {
+    Ok(Box<Reading<'r>>),
+    /// Over a bound, or not parseable: the reason.
+    Quarantine(String),
+    /// A panic while reading it: the panic's message.
+    Panic(String),
+}
+
+/// Reads `raw`: parse (once), sender authentication, bounce detection, opening. Touches no
+/// store (DKIM may ask DNS); a panic in it is caught and becomes [`Read::Panic`].
+fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r> {
+    let limits = &rules.limits;
+    // The sources never hand over more (see `intake`); a caller that read a file whole may.
+    if raw.len() as u64 > limits.max_message_bytes {
+        return Read::Quarantine(format!(
+            "message is {} bytes, over the limit of {} (policy.max_message_bytes)",
+            raw.len(),
+            limits.max_message_bytes
+        ));
+    }
+    let read = caught(|| {
+        let (parsed, outer) = match message::parse_message(raw, limits) {
+            Ok(v) => v,
+            Err(e) => return Read::Quarantine(format!("cannot parse: {e}")),
+        };
+        let autocrypt = outer
+            .from
+            .as_ref()
+            .map(|f| message::autocrypt_keys_of(&parsed, &f.address))
+            .unwrap_or_default();
+        // Who vouches for the From address besides an OpenPGP signature: DKIM/DMARC or the
+        // coordinator's own MTA. One call, on the parsed headers and the bytes as received.
+        let sender_auth = rules.sender_check.authenticate(&outer, raw);
+        let content = match crate::bounce::bounce_of(&parsed) {
+            Some(report) => Content::Report(report),
+            None => Content::Opened(open::open_parsed(raw, &parsed, keyring, limits)),
+        };
+        Read::Ok(Box::new(Reading {
+            parsed,
+            outer,
+            sender_auth,
+            content,
+            autocrypt,
+        }))
+    });
+    read.unwrap_or_else(Read::Panic)
+}
+
+/// Reads every message of a batch, on every core; `None` for a message kept only in part.
+fn read_all<'b>(
+    batch: &'b [(Inbound, MessageSource)],
+    keyring: &Keyring,
+    rules: &Rules,
+) -> Vec<Option<Read<'b>>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(batch.len().max(1));
+    if threads < 2 {
+        return batch
+            .iter()
+            .map(|(i, _)| read_one(i, keyring, rules))
+            .collect();
+    }
+    // Interleaved (message k on thread k mod n): a run of large messages is shared out.
+    let mut reads: Vec<Option<Read<'b>>> = Vec::with_capacity(batch.len());
+    let done: Vec<Vec<(usize, Option<Read<'b>>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                std::thread::Builder::new()
+                    // As `serve`'s own threads: recursion is bounded by the limits, this is margin.
+                    .stack_size(16 << 20)
+                    .spawn_scoped(scope, move || {
+                        batch
+                            .iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(k, (i, _))| (k, read_one(i, keyring, rules)))
+                            .collect::<Vec<_>>()
+                    })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| match w {
+                Ok(handle) => handle.join().unwrap_or_default(),
+                Err(_) => Vec::new(),
+            })
+            .collect()
+    });
+    let mut slots: Vec<Option<Option<Read<'b>>>> = (0..batch.len()).map(|_| None).collect();
+    for (k, r) in done.into_iter().flatten() {
+        if let Some(slot) = slots.get_mut(k) {
+            *slot = Some(r);
+        }
+    }
+    // A thread that could not be started (or died) left its messages unread: read them here.
+    for (slot, (input, _)) in slots.into_iter().zip(batch) {
+        reads.push(slot.unwrap_or_else(|| read_one(input, keyring, rules)));
+    }
+    reads
+}
+
+fn read_one<'b>(input: &'b Inbound, keyring: &Keyring, rules: &Rules) -> Option<Read<'b>> {
+    match input {
+        Inbound::Whole(raw) => Some(read_message(raw, keyring, rules)),
+        Inbound::Partial(_) => None,
+    }
+}
+
+/// Everything the decision about one message needs from the store, gathered first
+/// ([`PipelineRef::gather`]); [`decide`] reads nothing else.
+#[derive(Debug, Clone, Default)]
+struct StoreFacts {
+    /// What routing needs: the threads its numbers name, the one it replies to, the sender's.
+    knowledge: Knowledge,
+    /// The thread routing posts it to, and that thread's contacts (whose keys count).
+    target: Option<(Thread, Vec<Contact>)>,
+    /// The vendor organizations the sender is a contact of in the target thread.
+    vendor_orgs: Vec<VendorOrg>,
+    /// The organizations whose key made the message's valid signature (for the reason a
+    /// vendor's statement does not count).
+    signer_orgs: Vec<String>,
+    /// The signing key is a key change for the From address nobody accepted yet.
+    signer_held: bool,
+    /// Keys bound to the From address in any thread.
+    from_keys: Vec<String>,
+    /// The organization the From address is first a contact of (a new ticket's).
+    from_org: Option<String>,
+    /// The From address is a participant's somewhere.
+    from_known: bool,
+    /// Its Message-ID is one casegate sent (a relayed copy come back).
+    our_message_id: bool,
+    /// For a delivery report: the copy it reports on.
+    reported_copy: Option<ReportedCopy>,
+}
+
+#[derive(Debug, Clone)]
+struct VendorOrg {
+    id: i64,
+    /// As the contact names it.
+    contact_org: String,
+    /// As the directory names it.
+    name: String,
+    keys: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ReportedCopy {
+    thread_id: i64,
+    address: String,
+    number: TrackingNumber,
+}
+
+/// What routing reads from a message, and the subject that counts (protected headers, RFC
+/// 9788, over the outer ones, which are often "...": only `open` decides what is a protected
+/// header, so a Subject somewhere inside decrypted content never routes).
+fn route_input(
+    r: &Reading<'_>,
+    opened: &open::Opened,
+    rules: &Rules,
+) -> (RouteInput, Option<String>) {
+    let subject = opened
+        .protected_subject
+        .clone()
+        .or_else(|| r.outer.subject.clone());
+    let input = RouteInput {
+        numbers: subject
+            .as_deref()
+            .map(tracking::find_in_subject)
+            .unwrap_or_default(),
+        reply_ids: reply_ids(&r.outer),
+        from: r.outer.from.as_ref().map(|m| m.address.clone()),
+        to_reporting_address: r
+            .outer
+            .recipients()
+            .any(|m| m.address == rules.reporting_address),
+    };
+    (input, subject)
+}
+
+/// The decision about a message: pure — from what was read, what the store knows
+/// ([`StoreFacts`]) and the rules; no I/O.
+fn decide(
+    raw: &[u8],
+    source: MessageSource,
+    now: DateTime<Utc>,
+    read: &Read<'_>,
+    facts: &StoreFacts,
+    rules: &Rules,
+) -> Evaluation {
+    let mut message =
+        NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
+    let mut outcome = blank_outcome(&source);
+    let r = match read {
+        Read::Ok(r) => r,
+        Read::Quarantine(reason) => return quarantine(message, outcome, reason.clone()),
+        Read::Panic(what) => return panic_quarantine(raw, source, now, what),
+    };
+    let outer = &r.outer;
+    message.message_id = outer.message_id.clone();
+    message.date_header = outer.date.clone();
+    message.sender = outer.from.as_ref().map(|m| m.address.clone());
+    message.subject = outer.subject.clone();
+    message.automatic = outer.automatic.is_some();
+    outcome.message_id = outer.message_id.clone();
+    outcome.automatic = message.automatic;
+    message.sender_auth = r.sender_auth.result.as_str().to_string();
+    message.sender_auth_detail = Some(r.sender_auth.detail.clone());
+    outcome.sender_auth = r.sender_auth.result.as_str();
+    outcome.sender_auth_detail = Some(r.sender_auth.detail.clone());
+    let mut eval = match &r.content {
+        Content::Report(report) => delivery_report(message, outcome, report, facts),
+        Content::Opened(Err(e)) => quarantine(message, outcome, format!("cannot open: {e}")),
+        Content::Opened(Ok(opened)) => {
+            decide_opened(raw, r, opened, facts, rules, message, outcome)
+        }
+    };
+    eval.keys.autocrypt = r.autocrypt.clone();
+    eval
+}
+
+/// [`decide`] for a message opened (decrypted and verified as far as it goes).
+fn decide_opened(
+    raw: &[u8],
+    r: &Reading<'_>,
+    opened: &open::Opened,
+    facts: &StoreFacts,
+    rules: &Rules,
+    mut message: NewMessage,
+    mut outcome: Outcome,
+) -> Evaluation {
+    let limits = &rules.limits;
+    let outer = &r.outer;
+    outcome.notes.extend(opened.notes.iter().cloned());
+    match &opened.encryption {
+        Encryption::None => {}
+        Encryption::Full { .. } => {
+            message.encrypted = true;
+            outcome.encrypted = true;
+        }
+        Encryption::Partial { reason } => {
+            message.encryption_note = Some(format!("partial: {reason}"));
+            outcome.notes.push(format!("partly encrypted: {reason}"));
+        }
+    }
+    // The one parse of what was decrypted; say so when it is not readable as MIME.
+    let inner = match opened
+        .inner
+        .as_deref()
+        .map(|b| message::parse_mime(b, limits))
+    {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            outcome
+                .notes
+                .push(format!("decrypted content unreadable: {e}"));
+            None
+        }
+        None => None,
+    };
+    let (input, subject) = route_input(r, opened, rules);
+    if subject != outer.subject {
+        message.subject = subject.clone();
+    }
+    let from = input.from.clone();
+    let decision = route::decide(&input, &facts.knowledge);
+    outcome.steps = decision.steps.clone();
+
+    // Whose keys count for the signature verdict: the contacts of the thread it goes to.
+    let (target, contacts): (Option<&Thread>, &[Contact]) = match (&decision.action, &facts.target)
+    {
+        (Action::Post(t), Some((thread, contacts))) if thread.id == t.id => {
+            (Some(thread), contacts.as_slice())
+        }
+        _ => (None, &[]),
+    };
+    let thread_contacts: Vec<ThreadContact> = contacts
+        .iter()
+        .map(|c| ThreadContact {
+            address: c.address.clone(),
+            key_fingerprints: c.key_fingerprints.clone(),
+        })
+        .collect();
+    let mut v = verdict::signature_verdict(&opened.signature, from.as_deref(), &thread_contacts);
+    // A key change nobody accepted yet does not sign for the address.
+    let held_signer = match (&opened.signature, from.as_deref()) {
+        (SignatureFacts::Valid { cert, .. }, Some(_)) if facts.signer_held => Some(cert.clone()),
+        _ => None,
+    };
+    if let (Some(cert), Some(f)) = (&held_signer, from.as_deref()) {
+        v = verdict::Verdict {
+            signature: SignatureVerdict::UnknownKey,
+            signer: None,
+            reason: format!(
+                "signed by key {cert}, a key change for {f} not accepted yet (see `casegate key changes`)"
+            ),
+        };
+    }
+    // Signed by a key bound to the From address in any thread (for the sender policy).
+    let signed_by_participant = v.signature == SignatureVerdict::Good
+        || (held_signer.is_none()
+            && matches!(opened.signature, SignatureFacts::Valid { .. })
+            && match from.as_deref() {
+                Some(f) => {
+                    let own = [ThreadContact {
+                        address: f.to_string(),
+                        key_fingerprints: facts.from_keys.clone(),
+                    }];
+                    verdict::signature_verdict(&opened.signature, Some(f), &own).signature
+                        == SignatureVerdict::Good
+                }
+                None => false,
+            });
+    if let SignatureFacts::Partial { reason } = &opened.signature {
+        outcome.notes.push(format!("partly signed: {reason}"));
+    }
+    message.signature = v.signature.as_str().to_string();
+    message.signer = v.signer.clone();
+    message.signature_reason = Some(v.reason.clone());
+    outcome.signature = v.signature.as_str();
+    outcome.signer = v.signer.clone();
+    outcome.signature_reason = Some(v.reason.clone());
+
+    let title = subject
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "(no subject)".into());
+    let mut reason = decision.reason.clone();
+    let mut flags = Vec::new();
+    message.disposition = match &decision.action {
+        Action::Post(t) => Disposition::Post { thread_id: t.id },
+        Action::Triage => Disposition::Triage,
+        Action::NewTicket | Action::NewReport if message.automatic => {
+            reason = format!(
+                "automatic message ({}) outside any thread",
+                outer.automatic.as_deref().unwrap_or("auto")
+            );
+            outcome
+                .steps
+                .push("automatic mail never opens a thread".into());
+            Disposition::Triage
+        }
+        Action::NewTicket => Disposition::NewThread {
+            kind: Kind::Ticket,
+            title,
+            participant: from.clone().map(|address| NewParticipant {
+                org: facts.from_org.clone().unwrap_or_else(|| address.clone()),
+                role: "other".into(),
+                address,
+            }),
+        },
+        Action::NewReport => Disposition::NewThread {
+            kind: Kind::Report,
+            title,
+            participant: from.clone().map(|address| NewParticipant {
+                org: outer
+                    .from
+                    .as_ref()
+                    .and_then(|m| m.name.clone())
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| address.clone()),
+                role: "reporter".into(),
+                address,
+            }),
+        },
+    };
+
+    if let (Some(thread), Disposition::Post { .. }) = (target, &message.disposition) {
+        let entity = opened.inner.as_deref().unwrap_or(raw);
+        // A vendor's status and statement; with signatures required, only one signed by a
+        // key of the vendor's organization counts, anything else is flagged.
+        if !message.automatic {
+            let claims = vendor_claims(
+                thread,
+                from.as_deref(),
+                subject.as_deref(),
+                entity,
+                opened,
+                facts,
+                rules,
+            );
+            if claims.iter().any(|(c, _)| !c.counted) {
+                flags.push("unsigned-statement");
+            }
+            for (c, org) in &claims {
+                outcome.claims.push(ClaimOutcome {
+                    org: org.clone(),
+                    status: c.status.clone(),
+                    statement: c.statement.is_some(),
+                    counted: c.counted,
+                    reason: c.reason.clone(),
+                });
+            }
+            message.claims = claims.into_iter().map(|(c, _)| c).collect();
+        }
+        // The case discussion: owed now, composed and sealed by the outbox side.
+        let recipients: Vec<String> = outer
+            .recipients()
+            .map(|m| m.address.clone())
+            .chain(outer.delivered_to.iter().cloned())
+            .collect();
+        let discussion = Discussion::parse(&thread.discussion).unwrap_or(Discussion::Hub);
+        let decision = relay_decision(&RelayFacts {
+            discussion,
+            posted: true,
+            from_participant: from
+                .as_deref()
+                .is_some_and(|f| contacts.iter().any(|c| c.address == f)),
+            automatic: message.automatic,
+            delivery_report: false,
+            subject: subject.as_deref(),
+            recipients: &recipients,
+            private_address: rules.private_address.as_deref(),
+            signature: v.signature,
+            our_message_id: message.message_id.is_some() && facts.our_message_id,
+            relay_marker: outer.relay_marker,
+        });
+        if discussion == Discussion::Relay {
+            outcome.relay = Some(match &decision {
+                Ok(()) => "owed: to the other participants".into(),
+                Err(why) => format!("not relayed: {why}"),
+            });
+        }
+        message.relay_owed = decision.is_ok();
+    }
+    // Mail from a participant's address: is it the participant's?
+    match crate::trust::policy::decide(&crate::trust::policy::Facts {
+        from_participant: from.is_some() && facts.from_known,
+        signed_by_participant,
+        sender: &r.sender_auth,
+        require_authenticated: rules.require_authenticated_participants,
+    }) {
+        crate::trust::policy::Decision::Accept => {}
+        crate::trust::policy::Decision::Flag => {
+            flags.push(crate::trust::policy::UNAUTHENTICATED);
+            outcome.steps.push(format!(
+                "from a participant's address without a good signature or sender authentication pass ({}): flagged",
+                r.sender_auth.result
+            ));
+        }
+        crate::trust::policy::Decision::Triage(why) => {
+            flags.push(crate::trust::policy::UNAUTHENTICATED);
+            outcome.steps.push(why.clone());
+            reason = why;
+            message.disposition = Disposition::Triage;
+        }
+    }
+    if message.automatic {
+        flags.push("automatic");
+    }
+    message.flags = flags.join(",");
+    message.reason = reason.clone();
+    outcome.reason = reason;
+    outcome.outcome = match message.disposition {
+        Disposition::Post { .. } | Disposition::NewThread { .. } => "routed",
+        Disposition::Triage => "triage",
+        Disposition::Quarantine => "quarantine",
+    };
+    outcome.thread = target.map(|t| t.number.clone());
+    if matches!(message.disposition, Disposition::Triage) {
+        outcome.thread = None;
+    }
+    if let Disposition::NewThread { kind, .. } = &message.disposition {
+        outcome
+            .steps
+            .push(format!("a new {kind} number is minted when stored"));
+    }
+    // A new report's reporter is answered to the key it offers (trust on first use).
+    let mut keys = OfferedKeys::default();
+    if !message.automatic
+        && let Disposition::NewThread {
+            kind: Kind::Report, ..
+        } = &message.disposition
+    {
+        keys.reporter = message::offered_keys_of(&r.parsed);
+        if let Some(inner) = &inner {
+            keys.reporter.extend(message::offered_keys_of(inner));
+        }
+    }
+    Evaluation {
+        message,
+        outcome,
+        bounced: None,
+        keys,
+    }
+}
+
+/// Files a DSN with the thread of the copy it reports on (flagged, not as a statement), and
+/// says which copy bounced; a report about mail we did not send waits in triage.
+fn delivery_report(
+    mut message: NewMessage,
+    mut outcome: Outcome,
+    report: &crate::bounce::Bounce,
+    facts: &StoreFacts,
+) -> Evaluation {
+    message.automatic = true;
+    outcome.automatic = true;
+    let describe = |r: &crate::bounce::BouncedRecipient| {
+        format!(
+            "{} {}{}{}",
+            r.address,
+            r.action,
+            r.status
+                .as_deref()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default(),
+            r.diagnostic
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        )
+    };
+    let mut bounced = None;
+    match (&facts.reported_copy, &report.original_message_id) {
+        (Some(copy), Some(id)) => {
+            let about: Vec<String> = report.recipients.iter().map(describe).collect();
+            let failed = report.recipients.iter().find(|r| r.action == "failed");
+            message.reason = match failed {
+                Some(r) => {
+                    bounced = Some((id.clone(), format!("bounced: {}", describe(r))));
+                    format!(
+                        "delivery report: copy {id} to {} bounced: {}",
+                        copy.address,
+                        about.join("; ")
+                    )
+                }
+                None => format!(
+                    "delivery report about {id} to {}: {}",
+                    copy.address,
+                    about.join("; ")
+                ),
+            };
+            message.disposition = Disposition::Post {
+                thread_id: copy.thread_id,
+            };
+            message.flags = "delivery-report,automatic".into();
+            outcome.outcome = "routed";
+            outcome.thread = Some(copy.number.clone());
+        }
+        _ => {
+            message.reason = "delivery report about a message casegate did not send".into();
+            message.disposition = Disposition::Triage;
+            message.flags = "delivery-report,automatic".into();
+            outcome.outcome = "triage";
+        }
+    }
+    outcome.reason = message.reason.clone();
+    Evaluation {
+        message,
+        outcome,
+        bounced,
+        keys: OfferedKeys::default(),
+    }
+}
+
+/// The status/statement claims of a message posted to `thread` by a vendor contact: one per
+/// vendor organization the sender is a contact of ([`StoreFacts::vendor_orgs`]), judged
+/// against that organization's keys; each with the organization's name.
+fn vendor_claims(
+    thread: &Thread,
+    from: Option<&str>,
+    subject: Option<&str>,
+    entity: &[u8],
+    opened: &open::Opened,
+    facts: &StoreFacts,
+    rules: &Rules,
+) -> Vec<(NewClaim, String)> {
+    if from.is_none() || facts.vendor_orgs.is_empty() {
+        return Vec::new();
+    }
+    let text = message::readable(entity)
+        .ok()
+        .and_then(|r| r.text)
+        .unwrap_or_default();
+    let parsed = crate::statement::parse(subject, &text);
+    if parsed.is_empty() {
+        return Vec::new();
+    }
+    let required = thread.require_signed_statements || rules.require_signed_vendor_statements;
+    let signer = match &opened.signature {
+        SignatureFacts::Valid { cert, .. } => Some(crate::keyring::normalize_fingerprint(cert)),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(facts.vendor_orgs.len());
+    for o in &facts.vendor_orgs {
+        let org = &o.contact_org;
+        let signed_by_org = signer.as_ref().is_some_and(|s| o.keys.contains(s));
+        let why_not = || match (&opened.signature, &signer) {
+            (_, Some(s)) => {
+                if facts.signer_orgs.is_empty() {
+                    format!("signed by key {s}, which is not a key of {org}")
+                } else {
+                    format!(
+                        "signed by key {s} of {}, not a key of {org}",
+                        facts.signer_orgs.join(", ")
+                    )
+                }
+            }
+            (SignatureFacts::None, _) => "not signed".into(),
+            (SignatureFacts::Partial { reason }, _) => {
+                format!("only partly signed ({reason})")
+            }
+            (SignatureFacts::Bad { reason }, _) => format!("bad signature ({reason})"),
+            (SignatureFacts::UnknownKey { issuer }, _) => {
+                format!("signed by unknown key {issuer}")
+            }
+            (SignatureFacts::Valid { .. }, None) => "not signed".into(),
+        };
+        let (counted, reason) = if signed_by_org {
+            (
+                true,
+                format!("signed by {org}'s key {}", signer.as_deref().unwrap_or("")),
+            )
+        } else if required {
+            (
+                false,
+                format!(
+                    "not counted: {} requires statements signed by a key of {org}; {}",
+                    thread.number,
+                    why_not()
+                ),
+            )
+        } else {
+            (
+                true,
+                format!("counted without a signature check: {}", why_not()),
+            )
+        };
+        // Decrypted text is never stored: an encrypted statement stays in the stored
+        // ciphertext and is read again from there (`ops::vendors`).
+        let sealed = opened.encryption != Encryption::None;
+        out.push((
+            NewClaim {
+                org_id: o.id,
+                status: parsed.status.map(|s| s.as_str().to_string()),
+                statement: parsed.statement.clone().filter(|_| !sealed),
+                signed_part: signer
+                    .is_some()
+                    .then(|| opened.signed_content.clone())
+                    .flatten()
+                    .filter(|_| !sealed),
+                sealed: sealed && parsed.statement.is_some(),
+                signer: signer.clone(),
+                signed_by_org,
+                counted,
+                reason,
+            },
+            o.name.clone(),
+        ));
+    }
+    out
+}
+
+/// The quarantine of a message whose reading panicked: a bug that sender data reaches costs
+/// that message its routing, not the gateway.
+fn panic_quarantine(
+    raw: &[u8],
+    source: MessageSource,
+    now: DateTime<Utc>,
+    what: &str,
+) -> Evaluation {
+    let reason = format!(
+        "internal error while reading this message ({}); stored raw for a person to look at",
+        one_line(what, 200)
+    );
+    tracing::error!(source = %source.describe(), %reason, "message quarantined after a panic");
+    let message = NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
+    let mut e = quarantine(message, blank_outcome(&source), reason);
+    e.message.flags = "internal-error".into();
+    e
 }
 
 /// `In-Reply-To` first, then `References` from the newest back.
@@ -1761,25 +2029,237 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
 mod tests {
     use super::*;
 
+    fn rules(limits: Limits) -> Rules {
+        Rules {
+            reporting_address: "cert@example.test".into(),
+            coordinator_address: "cert@example.test".into(),
+            require_signed_vendor_statements: false,
+            limits,
+            ack_limit_per_sender_per_day: 3,
+            outbox: Default::default(),
+            private_address: None,
+            sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(&Default::default())),
+            require_authenticated_participants: false,
+        }
+    }
+
     fn pipeline(limits: Limits) -> Pipeline {
         let store = Store::open_in_memory().unwrap();
-        Pipeline::new(
-            store,
-            Keyring::new(None, Vec::new()),
-            Rules {
-                reporting_address: "cert@example.test".into(),
-                coordinator_address: "cert@example.test".into(),
-                require_signed_vendor_statements: false,
-                limits,
-                ack_limit_per_sender_per_day: 3,
-                outbox: Default::default(),
-                private_address: None,
-                sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(
-                    &Default::default(),
-                )),
-                require_authenticated_participants: false,
+        Pipeline::new(store, Keyring::new(None, Vec::new()), rules(limits))
+    }
+
+    // ----- the decision, pure: what was read + what the store knows (StoreFacts) -----
+
+    const CASE: &str = "VU#409117";
+
+    fn case_thread(require_signed_statements: bool) -> Thread {
+        Thread {
+            id: 7,
+            number: TrackingNumber::parse(CASE).unwrap(),
+            kind: Kind::Case,
+            title: "case".into(),
+            status: "open".into(),
+            created_at: "2026-11-29T00:00:00Z".into(),
+            promoted_to: None,
+            require_signed_statements,
+            publication_date: None,
+            discussion: "hub".into(),
+        }
+    }
+
+    fn vendor_contact() -> Contact {
+        Contact {
+            contact_id: 1,
+            participant_id: 1,
+            org_id: 3,
+            org_contact_id: 1,
+            org: "FooCorp".into(),
+            role: "vendor".into(),
+            address: "psirt@foocorp.example".into(),
+            key_fingerprints: Vec::new(),
+        }
+    }
+
+    /// Facts of a store in which CASE is thread 7 and the vendor a contact of it.
+    fn case_facts(require_signed_statements: bool) -> StoreFacts {
+        let number = TrackingNumber::parse(CASE).unwrap();
+        let mut knowledge = Knowledge::default();
+        knowledge.threads.insert(
+            number.clone(),
+            KnownThread {
+                id: 7,
+                number: number.clone(),
             },
+        );
+        knowledge.sender_threads = vec![7];
+        StoreFacts {
+            knowledge,
+            target: Some((
+                case_thread(require_signed_statements),
+                vec![vendor_contact()],
+            )),
+            vendor_orgs: vec![VendorOrg {
+                id: 3,
+                contact_org: "FooCorp".into(),
+                name: "FooCorp Inc.".into(),
+                keys: vec!["AB".repeat(20)],
+            }],
+            from_known: true,
+            ..StoreFacts::default()
+        }
+    }
+
+    fn decided(raw: &[u8], facts: &StoreFacts, rules: &Rules) -> Evaluation {
+        let keyring = Keyring::new(None, Vec::new());
+        let read = read_message(raw, &keyring, rules);
+        decide(raw, maildir("m"), Utc::now(), &read, facts, rules)
+    }
+
+    fn vendor_mail(subject: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: PSIRT <psirt@foocorp.example>\r\nTo: cert@example.test\r\nSubject: {subject}\r\n\
+Message-ID: <v1@foocorp.example>\r\n\r\n{body}\r\n"
         )
+        .into_bytes()
+    }
+
+    #[test]
+    fn decide_posts_a_known_number_from_a_participant_and_files_the_vendor_status() {
+        let rules = rules(Limits::default());
+        let raw = vendor_mail(&format!("Re: [{CASE}] status"), "Status: not affected");
+        let e = decided(&raw, &case_facts(false), &rules);
+        assert!(matches!(
+            e.message.disposition,
+            Disposition::Post { thread_id: 7 }
+        ));
+        assert_eq!(e.outcome.outcome, "routed");
+        assert_eq!(e.outcome.thread.as_ref().map(|t| t.as_str()), Some(CASE));
+        assert_eq!(e.message.claims.len(), 1);
+        let claim = &e.message.claims[0];
+        assert_eq!(
+            (claim.org_id, claim.status.as_deref()),
+            (3, Some("not affected"))
+        );
+        assert!(claim.counted, "{}", claim.reason);
+        assert!(claim.reason.contains("not signed"), "{}", claim.reason);
+        // The organization as the directory names it.
+        assert_eq!(e.outcome.claims[0].org, "FooCorp Inc.");
+        assert!(!e.message.flags.contains("unsigned-statement"));
+    }
+
+    #[test]
+    fn decide_does_not_count_an_unsigned_statement_where_signatures_are_required() {
+        let rules = rules(Limits::default());
+        let raw = vendor_mail(&format!("Re: [{CASE}] status"), "Status: fixed");
+        let e = decided(&raw, &case_facts(true), &rules);
+        let claim = &e.message.claims[0];
+        assert!(!claim.counted);
+        assert!(
+            claim
+                .reason
+                .contains("requires statements signed by a key of FooCorp"),
+            "{}",
+            claim.reason
+        );
+        assert!(e.message.flags.contains("unsigned-statement"));
+    }
+
+    #[test]
+    fn decide_triages_what_the_facts_do_not_support() {
+        let rules = rules(Limits::default());
+        let raw = vendor_mail(&format!("Re: [{CASE}] status"), "hello");
+        // The store knows no such number: triage, whatever the sender.
+        let e = decided(&raw, &StoreFacts::default(), &rules);
+        assert!(matches!(e.message.disposition, Disposition::Triage));
+        assert!(
+            e.outcome.reason.contains("unknown tracking number"),
+            "{}",
+            e.outcome.reason
+        );
+        // Known, but the sender is not a participant: a number routes, it never authorizes.
+        let mut facts = case_facts(false);
+        facts.knowledge.sender_threads.clear();
+        let e = decided(&raw, &facts, &rules);
+        assert!(matches!(e.message.disposition, Disposition::Triage));
+        assert!(
+            e.outcome.reason.contains("not a participant"),
+            "{}",
+            e.outcome.reason
+        );
+        assert_eq!(e.outcome.thread, None);
+        // A participant's address, nothing vouches for it, and the policy asks for it.
+        let strict = Rules {
+            require_authenticated_participants: true,
+            ..rules.clone()
+        };
+        let e = decided(&raw, &case_facts(false), &strict);
+        assert!(matches!(e.message.disposition, Disposition::Triage));
+        assert!(
+            e.message
+                .flags
+                .contains(crate::trust::policy::UNAUTHENTICATED)
+        );
+    }
+
+    #[test]
+    fn decide_opens_a_report_and_keeps_automatic_mail_out_of_new_threads() {
+        let rules = rules(Limits::default());
+        let e = decided(&report(3), &StoreFacts::default(), &rules);
+        let Disposition::NewThread {
+            kind, participant, ..
+        } = &e.message.disposition
+        else {
+            panic!("{:?}", e.message.disposition)
+        };
+        assert_eq!(*kind, Kind::Report);
+        assert_eq!(participant.as_ref().unwrap().address, "r3@example.net");
+        let auto = String::from_utf8(report(4))
+            .unwrap()
+            .replace("Subject:", "Auto-Submitted: auto-replied\r\nSubject:");
+        let e = decided(auto.as_bytes(), &StoreFacts::default(), &rules);
+        assert!(matches!(e.message.disposition, Disposition::Triage));
+        assert!(
+            e.outcome.reason.contains("automatic message"),
+            "{}",
+            e.outcome.reason
+        );
+    }
+
+    #[test]
+    fn decide_files_a_delivery_report_with_the_copy_it_is_about() {
+        let rules = rules(Limits::default());
+        let dsn = "From: MAILER-DAEMON@mx.example\r\nTo: cert@example.test\r\nSubject: Undelivered\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n\
+Final-Recipient: rfc822; gone@foocorp.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <copy-1@cert.example.test>\r\n\r\n\
+--b--\r\n";
+        let e = decided(dsn.as_bytes(), &StoreFacts::default(), &rules);
+        assert!(matches!(e.message.disposition, Disposition::Triage));
+        assert!(
+            e.outcome.reason.contains("did not send"),
+            "{}",
+            e.outcome.reason
+        );
+        let facts = StoreFacts {
+            reported_copy: Some(ReportedCopy {
+                thread_id: 7,
+                address: "gone@foocorp.example".into(),
+                number: TrackingNumber::parse(CASE).unwrap(),
+            }),
+            ..StoreFacts::default()
+        };
+        let e = decided(dsn.as_bytes(), &facts, &rules);
+        assert!(matches!(
+            e.message.disposition,
+            Disposition::Post { thread_id: 7 }
+        ));
+        assert!(e.outcome.reason.contains("bounced"), "{}", e.outcome.reason);
+        assert_eq!(
+            e.bounced.as_ref().map(|(id, _)| id.as_str()),
+            Some("<copy-1@cert.example.test>")
+        );
     }
 
     fn report(i: usize) -> Vec<u8> {
