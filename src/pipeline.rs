@@ -937,7 +937,11 @@ impl PipelineRef<'_> {
             Content::Opened(Ok(opened)) => opened,
         };
         let (input, _) = route_input(r, opened, self.rules);
-        f.knowledge = self.knowledge(&input)?;
+        let participations = match from {
+            Some(from) => self.store.participations(from)?,
+            None => Vec::new(),
+        };
+        f.knowledge = self.knowledge(&input, &participations)?;
         let route = route::decide(&input, &f.knowledge);
         match &route.action {
             Action::Post(t) => {
@@ -964,14 +968,7 @@ impl PipelineRef<'_> {
                 f.target = Some((thread, contacts));
             }
             Action::NewTicket => {
-                if let Some(from) = from {
-                    f.from_org = self
-                        .store
-                        .participations(from)?
-                        .into_iter()
-                        .next()
-                        .map(|(_, org, _)| org);
-                }
+                f.from_org = participations.into_iter().next().map(|(_, org, _)| org);
             }
             Action::NewReport | Action::Triage => {}
         }
@@ -1141,7 +1138,13 @@ impl PipelineRef<'_> {
         })
     }
 
-    fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
+    /// What routing needs from the store; `participations`: the sender's
+    /// ([`Store::participations`]).
+    fn knowledge(
+        &self,
+        input: &RouteInput,
+        participations: &[(i64, String, String)],
+    ) -> Result<Knowledge, StoreError> {
         let mut k = Knowledge::default();
         for n in &input.numbers {
             if let Some(t) = self.store.resolve_thread(n)? {
@@ -1169,14 +1172,7 @@ impl PipelineRef<'_> {
                 },
             ));
         }
-        if let Some(addr) = &input.from {
-            k.sender_threads = self
-                .store
-                .participations(addr)?
-                .into_iter()
-                .map(|(id, _, _)| id)
-                .collect();
-        }
+        k.sender_threads = participations.iter().map(|(id, _, _)| *id).collect();
         Ok(k)
     }
 }
