@@ -1965,70 +1965,48 @@ fn cmd_ingest(
         }
     }
     let mut failed = false;
-    let mut fatal: Option<anyhow::Error> = None;
-    // A reader that went away (`| head`) stops the report, not the ingest.
-    let mut stdout_gone = false;
+    let mut report = IngestReport {
+        json,
+        dry_run,
+        stdout_gone: false,
+        fatal: None,
+    };
+    // Group commit: messages are stored in batches of `[ingest] batch_messages` (and at most
+    // 32 MB), each in one transaction; a dry run decides one at a time.
+    let batch_messages = cx.settings().config.ingest.batch_messages.max(1);
+    let mut pending: Vec<(casegate::store::MessageSource, casegate::intake::Intake)> = Vec::new();
+    let mut pending_bytes = 0usize;
     for path in paths {
         let limits = cx.settings().config.limits();
         let res = casegate::app::for_each_message(path, &limits, &mut |source, got| {
-            if fatal.is_some() {
+            if report.fatal.is_some() {
                 return;
             }
-            let shown = source.describe();
-            let result = if dry_run {
-                ops::ingest::dry_run_read(cx, me, got, source)
-            } else {
-                ops::ingest::ingest_read(cx, me, got, source)
+            if dry_run {
+                let shown = source.describe();
+                let result = ops::ingest::dry_run_read(cx, me, got, source);
+                report.result(&shown, result.map_err(anyhow::Error::from));
+                return;
+            }
+            pending_bytes += match &got {
+                casegate::intake::Intake::Whole(raw) => raw.len(),
+                casegate::intake::Intake::Partial(p) => p.head.len(),
             };
-            match result {
-                Ok(o) => {
-                    if o.outcome == "quarantine" {
-                        eprintln!(
-                            "warning: {shown}: {}; {} — see `casegate quarantine list`",
-                            terminal(&o.reason),
-                            if dry_run {
-                                "it would be kept raw in quarantine"
-                            } else {
-                                "kept raw in quarantine"
-                            }
-                        );
-                    }
-                    let printed = if stdout_gone {
-                        Ok(())
-                    } else if json {
-                        print_json(&o)
-                    } else {
-                        report_line(format_args!(
-                            "{shown}: {} {} ({}){}",
-                            o.outcome,
-                            o.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
-                            terminal(&o.reason),
-                            if dry_run && !o.steps.is_empty() {
-                                format!("\n    {}", terminal(&o.steps.join("\n    ")))
-                            } else {
-                                String::new()
-                            }
-                        ))
-                    };
-                    match printed {
-                        Err(e) if closed_stdout(&e) => stdout_gone = true,
-                        Err(e) => fatal = Some(e),
-                        Ok(()) => {}
-                    }
-                }
-                Err(e) => {
-                    // The store refused: stop, nothing of this message was written.
-                    fatal = Some(anyhow::anyhow!(
-                        "{shown}: {e}; the message was not stored — fix the store and run again"
-                    ));
-                }
+            pending.push((source, got));
+            if pending.len() >= batch_messages || pending_bytes >= INGEST_BATCH_BYTES {
+                pending_bytes = 0;
+                ingest_pending(cx, me, &mut pending, &mut report);
             }
         });
+        if report.fatal.is_none() {
+            pending_bytes = 0;
+            ingest_pending(cx, me, &mut pending, &mut report);
+        }
         if let Err(e) = res {
             eprintln!("error: {e}");
             failed = true;
         }
-        if let Some(e) = fatal.take() {
+        if let Some(e) = report.fatal.take() {
             return Err(e);
         }
     }
@@ -2037,6 +2015,98 @@ fn cmd_ingest(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Bytes of mail `ingest` holds before it stores them (one larger message still goes whole).
+const INGEST_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// Stores the messages `pending` holds in one transaction and reports each; empties it.
+fn ingest_pending(
+    cx: &mut Context,
+    me: &Actor,
+    pending: &mut Vec<(casegate::store::MessageSource, casegate::intake::Intake)>,
+    report: &mut IngestReport,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let batch: Vec<(casegate::store::MessageSource, casegate::intake::Intake)> =
+        std::mem::take(pending);
+    let shown: Vec<String> = batch.iter().map(|(s, _)| s.describe()).collect();
+    match ops::ingest::ingest_batch(cx, me, batch) {
+        Ok(done) => {
+            let stored = done.outcomes.len();
+            for (o, shown) in done.outcomes.into_iter().zip(&shown) {
+                report.result(shown, Ok(o));
+            }
+            if let (Some(e), Some(shown)) = (done.failure, shown.get(stored)) {
+                report.result(shown, Err(e.into()));
+            }
+        }
+        Err(e) => {
+            if let Some(shown) = shown.first() {
+                report.result(shown, Err(e.into()));
+            }
+        }
+    }
+}
+
+/// What `ingest` and `route --dry-run` print per message, and the failure that stops them.
+struct IngestReport {
+    json: bool,
+    dry_run: bool,
+    /// A reader that went away (`| head`) stops the report, not the ingest.
+    stdout_gone: bool,
+    fatal: Option<anyhow::Error>,
+}
+
+impl IngestReport {
+    fn result(&mut self, shown: &str, result: anyhow::Result<casegate::pipeline::Outcome>) {
+        let dry_run = self.dry_run;
+        match result {
+            Ok(o) => {
+                if o.outcome == "quarantine" {
+                    eprintln!(
+                        "warning: {shown}: {}; {} — see `casegate quarantine list`",
+                        terminal(&o.reason),
+                        if dry_run {
+                            "it would be kept raw in quarantine"
+                        } else {
+                            "kept raw in quarantine"
+                        }
+                    );
+                }
+                let printed = if self.stdout_gone {
+                    Ok(())
+                } else if self.json {
+                    print_json(&o)
+                } else {
+                    report_line(format_args!(
+                        "{shown}: {} {} ({}){}",
+                        o.outcome,
+                        o.thread.as_ref().map(TrackingNumber::as_str).unwrap_or("-"),
+                        terminal(&o.reason),
+                        if dry_run && !o.steps.is_empty() {
+                            format!("\n    {}", terminal(&o.steps.join("\n    ")))
+                        } else {
+                            String::new()
+                        }
+                    ))
+                };
+                match printed {
+                    Err(e) if closed_stdout(&e) => self.stdout_gone = true,
+                    Err(e) => self.fatal = Some(e),
+                    Ok(()) => {}
+                }
+            }
+            Err(e) => {
+                // The store refused: stop, nothing of this message was written.
+                self.fatal = Some(anyhow::anyhow!(
+                    "{shown}: {e}; the message was not stored — fix the store and run again"
+                ));
+            }
+        }
+    }
 }
 
 fn cmd_read(cx: &mut Context, me: &Actor, message: &str, json: bool) -> anyhow::Result<ExitCode> {

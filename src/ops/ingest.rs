@@ -47,6 +47,29 @@ pub fn ingest_read(
     })
 }
 
+/// [`ingest_read`] of several messages with group commit: stored in ONE transaction (see
+/// [`crate::pipeline::PipelineRef::process_batch`]), each with its audit record. The outcomes
+/// of the first messages, in order, and why the next one was not stored (the rest were not
+/// tried).
+pub fn ingest_batch(
+    cx: &mut Context,
+    actor: &Actor,
+    batch: Vec<(MessageSource, Intake)>,
+) -> Result<crate::pipeline::Stored, OpsError> {
+    actor.may_change("store messages")?;
+    let batch = batch
+        .into_iter()
+        .map(|(source, got)| {
+            let input = match got {
+                Intake::Whole(raw) => crate::pipeline::Inbound::Whole(raw),
+                Intake::Partial(part) => crate::pipeline::Inbound::Partial(part),
+            };
+            (input, source)
+        })
+        .collect();
+    Ok(cx.pipeline(Some(actor.name()))?.process_batch(batch))
+}
+
 /// [`dry_run`] of what [`crate::intake`] read.
 pub fn dry_run_read(
     cx: &mut Context,
