@@ -937,11 +937,28 @@ impl PipelineRef<'_> {
             Content::Opened(Ok(opened)) => opened,
         };
         let (input, _) = route_input(r, opened, self.rules);
-        let participations = match from {
-            Some(from) => self.store.participations(from)?,
-            None => Vec::new(),
-        };
-        f.knowledge = self.knowledge(&input, &participations)?;
+        f.knowledge = self.knowledge(&input)?;
+        let mut first_org = None;
+        if let Some(from) = from {
+            // Routing asks whether the sender is a participant anywhere, and of which of the
+            // threads the message names or replies to: a bounded read (a sender may be in
+            // thousands of threads).
+            let named: Vec<i64> = f
+                .knowledge
+                .threads
+                .values()
+                .chain(f.knowledge.replied_to.as_ref().map(|(_, t)| t))
+                .map(|t| t.id)
+                .collect();
+            let standing = self.store.sender_standing(from, &named)?;
+            f.knowledge.sender_threads = standing.among;
+            if let Some((id, org)) = standing.first {
+                if !f.knowledge.sender_threads.contains(&id) {
+                    f.knowledge.sender_threads.push(id);
+                }
+                first_org = Some(org);
+            }
+        }
         let route = route::decide(&input, &f.knowledge);
         match &route.action {
             Action::Post(t) => {
@@ -967,9 +984,7 @@ impl PipelineRef<'_> {
                 }
                 f.target = Some((thread, contacts));
             }
-            Action::NewTicket => {
-                f.from_org = participations.into_iter().next().map(|(_, org, _)| org);
-            }
+            Action::NewTicket => f.from_org = first_org,
             Action::NewReport | Action::Triage => {}
         }
         if let SignatureFacts::Valid { cert, .. } = &opened.signature {
@@ -1138,13 +1153,9 @@ impl PipelineRef<'_> {
         })
     }
 
-    /// What routing needs from the store; `participations`: the sender's
-    /// ([`Store::participations`]).
-    fn knowledge(
-        &self,
-        input: &RouteInput,
-        participations: &[(i64, String, String)],
-    ) -> Result<Knowledge, StoreError> {
+    /// The threads the message names and the one it replies to (the sender's standing is
+    /// added by [`PipelineRef::gather`]).
+    fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
         let mut k = Knowledge::default();
         for n in &input.numbers {
             if let Some(t) = self.store.resolve_thread(n)? {
@@ -1172,7 +1183,6 @@ impl PipelineRef<'_> {
                 },
             ));
         }
-        k.sender_threads = participations.iter().map(|(id, _, _)| *id).collect();
         Ok(k)
     }
 }

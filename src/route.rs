@@ -36,7 +36,9 @@ pub struct Knowledge {
     pub threads: HashMap<TrackingNumber, KnownThread>,
     /// The first of `reply_ids` that is a Message-ID we sent, with its thread.
     pub replied_to: Option<(String, KnownThread)>,
-    /// Threads in which the sender's address is a contact.
+    /// Threads in which the sender's address is a contact: each of the threads above it is a
+    /// contact of, and one more when it is a contact anywhere (routing needs no more; a
+    /// prolific sender is in thousands).
     pub sender_threads: Vec<i64>,
 }
 

@@ -55,7 +55,10 @@ fn a_folder_is_stored_in_batches_with_the_outcomes_of_one_at_a_time() {
     assert_eq!(one_at_a_time.len(), 10, "{one_at_a_time:?}");
     assert_eq!(one_at_a_time[7], "07.eml duplicate");
     assert_eq!(
-        one_at_a_time.iter().filter(|o| o.ends_with(" routed")).count(),
+        one_at_a_time
+            .iter()
+            .filter(|o| o.ends_with(" routed"))
+            .count(),
         9
     );
     assert_eq!(reports, 9);

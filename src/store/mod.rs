@@ -366,6 +366,15 @@ impl NewMessage {
     }
 }
 
+/// Where a sender stands ([`Store::sender_standing`]).
+#[derive(Debug, Clone, Default)]
+pub struct SenderStanding {
+    /// The threads asked about that the sender is a contact of.
+    pub among: Vec<i64>,
+    /// The first thread it is a contact of anywhere, and that participant's organization.
+    pub first: Option<(i64, String)>,
+}
+
 /// The result of a commit.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -1012,6 +1021,41 @@ impl Store {
             args![address.to_lowercase()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
+    }
+
+    /// Where `address` stands, for routing a message from it: those of `threads` it is a
+    /// contact of, and the first thread it is a contact of anywhere (lowest id) with that
+    /// participant's organization. A bounded read, however many threads a prolific sender is in
+    /// (see [`Store::participations`] for all of them).
+    pub fn sender_standing(
+        &self,
+        address: &str,
+        threads: &[i64],
+    ) -> Result<SenderStanding, StoreError> {
+        let address = address.to_lowercase();
+        let mut among = Vec::new();
+        for &t in threads {
+            let hit: Option<i64> = self.db.opt(
+                "SELECT p.thread_id FROM contacts c
+                 JOIN participants p ON p.id = c.participant_id
+                 WHERE c.address = ?1 AND p.thread_id = ?2 LIMIT 1",
+                args![address, t],
+            )?;
+            if hit.is_some() && !among.contains(&t) {
+                among.push(t);
+            }
+        }
+        let first = self
+            .db
+            .row(
+                "SELECT p.thread_id, p.org FROM contacts c
+                 JOIN participants p ON p.id = c.participant_id
+                 WHERE c.address = ?1 ORDER BY p.thread_id LIMIT 1",
+                args![address],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get::<i64>(0)?, r.get::<String>(1)?)))
+            .transpose()?;
+        Ok(SenderStanding { among, first })
     }
 
     // ----- certificates -----
@@ -2017,6 +2061,29 @@ mod tests {
             let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
             assert_eq!(resolved.number.as_str(), "VU#123456");
             assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+        });
+    }
+
+    /// Routing's bounded read of a sender's standing: among the named threads, and the first
+    /// anywhere.
+    #[test]
+    fn a_senders_standing_is_read_among_the_named_threads_and_first_anywhere() {
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            let ids: Vec<i64> = (0..4)
+                .map(|_| s.create_thread(Kind::Ticket, None, "t", now).unwrap().id)
+                .collect();
+            for &t in [ids[1], ids[3]].iter() {
+                s.add_participant(t, "FooCorp", "vendor", "PSIRT@foo.example", None)
+                    .unwrap();
+            }
+            let got = s
+                .sender_standing("psirt@FOO.example", &[ids[0], ids[3], ids[3]])
+                .unwrap();
+            assert_eq!(got.among, vec![ids[3]]);
+            assert_eq!(got.first.map(|(id, _)| id), Some(ids[1]));
+            let got = s.sender_standing("nobody@foo.example", &ids).unwrap();
+            assert!(got.among.is_empty() && got.first.is_none());
         });
     }
 
