@@ -481,7 +481,7 @@ impl PipelineRef<'_> {
         let now = Utc::now();
         let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
         // Parsing and opening need no store: on every core, before the transaction.
-        let reads = read_all(&batch, keyring, rules);
+        let reads = read_all(&batch, keyring, rules, rules.limits.max_decoded_bytes);
         let grouped = caught(|| {
             self.store.atomically(|store| {
                 let mut p = PipelineRef {
@@ -1289,27 +1289,38 @@ fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r>
     read.unwrap_or_else(Read::Panic)
 }
 
-/// Reads every message of a batch, on every core; `None` for a message kept only in part.
+/// Reads the messages of a batch ahead of its transaction, on every core; `None` for a message
+/// kept only in part, or not read ahead: once what the reads ahead hold in decrypted content
+/// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the
+/// transaction (as alone), so a batch holds little more than one message may.
 fn read_all<'b>(
     batch: &'b [(Inbound, MessageSource)],
     keyring: &Keyring,
     rules: &Rules,
+    budget: u64,
 ) -> Vec<Option<Read<'b>>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let held = AtomicU64::new(0);
+    let ahead = |input: &'b Inbound| -> Option<Read<'b>> {
+        if held.load(Ordering::Relaxed) > budget {
+            return None;
+        }
+        let read = read_one(input, keyring, rules);
+        held.fetch_add(held_bytes(read.as_ref()), Ordering::Relaxed);
+        read
+    };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(batch.len().max(1));
     if threads < 2 {
-        return batch
-            .iter()
-            .map(|(i, _)| read_one(i, keyring, rules))
-            .collect();
+        return batch.iter().map(|(i, _)| ahead(i)).collect();
     }
     // Interleaved (message k on thread k mod n): a run of large messages is shared out.
-    let mut reads: Vec<Option<Read<'b>>> = Vec::with_capacity(batch.len());
     let done: Vec<Vec<(usize, Option<Read<'b>>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
+                let ahead = &ahead;
                 std::thread::Builder::new()
                     // As `serve`'s own threads: recursion is bounded by the limits, this is margin.
                     .stack_size(16 << 20)
@@ -1319,7 +1330,7 @@ fn read_all<'b>(
                             .enumerate()
                             .skip(t)
                             .step_by(threads)
-                            .map(|(k, (i, _))| (k, read_one(i, keyring, rules)))
+                            .map(|(k, (i, _))| (k, ahead(i)))
                             .collect::<Vec<_>>()
                     })
             })
@@ -1332,17 +1343,30 @@ fn read_all<'b>(
             })
             .collect()
     });
-    let mut slots: Vec<Option<Option<Read<'b>>>> = (0..batch.len()).map(|_| None).collect();
+    // A thread that could not be started (or died) left its messages unread: they are read
+    // inside the transaction.
+    let mut reads: Vec<Option<Read<'b>>> = (0..batch.len()).map(|_| None).collect();
     for (k, r) in done.into_iter().flatten() {
-        if let Some(slot) = slots.get_mut(k) {
-            *slot = Some(r);
+        if let Some(slot) = reads.get_mut(k) {
+            *slot = r;
         }
     }
-    // A thread that could not be started (or died) left its messages unread: read them here.
-    for (slot, (input, _)) in slots.into_iter().zip(batch) {
-        reads.push(slot.unwrap_or_else(|| read_one(input, keyring, rules)));
-    }
     reads
+}
+
+/// Decrypted bytes a read holds (its plaintext, and the signed part kept for a statement).
+fn held_bytes(read: Option<&Read<'_>>) -> u64 {
+    match read {
+        Some(Read::Ok(r)) => match &r.content {
+            Content::Opened(Ok(o)) => {
+                let inner = o.inner.as_ref().map_or(0, Vec::len);
+                let signed = o.signed_content.as_ref().map_or(0, Vec::len);
+                (inner + signed) as u64
+            }
+            _ => 0,
+        },
+        _ => 0,
+    }
 }
 
 fn read_one<'b>(input: &'b Inbound, keyring: &Keyring, rules: &Rules) -> Option<Read<'b>> {
@@ -2444,6 +2468,67 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         let done = p.process_batch(whole(vec![(report(1), "a"), (report(2), "b")]));
         assert_eq!(done.outcomes.len(), 2);
         assert_eq!(p.store().commits() - before, 4);
+    }
+
+    /// Reading ahead stops once the decrypted content it holds passes the budget: the rest of
+    /// the batch is read inside the transaction, one message at a time, and stored the same.
+    #[test]
+    fn a_batch_reads_ahead_only_within_the_decoded_budget() {
+        use crate::outbox::compose::{Notice, seal_for, sign_notice};
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let now = std::time::SystemTime::now();
+        let me = crate::header::AddrSpec::parse("cert@example.test").unwrap();
+        let notice = Notice {
+            thread: CASE,
+            subject: "sealed",
+            body: &"Details.\n".repeat(50),
+            in_reply_to: None,
+            automatic: false,
+        };
+        let batch: Vec<(Inbound, MessageSource)> = (0..6)
+            .map(|i| {
+                let signed = sign_notice(&notice, &coordinator, &me, now).unwrap();
+                let public = coordinator.clone().strip_secret_key_material();
+                let sealed = seal_for(&signed, &me, &public, now).unwrap();
+                (Inbound::Whole(sealed.bytes), maildir(&format!("{i}")))
+            })
+            .collect();
+        let keyring = Keyring::new(Some(coordinator), Vec::new());
+        let rules = rules(Limits::default());
+        let opened = |reads: &[Option<Read<'_>>]| {
+            reads.iter().filter(|r| held_bytes(r.as_ref()) > 0).count()
+        };
+        let all = read_all(&batch, &keyring, &rules, rules.limits.max_decoded_bytes);
+        assert_eq!(opened(&all), 6, "every message decrypted ahead");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let few = read_all(&batch, &keyring, &rules, 1);
+        assert!(
+            (1..=threads.min(6)).contains(&opened(&few)),
+            "{} read ahead",
+            opened(&few)
+        );
+        assert!(few.iter().skip(threads).all(Option::is_none));
+        drop((all, few));
+        // Stored all the same, in order.
+        let mut p = Pipeline::new(
+            Store::open_in_memory().unwrap(),
+            keyring,
+            Rules {
+                limits: Limits {
+                    max_decoded_bytes: 4096,
+                    ..Limits::default()
+                },
+                ..rules
+            },
+        );
+        let done = p.process_batch(batch);
+        assert!(done.failure.is_none());
+        assert_eq!(done.outcomes.len(), 6);
+        assert!(
+            done.outcomes.iter().all(|o| o.encrypted),
+            "{:?}",
+            done.outcomes
+        );
     }
 
     #[test]
