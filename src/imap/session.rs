@@ -592,7 +592,9 @@ impl MailboxWorker {
             };
             let backlog = fetched.len() + after;
             if !fetched.is_empty() {
-                inflight = Some(self.commit(sel.uidvalidity, fetched));
+                // Group commit while a backlog waits behind the batch; the batch that is all
+                // that waits (a burst of new mail) is committed message by message, as before.
+                inflight = Some(self.commit(sel.uidvalidity, fetched, after > 0));
             }
             if let Some(done) = previous {
                 let acked = self.settle(s, sel, pending, done, backlog).await;
@@ -819,12 +821,14 @@ impl MailboxWorker {
         Ok(messages)
     }
 
-    /// Hands a fetched batch to the sink, in UID order, on a blocking thread: committed
-    /// together (group commit), up to the first store failure. Shutdown waits for the batch.
+    /// Hands a fetched batch to the sink, in UID order, on a blocking thread, up to the first
+    /// store failure: committed together when `grouped` (group commit, while a backlog waits),
+    /// else message by message. Shutdown waits for the batch.
     fn commit(
         &self,
         uidvalidity: u32,
         messages: Vec<(u32, Vec<u8>)>,
+        grouped: bool,
     ) -> tokio::task::JoinHandle<Committed> {
         let sink = self.sink.clone();
         let status = self.status.clone();
@@ -844,7 +848,21 @@ impl MailboxWorker {
                     (raw, source)
                 })
                 .collect();
-            let stored = sink.deliver_batch(batch);
+            let stored = if grouped {
+                sink.deliver_batch(batch)
+            } else {
+                let mut done = super::Batch::default();
+                for (raw, source) in batch {
+                    match sink.deliver_owned(raw, source) {
+                        Ok(d) => done.delivered.push(d),
+                        Err(e) => {
+                            done.failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                done
+            };
             let mut done = Committed {
                 uids: Vec::with_capacity(stored.delivered.len()),
                 failure: stored.failure,
