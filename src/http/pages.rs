@@ -204,6 +204,52 @@ fn pager<T>(p: &Paged<T>, base: &str, limit: usize) -> Markup {
     }
 }
 
+/// One cell of a [`list_table`] row: an optional class (`num`, `fpr`) and its content.
+struct Cell {
+    class: Option<&'static str>,
+    body: Markup,
+}
+
+fn cell(body: Markup) -> Cell {
+    Cell { class: None, body }
+}
+
+fn num_cell(n: impl std::fmt::Display) -> Cell {
+    Cell {
+        class: Some("num"),
+        body: html! { (n.to_string()) },
+    }
+}
+
+fn fpr_cell(fingerprint: Option<&str>) -> Cell {
+    Cell {
+        class: Some("fpr"),
+        body: html! { (fingerprint.unwrap_or("-")) },
+    }
+}
+
+/// A list as a table: on a laptop, columns under their headings; on a narrow screen (see
+/// [`STYLE`]) one block per row, each cell labelled with its heading from `data-label`, so no
+/// column is squeezed and nothing scrolls sideways. `late` marks a row overdue.
+fn list_table(head: &[&str], rows: impl IntoIterator<Item = (bool, Vec<Cell>)>) -> Markup {
+    html! {
+        div.scroll {
+            table.list {
+                thead { tr { @for h in head { th { (h) } } } }
+                tbody {
+                    @for (late, cells) in rows {
+                        tr.overdue[late] {
+                            @for (i, c) in cells.into_iter().enumerate() {
+                                td class=[c.class] data-label=(head.get(i).copied().unwrap_or("")) { (c.body) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn head_tags(title: &str) -> Markup {
     html! {
         meta charset="utf-8";
@@ -607,28 +653,22 @@ async fn threads_page(
             a href="/threads?kind=report" { "reports" }
             a href="/threads?kind=ticket" { "tickets" }
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Number" } th { "Title" } th { "Status" } th { "Participants" } th { "Messages" } th { "Last activity" } th { "Planned publication" } } }
-                tbody {
-                    @for t in &list.items {
-                        tr.overdue[t.overdue] {
-                            td { a href=(thread_url(t.thread.number.as_str())) { (t.thread.number.as_str()) } }
-                            td { (t.thread.title) }
-                            td {
-                                (t.thread.status)
-                                @if let Some(to) = &t.thread.promoted_to { " → " a href=(thread_url(to.as_str())) { (to.as_str()) } }
-                                @if t.overdue { br; strong.overdue-note { "reply overdue" } }
-                            }
-                            td.num { (t.participants) }
-                            td.num { (t.messages) }
-                            td { (t.last_message_at.as_deref().unwrap_or("-")) }
-                            td { (t.planned_publication.as_deref().unwrap_or("-")) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Number", "Title", "Status", "Participants", "Messages", "Last activity", "Planned publication"],
+            list.items.iter().map(|t| (t.overdue, vec![
+                cell(html! { a href=(thread_url(t.thread.number.as_str())) { (t.thread.number.as_str()) } }),
+                cell(html! { (t.thread.title) }),
+                cell(html! {
+                    (t.thread.status)
+                    @if let Some(to) = &t.thread.promoted_to { " → " a href=(thread_url(to.as_str())) { (to.as_str()) } }
+                    @if t.overdue { br; strong.overdue-note { "reply overdue" } }
+                }),
+                num_cell(t.participants),
+                num_cell(t.messages),
+                cell(html! { (t.last_message_at.as_deref().unwrap_or("-")) }),
+                cell(html! { (t.planned_publication.as_deref().unwrap_or("-")) }),
+            ])),
+        ))
         (pager(&list, &base, page.limit))
     };
     Ok(layout("Threads", &s, content))
@@ -649,18 +689,7 @@ async fn thread_page(
             // Newest last: without an offset, the last page.
             let offset = match q.offset {
                 Some(o) => o,
-                None => {
-                    let probe = ops::threads::show(
-                        cx,
-                        &me,
-                        &n,
-                        Page {
-                            offset: 0,
-                            limit: 0,
-                        },
-                    )?;
-                    probe.messages_total.saturating_sub(limit)
-                }
+                None => ops::threads::message_count(cx, &me, &n)?.saturating_sub(limit),
             };
             let view = ops::threads::show(cx, &me, &n, Page { offset, limit })?;
             let contacts = ops::participants::list(cx, &me, &view.thread.number, Page::ALL)?;
@@ -741,23 +770,17 @@ async fn thread_page(
         section #outbox {
             h2 { "Outbox " small { "(" (view.outbox_total) " copies)" } }
             @if !view.outbox.is_empty() {
-                div.scroll {
-                    table.list {
-                        thead { tr { th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key" } th { "Attempts" } th { "Last reply / reason" } } }
-                        tbody {
-                            @for o in &view.outbox {
-                                tr {
-                                    td { (o.address) }
-                                    td { (o.org) }
-                                    td { span class=(format!("status {}", o.status)) { (o.status) } @if o.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }
-                                    td.fpr { (o.key_fingerprint.as_deref().unwrap_or("-")) }
-                                    td.num { (o.attempts) }
-                                    td { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }
-                                }
-                            }
-                        }
-                    }
-                }
+                (list_table(
+                    &["Recipient", "Organisation", "Status", "Key", "Attempts", "Last reply / reason"],
+                    view.outbox.iter().map(|o| (false, vec![
+                        cell(html! { (o.address) }),
+                        cell(html! { (o.org) }),
+                        cell(html! { span class=(format!("status {}", o.status)) { (o.status) } @if o.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }),
+                        fpr_cell(o.key_fingerprint.as_deref()),
+                        num_cell(o.attempts),
+                        cell(html! { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }),
+                    ])),
+                ))
                 @if view.outbox_total > view.outbox.len() {
                     p { a href=(format!("/outbox?thread={}", seg(t.number.as_str()))) { "All " (view.outbox_total) " copies" } }
                 }
@@ -784,36 +807,30 @@ fn participants_table(contacts: &[ContactKeys]) -> Markup {
         @if contacts.is_empty() {
             p { "No participants yet." }
         } @else {
-            div.scroll {
-                table.list {
-                    thead { tr { th { "Organisation" } th { "Role" } th { "Contact" } th { "Key" } } }
-                    tbody {
-                        @for c in contacts {
-                            tr {
-                                td { (c.contact.org) }
-                                td { (c.contact.role) }
-                                td { (c.contact.address) }
-                                td {
-                                    span class=(format!("badge key-{}", c.key_state)) {
-                                        @match c.key_state {
-                                            "valid" => "valid key",
-                                            "expiring" => "key expiring",
-                                            _ => "no usable key",
-                                        }
-                                    }
-                                    @for k in &c.keys {
-                                        br;
-                                        span.fpr { (k.fingerprint) }
-                                        " " (k.state)
-                                        @if let Some(e) = &k.expires { ", until " (e) }
-                                        @if let Some(r) = &k.reason { " — " (r) }
-                                    }
-                                }
+            (list_table(
+                &["Organisation", "Role", "Contact", "Key"],
+                contacts.iter().map(|c| (false, vec![
+                    cell(html! { (c.contact.org) }),
+                    cell(html! { (c.contact.role) }),
+                    cell(html! { (c.contact.address) }),
+                    cell(html! {
+                        span class=(format!("badge key-{}", c.key_state)) {
+                            @match c.key_state {
+                                "valid" => "valid key",
+                                "expiring" => "key expiring",
+                                _ => "no usable key",
                             }
                         }
-                    }
-                }
-            }
+                        @for k in &c.keys {
+                            br;
+                            span.fpr { (k.fingerprint) }
+                            " " (k.state)
+                            @if let Some(e) = &k.expires { ", until " (e) }
+                            @if let Some(r) = &k.reason { " — " (r) }
+                        }
+                    }),
+                ])),
+            ))
         }
     }
 }
@@ -1024,24 +1041,18 @@ async fn preview_notice(
             strong { (preview.encrypted) } " recipient(s) get an encrypted copy; "
             strong { (preview.held) } " held."
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Recipient" } th { "Organisation" } th { "Gets" } th { "Key / why held" } } }
-                tbody {
-                    @for r in &preview.recipients {
-                        tr {
-                            td { (r.address) }
-                            td { (r.org) }
-                            td { span class=(format!("status {}", r.status)) { (r.status) } @if r.stub { " (and a key-request stub)" } }
-                            td {
-                                @if let Some(k) = &r.key_fingerprint { span.fpr { (k) } }
-                                @if let Some(why) = &r.reason { (why) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Recipient", "Organisation", "Gets", "Key / why held"],
+            preview.recipients.iter().map(|r| (false, vec![
+                cell(html! { (r.address) }),
+                cell(html! { (r.org) }),
+                cell(html! { span class=(format!("status {}", r.status)) { (r.status) } @if r.stub { " (and a key-request stub)" } }),
+                cell(html! {
+                    @if let Some(k) = &r.key_fingerprint { span.fpr { (k) } }
+                    @if let Some(why) = &r.reason { (why) }
+                }),
+            ])),
+        ))
         h2 { "Subject" }
         p { (form.subject.as_deref().unwrap_or(&title)) }
         h2 { "Text" }
@@ -1093,24 +1104,18 @@ async fn send_notice(
 
 fn copies_table(copies: &[crate::outbox::QueuedCopy]) -> Markup {
     html! {
-        div.scroll {
-            table.list {
-                thead { tr { th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key / reason" } } }
-                tbody {
-                    @for c in copies {
-                        tr {
-                            td { (c.address) }
-                            td { (c.org) }
-                            td { span class=(format!("status {}", c.status)) { (c.status) } @if c.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }
-                            td {
-                                @if let Some(k) = &c.key_fingerprint { span.fpr { (k) } }
-                                @if let Some(r) = &c.reason { (r) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Recipient", "Organisation", "Status", "Key / reason"],
+            copies.iter().map(|c| (false, vec![
+                cell(html! { (c.address) }),
+                cell(html! { (c.org) }),
+                cell(html! { span class=(format!("status {}", c.status)) { (c.status) } @if c.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }),
+                cell(html! {
+                    @if let Some(k) = &c.key_fingerprint { span.fpr { (k) } }
+                    @if let Some(r) = &c.reason { (r) }
+                }),
+            ])),
+        ))
     }
 }
 
@@ -1438,26 +1443,22 @@ async fn outbox_page(
             a href="/outbox" { "all" }
             @for st in ops::notices::STATUSES { a href=(format!("/outbox?status={st}")) { (st) } }
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Thread" } th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key" } th { "Attempts" } th { "Last reply / reason" } th { "Queued" } } }
-                tbody {
-                    @for e in &list.items {
-                        @let o = &e.copy;
-                        tr {
-                            td { a href=(thread_url(&o.thread)) { (o.thread) } }
-                            td { (o.address) }
-                            td { (o.org) }
-                            td { span class=(format!("status {}", o.status)) { (o.status) } }
-                            td.fpr { (o.key_fingerprint.as_deref().unwrap_or("-")) }
-                            td.num { (o.attempts) }
-                            td { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }
-                            td { (o.created_at) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Thread", "Recipient", "Organisation", "Status", "Key", "Attempts", "Last reply / reason", "Queued"],
+            list.items.iter().map(|e| {
+                let o = &e.copy;
+                (false, vec![
+                    cell(html! { a href=(thread_url(&o.thread)) { (o.thread) } }),
+                    cell(html! { (o.address) }),
+                    cell(html! { (o.org) }),
+                    cell(html! { span class=(format!("status {}", o.status)) { (o.status) } }),
+                    fpr_cell(o.key_fingerprint.as_deref()),
+                    num_cell(o.attempts),
+                    cell(html! { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }),
+                    cell(html! { (o.created_at) }),
+                ])
+            }),
+        ))
         (pager(&list, &base, page.limit))
     };
     Ok(layout("Outbox", &s, content))
@@ -1476,22 +1477,16 @@ async fn audit_page(
         .await?;
     let content = html! {
         h1 { "Audit trail" small { " (newest first)" } }
-        div.scroll {
-            table.list {
-                thead { tr { th { "When (UTC)" } th { "Who" } th { "What" } th { "Thread" } th { "Detail" } } }
-                tbody {
-                    @for e in &list.items {
-                        tr {
-                            td { (e.at) }
-                            td { (e.actor) }
-                            td { (e.action) }
-                            td { @if let Some(t) = &e.thread { a href=(thread_url(t)) { (t) } } }
-                            td { (e.detail) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["When (UTC)", "Who", "What", "Thread", "Detail"],
+            list.items.iter().map(|e| (false, vec![
+                cell(html! { (e.at) }),
+                cell(html! { (e.actor) }),
+                cell(html! { (e.action) }),
+                cell(html! { @if let Some(t) = &e.thread { a href=(thread_url(t)) { (t) } } }),
+                cell(html! { (e.detail) }),
+            ])),
+        ))
         (pager(&list, "/audit", page.limit))
     };
     Ok(layout("Audit", &s, content))
@@ -1562,6 +1557,11 @@ section.triage { border-left:4px solid var(--warn); padding-left:.8rem; }
   table.list thead { display:none; }
   table.list, table.list tbody, table.list tr, table.list td { display:block; width:100%; }
   table.list tr { border-bottom:1px solid var(--line); padding:.3rem 0; }
-  table.list td { border:0; padding:.1rem .3rem; font-size:.9rem; }
+  table.list td { border:0; padding:.1rem .3rem; font-size:.9rem; overflow-wrap:anywhere; }
+  table.list td.num { text-align:left; }
+  table.list td:empty { display:none; }
+  /* Each cell says which column it is: the heading travels in data-label. */
+  table.list td[data-label]::before { content:attr(data-label); display:inline-block; min-width:7.5rem; margin-right:.4rem; color:var(--muted); font-size:.8rem; }
+  .line1, .line2, .reason { overflow-wrap:anywhere; }
 }
 "#;

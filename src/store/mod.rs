@@ -480,6 +480,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Reads straight from the OS page cache, shared by every connection, instead of a
+        // copy per connection: the page's and API's store connections each read the same
+        // index and message pages (writes still go through the WAL as before).
+        conn.pragma_update(None, "mmap_size", 256_i64 * 1024 * 1024)?;
         Store::prepare_sqlite(conn)
     }
 

@@ -15,6 +15,20 @@ fn bounds(offset: usize, limit: usize) -> (i64, i64) {
     )
 }
 
+/// The tail of a [`Store::message_records`] query for one page of messages in received order
+/// (`received_at`, `id`), chosen by `from_where` (over `messages m`). The page's ids are picked
+/// first, from the indexes on `(received_at, id)` and `(thread_id, received_at, id)` alone;
+/// only its rows are then read and described. Sorting and skipping whole records instead would
+/// read every message (their raw bytes included) and work out every record's short id and
+/// thread for each request: ~0.1 s for the last page of a triage queue of 10,000.
+fn one_page(from_where: &str, limit: &str, offset: &str) -> String {
+    format!(
+        "JOIN (SELECT m.id AS page_id, m.received_at AS page_at {from_where}
+               ORDER BY m.received_at, m.id LIMIT {limit} OFFSET {offset}) p ON p.page_id = m.id
+         ORDER BY p.page_at, p.page_id"
+    )
+}
+
 impl Store {
     /// [`Store::triage`], one page, and how many there are in all.
     pub fn triage_page(
@@ -26,8 +40,12 @@ impl Store {
         let (o, l) = bounds(offset, limit);
         let all = i64::from(include_assigned);
         let rows = self.message_records(
-            "JOIN triage tr ON tr.message_ref = m.id WHERE (tr.assigned_at IS NULL OR ?1 = 1)
-             ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
+            &one_page(
+                "FROM messages m JOIN triage tr ON tr.message_ref = m.id
+                 WHERE (tr.assigned_at IS NULL OR ?1 = 1)",
+                "?2",
+                "?3",
+            ),
             args![all, l, o],
         )?;
         let total: i64 = self.db.one(
@@ -45,8 +63,11 @@ impl Store {
     ) -> Result<(Vec<MessageRecord>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
         let rows = self.message_records(
-            "JOIN quarantine q ON q.message_ref = m.id ORDER BY m.received_at, m.id
-             LIMIT ?1 OFFSET ?2",
+            &one_page(
+                "FROM messages m JOIN quarantine q ON q.message_ref = m.id",
+                "?1",
+                "?2",
+            ),
             args![l, o],
         )?;
         let total: i64 = self.db.one("SELECT count(*) FROM quarantine", args![])?;
@@ -62,8 +83,12 @@ impl Store {
     ) -> Result<(Vec<MessageRecord>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
         let rows = self.message_records(
-            "WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)
-             ORDER BY m.received_at, m.id LIMIT ?2 OFFSET ?3",
+            &one_page(
+                "FROM messages m
+                 WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                "?2",
+                "?3",
+            ),
             args![thread_id, l, o],
         )?;
         let total: i64 = self.db.one(
