@@ -160,3 +160,110 @@ impl Store {
         Ok((rows, total as usize))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use crate::store::testing::for_each_backend;
+    use crate::store::{Disposition, MessageRecord, MessageSource, NewMessage, Store};
+    use crate::tracking::{Kind, TrackingNumber};
+
+    /// Every page of `size`, from the first to past the end, concatenated.
+    fn all_pages(
+        size: usize,
+        page: impl Fn(usize, usize) -> (Vec<MessageRecord>, usize),
+    ) -> Vec<i64> {
+        let mut ids = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (items, total) = page(offset, size);
+            assert!(items.len() <= size);
+            ids.extend(items.iter().map(|m| m.id));
+            if items.is_empty() {
+                assert_eq!(ids.len(), total, "the pages hold all {total}");
+                return ids;
+            }
+            offset += size;
+        }
+    }
+
+    fn ids(records: Vec<MessageRecord>) -> Vec<i64> {
+        records.into_iter().map(|m| m.id).collect()
+    }
+
+    /// Pages are chosen by index and then read: concatenated they are the whole list in the
+    /// same order, ties of `received_at` (mail that arrives in the same second) included, and
+    /// a thread's pages include the messages of the report promoted into it.
+    #[test]
+    fn pages_concatenate_to_the_whole_list_in_received_order() {
+        for_each_backend(|mut s: Store| {
+            let report = s
+                .create_thread(Kind::Report, None, "report", Utc::now())
+                .unwrap();
+            let case_number = TrackingNumber::parse("VU#500001").unwrap();
+            let case = s
+                .create_thread(Kind::Case, Some(&case_number), "case", Utc::now())
+                .unwrap();
+            let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+            // Out of order and in threes per second: ids and times do not agree. Halfway, the
+            // report becomes a case, which gets messages of its own.
+            let mut promoted = None;
+            for i in 0..31_i64 {
+                if i == 16 {
+                    let to = TrackingNumber::parse("VU#500002").unwrap();
+                    promoted = Some(s.promote(&report.number, Some(&to), Utc::now()).unwrap());
+                }
+                let d = match (i % 4, &promoted) {
+                    (0, _) => Disposition::Triage,
+                    (1, _) => Disposition::Post { thread_id: case.id },
+                    (2, None) => Disposition::Post {
+                        thread_id: report.id,
+                    },
+                    (2, Some(p)) => Disposition::Post { thread_id: p.id },
+                    _ => Disposition::Quarantine,
+                };
+                let at = t0 + Duration::seconds((31 - i) / 3);
+                let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n");
+                let m = NewMessage {
+                    reason: "test".into(),
+                    ..NewMessage::inbound(raw.as_bytes(), MessageSource::Stdin, at, d)
+                };
+                s.commit_message(&m).unwrap();
+            }
+            let promoted = promoted.unwrap().id;
+            assert_eq!(
+                s.thread_messages(promoted).unwrap().len(),
+                8,
+                "the case and its report"
+            );
+            for size in [1, 3, 7, 100] {
+                assert_eq!(
+                    all_pages(size, |o, l| s.triage_page(false, o, l).unwrap()),
+                    ids(s.triage(false).unwrap()),
+                    "triage, pages of {size}"
+                );
+                assert_eq!(
+                    all_pages(size, |o, l| s.quarantined_page(o, l).unwrap()),
+                    ids(s.quarantined().unwrap()),
+                    "quarantine, pages of {size}"
+                );
+                for t in [case.id, report.id, promoted] {
+                    assert_eq!(
+                        all_pages(size, |o, l| s.thread_messages_page(t, o, l).unwrap()),
+                        ids(s.thread_messages(t).unwrap()),
+                        "thread {t}, pages of {size}"
+                    );
+                }
+            }
+            let whole = s.triage(false).unwrap();
+            assert_eq!(whole.len(), 8);
+            assert!(
+                whole
+                    .windows(2)
+                    .all(|w| (&w[0].received_at, w[0].id) < (&w[1].received_at, w[1].id)),
+                "oldest first, then by id"
+            );
+        });
+    }
+}
