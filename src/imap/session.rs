@@ -988,13 +988,13 @@ impl MailboxWorker {
                     // error", for a mailbox deleted and made again under it) would wake us at
                     // once, every time, for ever: give the session up and reconnect, whose SELECT
                     // sees the mailbox as it is now (a new UIDVALIDITY included).
-                    if let async_imap::extensions::idle::IdleResponse::NewData(data) = &woke {
-                        if let Some(said) = refusal(data.parsed()) {
-                            return Err(ImapError::Server {
-                                server: server.address(),
-                                message: format!("answered IDLE with {said}"),
-                            });
-                        }
+                    if let async_imap::extensions::idle::IdleResponse::NewData(data) = &woke
+                        && let Some(said) = refusal(data.parsed())
+                    {
+                        return Err(ImapError::Server {
+                            server: server.address(),
+                            message: format!("answered IDLE with {said}"),
+                        });
                     }
                     false
                 }
