@@ -7,7 +7,10 @@ use super::sql::args;
 use super::{AuditEntry, MessageRecord, Store, StoreError};
 use crate::tracking::TrackingNumber;
 
-/// `offset`, `limit` as SQL takes them (a limit past `i64::MAX` means all).
+/// `offset`, `limit` as SQL takes them (a limit past `i64::MAX` means all). A caller that wants
+/// only the count asks for limit 0, and then no page is read at all: besides the work, SQLite
+/// plans a `LIMIT ?` for the value bound, so a cached statement run with limit 0 and then 100
+/// is compiled again each time (that was a tenth of a thread page's CPU).
 fn bounds(offset: usize, limit: usize) -> (i64, i64) {
     (
         i64::try_from(offset).unwrap_or(i64::MAX),
@@ -39,15 +42,19 @@ impl Store {
     ) -> Result<(Vec<MessageRecord>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
         let all = i64::from(include_assigned);
-        let rows = self.message_records(
-            &one_page(
-                "FROM messages m JOIN triage tr ON tr.message_ref = m.id
-                 WHERE (tr.assigned_at IS NULL OR ?1 = 1)",
-                "?2",
-                "?3",
-            ),
-            args![all, l, o],
-        )?;
+        let rows = if l == 0 {
+            Vec::new()
+        } else {
+            self.message_records(
+                &one_page(
+                    "FROM messages m JOIN triage tr ON tr.message_ref = m.id
+                     WHERE (tr.assigned_at IS NULL OR ?1 = 1)",
+                    "?2",
+                    "?3",
+                ),
+                args![all, l, o],
+            )?
+        };
         let total: i64 = self.db.one(
             "SELECT count(*) FROM triage WHERE (assigned_at IS NULL OR ?1 = 1)",
             args![all],
@@ -62,14 +69,18 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<MessageRecord>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
-        let rows = self.message_records(
-            &one_page(
-                "FROM messages m JOIN quarantine q ON q.message_ref = m.id",
-                "?1",
-                "?2",
-            ),
-            args![l, o],
-        )?;
+        let rows = if l == 0 {
+            Vec::new()
+        } else {
+            self.message_records(
+                &one_page(
+                    "FROM messages m JOIN quarantine q ON q.message_ref = m.id",
+                    "?1",
+                    "?2",
+                ),
+                args![l, o],
+            )?
+        };
         let total: i64 = self.db.one("SELECT count(*) FROM quarantine", args![])?;
         Ok((rows, total as usize))
     }
@@ -82,15 +93,19 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<MessageRecord>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
-        let rows = self.message_records(
-            &one_page(
-                "FROM messages m
-                 WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
-                "?2",
-                "?3",
-            ),
-            args![thread_id, l, o],
-        )?;
+        let rows = if l == 0 {
+            Vec::new()
+        } else {
+            self.message_records(
+                &one_page(
+                    "FROM messages m
+                     WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
+                    "?2",
+                    "?3",
+                ),
+                args![thread_id, l, o],
+            )?
+        };
         let total: i64 = self.db.one(
             "SELECT count(*) FROM messages m
              WHERE m.thread_id = ?1 OR m.thread_id IN (SELECT id FROM threads WHERE promoted_to = ?1)",
@@ -107,11 +122,15 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<OutboxRow>, usize), StoreError> {
         let (o, l) = bounds(offset, limit);
-        let rows = self.outbox_rows_where(
-            "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
-             ORDER BY o.id LIMIT ?3 OFFSET ?4",
-            args![filter.thread_id, filter.status, l, o],
-        )?;
+        let rows = if l == 0 {
+            Vec::new()
+        } else {
+            self.outbox_rows_where(
+                "WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)
+                 ORDER BY o.id LIMIT ?3 OFFSET ?4",
+                args![filter.thread_id, filter.status, l, o],
+            )?
+        };
         let total: i64 = self.db.one(
             "SELECT count(*) FROM outbox o
              WHERE (o.thread_id = ?1 OR ?1 IS NULL) AND (o.status = ?2 OR ?2 IS NULL)",
@@ -133,26 +152,30 @@ impl Store {
                 OR a.thread IN (SELECT r.number FROM threads r JOIN threads c ON c.id = r.promoted_to
                                 WHERE c.number = ?1))";
         let number = thread.map(TrackingNumber::as_str);
-        let rows = self.db.map(
-            &format!(
-                "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
-                 FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
-                 WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
-            ),
-            args![number, l, o],
-            |r| {
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    thread: r.get(4)?,
-                    message_id: r.get(5)?,
-                    message_sha256: r.get(6)?,
-                    detail: r.get(7)?,
-                })
-            },
-        )?;
+        let rows = if l == 0 {
+            Vec::new()
+        } else {
+            self.db.map(
+                &format!(
+                    "SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256, a.detail
+                     FROM audit a LEFT JOIN messages m ON m.id = a.message_ref
+                     WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
+                ),
+                args![number, l, o],
+                |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        thread: r.get(4)?,
+                        message_id: r.get(5)?,
+                        message_sha256: r.get(6)?,
+                        detail: r.get(7)?,
+                    })
+                },
+            )?
+        };
         let total: i64 = self.db.one(
             &format!("SELECT count(*) FROM audit a WHERE {filter}"),
             args![number],
