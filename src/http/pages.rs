@@ -291,6 +291,16 @@ fn layout(title: &str, session: &Session, content: Markup) -> Response {
     body.into_response()
 }
 
+/// Runs `f` on a store context (see [`super::desk::Desk::run`]) as the session's analyst.
+async fn as_analyst<T: Send + 'static>(
+    http: &Http,
+    s: &Session,
+    f: impl FnOnce(&mut ops::Context, &ops::Actor) -> Result<T, OpsError> + Send + 'static,
+) -> Result<T, OpsError> {
+    let me = s.actor();
+    http.desk.run(move |cx| f(cx, &me)).await
+}
+
 fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
@@ -511,30 +521,27 @@ async fn triage_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let (queue, threads) = http
-        .desk
-        .run(move |cx| {
-            let queue = ops::triage::list(cx, &me, false, page)?;
-            // Suggestions for the thread to assign to: the newest few (any number can be typed).
-            let total = ops::threads::list(
-                cx,
-                &me,
-                None,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?
-            .total;
-            let newest = Page {
-                offset: total.saturating_sub(SUGGESTED_THREADS),
-                limit: SUGGESTED_THREADS,
-            };
-            let threads = ops::threads::list(cx, &me, None, newest)?;
-            Ok((queue, threads))
-        })
-        .await?;
+    let (queue, threads) = as_analyst(&http, &s, move |cx, me| {
+        let queue = ops::triage::list(cx, me, false, page)?;
+        // Suggestions for the thread to assign to: the newest few (any number can be typed).
+        let total = ops::threads::list(
+            cx,
+            me,
+            None,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?
+        .total;
+        let newest = Page {
+            offset: total.saturating_sub(SUGGESTED_THREADS),
+            limit: SUGGESTED_THREADS,
+        };
+        let threads = ops::threads::list(cx, me, None, newest)?;
+        Ok((queue, threads))
+    })
+    .await?;
     let now = Utc::now();
     let overdue = queue
         .items
@@ -604,11 +611,10 @@ async fn assign(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&form.thread)?;
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| ops::triage::assign(cx, &me, &reference, &n, None))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::triage::assign(cx, me, &reference, &n, None)
+    })
+    .await?;
     let content = html! {
         h1 { "Assigned" }
         p.done {
@@ -635,12 +641,11 @@ async fn threads_page(
     Query(q): Query<ThreadsQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
     let kind = q.kind;
-    let list = http
-        .desk
-        .run(move |cx| ops::threads::list(cx, &me, kind, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::threads::list(cx, me, kind, page)
+    })
+    .await?;
     let base = match kind {
         Some(k) => format!("/threads?kind={k}"),
         None => "/threads".to_string(),
@@ -681,22 +686,19 @@ async fn thread_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let n = number(&n)?;
-    let me = s.actor();
     let limit = Page::DEFAULT_LIMIT;
-    let (view, contacts, summary) = http
-        .desk
-        .run(move |cx| {
-            // Newest last: without an offset, the last page.
-            let offset = match q.offset {
-                Some(o) => o,
-                None => ops::threads::message_count(cx, &me, &n)?.saturating_sub(limit),
-            };
-            let view = ops::threads::show(cx, &me, &n, Page { offset, limit })?;
-            let contacts = ops::participants::list(cx, &me, &view.thread.number, Page::ALL)?;
-            let summary = ops::threads::summary(cx, &me, &view.thread.number)?;
-            Ok((view, contacts, summary))
-        })
-        .await?;
+    let (view, contacts, summary) = as_analyst(&http, &s, move |cx, me| {
+        // Newest last: without an offset, the last page.
+        let offset = match q.offset {
+            Some(o) => o,
+            None => ops::threads::message_count(cx, me, &n)?.saturating_sub(limit),
+        };
+        let view = ops::threads::show(cx, me, &n, Page { offset, limit })?;
+        let contacts = ops::participants::list(cx, me, &view.thread.number, Page::ALL)?;
+        let summary = ops::threads::summary(cx, me, &view.thread.number)?;
+        Ok((view, contacts, summary))
+    })
+    .await?;
     let t = &view.thread;
     let url = thread_url(t.number.as_str());
     let paged = Paged {
@@ -854,11 +856,10 @@ async fn promote(
         Some(t) if !t.is_empty() => Some(number(t)?),
         _ => None,
     };
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| ops::threads::promote(cx, &me, &n, to.as_ref()))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::threads::promote(cx, me, &n, to.as_ref())
+    })
+    .await?;
     Ok(Redirect::to(&thread_url(done.number.as_str())).into_response())
 }
 
@@ -898,22 +899,19 @@ async fn add_participant(
         return Err(OpsError::Invalid("give the organisation and the email address".into()).into());
     };
     let role = role.unwrap_or_else(|| "vendor".into());
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| {
-            let contact = NewContact {
-                org: &org,
-                email: &email,
-                role: &role,
-                key: key.as_deref().map(|bytes| KeyData {
-                    bytes,
-                    from: "the uploaded key file",
-                }),
-            };
-            ops::participants::add(cx, &me, &n, &contact)
-        })
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        let contact = NewContact {
+            org: &org,
+            email: &email,
+            role: &role,
+            key: key.as_deref().map(|bytes| KeyData {
+                bytes,
+                from: "the uploaded key file",
+            }),
+        };
+        ops::participants::add(cx, me, &n, &contact)
+    })
+    .await?;
     let content = html! {
         h1 { "Participant added" }
         p.done {
@@ -938,23 +936,20 @@ async fn compose(
     Path(n): Path<String>,
 ) -> PageResult {
     let n = number(&n)?;
-    let me = s.actor();
-    let contacts = http
-        .desk
-        .run(move |cx| {
-            let t = ops::threads::show(
-                cx,
-                &me,
-                &n,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?;
-            let contacts = ops::participants::list(cx, &me, &t.thread.number, Page::ALL)?;
-            Ok((t.thread, contacts))
-        })
-        .await?;
+    let contacts = as_analyst(&http, &s, move |cx, me| {
+        let t = ops::threads::show(
+            cx,
+            me,
+            &n,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?;
+        let contacts = ops::participants::list(cx, me, &t.thread.number, Page::ALL)?;
+        Ok((t.thread, contacts))
+    })
+    .await?;
     let (t, contacts) = contacts;
     Ok(layout(
         "Compose a notice",
@@ -1013,27 +1008,24 @@ async fn preview_notice(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let to = form.to.clone();
-    let (preview, contacts, title) = http
-        .desk
-        .run(move |cx| {
-            let p = ops::notices::preview(cx, &me, &n, &to)?;
-            let contacts = ops::participants::list(cx, &me, &p.thread, Page::ALL)?;
-            let title = ops::threads::show(
-                cx,
-                &me,
-                &p.thread,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?
-            .thread
-            .title;
-            Ok((p, contacts, title))
-        })
-        .await?;
+    let (preview, contacts, title) = as_analyst(&http, &s, move |cx, me| {
+        let p = ops::notices::preview(cx, me, &n, &to)?;
+        let contacts = ops::participants::list(cx, me, &p.thread, Page::ALL)?;
+        let title = ops::threads::show(
+            cx,
+            me,
+            &p.thread,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?
+        .thread
+        .title;
+        Ok((p, contacts, title))
+    })
+    .await?;
     let url = thread_url(preview.thread.as_str());
     let content = html! {
         h1 { "Preview: notice to " a href=(url) { (preview.thread.as_str()) } }
@@ -1080,7 +1072,6 @@ async fn send_notice(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let request = NoticeRequest {
         body: form.body,
         subject: form.subject.filter(|s| !s.trim().is_empty()),
@@ -1088,10 +1079,10 @@ async fn send_notice(
         in_reply_to: None,
     };
     let n2 = n.clone();
-    let done = http
-        .desk
-        .run(move |cx| ops::notices::notify(cx, &me, &n2, &request))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::notify(cx, me, &n2, &request)
+    })
+    .await?;
     let url = thread_url(n.as_str());
     let content = html! {
         h1 { "Notice queued" }
@@ -1127,12 +1118,11 @@ async fn release(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let n2 = n.clone();
-    let copies = http
-        .desk
-        .run(move |cx| ops::notices::release(cx, &me, Some(&n2)))
-        .await?;
+    let copies = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::release(cx, me, Some(&n2))
+    })
+    .await?;
     let released = copies.iter().filter(|c| c.status != "held").count();
     let content = html! {
         h1 { "Held copies" }
@@ -1150,15 +1140,12 @@ async fn message_page(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let (view, explanation) = http
-        .desk
-        .run(move |cx| {
-            let v = ops::messages::read(cx, &me, &reference)?;
-            let e = ops::messages::explain(cx, &me, &v.message.short_id)?;
-            Ok((v, e))
-        })
-        .await?;
+    let (view, explanation) = as_analyst(&http, &s, move |cx, me| {
+        let v = ops::messages::read(cx, me, &reference)?;
+        let e = ops::messages::explain(cx, me, &v.message.short_id)?;
+        Ok((v, e))
+    })
+    .await?;
     Ok(layout(
         view.message.subject.as_deref().unwrap_or("Message"),
         &s,
@@ -1261,12 +1248,11 @@ async fn message_html(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let html = http
-        .desk
-        .run(move |cx| ops::messages::html_source(cx, &me, &reference))
-        .await?
-        .unwrap_or_default();
+    let html = as_analyst(&http, &s, move |cx, me| {
+        ops::messages::html_source(cx, me, &reference)
+    })
+    .await?
+    .unwrap_or_default();
     let doc = mail_html::document(&mail_html::sanitize(&html));
     Ok((
         [
@@ -1293,17 +1279,11 @@ async fn message_raw(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let (short, raw) = http
-        .desk
-        .run(move |cx| {
-            let m = ops::messages::resolve(cx, &reference, ops::messages::Scope::Any)?;
-            Ok((
-                m.short_id.clone(),
-                ops::messages::raw(cx, &me, &m.short_id)?,
-            ))
-        })
-        .await?;
+    let (short, raw) = as_analyst(&http, &s, move |cx, me| {
+        let m = ops::messages::resolve(cx, &reference, ops::messages::Scope::Any)?;
+        Ok((m.short_id.clone(), ops::messages::raw(cx, me, &m.short_id)?))
+    })
+    .await?;
     Ok(super::download(
         raw,
         &format!("{short}.eml"),
@@ -1316,11 +1296,10 @@ async fn message_attachment(
     Analyst(s): Analyst,
     Path((reference, n)): Path<(String, usize)>,
 ) -> PageResult {
-    let me = s.actor();
-    let file = http
-        .desk
-        .run(move |cx| ops::messages::attachment(cx, &me, &reference, n))
-        .await?;
+    let file = as_analyst(&http, &s, move |cx, me| {
+        ops::messages::attachment(cx, me, &reference, n)
+    })
+    .await?;
     let name = super::safe_file_name(file.attachment.name.as_deref(), &file.message, n);
     Ok(super::download(
         file.bytes,
@@ -1337,11 +1316,7 @@ async fn quarantine_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let list = http
-        .desk
-        .run(move |cx| ops::quarantine::list(cx, &me, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| ops::quarantine::list(cx, me, page)).await?;
     let content = html! {
         h1 { "Quarantine" }
         p.summary { (list.total) " kept raw: they could not be parsed, opened or accepted." }
@@ -1371,11 +1346,10 @@ async fn quarantine_message(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let view = http
-        .desk
-        .run(move |cx| ops::quarantine::show(cx, &me, &reference))
-        .await?;
+    let view = as_analyst(&http, &s, move |cx, me| {
+        ops::quarantine::show(cx, me, &reference)
+    })
+    .await?;
     Ok(layout(
         "Quarantined message",
         &s,
@@ -1390,11 +1364,10 @@ async fn retry(
     PageForm(form): PageForm<CsrfForm>,
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
-    let me = s.actor();
-    let r = http
-        .desk
-        .run(move |cx| ops::quarantine::retry(cx, &me, &reference))
-        .await?;
+    let r = as_analyst(&http, &s, move |cx, me| {
+        ops::quarantine::retry(cx, me, &reference)
+    })
+    .await?;
     let content = html! {
         h1 { @if r.released { "Released from quarantine" } @else { "Still in quarantine" } }
         p { "It was kept because: " (r.previous_reason) }
@@ -1418,17 +1391,16 @@ async fn outbox_page(
     Query(q): Query<OutboxQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
     let status = q.status.clone().filter(|s| !s.is_empty());
     let thread = match q.thread.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => Some(number(t)?),
         None => None,
     };
     let (st, th) = (status.clone(), thread.clone());
-    let list = http
-        .desk
-        .run(move |cx| ops::notices::outbox(cx, &me, th.as_ref(), st.as_deref(), false, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::outbox(cx, me, th.as_ref(), st.as_deref(), false, page)
+    })
+    .await?;
     let mut base = "/outbox?".to_string();
     if let Some(st) = &status {
         base.push_str(&format!("status={}&", seg(st)));
@@ -1470,11 +1442,10 @@ async fn audit_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let list = http
-        .desk
-        .run(move |cx| ops::audit::list(cx, &me, None, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::audit::list(cx, me, None, page)
+    })
+    .await?;
     let content = html! {
         h1 { "Audit trail" small { " (newest first)" } }
         (list_table(

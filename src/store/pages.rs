@@ -162,18 +162,7 @@ impl Store {
                      WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
                 ),
                 args![number, l, o],
-                |r| {
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        thread: r.get(4)?,
-                        message_id: r.get(5)?,
-                        message_sha256: r.get(6)?,
-                        detail: r.get(7)?,
-                    })
-                },
+                super::audit::audit_entry,
             )?
         };
         let total: i64 = self.db.one(
