@@ -212,6 +212,7 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
     let done = wait_until(120, || {
         stored(&db).len() == MESSAGES && servers.count(CERT, "INBOX") == 0
     });
+    support::cli::wait_until_it_catches_sigterm(&mut child);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -76,6 +76,24 @@ fn serve_ingests_the_drop_folder_and_stops_cleanly() {
     assert_eq!(sigterm(&mut child), Some(0));
 }
 
+#[test]
+fn sigterm_during_start_up_is_a_clean_stop() {
+    // A fresh data dir: the store and the coordinator key are being made when SIGTERM lands
+    // (as soon as the handler is in place, which is the daemon's first step).
+    for _ in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = start_serve(tmp.path());
+        assert_eq!(sigterm(&mut child), Some(0));
+    }
+}
+
+/// How many messages are stored (0 before the store exists).
+fn stored_count(dir: &Path) -> i64 {
+    rusqlite::Connection::open(dir.join("casegate-data/casegate.sqlite"))
+        .and_then(|c| c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
 /// Message-IDs in the store.
 fn stored_ids(dir: &Path) -> BTreeSet<String> {
     let conn = rusqlite::Connection::open(dir.join("casegate-data/casegate.sqlite")).unwrap();
@@ -129,7 +147,16 @@ fn kill_9_at_random_points_stores_every_message_exactly_once() {
             delivered += 1;
             deliver(dir, &format!("{delivered:04}.eml"), &report(delivered));
         }
-        std::thread::sleep(Duration::from_millis(rand() % 400));
+        if rounds % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(rand() % 400));
+        } else {
+            // Right after this child's next commit, where a move before the commit would show.
+            let before = stored_count(dir);
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while stored_count(dir) <= before && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let stored = stored_ids(dir);

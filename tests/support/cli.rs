@@ -49,8 +49,36 @@ pub fn serve(dir: &Path) -> Child {
         .unwrap()
 }
 
-/// Sends SIGTERM and returns the exit code once the process ended.
+/// Waits (bounded) until `child` catches SIGTERM, or has ended. Between exec and the daemon's
+/// first step a SIGTERM gets the default action (death by signal, no exit code): a test that
+/// stops a daemon it has just started, perhaps with nothing left to do, must not race that.
+/// Linux shows the caught signals in `/proc/PID/status` (`SigCgt`, bit 14 is SIGTERM).
+pub fn wait_until_it_catches_sigterm(child: &mut Child) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        if caught.is_some_and(|mask| mask & (1 << (15 - 1)) != 0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "casegate did not install its SIGTERM handler within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGTERM (once the process catches it) and returns the exit code once it ended.
 pub fn sigterm(child: &mut Child) -> Option<i32> {
+    wait_until_it_catches_sigterm(child);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
