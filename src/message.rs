@@ -19,7 +19,9 @@ pub enum ParseError {
     Empty,
     #[error("not an email message: no header fields found")]
     NoHeaders,
-    #[error("no From address: cannot tell who wrote it")]
+    #[error(
+        "no From address (none, or none without blanks or control characters): cannot tell who wrote it"
+    )]
     NoFrom,
     #[error("MIME containers nested more than {0} deep (limits.max_nesting_depth)")]
     TooDeep(usize),
@@ -673,13 +675,21 @@ fn mailboxes(a: Option<&Address<'_>>) -> Vec<Mailbox> {
     let Some(a) = a else { return Vec::new() };
     a.iter()
         .filter_map(|addr| {
-            let address = addr.address()?.trim().to_lowercase();
-            address.contains('@').then(|| Mailbox {
-                address,
+            Some(Mailbox {
+                address: usable_address(addr.address()?)?,
                 name: addr.name().map(str::to_string),
             })
         })
         .collect()
+}
+
+/// An address as casegate keeps it (trimmed, lower-case), or None when it cannot be one: no
+/// `@`, or whitespace or control characters inside (a parser may hand those through from a
+/// sender's header). The store takes participants' addresses by this same rule, so a From that
+/// passes here can always become a report's reporter.
+pub fn usable_address(raw: &str) -> Option<String> {
+    let a = raw.trim().to_lowercase();
+    (a.contains('@') && !a.chars().any(|c| c.is_whitespace() || c.is_control())).then_some(a)
 }
 
 /// RFC 3834 and what auto-responders really send. Such mail is never acknowledged.

@@ -123,6 +123,40 @@ fn delimiters_through_attached_messages_are_quarantined_with_the_reason() {
     }
 }
 
+/// The findings of 2026-11-29 (`pipeline`, the first minute of its second run): a From address
+/// with a control character (BEL, NUL, DEL...) or a blank inside passed mail-parser, and a new
+/// report tried to make its sender the reporter, which the store refuses: the pipeline failed
+/// instead of storing the message, so a source would have retried it for ever. Such a From is
+/// now no address at all, by the same rule the store applies: the message is quarantined whole
+/// with the reason, like one without a From.
+#[test]
+fn a_from_with_control_characters_is_quarantined_not_a_store_error() {
+    for i in 1..=5 {
+        let name = format!("pipeline-from-control-characters-{i}.eml");
+        let o = pipeline(&fixture(&name));
+        assert_eq!(o.outcome, "quarantine", "{name}: {o:?}");
+        assert!(o.reason.contains("no From address"), "{name}: {}", o.reason);
+    }
+    // The class, not only the five: each control character and blank inside an address.
+    for c in [
+        '\0', '\u{7}', '\t', '\u{11}', '\u{7f}', ' ', '\u{85}', '\u{2028}',
+    ] {
+        let raw = format!(
+            "From: Mallory <mal{c}lory@evil.example>\r\nTo: cert@example.test\r\n\
+             Subject: a report\r\nMessage-ID: <c{}@evil.example>\r\n\r\nhello\r\n",
+            c as u32
+        );
+        let o = pipeline(raw.as_bytes());
+        assert_eq!(o.outcome, "quarantine", "{c:?}: {o:?}");
+    }
+    // The same address without them is a report with its reporter.
+    let o = pipeline(
+        b"From: Mallory <mallory@evil.example>\r\nTo: cert@example.test\r\n\
+          Subject: a report\r\nMessage-ID: <ok@evil.example>\r\n\r\nhello\r\n",
+    );
+    assert_eq!(o.outcome, "routed", "{o:?}");
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/fuzz")

@@ -141,13 +141,8 @@ pub struct OrgThread {
 
 /// The canonical form of an email address as stored: trimmed, lower-case.
 pub(crate) fn normalize_address(address: &str) -> Result<String, StoreError> {
-    let a = address.trim().to_lowercase();
-    if !a.contains('@') || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(StoreError::Invalid(format!(
-            "{address:?} is not an email address"
-        )));
-    }
-    Ok(a)
+    crate::message::usable_address(address)
+        .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an email address")))
 }
 
 fn name_key(name: &str) -> String {
