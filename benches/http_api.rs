@@ -6,7 +6,9 @@
 //! connections on 2 wrk threads, every request authenticated with a bearer token; the web
 //! page's triage queue with a session cookie too. Target: p99 ≤ 50 ms on the 2-core machine.
 //!
-//! Run: `cargo bench --bench http_api` (`./run bench http_api`).
+//! Run: `cargo bench --bench http_api` (`./run bench http_api`). `CASEGATE_BENCH_SECS` sets
+//! the seconds per request, `CASEGATE_BENCH_ONLY=page` runs only the requests whose
+//! description contains that text.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -195,7 +197,9 @@ fn main() {
     println!("| request (16 connections, {secs} s each) | p50 | p99 | requests/s |");
     println!("|---|---|---|---|");
     let mut worst: f64 = 0.0;
-    for (what, url, header) in &runs {
+    // `CASEGATE_BENCH_ONLY=page` runs only the requests whose description contains it.
+    let only = std::env::var("CASEGATE_BENCH_ONLY").unwrap_or_default();
+    for (what, url, header) in runs.iter().filter(|r| r.0.contains(only.as_str())) {
         // Warm the store's page cache and the pool first.
         let _ = wrk(url, header, 1);
         let (p50, p99, rps) = wrk(url, header, secs);

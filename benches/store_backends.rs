@@ -6,8 +6,13 @@
 //!     transaction each (`commit_message`, what every inbound message costs), by one writer
 //!     and by two writers at once (two instances, each its own half);
 //!   - fan-out: one notice of 1,000 sealed 28 KB copies queued in one transaction, then every
-//!     copy claimed and recorded as sent (what the senders do around SMTP), by one sender and
-//!     by two at once.
+//!     copy claimed and recorded as sent (what the senders do around SMTP), by one instance;
+//!     then two instances each queue a notice of 1,000 at the same moment and two senders
+//!     (one an instance) claim and record all 2,000.
+//!
+//! "Two instances" are two store connections of their own in this process, on two threads:
+//! the database sees what it sees from two `serve` processes (the daemon around the store is
+//! the same code on both backends).
 //!
 //! SQLite is durable (WAL, synchronous=FULL); PostgreSQL is a private cluster on loopback with
 //! its defaults (fsync on), started by `tests/support/postgres`.
@@ -18,7 +23,7 @@
 #[path = "../tests/support/postgres.rs"]
 mod pg_harness;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use casegate::store::outbox::{AttemptOutcome, CopyKind, NewCopy, NewNotice};
 use casegate::store::{Disposition, MessageSource, NewMessage, PgTarget, Store};
@@ -53,8 +58,9 @@ fn ingest(store: &mut Store, range: std::ops::Range<usize>) {
     }
 }
 
-/// Queues one notice of `COPIES` copies; returns the time it took.
-fn queue(store: &mut Store, tag: &str) -> Duration {
+/// Queues one notice of `COPIES` copies (in a new case `tag`); returns when the queueing
+/// started and ended.
+fn queue(store: &mut Store, tag: &str) -> (Instant, Instant) {
     let t = store
         .create_thread(
             Kind::Case,
@@ -92,7 +98,12 @@ fn queue(store: &mut Store, tag: &str) -> Duration {
     store
         .enqueue_notice(&notice, &copies, Utc::now())
         .expect("queue");
-    start.elapsed()
+    (start, Instant::now())
+}
+
+/// Two stores of their own ("two instances"), connected before anything is timed.
+fn two(open: &(dyn Fn() -> Store + Sync)) -> [Store; 2] {
+    [open(), open()]
 }
 
 /// Claims and records copies until none is due; returns how many this sender did.
@@ -131,11 +142,11 @@ fn run(name: &str, open: &(dyn Fn() -> Store + Sync), n: usize, tag: u32) -> Vec
         count: n,
     });
     // Ingest, two writers at once (new messages).
+    let pair = two(open);
     let start = Instant::now();
     std::thread::scope(|scope| {
-        for w in 0..2 {
+        for (w, mut s) in pair.into_iter().enumerate() {
             scope.spawn(move || {
-                let mut s = open();
                 let base = n + w * n / 2;
                 ingest(&mut s, base..base + n / 2);
             });
@@ -147,34 +158,59 @@ fn run(name: &str, open: &(dyn Fn() -> Store + Sync), n: usize, tag: u32) -> Vec
         count: n,
     });
     // Fan-out: queue, then send bookkeeping by one and by two senders.
-    let q = queue(&mut s, &format!("VU#{:06}", 100_000 + tag));
+    let (from, to) = queue(&mut s, &format!("VU#{:06}", 100_000 + tag));
     rows.push(Row {
-        what: format!("{name}: queue 1 notice x {COPIES} copies"),
-        secs: q.as_secs_f64(),
+        what: format!("{name}: queue 1 notice x {COPIES} copies, 1 instance"),
+        secs: (to - from).as_secs_f64(),
         count: COPIES,
     });
     let start = Instant::now();
     let sent = send_all(&mut s, "one");
+    assert_eq!(
+        sent, COPIES,
+        "{name}: one sender recorded {sent} of {COPIES} copies"
+    );
     rows.push(Row {
-        what: format!("{name}: claim+record, 1 sender"),
+        what: format!("{name}: claim+record, 1 instance"),
         secs: start.elapsed().as_secs_f64(),
         count: sent,
     });
-    queue(&mut s, &format!("VU#{:06}", 200_000 + tag));
+    // Two instances queue a notice each at the same moment, then both send.
+    let pair = two(open);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..2u32)
+            .zip(pair)
+            .map(|(w, mut s)| {
+                scope.spawn(move || queue(&mut s, &format!("VU#{:06}", 200_000 + 10 * tag + w)))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("queue")).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().expect("two spans");
+    let last = spans.iter().map(|s| s.1).max().expect("two spans");
+    rows.push(Row {
+        what: format!("{name}: queue 2 notices x {COPIES} copies, 2 instances"),
+        secs: (last - first).as_secs_f64(),
+        count: 2 * COPIES,
+    });
+    let pair = two(open);
     let start = Instant::now();
     let sent: usize = std::thread::scope(|scope| {
-        let hs: Vec<_> = (0..2)
-            .map(|w| {
-                scope.spawn(move || {
-                    let mut s = open();
-                    send_all(&mut s, &format!("sender{w}"))
-                })
-            })
+        let hs: Vec<_> = pair
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut s)| scope.spawn(move || send_all(&mut s, &format!("sender{w}"))))
             .collect();
         hs.into_iter().map(|h| h.join().expect("sender")).sum()
     });
+    assert_eq!(
+        sent,
+        2 * COPIES,
+        "{name}: two senders recorded {sent} of {} copies",
+        2 * COPIES
+    );
     rows.push(Row {
-        what: format!("{name}: claim+record, 2 senders"),
+        what: format!("{name}: claim+record, 2 instances"),
         secs: start.elapsed().as_secs_f64(),
         count: sent,
     });
@@ -204,10 +240,10 @@ fn main() {
         n,
         2,
     );
-    println!("{:<44} {:>9} {:>11}", "", "seconds", "per second");
+    println!("{:<56} {:>9} {:>11}", "", "seconds", "per second");
     for r in sqlite.iter().chain(pg.iter()) {
         println!(
-            "{:<44} {:>9.2} {:>11.0}",
+            "{:<56} {:>9.2} {:>11.0}",
             r.what,
             r.secs,
             r.count as f64 / r.secs

@@ -179,7 +179,10 @@ fn an_analyst_works_a_case_in_headless_chromium() {
         "3-message",
         "4-preview",
         "5-outbox",
-        "6-narrow",
+        "6-narrow-triage",
+        "7-narrow-thread",
+        "8-narrow-threads",
+        "9-narrow-outbox",
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }

@@ -204,6 +204,52 @@ fn pager<T>(p: &Paged<T>, base: &str, limit: usize) -> Markup {
     }
 }
 
+/// One cell of a [`list_table`] row: an optional class (`num`, `fpr`) and its content.
+struct Cell {
+    class: Option<&'static str>,
+    body: Markup,
+}
+
+fn cell(body: Markup) -> Cell {
+    Cell { class: None, body }
+}
+
+fn num_cell(n: impl std::fmt::Display) -> Cell {
+    Cell {
+        class: Some("num"),
+        body: html! { (n.to_string()) },
+    }
+}
+
+fn fpr_cell(fingerprint: Option<&str>) -> Cell {
+    Cell {
+        class: Some("fpr"),
+        body: html! { (fingerprint.unwrap_or("-")) },
+    }
+}
+
+/// A list as a table: on a laptop, columns under their headings; on a narrow screen (see
+/// [`STYLE`]) one block per row, each cell labelled with its heading from `data-label`, so no
+/// column is squeezed and nothing scrolls sideways. `late` marks a row overdue.
+fn list_table(head: &[&str], rows: impl IntoIterator<Item = (bool, Vec<Cell>)>) -> Markup {
+    html! {
+        div.scroll {
+            table.list {
+                thead { tr { @for h in head { th { (h) } } } }
+                tbody {
+                    @for (late, cells) in rows {
+                        tr.overdue[late] {
+                            @for (i, c) in cells.into_iter().enumerate() {
+                                td class=[c.class] data-label=(head.get(i).copied().unwrap_or("")) { (c.body) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn head_tags(title: &str) -> Markup {
     html! {
         meta charset="utf-8";
@@ -243,6 +289,16 @@ fn layout(title: &str, session: &Session, content: Markup) -> Response {
         }
     };
     body.into_response()
+}
+
+/// Runs `f` on a store context (see [`super::desk::Desk::run`]) as the session's analyst.
+async fn as_analyst<T: Send + 'static>(
+    http: &Http,
+    s: &Session,
+    f: impl FnOnce(&mut ops::Context, &ops::Actor) -> Result<T, OpsError> + Send + 'static,
+) -> Result<T, OpsError> {
+    let me = s.actor();
+    http.desk.run(move |cx| f(cx, &me)).await
 }
 
 fn csrf_field(session: &Session) -> Markup {
@@ -465,30 +521,27 @@ async fn triage_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let (queue, threads) = http
-        .desk
-        .run(move |cx| {
-            let queue = ops::triage::list(cx, &me, false, page)?;
-            // Suggestions for the thread to assign to: the newest few (any number can be typed).
-            let total = ops::threads::list(
-                cx,
-                &me,
-                None,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?
-            .total;
-            let newest = Page {
-                offset: total.saturating_sub(SUGGESTED_THREADS),
-                limit: SUGGESTED_THREADS,
-            };
-            let threads = ops::threads::list(cx, &me, None, newest)?;
-            Ok((queue, threads))
-        })
-        .await?;
+    let (queue, threads) = as_analyst(&http, &s, move |cx, me| {
+        let queue = ops::triage::list(cx, me, false, page)?;
+        // Suggestions for the thread to assign to: the newest few (any number can be typed).
+        let total = ops::threads::list(
+            cx,
+            me,
+            None,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?
+        .total;
+        let newest = Page {
+            offset: total.saturating_sub(SUGGESTED_THREADS),
+            limit: SUGGESTED_THREADS,
+        };
+        let threads = ops::threads::list(cx, me, None, newest)?;
+        Ok((queue, threads))
+    })
+    .await?;
     let now = Utc::now();
     let overdue = queue
         .items
@@ -558,11 +611,10 @@ async fn assign(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&form.thread)?;
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| ops::triage::assign(cx, &me, &reference, &n, None))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::triage::assign(cx, me, &reference, &n, None)
+    })
+    .await?;
     let content = html! {
         h1 { "Assigned" }
         p.done {
@@ -589,12 +641,11 @@ async fn threads_page(
     Query(q): Query<ThreadsQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
     let kind = q.kind;
-    let list = http
-        .desk
-        .run(move |cx| ops::threads::list(cx, &me, kind, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::threads::list(cx, me, kind, page)
+    })
+    .await?;
     let base = match kind {
         Some(k) => format!("/threads?kind={k}"),
         None => "/threads".to_string(),
@@ -607,28 +658,22 @@ async fn threads_page(
             a href="/threads?kind=report" { "reports" }
             a href="/threads?kind=ticket" { "tickets" }
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Number" } th { "Title" } th { "Status" } th { "Participants" } th { "Messages" } th { "Last activity" } th { "Planned publication" } } }
-                tbody {
-                    @for t in &list.items {
-                        tr.overdue[t.overdue] {
-                            td { a href=(thread_url(t.thread.number.as_str())) { (t.thread.number.as_str()) } }
-                            td { (t.thread.title) }
-                            td {
-                                (t.thread.status)
-                                @if let Some(to) = &t.thread.promoted_to { " → " a href=(thread_url(to.as_str())) { (to.as_str()) } }
-                                @if t.overdue { br; strong.overdue-note { "reply overdue" } }
-                            }
-                            td.num { (t.participants) }
-                            td.num { (t.messages) }
-                            td { (t.last_message_at.as_deref().unwrap_or("-")) }
-                            td { (t.planned_publication.as_deref().unwrap_or("-")) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Number", "Title", "Status", "Participants", "Messages", "Last activity", "Planned publication"],
+            list.items.iter().map(|t| (t.overdue, vec![
+                cell(html! { a href=(thread_url(t.thread.number.as_str())) { (t.thread.number.as_str()) } }),
+                cell(html! { (t.thread.title) }),
+                cell(html! {
+                    (t.thread.status)
+                    @if let Some(to) = &t.thread.promoted_to { " → " a href=(thread_url(to.as_str())) { (to.as_str()) } }
+                    @if t.overdue { br; strong.overdue-note { "reply overdue" } }
+                }),
+                num_cell(t.participants),
+                num_cell(t.messages),
+                cell(html! { (t.last_message_at.as_deref().unwrap_or("-")) }),
+                cell(html! { (t.planned_publication.as_deref().unwrap_or("-")) }),
+            ])),
+        ))
         (pager(&list, &base, page.limit))
     };
     Ok(layout("Threads", &s, content))
@@ -641,33 +686,19 @@ async fn thread_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let n = number(&n)?;
-    let me = s.actor();
     let limit = Page::DEFAULT_LIMIT;
-    let (view, contacts, summary) = http
-        .desk
-        .run(move |cx| {
-            // Newest last: without an offset, the last page.
-            let offset = match q.offset {
-                Some(o) => o,
-                None => {
-                    let probe = ops::threads::show(
-                        cx,
-                        &me,
-                        &n,
-                        Page {
-                            offset: 0,
-                            limit: 0,
-                        },
-                    )?;
-                    probe.messages_total.saturating_sub(limit)
-                }
-            };
-            let view = ops::threads::show(cx, &me, &n, Page { offset, limit })?;
-            let contacts = ops::participants::list(cx, &me, &view.thread.number, Page::ALL)?;
-            let summary = ops::threads::summary(cx, &me, &view.thread.number)?;
-            Ok((view, contacts, summary))
-        })
-        .await?;
+    let (view, contacts, summary) = as_analyst(&http, &s, move |cx, me| {
+        // Newest last: without an offset, the last page.
+        let offset = match q.offset {
+            Some(o) => o,
+            None => ops::threads::message_count(cx, me, &n)?.saturating_sub(limit),
+        };
+        let view = ops::threads::show(cx, me, &n, Page { offset, limit })?;
+        let contacts = ops::participants::list(cx, me, &view.thread.number, Page::ALL)?;
+        let summary = ops::threads::summary(cx, me, &view.thread.number)?;
+        Ok((view, contacts, summary))
+    })
+    .await?;
     let t = &view.thread;
     let url = thread_url(t.number.as_str());
     let paged = Paged {
@@ -741,23 +772,17 @@ async fn thread_page(
         section #outbox {
             h2 { "Outbox " small { "(" (view.outbox_total) " copies)" } }
             @if !view.outbox.is_empty() {
-                div.scroll {
-                    table.list {
-                        thead { tr { th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key" } th { "Attempts" } th { "Last reply / reason" } } }
-                        tbody {
-                            @for o in &view.outbox {
-                                tr {
-                                    td { (o.address) }
-                                    td { (o.org) }
-                                    td { span class=(format!("status {}", o.status)) { (o.status) } @if o.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }
-                                    td.fpr { (o.key_fingerprint.as_deref().unwrap_or("-")) }
-                                    td.num { (o.attempts) }
-                                    td { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }
-                                }
-                            }
-                        }
-                    }
-                }
+                (list_table(
+                    &["Recipient", "Organisation", "Status", "Key", "Attempts", "Last reply / reason"],
+                    view.outbox.iter().map(|o| (false, vec![
+                        cell(html! { (o.address) }),
+                        cell(html! { (o.org) }),
+                        cell(html! { span class=(format!("status {}", o.status)) { (o.status) } @if o.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }),
+                        fpr_cell(o.key_fingerprint.as_deref()),
+                        num_cell(o.attempts),
+                        cell(html! { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }),
+                    ])),
+                ))
                 @if view.outbox_total > view.outbox.len() {
                     p { a href=(format!("/outbox?thread={}", seg(t.number.as_str()))) { "All " (view.outbox_total) " copies" } }
                 }
@@ -784,36 +809,30 @@ fn participants_table(contacts: &[ContactKeys]) -> Markup {
         @if contacts.is_empty() {
             p { "No participants yet." }
         } @else {
-            div.scroll {
-                table.list {
-                    thead { tr { th { "Organisation" } th { "Role" } th { "Contact" } th { "Key" } } }
-                    tbody {
-                        @for c in contacts {
-                            tr {
-                                td { (c.contact.org) }
-                                td { (c.contact.role) }
-                                td { (c.contact.address) }
-                                td {
-                                    span class=(format!("badge key-{}", c.key_state)) {
-                                        @match c.key_state {
-                                            "valid" => "valid key",
-                                            "expiring" => "key expiring",
-                                            _ => "no usable key",
-                                        }
-                                    }
-                                    @for k in &c.keys {
-                                        br;
-                                        span.fpr { (k.fingerprint) }
-                                        " " (k.state)
-                                        @if let Some(e) = &k.expires { ", until " (e) }
-                                        @if let Some(r) = &k.reason { " — " (r) }
-                                    }
-                                }
+            (list_table(
+                &["Organisation", "Role", "Contact", "Key"],
+                contacts.iter().map(|c| (false, vec![
+                    cell(html! { (c.contact.org) }),
+                    cell(html! { (c.contact.role) }),
+                    cell(html! { (c.contact.address) }),
+                    cell(html! {
+                        span class=(format!("badge key-{}", c.key_state)) {
+                            @match c.key_state {
+                                "valid" => "valid key",
+                                "expiring" => "key expiring",
+                                _ => "no usable key",
                             }
                         }
-                    }
-                }
-            }
+                        @for k in &c.keys {
+                            br;
+                            span.fpr { (k.fingerprint) }
+                            " " (k.state)
+                            @if let Some(e) = &k.expires { ", until " (e) }
+                            @if let Some(r) = &k.reason { " — " (r) }
+                        }
+                    }),
+                ])),
+            ))
         }
     }
 }
@@ -837,11 +856,10 @@ async fn promote(
         Some(t) if !t.is_empty() => Some(number(t)?),
         _ => None,
     };
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| ops::threads::promote(cx, &me, &n, to.as_ref()))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::threads::promote(cx, me, &n, to.as_ref())
+    })
+    .await?;
     Ok(Redirect::to(&thread_url(done.number.as_str())).into_response())
 }
 
@@ -881,22 +899,19 @@ async fn add_participant(
         return Err(OpsError::Invalid("give the organisation and the email address".into()).into());
     };
     let role = role.unwrap_or_else(|| "vendor".into());
-    let me = s.actor();
-    let done = http
-        .desk
-        .run(move |cx| {
-            let contact = NewContact {
-                org: &org,
-                email: &email,
-                role: &role,
-                key: key.as_deref().map(|bytes| KeyData {
-                    bytes,
-                    from: "the uploaded key file",
-                }),
-            };
-            ops::participants::add(cx, &me, &n, &contact)
-        })
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        let contact = NewContact {
+            org: &org,
+            email: &email,
+            role: &role,
+            key: key.as_deref().map(|bytes| KeyData {
+                bytes,
+                from: "the uploaded key file",
+            }),
+        };
+        ops::participants::add(cx, me, &n, &contact)
+    })
+    .await?;
     let content = html! {
         h1 { "Participant added" }
         p.done {
@@ -921,23 +936,20 @@ async fn compose(
     Path(n): Path<String>,
 ) -> PageResult {
     let n = number(&n)?;
-    let me = s.actor();
-    let contacts = http
-        .desk
-        .run(move |cx| {
-            let t = ops::threads::show(
-                cx,
-                &me,
-                &n,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?;
-            let contacts = ops::participants::list(cx, &me, &t.thread.number, Page::ALL)?;
-            Ok((t.thread, contacts))
-        })
-        .await?;
+    let contacts = as_analyst(&http, &s, move |cx, me| {
+        let t = ops::threads::show(
+            cx,
+            me,
+            &n,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?;
+        let contacts = ops::participants::list(cx, me, &t.thread.number, Page::ALL)?;
+        Ok((t.thread, contacts))
+    })
+    .await?;
     let (t, contacts) = contacts;
     Ok(layout(
         "Compose a notice",
@@ -996,27 +1008,24 @@ async fn preview_notice(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let to = form.to.clone();
-    let (preview, contacts, title) = http
-        .desk
-        .run(move |cx| {
-            let p = ops::notices::preview(cx, &me, &n, &to)?;
-            let contacts = ops::participants::list(cx, &me, &p.thread, Page::ALL)?;
-            let title = ops::threads::show(
-                cx,
-                &me,
-                &p.thread,
-                Page {
-                    offset: 0,
-                    limit: 0,
-                },
-            )?
-            .thread
-            .title;
-            Ok((p, contacts, title))
-        })
-        .await?;
+    let (preview, contacts, title) = as_analyst(&http, &s, move |cx, me| {
+        let p = ops::notices::preview(cx, me, &n, &to)?;
+        let contacts = ops::participants::list(cx, me, &p.thread, Page::ALL)?;
+        let title = ops::threads::show(
+            cx,
+            me,
+            &p.thread,
+            Page {
+                offset: 0,
+                limit: 0,
+            },
+        )?
+        .thread
+        .title;
+        Ok((p, contacts, title))
+    })
+    .await?;
     let url = thread_url(preview.thread.as_str());
     let content = html! {
         h1 { "Preview: notice to " a href=(url) { (preview.thread.as_str()) } }
@@ -1024,24 +1033,18 @@ async fn preview_notice(
             strong { (preview.encrypted) } " recipient(s) get an encrypted copy; "
             strong { (preview.held) } " held."
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Recipient" } th { "Organisation" } th { "Gets" } th { "Key / why held" } } }
-                tbody {
-                    @for r in &preview.recipients {
-                        tr {
-                            td { (r.address) }
-                            td { (r.org) }
-                            td { span class=(format!("status {}", r.status)) { (r.status) } @if r.stub { " (and a key-request stub)" } }
-                            td {
-                                @if let Some(k) = &r.key_fingerprint { span.fpr { (k) } }
-                                @if let Some(why) = &r.reason { (why) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Recipient", "Organisation", "Gets", "Key / why held"],
+            preview.recipients.iter().map(|r| (false, vec![
+                cell(html! { (r.address) }),
+                cell(html! { (r.org) }),
+                cell(html! { span class=(format!("status {}", r.status)) { (r.status) } @if r.stub { " (and a key-request stub)" } }),
+                cell(html! {
+                    @if let Some(k) = &r.key_fingerprint { span.fpr { (k) } }
+                    @if let Some(why) = &r.reason { (why) }
+                }),
+            ])),
+        ))
         h2 { "Subject" }
         p { (form.subject.as_deref().unwrap_or(&title)) }
         h2 { "Text" }
@@ -1069,7 +1072,6 @@ async fn send_notice(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let request = NoticeRequest {
         body: form.body,
         subject: form.subject.filter(|s| !s.trim().is_empty()),
@@ -1077,10 +1079,10 @@ async fn send_notice(
         in_reply_to: None,
     };
     let n2 = n.clone();
-    let done = http
-        .desk
-        .run(move |cx| ops::notices::notify(cx, &me, &n2, &request))
-        .await?;
+    let done = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::notify(cx, me, &n2, &request)
+    })
+    .await?;
     let url = thread_url(n.as_str());
     let content = html! {
         h1 { "Notice queued" }
@@ -1093,24 +1095,18 @@ async fn send_notice(
 
 fn copies_table(copies: &[crate::outbox::QueuedCopy]) -> Markup {
     html! {
-        div.scroll {
-            table.list {
-                thead { tr { th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key / reason" } } }
-                tbody {
-                    @for c in copies {
-                        tr {
-                            td { (c.address) }
-                            td { (c.org) }
-                            td { span class=(format!("status {}", c.status)) { (c.status) } @if c.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }
-                            td {
-                                @if let Some(k) = &c.key_fingerprint { span.fpr { (k) } }
-                                @if let Some(r) = &c.reason { (r) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Recipient", "Organisation", "Status", "Key / reason"],
+            copies.iter().map(|c| (false, vec![
+                cell(html! { (c.address) }),
+                cell(html! { (c.org) }),
+                cell(html! { span class=(format!("status {}", c.status)) { (c.status) } @if c.kind == crate::store::outbox::CopyKind::Stub { " (key request)" } }),
+                cell(html! {
+                    @if let Some(k) = &c.key_fingerprint { span.fpr { (k) } }
+                    @if let Some(r) = &c.reason { (r) }
+                }),
+            ])),
+        ))
     }
 }
 
@@ -1122,12 +1118,11 @@ async fn release(
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
     let n = number(&n)?;
-    let me = s.actor();
     let n2 = n.clone();
-    let copies = http
-        .desk
-        .run(move |cx| ops::notices::release(cx, &me, Some(&n2)))
-        .await?;
+    let copies = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::release(cx, me, Some(&n2))
+    })
+    .await?;
     let released = copies.iter().filter(|c| c.status != "held").count();
     let content = html! {
         h1 { "Held copies" }
@@ -1145,15 +1140,12 @@ async fn message_page(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let (view, explanation) = http
-        .desk
-        .run(move |cx| {
-            let v = ops::messages::read(cx, &me, &reference)?;
-            let e = ops::messages::explain(cx, &me, &v.message.short_id)?;
-            Ok((v, e))
-        })
-        .await?;
+    let (view, explanation) = as_analyst(&http, &s, move |cx, me| {
+        let v = ops::messages::read(cx, me, &reference)?;
+        let e = ops::messages::explain(cx, me, &v.message.short_id)?;
+        Ok((v, e))
+    })
+    .await?;
     Ok(layout(
         view.message.subject.as_deref().unwrap_or("Message"),
         &s,
@@ -1256,12 +1248,11 @@ async fn message_html(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let html = http
-        .desk
-        .run(move |cx| ops::messages::html_source(cx, &me, &reference))
-        .await?
-        .unwrap_or_default();
+    let html = as_analyst(&http, &s, move |cx, me| {
+        ops::messages::html_source(cx, me, &reference)
+    })
+    .await?
+    .unwrap_or_default();
     let doc = mail_html::document(&mail_html::sanitize(&html));
     Ok((
         [
@@ -1288,17 +1279,11 @@ async fn message_raw(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let (short, raw) = http
-        .desk
-        .run(move |cx| {
-            let m = ops::messages::resolve(cx, &reference, ops::messages::Scope::Any)?;
-            Ok((
-                m.short_id.clone(),
-                ops::messages::raw(cx, &me, &m.short_id)?,
-            ))
-        })
-        .await?;
+    let (short, raw) = as_analyst(&http, &s, move |cx, me| {
+        let m = ops::messages::resolve(cx, &reference, ops::messages::Scope::Any)?;
+        Ok((m.short_id.clone(), ops::messages::raw(cx, me, &m.short_id)?))
+    })
+    .await?;
     Ok(super::download(
         raw,
         &format!("{short}.eml"),
@@ -1311,11 +1296,10 @@ async fn message_attachment(
     Analyst(s): Analyst,
     Path((reference, n)): Path<(String, usize)>,
 ) -> PageResult {
-    let me = s.actor();
-    let file = http
-        .desk
-        .run(move |cx| ops::messages::attachment(cx, &me, &reference, n))
-        .await?;
+    let file = as_analyst(&http, &s, move |cx, me| {
+        ops::messages::attachment(cx, me, &reference, n)
+    })
+    .await?;
     let name = super::safe_file_name(file.attachment.name.as_deref(), &file.message, n);
     Ok(super::download(
         file.bytes,
@@ -1332,11 +1316,7 @@ async fn quarantine_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let list = http
-        .desk
-        .run(move |cx| ops::quarantine::list(cx, &me, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| ops::quarantine::list(cx, me, page)).await?;
     let content = html! {
         h1 { "Quarantine" }
         p.summary { (list.total) " kept raw: they could not be parsed, opened or accepted." }
@@ -1366,11 +1346,10 @@ async fn quarantine_message(
     Analyst(s): Analyst,
     Path(reference): Path<String>,
 ) -> PageResult {
-    let me = s.actor();
-    let view = http
-        .desk
-        .run(move |cx| ops::quarantine::show(cx, &me, &reference))
-        .await?;
+    let view = as_analyst(&http, &s, move |cx, me| {
+        ops::quarantine::show(cx, me, &reference)
+    })
+    .await?;
     Ok(layout(
         "Quarantined message",
         &s,
@@ -1385,11 +1364,10 @@ async fn retry(
     PageForm(form): PageForm<CsrfForm>,
 ) -> PageResult {
     check_csrf(&s, &form.csrf)?;
-    let me = s.actor();
-    let r = http
-        .desk
-        .run(move |cx| ops::quarantine::retry(cx, &me, &reference))
-        .await?;
+    let r = as_analyst(&http, &s, move |cx, me| {
+        ops::quarantine::retry(cx, me, &reference)
+    })
+    .await?;
     let content = html! {
         h1 { @if r.released { "Released from quarantine" } @else { "Still in quarantine" } }
         p { "It was kept because: " (r.previous_reason) }
@@ -1413,17 +1391,16 @@ async fn outbox_page(
     Query(q): Query<OutboxQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
     let status = q.status.clone().filter(|s| !s.is_empty());
     let thread = match q.thread.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => Some(number(t)?),
         None => None,
     };
     let (st, th) = (status.clone(), thread.clone());
-    let list = http
-        .desk
-        .run(move |cx| ops::notices::outbox(cx, &me, th.as_ref(), st.as_deref(), false, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::notices::outbox(cx, me, th.as_ref(), st.as_deref(), false, page)
+    })
+    .await?;
     let mut base = "/outbox?".to_string();
     if let Some(st) = &status {
         base.push_str(&format!("status={}&", seg(st)));
@@ -1438,26 +1415,22 @@ async fn outbox_page(
             a href="/outbox" { "all" }
             @for st in ops::notices::STATUSES { a href=(format!("/outbox?status={st}")) { (st) } }
         }
-        div.scroll {
-            table.list {
-                thead { tr { th { "Thread" } th { "Recipient" } th { "Organisation" } th { "Status" } th { "Key" } th { "Attempts" } th { "Last reply / reason" } th { "Queued" } } }
-                tbody {
-                    @for e in &list.items {
-                        @let o = &e.copy;
-                        tr {
-                            td { a href=(thread_url(&o.thread)) { (o.thread) } }
-                            td { (o.address) }
-                            td { (o.org) }
-                            td { span class=(format!("status {}", o.status)) { (o.status) } }
-                            td.fpr { (o.key_fingerprint.as_deref().unwrap_or("-")) }
-                            td.num { (o.attempts) }
-                            td { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }
-                            td { (o.created_at) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["Thread", "Recipient", "Organisation", "Status", "Key", "Attempts", "Last reply / reason", "Queued"],
+            list.items.iter().map(|e| {
+                let o = &e.copy;
+                (false, vec![
+                    cell(html! { a href=(thread_url(&o.thread)) { (o.thread) } }),
+                    cell(html! { (o.address) }),
+                    cell(html! { (o.org) }),
+                    cell(html! { span class=(format!("status {}", o.status)) { (o.status) } }),
+                    fpr_cell(o.key_fingerprint.as_deref()),
+                    num_cell(o.attempts),
+                    cell(html! { (o.last_reply.as_deref().or(o.reason.as_deref()).unwrap_or("")) }),
+                    cell(html! { (o.created_at) }),
+                ])
+            }),
+        ))
         (pager(&list, &base, page.limit))
     };
     Ok(layout("Outbox", &s, content))
@@ -1469,29 +1442,22 @@ async fn audit_page(
     Query(q): Query<PageQuery>,
 ) -> PageResult {
     let page = page_at(q.offset);
-    let me = s.actor();
-    let list = http
-        .desk
-        .run(move |cx| ops::audit::list(cx, &me, None, page))
-        .await?;
+    let list = as_analyst(&http, &s, move |cx, me| {
+        ops::audit::list(cx, me, None, page)
+    })
+    .await?;
     let content = html! {
         h1 { "Audit trail" small { " (newest first)" } }
-        div.scroll {
-            table.list {
-                thead { tr { th { "When (UTC)" } th { "Who" } th { "What" } th { "Thread" } th { "Detail" } } }
-                tbody {
-                    @for e in &list.items {
-                        tr {
-                            td { (e.at) }
-                            td { (e.actor) }
-                            td { (e.action) }
-                            td { @if let Some(t) = &e.thread { a href=(thread_url(t)) { (t) } } }
-                            td { (e.detail) }
-                        }
-                    }
-                }
-            }
-        }
+        (list_table(
+            &["When (UTC)", "Who", "What", "Thread", "Detail"],
+            list.items.iter().map(|e| (false, vec![
+                cell(html! { (e.at) }),
+                cell(html! { (e.actor) }),
+                cell(html! { (e.action) }),
+                cell(html! { @if let Some(t) = &e.thread { a href=(thread_url(t)) { (t) } } }),
+                cell(html! { (e.detail) }),
+            ])),
+        ))
         (pager(&list, "/audit", page.limit))
     };
     Ok(layout("Audit", &s, content))
@@ -1562,6 +1528,11 @@ section.triage { border-left:4px solid var(--warn); padding-left:.8rem; }
   table.list thead { display:none; }
   table.list, table.list tbody, table.list tr, table.list td { display:block; width:100%; }
   table.list tr { border-bottom:1px solid var(--line); padding:.3rem 0; }
-  table.list td { border:0; padding:.1rem .3rem; font-size:.9rem; }
+  table.list td { border:0; padding:.1rem .3rem; font-size:.9rem; overflow-wrap:anywhere; }
+  table.list td.num { text-align:left; }
+  table.list td:empty { display:none; }
+  /* Each cell says which column it is: the heading travels in data-label. */
+  table.list td[data-label]::before { content:attr(data-label); display:inline-block; min-width:7.5rem; margin-right:.4rem; color:var(--muted); font-size:.8rem; }
+  .line1, .line2, .reason { overflow-wrap:anywhere; }
 }
 "#;

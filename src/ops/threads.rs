@@ -157,6 +157,13 @@ pub fn show(
     })
 }
 
+/// How many messages [`show`] pages through for thread `n` (a promoted report's: its case's),
+/// without the rest of the view: where the last page starts.
+pub fn message_count(cx: &Context, _actor: &Actor, n: &TrackingNumber) -> Result<usize, OpsError> {
+    let t = cx.thread(n)?;
+    Ok(cx.store().thread_messages_page(t.id, 0, 0)?.1)
+}
+
 /// One thread's summary: counts, last activity, waiting since, planned publication date.
 pub fn summary(
     cx: &Context,

@@ -2,7 +2,7 @@
 //! acting as one) did through `ops`; written in the transaction of the change it records
 //! whenever the change is a store write ([`Store::atomically`]).
 
-use super::sql::{Db, args};
+use super::sql::{Db, Row, args};
 use super::{Store, StoreError, time_text};
 use crate::tracking::TrackingNumber;
 use chrono::{DateTime, Utc};
@@ -67,6 +67,21 @@ pub(super) fn insert(db: &Db, a: &NewAudit) -> Result<i64, StoreError> {
     )
 }
 
+/// One row of `SELECT a.id, a.at, a.actor, a.action, a.thread, m.message_id, m.sha256,
+/// a.detail FROM audit a LEFT JOIN messages m ...` (the audit list and its pages).
+pub(super) fn audit_entry(r: &Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        thread: r.get(4)?,
+        message_id: r.get(5)?,
+        message_sha256: r.get(6)?,
+        detail: r.get(7)?,
+    })
+}
+
 impl Store {
     /// Writes one audit record (inside the caller's transaction when there is one).
     pub fn record_audit(&self, a: &NewAudit) -> Result<i64, StoreError> {
@@ -89,18 +104,7 @@ impl Store {
                                 WHERE c.number = ?1)
              ORDER BY a.id DESC LIMIT ?2",
             args![thread.map(TrackingNumber::as_str), limit],
-            |r| {
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    thread: r.get(4)?,
-                    message_id: r.get(5)?,
-                    message_sha256: r.get(6)?,
-                    detail: r.get(7)?,
-                })
-            },
+            audit_entry,
         )?;
         rows.reverse();
         Ok(rows)

@@ -150,6 +150,19 @@ CREATE TABLE inbound_attempts (
 ALTER TABLE messages ADD COLUMN raw_size INTEGER;
 ";
 
+/// Paged lists in received order (the triage queue, a thread's messages, the quarantine, see
+/// `store::pages`): the order and the page come from an index alone, without reading the
+/// messages themselves (their raw bytes). `messages_thread_received` serves every lookup by
+/// thread that `messages_thread` did. A thread's summary (first and last notice) reads its
+/// own sent Message-IDs, not all of them.
+pub(super) const LIST_ORDER: &str = "
+CREATE INDEX messages_received ON messages(received_at, id);
+CREATE INDEX messages_thread_received ON messages(thread_id, received_at, id);
+DROP INDEX messages_thread;
+CREATE INDEX threads_promoted_to ON threads(promoted_to);
+CREATE INDEX sent_message_ids_thread ON sent_message_ids(thread_id, created_at);
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -168,6 +181,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::vendors::MIGRATION,
     super::relays::MIGRATION,
     INSTANCES,
+    LIST_ORDER,
 ];
 
 #[cfg(test)]

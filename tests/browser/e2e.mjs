@@ -54,6 +54,54 @@ try {
   await see('Why it waits');
   await page.screenshot({ path: `${shots}/1-triage.png`, fullPage: true });
 
+  // A phone-sized screen (375 px) with the same session: nothing may be wider than the
+  // screen — neither the page nor a table scrolled inside it — and a table's cells, stacked
+  // one block per row, carry their column's heading as a visible label.
+  const phone = await browser.newContext({ viewport: { width: 375, height: 740 } });
+  await phone.addCookies(cookies);
+  const small = await phone.newPage();
+  small.setDefaultTimeout(20000);
+  small.on('request', (r) => requests.push(r.url()));
+  const narrow = async (path, shot, mustSee, labels) => {
+    step = `a narrow screen: ${path}`;
+    await small.goto(`${base}${path}`);
+    const body = await small.textContent('body');
+    if (!body.includes(mustSee)) throw new Error(`expected to see ${JSON.stringify(mustSee)}`);
+    const r = await small.evaluate(() => {
+      const width = window.innerWidth;
+      const wide = [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > width + 1 || e.scrollWidth > e.clientWidth + 1)
+        .filter((e) => getComputedStyle(e).overflowX !== 'hidden' && !['PRE', 'TEXTAREA', 'IFRAME'].includes(e.tagName))
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+      const cells = [...document.querySelectorAll('table.list td')];
+      const shown = cells.map((td) => ({
+        label: td.dataset.label || '',
+        before: getComputedStyle(td, '::before').content,
+        visible: td.getBoundingClientRect().width > 0,
+        right: td.getBoundingClientRect().right,
+      }));
+      const heads = [...document.querySelectorAll('table.list thead')]
+        .filter((h) => h.getBoundingClientRect().height > 0).length;
+      return { page: document.documentElement.scrollWidth, width, wide, shown, heads };
+    });
+    if (r.page > r.width) throw new Error(`${path} is ${r.page} px wide on a ${r.width} px screen`);
+    if (r.wide.length) throw new Error(`${path}: wider than the screen: ${r.wide.slice(0, 5).join(', ')}`);
+    if (r.heads) throw new Error(`${path}: table headings still shown on a narrow screen`);
+    const labelled = r.shown.filter((c) => c.visible);
+    for (const c of labelled) {
+      if (!c.label || c.before !== JSON.stringify(c.label)) {
+        throw new Error(`${path}: a cell without its visible label: ${JSON.stringify(c)}`);
+      }
+    }
+    for (const want of labels) {
+      if (!labelled.some((c) => c.label === want)) {
+        throw new Error(`${path}: no cell labelled ${JSON.stringify(want)} in ${JSON.stringify(labelled.map((c) => c.label))}`);
+      }
+    }
+    await small.screenshot({ path: `${shots}/${shot}.png`, fullPage: true });
+  };
+  await narrow('/', '6-narrow-triage', triaged, []);
+
   step = 'read the encrypted vendor message';
   await page.goto(caseUrl);
   await see('encrypted');
@@ -93,14 +141,10 @@ try {
   }
   await page.screenshot({ path: `${shots}/5-outbox.png`, fullPage: true });
 
-  step = 'a narrow screen';
-  const phone = await browser.newContext({ viewport: { width: 375, height: 740 } });
-  await phone.addCookies(cookies);
-  const small = await phone.newPage();
-  await small.goto(caseUrl);
-  const overflow = await small.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
-  await small.screenshot({ path: `${shots}/6-narrow.png`, fullPage: true });
-  if (overflow) throw new Error('the page is wider than a 375 px screen');
+  await narrow(`/threads/${encodeURIComponent(kase)}`, '7-narrow-thread', 'Outbox',
+    ['Organisation', 'Contact', 'Key', 'Recipient', 'Status', 'Attempts']);
+  await narrow('/threads', '8-narrow-threads', kase, ['Number', 'Planned publication']);
+  await narrow('/outbox', '9-narrow-outbox', 'Outbox', ['Thread', 'Recipient', 'Queued']);
 
   step = 'log out';
   await page.goto(`${base}/`);
