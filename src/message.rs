@@ -20,7 +20,7 @@ pub enum ParseError {
     #[error("not an email message: no header fields found")]
     NoHeaders,
     #[error(
-        "no From address (none, or none without blanks or control characters): cannot tell who wrote it"
+        "no From address (none, or only one with blanks or control characters inside): cannot tell who wrote it"
     )]
     NoFrom,
     #[error("MIME containers nested more than {0} deep (limits.max_nesting_depth)")]
