@@ -44,9 +44,6 @@ pub struct Rules {
     pub require_signed_vendor_statements: bool,
     /// What one message may cost (`[limits]`, `[policy] max_message_bytes`).
     pub limits: Limits,
-    /// New reports are acknowledged (at most this many per sender per UTC day).
-    pub ack_limit_per_sender_per_day: u32,
-    pub outbox: crate::config::OutboxConfig,
     /// Mail to this address is for the coordinator only: never relayed.
     pub private_address: Option<String>,
     /// Where sender authentication verdicts come from (`[authentication]`).
@@ -62,8 +59,6 @@ impl Rules {
             coordinator_address: s.config.coordinator.address.to_lowercase(),
             require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
             limits: s.config.limits(),
-            ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
-            outbox: s.config.outbox.clone(),
             private_address: s
                 .config
                 .coordinator
@@ -104,13 +99,19 @@ pub struct Outcome {
     /// In a case that relays its discussion: whether this message is relayed, or why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<String>,
-    /// For a new report: what became of its acknowledgment.
+    /// For a new report from a person: what became of its acknowledgment. The pipeline says
+    /// it is [`ACK_OWED`] (recorded with the report); the outbox composes and queues it
+    /// (`outbox::ack::queue_owed`), and `ops::ingest` reports what the outbox did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
     /// How routing reached its decision (always filled; printed by `route --dry-run`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
 }
+
+/// [`Outcome::acknowledgment`] of a new report as stored: its acknowledgment is owed, to be
+/// composed and queued by the outbox.
+pub const ACK_OWED: &str = "owed: composed and queued by the outbox";
 
 /// A vendor's status/statement found in a message (`ingest --json`: `claims`).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -178,18 +179,8 @@ struct Evaluation {
     outcome: Outcome,
     /// A delivery failure report about one of our copies: (its Message-ID, the diagnostic).
     bounced: Option<(String, String)>,
-    /// Keys read from the parsed message for what follows its commit.
-    keys: OfferedKeys,
-}
-
-/// Keys a message offers, read while it is parsed (it is parsed once).
-#[derive(Default)]
-struct OfferedKeys {
-    /// A new report's attached keys and Autocrypt headers, its decrypted content's included:
-    /// the reporter's key on first use.
-    reporter: Vec<Vec<u8>>,
-    /// The keys of Autocrypt headers for the From address (recorded as offers when the sender
-    /// is a known participant).
+    /// The keys of Autocrypt headers for the From address (recorded after the commit as
+    /// offers when the sender is a known participant).
     autocrypt: Vec<Vec<u8>>,
 }
 
@@ -333,11 +324,6 @@ impl Pipeline {
         self.refresh_keys()?;
         self.by_ref().dry_run(raw, source)
     }
-
-    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
-    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
-        self.by_ref().flush_pending_acks()
-    }
 }
 
 impl PipelineRef<'_> {
@@ -401,9 +387,9 @@ impl PipelineRef<'_> {
         Ok(self.stored(eval, committed, now))
     }
 
-    /// What follows the commit of an evaluated message: its outcome as stored, and for a new
-    /// report the acknowledgment it is owed (recorded with it, so a failure here repeats
-    /// later, never loses it) and the keys it offered.
+    /// What follows the commit of an evaluated message: its outcome as stored (for a new
+    /// report, that its acknowledgment is owed: recorded with it, paid by the outbox), and the
+    /// Autocrypt keys a known participant offered.
     fn stored(
         &mut self,
         eval: Evaluation,
@@ -419,9 +405,8 @@ impl PipelineRef<'_> {
         }
         outcome.thread = committed.thread;
         if !committed.duplicate {
-            outcome.acknowledgment =
-                self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
-            self.record_key_offers(&eval.message, eval.keys.autocrypt, now);
+            outcome.acknowledgment = ack_owed(&eval.message, &outcome);
+            self.record_key_offers(&eval.message, eval.autocrypt, now);
         }
         tracing::info!(
             source = %outcome.source,
@@ -597,7 +582,7 @@ impl PipelineRef<'_> {
                     message: m,
                     outcome,
                     bounced: None,
-                    keys: OfferedKeys::default(),
+                    autocrypt: Vec::new(),
                 };
                 Ok((eval, committed, true))
             }
@@ -829,8 +814,7 @@ impl PipelineRef<'_> {
         outcome.source = before.source;
         outcome.steps.clear();
         outcome.thread = committed.thread;
-        outcome.acknowledgment =
-            self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
+        outcome.acknowledgment = ack_owed(&eval.message, &outcome);
         tracing::info!(
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
             outcome = outcome.outcome,
@@ -855,34 +839,6 @@ impl PipelineRef<'_> {
             return;
         }
         crate::trust::keys::record_autocrypt_offers(self.store, from, offers, now);
-    }
-
-    /// A new report from a person is acknowledged right after its commit (the debt was
-    /// recorded with it, so a failure here repeats later, never loses it).
-    fn acknowledge_new_report(
-        &mut self,
-        message: &NewMessage,
-        outcome: &Outcome,
-        offered: &[Vec<u8>],
-        now: DateTime<Utc>,
-    ) -> Option<String> {
-        if message.automatic {
-            return None;
-        }
-        let Disposition::NewThread {
-            kind: Kind::Report, ..
-        } = &message.disposition
-        else {
-            return None;
-        };
-        let number = outcome.thread.as_ref()?;
-        Some(self.acknowledge(
-            number,
-            offered,
-            message.sender.as_deref(),
-            message.message_id.as_deref(),
-            now,
-        ))
     }
 
     /// The decision about one message, nothing written: it is read (no store), what the store
@@ -1007,152 +963,6 @@ impl PipelineRef<'_> {
         Ok(f)
     }
 
-    /// Binds keys the new reporter offered (attached, Autocrypt) to their contact, then queues
-    /// the acknowledgment. Failures are reported in the outcome, never fatal: the report itself
-    /// is already stored.
-    ///
-    /// The to-do was recorded with the report (`pending_acks`); it is cleared once the
-    /// acknowledgment is queued or can never be, and kept while the coordinator key is missing
-    /// (after `casegate init`, the next pipeline start sends it).
-    fn acknowledge(
-        &mut self,
-        number: &TrackingNumber,
-        offered: &[Vec<u8>],
-        sender: Option<&str>,
-        message_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> String {
-        let Some(coordinator) = self.keyring.coordinator().cloned() else {
-            return "not sent yet: no coordinator key (run `casegate init`)".into();
-        };
-        // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result = caught(|| {
-            self.acknowledge_with(&coordinator, number, offered, sender, message_id, now)
-        })
-        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
-        if let Ok(Some(t)) = self.store.thread(number)
-            && let Err(e) = self.store.clear_pending_ack(t.id)
-        {
-            tracing::warn!(report = %number, error = %e, "could not clear the pending acknowledgment; it may be sent twice");
-        }
-        result.unwrap_or_else(|e| {
-            tracing::warn!(report = %number, error = %e, "acknowledgment not queued");
-            format!("not sent: {e}")
-        })
-    }
-
-    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
-    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
-        if self.keyring.coordinator().is_none() {
-            return Ok(Vec::new());
-        }
-        let mut done = Vec::new();
-        for (thread_id, message_ref) in self.store.pending_acks()? {
-            let thread = self.store.thread_by_id(thread_id)?;
-            let record = self.store.message_record(message_ref)?;
-            let raw = self.store.raw_message(message_ref)?;
-            let limits = &self.rules.limits;
-            let offered = caught(|| {
-                let mut keys = message::offered_keys(&raw, limits);
-                if let Ok(Some(inner)) =
-                    open::open_with(&raw, self.keyring, limits).map(|o| o.inner)
-                {
-                    keys.extend(message::offered_keys(&inner, limits));
-                }
-                keys
-            })
-            .unwrap_or_default();
-            let result = self.acknowledge(
-                &thread.number,
-                &offered,
-                record.sender.as_deref(),
-                record.message_id.as_deref(),
-                Utc::now(),
-            );
-            tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
-            done.push((thread.number, result));
-        }
-        Ok(done)
-    }
-
-    fn acknowledge_with(
-        &mut self,
-        coordinator: &sequoia_openpgp::Cert,
-        number: &TrackingNumber,
-        offered: &[Vec<u8>],
-        sender: Option<&str>,
-        message_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<String, String> {
-        let sender = sender.ok_or("no sender address")?.to_string();
-        let thread = self
-            .store
-            .thread(number)
-            .map_err(|e| e.to_string())?
-            .ok_or("the new report vanished")?;
-        // Trust on first use, for a reporter we have never seen: the key they sent with the
-        // report (or one imported earlier for the address) is the one we answer to. For an
-        // address that already has a key elsewhere, a different one waits for an analyst.
-        let mut certs: Vec<sequoia_openpgp::Cert> = offered
-            .iter()
-            .flat_map(|bytes| crate::keyring::parse_certs(bytes).unwrap_or_default())
-            .collect();
-        for stored in self.store.certs().map_err(|e| e.to_string())? {
-            if stored.user_ids.iter().any(|u| {
-                u.to_lowercase().contains(&format!("<{sender}>")) || u.eq_ignore_ascii_case(&sender)
-            }) && let Ok(c) = <sequoia_openpgp::Cert as sequoia_openpgp::parse::Parse<
-                '_,
-                sequoia_openpgp::Cert,
-            >>::from_bytes(&stored.public_cert)
-            {
-                certs.push(c);
-            }
-        }
-        if !certs.is_empty() {
-            crate::trust::keys::offer(
-                self.store,
-                &sender,
-                &certs,
-                crate::trust::keys::Source::FirstUse,
-                crate::trust::keys::BindTo::Thread(thread.id),
-                Utc::now(),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        let reporter = self
-            .store
-            .contacts(thread.id)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|c| c.address == sender)
-            .ok_or("the reporter is not a contact of the new report")?;
-        let done = crate::outbox::ack::acknowledge(
-            self.store,
-            coordinator,
-            &thread,
-            &reporter,
-            message_id,
-            &crate::outbox::ack::AckPolicy {
-                from: &self.rules.coordinator_address,
-                outbox: &self.rules.outbox,
-                limit_per_day: self.rules.ack_limit_per_sender_per_day,
-            },
-            now,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(match done {
-            crate::outbox::ack::Acknowledged::Queued(c) => match c.key_fingerprint {
-                Some(k) => format!("queued, encrypted to {k}"),
-                None => {
-                    "queued, unencrypted (no key for the reporter; names only the number)".into()
-                }
-            },
-            crate::outbox::ack::Acknowledged::Limited { limit } => {
-                format!("not sent: {limit} acknowledgments already went to {sender} today")
-            }
-        })
-    }
-
     /// The threads the message names and the one it replies to (the sender's standing is
     /// added by [`PipelineRef::gather`]).
     fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
@@ -1185,6 +995,19 @@ impl PipelineRef<'_> {
         }
         Ok(k)
     }
+}
+
+/// [`Outcome::acknowledgment`] after the commit: [`ACK_OWED`] for a new report from a person
+/// (the store recorded the debt in the message's transaction, `store::file_disposition_tx`).
+fn ack_owed(message: &NewMessage, outcome: &Outcome) -> Option<String> {
+    let new_report = matches!(
+        message.disposition,
+        Disposition::NewThread {
+            kind: Kind::Report,
+            ..
+        }
+    );
+    (new_report && !message.automatic && outcome.thread.is_some()).then(|| ACK_OWED.to_string())
 }
 
 /// The record of a message casegate keeps only part of (see [`PipelineRef::process_partial`]).
@@ -1484,7 +1307,7 @@ fn decide(
             decide_opened(raw, r, opened, facts, rules, message, outcome)
         }
     };
-    eval.keys.autocrypt = r.autocrypt.clone();
+    eval.autocrypt = r.autocrypt.clone();
     eval
 }
 
@@ -1734,23 +1557,23 @@ fn decide_opened(
             .steps
             .push(format!("a new {kind} number is minted when stored"));
     }
-    // A new report's reporter is answered to the key it offers (trust on first use).
-    let mut keys = OfferedKeys::default();
+    // A new report's reporter is answered to the key it offers (trust on first use): the
+    // keys are recorded with the acknowledgment owed, for the outbox.
     if !message.automatic
         && let Disposition::NewThread {
             kind: Kind::Report, ..
         } = &message.disposition
     {
-        keys.reporter = message::offered_keys_of(&r.parsed);
+        message.offered_keys = message::offered_keys_of(&r.parsed);
         if let Some(inner) = &inner {
-            keys.reporter.extend(message::offered_keys_of(inner));
+            message.offered_keys.extend(message::offered_keys_of(inner));
         }
     }
     Evaluation {
         message,
         outcome,
         bounced: None,
-        keys,
+        autocrypt: Vec::new(),
     }
 }
 
@@ -1818,7 +1641,7 @@ fn delivery_report(
         message,
         outcome,
         bounced,
-        keys: OfferedKeys::default(),
+        autocrypt: Vec::new(),
     }
 }
 
@@ -2051,7 +1874,7 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
         message,
         outcome,
         bounced: None,
-        keys: OfferedKeys::default(),
+        autocrypt: Vec::new(),
     }
 }
 
@@ -2065,8 +1888,6 @@ mod tests {
             coordinator_address: "cert@example.test".into(),
             require_signed_vendor_statements: false,
             limits,
-            ack_limit_per_sender_per_day: 3,
-            outbox: Default::default(),
             private_address: None,
             sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(&Default::default())),
             require_authenticated_participants: false,

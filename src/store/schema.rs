@@ -163,6 +163,21 @@ CREATE INDEX threads_promoted_to ON threads(promoted_to);
 CREATE INDEX sent_message_ids_thread ON sent_message_ids(thread_id, created_at);
 ";
 
+/// The keys a new report's reporter offered (attached, Autocrypt), recorded with the debt of its
+/// acknowledgment in the report's own transaction, so the outbox that composes it later needs
+/// neither the raw message nor its decryption. Public keys only, removed with the debt. A debt
+/// recorded before this migration (`keys_recorded` 0) has its keys read again from the message.
+pub(super) const PENDING_ACK_KEYS: &str = "
+ALTER TABLE pending_acks ADD COLUMN keys_recorded INTEGER NOT NULL DEFAULT 0
+    CHECK (keys_recorded IN (0, 1));
+CREATE TABLE pending_ack_keys (
+    id        INTEGER PRIMARY KEY,
+    thread_id INTEGER NOT NULL REFERENCES pending_acks(thread_id),
+    offered   BLOB NOT NULL
+);
+CREATE INDEX pending_ack_keys_thread ON pending_ack_keys(thread_id);
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -182,6 +197,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     super::relays::MIGRATION,
     INSTANCES,
     LIST_ORDER,
+    PENDING_ACK_KEYS,
 ];
 
 #[cfg(test)]
