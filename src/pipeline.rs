@@ -1177,14 +1177,20 @@ fn read_all<'b>(
     reads
 }
 
-/// Decrypted bytes a read holds (its plaintext, and the signed part kept for a statement).
+/// Decrypted bytes a read holds (its plaintext and its parse, and the signed part kept for a
+/// statement).
 fn held_bytes(read: Option<&Read<'_>>) -> u64 {
     match read {
         Some(Read::Ok(r)) => match &r.content {
             Content::Opened(Ok(o)) => {
                 let inner = o.inner.as_ref().map_or(0, Vec::len);
                 let signed = o.signed_content.as_ref().map_or(0, Vec::len);
-                (inner + signed) as u64
+                // Its parse, owned: a copy of the bytes and of the decoded parts.
+                let parsed = o
+                    .inner_parsed
+                    .as_ref()
+                    .map_or(0, |m| 2 * m.raw_message().len());
+                (inner + signed + parsed) as u64
             }
             _ => 0,
         },
@@ -1303,9 +1309,7 @@ fn decide(
     let mut eval = match &r.content {
         Content::Report(report) => delivery_report(message, outcome, report, facts),
         Content::Opened(Err(e)) => quarantine(message, outcome, format!("cannot open: {e}")),
-        Content::Opened(Ok(opened)) => {
-            decide_opened(raw, r, opened, facts, rules, message, outcome)
-        }
+        Content::Opened(Ok(opened)) => decide_opened(r, opened, facts, rules, message, outcome),
     };
     eval.autocrypt = r.autocrypt.clone();
     eval
@@ -1313,7 +1317,6 @@ fn decide(
 
 /// [`decide`] for a message opened (decrypted and verified as far as it goes).
 fn decide_opened(
-    raw: &[u8],
     r: &Reading<'_>,
     opened: &open::Opened,
     facts: &StoreFacts,
@@ -1335,21 +1338,26 @@ fn decide_opened(
             outcome.notes.push(format!("partly encrypted: {reason}"));
         }
     }
-    // The one parse of what was decrypted; say so when it is not readable as MIME.
-    let inner = match opened
-        .inner
-        .as_deref()
-        .map(|b| message::parse_mime(b, limits))
-    {
-        Some(Ok(m)) => Some(m),
-        Some(Err(e)) => {
-            outcome
-                .notes
-                .push(format!("decrypted content unreadable: {e}"));
-            None
-        }
-        None => None,
-    };
+    // The one parse of what was decrypted: `open`'s when it made one (PGP/MIME), else here
+    // (an entity `open` built); say so when it is not readable as MIME.
+    let parsed_here;
+    let inner: Option<&mail_parser::Message<'_>> =
+        match (opened.inner_parsed.as_deref(), opened.inner.as_deref()) {
+            (Some(m), _) => Some(m),
+            (None, Some(bytes)) => match message::parse_mime(bytes, limits) {
+                Ok(m) => {
+                    parsed_here = m;
+                    Some(&parsed_here)
+                }
+                Err(e) => {
+                    outcome
+                        .notes
+                        .push(format!("decrypted content unreadable: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
     let (input, subject) = route_input(r, opened, rules);
     if subject != outer.subject {
         message.subject = subject.clone();
@@ -1458,7 +1466,12 @@ fn decide_opened(
     };
 
     if let (Some(thread), Disposition::Post { .. }) = (target, &message.disposition) {
-        let entity = opened.inner.as_deref().unwrap_or(raw);
+        // What the reader sees: the decrypted content (none when it is unreadable), else the
+        // message itself.
+        let entity = match &opened.inner {
+            Some(_) => inner,
+            None => Some(&r.parsed),
+        };
         // A vendor's status and statement; with signatures required, only one signed by a
         // key of the vendor's organization counts, anything else is flagged.
         if !message.automatic {
@@ -1652,7 +1665,7 @@ fn vendor_claims(
     thread: &Thread,
     from: Option<&str>,
     subject: Option<&str>,
-    entity: &[u8],
+    entity: Option<&mail_parser::Message<'_>>,
     opened: &open::Opened,
     facts: &StoreFacts,
     rules: &Rules,
@@ -1660,9 +1673,8 @@ fn vendor_claims(
     if from.is_none() || facts.vendor_orgs.is_empty() {
         return Vec::new();
     }
-    let text = message::readable(entity)
-        .ok()
-        .and_then(|r| r.text)
+    let text = entity
+        .and_then(|m| message::readable_of(m).text)
         .unwrap_or_default();
     let parsed = crate::statement::parse(subject, &text);
     if parsed.is_empty() {
@@ -2350,6 +2362,69 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
             "{:?}",
             done.outcomes
         );
+    }
+
+    /// An encrypted message from `from` (PGP/MIME, signed inside), to the coordinator.
+    fn sealed_mail(coordinator: &sequoia_openpgp::Cert, from: &str, body: &str) -> Vec<u8> {
+        use crate::outbox::compose::{Notice, seal_for, sign_notice};
+        let now = std::time::SystemTime::now();
+        let notice = Notice {
+            thread: CASE,
+            subject: "status",
+            body,
+            in_reply_to: None,
+            automatic: false,
+        };
+        let from = crate::header::AddrSpec::parse(from).unwrap();
+        let to = crate::header::AddrSpec::parse("cert@example.test").unwrap();
+        let signed = sign_notice(&notice, coordinator, &from, now).unwrap();
+        let public = coordinator.clone().strip_secret_key_material();
+        seal_for(&signed, &to, &public, now).unwrap().bytes
+    }
+
+    /// Each message and its decrypted content are parsed by mail-parser once on the ingest
+    /// path: `open` hands out its parse of the decrypted entity, and the decision (routing,
+    /// the vendor's statement read from the decrypted text, offered keys) reads that.
+    #[test]
+    fn decrypted_content_is_parsed_once() {
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let raw = sealed_mail(
+            &coordinator,
+            "psirt@foocorp.example",
+            "Status: not affected\n",
+        );
+        let keyring = Keyring::new(Some(coordinator), Vec::new());
+        let rules = rules(Limits::default());
+        let before = message::parses_on_this_thread();
+        let read = read_message(&raw, &keyring, &rules);
+        let e = decide(
+            &raw,
+            maildir("m"),
+            Utc::now(),
+            &read,
+            &case_facts(false),
+            &rules,
+        );
+        assert_eq!(
+            message::parses_on_this_thread() - before,
+            2,
+            "the message, then its decrypted content"
+        );
+        assert!(e.outcome.encrypted, "{:?}", e.outcome);
+        assert!(matches!(
+            e.message.disposition,
+            Disposition::Post { thread_id: 7 }
+        ));
+        // The statement is read from the decrypted text (its parse by `open`).
+        assert_eq!(e.message.claims.len(), 1, "{:?}", e.outcome);
+        assert_eq!(e.message.claims[0].status.as_deref(), Some("not affected"));
+
+        // The whole path through the store too: gathering, deciding, storing.
+        let mut p = Pipeline::new(Store::open_in_memory().unwrap(), keyring, rules);
+        let before = message::parses_on_this_thread();
+        let o = p.process(&raw, maildir("n")).unwrap();
+        assert_eq!(message::parses_on_this_thread() - before, 2, "{o:?}");
+        assert!(o.encrypted);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use super::{Actor, Context, OpsError};
 use crate::intake::Intake;
+use crate::outbox::ack::OwedAck;
 use crate::pipeline::Outcome;
 use crate::store::MessageSource;
-use crate::outbox::ack::OwedAck;
 
 /// Parses, opens, routes and durably stores one message; returns after the commit. Its audit
 /// record (action `ingest`, by `actor`) is written in the same transaction; a duplicate

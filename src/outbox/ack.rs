@@ -298,6 +298,10 @@ fn pay_one(
     };
     // The sender's keys are parsed here: a panic costs the acknowledgment, not the caller.
     let Ok(mut certs) = caught(|| {
+        #[cfg(test)]
+        if offered.iter().any(|k| k == tests::PANIC_ON_PARSE) {
+            panic!("a key that sequoia cannot take");
+        }
         offered
             .iter()
             .flat_map(|bytes| crate::keyring::parse_certs(bytes).unwrap_or_default())
@@ -395,4 +399,191 @@ fn offered_keys_in(raw: &[u8], keyring: &Keyring) -> Vec<Vec<u8>> {
 /// `f`, with a panic caught.
 fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| ())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::outbox::OutboxFilter;
+    use crate::store::{Disposition, MessageSource, NewMessage, NewParticipant};
+    use crate::tracking::Kind;
+
+    /// An offered "key" that makes the key parsing panic (tests only).
+    pub(crate) const PANIC_ON_PARSE: &[u8] = b"casegate-test: panic while parsing this key";
+
+    /// Stores a new report from `from` (as the pipeline would: the debt and the offered keys in
+    /// its transaction); its thread id.
+    fn report(store: &mut Store, from: &str, offered: Vec<Vec<u8>>) -> i64 {
+        let raw = format!("From: {from}\r\nSubject: a report\r\n\r\nText\r\n");
+        let m = NewMessage {
+            message_id: Some(format!("<{from}>")),
+            sender: Some(from.into()),
+            reason: "new report".into(),
+            offered_keys: offered,
+            ..NewMessage::inbound(
+                raw.as_bytes(),
+                MessageSource::Stdin,
+                Utc::now(),
+                Disposition::NewThread {
+                    kind: Kind::Report,
+                    title: "a report".into(),
+                    participant: Some(NewParticipant {
+                        org: from.into(),
+                        role: "reporter".into(),
+                        address: from.into(),
+                    }),
+                },
+            )
+        };
+        let c = store.commit_message(&m).unwrap();
+        store.thread(&c.thread.unwrap()).unwrap().unwrap().id
+    }
+
+    fn copies(store: &Store) -> Vec<crate::store::outbox::OutboxRow> {
+        store.outbox_rows(&OutboxFilter::default()).unwrap()
+    }
+
+    fn policy(config: &OutboxConfig) -> AckPolicy<'_> {
+        AckPolicy {
+            from: "cert@example.test",
+            outbox: config,
+            limit_per_day: 5,
+        }
+    }
+
+    #[test]
+    fn an_owed_acknowledgment_waits_for_the_key_then_goes_once_encrypted_to_the_offered_key() {
+        crate::store::testing::for_each_backend(|mut s| {
+            let config = OutboxConfig::default();
+            let reporter =
+                crate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
+            let offered = crate::keyring::public_bytes(&reporter);
+            let rita = report(&mut s, "rita@reporter.example", vec![offered]);
+            let plain = report(&mut s, "flo@reporter.example", Vec::new());
+            assert_eq!(s.pending_acks().unwrap().len(), 2);
+
+            // No coordinator key: nothing is queued, both stay owed.
+            let none =
+                queue_owed(&mut s, &Keyring::new(None, Vec::new()), &policy(&config)).unwrap();
+            assert_eq!(none.len(), 2);
+            assert!(
+                none.iter()
+                    .all(|o| o.owed && o.result == NO_COORDINATOR_KEY),
+                "{none:?}"
+            );
+            assert!(copies(&s).is_empty());
+            assert_eq!(s.pending_acks().unwrap().len(), 2);
+
+            let coordinator =
+                crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+            let keyring = Keyring::new(Some(coordinator), Vec::new());
+            let paid = queue_owed(&mut s, &keyring, &policy(&config)).unwrap();
+            assert_eq!(paid.len(), 2);
+            assert!(paid.iter().all(|o| !o.owed), "{paid:?}");
+            let fpr = reporter.fingerprint().to_hex();
+            let by = |t: i64| {
+                paid.iter()
+                    .find(|o| o.thread_id == t)
+                    .unwrap()
+                    .result
+                    .clone()
+            };
+            assert_eq!(by(rita), format!("queued, encrypted to {fpr}"));
+            assert!(
+                by(plain).starts_with("queued, unencrypted"),
+                "{}",
+                by(plain)
+            );
+            let rows = copies(&s);
+            assert_eq!(rows.len(), 2);
+            let to_rita = rows
+                .iter()
+                .find(|r| r.address == "rita@reporter.example")
+                .unwrap();
+            assert_eq!(to_rita.key_fingerprint.as_deref(), Some(fpr.as_str()));
+            assert!(s.pending_acks().unwrap().is_empty());
+            assert_eq!(s.pending_ack_keys(rita).unwrap(), None);
+
+            // Paid is paid: nothing owed, nothing queued again.
+            assert!(
+                queue_owed(&mut s, &keyring, &policy(&config))
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(copies(&s).len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_panic_on_an_offered_key_costs_that_acknowledgment_only() {
+        crate::store::testing::for_each_backend(|mut s| {
+            let config = OutboxConfig::default();
+            let bad = report(
+                &mut s,
+                "bad@reporter.example",
+                vec![PANIC_ON_PARSE.to_vec()],
+            );
+            let good = report(&mut s, "good@reporter.example", Vec::new());
+            let coordinator =
+                crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+            let keyring = Keyring::new(Some(coordinator), Vec::new());
+            let paid = queue_owed(&mut s, &keyring, &policy(&config)).unwrap();
+            let by = |t: i64| paid.iter().find(|o| o.thread_id == t).unwrap();
+            assert_eq!(
+                by(bad).result,
+                "not sent: internal error while reading the keys it offered"
+            );
+            assert!(!by(bad).owed, "dropped, not tried every second forever");
+            assert!(by(good).result.starts_with("queued"), "{paid:?}");
+            let rows = copies(&s);
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].address, "good@reporter.example");
+            assert!(s.pending_acks().unwrap().is_empty());
+            // The store is usable afterwards: no transaction was left open by the panic.
+            report(&mut s, "after@reporter.example", Vec::new());
+            assert_eq!(s.pending_acks().unwrap().len(), 1);
+        });
+    }
+
+    /// Two processes paying the same debts at once (two instances on PostgreSQL; two
+    /// connections to one SQLite file): each acknowledgment is queued exactly once.
+    #[test]
+    fn two_payers_at_once_queue_each_acknowledgment_once() {
+        crate::store::testing::for_each_shared_backend(|open| {
+            const REPORTS: usize = 6;
+            let mut s = open();
+            for i in 0..REPORTS {
+                report(&mut s, &format!("r{i}@reporter.example"), Vec::new());
+            }
+            let coordinator =
+                crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+            let results: Vec<Vec<OwedAck>> = std::thread::scope(|scope| {
+                let payers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let coordinator = coordinator.clone();
+                        scope.spawn(move || {
+                            let mut store = open();
+                            let config = OutboxConfig::default();
+                            let keyring = Keyring::new(Some(coordinator), Vec::new());
+                            queue_owed(&mut store, &keyring, &policy(&config)).unwrap()
+                        })
+                    })
+                    .collect();
+                payers.into_iter().map(|p| p.join().unwrap()).collect()
+            });
+            let rows = copies(&s);
+            assert_eq!(rows.len(), REPORTS, "{rows:?}");
+            let mut addresses: Vec<&str> = rows.iter().map(|r| r.address.as_str()).collect();
+            addresses.dedup();
+            assert_eq!(addresses.len(), REPORTS);
+            assert!(s.pending_acks().unwrap().is_empty());
+            let queued_here = results
+                .iter()
+                .flatten()
+                .filter(|o| o.result.starts_with("queued,"))
+                .count();
+            assert_eq!(queued_here, REPORTS, "{results:?}");
+            assert!(results.iter().flatten().all(|o| !o.owed), "{results:?}");
+        });
+    }
 }

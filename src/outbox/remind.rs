@@ -144,7 +144,7 @@ pub fn send_reminders(
                 reminder: true,
                 at: None,
                 ack_of: None,
-        },
+            },
         )?;
         sent.extend(copies);
     }

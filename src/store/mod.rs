@@ -2469,6 +2469,7 @@ INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO 
         source
             .commit_message(&NewMessage {
                 sender: Some("new@x.test".into()),
+                offered_keys: vec![b"\x99offered key".to_vec()],
                 ..msg(
                     b"a new report",
                     Disposition::NewThread {
