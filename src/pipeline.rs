@@ -2427,6 +2427,53 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
         assert!(o.encrypted);
     }
 
+    /// A new report's acknowledgment is only recorded as owed, with the keys its reporter
+    /// offered, in the report's transaction: the pipeline composes and queues nothing (the
+    /// outbox does, `outbox::ack::queue_owed`).
+    #[test]
+    fn a_new_report_records_its_acknowledgment_as_owed_and_queues_nothing() {
+        use sequoia_openpgp::serialize::SerializeInto;
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let reporter = crate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
+        let armored = String::from_utf8(reporter.armored().to_vec().unwrap()).unwrap();
+        let raw = format!(
+            "From: rita@reporter.example\r\nTo: cert@example.test\r\nSubject: a bug\r\n\
+Message-ID: <r1@reporter.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+Details\r\n--b\r\nContent-Type: application/pgp-keys\r\n\
+Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\r\n"
+        );
+        let mut p = Pipeline::new(
+            Store::open_in_memory().unwrap(),
+            Keyring::new(Some(coordinator), Vec::new()),
+            rules(Limits::default()),
+        );
+        let before = p.store().commits();
+        let o = p.process(raw.as_bytes(), maildir("r1")).unwrap();
+        assert_eq!(o.outcome, "routed", "{o:?}");
+        assert_eq!(o.acknowledgment.as_deref(), Some(ACK_OWED));
+        assert_eq!(
+            p.store().commits() - before,
+            2,
+            "the try, then the report with its debt"
+        );
+        let rows = p
+            .store()
+            .outbox_rows(&crate::store::outbox::OutboxFilter::default())
+            .unwrap();
+        assert!(rows.is_empty(), "{rows:?}");
+        let owed = p.store().pending_acks().unwrap();
+        assert_eq!(owed.len(), 1);
+        let keys = p.store().pending_ack_keys(owed[0].0).unwrap().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+        // A duplicate owes nothing more.
+        let again = p.process(raw.as_bytes(), maildir("r1-again")).unwrap();
+        assert_eq!(again.outcome, "duplicate");
+        assert_eq!(again.acknowledgment, None);
+        assert_eq!(p.store().pending_acks().unwrap().len(), 1);
+    }
+
     #[test]
     fn a_panic_becomes_its_message() {
         assert_eq!(caught(|| 7), Ok(7));

@@ -514,6 +514,60 @@ pub(crate) mod tests {
         });
     }
 
+    /// A debt recorded before the keys were kept with it (a store migrated with acknowledgments
+    /// owed): the keys are read from the stored message, and the acknowledgment is encrypted
+    /// to the one attached.
+    #[test]
+    fn a_debt_from_before_recorded_keys_reads_them_from_the_message() {
+        crate::store::testing::for_each_backend(|mut s| {
+            use sequoia_openpgp::serialize::SerializeInto;
+            let config = OutboxConfig::default();
+            let reporter =
+                crate::keyring::generate_coordinator_key("old@reporter.example").unwrap();
+            let armored = String::from_utf8(reporter.armored().to_vec().unwrap()).unwrap();
+            let raw = format!(
+                "From: old@reporter.example\r\nSubject: a report\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+Text\r\n--b\r\nContent-Type: application/pgp-keys\r\n\
+Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\r\n"
+            );
+            let m = NewMessage {
+                sender: Some("old@reporter.example".into()),
+                reason: "new report".into(),
+                ..NewMessage::inbound(
+                    raw.as_bytes(),
+                    MessageSource::Stdin,
+                    Utc::now(),
+                    Disposition::NewThread {
+                        kind: Kind::Report,
+                        title: "a report".into(),
+                        participant: Some(NewParticipant {
+                            org: "old@reporter.example".into(),
+                            role: "reporter".into(),
+                            address: "old@reporter.example".into(),
+                        }),
+                    },
+                )
+            };
+            let c = s.commit_message(&m).unwrap();
+            let thread = s.thread(&c.thread.unwrap()).unwrap().unwrap().id;
+            assert_eq!(s.pending_ack_keys(thread).unwrap(), Some(Vec::new()));
+            s.forget_recorded_ack_keys(thread).unwrap();
+            assert_eq!(s.pending_ack_keys(thread).unwrap(), None);
+            let coordinator =
+                crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+            let keyring = Keyring::new(Some(coordinator), Vec::new());
+            let paid = queue_owed(&mut s, &keyring, &policy(&config)).unwrap();
+            let fpr = reporter.fingerprint().to_hex();
+            assert_eq!(
+                paid[0].result,
+                format!("queued, encrypted to {fpr}"),
+                "{paid:?}"
+            );
+            assert!(s.pending_acks().unwrap().is_empty());
+        });
+    }
+
     #[test]
     fn a_panic_on_an_offered_key_costs_that_acknowledgment_only() {
         crate::store::testing::for_each_backend(|mut s| {

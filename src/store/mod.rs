@@ -1358,6 +1358,23 @@ impl Store {
         )?))
     }
 
+    /// Makes the debt of report `thread_id` look as one recorded before its keys were (tests
+    /// of stores migrated with debts owed).
+    #[cfg(test)]
+    pub(crate) fn forget_recorded_ack_keys(&mut self, thread_id: i64) -> Result<(), StoreError> {
+        self.db.write(|db| {
+            db.execute(
+                "DELETE FROM pending_ack_keys WHERE thread_id = ?1",
+                args![thread_id],
+            )?;
+            db.execute(
+                "UPDATE pending_acks SET keys_recorded = 0 WHERE thread_id = ?1",
+                args![thread_id],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The acknowledgment of this report can never be queued (or is, by another process):
     /// forget the to-do. `false` when it was not owed (any more).
     pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<bool, StoreError> {
