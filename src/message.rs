@@ -418,7 +418,7 @@ pub fn readable_of(msg: &Message<'_>) -> Readable {
         .iter()
         .filter_map(|&id| msg.part(id))
         .any(|p| matches!(p.body, mail_parser::PartType::Html(_)));
-    let attachments = listed_attachments(&msg)
+    let attachments = listed_attachments(msg)
         .into_iter()
         .enumerate()
         .map(|(i, part)| describe_attachment(i + 1, part))
