@@ -2512,6 +2512,49 @@ Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\
         assert_eq!(p.store().pending_acks().unwrap().len(), 1);
     }
 
+    /// A key the reporter attached inside the encryption is found in `open`'s parse of the
+    /// decrypted content (not parsed again) and recorded with the acknowledgment owed.
+    #[test]
+    fn a_key_offered_inside_the_encryption_is_recorded_with_the_debt() {
+        use sequoia_openpgp::serialize::SerializeInto;
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let reporter = crate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
+        let key = String::from_utf8(reporter.armored().to_vec().unwrap()).unwrap();
+        let inner = format!(
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+--i\r\nContent-Type: text/plain\r\n\r\nDetails\r\n--i\r\nContent-Type: application/pgp-keys\r\n\
+Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{key}\r\n--i--\r\n"
+        );
+        let public = coordinator.clone().strip_secret_key_material();
+        let sealed = crate::open::tests::encrypt_sign(&public, None, inner.as_bytes());
+        let sealed = String::from_utf8_lossy(&sealed).replace('\n', "\r\n");
+        let raw = format!(
+            "From: rita@reporter.example\r\nTo: cert@example.test\r\nSubject: ...\r\n\
+Message-ID: <e1@reporter.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
+--b\r\nContent-Type: application/octet-stream\r\n\r\n{sealed}\r\n--b--\r\n"
+        );
+        let mut p = Pipeline::new(
+            Store::open_in_memory().unwrap(),
+            Keyring::new(Some(coordinator), Vec::new()),
+            rules(Limits::default()),
+        );
+        let before = message::parses_on_this_thread();
+        let o = p.process(raw.as_bytes(), maildir("e1")).unwrap();
+        assert_eq!(message::parses_on_this_thread() - before, 2, "{o:?}");
+        assert!(o.encrypted, "{o:?}");
+        assert_eq!(o.outcome, "routed", "{o:?}");
+        assert_eq!(o.acknowledgment.as_deref(), Some(ACK_OWED));
+        let owed = p.store().pending_acks().unwrap();
+        let keys = p.store().pending_ack_keys(owed[0].0).unwrap().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            crate::keyring::parse_certs(&keys[0]).unwrap()[0].fingerprint(),
+            reporter.fingerprint()
+        );
+    }
+
     #[test]
     fn a_panic_becomes_its_message() {
         assert_eq!(caught(|| 7), Ok(7));

@@ -1258,4 +1258,4 @@ fn non_mime_headers(msg: &Message<'_>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
