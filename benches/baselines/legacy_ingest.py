@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-# casegate project copy of the coordinators' legacy ingest, used as the baseline of benches/ingest_pgp.rs.
+# casegate project copy of the coordinators' legacy ingest, used as the baseline of benches/ingest_pgp.rs
+# and benches/ingest_mixed.rs.
 """Baseline for ingest benchmarks: how coordinators' in-house scripts handle mail today.
 
 Python's `email` parses each message, `gpg` is run as a subprocess for every encrypted or
 signed part (as Request Tracker, Znuny and Schleuder do), a regex finds the tracking number,
-and each message is committed to SQLite. Usage:
+and each message is committed to SQLite. Every kind of a coordinator's mail is handled: plain,
+PGP/MIME (multipart/encrypted: decrypt and verify), multipart/signed (verify the detached
+signature over the signed entity), inline PGP (an armored message or a cleartext signature in a
+text body). Usage:
 
-    legacy_ingest.py --gnupghome DIR --db FILE MESSAGE.eml|MAILDIR ...
+    legacy_ingest.py --gnupghome DIR --db FILE [--per-message-times] MESSAGE.eml|MAILDIR ...
 
 GNUPGHOME must hold the coordinator's secret key and the participants' public keys.
 Prints `N messages in S s (R msg/s); D decrypted, G good signatures` on the last line: N counts
 every message read, D and G only those gpg really decrypted / verified, so a caller can tell a
-fast run from a failing one.
+fast run from a failing one. With --per-message-times, a line `time FILE SECONDS` per message
+comes first (measured inside the loop, printed after it).
 """
 import argparse, email, email.policy, hashlib, os, re, sqlite3, subprocess, sys, tempfile, time
 
@@ -70,13 +75,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gnupghome", required=True)
     ap.add_argument("--db", required=True)
+    ap.add_argument("--per-message-times", action="store_true")
     ap.add_argument("paths", nargs="+")
     a = ap.parse_args()
     db = sqlite3.connect(a.db)
     db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, message_id TEXT, sha256 TEXT UNIQUE, "
                "thread TEXT, encrypted INT, signature TEXT, subject TEXT, raw BLOB)")
-    n, decrypted, good, t0 = 0, 0, 0, time.perf_counter()
+    n, decrypted, good, times, t0 = 0, 0, 0, [], time.perf_counter()
     for path in files(a.paths):
+        t1 = time.perf_counter()
         raw = open(path, "rb").read()
         msg, enc, sig = open_message(raw, a.gnupghome)
         subject = str(msg.get("Subject", ""))
@@ -89,7 +96,11 @@ def main():
         n += 1
         decrypted += int(enc)
         good += int(sig == "good")
+        times.append((path, time.perf_counter() - t1))
     dt = time.perf_counter() - t0
+    if a.per_message_times:
+        for path, t in times:
+            print(f"time {path} {t:.6f}")
     print(f"{n} messages in {dt:.2f} s ({n / dt if dt else 0:.1f} msg/s); "
           f"{decrypted} decrypted, {good} good signatures")
 
