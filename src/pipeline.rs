@@ -2317,6 +2317,44 @@ Message-ID: <r{i}@example.net>\r\n\r\nDetails {i}.\r\n"
             .unwrap()
     }
 
+    /// What the store does for one more message from a sender does not grow with how many
+    /// the sender sent before: an initial sync of years of one PSIRT's mail stays linear.
+    /// Counted in SQLite's own steps, not time. (Each message after the first opens a new
+    /// ticket for a known participant, the heaviest plain path: a thread, its participant, its
+    /// contact, and the sender's standing read for routing.)
+    #[test]
+    fn a_message_costs_the_store_the_same_however_many_the_sender_sent_before() {
+        let mut p = pipeline(Limits::default());
+        let mail = |i: usize| {
+            format!(
+                "From: psirt@vendor.example\r\nTo: cert@example.test\r\nSubject: issue {i}\r\n\
+Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
+            )
+            .into_bytes()
+        };
+        let mut batch_steps = Vec::new();
+        for b in 0..12 {
+            let batch: Vec<(Vec<u8>, String)> = (b * 50..(b + 1) * 50)
+                .map(|i| (mail(i), format!("{i}.eml")))
+                .collect();
+            let before = p.store().sqlite_steps();
+            let done = p.process_batch(whole(
+                batch.iter().map(|(r, n)| (r.clone(), n.as_str())).collect(),
+            ));
+            assert!(done.failure.is_none(), "{:?}", done.failure);
+            assert!(done.outcomes.iter().all(|o| o.outcome == "routed"));
+            batch_steps.push(p.store().sqlite_steps() - before);
+        }
+        // The first batch holds the new report; from the second on, 50 new tickets each.
+        let (early, late) = (batch_steps[1], batch_steps[11]);
+        assert!(early > 0, "steps are counted");
+        assert!(
+            late * 2 <= early * 3,
+            "SQLite steps per batch of 50 grew from {early} (messages 51-100) to {late} \
+             (551-600): a query walks the sender's history; all: {batch_steps:?}"
+        );
+    }
+
     /// Group commit: a batch costs one transaction for its tries and one for all of it,
     /// where the same messages one at a time cost two each; and it decides exactly as one at a
     /// time would (the second mail of a reporter sees the first one's report).

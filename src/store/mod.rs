@@ -371,7 +371,8 @@ impl NewMessage {
 pub struct SenderStanding {
     /// The threads asked about that the sender is a contact of.
     pub among: Vec<i64>,
-    /// The first thread it is a contact of anywhere, and that participant's organization.
+    /// The first thread it became a contact of (its oldest contact entry), and that
+    /// participant's organization.
     pub first: Option<(i64, String)>,
 }
 
@@ -624,6 +625,13 @@ impl Store {
     /// for tests and benchmarks of group commit.
     pub fn commits(&self) -> u64 {
         self.db.commits()
+    }
+
+    /// SQLite virtual-machine steps this store has run since it was opened (0 on PostgreSQL):
+    /// the store's work independent of the machine's speed, for tests that a per-message cost
+    /// does not grow with what is already stored.
+    pub fn sqlite_steps(&self) -> u64 {
+        self.db.steps()
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -1033,9 +1041,10 @@ impl Store {
     }
 
     /// Where `address` stands, for routing a message from it: those of `threads` it is a
-    /// contact of, and the first thread it is a contact of anywhere (lowest id) with that
-    /// participant's organization. A bounded read, however many threads a prolific sender is in
-    /// (see [`Store::participations`] for all of them).
+    /// contact of, and the first thread it became a contact of anywhere (its oldest contact
+    /// entry, found in the index by address) with that participant's organization. A bounded
+    /// read, however many threads a prolific sender is in (see [`Store::participations`] for
+    /// all of them).
     pub fn sender_standing(
         &self,
         address: &str,
@@ -1059,7 +1068,7 @@ impl Store {
             .row(
                 "SELECT p.thread_id, p.org FROM contacts c
                  JOIN participants p ON p.id = c.participant_id
-                 WHERE c.address = ?1 ORDER BY p.thread_id LIMIT 1",
+                 WHERE c.address = ?1 ORDER BY c.participant_id LIMIT 1",
                 args![address],
             )?
             .map(|r| Ok::<_, StoreError>((r.get::<i64>(0)?, r.get::<String>(1)?)))
@@ -2093,6 +2102,12 @@ mod tests {
             assert_eq!(got.first.map(|(id, _)| id), Some(ids[1]));
             let got = s.sender_standing("nobody@foo.example", &ids).unwrap();
             assert!(got.among.is_empty() && got.first.is_none());
+            // First is the oldest contact entry, not the lowest thread: a sender added later
+            // to an older thread keeps the organization it first came with.
+            s.add_participant(ids[0], "Other", "vendor", "psirt@foo.example", None)
+                .unwrap();
+            let got = s.sender_standing("psirt@foo.example", &[]).unwrap();
+            assert_eq!(got.first, Some((ids[1], "FooCorp".to_string())));
         });
     }
 

@@ -224,6 +224,10 @@ pub(crate) struct Db {
     /// Transactions committed on this connection (not savepoints): what group commit saves is
     /// visible to tests and benchmarks.
     commits: Cell<u64>,
+    /// SQLite virtual-machine steps run on this connection (0 on PostgreSQL): the work the
+    /// statements did, whatever the machine's speed, so tests can see a query that walks a
+    /// whole table where it should look up an index.
+    steps: Cell<u64>,
 }
 
 /// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
@@ -240,6 +244,7 @@ impl Db {
             depth: Cell::new(0),
             conflict: Cell::new(false),
             commits: Cell::new(0),
+            steps: Cell::new(0),
         }
     }
 
@@ -248,12 +253,27 @@ impl Db {
         self.commits.get()
     }
 
+    /// SQLite virtual-machine steps run on this connection so far (see `steps`).
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps.get()
+    }
+
+    fn count_steps(&self, stmt: &rusqlite::Statement<'_>) {
+        let n = stmt.reset_status(rusqlite::StatementStatus::VmStep);
+        self.steps.set(
+            self.steps
+                .get()
+                .saturating_add(u64::try_from(n).unwrap_or(0)),
+        );
+    }
+
     pub(crate) fn postgres(conn: PgConn) -> Db {
         Db {
             conn: Conn::Postgres(Box::new(conn)),
             depth: Cell::new(0),
             conflict: Cell::new(false),
             commits: Cell::new(0),
+            steps: Cell::new(0),
         }
     }
 
@@ -277,7 +297,9 @@ impl Db {
         match &self.conn {
             Conn::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
-                Ok(stmt.execute(rusqlite::params_from_iter(args.iter()))? as u64)
+                let n = stmt.execute(rusqlite::params_from_iter(args.iter()))? as u64;
+                self.count_steps(&stmt);
+                Ok(n)
             }
             Conn::Postgres(c) => self.noted(c.execute(sql, args)),
         }
@@ -298,6 +320,8 @@ impl Db {
                     }
                     out.push(Row(values));
                 }
+                drop(rows);
+                self.count_steps(&stmt);
                 Ok(out)
             }
             Conn::Postgres(c) => self.noted(c.query(sql, args)),
