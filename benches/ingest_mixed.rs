@@ -15,21 +15,27 @@
 //!   1. the release `casegate ingest --json MAILDIR` binary into a fresh data dir (group commit
 //!      in batches of `[ingest] batch_messages`, as an operator runs it; process start-up,
 //!      key loading and store opening included);
-//!   2. the legacy baseline `benches/baselines/legacy_ingest.py` on the same files;
+//!   2. the legacy baseline `benches/baselines/legacy_ingest.py` on the same files (gpg per
+//!      encrypted or signed part, and a gpg-signed acknowledgment per new report, as casegate);
 //!   3. the bound: raw sequoia on the same messages, on every core — decrypt+verify the
 //!      encrypted ones, verify the detached signature of the multipart/signed ones, nothing
 //!      for plain mail. Each run in a fresh process (sequoia remembers verified signatures
 //!      for the life of a process), warmed up on messages outside the corpus.
 //!
+//! Where the time goes: casegate is also timed on the messages on the case alone (no new
+//! report, so no acknowledgment), and per kind: the bound and casegate's open stage on one core.
+//!
 //! Every run is checked before a ratio is printed: each message is in the store with the
-//! verdicts its kind must have (encrypted and signed `good`; multipart/signed `good`, not
-//! encrypted; plain neither), and the legacy script decrypted and verified as many as it must.
+//! verdicts its kind must have (encrypted and signed `good` by its sender's key;
+//! multipart/signed `good`, not encrypted; plain neither), each new report and only those got
+//! an acknowledgment queued, and the legacy script decrypted, verified and acknowledged as many
+//! as it must.
 //!
 //! Run: `cargo bench --bench ingest_mixed` (or `benches/run ingest_mixed`).
-//! `CASEGATE_BENCH_PROFILE=FILE` also records the casegate ingest (a second, untimed run into
-//! another fresh data dir) with `perf record --call-graph dwarf -o FILE` (sum it by stage with
-//! `benches/perf_stages.py FILE`); `CASEGATE_BENCH_KEEP=1` keeps the
-//! Maildir and a fresh data dir set up for it (the path is printed), to run casegate by hand.
+//! `CASEGATE_BENCH_PROFILE=FILE` also records another casegate ingest (untimed, into another
+//! fresh data dir) with `perf record --call-graph dwarf -o FILE` (needs perf); sum it by stage
+//! with `benches/perf_stages.py FILE`. `CASEGATE_BENCH_KEEP=1` keeps the Maildir and a fresh
+//! data dir set up for it (the path is printed), to run casegate on by hand.
 #![allow(dead_code)]
 
 #[path = "../tests/support_gpg/mod.rs"]
