@@ -2338,12 +2338,18 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
                 .map(|i| (mail(i), format!("{i}.eml")))
                 .collect();
             let before = p.store().sqlite_steps();
+            let compiled = p.store().sqlite_reprepares();
             let done = p.process_batch(whole(
                 batch.iter().map(|(r, n)| (r.clone(), n.as_str())).collect(),
             ));
             assert!(done.failure.is_none(), "{:?}", done.failure);
             assert!(done.outcomes.iter().all(|o| o.outcome == "routed"));
             batch_steps.push(p.store().sqlite_steps() - before);
+            assert_eq!(
+                p.store().sqlite_reprepares() - compiled,
+                0,
+                "cached statements are compiled once, not again for each new value bound"
+            );
         }
         // The first batch holds the new report; from the second on, 50 new tickets each.
         let (early, late) = (batch_steps[1], batch_steps[11]);

@@ -592,9 +592,9 @@ impl MailboxWorker {
             };
             let backlog = fetched.len() + after;
             if !fetched.is_empty() {
-                // Group commit while a backlog waits behind the batch; the batch that is all
-                // that waits (a burst of new mail) is committed message by message, as before.
-                inflight = Some(self.commit(sel.uidvalidity, fetched, after > 0));
+                // Group commit: one transaction for the batch (a batch of one, the usual new
+                // mail over IDLE, is committed on its own at once).
+                inflight = Some(self.commit(sel.uidvalidity, fetched));
             }
             if let Some(done) = previous {
                 let acked = self.settle(s, sel, pending, done, backlog).await;
@@ -821,14 +821,13 @@ impl MailboxWorker {
         Ok(messages)
     }
 
-    /// Hands a fetched batch to the sink, in UID order, on a blocking thread, up to the first
-    /// store failure: committed together when `grouped` (group commit, while a backlog waits),
-    /// else message by message. Shutdown waits for the batch.
+    /// Hands a fetched batch to the sink, in UID order, on a blocking thread: committed
+    /// together (group commit; the sink stores message by message after a failure, so it
+    /// reports the committed ones up to the first store failure). Shutdown waits for the batch.
     fn commit(
         &self,
         uidvalidity: u32,
         messages: Vec<(u32, Vec<u8>)>,
-        grouped: bool,
     ) -> tokio::task::JoinHandle<Committed> {
         let sink = self.sink.clone();
         let status = self.status.clone();
@@ -848,21 +847,7 @@ impl MailboxWorker {
                     (raw, source)
                 })
                 .collect();
-            let stored = if grouped {
-                sink.deliver_batch(batch)
-            } else {
-                let mut done = super::Batch::default();
-                for (raw, source) in batch {
-                    match sink.deliver_owned(raw, source) {
-                        Ok(d) => done.delivered.push(d),
-                        Err(e) => {
-                            done.failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-                done
-            };
+            let stored = sink.deliver_batch(batch);
             let mut done = Committed {
                 uids: Vec::with_capacity(stored.delivered.len()),
                 failure: stored.failure,

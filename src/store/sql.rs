@@ -228,6 +228,8 @@ pub(crate) struct Db {
     /// statements did, whatever the machine's speed, so tests can see a query that walks a
     /// whole table where it should look up an index.
     steps: Cell<u64>,
+    /// Statements SQLite compiled again before running them (see `Store::prepare_sqlite`).
+    reprepares: Cell<u64>,
 }
 
 /// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
@@ -245,6 +247,7 @@ impl Db {
             conflict: Cell::new(false),
             commits: Cell::new(0),
             steps: Cell::new(0),
+            reprepares: Cell::new(0),
         }
     }
 
@@ -258,13 +261,17 @@ impl Db {
         self.steps.get()
     }
 
+    /// Statements re-compiled on this connection so far (see `reprepares`).
+    pub(crate) fn reprepares(&self) -> u64 {
+        self.reprepares.get()
+    }
+
     fn count_steps(&self, stmt: &rusqlite::Statement<'_>) {
-        let n = stmt.reset_status(rusqlite::StatementStatus::VmStep);
-        self.steps.set(
-            self.steps
-                .get()
-                .saturating_add(u64::try_from(n).unwrap_or(0)),
-        );
+        use rusqlite::StatementStatus::{RePrepare, VmStep};
+        let add =
+            |c: &Cell<u64>, n: i32| c.set(c.get().saturating_add(u64::try_from(n).unwrap_or(0)));
+        add(&self.steps, stmt.reset_status(VmStep));
+        add(&self.reprepares, stmt.reset_status(RePrepare));
     }
 
     pub(crate) fn postgres(conn: PgConn) -> Db {
@@ -274,6 +281,7 @@ impl Db {
             conflict: Cell::new(false),
             commits: Cell::new(0),
             steps: Cell::new(0),
+            reprepares: Cell::new(0),
         }
     }
 
