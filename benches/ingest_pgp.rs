@@ -157,8 +157,6 @@ fn main() {
                 coordinator_address: COORDINATOR.into(),
                 require_signed_vendor_statements: false,
                 limits: casegate::limits::Limits::default(),
-                ack_limit_per_sender_per_day: 3,
-                outbox: Default::default(),
                 private_address: None,
                 sender_check: std::sync::Arc::new(casegate::trust::SenderCheck::new(
                     &Default::default(),

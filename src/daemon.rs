@@ -39,9 +39,11 @@ pub enum DaemonError {
 }
 
 /// The one pipeline every watcher feeds. SQLite writes are serialized anyway; a mutex keeps the
-/// single connection in one place. `instance` names this process in mailbox leases.
+/// single connection in one place. `instance` names this process in mailbox leases; `owed` is
+/// signalled after a commit that left the outbox side something to pay (an acknowledgment, a
+/// relay), so it does not wait for its next round.
 #[derive(Clone)]
-pub struct SharedPipeline(Arc<Mutex<Pipeline>>, Arc<str>);
+pub struct SharedPipeline(Arc<Mutex<Pipeline>>, Arc<str>, Arc<tokio::sync::Notify>);
 
 impl SharedPipeline {
     pub fn new(p: Pipeline) -> SharedPipeline {
@@ -50,7 +52,26 @@ impl SharedPipeline {
 
     /// A pipeline that takes mailbox leases as `instance` (see `Settings::instance_name`).
     pub fn for_instance(p: Pipeline, instance: &str) -> SharedPipeline {
-        SharedPipeline(Arc::new(Mutex::new(p)), Arc::from(instance))
+        SharedPipeline(
+            Arc::new(Mutex::new(p)),
+            Arc::from(instance),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    /// Signalled after a commit that owes the outbox side work (see [`SharedPipeline`]).
+    pub fn owed(&self) -> Arc<tokio::sync::Notify> {
+        self.2.clone()
+    }
+
+    /// Wakes the outbox side when one of `outcomes` owes it an acknowledgment or a relay.
+    fn note_owed<'o>(&self, mut outcomes: impl Iterator<Item = &'o Outcome>) {
+        let owes = |o: &Outcome| {
+            o.acknowledgment.is_some() || o.relay.as_deref().is_some_and(|r| r.starts_with("owed"))
+        };
+        if outcomes.any(owes) {
+            self.2.notify_one();
+        }
     }
 
     /// Reads message files within `max_message_bytes`, in order, and stores them with group
@@ -126,7 +147,10 @@ impl SharedPipeline {
         })
         .await;
         match joined {
-            Ok(r) => r,
+            Ok(r) => {
+                self.note_owed(r.1.iter().map(|(_, o)| o));
+                r
+            }
             Err(e) => (
                 0,
                 Vec::new(),
@@ -154,6 +178,7 @@ impl crate::imap::MessageSink for SharedPipeline {
         let outcome = self
             .with(|p| p.process(raw, source))
             .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        self.note_owed(std::iter::once(&outcome));
         Ok(crate::imap::Delivered {
             outcome: outcome.outcome.to_string(),
         })
@@ -167,6 +192,7 @@ impl crate::imap::MessageSink for SharedPipeline {
         let outcome = self
             .with(|p| p.process_owned(raw, source))
             .map_err(|e| crate::imap::SinkError(e.to_string()))?;
+        self.note_owed(std::iter::once(&outcome));
         Ok(crate::imap::Delivered {
             outcome: outcome.outcome.to_string(),
         })
@@ -178,6 +204,7 @@ impl crate::imap::MessageSink for SharedPipeline {
             .map(|(raw, source)| (Inbound::Whole(raw), source))
             .collect();
         let stored = self.with(|p| p.process_batch(batch));
+        self.note_owed(stored.outcomes.iter());
         crate::imap::Batch {
             delivered: stored
                 .outcomes
@@ -306,11 +333,7 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     // First run on embedded defaults: create the store and the coordinator key.
     let init = app::init(&settings)?;
-    let mut opened = app::open_pipeline(&settings)?;
-    // Acknowledgments owed from before a crash go out before new mail is read.
-    if let Err(e) = opened.flush_pending_acks() {
-        tracing::warn!(error = %e, "owed acknowledgments not queued; they stay owed");
-    }
+    let opened = app::open_pipeline(&settings)?;
     let instance = settings.instance_name();
     let pipeline = SharedPipeline::for_instance(opened, &instance);
     let location = app::store_location(&settings)?;
@@ -395,7 +418,12 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
         }
     }
     tasks.spawn(keys_daily(settings.clone(), stop_rx.clone()));
-    tasks.spawn(relay_and_remind(settings.clone(), stop_rx.clone()));
+    // Its first round, at once, pays what is owed from before a crash.
+    tasks.spawn(acks_relays_and_reminders(
+        settings.clone(),
+        pipeline.owed(),
+        stop_rx.clone(),
+    ));
     match settings.config.smtp.clone() {
         None => tracing::info!("no [smtp] configured: outbox copies stay queued until it is"),
         Some(smtp) => {
@@ -554,16 +582,23 @@ fn keys_once(settings: Settings) {
     }
 }
 
-/// How often the outbox side looks for relays the pipeline recorded as owed.
+/// How often the outbox side looks for acknowledgments and relays the pipeline recorded as
+/// owed (besides being woken by the pipeline after such a commit).
 const RELAY_POLL: Duration = Duration::from_secs(1);
 /// How often reminders are looked for (when `[followup] remind` is on).
 const REMIND_EVERY: Duration = Duration::from_secs(3600);
 
-/// The outbox side of the case discussion and of follow-up, on a connection of its own:
-/// composes and queues the relays owed (the pipeline only records them), and — when
-/// `[followup] remind` is on — reminds overdue organizations once an hour (each contact at
-/// most once per interval). Failures are logged and tried again; the debts stay recorded.
-async fn relay_and_remind(settings: Settings, mut stop: watch::Receiver<bool>) {
+/// The outbox side of what the pipeline records as owed, and of follow-up, on a connection of
+/// its own: composes and queues the acknowledgments of new reports and the relays owed (the
+/// pipeline only records them, in the message's transaction) — woken by the pipeline after
+/// such a commit, and every second — and, when `[followup] remind` is on, reminds overdue
+/// organizations once an hour (each contact at most once per interval). Failures are logged
+/// and tried again; the debts stay recorded.
+async fn acks_relays_and_reminders(
+    settings: Settings,
+    owed: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut worker: Option<Box<FollowupWorker>> = None;
     loop {
         let settings = settings.clone();
@@ -586,6 +621,7 @@ async fn relay_and_remind(settings: Settings, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(RELAY_POLL) => {}
+            _ = owed.notified() => {}
             _ = stop.changed() => return,
         }
     }
@@ -617,6 +653,9 @@ impl FollowupWorker {
     }
 
     fn round(&mut self) {
+        if let Err(e) = self.acknowledgments() {
+            tracing::warn!(error = %e, "acknowledgments not queued; they stay owed");
+        }
         if let Err(e) = self.relays() {
             tracing::warn!(error = %e, "relays not queued; they stay owed");
         }
@@ -634,6 +673,25 @@ impl FollowupWorker {
         if version != self.keyring.0 {
             self.keyring = (version, app::load_keyring(&self.settings, &self.store)?);
         }
+        Ok(())
+    }
+
+    /// Acknowledgments of new reports (`outbox::ack::queue_owed` logs each).
+    fn acknowledgments(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if self.store.pending_acks()?.is_empty() {
+            return Ok(());
+        }
+        self.refresh_keyring()?;
+        let c = &self.settings.config;
+        crate::outbox::ack::queue_owed(
+            &mut self.store,
+            &self.keyring.1,
+            &crate::outbox::ack::AckPolicy {
+                from: &c.coordinator.address,
+                outbox: &c.outbox,
+                limit_per_day: c.policy.ack_limit_per_sender_per_day,
+            },
+        )?;
         Ok(())
     }
 

@@ -63,6 +63,8 @@ pub fn parse_mime<'x>(raw: &'x [u8], limits: &Limits) -> Result<Message<'x>, Par
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
+    #[cfg(test)]
+    count_parse();
     let msg = MessageParser::default()
         .with_limits(limits.parse_limits())
         .parse_checked(raw)?
@@ -99,6 +101,23 @@ pub fn parse_mime<'x>(raw: &'x [u8], limits: &Limits) -> Result<Message<'x>, Par
         }
     }
     Ok(msg)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// mail-parser runs on this thread (tests: a message is parsed once on the ingest path).
+    static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn count_parse() {
+    PARSES.with(|n| n.set(n.get() + 1));
+}
+
+/// How often mail-parser ran on this thread so far (tests).
+#[cfg(test)]
+pub(crate) fn parses_on_this_thread() -> usize {
+    PARSES.with(std::cell::Cell::get)
 }
 
 /// One mailbox: lower-cased address and display name.
@@ -376,7 +395,11 @@ pub struct Readable {
 
 /// Reads an entity (a whole message, or the decrypted content of one) for a person.
 pub fn readable(entity: &[u8]) -> Result<Readable, ParseError> {
-    let msg = parse_for_reading(entity)?;
+    Ok(readable_of(&parse_for_reading(entity)?))
+}
+
+/// [`readable`] of an entity parsed already.
+pub fn readable_of(msg: &Message<'_>) -> Readable {
     let mut texts = Vec::new();
     let mut from_html = false;
     for &id in &msg.text_body {
@@ -395,17 +418,17 @@ pub fn readable(entity: &[u8]) -> Result<Readable, ParseError> {
         .iter()
         .filter_map(|&id| msg.part(id))
         .any(|p| matches!(p.body, mail_parser::PartType::Html(_)));
-    let attachments = listed_attachments(&msg)
+    let attachments = listed_attachments(msg)
         .into_iter()
         .enumerate()
         .map(|(i, part)| describe_attachment(i + 1, part))
         .collect();
-    Ok(Readable {
+    Readable {
         text: (!texts.is_empty()).then(|| texts.join("\n\n")),
         text_from_html: from_html,
         has_html,
         attachments,
-    })
+    }
 }
 
 /// Attachment `n` (from 1, as [`readable`] numbers them) with its bytes, transfer-decoded.
@@ -436,6 +459,8 @@ fn parse_for_reading(entity: &[u8]) -> Result<mail_parser::Message<'_>, ParseErr
     if entity.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
+    #[cfg(test)]
+    count_parse();
     reading_parser().parse(entity).ok_or(ParseError::NoHeaders)
 }
 

@@ -44,9 +44,6 @@ pub struct Rules {
     pub require_signed_vendor_statements: bool,
     /// What one message may cost (`[limits]`, `[policy] max_message_bytes`).
     pub limits: Limits,
-    /// New reports are acknowledged (at most this many per sender per UTC day).
-    pub ack_limit_per_sender_per_day: u32,
-    pub outbox: crate::config::OutboxConfig,
     /// Mail to this address is for the coordinator only: never relayed.
     pub private_address: Option<String>,
     /// Where sender authentication verdicts come from (`[authentication]`).
@@ -62,8 +59,6 @@ impl Rules {
             coordinator_address: s.config.coordinator.address.to_lowercase(),
             require_signed_vendor_statements: s.config.policy.require_signed_vendor_statements,
             limits: s.config.limits(),
-            ack_limit_per_sender_per_day: s.config.policy.ack_limit_per_sender_per_day,
-            outbox: s.config.outbox.clone(),
             private_address: s
                 .config
                 .coordinator
@@ -104,13 +99,19 @@ pub struct Outcome {
     /// In a case that relays its discussion: whether this message is relayed, or why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<String>,
-    /// For a new report: what became of its acknowledgment.
+    /// For a new report from a person: what became of its acknowledgment. The pipeline says
+    /// it is [`ACK_OWED`] (recorded with the report); the outbox composes and queues it
+    /// (`outbox::ack::queue_owed`), and `ops::ingest` reports what the outbox did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
     /// How routing reached its decision (always filled; printed by `route --dry-run`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
 }
+
+/// [`Outcome::acknowledgment`] of a new report as stored: its acknowledgment is owed, to be
+/// composed and queued by the outbox.
+pub const ACK_OWED: &str = "owed: composed and queued by the outbox";
 
 /// A vendor's status/statement found in a message (`ingest --json`: `claims`).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -178,18 +179,8 @@ struct Evaluation {
     outcome: Outcome,
     /// A delivery failure report about one of our copies: (its Message-ID, the diagnostic).
     bounced: Option<(String, String)>,
-    /// Keys read from the parsed message for what follows its commit.
-    keys: OfferedKeys,
-}
-
-/// Keys a message offers, read while it is parsed (it is parsed once).
-#[derive(Default)]
-struct OfferedKeys {
-    /// A new report's attached keys and Autocrypt headers, its decrypted content's included:
-    /// the reporter's key on first use.
-    reporter: Vec<Vec<u8>>,
-    /// The keys of Autocrypt headers for the From address (recorded as offers when the sender
-    /// is a known participant).
+    /// The keys of Autocrypt headers for the From address (recorded after the commit as
+    /// offers when the sender is a known participant).
     autocrypt: Vec<Vec<u8>>,
 }
 
@@ -333,11 +324,6 @@ impl Pipeline {
         self.refresh_keys()?;
         self.by_ref().dry_run(raw, source)
     }
-
-    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
-    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
-        self.by_ref().flush_pending_acks()
-    }
 }
 
 impl PipelineRef<'_> {
@@ -401,9 +387,9 @@ impl PipelineRef<'_> {
         Ok(self.stored(eval, committed, now))
     }
 
-    /// What follows the commit of an evaluated message: its outcome as stored, and for a new
-    /// report the acknowledgment it is owed (recorded with it, so a failure here repeats
-    /// later, never loses it) and the keys it offered.
+    /// What follows the commit of an evaluated message: its outcome as stored (for a new
+    /// report, that its acknowledgment is owed: recorded with it, paid by the outbox), and the
+    /// Autocrypt keys a known participant offered.
     fn stored(
         &mut self,
         eval: Evaluation,
@@ -419,9 +405,8 @@ impl PipelineRef<'_> {
         }
         outcome.thread = committed.thread;
         if !committed.duplicate {
-            outcome.acknowledgment =
-                self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
-            self.record_key_offers(&eval.message, eval.keys.autocrypt, now);
+            outcome.acknowledgment = ack_owed(&eval.message, &outcome);
+            self.record_key_offers(&eval.message, eval.autocrypt, now);
         }
         tracing::info!(
             source = %outcome.source,
@@ -597,7 +582,7 @@ impl PipelineRef<'_> {
                     message: m,
                     outcome,
                     bounced: None,
-                    keys: OfferedKeys::default(),
+                    autocrypt: Vec::new(),
                 };
                 Ok((eval, committed, true))
             }
@@ -829,8 +814,7 @@ impl PipelineRef<'_> {
         outcome.source = before.source;
         outcome.steps.clear();
         outcome.thread = committed.thread;
-        outcome.acknowledgment =
-            self.acknowledge_new_report(&eval.message, &outcome, &eval.keys.reporter, now);
+        outcome.acknowledgment = ack_owed(&eval.message, &outcome);
         tracing::info!(
             message_id = outcome.message_id.as_deref().unwrap_or("-"),
             outcome = outcome.outcome,
@@ -855,34 +839,6 @@ impl PipelineRef<'_> {
             return;
         }
         crate::trust::keys::record_autocrypt_offers(self.store, from, offers, now);
-    }
-
-    /// A new report from a person is acknowledged right after its commit (the debt was
-    /// recorded with it, so a failure here repeats later, never loses it).
-    fn acknowledge_new_report(
-        &mut self,
-        message: &NewMessage,
-        outcome: &Outcome,
-        offered: &[Vec<u8>],
-        now: DateTime<Utc>,
-    ) -> Option<String> {
-        if message.automatic {
-            return None;
-        }
-        let Disposition::NewThread {
-            kind: Kind::Report, ..
-        } = &message.disposition
-        else {
-            return None;
-        };
-        let number = outcome.thread.as_ref()?;
-        Some(self.acknowledge(
-            number,
-            offered,
-            message.sender.as_deref(),
-            message.message_id.as_deref(),
-            now,
-        ))
     }
 
     /// The decision about one message, nothing written: it is read (no store), what the store
@@ -1007,152 +963,6 @@ impl PipelineRef<'_> {
         Ok(f)
     }
 
-    /// Binds keys the new reporter offered (attached, Autocrypt) to their contact, then queues
-    /// the acknowledgment. Failures are reported in the outcome, never fatal: the report itself
-    /// is already stored.
-    ///
-    /// The to-do was recorded with the report (`pending_acks`); it is cleared once the
-    /// acknowledgment is queued or can never be, and kept while the coordinator key is missing
-    /// (after `casegate init`, the next pipeline start sends it).
-    fn acknowledge(
-        &mut self,
-        number: &TrackingNumber,
-        offered: &[Vec<u8>],
-        sender: Option<&str>,
-        message_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> String {
-        let Some(coordinator) = self.keyring.coordinator().cloned() else {
-            return "not sent yet: no coordinator key (run `casegate init`)".into();
-        };
-        // The sender's keys are parsed here: a panic costs the acknowledgment, not the daemon.
-        let result = caught(|| {
-            self.acknowledge_with(&coordinator, number, offered, sender, message_id, now)
-        })
-        .unwrap_or_else(|_| Err("internal error while reading the keys it offered".into()));
-        if let Ok(Some(t)) = self.store.thread(number)
-            && let Err(e) = self.store.clear_pending_ack(t.id)
-        {
-            tracing::warn!(report = %number, error = %e, "could not clear the pending acknowledgment; it may be sent twice");
-        }
-        result.unwrap_or_else(|e| {
-            tracing::warn!(report = %number, error = %e, "acknowledgment not queued");
-            format!("not sent: {e}")
-        })
-    }
-
-    /// Queues every acknowledgment still owed (after a crash, or once a coordinator key exists).
-    pub fn flush_pending_acks(&mut self) -> Result<Vec<(TrackingNumber, String)>, PipelineError> {
-        if self.keyring.coordinator().is_none() {
-            return Ok(Vec::new());
-        }
-        let mut done = Vec::new();
-        for (thread_id, message_ref) in self.store.pending_acks()? {
-            let thread = self.store.thread_by_id(thread_id)?;
-            let record = self.store.message_record(message_ref)?;
-            let raw = self.store.raw_message(message_ref)?;
-            let limits = &self.rules.limits;
-            let offered = caught(|| {
-                let mut keys = message::offered_keys(&raw, limits);
-                if let Ok(Some(inner)) =
-                    open::open_with(&raw, self.keyring, limits).map(|o| o.inner)
-                {
-                    keys.extend(message::offered_keys(&inner, limits));
-                }
-                keys
-            })
-            .unwrap_or_default();
-            let result = self.acknowledge(
-                &thread.number,
-                &offered,
-                record.sender.as_deref(),
-                record.message_id.as_deref(),
-                Utc::now(),
-            );
-            tracing::info!(report = %thread.number, acknowledgment = %result, "owed acknowledgment handled");
-            done.push((thread.number, result));
-        }
-        Ok(done)
-    }
-
-    fn acknowledge_with(
-        &mut self,
-        coordinator: &sequoia_openpgp::Cert,
-        number: &TrackingNumber,
-        offered: &[Vec<u8>],
-        sender: Option<&str>,
-        message_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<String, String> {
-        let sender = sender.ok_or("no sender address")?.to_string();
-        let thread = self
-            .store
-            .thread(number)
-            .map_err(|e| e.to_string())?
-            .ok_or("the new report vanished")?;
-        // Trust on first use, for a reporter we have never seen: the key they sent with the
-        // report (or one imported earlier for the address) is the one we answer to. For an
-        // address that already has a key elsewhere, a different one waits for an analyst.
-        let mut certs: Vec<sequoia_openpgp::Cert> = offered
-            .iter()
-            .flat_map(|bytes| crate::keyring::parse_certs(bytes).unwrap_or_default())
-            .collect();
-        for stored in self.store.certs().map_err(|e| e.to_string())? {
-            if stored.user_ids.iter().any(|u| {
-                u.to_lowercase().contains(&format!("<{sender}>")) || u.eq_ignore_ascii_case(&sender)
-            }) && let Ok(c) = <sequoia_openpgp::Cert as sequoia_openpgp::parse::Parse<
-                '_,
-                sequoia_openpgp::Cert,
-            >>::from_bytes(&stored.public_cert)
-            {
-                certs.push(c);
-            }
-        }
-        if !certs.is_empty() {
-            crate::trust::keys::offer(
-                self.store,
-                &sender,
-                &certs,
-                crate::trust::keys::Source::FirstUse,
-                crate::trust::keys::BindTo::Thread(thread.id),
-                Utc::now(),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        let reporter = self
-            .store
-            .contacts(thread.id)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|c| c.address == sender)
-            .ok_or("the reporter is not a contact of the new report")?;
-        let done = crate::outbox::ack::acknowledge(
-            self.store,
-            coordinator,
-            &thread,
-            &reporter,
-            message_id,
-            &crate::outbox::ack::AckPolicy {
-                from: &self.rules.coordinator_address,
-                outbox: &self.rules.outbox,
-                limit_per_day: self.rules.ack_limit_per_sender_per_day,
-            },
-            now,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(match done {
-            crate::outbox::ack::Acknowledged::Queued(c) => match c.key_fingerprint {
-                Some(k) => format!("queued, encrypted to {k}"),
-                None => {
-                    "queued, unencrypted (no key for the reporter; names only the number)".into()
-                }
-            },
-            crate::outbox::ack::Acknowledged::Limited { limit } => {
-                format!("not sent: {limit} acknowledgments already went to {sender} today")
-            }
-        })
-    }
-
     /// The threads the message names and the one it replies to (the sender's standing is
     /// added by [`PipelineRef::gather`]).
     fn knowledge(&self, input: &RouteInput) -> Result<Knowledge, StoreError> {
@@ -1185,6 +995,19 @@ impl PipelineRef<'_> {
         }
         Ok(k)
     }
+}
+
+/// [`Outcome::acknowledgment`] after the commit: [`ACK_OWED`] for a new report from a person
+/// (the store recorded the debt in the message's transaction, `store::file_disposition_tx`).
+fn ack_owed(message: &NewMessage, outcome: &Outcome) -> Option<String> {
+    let new_report = matches!(
+        message.disposition,
+        Disposition::NewThread {
+            kind: Kind::Report,
+            ..
+        }
+    );
+    (new_report && !message.automatic && outcome.thread.is_some()).then(|| ACK_OWED.to_string())
 }
 
 /// The record of a message casegate keeps only part of (see [`PipelineRef::process_partial`]).
@@ -1354,14 +1177,20 @@ fn read_all<'b>(
     reads
 }
 
-/// Decrypted bytes a read holds (its plaintext, and the signed part kept for a statement).
+/// Decrypted bytes a read holds (its plaintext and its parse, and the signed part kept for a
+/// statement).
 fn held_bytes(read: Option<&Read<'_>>) -> u64 {
     match read {
         Some(Read::Ok(r)) => match &r.content {
             Content::Opened(Ok(o)) => {
                 let inner = o.inner.as_ref().map_or(0, Vec::len);
                 let signed = o.signed_content.as_ref().map_or(0, Vec::len);
-                (inner + signed) as u64
+                // Its parse, owned: a copy of the bytes and of the decoded parts.
+                let parsed = o
+                    .inner_parsed
+                    .as_ref()
+                    .map_or(0, |m| 2 * m.raw_message().len());
+                (inner + signed + parsed) as u64
             }
             _ => 0,
         },
@@ -1480,17 +1309,14 @@ fn decide(
     let mut eval = match &r.content {
         Content::Report(report) => delivery_report(message, outcome, report, facts),
         Content::Opened(Err(e)) => quarantine(message, outcome, format!("cannot open: {e}")),
-        Content::Opened(Ok(opened)) => {
-            decide_opened(raw, r, opened, facts, rules, message, outcome)
-        }
+        Content::Opened(Ok(opened)) => decide_opened(r, opened, facts, rules, message, outcome),
     };
-    eval.keys.autocrypt = r.autocrypt.clone();
+    eval.autocrypt = r.autocrypt.clone();
     eval
 }
 
 /// [`decide`] for a message opened (decrypted and verified as far as it goes).
 fn decide_opened(
-    raw: &[u8],
     r: &Reading<'_>,
     opened: &open::Opened,
     facts: &StoreFacts,
@@ -1512,21 +1338,26 @@ fn decide_opened(
             outcome.notes.push(format!("partly encrypted: {reason}"));
         }
     }
-    // The one parse of what was decrypted; say so when it is not readable as MIME.
-    let inner = match opened
-        .inner
-        .as_deref()
-        .map(|b| message::parse_mime(b, limits))
-    {
-        Some(Ok(m)) => Some(m),
-        Some(Err(e)) => {
-            outcome
-                .notes
-                .push(format!("decrypted content unreadable: {e}"));
-            None
-        }
-        None => None,
-    };
+    // The one parse of what was decrypted: `open`'s when it made one (PGP/MIME), else here
+    // (an entity `open` built); say so when it is not readable as MIME.
+    let parsed_here;
+    let inner: Option<&mail_parser::Message<'_>> =
+        match (opened.inner_parsed.as_deref(), opened.inner.as_deref()) {
+            (Some(m), _) => Some(m),
+            (None, Some(bytes)) => match message::parse_mime(bytes, limits) {
+                Ok(m) => {
+                    parsed_here = m;
+                    Some(&parsed_here)
+                }
+                Err(e) => {
+                    outcome
+                        .notes
+                        .push(format!("decrypted content unreadable: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
     let (input, subject) = route_input(r, opened, rules);
     if subject != outer.subject {
         message.subject = subject.clone();
@@ -1635,7 +1466,12 @@ fn decide_opened(
     };
 
     if let (Some(thread), Disposition::Post { .. }) = (target, &message.disposition) {
-        let entity = opened.inner.as_deref().unwrap_or(raw);
+        // What the reader sees: the decrypted content (none when it is unreadable), else the
+        // message itself.
+        let entity = match &opened.inner {
+            Some(_) => inner,
+            None => Some(&r.parsed),
+        };
         // A vendor's status and statement; with signatures required, only one signed by a
         // key of the vendor's organization counts, anything else is flagged.
         if !message.automatic {
@@ -1734,23 +1570,23 @@ fn decide_opened(
             .steps
             .push(format!("a new {kind} number is minted when stored"));
     }
-    // A new report's reporter is answered to the key it offers (trust on first use).
-    let mut keys = OfferedKeys::default();
+    // A new report's reporter is answered to the key it offers (trust on first use): the
+    // keys are recorded with the acknowledgment owed, for the outbox.
     if !message.automatic
         && let Disposition::NewThread {
             kind: Kind::Report, ..
         } = &message.disposition
     {
-        keys.reporter = message::offered_keys_of(&r.parsed);
+        message.offered_keys = message::offered_keys_of(&r.parsed);
         if let Some(inner) = &inner {
-            keys.reporter.extend(message::offered_keys_of(inner));
+            message.offered_keys.extend(message::offered_keys_of(inner));
         }
     }
     Evaluation {
         message,
         outcome,
         bounced: None,
-        keys,
+        autocrypt: Vec::new(),
     }
 }
 
@@ -1818,7 +1654,7 @@ fn delivery_report(
         message,
         outcome,
         bounced,
-        keys: OfferedKeys::default(),
+        autocrypt: Vec::new(),
     }
 }
 
@@ -1829,7 +1665,7 @@ fn vendor_claims(
     thread: &Thread,
     from: Option<&str>,
     subject: Option<&str>,
-    entity: &[u8],
+    entity: Option<&mail_parser::Message<'_>>,
     opened: &open::Opened,
     facts: &StoreFacts,
     rules: &Rules,
@@ -1837,9 +1673,8 @@ fn vendor_claims(
     if from.is_none() || facts.vendor_orgs.is_empty() {
         return Vec::new();
     }
-    let text = message::readable(entity)
-        .ok()
-        .and_then(|r| r.text)
+    let text = entity
+        .and_then(|m| message::readable_of(m).text)
         .unwrap_or_default();
     let parsed = crate::statement::parse(subject, &text);
     if parsed.is_empty() {
@@ -2051,7 +1886,7 @@ fn quarantine(mut message: NewMessage, mut outcome: Outcome, reason: String) -> 
         message,
         outcome,
         bounced: None,
-        keys: OfferedKeys::default(),
+        autocrypt: Vec::new(),
     }
 }
 
@@ -2065,8 +1900,6 @@ mod tests {
             coordinator_address: "cert@example.test".into(),
             require_signed_vendor_statements: false,
             limits,
-            ack_limit_per_sender_per_day: 3,
-            outbox: Default::default(),
             private_address: None,
             sender_check: std::sync::Arc::new(crate::trust::SenderCheck::new(&Default::default())),
             require_authenticated_participants: false,
@@ -2572,6 +2405,159 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
             done.outcomes.iter().all(|o| o.encrypted),
             "{:?}",
             done.outcomes
+        );
+    }
+
+    /// An encrypted message from `from` (PGP/MIME, signed inside), to the coordinator.
+    fn sealed_mail(coordinator: &sequoia_openpgp::Cert, from: &str, body: &str) -> Vec<u8> {
+        use crate::outbox::compose::{Notice, seal_for, sign_notice};
+        let now = std::time::SystemTime::now();
+        let notice = Notice {
+            thread: CASE,
+            subject: "status",
+            body,
+            in_reply_to: None,
+            automatic: false,
+        };
+        let from = crate::header::AddrSpec::parse(from).unwrap();
+        let to = crate::header::AddrSpec::parse("cert@example.test").unwrap();
+        let signed = sign_notice(&notice, coordinator, &from, now).unwrap();
+        let public = coordinator.clone().strip_secret_key_material();
+        seal_for(&signed, &to, &public, now).unwrap().bytes
+    }
+
+    /// Each message and its decrypted content are parsed by mail-parser once on the ingest
+    /// path: `open` hands out its parse of the decrypted entity, and the decision (routing,
+    /// the vendor's statement read from the decrypted text, offered keys) reads that.
+    #[test]
+    fn decrypted_content_is_parsed_once() {
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let raw = sealed_mail(
+            &coordinator,
+            "psirt@foocorp.example",
+            "Status: not affected\n",
+        );
+        let keyring = Keyring::new(Some(coordinator), Vec::new());
+        let rules = rules(Limits::default());
+        let before = message::parses_on_this_thread();
+        let read = read_message(&raw, &keyring, &rules);
+        let e = decide(
+            &raw,
+            maildir("m"),
+            Utc::now(),
+            &read,
+            &case_facts(false),
+            &rules,
+        );
+        assert_eq!(
+            message::parses_on_this_thread() - before,
+            2,
+            "the message, then its decrypted content"
+        );
+        assert!(e.outcome.encrypted, "{:?}", e.outcome);
+        assert!(matches!(
+            e.message.disposition,
+            Disposition::Post { thread_id: 7 }
+        ));
+        // The statement is read from the decrypted text (its parse by `open`).
+        assert_eq!(e.message.claims.len(), 1, "{:?}", e.outcome);
+        assert_eq!(e.message.claims[0].status.as_deref(), Some("not affected"));
+
+        // The whole path through the store too: gathering, deciding, storing.
+        let mut p = Pipeline::new(Store::open_in_memory().unwrap(), keyring, rules);
+        let before = message::parses_on_this_thread();
+        let o = p.process(&raw, maildir("n")).unwrap();
+        assert_eq!(message::parses_on_this_thread() - before, 2, "{o:?}");
+        assert!(o.encrypted);
+    }
+
+    /// A new report's acknowledgment is only recorded as owed, with the keys its reporter
+    /// offered, in the report's transaction: the pipeline composes and queues nothing (the
+    /// outbox does, `outbox::ack::queue_owed`).
+    #[test]
+    fn a_new_report_records_its_acknowledgment_as_owed_and_queues_nothing() {
+        use sequoia_openpgp::serialize::SerializeInto;
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let reporter = crate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
+        let armored = String::from_utf8(reporter.armored().to_vec().unwrap()).unwrap();
+        let raw = format!(
+            "From: rita@reporter.example\r\nTo: cert@example.test\r\nSubject: a bug\r\n\
+Message-ID: <r1@reporter.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+Details\r\n--b\r\nContent-Type: application/pgp-keys\r\n\
+Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\r\n"
+        );
+        let mut p = Pipeline::new(
+            Store::open_in_memory().unwrap(),
+            Keyring::new(Some(coordinator), Vec::new()),
+            rules(Limits::default()),
+        );
+        let before = p.store().commits();
+        let o = p.process(raw.as_bytes(), maildir("r1")).unwrap();
+        assert_eq!(o.outcome, "routed", "{o:?}");
+        assert_eq!(o.acknowledgment.as_deref(), Some(ACK_OWED));
+        assert_eq!(
+            p.store().commits() - before,
+            2,
+            "the try, then the report with its debt"
+        );
+        let rows = p
+            .store()
+            .outbox_rows(&crate::store::outbox::OutboxFilter::default())
+            .unwrap();
+        assert!(rows.is_empty(), "{rows:?}");
+        let owed = p.store().pending_acks().unwrap();
+        assert_eq!(owed.len(), 1);
+        let keys = p.store().pending_ack_keys(owed[0].0).unwrap().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+        // A duplicate owes nothing more.
+        let again = p.process(raw.as_bytes(), maildir("r1-again")).unwrap();
+        assert_eq!(again.outcome, "duplicate");
+        assert_eq!(again.acknowledgment, None);
+        assert_eq!(p.store().pending_acks().unwrap().len(), 1);
+    }
+
+    /// A key the reporter attached inside the encryption is found in `open`'s parse of the
+    /// decrypted content (not parsed again) and recorded with the acknowledgment owed.
+    #[test]
+    fn a_key_offered_inside_the_encryption_is_recorded_with_the_debt() {
+        use sequoia_openpgp::serialize::SerializeInto;
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let reporter = crate::keyring::generate_coordinator_key("rita@reporter.example").unwrap();
+        let key = String::from_utf8(reporter.armored().to_vec().unwrap()).unwrap();
+        let inner = format!(
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+--i\r\nContent-Type: text/plain\r\n\r\nDetails\r\n--i\r\nContent-Type: application/pgp-keys\r\n\
+Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{key}\r\n--i--\r\n"
+        );
+        let public = coordinator.clone().strip_secret_key_material();
+        let sealed = crate::open::tests::encrypt_sign(&public, None, inner.as_bytes());
+        let sealed = String::from_utf8_lossy(&sealed).replace('\n', "\r\n");
+        let raw = format!(
+            "From: rita@reporter.example\r\nTo: cert@example.test\r\nSubject: ...\r\n\
+Message-ID: <e1@reporter.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
+--b\r\nContent-Type: application/octet-stream\r\n\r\n{sealed}\r\n--b--\r\n"
+        );
+        let mut p = Pipeline::new(
+            Store::open_in_memory().unwrap(),
+            Keyring::new(Some(coordinator), Vec::new()),
+            rules(Limits::default()),
+        );
+        let before = message::parses_on_this_thread();
+        let o = p.process(raw.as_bytes(), maildir("e1")).unwrap();
+        assert_eq!(message::parses_on_this_thread() - before, 2, "{o:?}");
+        assert!(o.encrypted, "{o:?}");
+        assert_eq!(o.outcome, "routed", "{o:?}");
+        assert_eq!(o.acknowledgment.as_deref(), Some(ACK_OWED));
+        let owed = p.store().pending_acks().unwrap();
+        let keys = p.store().pending_ack_keys(owed[0].0).unwrap().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            crate::keyring::parse_certs(&keys[0]).unwrap()[0].fingerprint(),
+            reporter.fingerprint()
         );
     }
 

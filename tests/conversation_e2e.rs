@@ -242,9 +242,15 @@ timeout_secs = 10
     );
 
     // Exactly one acknowledgment ever went out, and nothing answered the robot. An answer is
-    // queued in the same pipeline call that stores the message, so with all five stored the
-    // outbox is complete; once nothing in it waits, the mailboxes are too (the SMTP receiver
-    // delivers before it says 250).
+    // recorded as owed in the transaction that stores the message and queued by the outbox
+    // side, so with all five stored and nothing owed the outbox is complete; once nothing in
+    // it waits, the mailboxes are too (the SMTP receiver delivers before it says 250).
+    let db = dir.join("casegate-data/casegate.sqlite");
+    wait_for("no acknowledgment owed", Duration::from_secs(30), || {
+        casegate::store::Store::open(&db)
+            .and_then(|s| s.pending_acks())
+            .is_ok_and(|owed| owed.is_empty())
+    });
     let outbox = json_lines(&casegate(dir, &["outbox", "list", "--json"]));
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     wait_for("the outbox to drain", Duration::from_secs(30), || {

@@ -220,8 +220,12 @@ Subject: Heap overflow in BazCMS\r\nMessage-ID: <refused-1@reporter.example>\r\n
     assert_eq!(count_rows(&db, "messages"), 1);
     let reports = json_lines(&casegate(dir, &["list", "--kind", "report", "--json"]));
     assert_eq!(reports.len(), 1);
-    // The acknowledgment to the reporter is queued only now, after the report's commit.
-    assert_eq!(count_rows(&db, "outbox"), 1);
+    // The acknowledgment to the reporter is queued only now, after the report's commit (by
+    // the outbox side, from the debt the commit recorded).
+    wait_for("the acknowledgment queued", Duration::from_secs(60), || {
+        count_rows(&db, "outbox") == 1
+    });
+    assert_eq!(count_rows(&db, "pending_acks"), 0);
     assert_eq!(serve.stop(), Some(0));
 }
 

@@ -33,7 +33,7 @@ pub const MAX_RAW: usize = 256 << 20;
 const MAX_CRYPTO_OPS: usize = 64;
 
 /// The result of opening one message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Opened {
     /// What the reader sees, as a MIME entity to parse with mail-parser: for an encrypted
     /// message the decrypted inner entity (with its protected headers, e.g. inner Subject);
@@ -42,6 +42,11 @@ pub struct Opened {
     /// plaintext. `None` when nothing was decrypted or unwrapped: the outer message is what
     /// the reader sees.
     pub inner: Option<Vec<u8>>,
+    /// `inner` as `open` parsed it (within the same limits as [`crate::message::parse_mime`]),
+    /// when it did: the decrypted entity of PGP/MIME, so the caller need not parse it again.
+    /// `None` when `inner` is an entity `open` built (inline PGP, a partly encrypted
+    /// message) or is not MIME at all.
+    pub inner_parsed: Option<Box<Message<'static>>>,
     pub encryption: Encryption,
     pub signature: SignatureFacts,
     /// Decoded inner Subject when the encrypted (or signed) part carries protected headers.
@@ -149,6 +154,7 @@ pub fn open_with(raw: &[u8], keyring: &Keyring, limits: &Limits) -> Result<Opene
     let Some(msg) = ctx.parse(raw)? else {
         return Ok(Opened {
             inner: None,
+            inner_parsed: None,
             encryption: Encryption::None,
             signature: SignatureFacts::None,
             protected_subject: None,
@@ -225,6 +231,7 @@ impl Ctx<'_> {
         };
         Ok(Opened {
             inner: piece.view,
+            inner_parsed: piece.parsed.map(Box::new),
             encryption,
             signature,
             protected_subject: piece.subject,
@@ -323,11 +330,15 @@ struct Piece {
     nested: Vec<NestedSig>,
     /// Protected Subject of this entity when it is a crypto container.
     subject: Option<String>,
+    /// `view` as parsed while opening, when `view` is exactly the bytes parsed (decrypted
+    /// PGP/MIME content): handed out so it is not parsed twice.
+    parsed: Option<Message<'static>>,
 }
 
 impl Piece {
     fn plain(enc: Enc) -> Piece {
         Piece {
+            parsed: None,
             view: None,
             enc,
             enc_note: None,
@@ -557,15 +568,22 @@ impl Ctx<'_> {
         };
         let inner = self.part(&inner_msg, 0, depth + 1)?;
         let subject = inner_msg.part(0).and_then(header_subject).or(inner.subject);
+        // What the reader sees is the plaintext itself, unless opening it changed it; its
+        // parse goes with it (owned: it outlives the plaintext's buffer), parsed once.
+        let (view, parsed) = match inner.view {
+            Some(v) => (v, inner.parsed),
+            None => (u.plaintext.clone(), Some(inner_msg.into_owned())),
+        };
         let signed = if u.signature.is_some() {
-            Some(u.plaintext.clone())
+            Some(u.plaintext)
         } else {
             inner.signed
         };
         let covering = crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
         Ok(Piece {
+            parsed,
             signed,
-            view: Some(inner.view.unwrap_or_else(|| u.plaintext.clone())),
+            view: Some(view),
             enc: if u.encrypted {
                 Enc::Encrypted
             } else {
@@ -619,6 +637,7 @@ impl Ctx<'_> {
         }
         let subject = inner.subject.or_else(|| header_subject(first));
         Ok(Piece {
+            parsed: inner.parsed,
             view: inner.view,
             enc: inner.enc,
             enc_note: inner.enc_note,
@@ -732,6 +751,7 @@ impl Ctx<'_> {
             None
         };
         Ok(Piece {
+            parsed: None,
             view,
             enc,
             enc_note,
@@ -837,6 +857,7 @@ impl Ctx<'_> {
                 _ => None,
             };
         Ok(Piece {
+            parsed: None,
             view,
             // A forwarded message's own headers are plaintext: at best Mixed.
             enc: match inner.enc {
@@ -879,6 +900,7 @@ impl Ctx<'_> {
             });
         }
         Ok(Piece {
+            parsed: None,
             view: r.changed.then(|| text_entity(r.rendered)),
             enc: r.enc,
             enc_note: r.enc_note,
@@ -1107,6 +1129,7 @@ impl Ctx<'_> {
                 let r =
                     self.inline_text(&body, ct_attr(part, "charset").as_deref(), false, depth)?;
                 return Ok(Piece {
+                    parsed: None,
                     view: None,
                     enc: Enc::Plain,
                     enc_note: None,
@@ -1165,6 +1188,7 @@ impl Ctx<'_> {
         };
         let view = write_part(mp.attachment(out_name));
         Ok(Piece {
+            parsed: None,
             view: Some(view),
             enc: if u.encrypted {
                 Enc::Encrypted
@@ -1234,4 +1258,4 @@ fn non_mime_headers(msg: &Message<'_>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

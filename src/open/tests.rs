@@ -24,7 +24,7 @@ fn participant(email: &str, suite: CipherSuite) -> openpgp::Cert {
 }
 
 /// Encrypts (armored) to `to`, signing with `signer`'s key matching `signing_key_flags`.
-fn encrypt_sign(
+pub(crate) fn encrypt_sign(
     to: &openpgp::Cert,
     signer: Option<openpgp::crypto::KeyPair>,
     data: &[u8],

@@ -3,9 +3,9 @@
 
 use super::{Actor, Context, OpsError};
 use crate::intake::Intake;
+use crate::outbox::ack::OwedAck;
 use crate::pipeline::Outcome;
 use crate::store::MessageSource;
-use crate::tracking::TrackingNumber;
 
 /// Parses, opens, routes and durably stores one message; returns after the commit. Its audit
 /// record (action `ingest`, by `actor`) is written in the same transaction; a duplicate
@@ -17,7 +17,8 @@ pub fn ingest(
     source: MessageSource,
 ) -> Result<Outcome, OpsError> {
     actor.may_change("store messages")?;
-    let outcome = cx.pipeline(Some(actor.name()))?.process(raw, source)?;
+    let mut outcome = cx.pipeline(Some(actor.name()))?.process(raw, source)?;
+    pay_acknowledgments(cx, actor, std::slice::from_mut(&mut outcome));
     // A relay this message is owed goes out now (it stays owed if it cannot: the daemon,
     // or the next ingest, pays it).
     if outcome
@@ -41,10 +42,12 @@ pub fn ingest_read(
 ) -> Result<Outcome, OpsError> {
     actor.may_change("store messages")?;
     let mut pipeline = cx.pipeline(Some(actor.name()))?;
-    Ok(match got {
+    let mut outcome = match got {
         Intake::Whole(raw) => pipeline.process_owned(raw, source)?,
         Intake::Partial(part) => pipeline.process_partial(&part, source)?,
-    })
+    };
+    pay_acknowledgments(cx, actor, std::slice::from_mut(&mut outcome));
+    Ok(outcome)
 }
 
 /// [`ingest_read`] of several messages with group commit: stored in ONE transaction (see
@@ -67,7 +70,30 @@ pub fn ingest_batch(
             (input, source)
         })
         .collect();
-    Ok(cx.pipeline(Some(actor.name()))?.process_batch(batch))
+    let mut stored = cx.pipeline(Some(actor.name()))?.process_batch(batch);
+    pay_acknowledgments(cx, actor, &mut stored.outcomes);
+    Ok(stored)
+}
+
+/// After a commit: the outbox composes and queues the acknowledgments owed (the pipeline only
+/// recorded them, [`crate::pipeline::ACK_OWED`]), and each new report's outcome says what became
+/// of its own. A failure leaves them owed (the daemon, or the next ingest, pays them).
+pub(crate) fn pay_acknowledgments(cx: &mut Context, actor: &Actor, outcomes: &mut [Outcome]) {
+    if !outcomes.iter().any(|o| o.acknowledgment.is_some()) {
+        return;
+    }
+    let paid = match flush_pending_acks(cx, actor) {
+        Ok(paid) => paid,
+        Err(e) => {
+            tracing::warn!(error = %e, "acknowledgments not queued; they stay owed");
+            return;
+        }
+    };
+    for o in outcomes.iter_mut().filter(|o| o.acknowledgment.is_some()) {
+        if let Some(p) = paid.iter().find(|p| Some(&p.report) == o.thread.as_ref()) {
+            o.acknowledgment = Some(p.result.clone());
+        }
+    }
 }
 
 /// [`dry_run`] of what [`crate::intake`] read.
@@ -94,25 +120,22 @@ pub fn dry_run(
     Ok(cx.pipeline(None)?.dry_run(raw, source)?)
 }
 
-/// An acknowledgment owed to a new report, and what became of it now.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OwedAcknowledgment {
-    pub report: TrackingNumber,
-    pub result: String,
-}
-
-/// Queues the acknowledgments owed from before a crash (or from before `init` made a key).
-pub fn flush_pending_acks(
-    cx: &mut Context,
-    actor: &Actor,
-) -> Result<Vec<OwedAcknowledgment>, OpsError> {
-    if actor.read_only() {
+/// Composes and queues every acknowledgment owed to a new report (`outbox::ack::queue_owed`):
+/// those of the messages just stored, and those owed from before a crash or from before
+/// `init` made a key. What became of each.
+pub fn flush_pending_acks(cx: &mut Context, actor: &Actor) -> Result<Vec<OwedAck>, OpsError> {
+    if actor.read_only() || cx.store().pending_acks()?.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(cx
-        .pipeline(None)?
-        .flush_pending_acks()?
-        .into_iter()
-        .map(|(report, result)| OwedAcknowledgment { report, result })
-        .collect())
+    let settings = cx.settings().clone();
+    let (store, keyring) = cx.store_and_keyring()?;
+    Ok(crate::outbox::ack::queue_owed(
+        store,
+        keyring,
+        &crate::outbox::ack::AckPolicy {
+            from: &settings.config.coordinator.address,
+            outbox: &settings.config.outbox,
+            limit_per_day: settings.config.policy.ack_limit_per_sender_per_day,
+        },
+    )?)
 }

@@ -39,9 +39,10 @@ pub struct Retried {
 pub fn retry(cx: &mut Context, actor: &Actor, reference: &str) -> Result<Retried, OpsError> {
     actor.may_change("retry quarantined messages")?;
     let record = messages::resolve(cx, reference, Scope::Quarantine)?;
-    let outcome = cx
+    let mut outcome = cx
         .pipeline(Some(actor.name()))?
         .retry_quarantined(record.id)?;
+    super::ingest::pay_acknowledgments(cx, actor, std::slice::from_mut(&mut outcome));
     Ok(Retried {
         short_id: record.short_id,
         previous_reason: record.reason,

@@ -225,38 +225,13 @@ pub struct Extras<'a> {
     pub relay_of: Option<i64>,
     /// Every copy is a reminder: when each contact was reminded is recorded.
     pub reminder: bool,
+    /// The notice acknowledges this new report (thread id): the acknowledgment owed to it is
+    /// settled (one already settled by another process queues nothing:
+    /// [`StoreError::Conflict`]).
+    pub ack_of: Option<i64>,
     /// Signature time, key validity and queueing time (None: now). An acknowledgment is
     /// queued as of the time its report was processed, the time its daily limit counts in.
     pub at: Option<chrono::DateTime<Utc>>,
-}
-
-/// [`notify_audited`] as of `at` (see [`Extras::at`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn notify_at(
-    store: &mut Store,
-    coordinator: &Cert,
-    thread: &Thread,
-    recipients: &Selection,
-    notice: &Notice<'_>,
-    config: &OutboxConfig,
-    from: &str,
-    audit: Option<&NewAudit>,
-    at: chrono::DateTime<Utc>,
-) -> Result<Vec<QueuedCopy>, OutboxError> {
-    notify_with(
-        store,
-        coordinator,
-        thread,
-        recipients,
-        notice,
-        config,
-        from,
-        &Extras {
-            audit,
-            at: Some(at),
-            ..Extras::default()
-        },
-    )
 }
 
 /// [`notify`] with [`Extras`].
@@ -388,6 +363,9 @@ pub fn notify_with(
     }
     if let Some(message_ref) = extras.relay_of {
         writer.settle_relay(message_ref)?;
+    }
+    if let Some(thread_id) = extras.ack_of {
+        writer.settle_ack(thread_id)?;
     }
     writer.commit()?;
     Ok(queued)

@@ -234,6 +234,7 @@ fn pay_one(
             relay_of: Some(owed.message_ref),
             reminder: false,
             at: None,
+            ack_of: None,
         },
     );
     match queued {

@@ -143,6 +143,7 @@ pub fn send_reminders(
                 relay_of: None,
                 reminder: true,
                 at: None,
+                ack_of: None,
             },
         )?;
         sent.extend(copies);

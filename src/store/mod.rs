@@ -274,6 +274,9 @@ pub struct NewMessage {
     /// The thread relays its participants' mail and this message is to be relayed: the debt
     /// is recorded in the message's transaction and paid by the outbox side.
     pub relay_owed: bool,
+    /// For a new report from a person: the keys its reporter offered (attached, Autocrypt),
+    /// recorded with the acknowledgment it is owed (public keys, parsed by the outbox).
+    pub offered_keys: Vec<Vec<u8>>,
     /// Set when `raw` holds only part of the message (see [`NewMessage::partial`]): the size
     /// of all of it.
     pub raw_size: Option<u64>,
@@ -312,6 +315,7 @@ impl NewMessage {
             flags: String::new(),
             claims: Vec::new(),
             relay_owed: false,
+            offered_keys: Vec::new(),
             raw_size: None,
         }
     }
@@ -1359,13 +1363,44 @@ impl Store {
         )
     }
 
-    /// The acknowledgment of this report is queued (or given up): forget the to-do.
-    pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<(), StoreError> {
-        self.db.execute(
-            "DELETE FROM pending_acks WHERE thread_id = ?1",
+    /// The keys the reporter offered with the report whose acknowledgment is owed, as recorded
+    /// with the debt; `None` for a debt recorded before they were (read them from the message).
+    pub fn pending_ack_keys(&self, thread_id: i64) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let recorded: Option<bool> = self.db.opt(
+            "SELECT keys_recorded FROM pending_acks WHERE thread_id = ?1",
             args![thread_id],
         )?;
-        Ok(())
+        if recorded != Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(self.db.map(
+            "SELECT offered FROM pending_ack_keys WHERE thread_id = ?1 ORDER BY id",
+            args![thread_id],
+            |r| r.get(0),
+        )?))
+    }
+
+    /// Makes the debt of report `thread_id` look as one recorded before its keys were (tests
+    /// of stores migrated with debts owed).
+    #[cfg(test)]
+    pub(crate) fn forget_recorded_ack_keys(&mut self, thread_id: i64) -> Result<(), StoreError> {
+        self.db.write(|db| {
+            db.execute(
+                "DELETE FROM pending_ack_keys WHERE thread_id = ?1",
+                args![thread_id],
+            )?;
+            db.execute(
+                "UPDATE pending_acks SET keys_recorded = 0 WHERE thread_id = ?1",
+                args![thread_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The acknowledgment of this report can never be queued (or is, by another process):
+    /// forget the to-do. `false` when it was not owed (any more).
+    pub fn clear_pending_ack(&mut self, thread_id: i64) -> Result<bool, StoreError> {
+        self.db.write(|db| clear_pending_ack_tx(db, thread_id))
     }
 
     /// One stored message by row id.
@@ -1812,6 +1847,20 @@ fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Option<i64>, &'static
     })
 }
 
+/// Removes the debt of the acknowledgment of report `thread_id` and the keys recorded with it;
+/// whether it was owed. Two processes paying it at once: one deletes it, the other sees 0 rows
+/// (after the first commits, on PostgreSQL the row lock makes it wait).
+pub(crate) fn clear_pending_ack_tx(db: &Db, thread_id: i64) -> Result<bool, StoreError> {
+    db.execute(
+        "DELETE FROM pending_ack_keys WHERE thread_id = ?1",
+        args![thread_id],
+    )?;
+    Ok(db.execute(
+        "DELETE FROM pending_acks WHERE thread_id = ?1",
+        args![thread_id],
+    )? > 0)
+}
+
 /// The rows that come with a stored message's decision: its triage or quarantine entry, and
 /// the acknowledgment a new report from a person is owed (remembered durably, paid later).
 fn file_disposition_tx(
@@ -1830,11 +1879,20 @@ fn file_disposition_tx(
         && m.inbound
         && !m.automatic
     {
-        db.execute(
-            "INSERT INTO pending_acks (thread_id, message_ref, created_at) VALUES (?1, ?2, ?3)
+        let owed = db.execute(
+            "INSERT INTO pending_acks (thread_id, message_ref, created_at, keys_recorded)
+             VALUES (?1, ?2, ?3, 1)
              ON CONFLICT (thread_id) DO NOTHING",
             args![thread_id, id, now],
         )?;
+        if owed > 0 {
+            for key in &m.offered_keys {
+                db.execute(
+                    "INSERT INTO pending_ack_keys (thread_id, offered) VALUES (?1, ?2)",
+                    args![thread_id, key.as_slice()],
+                )?;
+            }
+        }
     }
     if let (Disposition::Post { .. } | Disposition::NewThread { .. }, Some(thread_id)) =
         (&m.disposition, thread_id)
@@ -2456,6 +2514,7 @@ INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO 
         source
             .commit_message(&NewMessage {
                 sender: Some("new@x.test".into()),
+                offered_keys: vec![b"\x99offered key".to_vec()],
                 ..msg(
                     b"a new report",
                     Disposition::NewThread {

@@ -776,6 +776,21 @@ impl NoticeWriter<'_> {
         Ok(())
     }
 
+    /// Settles, in the notice's transaction, the acknowledgment owed to report `thread_id`: the
+    /// notice is that acknowledgment. One that is not owed any more (another process queued
+    /// it) is a [`StoreError::Conflict`], and the notice is not queued: acknowledged once.
+    pub fn settle_ack(&mut self, thread_id: i64) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::Invalid("notice already committed".into()));
+        }
+        if !super::clear_pending_ack_tx(self.db, thread_id)? {
+            return Err(StoreError::Conflict(format!(
+                "the acknowledgment of report {thread_id} is not owed any more"
+            )));
+        }
+        Ok(())
+    }
+
     /// Records in the notice's transaction that copy `outbox_id` reminded `address`.
     pub fn record_reminder(
         &mut self,

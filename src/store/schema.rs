@@ -174,6 +174,21 @@ DROP INDEX contacts_address;
 CREATE INDEX participants_thread_org ON participants(thread_id, org_id);
 ";
 
+/// The keys a new report's reporter offered (attached, Autocrypt), recorded with the debt of its
+/// acknowledgment in the report's own transaction, so the outbox that composes it later needs
+/// neither the raw message nor its decryption. Public keys only, removed with the debt. A debt
+/// recorded before this migration (`keys_recorded` 0) has its keys read again from the message.
+pub(super) const PENDING_ACK_KEYS: &str = "
+ALTER TABLE pending_acks ADD COLUMN keys_recorded INTEGER NOT NULL DEFAULT 0
+    CHECK (keys_recorded IN (0, 1));
+CREATE TABLE pending_ack_keys (
+    id        INTEGER PRIMARY KEY,
+    thread_id INTEGER NOT NULL REFERENCES pending_acks(thread_id),
+    offered   BLOB NOT NULL
+);
+CREATE INDEX pending_ack_keys_thread ON pending_ack_keys(thread_id);
+";
+
 /// All migrations in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
     CORE,
@@ -194,6 +209,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSTANCES,
     LIST_ORDER,
     SENDER_LOOKUPS,
+    PENDING_ACK_KEYS,
 ];
 
 #[cfg(test)]
