@@ -3,6 +3,8 @@
 //! in the store (nothing was acknowledged before its commit), and the kills that landed between
 //! a commit and its acknowledgment (stored, still in the INBOX) are counted: the test needs some.
 //! Afterwards every message is stored exactly once and moved to the processed folder once.
+//! Batches of 5 (`[ingest] batch_messages`): every burst of 25 is several group commits, each
+//! acknowledged only when the burst is all stored, so kills land with batches in flight.
 
 mod support;
 
@@ -141,7 +143,7 @@ fn kill_9_at_random_points_loses_and_duplicates_nothing() {
         format!(
             "[maildir]\nenabled = false\n\n[[imap]]\nname = \"cert\"\nhost = \"127.0.0.1\"\nport = {}\n\
              tls = \"none\"\nusername = \"{CERT}\"\npassword_file = \"{}\"\ntimeout_secs = 10\n\
-             poll_interval_secs = 1\n",
+             poll_interval_secs = 1\n\n[ingest]\nbatch_messages = 5\n",
             servers.imap_port,
             servers.password_file.display()
         ),

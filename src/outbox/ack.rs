@@ -224,6 +224,17 @@ pub fn queue_owed(
     keyring: &Keyring,
     policy: &AckPolicy<'_>,
 ) -> Result<Vec<OwedAck>, OutboxError> {
+    // Each debt is settled in a transaction of its own, without a disk flush of its own: a
+    // power cut can only bring a debt back with its copy (settled again later), and the copy
+    // is claimed by an ordinary commit, which flushes this one, before it is sent.
+    store.flushed_by_the_next_commit(|store| queue_owed_now(store, keyring, policy))?
+}
+
+fn queue_owed_now(
+    store: &mut Store,
+    keyring: &Keyring,
+    policy: &AckPolicy<'_>,
+) -> Result<Vec<OwedAck>, OutboxError> {
     let mut done = Vec::new();
     for (thread_id, message_ref) in store.pending_acks()? {
         let report = store.thread_by_id(thread_id)?;

@@ -1258,6 +1258,29 @@ impl Store {
         self.without_own_fsync(|db| db.write(|db| count_attempt_tx(db, key, error)))
     }
 
+    /// Runs `f` (its own transactions) with SQLite's `synchronous=OFF`: what it commits is
+    /// durable against a crash of the process at once, and against a power loss from the next
+    /// ordinary commit on, which flushes the write-ahead log up to and including it. For work
+    /// whose loss in a power cut only puts things back as they were before it (the outbox
+    /// settling owed acknowledgments: the debt comes back with its copy gone, and is settled
+    /// again), and that nothing outside relies on before an ordinary commit follows (an outbox
+    /// copy is claimed by an ordinary commit before it is sent). Nested inside a transaction
+    /// it changes nothing. On PostgreSQL `f` runs as is.
+    pub fn flushed_by_the_next_commit<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> T,
+    ) -> Result<T, StoreError> {
+        let relax = self.db.sqlite_conn().is_some_and(|c| c.is_autocommit());
+        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
+            c.pragma_update(None, "synchronous", "OFF")?;
+        }
+        let done = f(self);
+        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
+            c.pragma_update(None, "synchronous", "FULL")?;
+        }
+        Ok(done)
+    }
+
     /// Runs `f` with SQLite's `synchronous=OFF` (see `begin_attempt`: durable against a crash
     /// of the process, flushed by the next commit). Inside a caller's transaction the pragma
     /// cannot change; that commit then flushes it.
