@@ -678,7 +678,7 @@ impl FollowupWorker {
 
     /// Acknowledgments of new reports (`outbox::ack::queue_owed` logs each).
     fn acknowledgments(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if self.store.pending_acks()?.is_empty() {
+        if !self.store.any_pending_ack()? {
             return Ok(());
         }
         self.refresh_keyring()?;

@@ -138,7 +138,8 @@ fn sigterm_while_the_drop_folder_is_being_drained() {
         std::fs::create_dir_all(maildir.join(sub)).unwrap();
     }
     // New reports from different people: each is stored and acknowledged (the slow part).
-    const TOTAL: usize = 300;
+    // Enough that group commit cannot store them all before SIGTERM lands.
+    const TOTAL: usize = 1500;
     let mut all = BTreeSet::new();
     for i in 0..TOTAL {
         let id = format!("<drain-{i}@reporter{i}.example>");

@@ -120,11 +120,11 @@ pub fn dry_run(
     Ok(cx.pipeline(None)?.dry_run(raw, source)?)
 }
 
-/// Composes and queues every acknowledgment owed to a new report (`outbox::ack::queue_owed`):
-/// those of the messages just stored, and those owed from before a crash or from before
-/// `init` made a key. What became of each.
+/// Composes and queues the acknowledgments owed to new reports (`outbox::ack::queue_owed`, the
+/// oldest first, up to one round's worth): those of the messages just stored, and those owed
+/// from before a crash or from before `init` made a key. What became of each.
 pub fn flush_pending_acks(cx: &mut Context, actor: &Actor) -> Result<Vec<OwedAck>, OpsError> {
-    if actor.read_only() || cx.store().pending_acks()?.is_empty() {
+    if actor.read_only() || !cx.store().any_pending_ack()? {
         return Ok(Vec::new());
     }
     let settings = cx.settings().clone();

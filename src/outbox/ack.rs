@@ -230,13 +230,17 @@ pub fn queue_owed(
     store.flushed_by_the_next_commit(|store| queue_owed_now(store, keyring, policy))?
 }
 
+/// Owed acknowledgments settled in one call at most: a flood of new reports is worked off in
+/// rounds (the daemon's next comes within a second), not in one pass of unbounded length.
+const ACKS_PER_ROUND: i64 = 500;
+
 fn queue_owed_now(
     store: &mut Store,
     keyring: &Keyring,
     policy: &AckPolicy<'_>,
 ) -> Result<Vec<OwedAck>, OutboxError> {
     let mut done = Vec::new();
-    for (thread_id, message_ref) in store.pending_acks()? {
+    for (thread_id, message_ref) in store.oldest_pending_acks(ACKS_PER_ROUND)? {
         let report = store.thread_by_id(thread_id)?;
         let mut owed = OwedAck {
             report: report.number.clone(),

@@ -1274,10 +1274,14 @@ impl Store {
         if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
             c.pragma_update(None, "synchronous", "OFF")?;
         }
-        let done = f(self);
-        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
-            c.pragma_update(None, "synchronous", "FULL")?;
-        }
+        // A panic in `f` must not leave the connection without flushes for what comes after.
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        let restored = match (relax, self.db.sqlite_conn()) {
+            (true, Some(c)) => c.pragma_update(None, "synchronous", "FULL"),
+            _ => Ok(()),
+        };
+        let done = done.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        restored?;
         Ok(done)
     }
 
@@ -1288,18 +1292,7 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let relax = self.db.sqlite_conn().is_some_and(|c| c.is_autocommit());
-        if let (true, Some(c)) = (relax, self.db.sqlite_conn()) {
-            c.pragma_update(None, "synchronous", "OFF")?;
-        }
-        let done = f(&mut self.db);
-        let restored = match (relax, self.db.sqlite_conn()) {
-            (true, Some(c)) => c.pragma_update(None, "synchronous", "FULL"),
-            _ => Ok(()),
-        };
-        let done = done?;
-        restored?;
-        Ok(done)
+        self.flushed_by_the_next_commit(|s| f(&mut s.db))?
     }
 
     /// A quarantined message was evaluated again (after a key import or a fix). When it now
@@ -1385,11 +1378,23 @@ impl Store {
 
     /// New reports whose acknowledgment is still to be queued: (thread id, message row id).
     pub fn pending_acks(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.oldest_pending_acks(i64::MAX)
+    }
+
+    /// The `limit` oldest owed acknowledgments (see [`Store::pending_acks`]): one round of the
+    /// outbox's work, however many new reports came in.
+    pub fn oldest_pending_acks(&self, limit: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         self.db.map(
-            "SELECT thread_id, message_ref FROM pending_acks ORDER BY created_at, thread_id",
-            args![],
+            "SELECT thread_id, message_ref FROM pending_acks ORDER BY created_at, thread_id
+             LIMIT ?1",
+            args![limit],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+    }
+
+    /// Whether any acknowledgment is owed (one indexed row read, not the list).
+    pub fn any_pending_ack(&self) -> Result<bool, StoreError> {
+        Ok(!self.oldest_pending_acks(1)?.is_empty())
     }
 
     /// The keys the reporter offered with the report whose acknowledgment is owed, as recorded
