@@ -1971,41 +1971,84 @@ fn cmd_ingest(
         stdout_gone: false,
         fatal: None,
     };
-    // Group commit: messages are stored in batches of `[ingest] batch_messages` (and at most
-    // 32 MB), each in one transaction; a dry run decides one at a time.
-    let batch_messages = cx.settings().config.ingest.batch_messages.max(1);
-    let mut pending: Vec<(casegate::store::MessageSource, casegate::intake::Intake)> = Vec::new();
-    let mut pending_bytes = 0usize;
-    for path in paths {
-        let limits = cx.settings().config.limits();
-        let res = casegate::app::for_each_message(path, &limits, &mut |source, got| {
-            if report.fatal.is_some() {
-                return;
-            }
-            if dry_run {
+    if dry_run {
+        // A dry run decides one message at a time.
+        for path in paths {
+            let limits = cx.settings().config.limits();
+            let res = casegate::app::for_each_message(path, &limits, &mut |source, got| {
+                if report.fatal.is_some() {
+                    return;
+                }
                 let shown = source.describe();
                 let result = ops::ingest::dry_run_read(cx, me, got, source);
                 report.result(&shown, result.map_err(anyhow::Error::from));
-                return;
+            });
+            if let Err(e) = res {
+                eprintln!("error: {e}");
+                failed = true;
             }
-            pending_bytes += match &got {
-                casegate::intake::Intake::Whole(raw) => raw.len(),
-                casegate::intake::Intake::Partial(p) => p.head.len(),
-            };
-            pending.push((source, got));
-            if pending.len() >= batch_messages || pending_bytes >= INGEST_BATCH_BYTES {
-                pending_bytes = 0;
-                ingest_pending(cx, me, &mut pending, &mut report);
+            if let Some(e) = report.fatal.take() {
+                return Err(e);
             }
+        }
+    } else {
+        // Group commit: messages are stored in batches of `[ingest] batch_messages` (and at
+        // most INGEST_BATCH_BYTES), each in one transaction. The files are read on a thread of
+        // their own, ahead of the batches being parsed, opened and stored.
+        let batch_messages = cx.settings().config.ingest.batch_messages.max(1);
+        let limits = cx.settings().config.limits();
+        let unreadable = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (batches, taken) = std::sync::mpsc::sync_channel(0);
+            let unreadable = &unreadable;
+            scope.spawn(move || {
+                for path in paths {
+                    let mut pending = Vec::new();
+                    let mut pending_bytes = 0usize;
+                    let mut stopped = false;
+                    let res = casegate::app::for_each_message(path, &limits, &mut |source, got| {
+                        if stopped {
+                            return;
+                        }
+                        pending_bytes += match &got {
+                            casegate::intake::Intake::Whole(raw) => raw.len(),
+                            casegate::intake::Intake::Partial(p) => p.head.len(),
+                        };
+                        pending.push((source, got));
+                        if pending.len() >= batch_messages || pending_bytes >= INGEST_BATCH_BYTES {
+                            pending_bytes = 0;
+                            stopped = batches.send(std::mem::take(&mut pending)).is_err();
+                        }
+                    });
+                    // The store stopped the ingest: nothing more is read.
+                    if stopped || (!pending.is_empty() && batches.send(pending).is_err()) {
+                        return;
+                    }
+                    if let Err(e) = res {
+                        eprintln!("error: {e}");
+                        unreadable.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+            let stored =
+                ops::ingest::ingest_batches(cx, me, taken.into_iter(), &mut |shown, done| {
+                    let stored = done.outcomes.len();
+                    for (o, shown) in done.outcomes.into_iter().zip(shown) {
+                        report.result(shown, Ok(o));
+                    }
+                    if let (Some(e), Some(shown)) = (done.failure, shown.get(stored)) {
+                        report.result(shown, Err(e.into()));
+                    }
+                    report.fatal.is_none()
+                });
+            if let Err(e) = stored
+                && report.fatal.is_none()
+            {
+                report.fatal = Some(e.into());
+            }
+            // `taken` is gone with `ingest_batches`' iterator: the reader stops at its next batch.
         });
-        if report.fatal.is_none() {
-            pending_bytes = 0;
-            ingest_pending(cx, me, &mut pending, &mut report);
-        }
-        if let Err(e) = res {
-            eprintln!("error: {e}");
-            failed = true;
-        }
+        failed |= unreadable.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(e) = report.fatal.take() {
             return Err(e);
         }
@@ -2017,39 +2060,9 @@ fn cmd_ingest(
     })
 }
 
-/// Bytes of mail `ingest` holds before it stores them (one larger message still goes whole).
-const INGEST_BATCH_BYTES: usize = 32 * 1024 * 1024;
-
-/// Stores the messages `pending` holds in one transaction and reports each; empties it.
-fn ingest_pending(
-    cx: &mut Context,
-    me: &Actor,
-    pending: &mut Vec<(casegate::store::MessageSource, casegate::intake::Intake)>,
-    report: &mut IngestReport,
-) {
-    if pending.is_empty() {
-        return;
-    }
-    let batch: Vec<(casegate::store::MessageSource, casegate::intake::Intake)> =
-        std::mem::take(pending);
-    let shown: Vec<String> = batch.iter().map(|(s, _)| s.describe()).collect();
-    match ops::ingest::ingest_batch(cx, me, batch) {
-        Ok(done) => {
-            let stored = done.outcomes.len();
-            for (o, shown) in done.outcomes.into_iter().zip(&shown) {
-                report.result(shown, Ok(o));
-            }
-            if let (Some(e), Some(shown)) = (done.failure, shown.get(stored)) {
-                report.result(shown, Err(e.into()));
-            }
-        }
-        Err(e) => {
-            if let Some(shown) = shown.first() {
-                report.result(shown, Err(e.into()));
-            }
-        }
-    }
-}
+/// Bytes of mail `ingest` holds in one batch (one larger message still goes whole). Three
+/// batches are held at most: one stored, one parsed and opened, one read from files.
+const INGEST_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// What `ingest` and `route --dry-run` print per message, and the failure that stops them.
 struct IngestReport {

@@ -436,37 +436,102 @@ impl PipelineRef<'_> {
     /// - a batch whose transaction failed or panicked: nothing of it was stored, so each
     ///   message goes again on its own (its try is not counted twice).
     pub fn process_batch(&mut self, batch: Vec<(Inbound, MessageSource)>) -> Stored {
-        let fresh = match self.fresh_batch(&batch) {
-            Ok(fresh) => fresh,
-            Err(e) => return Stored::failed(e),
-        };
-        if !fresh {
-            return self.one_at_a_time(batch, None);
+        let CountedBatch { batch, plan } = self.count_batch(batch);
+        match plan {
+            Plan::Grouped(tries) => {
+                // Parsing and opening need no store: on every core, before the transaction.
+                let (keyring, rules) = (self.keyring, self.rules);
+                let budget = rules.limits.max_decoded_bytes;
+                let reads = read_all(&batch, keyring, rules, budget, &|r| (r, 0));
+                match self.store_grouped(&batch, &reads) {
+                    Some(stored) => stored,
+                    None => {
+                        drop(reads);
+                        self.one_at_a_time(batch, Some(tries))
+                    }
+                }
+            }
+            plan => self.store_ungrouped(batch, plan),
         }
-        let keys: Vec<Option<String>> = batch.iter().map(|(_, s)| s.attempt_key()).collect();
-        let counted: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
-        let mut tries = match self.store.begin_attempts(&counted) {
-            Ok(t) => t.into_iter(),
-            Err(e) => return Stored::failed(e.into()),
+    }
+
+    /// The first half of [`PipelineRef::process_batch`]: counts the tries of `batch` (in one
+    /// transaction without a flush of its own) and decides whether it is stored in one
+    /// transaction. Its messages may be read from then on, on any thread ([`read_batch`]), and
+    /// it is stored by [`PipelineRef::store_batch`]. A caller may count the next batch and read
+    /// it while this one is stored, but only when this one is grouped
+    /// ([`CountedBatch::grouped`]): a batch that goes one message at a time is suspect (a
+    /// crash during an earlier try), and nothing after it may be counted before it is done, so
+    /// a message that kills casegate costs no other message more than one extra try.
+    pub fn count_batch(&mut self, batch: Vec<(Inbound, MessageSource)>) -> CountedBatch {
+        let plan = match self.fresh_batch(&batch) {
+            Err(e) => Plan::Failed(e),
+            Ok(false) => Plan::OneAtATime(None),
+            Ok(true) => {
+                let keys: Vec<Option<String>> =
+                    batch.iter().map(|(_, s)| s.attempt_key()).collect();
+                let counted: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+                match self.store.begin_attempts(&counted) {
+                    Err(e) => Plan::Failed(e.into()),
+                    Ok(t) => {
+                        let mut t = t.into_iter();
+                        let tries: Vec<(u32, Option<String>)> = keys
+                            .iter()
+                            .map(|k| match k {
+                                Some(_) => t.next().unwrap_or((1, None)),
+                                None => (0, None),
+                            })
+                            .collect();
+                        // Another instance counted one meanwhile (PostgreSQL), or
+                        // `max_attempts` is 0.
+                        if tries
+                            .iter()
+                            .any(|(n, _)| *n > 1 || *n > self.rules.limits.max_attempts)
+                        {
+                            Plan::OneAtATime(Some(tries))
+                        } else {
+                            Plan::Grouped(tries)
+                        }
+                    }
+                }
+            }
         };
-        let tries: Vec<(u32, Option<String>)> = keys
-            .iter()
-            .map(|k| match k {
-                Some(_) => tries.next().unwrap_or((1, None)),
-                None => (0, None),
-            })
-            .collect();
-        // Another instance counted one meanwhile (PostgreSQL), or `max_attempts` is 0.
-        if tries
-            .iter()
-            .any(|(n, _)| *n > 1 || *n > self.rules.limits.max_attempts)
-        {
-            return self.one_at_a_time(batch, Some(tries));
+        CountedBatch { batch, plan }
+    }
+
+    /// The second half of [`PipelineRef::process_batch`]: stores a batch counted by
+    /// [`PipelineRef::count_batch`] and read by [`read_batch`]. Returns after the commit.
+    pub fn store_batch(&mut self, read: ReadBatch) -> Stored {
+        let ReadBatch { counted, reads } = read;
+        let CountedBatch { batch, plan } = counted;
+        match plan {
+            Plan::Grouped(tries) => match self.store_grouped(&batch, &reads) {
+                Some(stored) => stored,
+                None => self.one_at_a_time(batch, Some(tries)),
+            },
+            plan => self.store_ungrouped(batch, plan),
         }
+    }
+
+    fn store_ungrouped(&mut self, batch: Vec<(Inbound, MessageSource)>, plan: Plan) -> Stored {
+        match plan {
+            Plan::Failed(e) => Stored::failed(e),
+            Plan::OneAtATime(tries) => self.one_at_a_time(batch, tries),
+            Plan::Grouped(tries) => self.one_at_a_time(batch, Some(tries)),
+        }
+    }
+
+    /// A counted, grouped batch in ONE transaction, each message evaluated (from `reads`, what
+    /// was read of it ahead, or read now when nothing was) on what the ones before it stored.
+    /// `None` when the transaction failed or panicked: nothing of it was stored, and each
+    /// message goes again on its own (its try is not counted twice).
+    fn store_grouped(
+        &mut self,
+        batch: &[(Inbound, MessageSource)],
+        reads: &[Option<Read<'_>>],
+    ) -> Option<Stored> {
         let now = Utc::now();
         let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
-        // Parsing and opening need no store: on every core, before the transaction.
-        let reads = read_all(&batch, keyring, rules, rules.limits.max_decoded_bytes);
         let grouped = caught(|| {
             self.store.atomically(|store| {
                 let mut p = PipelineRef {
@@ -477,9 +542,10 @@ impl PipelineRef<'_> {
                 };
                 batch
                     .iter()
-                    .zip(&reads)
-                    .map(|((input, source), read)| {
-                        p.evaluate_and_commit(input, source, read.as_ref(), now)
+                    .enumerate()
+                    .map(|(k, (input, source))| {
+                        let read = reads.get(k).and_then(Option::as_ref);
+                        p.evaluate_and_commit(input, source, read, now)
                     })
                     .collect::<Result<Vec<_>, StoreError>>()
             })
@@ -488,11 +554,11 @@ impl PipelineRef<'_> {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
                 tracing::warn!(messages = batch.len(), error = %e, "batch not stored; each message goes again on its own");
-                return self.one_at_a_time(batch, Some(tries));
+                return None;
             }
             Err(panic) => {
                 tracing::error!(messages = batch.len(), panic = %one_line(&panic, 200), "batch not stored after an internal error; each message goes again on its own");
-                return self.one_at_a_time(batch, Some(tries));
+                return None;
             }
         };
         let outcomes = done
@@ -505,10 +571,10 @@ impl PipelineRef<'_> {
                 }
             })
             .collect();
-        Stored {
+        Some(Stored {
             outcomes,
             failure: None,
-        }
+        })
     }
 
     /// Whether no message of `batch` has tries counted already (see
@@ -1072,6 +1138,32 @@ enum Read<'r> {
     Panic(String),
 }
 
+impl Read<'_> {
+    /// The same read, its parse copied out of the bytes it borrowed.
+    fn into_owned(self) -> Read<'static> {
+        match self {
+            Read::Ok(r) => {
+                let Reading {
+                    parsed,
+                    outer,
+                    sender_auth,
+                    content,
+                    autocrypt,
+                } = *r;
+                Read::Ok(Box::new(Reading {
+                    parsed: parsed.into_owned(),
+                    outer,
+                    sender_auth,
+                    content,
+                    autocrypt,
+                }))
+            }
+            Read::Quarantine(why) => Read::Quarantine(why),
+            Read::Panic(what) => Read::Panic(what),
+        }
+    }
+}
+
 /// Reads `raw`: parse (once), sender authentication, bounce detection, opening. Touches no
 /// store (DKIM may ask DNS); a panic in it is caught and becomes [`Read::Panic`].
 fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r> {
@@ -1114,23 +1206,27 @@ fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r>
 
 /// Reads the messages of a batch ahead of its transaction, on every core; `None` for a message
 /// kept only in part, or not read ahead: once what the reads ahead hold in decrypted content
-/// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the
-/// transaction (as alone), so a batch holds little more than one message may.
-fn read_all<'b>(
+/// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the transaction (as
+/// alone), so a batch holds little more than one message may. `keep` turns each read into
+/// what is kept of it, with the bytes that adds (a copy, for a read that must outlive `batch`).
+fn read_all<'b, T: Send>(
     batch: &'b [(Inbound, MessageSource)],
     keyring: &Keyring,
     rules: &Rules,
     budget: u64,
-) -> Vec<Option<Read<'b>>> {
+    keep: &(dyn Fn(Read<'b>) -> (T, u64) + Sync),
+) -> Vec<Option<T>> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let held = AtomicU64::new(0);
-    let ahead = |input: &'b Inbound| -> Option<Read<'b>> {
+    let ahead = |input: &'b Inbound| -> Option<T> {
         if held.load(Ordering::Relaxed) > budget {
             return None;
         }
-        let read = read_one(input, keyring, rules);
-        held.fetch_add(held_bytes(read.as_ref()), Ordering::Relaxed);
-        read
+        let read = read_one(input, keyring, rules)?;
+        let decoded = held_bytes(Some(&read));
+        let (kept, copied) = keep(read);
+        held.fetch_add(decoded + copied, Ordering::Relaxed);
+        Some(kept)
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -1140,7 +1236,7 @@ fn read_all<'b>(
         return batch.iter().map(|(i, _)| ahead(i)).collect();
     }
     // Interleaved (message k on thread k mod n): a run of large messages is shared out.
-    let done: Vec<Vec<(usize, Option<Read<'b>>)>> = std::thread::scope(|scope| {
+    let done: Vec<Vec<(usize, Option<T>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let ahead = &ahead;
@@ -1168,13 +1264,81 @@ fn read_all<'b>(
     });
     // A thread that could not be started (or died) left its messages unread: they are read
     // inside the transaction.
-    let mut reads: Vec<Option<Read<'b>>> = (0..batch.len()).map(|_| None).collect();
+    let mut reads: Vec<Option<T>> = (0..batch.len()).map(|_| None).collect();
     for (k, r) in done.into_iter().flatten() {
         if let Some(slot) = reads.get_mut(k) {
             *slot = r;
         }
     }
     reads
+}
+
+/// A batch whose tries are counted ([`PipelineRef::count_batch`]): it may be read now, on any
+/// thread ([`read_batch`]), and then stored ([`PipelineRef::store_batch`]).
+pub struct CountedBatch {
+    batch: Vec<(Inbound, MessageSource)>,
+    plan: Plan,
+}
+
+/// How a counted batch is stored (see [`PipelineRef::process_batch`]).
+enum Plan {
+    /// In one transaction; the tries of each message, counted together.
+    Grouped(Vec<(u32, Option<String>)>),
+    /// Each message in its own transaction; with their tries when they were counted already.
+    OneAtATime(Option<Vec<(u32, Option<String>)>>),
+    /// The tries could not be counted: nothing is stored.
+    Failed(PipelineError),
+}
+
+impl CountedBatch {
+    /// Whether the batch is stored in one transaction; only then may the next batch be counted
+    /// and read before it is stored (see [`PipelineRef::count_batch`]).
+    pub fn grouped(&self) -> bool {
+        matches!(self.plan, Plan::Grouped(_))
+    }
+}
+
+/// A counted batch and what reading its messages found, owned: it can be read on one thread
+/// while an earlier batch is stored on another.
+pub struct ReadBatch {
+    counted: CountedBatch,
+    reads: Vec<Option<Read<'static>>>,
+}
+
+impl ReadBatch {
+    /// Forgets what was read, so that each message is read again inside the transaction: for a
+    /// batch read with a keyring that has changed since (a key imported, bound or revoked).
+    pub fn read_again(&mut self) {
+        self.reads.clear();
+    }
+}
+
+/// Parses and opens the messages of a grouped batch on every core (nothing for one stored one
+/// at a time: each is read in its turn). Touches no store.
+pub fn read_batch(counted: CountedBatch, keyring: &Keyring, rules: &Rules) -> ReadBatch {
+    let read = || {
+        read_all(
+            &counted.batch,
+            keyring,
+            rules,
+            rules.limits.max_decoded_bytes,
+            &|r| {
+                // The parse borrows the bytes it was made from; the copy lets it outlive them here.
+                let copied = match &r {
+                    Read::Ok(reading) => 2 * reading.parsed.raw_message().len() as u64,
+                    _ => 0,
+                };
+                (r.into_owned(), copied)
+            },
+        )
+    };
+    // Each message's reading catches its own panic; this is for the rest. The batch is never
+    // lost with it: what is not read ahead is read inside the transaction.
+    let reads = match counted.plan {
+        Plan::Grouped(_) => caught(read).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    ReadBatch { counted, reads }
 }
 
 /// Decrypted bytes a read holds (its plaintext and its parse, and the signed part kept for a
@@ -2375,10 +2539,17 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
         let opened = |reads: &[Option<Read<'_>>]| {
             reads.iter().filter(|r| held_bytes(r.as_ref()) > 0).count()
         };
-        let all = read_all(&batch, &keyring, &rules, rules.limits.max_decoded_bytes);
+        let as_is = |r| (r, 0);
+        let all = read_all(
+            &batch,
+            &keyring,
+            &rules,
+            rules.limits.max_decoded_bytes,
+            &as_is,
+        );
         assert_eq!(opened(&all), 6, "every message decrypted ahead");
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let few = read_all(&batch, &keyring, &rules, 1);
+        let few = read_all(&batch, &keyring, &rules, 1, &as_is);
         assert!(
             (1..=threads.min(6)).contains(&opened(&few)),
             "{} read ahead",
@@ -2469,6 +2640,63 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
         let o = p.process(&raw, maildir("n")).unwrap();
         assert_eq!(message::parses_on_this_thread() - before, 2, "{o:?}");
         assert!(o.encrypted);
+    }
+
+    /// A batch read ahead (owned, on another thread) is stored from those reads, each message
+    /// decided inside the transaction in order, with nothing parsed again; one read with keys
+    /// that changed since (`read_again`) is read inside the transaction with the keys as they
+    /// are.
+    #[test]
+    fn a_batch_read_ahead_is_stored_from_its_reads_or_read_again() {
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let sealed = sealed_mail(&coordinator, "psirt@foocorp.example", "Status: affected\n");
+        let batch = || {
+            whole(vec![
+                (sealed.clone(), "a"),
+                (report(1), "b"),
+                (report(1), "c"),
+            ])
+        };
+        let without_key = std::sync::Arc::new(Keyring::new(None, Vec::new()));
+        let with_key = Keyring::new(Some(coordinator), Vec::new());
+        let rules = rules(Limits::default());
+        for again in [false, true] {
+            let mut p = Pipeline::new(
+                Store::open_in_memory().unwrap(),
+                with_key.clone(),
+                rules.clone(),
+            );
+            let counted = p.by_ref().count_batch(batch());
+            assert!(counted.grouped());
+            let (keys, r) = (without_key.clone(), rules.clone());
+            let mut read = std::thread::spawn(move || read_batch(counted, &keys, &r))
+                .join()
+                .unwrap();
+            if again {
+                read.read_again();
+            }
+            let parses = message::parses_on_this_thread();
+            let done = p.by_ref().store_batch(read);
+            let parsed_here = message::parses_on_this_thread() - parses;
+            assert!(done.failure.is_none());
+            let outcomes: Vec<&str> = done.outcomes.iter().map(|o| o.outcome).collect();
+            if again {
+                // Outer and inner parse of the sealed message, one parse of each report.
+                assert_eq!(parsed_here, 4);
+                assert_eq!(outcomes, ["triage", "routed", "duplicate"]);
+                assert!(done.outcomes[0].encrypted);
+            } else {
+                assert_eq!(parsed_here, 0, "read ahead, not again");
+                assert_eq!(outcomes, ["quarantine", "routed", "duplicate"]);
+                assert!(
+                    done.outcomes[0]
+                        .reason
+                        .contains("no coordinator secret key"),
+                    "{:?}",
+                    done.outcomes[0]
+                );
+            }
+        }
     }
 
     /// A new report's acknowledgment is only recorded as owed, with the keys its reporter

@@ -3,6 +3,7 @@
 
 use super::{Actor, Context, OpsError};
 use crate::intake::Intake;
+use crate::keyring::Keyring;
 use crate::outbox::ack::OwedAck;
 use crate::pipeline::Outcome;
 use crate::store::MessageSource;
@@ -50,17 +51,118 @@ pub fn ingest_read(
     Ok(outcome)
 }
 
-/// [`ingest_read`] of several messages with group commit: stored in ONE transaction (see
-/// [`crate::pipeline::PipelineRef::process_batch`]), each with its audit record. The outcomes
-/// of the first messages, in order, and why the next one was not stored (the rest were not
-/// tried).
-pub fn ingest_batch(
+/// [`ingest_read`] of batches of messages with group commit (`casegate ingest` of a Maildir or
+/// a directory): each batch is stored in ONE transaction (see
+/// [`crate::pipeline::PipelineRef::process_batch`]), each message with its audit record, and
+/// the acknowledgments it owes are queued after it. While one batch is stored, the next is
+/// parsed and opened on the other cores (its tries counted first, as always before reading).
+///
+/// `each` gets every batch's sources as shown and what became of it, in order: the outcomes of
+/// its first messages and why the next one was not stored (the rest were not tried). It
+/// returns `false` to stop: nothing more is stored.
+pub fn ingest_batches(
     cx: &mut Context,
     actor: &Actor,
-    batch: Vec<(MessageSource, Intake)>,
-) -> Result<crate::pipeline::Stored, OpsError> {
+    batches: impl Iterator<Item = Vec<(MessageSource, Intake)>>,
+    each: &mut dyn FnMut(&[String], crate::pipeline::Stored) -> bool,
+) -> Result<(), OpsError> {
+    use crate::pipeline::{CountedBatch, ReadBatch, read_batch};
+    use std::sync::{Arc, mpsc};
     actor.may_change("store messages")?;
-    let batch = batch
+    let rules = cx.rules().clone();
+    std::thread::scope(|scope| {
+        // The reader: parses and opens the batch after the one being stored. Batches go to it
+        // and come back in order; at most one waits there at a time.
+        let (to_reader, jobs) = mpsc::channel::<(CountedBatch, Arc<Keyring>)>();
+        let (read_tx, read_rx) = mpsc::channel::<ReadBatch>();
+        let rules = &rules;
+        let reader = std::thread::Builder::new()
+            .name("casegate-read".into())
+            .spawn_scoped(scope, move || {
+                for (counted, keyring) in jobs {
+                    if read_tx.send(read_batch(counted, &keyring, rules)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .is_ok();
+        // The batch with the reader: its sources as shown, and the keyring it is read with.
+        let mut ahead: Option<(Vec<String>, Arc<Keyring>)> = None;
+        for batch in batches {
+            let shown: Vec<String> = batch.iter().map(|(s, _)| s.describe()).collect();
+            let counted = cx
+                .pipeline(Some(actor.name()))?
+                .count_batch(to_inbound(batch));
+            let counted = if reader && counted.grouped() {
+                let keyring = cx.shared_keyring()?;
+                match to_reader.send((counted, keyring.clone())) {
+                    Ok(()) => {
+                        let before = ahead.replace((shown, keyring));
+                        if let Some((shown, keyring)) = before
+                            && !store_read(cx, actor, &shown, keyring, &read_rx, each)?
+                        {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    // The reader is gone: this batch is read here, after the one it holds.
+                    Err(mpsc::SendError((counted, _))) => counted,
+                }
+            } else {
+                counted
+            };
+            // Read and stored here, after the batch ahead of it; nothing after it is counted
+            // before it is done (see `count_batch`).
+            if let Some((shown, keyring)) = ahead.take()
+                && !store_read(cx, actor, &shown, keyring, &read_rx, each)?
+            {
+                return Ok(());
+            }
+            let keyring = cx.shared_keyring()?;
+            let read = read_batch(counted, &keyring, rules);
+            let mut stored = cx.pipeline(Some(actor.name()))?.store_batch(read);
+            pay_acknowledgments(cx, actor, &mut stored.outcomes);
+            if !each(&shown, stored) {
+                return Ok(());
+            }
+        }
+        if let Some((shown, keyring)) = ahead.take() {
+            store_read(cx, actor, &shown, keyring, &read_rx, each)?;
+        }
+        Ok(())
+    })
+}
+
+/// Stores the batch the reader hands back next (see [`ingest_batches`]) and queues the
+/// acknowledgments it owes; what `each` says.
+fn store_read(
+    cx: &mut Context,
+    actor: &Actor,
+    shown: &[String],
+    read_with: std::sync::Arc<Keyring>,
+    reads: &std::sync::mpsc::Receiver<crate::pipeline::ReadBatch>,
+    each: &mut dyn FnMut(&[String], crate::pipeline::Stored) -> bool,
+) -> Result<bool, OpsError> {
+    let Ok(mut read) = reads.recv() else {
+        return Err(OpsError::Internal(format!(
+            "the thread reading {} messages stopped; they were not stored (their files are where they were)",
+            shown.len()
+        )));
+    };
+    // A key imported, bound or revoked since it was read (the acknowledgments before it may
+    // bind the keys reporters offered): each message is read again with the keys as they are.
+    if !std::sync::Arc::ptr_eq(&read_with, &cx.shared_keyring()?) {
+        read.read_again();
+    }
+    let mut stored = cx.pipeline(Some(actor.name()))?.store_batch(read);
+    pay_acknowledgments(cx, actor, &mut stored.outcomes);
+    Ok(each(shown, stored))
+}
+
+fn to_inbound(
+    batch: Vec<(MessageSource, Intake)>,
+) -> Vec<(crate::pipeline::Inbound, MessageSource)> {
+    batch
         .into_iter()
         .map(|(source, got)| {
             let input = match got {
@@ -69,10 +171,7 @@ pub fn ingest_batch(
             };
             (input, source)
         })
-        .collect();
-    let mut stored = cx.pipeline(Some(actor.name()))?.process_batch(batch);
-    pay_acknowledgments(cx, actor, &mut stored.outcomes);
-    Ok(stored)
+        .collect()
 }
 
 /// After a commit: the outbox composes and queues the acknowledgments owed (the pipeline only

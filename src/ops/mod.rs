@@ -333,7 +333,8 @@ pub struct Context {
     settings: Settings,
     rules: Rules,
     store: Store,
-    keyring: Option<(i64, Keyring)>,
+    /// Shared, so that a batch can be read with it on other threads while this one stores.
+    keyring: Option<(i64, std::sync::Arc<Keyring>)>,
 }
 
 impl Context {
@@ -379,9 +380,22 @@ impl Context {
         let version = self.store.keys_generation()?;
         if !matches!(&self.keyring, Some((v, _)) if *v == version) {
             let keyring = app::load_keyring(&self.settings, &self.store)?;
-            self.keyring = Some((version, keyring));
+            self.keyring = Some((version, std::sync::Arc::new(keyring)));
         }
         Ok(())
+    }
+
+    /// The current keyring, to read with on another thread (see [`Context::keyring`]).
+    pub(crate) fn shared_keyring(&mut self) -> Result<std::sync::Arc<Keyring>, OpsError> {
+        self.refresh_keyring()?;
+        match &self.keyring {
+            Some((_, k)) => Ok(k.clone()),
+            None => Err(OpsError::Internal("keyring not loaded".into())),
+        }
+    }
+
+    pub(crate) fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// The store and the current keyring at once (for the outbox side, which reads what it

@@ -206,8 +206,9 @@ pub struct OwedAck {
     pub owed: bool,
 }
 
-/// Composes, seals and queues every acknowledgment owed (oldest first), each in one
-/// transaction with the removal of its debt; what became of each. Kept owed while there is
+/// Composes, seals and queues every acknowledgment owed (oldest first), each atomically with
+/// the removal of its debt (a savepoint of a transaction that settles several); what became
+/// of each. Kept owed while there is
 /// no coordinator key (after `casegate init` the next call sends them) or when the store
 /// fails; dropped with the reason when it can never be sent (no sender address, the limit
 /// per sender and day reached, a message that cannot be built) and when another process
@@ -224,56 +225,90 @@ pub fn queue_owed(
     keyring: &Keyring,
     policy: &AckPolicy<'_>,
 ) -> Result<Vec<OwedAck>, OutboxError> {
-    // Each debt is settled in a transaction of its own, without a disk flush of its own: a
-    // power cut can only bring a debt back with its copy (settled again later), and the copy
-    // is claimed by an ordinary commit, which flushes this one, before it is sent.
-    store.flushed_by_the_next_commit(|store| queue_owed_now(store, keyring, policy))?
+    // Settled without a disk flush of their own: a power cut can only bring a debt back with
+    // its copy (settled again later), and the copy is claimed by an ordinary commit, which
+    // flushes this one, before it is sent.
+    store.flushed_by_the_next_commit(|store| {
+        let owed = store.oldest_pending_acks(ACKS_PER_ROUND)?;
+        // On SQLite several debts share a transaction, whose commit writes their pages once
+        // (each debt's writes are savepoints in it: a failure undoes that one only). On
+        // PostgreSQL a failed statement dooms its whole transaction and instances race to
+        // settle the same debts: one transaction each, as a failure there must cost one debt.
+        let per_transaction = match store.backend() {
+            crate::store::Backend::Sqlite => ACKS_PER_TRANSACTION,
+            crate::store::Backend::Postgres => 1,
+        };
+        let mut done = Vec::with_capacity(owed.len());
+        for chunk in owed.chunks(per_transaction) {
+            let settle = |s: &mut Store| {
+                chunk
+                    .iter()
+                    .filter_map(|&(thread_id, message_ref)| {
+                        settle_one(s, keyring, policy, thread_id, message_ref)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            done.extend(if per_transaction > 1 {
+                store.atomically(|s| Ok::<_, StoreError>(settle(s)))?
+            } else {
+                settle(store)
+            });
+        }
+        Ok(done)
+    })?
 }
 
 /// Owed acknowledgments settled in one call at most: a flood of new reports is worked off in
 /// rounds (the daemon's next comes within a second), not in one pass of unbounded length.
 const ACKS_PER_ROUND: i64 = 500;
 
-fn queue_owed_now(
+/// Debts settled in one transaction: the write lock is held for a few milliseconds at a time.
+const ACKS_PER_TRANSACTION: usize = 50;
+
+/// One owed acknowledgment: queued, forgotten, or kept owed; `None` when the report cannot be
+/// read (the store failed: it stays owed).
+fn settle_one(
     store: &mut Store,
     keyring: &Keyring,
     policy: &AckPolicy<'_>,
-) -> Result<Vec<OwedAck>, OutboxError> {
-    let mut done = Vec::new();
-    for (thread_id, message_ref) in store.oldest_pending_acks(ACKS_PER_ROUND)? {
-        let report = store.thread_by_id(thread_id)?;
-        let mut owed = OwedAck {
-            report: report.number.clone(),
-            thread_id,
-            result: String::new(),
-            owed: true,
-        };
-        let Some(coordinator) = keyring.coordinator() else {
-            owed.result = NO_COORDINATOR_KEY.into();
-            done.push(owed);
-            continue;
-        };
-        let result = pay_one(store, keyring, coordinator, &report, message_ref, policy);
-        match result {
-            Paid::Settled(what) => {
-                owed.owed = false;
-                owed.result = what;
-            }
-            Paid::Impossible(why) => {
-                // Never possible: forget it (another process may have, too).
-                if let Err(e) = store.clear_pending_ack(thread_id) {
-                    tracing::warn!(report = %report.number, error = %e, "could not forget an acknowledgment that cannot be sent; tried again later");
-                } else {
-                    owed.owed = false;
-                }
-                owed.result = format!("not sent: {why}");
-            }
-            Paid::Kept(why) => owed.result = format!("not sent yet: {why}; it stays owed"),
+    thread_id: i64,
+    message_ref: i64,
+) -> Option<OwedAck> {
+    let report = match store.thread_by_id(thread_id) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(thread_id, error = %e, "owed acknowledgment: report not read; it stays owed");
+            return None;
         }
-        tracing::info!(report = %report.number, acknowledgment = %owed.result, "owed acknowledgment handled");
-        done.push(owed);
+    };
+    let mut owed = OwedAck {
+        report: report.number.clone(),
+        thread_id,
+        result: String::new(),
+        owed: true,
+    };
+    let Some(coordinator) = keyring.coordinator() else {
+        owed.result = NO_COORDINATOR_KEY.into();
+        return Some(owed);
+    };
+    match pay_one(store, keyring, coordinator, &report, message_ref, policy) {
+        Paid::Settled(what) => {
+            owed.owed = false;
+            owed.result = what;
+        }
+        Paid::Impossible(why) => {
+            // Never possible: forget it (another process may have, too).
+            if let Err(e) = store.clear_pending_ack(thread_id) {
+                tracing::warn!(report = %report.number, error = %e, "could not forget an acknowledgment that cannot be sent; tried again later");
+            } else {
+                owed.owed = false;
+            }
+            owed.result = format!("not sent: {why}");
+        }
+        Paid::Kept(why) => owed.result = format!("not sent yet: {why}; it stays owed"),
     }
-    Ok(done)
+    tracing::info!(report = %report.number, acknowledgment = %owed.result, "owed acknowledgment handled");
+    Some(owed)
 }
 
 /// What became of one debt ([`pay_one`]).
@@ -612,6 +647,46 @@ Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\
             report(&mut s, "after@reporter.example", Vec::new());
             assert_eq!(s.pending_acks().unwrap().len(), 1);
         });
+    }
+
+    /// On SQLite the debts of a round share transactions (one commit writes the pages of many
+    /// copies), and a debt whose copy the store refuses stays owed without undoing the others.
+    #[test]
+    fn a_round_settles_many_debts_in_few_commits_and_a_refused_one_alone_stays_owed() {
+        let mut s = Store::open_in_memory().unwrap();
+        let config = OutboxConfig::default();
+        let threads: Vec<i64> = (0..120)
+            .map(|i| report(&mut s, &format!("r{i}@reporter.example"), Vec::new()))
+            .collect();
+        s.db()
+            .sqlite_conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox
+                 WHEN NEW.address = 'r57@reporter.example' BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .unwrap();
+        let coordinator = crate::keyring::generate_coordinator_key("cert@example.test").unwrap();
+        let keyring = Keyring::new(Some(coordinator), Vec::new());
+        let before = s.commits();
+        let paid = queue_owed(&mut s, &keyring, &policy(&config)).unwrap();
+        let commits = s.commits() - before;
+        assert!(commits <= 3, "{commits} commits for 120 acknowledgments");
+        assert_eq!(paid.len(), 120);
+        for (i, t) in threads.iter().enumerate() {
+            let o = paid.iter().find(|o| o.thread_id == *t).unwrap();
+            if i == 57 {
+                assert!(o.owed, "{o:?}");
+                assert!(o.result.contains("disk full"), "{o:?}");
+            } else {
+                assert!(!o.owed && o.result.starts_with("queued"), "{i}: {o:?}");
+            }
+        }
+        let rows = copies(&s);
+        assert_eq!(rows.len(), 119);
+        assert!(rows.iter().all(|r| r.address != "r57@reporter.example"));
+        let owed: Vec<i64> = s.pending_acks().unwrap().iter().map(|p| p.0).collect();
+        assert_eq!(owed, vec![threads[57]]);
     }
 
     /// Two processes paying the same debts at once (two instances on PostgreSQL; two
