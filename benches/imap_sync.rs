@@ -62,9 +62,13 @@ password_file = "{pw}"
 mailboxes = ["INBOX"]
 processed_folder = "casegate/processed"
 timeout_secs = 60
-"#,
+{ingest}"#,
             port = servers.imap_port,
-            pw = servers.password_file.display()
+            pw = servers.password_file.display(),
+            // `CASEGATE_BENCH_BATCH=N`: serve's `[ingest] batch_messages` (default 100).
+            ingest = std::env::var("CASEGATE_BENCH_BATCH")
+                .map(|n| format!("\n[ingest]\nbatch_messages = {n}\n"))
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -82,7 +86,26 @@ timeout_secs = 60
     let inbox = servers.maildir(SERVE_USER);
     let processed = inbox.join(".casegate.processed");
     let start = Instant::now();
-    let mut child = Command::new(BIN)
+    // `CASEGATE_BENCH_PROFILE=FILE`: serve runs under `perf record` (its time is then not the
+    // figure to compare; the profile is the point).
+    let mut child = match std::env::var("CASEGATE_BENCH_PROFILE") {
+        Ok(out) => {
+            let mut c = Command::new("perf");
+            c.args([
+                "record",
+                "-F",
+                "2000",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+                &out,
+                BIN,
+            ]);
+            c
+        }
+        Err(_) => Command::new(BIN),
+    };
+    let mut child = child
         .arg("serve")
         .current_dir(dir)
         .env("RUST_LOG", "casegate=info")
@@ -103,6 +126,10 @@ timeout_secs = 60
         .unwrap();
     assert!(child.wait().unwrap().success());
     let text = std::fs::read_to_string(&log).unwrap();
+    // `CASEGATE_BENCH_SERVE_LOG=FILE` keeps serve's log (timestamps of each stage) to study.
+    if let Ok(keep) = std::env::var("CASEGATE_BENCH_SERVE_LOG") {
+        std::fs::write(keep, &text).unwrap();
+    }
     let moves = text.matches("IMAP: stored and moved").count();
     let status = Command::new(BIN)
         .args(["status", "--json"])

@@ -334,6 +334,9 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     // First run on embedded defaults: create the store and the coordinator key.
     let init = app::init(&settings)?;
     let opened = app::open_pipeline(&settings)?;
+    if let Err(e) = opened.store().leave_checkpoints_to_another() {
+        tracing::warn!(error = %e, "the pipeline's commits will checkpoint the store themselves");
+    }
     let instance = settings.instance_name();
     let pipeline = SharedPipeline::for_instance(opened, &instance);
     let location = app::store_location(&settings)?;
@@ -446,6 +449,17 @@ async fn serve_async(settings: Settings) -> Result<(), DaemonError> {
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    // Nothing is taken in any more: what the last messages stored owe goes into the outbox
+    // now (sent at the next start), not after the next start's first round.
+    let last = tokio::task::spawn_blocking(move || {
+        FollowupWorker::open(settings).map(|mut w| w.settle_before_exit())
+    })
+    .await;
+    if !matches!(last, Ok(Ok(()))) {
+        tracing::warn!(
+            "owed acknowledgments and relays not settled before exit; the next start does it"
+        );
+    }
     tracing::info!("casegate stopped");
     Ok(())
 }
@@ -505,23 +519,37 @@ pub fn lock_data_dir(settings: &Settings) -> Result<std::fs::File, DaemonError> 
     }
 }
 
-/// How often the daemon copies the write-ahead log into the store's main file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// How often the daemon copies the write-ahead log into the store's main file. The pipeline's
+/// connection leaves this to it ([`Store::leave_checkpoints_to_another`]); a checkpoint with
+/// nothing new to copy costs a read of the log's index.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Checkpoints the store's WAL in the background, on a connection of its own, so that no
 /// commit (a message stored, a notice queued) waits for it. A failure is only logged: the WAL
 /// keeps every commit durable until the next try.
 async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>) {
+    let mut kept: Option<Store> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
             _ = stop.changed() => return,
         }
-        let path = path.clone();
-        let done = tokio::task::spawn_blocking(move || Store::open(&path)?.checkpoint()).await;
+        let (path, taken) = (path.clone(), kept.take());
+        let done = tokio::task::spawn_blocking(move || {
+            let store = match taken {
+                Some(s) => s,
+                None => Store::open(&path)?,
+            };
+            let copied = store.checkpoint()?;
+            Ok::<_, crate::store::StoreError>((store, copied))
+        })
+        .await;
         match done {
-            Ok(Ok((frames, copied))) => {
-                tracing::debug!(frames, copied, "store WAL checkpointed")
+            Ok(Ok((store, (frames, copied)))) => {
+                kept = Some(store);
+                if copied > 0 {
+                    tracing::debug!(frames, copied, "store WAL checkpointed");
+                }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "store WAL checkpoint failed; will retry"),
             Err(e) => tracing::warn!(error = %e, "store WAL checkpoint task failed; will retry"),
@@ -627,6 +655,9 @@ async fn acks_relays_and_reminders(
     }
 }
 
+/// How long a stopping daemon spends settling what the last messages owe.
+const SETTLE_BEFORE_EXIT: Duration = Duration::from_secs(10);
+
 struct FollowupWorker {
     settings: Settings,
     store: Store,
@@ -650,6 +681,26 @@ impl FollowupWorker {
             last_remind: None,
             reported: Default::default(),
         })
+    }
+
+    /// Settles the acknowledgments and relays owed, round after round while one makes progress,
+    /// for at most [`SETTLE_BEFORE_EXIT`].
+    fn settle_before_exit(&mut self) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < SETTLE_BEFORE_EXIT {
+            let before = self.store.pending_acks().map(|p| p.len()).unwrap_or(0);
+            if let Err(e) = self.acknowledgments() {
+                tracing::warn!(error = %e, "acknowledgments not queued; they stay owed");
+                break;
+            }
+            let after = self.store.pending_acks().map(|p| p.len()).unwrap_or(0);
+            if after == 0 || after >= before {
+                break;
+            }
+        }
+        if let Err(e) = self.relays() {
+            tracing::warn!(error = %e, "relays not queued; they stay owed");
+        }
     }
 
     fn round(&mut self) {

@@ -475,6 +475,11 @@ impl std::fmt::Display for Location {
 /// WAL size (pages) at which a commit also checkpoints: SQLite's default.
 const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
+/// WAL size (pages, 64 MiB) at which a commit on a connection that leaves checkpoints to
+/// another ([`Store::leave_checkpoints_to_another`]) still checkpoints: only if that other
+/// stopped doing it.
+const BACKSTOP_CHECKPOINT_PAGES: i64 = 16_384;
+
 impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
     ///
@@ -534,6 +539,19 @@ impl Store {
             })?),
             None => Ok((0, 0)),
         }
+    }
+
+    /// This connection's commits no longer copy the write-ahead log into the main file when it
+    /// passes 4 MB (SQLite's automatic checkpoint, done by the committing thread): another
+    /// connection does it, on another core, with [`Store::checkpoint`] (the daemon, every
+    /// second). Copying a sync's mail a second time was a third of the pipeline's disk work,
+    /// done while every message behind it waited. As a backstop, a commit still checkpoints
+    /// once the log passes 64 MB. A no-op on PostgreSQL.
+    pub fn leave_checkpoints_to_another(&self) -> Result<(), StoreError> {
+        if let Some(c) = self.db.sqlite_conn() {
+            c.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)?;
+        }
+        Ok(())
     }
 
     /// A throwaway store for tests and `route --dry-run`.
