@@ -10,6 +10,7 @@
 //! the copy — so a crash in between queues it later, and two processes paying the same debt
 //! queue it once.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -92,6 +93,7 @@ pub fn acknowledge(
         policy,
         now,
         false,
+        None,
     )
 }
 
@@ -108,6 +110,7 @@ fn acknowledge_settling(
     policy: &AckPolicy<'_>,
     now: DateTime<Utc>,
     settle: bool,
+    precomposed: Option<Precomposed>,
 ) -> Result<Acknowledged, OutboxError> {
     let ack_of = settle.then_some(report.id);
     let (from, config, limit_per_day) = (policy.from, policy.outbox, policy.limit_per_day);
@@ -150,18 +153,22 @@ fn acknowledge_settling(
     }
     let text = body(number, from, false);
     let subject = HeaderText::new(&format!("[{number}] Report received"));
-    let plain = compose::plain_for(
-        &PlainText {
-            recipient_addr: &to,
-            subject: &subject,
-            body: &text,
-            in_reply_to: in_reply_to.as_ref(),
-            automatic: true,
-        },
-        coordinator,
-        &from_addr,
-        SystemTime::from(now),
-    )?;
+    let plain = match precomposed {
+        // Composed ahead for this reporter, from the same report and message, as of `now`.
+        Some(p) if p.to == reporter.address => p.stub,
+        _ => compose::plain_for(
+            &PlainText {
+                recipient_addr: &to,
+                subject: &subject,
+                body: &text,
+                in_reply_to: in_reply_to.as_ref(),
+                automatic: true,
+            },
+            coordinator,
+            &from_addr,
+            SystemTime::from(now),
+        )?,
+    };
     let fingerprint = coordinator.fingerprint().to_hex();
     let in_reply_to = in_reply_to.map(|id| id.bracketed());
     let record = NewNotice {
@@ -240,11 +247,17 @@ pub fn queue_owed(
         };
         let mut done = Vec::with_capacity(owed.len());
         for chunk in owed.chunks(per_transaction) {
-            let settle = |s: &mut Store| {
+            let now = Utc::now();
+            let mut ahead = match keyring.coordinator() {
+                Some(c) if chunk.len() > 1 => precompose(store, c, chunk, policy, now),
+                _ => HashMap::new(),
+            };
+            let mut settle = |s: &mut Store| {
                 chunk
                     .iter()
                     .filter_map(|&(thread_id, message_ref)| {
-                        settle_one(s, keyring, policy, thread_id, message_ref)
+                        let composed = ahead.remove(&thread_id);
+                        settle_one(s, keyring, policy, (thread_id, message_ref), composed, now)
                     })
                     .collect::<Vec<_>>()
             };
@@ -271,8 +284,9 @@ fn settle_one(
     store: &mut Store,
     keyring: &Keyring,
     policy: &AckPolicy<'_>,
-    thread_id: i64,
-    message_ref: i64,
+    (thread_id, message_ref): (i64, i64),
+    composed: Option<Precomposed>,
+    now: DateTime<Utc>,
 ) -> Option<OwedAck> {
     let report = match store.thread_by_id(thread_id) {
         Ok(r) => r,
@@ -291,7 +305,16 @@ fn settle_one(
         owed.result = NO_COORDINATOR_KEY.into();
         return Some(owed);
     };
-    match pay_one(store, keyring, coordinator, &report, message_ref, policy) {
+    match pay_one(
+        store,
+        keyring,
+        coordinator,
+        &report,
+        message_ref,
+        policy,
+        composed,
+        now,
+    ) {
         Paid::Settled(what) => {
             owed.owed = false;
             owed.result = what;
@@ -311,6 +334,107 @@ fn settle_one(
     Some(owed)
 }
 
+/// A plaintext acknowledgment composed and signed ahead of its debt's turn, and whom it is to.
+struct Precomposed {
+    to: String,
+    stub: compose::Stub,
+}
+
+/// Composes and signs, on every core, the plaintext acknowledgment each debt of `chunk` would
+/// get, as of `now`: most new reports come from people without a key. Signing is what costs
+/// (sequoia reseeds its random generator for every signature), and the transaction that
+/// settles the debts then only writes. A debt that turns out otherwise (the reporter has a key,
+/// the limit is reached) wastes its copy; one that cannot be read here is composed in its turn.
+fn precompose(
+    store: &Store,
+    coordinator: &Cert,
+    chunk: &[(i64, i64)],
+    policy: &AckPolicy<'_>,
+    now: DateTime<Utc>,
+) -> HashMap<i64, Precomposed> {
+    let Ok(from_addr) = AddrSpec::parse(policy.from) else {
+        return HashMap::new();
+    };
+    let jobs: Vec<(i64, String, AddrSpec, String, Option<MessageId>)> = chunk
+        .iter()
+        .filter_map(|&(thread_id, message_ref)| {
+            let number = store.thread_by_id(thread_id).ok()?.number;
+            let record = store.message_record(message_ref).ok()?;
+            let sender = record.sender?;
+            let to = AddrSpec::parse(&sender).ok()?;
+            let in_reply_to = record.message_id.and_then(|id| MessageId::parse(&id).ok());
+            Some((
+                thread_id,
+                sender,
+                to,
+                number.as_str().to_string(),
+                in_reply_to,
+            ))
+        })
+        .collect();
+    let compose_one = |(thread_id, sender, to, number, in_reply_to): &(
+        i64,
+        String,
+        AddrSpec,
+        String,
+        Option<MessageId>,
+    )| {
+        let subject = HeaderText::new(&format!("[{number}] Report received"));
+        let text = body(number, policy.from, false);
+        let stub = caught(|| {
+            compose::plain_for(
+                &PlainText {
+                    recipient_addr: to,
+                    subject: &subject,
+                    body: &text,
+                    in_reply_to: in_reply_to.as_ref(),
+                    automatic: true,
+                },
+                coordinator,
+                &from_addr,
+                SystemTime::from(now),
+            )
+        });
+        match stub {
+            Ok(Ok(stub)) => Some((
+                *thread_id,
+                Precomposed {
+                    to: sender.clone(),
+                    stub,
+                },
+            )),
+            _ => None,
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    if threads < 2 {
+        return jobs.iter().filter_map(compose_one).collect();
+    }
+    std::thread::scope(|scope| {
+        // A thread that cannot be started leaves its acknowledgments to be composed in turn.
+        let workers: Vec<_> = (0..threads)
+            .filter_map(|t| {
+                let (jobs, compose_one) = (&jobs, &compose_one);
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        jobs.iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .filter_map(compose_one)
+                            .collect::<Vec<_>>()
+                    })
+                    .ok()
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// What became of one debt ([`pay_one`]).
 enum Paid {
     /// Queued (by us or by another process): the debt is gone with it.
@@ -321,6 +445,7 @@ enum Paid {
     Kept(String),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pay_one(
     store: &mut Store,
     keyring: &Keyring,
@@ -328,6 +453,8 @@ fn pay_one(
     report: &Thread,
     message_ref: i64,
     policy: &AckPolicy<'_>,
+    composed: Option<Precomposed>,
+    now: DateTime<Utc>,
 ) -> Paid {
     let kept = |e: &dyn std::fmt::Display| Paid::Kept(e.to_string());
     let record = match store.message_record(message_ref) {
@@ -371,7 +498,6 @@ fn pay_one(
             certs.push(c);
         }
     }
-    let now = Utc::now();
     if !certs.is_empty() {
         // In one transaction that a panic rolls back (and on PostgreSQL may run again).
         let bound = caught(|| {
@@ -412,6 +538,7 @@ fn pay_one(
             policy,
             now,
             true,
+            composed,
         )
     });
     match queued {
@@ -685,6 +812,28 @@ Content-Disposition: attachment; filename=\"key.asc\"\r\n\r\n{armored}\r\n--b--\
         let rows = copies(&s);
         assert_eq!(rows.len(), 119);
         assert!(rows.iter().all(|r| r.address != "r57@reporter.example"));
+        // Composed ahead on other threads: each copy is its own reporter's, about its report.
+        let due = s
+            .due_copies(Utc::now() + chrono::Duration::days(1), 1000)
+            .unwrap();
+        assert_eq!(due.len(), 119);
+        for copy in &due {
+            let raw = String::from_utf8_lossy(&copy.raw);
+            let number = &rows
+                .iter()
+                .find(|r| r.address == copy.address)
+                .unwrap()
+                .thread;
+            assert!(raw.contains(&format!("To: <{}>", copy.address)), "{raw}");
+            assert!(
+                raw.contains(&format!("In-Reply-To: <{}>", copy.address)),
+                "{raw}"
+            );
+            assert!(
+                raw.contains(&format!("Subject: [{number}] Report received")),
+                "{raw}"
+            );
+        }
         let owed: Vec<i64> = s.pending_acks().unwrap().iter().map(|p| p.0).collect();
         assert_eq!(owed, vec![threads[57]]);
     }
