@@ -319,6 +319,7 @@ fn main() {
         } else {
             fresh_data_dir(&format!("data-{run}"))
         };
+        written_back();
         let t = Instant::now();
         let out = casegate(
             &work,
@@ -358,6 +359,7 @@ fn main() {
     let on_case_runs: Vec<Duration> = (0..RUNS)
         .map(|run| {
             let data = fresh_data_dir(&format!("data-case-{run}"));
+            written_back();
             let t = Instant::now();
             let out = casegate(
                 &work,
@@ -826,6 +828,7 @@ struct Legacy {
 /// verify what the corpus holds (a gpg that fails is fast).
 fn legacy(home: &Path, db: &Path, maildir: &Path, messages: &[Message]) -> Result<Legacy, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/legacy_ingest.py");
+    written_back();
     let out = Command::new("python3")
         .arg(&script)
         .arg("--gnupghome")
@@ -1090,7 +1093,15 @@ fn read_corpus(path: &Path) -> Vec<(usize, Crypto)> {
 
 /// Runs the bound in a fresh process; `what` is `all` (every core; one duration) or
 /// `per-kind` (one core; one duration per kind, in the order of KINDS).
+/// Writes back what the page cache holds (`sync`) before a timed run: the files the setup just
+/// wrote (keys, corpus, a fresh data dir) would otherwise be flushed during the run, by the
+/// first fsync of whichever contender comes next. Every contender gets it.
+fn written_back() {
+    let _ = Command::new("sync").status();
+}
+
 fn run_bound_child(corpus: &Path, what: &str) -> Vec<Duration> {
+    written_back();
     let out = Command::new(std::env::current_exe().expect("this bench"))
         .env(BOUND_CHILD, corpus)
         .env("CASEGATE_BENCH_BOUND_WHAT", what)
