@@ -151,22 +151,17 @@ fn acknowledge_settling(
             return Ok(Acknowledged::Queued(copy));
         }
     }
-    let text = body(number, from, false);
-    let subject = HeaderText::new(&format!("[{number}] Report received"));
     let plain = match precomposed {
         // Composed ahead for this reporter, from the same report and message, as of `now`.
         Some(p) if p.to == reporter.address => p.stub,
-        _ => compose::plain_for(
-            &PlainText {
-                recipient_addr: &to,
-                subject: &subject,
-                body: &text,
-                in_reply_to: in_reply_to.as_ref(),
-                automatic: true,
-            },
+        _ => plain_ack(
+            number,
+            policy.from,
+            &to,
+            in_reply_to.as_ref(),
             coordinator,
             &from_addr,
-            SystemTime::from(now),
+            now,
         )?,
     };
     let fingerprint = coordinator.fingerprint().to_hex();
@@ -334,6 +329,31 @@ fn settle_one(
     Some(owed)
 }
 
+/// The acknowledgment of report `number` for a reporter without a key: plaintext, naming only
+/// the number, signed by the coordinator, with its public key attached.
+fn plain_ack(
+    number: &str,
+    from: &str,
+    to: &AddrSpec,
+    in_reply_to: Option<&MessageId>,
+    coordinator: &Cert,
+    from_addr: &AddrSpec,
+    now: DateTime<Utc>,
+) -> Result<compose::Stub, ComposeError> {
+    compose::plain_for(
+        &PlainText {
+            recipient_addr: to,
+            subject: &HeaderText::new(&format!("[{number}] Report received")),
+            body: &body(number, from, false),
+            in_reply_to,
+            automatic: true,
+        },
+        coordinator,
+        from_addr,
+        SystemTime::from(now),
+    )
+}
+
 /// A plaintext acknowledgment composed and signed ahead of its debt's turn, and whom it is to.
 struct Precomposed {
     to: String,
@@ -379,20 +399,15 @@ fn precompose(
         String,
         Option<MessageId>,
     )| {
-        let subject = HeaderText::new(&format!("[{number}] Report received"));
-        let text = body(number, policy.from, false);
         let stub = caught(|| {
-            compose::plain_for(
-                &PlainText {
-                    recipient_addr: to,
-                    subject: &subject,
-                    body: &text,
-                    in_reply_to: in_reply_to.as_ref(),
-                    automatic: true,
-                },
+            plain_ack(
+                number,
+                policy.from,
+                to,
+                in_reply_to.as_ref(),
                 coordinator,
                 &from_addr,
-                SystemTime::from(now),
+                now,
             )
         });
         match stub {
