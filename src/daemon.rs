@@ -688,14 +688,14 @@ impl FollowupWorker {
     fn settle_before_exit(&mut self) {
         let started = std::time::Instant::now();
         while started.elapsed() < SETTLE_BEFORE_EXIT {
-            let before = self.store.pending_acks().map(|p| p.len()).unwrap_or(0);
-            if let Err(e) = self.acknowledgments() {
-                tracing::warn!(error = %e, "acknowledgments not queued; they stay owed");
-                break;
-            }
-            let after = self.store.pending_acks().map(|p| p.len()).unwrap_or(0);
-            if after == 0 || after >= before {
-                break;
+            match self.acknowledgments() {
+                // Nothing owed any more, or nothing could be settled (no key, say).
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "acknowledgments not queued; they stay owed");
+                    break;
+                }
             }
         }
         if let Err(e) = self.relays() {
@@ -727,14 +727,15 @@ impl FollowupWorker {
         Ok(())
     }
 
-    /// Acknowledgments of new reports (`outbox::ack::queue_owed` logs each).
-    fn acknowledgments(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+    /// Acknowledgments of new reports (`outbox::ack::queue_owed` logs each); how many debts
+    /// this round settled (queued or dropped for good).
+    fn acknowledgments(&mut self) -> Result<usize, Box<dyn std::error::Error>> {
         if !self.store.any_pending_ack()? {
-            return Ok(());
+            return Ok(0);
         }
         self.refresh_keyring()?;
         let c = &self.settings.config;
-        crate::outbox::ack::queue_owed(
+        let handled = crate::outbox::ack::queue_owed(
             &mut self.store,
             &self.keyring.1,
             &crate::outbox::ack::AckPolicy {
@@ -743,7 +744,7 @@ impl FollowupWorker {
                 limit_per_day: c.policy.ack_limit_per_sender_per_day,
             },
         )?;
-        Ok(())
+        Ok(handled.iter().filter(|o| !o.owed).count())
     }
 
     fn relays(&mut self) -> Result<(), Box<dyn std::error::Error>> {

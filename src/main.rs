@@ -2001,7 +2001,8 @@ fn cmd_ingest(
         std::thread::scope(|scope| {
             let (batches, taken) = std::sync::mpsc::sync_channel(0);
             let unreadable = &unreadable;
-            scope.spawn(move || {
+            let reader = std::thread::Builder::new().name("casegate-files".into());
+            let started = reader.spawn_scoped(scope, move || {
                 for path in paths {
                     let mut pending = Vec::new();
                     let mut pending_bytes = 0usize;
@@ -2030,6 +2031,12 @@ fn cmd_ingest(
                     }
                 }
             });
+            if let Err(e) = started {
+                report.fatal = Some(anyhow::anyhow!(
+                    "cannot start the thread that reads the files ({e}); nothing was stored"
+                ));
+                return;
+            }
             let stored =
                 ops::ingest::ingest_batches(cx, me, taken.into_iter(), &mut |shown, done| {
                     let stored = done.outcomes.len();

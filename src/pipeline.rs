@@ -1206,9 +1206,10 @@ fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r>
 
 /// Reads the messages of a batch ahead of its transaction, on every core; `None` for a message
 /// kept only in part, or not read ahead: once what the reads ahead hold in decrypted content
-/// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the transaction (as
-/// alone), so a batch holds little more than one message may. `keep` turns each read into
-/// what is kept of it, with the bytes that adds (a copy, for a read that must outlive `batch`).
+/// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the
+/// transaction (as alone), so a batch holds little more than one message may. `keep` turns
+/// each read into what is kept of it, with the bytes that adds (a copy, for a read that must
+/// outlive `batch`).
 fn read_all<'b, T: Send>(
     batch: &'b [(Inbound, MessageSource)],
     keyring: &Keyring,

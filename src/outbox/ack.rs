@@ -421,33 +421,10 @@ fn precompose(
             _ => None,
         }
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len());
-    if threads < 2 {
-        return jobs.iter().filter_map(compose_one).collect();
-    }
-    std::thread::scope(|scope| {
-        // A thread that cannot be started leaves its acknowledgments to be composed in turn.
-        let workers: Vec<_> = (0..threads)
-            .filter_map(|t| {
-                let (jobs, compose_one) = (&jobs, &compose_one);
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || {
-                        jobs.iter()
-                            .skip(t)
-                            .step_by(threads)
-                            .filter_map(compose_one)
-                            .collect::<Vec<_>>()
-                    })
-                    .ok()
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    })
+    super::in_parallel(&jobs, compose_one)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// What became of one debt ([`pay_one`]).
