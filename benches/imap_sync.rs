@@ -86,6 +86,7 @@ timeout_secs = 60
     let inbox = servers.maildir(SERVE_USER);
     let processed = inbox.join(".casegate.processed");
     let start = Instant::now();
+    eprintln!("serve spawned at {}", chrono::Utc::now().to_rfc3339());
     // `CASEGATE_BENCH_PROFILE=FILE`: serve runs under `perf record` (its time is then not the
     // figure to compare; the profile is the point).
     let mut child = match std::env::var("CASEGATE_BENCH_PROFILE") {
@@ -108,7 +109,11 @@ timeout_secs = 60
     let mut child = child
         .arg("serve")
         .current_dir(dir)
-        .env("RUST_LOG", "casegate=info")
+        // `CASEGATE_BENCH_SERVE_RUST_LOG=FILTER`: serve's log detail (default `casegate=info`).
+        .env(
+            "RUST_LOG",
+            std::env::var("CASEGATE_BENCH_SERVE_RUST_LOG").unwrap_or("casegate=info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

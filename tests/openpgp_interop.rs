@@ -1015,6 +1015,57 @@ fn tampered_ciphertext_is_an_integrity_error() {
     }
 }
 
+/// Sequoia holds back only a small buffer of plaintext before checking (`STREAM_BUFFER`,
+/// 64 KiB): a message far larger than it still opens whole with its signature checked at
+/// the end, and the same message tampered with near its end is an integrity failure, never a
+/// partial plaintext or a good signature.
+#[test]
+fn signed_and_encrypted_message_larger_than_the_hold_back_buffer() {
+    let f = fixture();
+    let mut body = String::from("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    for i in 0..6000 {
+        body.push_str(&format!(
+            "Line {i} of the long advisory, all of it protected.\r\n"
+        ));
+    }
+    assert!(body.len() > 4 * (1 << 16), "{}", body.len());
+    let bin = encrypt(
+        &[&coordinator_fpr()],
+        Some(&f.vendor),
+        body.as_bytes(),
+        &["-z", "0"],
+    );
+    let armored = {
+        use sequoia_openpgp::armor::{Kind, Writer};
+        use std::io::Write;
+        let mut w = Writer::new(Vec::new(), Kind::Message).unwrap();
+        w.write_all(&bin).unwrap();
+        w.finalize().unwrap()
+    };
+    let o = opened(&message(VENDOR, "long", &pgp_mime_entity(&armored)));
+    full_enc(&o);
+    valid_by(&o, &f.vendor, VENDOR);
+    let text = inner_bodies(&o);
+    assert!(
+        text.contains("Line 0 of the long advisory"),
+        "{}",
+        text.len()
+    );
+    assert!(
+        text.contains("Line 5999 of the long advisory"),
+        "{}",
+        text.len()
+    );
+
+    match open(
+        &message(VENDOR, "long", &pgp_mime_entity(&tamper(&bin))),
+        &f.keyring,
+    ) {
+        Err(OpenError::Integrity(m)) => assert!(!m.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn message_for_someone_else_is_not_for_us() {
     let f = fixture();
