@@ -1053,8 +1053,27 @@ impl Store {
                 })
             },
         )?;
-        for c in &mut contacts {
-            c.key_fingerprints = orgs::contact_keys_tx(&self.db, c.org_contact_id)?;
+        // Their keys in one more query, not one per contact: routing reads the contacts of
+        // the thread of every message posted to it.
+        if contacts.iter().any(|c| c.org_contact_id != 0) {
+            let keys: Vec<(i64, String)> = self.db.map(
+                "SELECT k.contact_id, k.fingerprint FROM org_contact_keys k
+                 WHERE k.contact_id IN (SELECT c.org_contact_id FROM contacts c
+                     JOIN participants p ON p.id = c.participant_id WHERE p.thread_id = ?1)
+                 ORDER BY k.id",
+                args![thread_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut by_contact: std::collections::HashMap<i64, Vec<String>> =
+                std::collections::HashMap::new();
+            for (id, fpr) in keys {
+                by_contact.entry(id).or_default().push(fpr);
+            }
+            for c in contacts.iter_mut() {
+                if let Some(fprs) = by_contact.get(&c.org_contact_id) {
+                    c.key_fingerprints = fprs.clone();
+                }
+            }
         }
         Ok(contacts)
     }
@@ -1383,7 +1402,7 @@ impl Store {
                 file_disposition_tx(db, m, id, thread_id, &now)?;
             }
             let thread = match thread_id {
-                Some(t) => Some(thread_by_id_tx(db, t)?.number),
+                Some(t) => Some(thread_number_tx(db, t)?),
                 None => None,
             };
             Ok(Committed {
@@ -1708,6 +1727,17 @@ fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
     })
 }
 
+/// The tracking number of thread `id` alone (what a stored message's outcome names; the whole
+/// row is read by [`thread_by_id_tx`]).
+fn thread_number_tx(db: &Db, id: i64) -> Result<TrackingNumber, StoreError> {
+    let raw: String = db
+        .row("SELECT number FROM threads WHERE id = ?1", args![id])?
+        .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?
+        .get(0)?;
+    TrackingNumber::parse(&raw)
+        .map_err(|e| StoreError::Invalid(format!("stored thread number {raw:?}: {e}")))
+}
+
 fn number_taken(db: &Db, n: &TrackingNumber) -> bool {
     // An error here counts as taken: minting then tries another number, never a duplicate.
     db.row("SELECT 1 FROM threads WHERE number = ?1", args![n.as_str()])
@@ -1871,7 +1901,7 @@ fn duplicate_tx(
     };
     let (id, thread): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
     let number = match thread {
-        Some(t) => Some(thread_by_id_tx(db, t)?.number),
+        Some(t) => Some(thread_number_tx(db, t)?),
         None => None,
     };
     Ok(Some((id, number)))
@@ -2039,7 +2069,7 @@ fn commit_message_tx(db: &Db, m: &NewMessage) -> Result<Committed, StoreError> {
         )?;
         file_disposition_tx(db, m, id, thread_id, &now)?;
         let thread = match thread_id {
-            Some(t) => Some(thread_by_id_tx(db, t)?.number),
+            Some(t) => Some(thread_number_tx(db, t)?),
             None => None,
         };
         Committed {
