@@ -130,6 +130,8 @@ struct Selected {
     has_idle: bool,
     /// `+FLAGS` argument for `after_store = "flag"`.
     flag_with: String,
+    /// The sink's bounds on one message, read once a session (not on every wake from IDLE).
+    limits: Limits,
 }
 
 impl MailboxWorker {
@@ -398,7 +400,8 @@ impl MailboxWorker {
 
         let sink = self.sink.clone();
         let (account, name) = (server.account.clone(), self.mailbox.clone());
-        let checkpoint = blocking(move || sink.checkpoint(&account, &name)).await?;
+        let (checkpoint, limits) =
+            blocking(move || Ok((sink.checkpoint(&account, &name)?, sink.limits()))).await?;
         let last_uid = match checkpoint {
             Some(c) if c.uidvalidity == uidvalidity => c.last_uid,
             None => 0,
@@ -424,6 +427,7 @@ impl MailboxWorker {
             has_uidplus: caps.has_str("UIDPLUS"),
             has_idle: caps.has_str("IDLE"),
             flag_with,
+            limits,
         })
     }
 
@@ -532,8 +536,7 @@ impl MailboxWorker {
         items: Vec<(u32, u64)>,
         pending: &mut Unacknowledged,
     ) -> Result<(), ImapError> {
-        let sink = self.sink.clone();
-        let limits = blocking(move || Ok(sink.limits())).await?;
+        let limits = sel.limits;
         let steps = plan(
             &items,
             self.options.batch_messages,
