@@ -241,18 +241,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn baseline(servers: &MailServers, user: &str) -> (usize, f64) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/imap_fetch.py");
+/// Runs a baseline script of `benches/baselines/` with `args`; the one JSON line it prints.
+fn run_baseline(script: &str, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/baselines")
+        .join(script);
     let out = Command::new("/usr/bin/python3")
         .arg(script)
-        .args([
-            "127.0.0.1",
-            &servers.imap_port.to_string(),
-            user,
-            servers.password_file.to_str().unwrap(),
-            "INBOX",
-            "100",
-        ])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -260,7 +256,21 @@ fn baseline(servers: &MailServers, user: &str) -> (usize, f64) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn baseline(servers: &MailServers, user: &str) -> (usize, f64) {
+    let v = run_baseline(
+        "imap_fetch.py",
+        &[
+            "127.0.0.1",
+            &servers.imap_port.to_string(),
+            user,
+            servers.password_file.to_str().unwrap(),
+            "INBOX",
+            "100",
+        ],
+    );
     (
         v["messages"].as_u64().unwrap() as usize,
         v["seconds"].as_f64().unwrap(),
@@ -395,26 +405,18 @@ fn main() {
     // server's share depends on the mailbox's history (Dovecot's work for each new message
     // grows with the 10,000 just moved out of this one), so the client that is compared runs on
     // the same mailbox, once casegate has stopped watching it; a fresh mailbox is shown too.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/imap_idle.py");
     let raw_idle = |user: &str| -> (f64, f64) {
-        let out = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .args([
+        let raw = run_baseline(
+            "imap_idle.py",
+            &[
                 "127.0.0.1",
                 &servers.imap_port.to_string(),
                 user,
                 servers.password_file.to_str().unwrap(),
                 servers.maildir(user).to_str().unwrap(),
                 &idle_samples.to_string(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
-        let raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // Compared only when the baseline measured every message it was asked for.
         assert_eq!(
             raw["samples"].as_u64(),

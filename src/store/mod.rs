@@ -1707,9 +1707,7 @@ fn thread_by_id_tx(db: &Db, id: i64) -> Result<Thread, StoreError> {
             args![id],
         )?
         .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?;
-    let raw_number: String = r.get(0)?;
-    let number = TrackingNumber::parse(&raw_number)
-        .map_err(|e| StoreError::Invalid(format!("stored thread number {raw_number:?}: {e}")))?;
+    let number = stored_number(&r.get::<String>(0)?)?;
     let kind = number.kind();
     Ok(Thread {
         id,
@@ -1734,7 +1732,13 @@ fn thread_number_tx(db: &Db, id: i64) -> Result<TrackingNumber, StoreError> {
         .row("SELECT number FROM threads WHERE id = ?1", args![id])?
         .ok_or_else(|| StoreError::NotFound(format!("no thread with id {id}")))?
         .get(0)?;
-    TrackingNumber::parse(&raw)
+    stored_number(&raw)
+}
+
+/// A tracking number as the store holds it (written by casegate, so parsing fails only on a
+/// store edited by hand).
+fn stored_number(raw: &str) -> Result<TrackingNumber, StoreError> {
+    TrackingNumber::parse(raw)
         .map_err(|e| StoreError::Invalid(format!("stored thread number {raw:?}: {e}")))
 }
 
@@ -1806,20 +1810,14 @@ fn add_contact_tx(
     let address = orgs::normalize_address(address)?;
     let org_contact = orgs::org_contact_tx(db, org_id, &address, &now_text())?;
     let participant_id = orgs::participant_tx(db, thread_id, org_id, role)?;
-    db.execute(
-        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT (participant_id, address) DO NOTHING",
-        args![participant_id, address, org_contact],
-    )?;
-    // A contact row from before the directory is linked now.
-    db.execute(
-        "UPDATE contacts SET org_contact_id = ?3
-         WHERE participant_id = ?1 AND address = ?2 AND org_contact_id IS NULL",
-        args![participant_id, address, org_contact],
-    )?;
+    // One statement (every new ticket from mail makes one): a new row, or the existing one,
+    // linked now to the directory when it was made before the directory was.
     db.one(
-        "SELECT id FROM contacts WHERE participant_id = ?1 AND address = ?2",
-        args![participant_id, address],
+        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (participant_id, address) DO UPDATE
+             SET org_contact_id = COALESCE(contacts.org_contact_id, excluded.org_contact_id)
+         RETURNING id",
+        args![participant_id, address, org_contact],
     )
 }
 
@@ -2232,6 +2230,68 @@ mod tests {
             let resolved = s.resolve_thread(&n("VRF#25-11-BKQTZ")).unwrap().unwrap();
             assert_eq!(resolved.number.as_str(), "VU#123456");
             assert!(s.promote(&n("VRF#25-11-BKQTZ"), None, now).is_err());
+        });
+    }
+
+    /// A contact added again is the same row, with its keys; one from before the directory
+    /// (no directory link) is linked when added again; the thread's contacts come with the keys
+    /// of each, and only those.
+    #[test]
+    fn a_contact_added_again_is_the_same_row_and_an_unlinked_one_is_linked() {
+        for_each_backend(|mut s| {
+            let t = s
+                .create_thread(Kind::Ticket, None, "t", Utc::now())
+                .unwrap();
+            let a = s
+                .add_participant(t.id, "FooCorp", "vendor", "psirt@foo.example", Some("aaaa"))
+                .unwrap();
+            let b = s
+                .add_participant(t.id, "FooCorp", "vendor", "PSIRT@foo.example", Some("bbbb"))
+                .unwrap();
+            assert_eq!(a.contact_id, b.contact_id);
+            let other = s
+                .add_participant(t.id, "BarCorp", "vendor", "sec@bar.example", Some("cccc"))
+                .unwrap();
+            let plain = s
+                .add_participant(t.id, "BarCorp", "vendor", "ops@bar.example", None)
+                .unwrap();
+            let contacts = s.contacts(t.id).unwrap();
+            let keys = |id: i64| {
+                contacts
+                    .iter()
+                    .find(|c| c.contact_id == id)
+                    .map(|c| c.key_fingerprints.clone())
+                    .unwrap()
+            };
+            assert_eq!(keys(a.contact_id), vec!["AAAA", "BBBB"]);
+            assert_eq!(keys(other.contact_id), vec!["CCCC"]);
+            assert!(keys(plain.contact_id).is_empty());
+
+            // As a store from before the directory has it: the contact row without its link.
+            s.db.execute(
+                "UPDATE contacts SET org_contact_id = NULL WHERE id = ?1",
+                args![plain.contact_id],
+            )
+            .unwrap();
+            let linked: Option<i64> =
+                s.db.one(
+                    "SELECT org_contact_id FROM contacts WHERE id = ?1",
+                    args![plain.contact_id],
+                )
+                .unwrap();
+            assert_eq!(linked, None);
+            let again = s
+                .add_participant(t.id, "BarCorp", "vendor", "ops@bar.example", None)
+                .unwrap();
+            assert_eq!(again.contact_id, plain.contact_id);
+            let linked: Option<i64> =
+                s.db.one(
+                    "SELECT org_contact_id FROM contacts WHERE id = ?1",
+                    args![plain.contact_id],
+                )
+                .unwrap();
+            assert!(linked.is_some_and(|id| id > 0), "{linked:?}");
+            assert_eq!(s.contacts(t.id).unwrap().len(), 3);
         });
     }
 

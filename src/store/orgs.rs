@@ -537,6 +537,14 @@ pub(super) fn org_contact_tx(
     now: &str,
 ) -> Result<i64, StoreError> {
     let address = normalize_address(address)?;
+    // Looked up first: most mail comes from addresses the directory holds already, and then
+    // this is one statement, not two.
+    if let Some(id) = db.opt(
+        "SELECT id FROM org_contacts WHERE org_id = ?1 AND address = ?2",
+        args![org_id, address],
+    )? {
+        return Ok(id);
+    }
     db.execute(
         "INSERT INTO org_contacts (org_id, address, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (org_id, address) DO NOTHING",
