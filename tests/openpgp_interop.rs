@@ -981,10 +981,15 @@ fn tamper(binary: &[u8]) -> Vec<u8> {
     let mut b = binary.to_vec();
     let i = b.len() - 30;
     b[i] ^= 0x01;
+    armor(&b)
+}
+
+/// An OpenPGP message in ASCII armor.
+fn armor(binary: &[u8]) -> Vec<u8> {
     use sequoia_openpgp::armor::{Kind, Writer};
     use std::io::Write;
     let mut w = Writer::new(Vec::new(), Kind::Message).unwrap();
-    w.write_all(&b).unwrap();
+    w.write_all(binary).unwrap();
     w.finalize().unwrap()
 }
 
@@ -997,13 +1002,7 @@ fn tampered_ciphertext_is_an_integrity_error() {
         let bin = encrypt(&[&coordinator_fpr()], None, body.as_bytes(), &args);
         // Untampered opens.
         let armored = tamper(&bin);
-        let ok = {
-            use sequoia_openpgp::armor::{Kind, Writer};
-            use std::io::Write;
-            let mut w = Writer::new(Vec::new(), Kind::Message).unwrap();
-            w.write_all(&bin).unwrap();
-            w.finalize().unwrap()
-        };
+        let ok = armor(&bin);
         full_enc(&opened(&message(VENDOR, "x", &pgp_mime_entity(&ok))));
         match open(
             &message(VENDOR, "x", &pgp_mime_entity(&armored)),
@@ -1035,14 +1034,7 @@ fn signed_and_encrypted_message_larger_than_the_hold_back_buffer() {
         body.as_bytes(),
         &["-z", "0"],
     );
-    let armored = {
-        use sequoia_openpgp::armor::{Kind, Writer};
-        use std::io::Write;
-        let mut w = Writer::new(Vec::new(), Kind::Message).unwrap();
-        w.write_all(&bin).unwrap();
-        w.finalize().unwrap()
-    };
-    let o = opened(&message(VENDOR, "long", &pgp_mime_entity(&armored)));
+    let o = opened(&message(VENDOR, "long", &pgp_mime_entity(&armor(&bin))));
     full_enc(&o);
     valid_by(&o, &f.vendor, VENDOR);
     let text = inner_bodies(&o);
