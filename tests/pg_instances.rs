@@ -368,17 +368,12 @@ fn two_instances_share_one_database_through_kills_and_an_outage() {
         late.len(),
         "nothing may be acknowledged while the database is down"
     );
-    if !instances.iter_mut().all(|i| i.running()) {
-        for i in &instances {
-            let t = std::fs::read_to_string(&i.log).unwrap_or_default();
-            let lines: Vec<&str> = t.lines().collect();
-            eprintln!(
-                "--- log\n{}",
-                lines[lines.len().saturating_sub(25)..].join("\n")
-            );
-        }
-        panic!("instances keep running");
-    }
+    assert!(
+        instances.iter_mut().all(|i| i.running()),
+        "instances keep running\n--- a\n{}\n--- b\n{}",
+        instances[0].tail(),
+        instances[1].tail()
+    );
     pg.restart();
     let recovered = wait_until(120, || {
         stored_hashes(&pg, &database).len() == MESSAGES + late.len()
