@@ -32,6 +32,8 @@ use support::postgres::PgServer;
 const CERT: &str = "cert@example.test";
 const MESSAGES: usize = 500;
 const CONTACTS: usize = 200;
+/// The line the test writes into an instance's log before each start.
+const STARTED: &str = "--- test: instance started";
 
 struct Instance {
     dir: PathBuf,
@@ -41,11 +43,13 @@ struct Instance {
 
 impl Instance {
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
+        writeln!(log, "{STARTED}").unwrap();
         self.child = Some(
             Command::new(env!("CARGO_BIN_EXE_casegate"))
                 .args(["--config", "casegate.toml", "--data-dir", "data", "serve"])
@@ -64,6 +68,15 @@ impl Instance {
             c.kill().unwrap(); // SIGKILL
             c.wait().unwrap();
         }
+    }
+
+    /// Whether the last start got as far as serving (its store opened): a `serve` that cannot
+    /// open its store at start exits, as it should, so an outage must not begin before.
+    fn serving(&self) -> bool {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.rsplit(STARTED)
+            .next()
+            .is_some_and(|since| since.contains("casegate serving"))
     }
 
     fn running(&mut self) -> bool {
@@ -358,7 +371,14 @@ fn two_instances_share_one_database_through_kills_and_an_outage() {
     );
     eprintln!("phase 2: {notice_kills} kills, {resent} copies resent");
 
-    // 3. The database goes away: nothing is taken from the mailbox; then it comes back.
+    // 3. The database goes away: nothing is taken from the mailbox; then it comes back. An
+    // instance restarted at the end of phase 2 finishes starting first.
+    assert!(
+        wait_until(60, || instances.iter().all(Instance::serving)),
+        "instances did not start\n--- a\n{}\n--- b\n{}",
+        instances[0].tail(),
+        instances[1].tail()
+    );
     pg.stop();
     let late: Vec<Vec<u8>> = (0..10).map(|i| test_message("outage", i)).collect();
     servers.deliver_many(CERT, &late);
