@@ -161,6 +161,23 @@ impl SharedPipeline {
         }
     }
 
+    /// What IMAP is told of a stored batch (and the outbox side woken when it owes).
+    fn batch_done(&self, stored: crate::pipeline::Stored) -> crate::imap::Batch {
+        self.note_owed(stored.outcomes.iter());
+        crate::imap::Batch {
+            delivered: stored
+                .outcomes
+                .into_iter()
+                .map(|o| crate::imap::Delivered {
+                    outcome: o.outcome.to_string(),
+                })
+                .collect(),
+            failure: stored
+                .failure
+                .map(|e| crate::imap::SinkError(e.to_string())),
+        }
+    }
+
     /// Runs `f` with the pipeline locked, on the calling thread (for short store reads).
     pub fn with<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> T {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,19 +221,42 @@ impl crate::imap::MessageSink for SharedPipeline {
             .map(|(raw, source)| (Inbound::Whole(raw), source))
             .collect();
         let stored = self.with(|p| p.process_batch(batch));
-        self.note_owed(stored.outcomes.iter());
-        crate::imap::Batch {
-            delivered: stored
-                .outcomes
-                .into_iter()
-                .map(|o| crate::imap::Delivered {
-                    outcome: o.outcome.to_string(),
-                })
-                .collect(),
-            failure: stored
-                .failure
-                .map(|e| crate::imap::SinkError(e.to_string())),
+        self.batch_done(stored)
+    }
+
+    fn count_batch(&self, batch: Vec<(Vec<u8>, MessageSource)>) -> crate::imap::Staged {
+        use crate::imap::{Staged, StagedWork};
+        let batch = batch
+            .into_iter()
+            .map(|(raw, source)| (Inbound::Whole(raw), source))
+            .collect();
+        match self.with(|p| p.count_batch(batch)) {
+            Ok((batch, keyring, rules)) => Staged(StagedWork::Counted {
+                batch,
+                keyring,
+                rules,
+            }),
+            // The keys could not be read: nothing is stored (the batch is fetched again).
+            Err(e) => Staged(StagedWork::Failed(crate::imap::SinkError(e.to_string()))),
         }
+    }
+
+    fn store_batch(&self, staged: crate::imap::Staged) -> crate::imap::Batch {
+        use crate::imap::StagedWork;
+        let stored = match staged.0 {
+            StagedWork::Raw(batch) => return self.deliver_batch(batch),
+            StagedWork::Failed(e) => {
+                return crate::imap::Batch {
+                    delivered: Vec::new(),
+                    failure: Some(e),
+                };
+            }
+            StagedWork::Counted { batch, keyring, .. } => {
+                self.with(|p| p.store_read(crate::pipeline::ReadBatch::unread(batch), &keyring))
+            }
+            StagedWork::Read { batch, keyring } => self.with(|p| p.store_read(batch, &keyring)),
+        };
+        self.batch_done(stored)
     }
 
     fn checkpoint(

@@ -127,15 +127,7 @@ pub struct Mailbox {
     pub name: Option<String>,
 }
 
-/// A file attached to a message, by name and size (the bytes stay in the raw message).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Attachment {
-    pub name: Option<String>,
-    pub content_type: String,
-    pub size: usize,
-}
-
-/// What casegate reads from a message's headers and bodies.
+/// What casegate reads from a message's headers (its bodies: [`readable_of`], for display).
 #[derive(Debug, Clone, Default)]
 pub struct MailView {
     /// Decoded (RFC 2047, unfolded) subject.
@@ -150,9 +142,6 @@ pub struct MailView {
     pub references: Vec<String>,
     /// The Date header in UTC, RFC 3339.
     pub date: Option<String>,
-    pub text: Option<String>,
-    pub html: Option<String>,
-    pub attachments: Vec<Attachment>,
     /// Why this looks like mail written by a machine (RFC 3834 and common practice), if it does.
     pub automatic: Option<String>,
     /// `Content-Type` of the top-level entity, lower-case (`multipart/encrypted`, ...).
@@ -218,20 +207,6 @@ pub fn view_of(msg: &Message<'_>) -> MailView {
             None => ct.ctype().to_ascii_lowercase(),
         })
         .unwrap_or_else(|| "text/plain".to_string());
-    let attachments = msg
-        .attachments()
-        .map(|part| Attachment {
-            name: part.attachment_name().map(str::to_string),
-            content_type: part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
-                    None => ct.ctype().to_ascii_lowercase(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            size: part.contents().len(),
-        })
-        .collect();
     let mut view = MailView {
         subject: msg.subject().map(clean_subject),
         from: mailboxes(msg.from()).into_iter().next(),
@@ -244,9 +219,6 @@ pub fn view_of(msg: &Message<'_>) -> MailView {
         date: msg.date().and_then(|d| {
             chrono::DateTime::from_timestamp(d.to_timestamp(), 0).map(crate::store::time_text)
         }),
-        text: msg.body_text(0).map(|t| t.into_owned()),
-        html: msg.body_html(0).map(|t| t.into_owned()),
-        attachments,
         automatic: None,
         content_type,
         delivered_to: msg
@@ -816,7 +788,6 @@ Date: Mon, 24 Nov 2025 10:00:00 +0100\r\n\r\nhello\r\n";
         assert_eq!(v.in_reply_to, vec!["<n1@example.test>"]);
         assert_eq!(v.references, vec!["<n0@example.test>", "<n1@example.test>"]);
         assert_eq!(v.date.as_deref(), Some("2025-11-24T09:00:00Z"));
-        assert_eq!(v.text.as_deref().map(str::trim), Some("hello"));
         assert!(v.automatic.is_none());
     }
 

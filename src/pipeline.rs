@@ -10,6 +10,7 @@
 //! aborting the whole process — is quarantined unread after `limits.max_attempts`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -155,7 +156,9 @@ impl Stored {
 /// The pipeline owns the store and the keyring for as long as it runs (the daemon's view).
 pub struct Pipeline {
     store: Store,
-    keyring: Keyring,
+    /// Shared with the batches read ahead of their commit ([`Pipeline::count_batch`]): a batch
+    /// read with a keyring that is no longer this one is read again.
+    keyring: Arc<Keyring>,
     rules: Rules,
     /// The store's keys generation the keyring matches (see [`Pipeline::refresh_keys`]).
     keys_generation: Option<i64>,
@@ -191,7 +194,7 @@ impl Pipeline {
         let keys_generation = store.keys_generation().ok();
         Pipeline {
             store,
-            keyring,
+            keyring: Arc::new(keyring),
             rules,
             keys_generation,
         }
@@ -209,7 +212,7 @@ impl Pipeline {
             .with_held(crate::keyring::held_key_changes(&store)?);
         Ok(Pipeline {
             store,
-            keyring,
+            keyring: Arc::new(keyring),
             rules,
             keys_generation,
         })
@@ -222,8 +225,10 @@ impl Pipeline {
         let now = self.store.keys_generation()?;
         if self.keys_generation != Some(now) {
             let certs = crate::keyring::stored_certs(&self.store)?;
-            self.keyring = Keyring::new(self.keyring.coordinator().cloned(), certs)
-                .with_held(crate::keyring::held_key_changes(&self.store)?);
+            self.keyring = Arc::new(
+                Keyring::new(self.keyring.coordinator().cloned(), certs)
+                    .with_held(crate::keyring::held_key_changes(&self.store)?),
+            );
             self.keys_generation = Some(now);
             tracing::info!(
                 generation = now,
@@ -291,6 +296,31 @@ impl Pipeline {
             return Stored::failed(e.into());
         }
         self.by_ref().process_batch(batch)
+    }
+
+    /// The first step of [`Pipeline::process_batch`] in three: counts the batch's tries (see
+    /// [`PipelineRef::count_batch`]) and hands out what reading it needs, so that it is read
+    /// ([`read_batch`], on any thread) while the batch before it is stored
+    /// ([`Pipeline::store_read`]).
+    pub fn count_batch(
+        &mut self,
+        batch: Vec<(Inbound, MessageSource)>,
+    ) -> Result<(CountedBatch, Arc<Keyring>, Rules), PipelineError> {
+        self.refresh_keys()?;
+        let counted = self.by_ref().count_batch(batch);
+        Ok((counted, self.keyring.clone(), self.rules.clone()))
+    }
+
+    /// Stores a batch counted by [`Pipeline::count_batch`] and read with `read_with`: read
+    /// again first if the keys changed since (a key imported, bound or revoked).
+    pub fn store_read(&mut self, mut read: ReadBatch, read_with: &Arc<Keyring>) -> Stored {
+        if let Err(e) = self.refresh_keys() {
+            return Stored::failed(e.into());
+        }
+        if !Arc::ptr_eq(read_with, &self.keyring) {
+            read.read_again();
+        }
+        self.by_ref().store_batch(read)
     }
 
     /// See [`PipelineRef::failed_attempts`].
@@ -1307,6 +1337,14 @@ pub struct ReadBatch {
 }
 
 impl ReadBatch {
+    /// A counted batch with nothing read ahead: each message is read inside the transaction.
+    pub fn unread(counted: CountedBatch) -> ReadBatch {
+        ReadBatch {
+            counted,
+            reads: Vec::new(),
+        }
+    }
+
     /// Forgets what was read, so that each message is read again inside the transaction: for a
     /// batch read with a keyring that has changed since (a key imported, bound or revoked).
     pub fn read_again(&mut self) {

@@ -5,7 +5,9 @@
 //! at a time costs ~30 times a bare fetch of it; moving it in a few large UID sets costs little.
 //! So while more mail is waiting to be fetched, committed UIDs are collected and acknowledged
 //! together; the moment nothing more is waiting they are acknowledged at once, so one new
-//! message over IDLE is moved as soon as it is stored.
+//! message over IDLE is moved as soon as it is stored. A MOVE of 1,000 takes Dovecot ~50 ms,
+//! during which the store goes on with the batches fetched ahead (`commit.rs`), so sets of
+//! 1,000 cost the sync nothing but the last set (with 5,000 the last one took ~0.2 s).
 //!
 //! Acknowledging later never risks a message: it is already stored. A crash before the
 //! acknowledgment leaves it in the mailbox; the next session fetches it again, the store
@@ -27,7 +29,7 @@ pub struct AckPolicy {
 impl Default for AckPolicy {
     fn default() -> Self {
         AckPolicy {
-            max_unacknowledged: 5_000,
+            max_unacknowledged: 1_000,
             max_wait: Duration::from_secs(10),
         }
     }

@@ -8,13 +8,15 @@
 //! the server before it is durably stored.
 //!
 //! Acknowledgments are batched while a backlog is being fetched ([`acknowledge`]): one MOVE per
-//! thousands of committed UIDs during an initial sync, one per message when idle.
+//! thousand committed UIDs during an initial sync, one per message when idle.
 //!
 //! Layout: [`connection`] (TCP, TLS, login), `session` (one mailbox: select, sync, acknowledge,
-//! IDLE/poll, reconnect), [`acknowledge`] (when to acknowledge: a pure decision), [`status`]
+//! IDLE/poll, reconnect), `commit` (the fetched batches stored in order on a thread of their
+//! own, the next one read while one is stored), [`acknowledge`] (when to acknowledge: a pure decision), [`status`]
 //! (what a status command or log line shows).
 
 pub mod acknowledge;
+mod commit;
 pub mod connection;
 mod session;
 pub mod status;
@@ -61,6 +63,26 @@ pub trait MessageSink: Send + Sync + 'static {
             }
         }
         done
+    }
+    /// The first of [`MessageSink::deliver_batch`] in steps, so that a backlog's next batch is
+    /// read (parsed and opened, [`Staged::read`], on any thread) while this one is stored
+    /// ([`MessageSink::store_batch`]). Counts the batch's tries before anything reads it. The
+    /// default does nothing ahead.
+    fn count_batch(&self, batch: Vec<(Vec<u8>, MessageSource)>) -> Staged {
+        Staged(StagedWork::Raw(batch))
+    }
+    /// Stores a batch from [`MessageSink::count_batch`] (read or not); as
+    /// [`MessageSink::deliver_batch`].
+    fn store_batch(&self, staged: Staged) -> Batch {
+        match staged.0 {
+            StagedWork::Raw(batch) => self.deliver_batch(batch),
+            _ => Batch {
+                delivered: Vec::new(),
+                failure: Some(SinkError(
+                    "internal: this sink cannot store a counted batch; it is fetched again".into(),
+                )),
+            },
+        }
     }
     /// Where processing of this mailbox stands (`None`: never seen).
     fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>, SinkError>;
@@ -139,6 +161,53 @@ pub trait MessageSink: Send + Sync + 'static {
 pub struct Delivered {
     /// `routed`, `triage`, `quarantine` or `duplicate`.
     pub outcome: String,
+}
+
+/// A fetched batch between [`MessageSink::count_batch`] and [`MessageSink::store_batch`].
+pub struct Staged(pub(crate) StagedWork);
+
+pub(crate) enum StagedWork {
+    /// Nothing done yet.
+    Raw(Vec<(Vec<u8>, MessageSource)>),
+    /// Counted by the pipeline, with what reading it needs.
+    Counted {
+        batch: crate::pipeline::CountedBatch,
+        keyring: Arc<crate::keyring::Keyring>,
+        rules: crate::pipeline::Rules,
+    },
+    /// Could not be counted: nothing of it is stored.
+    Failed(SinkError),
+    /// Counted and read, with the keyring it was read with.
+    Read {
+        batch: crate::pipeline::ReadBatch,
+        keyring: Arc<crate::keyring::Keyring>,
+    },
+}
+
+impl Staged {
+    /// Whether the batch after this one may be counted before this one is stored: not when
+    /// it goes one message at a time (see [`crate::pipeline::PipelineRef::count_batch`]).
+    pub fn grouped(&self) -> bool {
+        match &self.0 {
+            StagedWork::Counted { batch, .. } => batch.grouped(),
+            StagedWork::Read { .. } | StagedWork::Raw(_) | StagedWork::Failed(_) => true,
+        }
+    }
+
+    /// Parses and opens the messages of a counted batch, touching no store (on every core).
+    pub fn read(self) -> Staged {
+        match self.0 {
+            StagedWork::Counted {
+                batch,
+                keyring,
+                rules,
+            } => Staged(StagedWork::Read {
+                batch: crate::pipeline::read_batch(batch, &keyring, &rules),
+                keyring,
+            }),
+            other => Staged(other),
+        }
+    }
 }
 
 /// What [`MessageSink::deliver_batch`] did: the messages stored, from the first, and why the

@@ -7,9 +7,11 @@
 //!    flagged): fetched and handed to the sink again — the store answers `duplicate` — and only
 //!    then acknowledged. Re-fetching rather than trusting the checkpoint means a message is never
 //!    acknowledged unless this very session saw its commit.
-//! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, deliver one by one (each
-//!    commit advances the checkpoint); committed UIDs are acknowledged in sets that grow with
-//!    the backlog (see [`super::acknowledge`]), and all of them once nothing more waits.
+//! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, hand the batch to the
+//!    store (`super::commit`: one transaction a batch, in order, while the next batches are
+//!    fetched; each commit advances the checkpoint); committed UIDs are acknowledged in sets
+//!    that grow with the backlog (see [`super::acknowledge`]), and all of them once nothing
+//!    more waits.
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
 //!
 //! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
@@ -28,6 +30,7 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use super::acknowledge::acknowledge_now;
+use super::commit::{Commits, Committed, Origin};
 use super::connection::{ImapSession, Server};
 use super::{ImapError, ImapStatus, MessageSink, SinkError, WatchOptions};
 use crate::config::AfterStore;
@@ -109,13 +112,6 @@ impl Unacknowledged {
         }
         taken
     }
-}
-
-/// The outcome of one batch's commits.
-#[derive(Default)]
-struct Committed {
-    uids: Vec<u32>,
-    failure: Option<SinkError>,
 }
 
 /// What one session learned about the server and the mailbox.
@@ -544,12 +540,63 @@ impl MailboxWorker {
             limits.max_message_bytes,
             &self.suspects.1,
         );
+        let mut commits = Commits::start(Origin {
+            sink: self.sink.clone(),
+            status: self.status.clone(),
+            account: self.server.account.clone(),
+            mailbox: self.mailbox.clone(),
+        });
+        let mut result = self.sync_steps(s, sel, steps, pending, &mut commits).await;
+        // The last batches: settled as they commit while nothing failed (acknowledged in sets
+        // as the backlog shrinks). After a failure, what was handed over still finishes (after
+        // a failed commit nothing more is stored, see `commit.rs`); it is acknowledged by the
+        // caller if the connection still allows, else fetched again by the next session and
+        // found a duplicate.
+        loop {
+            if self.stopping() {
+                commits.stop();
+            }
+            let Some(done) = commits.oldest().await else {
+                break;
+            };
+            let done = match self.finish(done, sel) {
+                Ok(uids) => uids,
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                    continue;
+                }
+            };
+            if result.is_ok() {
+                let backlog = commits.messages();
+                if let Err(e) = self.settle(s, sel, pending, done, backlog).await {
+                    result = Err(e);
+                }
+            } else {
+                pending.add(done);
+            }
+        }
+        result
+    }
+
+    /// The steps of [`MailboxWorker::sync`]: each batch fetched is queued to be committed, and
+    /// the queue's oldest are settled (acknowledged as [`acknowledge_now`] says) as they finish,
+    /// or when it is full. So the store goes on committing while a MOVE of thousands runs.
+    async fn sync_steps(
+        &mut self,
+        s: &mut ImapSession,
+        sel: &mut Selected,
+        steps: Vec<Step>,
+        pending: &mut Unacknowledged,
+        commits: &mut Commits,
+    ) -> Result<(), ImapError> {
+        let limits = sel.limits;
         // Messages in the steps after each one: the backlog still waiting on the server.
         let mut after = vec![0usize; steps.len()];
         for i in (0..steps.len().saturating_sub(1)).rev() {
             after[i] = after[i + 1] + steps[i + 1].len();
         }
-        let mut inflight: Option<tokio::task::JoinHandle<Committed>> = None;
         for (step, after) in steps.into_iter().zip(after) {
             if self.stopping() {
                 break;
@@ -557,10 +604,11 @@ impl MailboxWorker {
             let batch = match step {
                 Step::Batch(batch) => batch,
                 Step::Alone { uid, size } => {
-                    // The batch in flight is finished first: this one goes alone.
-                    if let Some(h) = inflight.take() {
-                        let done = self.finish(h, sel).await?;
-                        self.settle(s, sel, pending, done, after + 1).await?;
+                    // Everything handed over is finished first: this one goes alone.
+                    while let Some(done) = commits.oldest().await {
+                        let done = self.finish(done, sel)?;
+                        let backlog = commits.messages() + after + 1;
+                        self.settle(s, sel, pending, done, backlog).await?;
                     }
                     let done = self.alone(s, sel, uid, size, &limits).await?;
                     self.settle(s, sel, pending, done, after).await?;
@@ -572,13 +620,6 @@ impl MailboxWorker {
                 Err(e) => {
                     // One of them may be what breaks the FETCH: next time, one at a time.
                     self.suspects.1.extend(batch.iter().copied());
-                    // The commit in flight still finishes; its messages are acknowledged by
-                    // the caller if the connection still allows.
-                    if let Some(h) = inflight.take()
-                        && let Ok(done) = self.finish(h, sel).await
-                    {
-                        pending.add(done);
-                    }
                     return Err(e);
                 }
             };
@@ -589,29 +630,20 @@ impl MailboxWorker {
                     .1
                     .extend(batch.iter().copied().filter(|u| !got.contains(u)));
             }
-            let previous = match inflight.take() {
-                Some(h) => Some(self.finish(h, sel).await?),
-                None => None,
-            };
-            let backlog = fetched.len() + after;
             if !fetched.is_empty() {
                 // Group commit: one transaction for the batch (a batch of one, the usual new
                 // mail over IDLE, is committed on its own at once).
-                inflight = Some(self.commit(sel.uidvalidity, fetched));
+                commits.hand(sel.uidvalidity, fetched);
             }
-            if let Some(done) = previous {
-                let acked = self.settle(s, sel, pending, done, backlog).await;
-                if let Err(e) = acked {
-                    if let Some(h) = inflight.take() {
-                        let _ = self.finish(h, sel).await;
-                    }
-                    return Err(e);
-                }
+            // Settle the commits that are done, and wait for the oldest while too much waits.
+            while commits.oldest_done() || commits.full(self.options.batch_bytes) {
+                let Some(done) = commits.oldest().await else {
+                    break;
+                };
+                let done = self.finish(done, sel)?;
+                let backlog = commits.messages() + after;
+                self.settle(s, sel, pending, done, backlog).await?;
             }
-        }
-        if let Some(h) = inflight.take() {
-            let done = self.finish(h, sel).await?;
-            pending.add(done);
         }
         Ok(())
     }
@@ -824,57 +856,10 @@ impl MailboxWorker {
         Ok(messages)
     }
 
-    /// Hands a fetched batch to the sink, in UID order, on a blocking thread: committed
-    /// together (group commit; the sink stores message by message after a failure, so it
-    /// reports the committed ones up to the first store failure). Shutdown waits for the batch.
-    fn commit(
-        &self,
-        uidvalidity: u32,
-        messages: Vec<(u32, Vec<u8>)>,
-    ) -> tokio::task::JoinHandle<Committed> {
-        let sink = self.sink.clone();
-        let status = self.status.clone();
-        let account = self.server.account.clone();
-        let mailbox = self.mailbox.clone();
-        tokio::task::spawn_blocking(move || {
-            let uids: Vec<u32> = messages.iter().map(|(uid, _)| *uid).collect();
-            let batch = messages
-                .into_iter()
-                .map(|(uid, raw)| {
-                    let source = MessageSource::Imap {
-                        account: account.clone(),
-                        mailbox: mailbox.clone(),
-                        uidvalidity,
-                        uid,
-                    };
-                    (raw, source)
-                })
-                .collect();
-            let stored = sink.deliver_batch(batch);
-            let mut done = Committed {
-                uids: Vec::with_capacity(stored.delivered.len()),
-                failure: stored.failure,
-            };
-            for (uid, d) in uids.into_iter().zip(stored.delivered) {
-                tracing::debug!(account = %account, mailbox = %mailbox, uid, outcome = %d.outcome, "IMAP: stored");
-                status.stored(&account, &mailbox, uid, &d.outcome);
-                done.uids.push(uid);
-            }
-            done
-        })
-    }
-
-    /// Waits for a batch's commits; the committed UIDs, or the store failure (after the
-    /// committed part is recorded in `sel`, so it is still acknowledged by the caller's next
-    /// session as "stored but not acknowledged").
-    async fn finish(
-        &self,
-        handle: tokio::task::JoinHandle<Committed>,
-        sel: &mut Selected,
-    ) -> Result<Vec<u32>, ImapError> {
-        let done = handle
-            .await
-            .map_err(|e| ImapError::Sink(SinkError(format!("the store task failed: {e}"))))?;
+    /// A batch's commits: the committed UIDs, or the store failure (after the committed part is
+    /// recorded in `sel`, so it is still acknowledged by the caller's next session as "stored but
+    /// not acknowledged").
+    fn finish(&self, done: Committed, sel: &mut Selected) -> Result<Vec<u32>, ImapError> {
         if let Some(&max) = done.uids.iter().max() {
             sel.last_uid = sel.last_uid.max(max);
         }
