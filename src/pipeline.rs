@@ -563,7 +563,8 @@ impl PipelineRef<'_> {
         let now = Utc::now();
         let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
         let grouped = caught(|| {
-            self.store.atomically(|store| {
+            // A failure anywhere gives the whole batch up: no savepoint per message.
+            self.store.atomically_as_one(|store| {
                 let mut p = PipelineRef {
                     store,
                     keyring,

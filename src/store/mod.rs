@@ -725,6 +725,25 @@ impl Store {
         }
     }
 
+    /// [`Store::atomically`] for a transaction that is given up whole when anything in it
+    /// fails (a group commit): the store's methods inside open no savepoints of their own
+    /// (see `Db::begin_flat`). Inside a transaction already open, as [`Store::atomically`].
+    pub fn atomically_as_one<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnMut(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let flat = self.db.begin_flat();
+        // Ended however `f` ends, a panic included (the caller may catch it and go on).
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.atomically(f)));
+        if flat {
+            self.db.end_flat();
+        }
+        match out {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
     pub(crate) fn db_mut(&mut self) -> &mut Db {
         &mut self.db
     }
@@ -2236,6 +2255,48 @@ mod tests {
     /// A contact added again is the same row, with its keys; one from before the directory
     /// (no directory link) is linked when added again; the thread's contacts come with the keys
     /// of each, and only those.
+    #[test]
+    fn a_transaction_as_one_is_rolled_back_whole_when_a_write_in_it_failed_even_if_swallowed() {
+        for_each_backend(|mut s| {
+            let ok = msg(b"first", Disposition::Triage);
+            let mut bad = msg(b"second", Disposition::Post { thread_id: 999 });
+            bad.message_id = Some("<c@d>".into());
+            let stored = |s: &Store| s.find_duplicate(&ok.sha256).unwrap().is_some();
+            // No savepoint undoes the failed write alone: the whole transaction goes.
+            let r: Result<(), StoreError> = s.atomically_as_one(|s| {
+                s.commit_message(&ok)?;
+                let _ = s.commit_message(&bad);
+                Ok(())
+            });
+            assert!(r.is_err(), "committed around a failed write");
+            assert!(!stored(&s));
+            // The same with savepoints: the failed write alone is undone. (And the connection
+            // is back to savepoints after the flat transaction.)
+            let r: Result<(), StoreError> = s.atomically(|s| {
+                s.commit_message(&ok)?;
+                let _ = s.commit_message(&bad);
+                Ok(())
+            });
+            assert!(r.is_ok(), "{r:?}");
+            assert!(stored(&s));
+            // Nothing failed: all of it commits, in one transaction.
+            let before = s.db().commits();
+            let (a, b) = (
+                msg(b"third", Disposition::Triage),
+                msg(b"fourth", Disposition::Triage),
+            );
+            let r: Result<(), StoreError> = s.atomically_as_one(|s| {
+                s.commit_message(&a)?;
+                s.commit_message(&b)?;
+                Ok(())
+            });
+            assert!(r.is_ok(), "{r:?}");
+            assert_eq!(s.db().commits(), before + 1);
+            assert!(s.find_duplicate(&a.sha256).unwrap().is_some());
+            assert!(s.find_duplicate(&b.sha256).unwrap().is_some());
+        });
+    }
+
     #[test]
     fn a_contact_added_again_is_the_same_row_and_an_unlinked_one_is_linked() {
         for_each_backend(|mut s| {

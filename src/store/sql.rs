@@ -230,6 +230,11 @@ pub(crate) struct Db {
     steps: Cell<u64>,
     /// Statements SQLite compiled again before running them (see `Store::prepare_sqlite`).
     reprepares: Cell<u64>,
+    /// Scopes nested in the open transaction are not savepoints ([`Db::without_savepoints`]).
+    flat: Cell<bool>,
+    /// A nested scope failed in a flat transaction: its writes cannot be undone alone, so the
+    /// whole transaction is rolled back instead of committed.
+    poisoned: Cell<bool>,
 }
 
 /// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
@@ -248,6 +253,8 @@ impl Db {
             commits: Cell::new(0),
             steps: Cell::new(0),
             reprepares: Cell::new(0),
+            flat: Cell::new(false),
+            poisoned: Cell::new(false),
         }
     }
 
@@ -282,6 +289,8 @@ impl Db {
             commits: Cell::new(0),
             steps: Cell::new(0),
             reprepares: Cell::new(0),
+            flat: Cell::new(false),
+            poisoned: Cell::new(false),
         }
     }
 
@@ -413,6 +422,24 @@ impl Db {
         }
     }
 
+    /// Until [`Db::end_flat`], the scopes nested in the next transaction are no savepoints: for
+    /// a transaction that is given up whole when anything in it fails (a group commit), where
+    /// a savepoint per message only costs (SQLite journals every page it changes under one). A
+    /// nested scope that fails anyway makes the transaction roll back whole at its end. Does
+    /// nothing (`false`) inside a transaction already open.
+    pub(crate) fn begin_flat(&self) -> bool {
+        if self.depth.get() > 0 {
+            return false;
+        }
+        self.flat.set(true);
+        true
+    }
+
+    /// See [`Db::begin_flat`].
+    pub(crate) fn end_flat(&self) {
+        self.flat.set(false);
+    }
+
     /// Starts a transaction (SERIALIZABLE on PostgreSQL), or a savepoint inside the open one.
     pub(crate) fn open_scope(&self) -> Result<Scope, StoreError> {
         self.open(Mode::Serializable)
@@ -422,6 +449,7 @@ impl Db {
         let level = self.depth.get();
         if level == 0 {
             self.conflict.set(false);
+            self.poisoned.set(false);
             match &self.conn {
                 // IMMEDIATE: take the write lock at once (waiting up to the busy timeout), so
                 // a transaction never fails half-way because another process began writing.
@@ -435,7 +463,7 @@ impl Db {
                     Mode::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                 })?,
             }
-        } else {
+        } else if !self.flat.get() {
             self.batch(&format!("SAVEPOINT casegate_{level}"))?;
         }
         self.depth.set(level + 1);
@@ -446,6 +474,18 @@ impl Db {
     pub(crate) fn close_scope(&self, scope: Scope, commit: bool) -> Result<(), StoreError> {
         let Scope(level) = scope;
         self.depth.set(level);
+        if level > 0 && self.flat.get() {
+            if !commit {
+                self.poisoned.set(true);
+            }
+            return Ok(());
+        }
+        if level == 0 && commit && self.poisoned.replace(false) {
+            let _ = self.batch("ROLLBACK");
+            return Err(StoreError::Invalid(
+                "a write inside the transaction failed and could not be undone alone: nothing of it was stored".into(),
+            ));
+        }
         let sql = match (level, commit) {
             (0, true) => "COMMIT".to_string(),
             (0, false) => "ROLLBACK".to_string(),
