@@ -564,14 +564,20 @@ pub fn lock_data_dir(settings: &Settings) -> Result<std::fs::File, DaemonError> 
 /// nothing new to copy costs a read of the log's index.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// The next checkpoint's wait after one that copied something: mail is coming in (a sync),
+/// and each copy is then a few MB, done on another core while the commits go on, instead of
+/// the pipeline's commit doing it at the backstop.
+const CHECKPOINT_AGAIN: Duration = Duration::from_millis(200);
+
 /// Checkpoints the store's WAL in the background, on a connection of its own, so that no
 /// commit (a message stored, a notice queued) waits for it. A failure is only logged: the WAL
 /// keeps every commit durable until the next try.
 async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>) {
     let mut kept: Option<Store> = None;
+    let (mut wait, mut last) = (CHECKPOINT_EVERY, (0, 0));
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
         let (path, taken) = (path.clone(), kept.take());
@@ -587,13 +593,26 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
         match done {
             Ok(Ok((store, (frames, copied)))) => {
                 kept = Some(store);
-                if copied > 0 {
+                wait = next_checkpoint(last, (frames, copied));
+                if wait == CHECKPOINT_AGAIN {
                     tracing::debug!(frames, copied, "store WAL checkpointed");
                 }
+                last = (frames, copied);
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "store WAL checkpoint failed; will retry"),
             Err(e) => tracing::warn!(error = %e, "store WAL checkpoint task failed; will retry"),
         }
+    }
+}
+
+/// The wait before the next checkpoint, from the counts the last two returned (frames in the
+/// log, frames copied). They are of the log as it stands, not of one call: the same counts
+/// again mean nothing was written in between.
+fn next_checkpoint(before: (i64, i64), now: (i64, i64)) -> Duration {
+    if now == before {
+        CHECKPOINT_EVERY
+    } else {
+        CHECKPOINT_AGAIN
     }
 }
 
@@ -957,4 +976,22 @@ fn mark_seen(dir: &Path, path: &Path, outcome: &Outcome) {
         tracing::error!(file = %path.display(), error = %e, "Maildir: stored but could not move to cur/; it will be seen as a duplicate next time");
     }
     tracing::info!(file = %name, outcome = outcome.outcome, thread = ?outcome.thread.as_ref().map(|t| t.as_str()), "Maildir message stored");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_come_quicker_only_while_the_log_changes() {
+        // Idle: the log as it was.
+        assert_eq!(next_checkpoint((40, 40), (40, 40)), CHECKPOINT_EVERY);
+        // A sync: frames written (and copied) since.
+        assert_eq!(next_checkpoint((40, 40), (3_710, 3_710)), CHECKPOINT_AGAIN);
+        // Started again from the beginning: written since, though fewer frames.
+        assert_eq!(next_checkpoint((3_710, 3_710), (12, 12)), CHECKPOINT_AGAIN);
+        // Busy (the pipeline's own backstop checkpoint ran): look again soon.
+        assert_eq!(next_checkpoint((3_710, 3_710), (-1, -1)), CHECKPOINT_AGAIN);
+        assert!(CHECKPOINT_AGAIN < CHECKPOINT_EVERY);
+    }
 }

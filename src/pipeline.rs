@@ -558,7 +558,7 @@ impl PipelineRef<'_> {
     fn store_grouped(
         &mut self,
         batch: &[(Inbound, MessageSource)],
-        reads: &[Option<Read<'_>>],
+        reads: &[Option<Ahead<Read<'_>>>],
     ) -> Option<Stored> {
         let now = Utc::now();
         let (keyring, rules, audit_actor) = (self.keyring, self.rules, self.audit_actor);
@@ -616,14 +616,9 @@ impl PipelineRef<'_> {
         if batch.len() < 2 || self.rules.limits.max_attempts < 2 {
             return Ok(false);
         }
-        for (_, source) in batch {
-            if let Some(key) = source.attempt_key()
-                && self.store.attempts(&key)?.0 > 0
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let keys: Vec<String> = batch.iter().filter_map(|(_, s)| s.attempt_key()).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(!self.store.any_attempts_of(&keys)?)
     }
 
     /// Each message of `batch` in its own transaction, in order, up to the first store
@@ -666,7 +661,7 @@ impl PipelineRef<'_> {
         &mut self,
         input: &Inbound,
         source: &MessageSource,
-        read: Option<&Read<'_>>,
+        read: Option<&Ahead<Read<'_>>>,
         now: DateTime<Utc>,
     ) -> Result<(Evaluation, crate::store::Committed, bool), StoreError> {
         match input {
@@ -686,7 +681,7 @@ impl PipelineRef<'_> {
             Inbound::Whole(raw) => {
                 abort_for_tests(raw);
                 let mut eval = match read {
-                    Some(read) => self.evaluate_read_isolated(raw, source.clone(), now, read)?,
+                    Some(ahead) => self.evaluate_read_isolated(raw, source.clone(), now, ahead)?,
                     None => self.evaluate_isolated(raw, source.clone(), now)?,
                 };
                 // A copy: the transaction may run again (PostgreSQL, a concurrent instance).
@@ -833,9 +828,9 @@ impl PipelineRef<'_> {
         raw: &[u8],
         source: MessageSource,
         now: DateTime<Utc>,
-        read: &Read<'_>,
+        ahead: &Ahead<Read<'_>>,
     ) -> Result<Evaluation, StoreError> {
-        match caught(|| self.evaluate_read(raw, source.clone(), now, read)) {
+        match caught(|| self.evaluate_read(raw, &ahead.sha256, source.clone(), now, &ahead.read)) {
             Ok(result) => result,
             Err(what) => Ok(panic_quarantine(raw, source, now, &what)),
         }
@@ -948,13 +943,14 @@ impl PipelineRef<'_> {
         now: DateTime<Utc>,
     ) -> Result<Evaluation, StoreError> {
         let read = read_message(raw, self.keyring, self.rules);
-        self.evaluate_read(raw, source, now, &read)
+        self.evaluate_read(raw, &crate::intake::sha256_hex(raw), source, now, &read)
     }
 
     /// [`PipelineRef::evaluate`] of a message read already (a batch reads on every core).
     fn evaluate_read(
         &self,
         raw: &[u8],
+        sha256: &str,
         source: MessageSource,
         now: DateTime<Utc>,
         read: &Read<'_>,
@@ -963,7 +959,7 @@ impl PipelineRef<'_> {
             Read::Ok(r) => self.gather(r)?,
             Read::Quarantine(_) | Read::Panic(_) => StoreFacts::default(),
         };
-        Ok(decide(raw, source, now, read, &facts, self.rules))
+        Ok(decide(raw, sha256, source, now, read, &facts, self.rules))
     }
 
     /// Everything [`decide`] needs from the store (and the keyring's held key changes) about
@@ -1235,6 +1231,13 @@ fn read_message<'r>(raw: &'r [u8], keyring: &Keyring, rules: &Rules) -> Read<'r>
     read.unwrap_or_else(Read::Panic)
 }
 
+/// What was read of a message ahead of its transaction, with the SHA-256 of its bytes (its
+/// dedupe key), hashed on the same core rather than on the thread that stores.
+struct Ahead<T> {
+    read: T,
+    sha256: String,
+}
+
 /// Reads the messages of a batch ahead of its transaction, on every core; `None` for a message
 /// kept only in part, or not read ahead: once what the reads ahead hold in decrypted content
 /// passes `budget` (`limits.max_decoded_bytes`), the rest are read one by one inside the
@@ -1247,18 +1250,24 @@ fn read_all<'b, T: Send>(
     rules: &Rules,
     budget: u64,
     keep: &(dyn Fn(Read<'b>) -> (T, u64) + Sync),
-) -> Vec<Option<T>> {
+) -> Vec<Option<Ahead<T>>> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let held = AtomicU64::new(0);
-    let ahead = |input: &'b Inbound| -> Option<T> {
+    let ahead = |input: &'b Inbound| -> Option<Ahead<T>> {
         if held.load(Ordering::Relaxed) > budget {
             return None;
         }
-        let read = read_one(input, keyring, rules)?;
+        let Inbound::Whole(raw) = input else {
+            return None;
+        };
+        let read = read_message(raw, keyring, rules);
         let decoded = held_bytes(Some(&read));
         let (kept, copied) = keep(read);
         held.fetch_add(decoded + copied, Ordering::Relaxed);
-        Some(kept)
+        Some(Ahead {
+            read: kept,
+            sha256: crate::intake::sha256_hex(raw),
+        })
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -1268,7 +1277,7 @@ fn read_all<'b, T: Send>(
         return batch.iter().map(|(i, _)| ahead(i)).collect();
     }
     // Interleaved (message k on thread k mod n): a run of large messages is shared out.
-    let done: Vec<Vec<(usize, Option<T>)>> = std::thread::scope(|scope| {
+    let done: Vec<Vec<(usize, Option<Ahead<T>>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let ahead = &ahead;
@@ -1296,7 +1305,7 @@ fn read_all<'b, T: Send>(
     });
     // A thread that could not be started (or died) left its messages unread: they are read
     // inside the transaction.
-    let mut reads: Vec<Option<T>> = (0..batch.len()).map(|_| None).collect();
+    let mut reads: Vec<Option<Ahead<T>>> = (0..batch.len()).map(|_| None).collect();
     for (k, r) in done.into_iter().flatten() {
         if let Some(slot) = reads.get_mut(k) {
             *slot = r;
@@ -1334,7 +1343,7 @@ impl CountedBatch {
 /// while an earlier batch is stored on another.
 pub struct ReadBatch {
     counted: CountedBatch,
-    reads: Vec<Option<Read<'static>>>,
+    reads: Vec<Option<Ahead<Read<'static>>>>,
 }
 
 impl ReadBatch {
@@ -1399,13 +1408,6 @@ fn held_bytes(read: Option<&Read<'_>>) -> u64 {
             _ => 0,
         },
         _ => 0,
-    }
-}
-
-fn read_one<'b>(input: &'b Inbound, keyring: &Keyring, rules: &Rules) -> Option<Read<'b>> {
-    match input {
-        Inbound::Whole(raw) => Some(read_message(raw, keyring, rules)),
-        Inbound::Partial(_) => None,
     }
 }
 
@@ -1484,14 +1486,19 @@ fn route_input(
 /// ([`StoreFacts`]) and the rules; no I/O.
 fn decide(
     raw: &[u8],
+    sha256: &str,
     source: MessageSource,
     now: DateTime<Utc>,
     read: &Read<'_>,
     facts: &StoreFacts,
     rules: &Rules,
 ) -> Evaluation {
-    let mut message =
-        NewMessage::inbound_deferred(raw, source.clone(), now, Disposition::Quarantine);
+    let mut message = NewMessage::inbound_hashed(
+        sha256.to_string(),
+        source.clone(),
+        now,
+        Disposition::Quarantine,
+    );
     let mut outcome = blank_outcome(&source);
     let r = match read {
         Read::Ok(r) => r,
@@ -2179,7 +2186,8 @@ mod tests {
     fn decided(raw: &[u8], facts: &StoreFacts, rules: &Rules) -> Evaluation {
         let keyring = Keyring::new(None, Vec::new());
         let read = read_message(raw, &keyring, rules);
-        decide(raw, maildir("m"), Utc::now(), &read, facts, rules)
+        let sha256 = crate::intake::sha256_hex(raw);
+        decide(raw, &sha256, maildir("m"), Utc::now(), &read, facts, rules)
     }
 
     fn vendor_mail(subject: &str, body: &str) -> Vec<u8> {
@@ -2576,8 +2584,11 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
             .collect();
         let keyring = Keyring::new(Some(coordinator), Vec::new());
         let rules = rules(Limits::default());
-        let opened = |reads: &[Option<Read<'_>>]| {
-            reads.iter().filter(|r| held_bytes(r.as_ref()) > 0).count()
+        let opened = |reads: &[Option<Ahead<Read<'_>>>]| {
+            reads
+                .iter()
+                .filter(|r| held_bytes(r.as_ref().map(|a| &a.read)) > 0)
+                .count()
         };
         let as_is = |r| (r, 0);
         let all = read_all(
@@ -2654,6 +2665,7 @@ Message-ID: <m{i}@vendor.example>\r\n\r\nDetails {i}.\r\n"
         let read = read_message(&raw, &keyring, &rules);
         let e = decide(
             &raw,
+            &crate::intake::sha256_hex(&raw),
             maildir("m"),
             Utc::now(),
             &read,

@@ -53,9 +53,9 @@ pub struct AuditEntry {
 }
 
 pub(super) fn insert(db: &Db, a: &NewAudit) -> Result<i64, StoreError> {
-    db.one(
+    db.insert_new(
         "INSERT INTO audit (at, actor, action, thread, message_ref, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         args![
             time_text(a.at),
             a.actor,

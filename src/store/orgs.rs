@@ -175,9 +175,9 @@ impl Store {
             return Err(StoreError::Invalid("the organization name is empty".into()));
         }
         self.db.write(|db| {
-            let id: Option<i64> = db.opt(
+            let id: Option<i64> = db.insert(
                 "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
-                 ON CONFLICT (name_key) DO NOTHING RETURNING id",
+                 ON CONFLICT (name_key) DO NOTHING",
                 args![name, name_key(name), time_text(now)],
             )?;
             let Some(id) = id else {
@@ -515,9 +515,9 @@ pub(super) fn sender_org_tx(db: &Db, hint: &str, address: &str) -> Result<i64, S
         } else {
             format!("{base} ({n})")
         };
-        let id: Option<i64> = db.opt(
+        let id: Option<i64> = db.insert(
             "INSERT INTO orgs (name, name_key, anonymous, created_at) VALUES (?1, ?2, 0, ?3)
-             ON CONFLICT (name_key) DO NOTHING RETURNING id",
+             ON CONFLICT (name_key) DO NOTHING",
             args![name, name_key(&name), now_text()],
         )?;
         if let Some(id) = id {
@@ -571,9 +571,9 @@ pub(super) fn participant_tx(
         return Ok(id);
     }
     let name: String = db.one("SELECT name FROM orgs WHERE id = ?1", args![org_id])?;
-    let id: Option<i64> = db.opt(
+    let id: Option<i64> = db.insert(
         "INSERT INTO participants (thread_id, org, role, org_id) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (thread_id, org) DO NOTHING RETURNING id",
+         ON CONFLICT (thread_id, org) DO NOTHING",
         args![thread_id, name, role, org_id],
     )?;
     id.ok_or_else(|| {
@@ -581,6 +581,20 @@ pub(super) fn participant_tx(
             "the thread already has a participant named {name:?} from another organization; see `casegate show`"
         ))
     })
+}
+
+/// [`participant_tx`] in a thread made in this transaction: it has none yet.
+pub(super) fn first_participant_tx(
+    db: &Db,
+    thread_id: i64,
+    org_id: i64,
+    role: &str,
+) -> Result<i64, StoreError> {
+    let name: String = db.one("SELECT name FROM orgs WHERE id = ?1", args![org_id])?;
+    db.insert_new(
+        "INSERT INTO participants (thread_id, org, role, org_id) VALUES (?1, ?2, ?3, ?4)",
+        args![thread_id, name, role, org_id],
+    )
 }
 
 /// Binds a key to an organization; `true` (and the keys generation bumped, so running

@@ -288,11 +288,10 @@ impl Store {
         if let Some(c) = writer.db.sqlite_conn() {
             c.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
-        writer.notice_id = writer.db.one(
+        writer.notice_id = writer.db.insert_new(
             "INSERT INTO outbox_notices (thread_id, sender, in_reply_to, automatic, date_unix,
                  signer_fingerprint, \"inner\", created_at, relay_of)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             args![
                 notice.thread_id,
                 notice.sender,
@@ -702,12 +701,11 @@ impl NoticeWriter<'_> {
                 raw,
                 key_fingerprint,
             } => {
-                let id = db.one(
+                let id = db.insert_new(
                     "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org,
                          message_id, raw, key_fingerprint, status, next_attempt_at, created_at,
                          updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)
-                     RETURNING id",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?11, ?10, ?10)",
                     args![
                         self.notice_id,
                         self.thread_id,
@@ -729,11 +727,10 @@ impl NoticeWriter<'_> {
                 address,
                 org,
                 reason,
-            } => db.one(
+            } => db.insert_new(
                 "INSERT INTO outbox (notice_id, thread_id, kind, sender, address, org, status,
                      reason, created_at, updated_at)
-                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)
-                 RETURNING id",
+                 VALUES (?1, ?2, 'notice', ?3, ?4, ?5, 'held', ?6, ?7, ?7)",
                 args![
                     self.notice_id,
                     self.thread_id,

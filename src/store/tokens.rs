@@ -50,9 +50,9 @@ impl Store {
         read_only: bool,
         now: DateTime<Utc>,
     ) -> Result<StoredToken, StoreError> {
-        let inserted: Option<i64> = self.db().opt(
+        let inserted: Option<i64> = self.db().insert(
             "INSERT INTO api_tokens (name, sha256, read_only, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (name) DO NOTHING RETURNING id",
+             ON CONFLICT (name) DO NOTHING",
             args![name, sha256, read_only, time_text(now)],
         )?;
         let Some(id) = inserted else {
