@@ -22,6 +22,11 @@
 //!      for plain mail. Each run in a fresh process (sequoia remembers verified signatures
 //!      for the life of a process), warmed up on messages outside the corpus.
 //!
+//! The same corpus is also delivered into Dovecot (the project's harness, default Maildir
+//! storage) and synced by the release `casegate serve` into a fresh data dir, timed from its
+//! start until every message is stored and moved out of the INBOX and no acknowledgment is
+//! still owed (median of 3 runs, each its own mailbox), and checked as the ingest is.
+//!
 //! Where the time goes: casegate is also timed on the messages on the case alone (no new
 //! report, so no acknowledgment), and per kind: the bound and casegate's open stage on one core.
 //!
@@ -36,8 +41,12 @@
 //! fresh data dir) with `perf record --call-graph dwarf -o FILE` (needs perf); sum it by stage
 //! with `benches/perf_stages.py FILE`. `CASEGATE_BENCH_KEEP=1` keeps the Maildir and a fresh
 //! data dir set up for it (the path is printed), to run casegate on by hand.
+//! `CASEGATE_BENCH_SERVE_LOG=DIR` keeps the log of each run from Dovecot there, with the
+//! detail `CASEGATE_BENCH_SERVE_RUST_LOG` sets (default `casegate=warn`).
 #![allow(dead_code)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "../tests/support_gpg/mod.rs"]
 mod support_gpg;
 
@@ -58,6 +67,7 @@ use openpgp::parse::stream::{
 use openpgp::policy::StandardPolicy;
 use openpgp::types::SymmetricAlgorithm;
 use sequoia_openpgp as openpgp;
+use support::MailServers;
 use support_gpg::{Gpg, crlf, headers, pgp_mime, signed_entity};
 
 const CASE: &str = "VU#409117";
@@ -373,6 +383,27 @@ fn main() {
         .collect();
     let on_case_time = median(&on_case_runs);
 
+    // 2c. The same corpus from Dovecot (default Maildir storage, delivered beforehand): the
+    // release `casegate serve`, each run into a fresh data dir, until every message is stored
+    // and moved out of the INBOX and every acknowledgment owed is queued. Checked as above.
+    let servers = MailServers::start();
+    let raws: Vec<Vec<u8>> = messages.iter().map(|m| m.raw.clone()).collect();
+    for user in &IMAP_USERS[..RUNS] {
+        servers.deliver_many(user, &raws);
+        assert_eq!(servers.count(user, "INBOX"), n);
+    }
+    let mut imap_runs = Vec::new();
+    for (run, user) in IMAP_USERS[..RUNS].iter().enumerate() {
+        let data = fresh_data_dir(&format!("data-imap-{run}"));
+        let (took, verdicts) = serve_from_dovecot(&servers, user, &work, &data, &messages);
+        imap_runs.push(took);
+        checked.push(Checked {
+            outcomes: String::new(),
+            verdicts,
+        });
+    }
+    let imap_time = median(&imap_runs);
+
     // 3. The legacy baseline on the same files.
     let legacy = legacy(
         &gpg.home,
@@ -466,6 +497,12 @@ fn main() {
         secs(&on_case_runs)
     );
     println!(
+        "casegate serve from Dovecot (release binary, fresh store, {n} messages delivered beforehand, until all are stored, moved and their acknowledgments queued): {:.2} s ({:.0} msg/s), median of {RUNS} runs ({} s)",
+        imap_time.as_secs_f64(),
+        rate(imap_time),
+        secs(&imap_runs)
+    );
+    println!(
         "per kind, one core, one pass (sequoia bound | casegate open stage | legacy, whole ingest):"
     );
     for (i, k) in KINDS.iter().enumerate() {
@@ -524,6 +561,11 @@ fn main() {
                 l.seconds.as_secs_f64() / casegate_time.as_secs_f64(),
                 100.0 * bound.as_secs_f64() / casegate_time.as_secs_f64()
             );
+            println!(
+                "ratio from Dovecot: legacy (on the Maildir's files)/casegate serve = {:.1}; bound on {cores} cores/casegate serve = {:.0}%",
+                l.seconds.as_secs_f64() / imap_time.as_secs_f64(),
+                100.0 * bound.as_secs_f64() / imap_time.as_secs_f64()
+            );
         }
         Err(why) => {
             println!(
@@ -533,6 +575,116 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The mailboxes of the runs from Dovecot, one each (the project's harness has these users).
+const IMAP_USERS: [&str; RUNS] = [
+    "reports@example.test",
+    "vendor2@example.test",
+    "vendor3@example.test",
+];
+
+/// `casegate serve` on `data` syncs `user`'s INBOX (the corpus, delivered beforehand): the time
+/// from its start until every message is moved to the processed folder and no acknowledgment
+/// is still owed, and whether every message was stored once with its verdicts.
+fn serve_from_dovecot(
+    servers: &MailServers,
+    user: &str,
+    work: &Path,
+    data: &Path,
+    messages: &[Message],
+) -> (Duration, Result<(), String>) {
+    let config = data.join("imap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[maildir]
+enabled = false
+
+[http]
+enabled = false
+
+[[imap]]
+name = "bench"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+username = "{user}"
+password_file = "{pw}"
+mailboxes = ["INBOX"]
+processed_folder = "casegate/processed"
+timeout_secs = 60
+"#,
+            port = servers.imap_port,
+            pw = servers.password_file.display(),
+        ),
+    )
+    .expect("config");
+    let inbox = servers.maildir(user);
+    let processed = inbox.join(".casegate.processed");
+    let files = |folder: &Path| -> usize {
+        ["cur", "new"]
+            .iter()
+            .map(|d| std::fs::read_dir(folder.join(d)).map_or(0, |r| r.count()))
+            .sum()
+    };
+    written_back();
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .current_dir(work)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("serve")
+        .env(
+            "RUST_LOG",
+            std::env::var("CASEGATE_BENCH_SERVE_RUST_LOG").unwrap_or("casegate=warn".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(data.join("serve.log")).expect("log"))
+        .spawn()
+        .expect("run casegate serve");
+    let end = start + Duration::from_secs(600);
+    let mut store: Option<casegate::store::Store> = None;
+    let took = loop {
+        assert!(Instant::now() < end, "serve did not finish the sync");
+        assert!(
+            child.try_wait().expect("serve").is_none(),
+            "serve exited: {}",
+            std::fs::read_to_string(data.join("serve.log")).unwrap_or_default()
+        );
+        if files(&processed) == messages.len() && files(&inbox) == 0 {
+            let s = match store.take() {
+                Some(s) => s,
+                None => casegate::store::Store::open(&data.join("casegate.sqlite")).expect("store"),
+            };
+            let owed = s.pending_acks().expect("pending acknowledgments").len();
+            store = Some(s);
+            if owed == 0 {
+                break start.elapsed();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(store);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    // `CASEGATE_BENCH_SERVE_LOG=DIR`: serve's log of each run is kept there.
+    if let Ok(keep) = std::env::var("CASEGATE_BENCH_SERVE_LOG") {
+        let _ = std::fs::copy(
+            data.join("serve.log"),
+            Path::new(&keep).join(format!("serve-{user}.log")),
+        );
+    }
+    (
+        took,
+        check_stored(&data.join("casegate.sqlite"), messages, None),
+    )
 }
 
 fn median(runs: &[Duration]) -> Duration {
@@ -762,13 +914,26 @@ fn check_casegate(out: &str, store: &Path, messages: &[Message]) -> Checked {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let verdicts = (|| {
-        if lines != messages.len() {
-            return Err(format!(
-                "{lines} result lines for {} messages",
-                messages.len()
-            ));
-        }
+    let verdicts = if lines != messages.len() {
+        Err(format!(
+            "{lines} result lines for {} messages",
+            messages.len()
+        ))
+    } else {
+        check_stored(store, messages, Some(&acknowledgments))
+    };
+    Checked { outcomes, verdicts }
+}
+
+/// Every message of the corpus stored once, with the verdicts its kind calls for, and the
+/// signed ones routed to the case; with `acknowledgments` (what `ingest --json` said of each),
+/// an acknowledgment queued for each new report and for nothing else.
+fn check_stored(
+    store: &Path,
+    messages: &[Message],
+    acknowledgments: Option<&std::collections::HashMap<String, String>>,
+) -> Result<(), String> {
+    {
         let store = casegate::store::Store::open(store).map_err(|e| e.to_string())?;
         for m in messages {
             let mut found = store
@@ -795,20 +960,21 @@ fn check_casegate(out: &str, store: &Path, messages: &[Message]) -> Checked {
                     m.id, m.kind, r.outcome, r.encrypted, r.signature, r.signer
                 ));
             }
-            let ack = acknowledgments.get(&format!("<{}>", m.id));
-            if m.new_report != ack.is_some_and(|a| a.starts_with("queued")) {
-                return Err(format!(
-                    "{} (new report: {}) acknowledgment: {ack:?}",
-                    m.id, m.new_report
-                ));
+            if let Some(acknowledgments) = acknowledgments {
+                let ack = acknowledgments.get(&format!("<{}>", m.id));
+                if m.new_report != ack.is_some_and(|a| a.starts_with("queued")) {
+                    return Err(format!(
+                        "{} (new report: {}) acknowledgment: {ack:?}",
+                        m.id, m.new_report
+                    ));
+                }
             }
             if m.kind.signed() && r.thread.as_ref().map(|t| t.as_str()) != Some(CASE) {
                 return Err(format!("{} ({:?}) not routed to {CASE}", m.id, m.kind));
             }
         }
         Ok(())
-    })();
-    Checked { outcomes, verdicts }
+    }
 }
 
 /// What the legacy baseline did.
