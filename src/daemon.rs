@@ -564,10 +564,16 @@ pub fn lock_data_dir(settings: &Settings) -> Result<std::fs::File, DaemonError> 
 /// nothing new to copy costs a read of the log's index.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// The next checkpoint's wait after one that copied something: mail is coming in (a sync),
-/// and each copy is then a few MB, done on another core while the commits go on, instead of
-/// the pipeline's commit doing it at the backstop.
+/// The next checkpoint's wait after one that found at least [`CHECKPOINT_BUSY_FRAMES`] new in
+/// the log: mail is coming in fast (a sync), and each copy is then a few MB, done on another
+/// core while the commits go on, instead of the pipeline's commit doing it at the backstop.
+/// A trickle of new mail (IDLE) keeps the one-second pace, so that the checkpoint's own flush
+/// of the main file meets a message's commit less often.
 const CHECKPOINT_AGAIN: Duration = Duration::from_millis(200);
+
+/// Frames (4 KiB pages) written to the log since the last checkpoint that make the next come
+/// sooner: ~4 MB, some 400 messages of a sync.
+const CHECKPOINT_BUSY_FRAMES: i64 = 1_000;
 
 /// Checkpoints the store's WAL in the background, on a connection of its own, so that no
 /// commit (a message stored, a notice queued) waits for it. A failure is only logged: the WAL
@@ -594,7 +600,7 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
             Ok(Ok((store, (frames, copied)))) => {
                 kept = Some(store);
                 wait = next_checkpoint(last, (frames, copied));
-                if wait == CHECKPOINT_AGAIN {
+                if copied > 0 && (frames, copied) != last {
                     tracing::debug!(frames, copied, "store WAL checkpointed");
                 }
                 last = (frames, copied);
@@ -606,13 +612,18 @@ async fn checkpoint_now_and_then(path: PathBuf, mut stop: watch::Receiver<bool>)
 }
 
 /// The wait before the next checkpoint, from the counts the last two returned (frames in the
-/// log, frames copied). They are of the log as it stands, not of one call: the same counts
-/// again mean nothing was written in between.
+/// log, frames copied; -1 when another checkpoint was running). They are of the log as it
+/// stands, not of one call; a log started again since holds only what was written since.
 fn next_checkpoint(before: (i64, i64), now: (i64, i64)) -> Duration {
-    if now == before {
-        CHECKPOINT_EVERY
+    let written = if now.0 >= before.0 {
+        now.0 - before.0
     } else {
+        now.0
+    };
+    if now.0 < 0 || written >= CHECKPOINT_BUSY_FRAMES {
         CHECKPOINT_AGAIN
+    } else {
+        CHECKPOINT_EVERY
     }
 }
 
@@ -983,13 +994,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoints_come_quicker_only_while_the_log_changes() {
+    fn checkpoints_come_quicker_only_while_the_log_grows_fast() {
         // Idle: the log as it was.
         assert_eq!(next_checkpoint((40, 40), (40, 40)), CHECKPOINT_EVERY);
-        // A sync: frames written (and copied) since.
+        // A message or two (IDLE): the usual pace.
+        assert_eq!(next_checkpoint((40, 40), (70, 70)), CHECKPOINT_EVERY);
+        assert_eq!(next_checkpoint((3_710, 3_710), (30, 30)), CHECKPOINT_EVERY);
+        // A sync: thousands of frames written (and copied) since.
         assert_eq!(next_checkpoint((40, 40), (3_710, 3_710)), CHECKPOINT_AGAIN);
-        // Started again from the beginning: written since, though fewer frames.
-        assert_eq!(next_checkpoint((3_710, 3_710), (12, 12)), CHECKPOINT_AGAIN);
+        // Started again from the beginning, and as many written since.
+        assert_eq!(
+            next_checkpoint((3_710, 3_710), (2_000, 2_000)),
+            CHECKPOINT_AGAIN
+        );
         // Busy (the pipeline's own backstop checkpoint ran): look again soon.
         assert_eq!(next_checkpoint((3_710, 3_710), (-1, -1)), CHECKPOINT_AGAIN);
         assert!(CHECKPOINT_AGAIN < CHECKPOINT_EVERY);

@@ -567,7 +567,7 @@ impl Store {
     /// This connection's commits no longer copy the write-ahead log into the main file when it
     /// passes 4 MB (SQLite's automatic checkpoint, done by the committing thread): another
     /// connection does it, on another core, with [`Store::checkpoint`] (the daemon, every
-    /// second, and every 200 ms while there is something to copy). Copying a sync's mail a
+    /// second, and every 200 ms while the log grows by MBs, as in a sync). Copying a sync's mail a
     /// second time was a third of the pipeline's disk work, done while every message behind it
     /// waited. As a backstop, a commit still checkpoints once the log passes 256 MB. A no-op on
     /// PostgreSQL.
@@ -2112,6 +2112,17 @@ fn count_attempt_tx(
     key: &str,
     error: Option<&str>,
 ) -> Result<(u32, Option<String>), StoreError> {
+    // Mostly the first try: a plain insert, without the RETURNING that SQLite runs as a
+    // trigger (see `Db::insert`); the upsert below only when one was counted before.
+    let first = db.execute(
+        "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
+         VALUES (?1, 1, ?2, ?3)
+         ON CONFLICT (source_key) DO NOTHING",
+        args![key, error, now_text()],
+    )?;
+    if first == 1 {
+        return Ok((1, error.map(str::to_string)));
+    }
     let r = db
         .row(
             "INSERT INTO inbound_attempts (source_key, attempts, last_error, updated_at)
@@ -2686,6 +2697,13 @@ INSERT INTO generations (name, value) VALUES ('teams', 0) ON CONFLICT (name) DO 
             let m = NewMessage::inbound(b"raw", source, Utc::now(), Disposition::Quarantine);
             s.commit_message(&m).unwrap();
             assert_eq!(s.attempts(&key).unwrap(), (0, None));
+            // A first try that failed at once keeps its failure.
+            assert_eq!(s.record_failed_attempt(&key, "gone").unwrap(), 1);
+            assert_eq!(s.attempts(&key).unwrap(), (1, Some("gone".to_string())));
+            assert_eq!(
+                s.begin_attempt(&key).unwrap(),
+                (2, Some("gone".to_string()))
+            );
         });
     }
 
