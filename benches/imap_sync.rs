@@ -20,6 +20,7 @@
 //! Run: `cargo bench --bench imap_sync` (needs `[[bench]] name = "imap_sync" harness = false`).
 //! The sink is the test sink (triage, no MIME/OpenPGP work): this measures the IMAP side.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use casegate::imap::{Delivered, MessageSink, SinkError, WatchOptions};
 use casegate::store::{Checkpoint, MessageSource};
+use common::{files_in, serve_imap_toml};
 use support::MailServers;
 use support::imap_sink::{StoreSink, Watcher, imap_config, sha256_hex, wait_until};
 
@@ -38,14 +40,6 @@ const CERT: &str = "cert@example.test";
 /// The mailbox `casegate serve` syncs.
 const SERVE_USER: &str = "reports@example.test";
 const BIN: &str = env!("CARGO_BIN_EXE_casegate");
-
-/// Files in a Maildir folder (`cur` and `new`): cheaper to poll than `doveadm`.
-fn files_in(folder: &Path) -> usize {
-    ["cur", "new"]
-        .iter()
-        .map(|d| std::fs::read_dir(folder.join(d)).map_or(0, |r| r.count()))
-        .sum()
-}
 
 /// [`files_in`] a folder, counted again only when one of its directories changed since the
 /// last count, or changed too recently for its time stamp to tell (the kernel stamps with a
@@ -90,31 +84,13 @@ impl FolderCount {
 fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    // `CASEGATE_BENCH_BATCH=N`: serve's `[ingest] batch_messages` (default 100).
+    let ingest = std::env::var("CASEGATE_BENCH_BATCH")
+        .map(|n| format!("\n[ingest]\nbatch_messages = {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         dir.join("casegate.toml"),
-        format!(
-            r#"
-[maildir]
-enabled = false
-
-[[imap]]
-name = "bench"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-username = "{SERVE_USER}"
-password_file = "{pw}"
-mailboxes = ["INBOX"]
-processed_folder = "casegate/processed"
-timeout_secs = 60
-{ingest}"#,
-            port = servers.imap_port,
-            pw = servers.password_file.display(),
-            // `CASEGATE_BENCH_BATCH=N`: serve's `[ingest] batch_messages` (default 100).
-            ingest = std::env::var("CASEGATE_BENCH_BATCH")
-                .map(|n| format!("\n[ingest]\nbatch_messages = {n}\n"))
-                .unwrap_or_default()
-        ),
+        serve_imap_toml(servers, SERVE_USER, &ingest),
     )
     .unwrap();
     let init = Command::new(BIN)

@@ -45,6 +45,7 @@
 //! detail `CASEGATE_BENCH_SERVE_RUST_LOG` sets (default `casegate=warn`).
 #![allow(dead_code)]
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 #[path = "../tests/support_gpg/mod.rs"]
@@ -56,6 +57,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use casegate::keyring::{self, Cert, Keyring};
+use common::{files_in, serve_imap_toml};
 use openpgp::KeyHandle;
 use openpgp::crypto::SessionKey;
 use openpgp::packet::{PKESK, SKESK};
@@ -597,38 +599,11 @@ fn serve_from_dovecot(
     let config = data.join("imap.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-[maildir]
-enabled = false
-
-[http]
-enabled = false
-
-[[imap]]
-name = "bench"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-username = "{user}"
-password_file = "{pw}"
-mailboxes = ["INBOX"]
-processed_folder = "casegate/processed"
-timeout_secs = 60
-"#,
-            port = servers.imap_port,
-            pw = servers.password_file.display(),
-        ),
+        serve_imap_toml(servers, user, "\n[http]\nenabled = false\n"),
     )
     .expect("config");
     let inbox = servers.maildir(user);
     let processed = inbox.join(".casegate.processed");
-    let files = |folder: &Path| -> usize {
-        ["cur", "new"]
-            .iter()
-            .map(|d| std::fs::read_dir(folder.join(d)).map_or(0, |r| r.count()))
-            .sum()
-    };
     written_back();
     let start = Instant::now();
     let mut child = Command::new(BIN)
@@ -655,7 +630,7 @@ timeout_secs = 60
             "serve exited: {}",
             std::fs::read_to_string(data.join("serve.log")).unwrap_or_default()
         );
-        if files(&processed) == messages.len() && files(&inbox) == 0 {
+        if files_in(&processed) == messages.len() && files_in(&inbox) == 0 {
             let s = match store.take() {
                 Some(s) => s,
                 None => casegate::store::Store::open(&data.join("casegate.sqlite")).expect("store"),
