@@ -10,8 +10,8 @@
 //! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, hand the batch to the
 //!    store (`super::commit`: one transaction a batch, in order, while the next batches are
 //!    fetched; each commit advances the checkpoint); committed UIDs are acknowledged in sets
-//!    that grow with the backlog (see [`super::acknowledge`]), and all of them once nothing
-//!    more waits.
+//!    that grow with the backlog while more waits to be fetched, then in halving sets while
+//!    the last batches commit (see [`super::acknowledge`]).
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
 //!
 //! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
@@ -551,7 +551,9 @@ impl MailboxWorker {
         // as the backlog shrinks). After a failure, what was handed over still finishes (after
         // a failed commit nothing more is stored, see `commit.rs`); it is acknowledged by the
         // caller if the connection still allows, else fetched again by the next session and
-        // found a duplicate.
+        // found a duplicate. Nothing is left to fetch, so the connection is free: what has
+        // committed is acknowledged while the store finishes the rest, in halving sets
+        // ([`acknowledge_now`]).
         loop {
             if self.stopping() {
                 commits.stop();
@@ -559,22 +561,21 @@ impl MailboxWorker {
             let Some(done) = commits.oldest().await else {
                 break;
             };
-            let done = match self.finish(done, sel) {
-                Ok(uids) => uids,
+            match self.finish(done, sel) {
+                Ok(uids) => pending.add(uids),
                 Err(e) => {
                     if result.is_ok() {
                         result = Err(e);
                     }
                     continue;
                 }
-            };
-            if result.is_ok() {
-                let backlog = commits.messages();
-                if let Err(e) = self.settle(s, sel, pending, done, backlog).await {
-                    result = Err(e);
-                }
-            } else {
-                pending.add(done);
+            }
+            if result.is_ok()
+                && let Err(e) = self
+                    .settle(s, sel, pending, Vec::new(), 0, commits.messages())
+                    .await
+            {
+                result = Err(e);
             }
         }
         result
@@ -592,7 +593,7 @@ impl MailboxWorker {
         commits: &mut Commits,
     ) -> Result<(), ImapError> {
         let limits = sel.limits;
-        // Messages in the steps after each one: the backlog still waiting on the server.
+        // Messages in the steps after each one: what still waits on the server to be fetched.
         let mut after = vec![0usize; steps.len()];
         for i in (0..steps.len().saturating_sub(1)).rev() {
             after[i] = after[i + 1] + steps[i + 1].len();
@@ -607,11 +608,12 @@ impl MailboxWorker {
                     // Everything handed over is finished first: this one goes alone.
                     while let Some(done) = commits.oldest().await {
                         let done = self.finish(done, sel)?;
-                        let backlog = commits.messages() + after + 1;
-                        self.settle(s, sel, pending, done, backlog).await?;
+                        let committing = commits.messages();
+                        self.settle(s, sel, pending, done, after + 1, committing)
+                            .await?;
                     }
                     let done = self.alone(s, sel, uid, size, &limits).await?;
-                    self.settle(s, sel, pending, done, after).await?;
+                    self.settle(s, sel, pending, done, after, 0).await?;
                     continue;
                 }
             };
@@ -641,27 +643,31 @@ impl MailboxWorker {
                     break;
                 };
                 let done = self.finish(done, sel)?;
-                let backlog = commits.messages() + after;
-                self.settle(s, sel, pending, done, backlog).await?;
+                let committing = commits.messages();
+                self.settle(s, sel, pending, done, after, committing)
+                    .await?;
             }
         }
         Ok(())
     }
 
     /// Adds newly committed UIDs to `pending` and acknowledges as many as [`acknowledge_now`]
-    /// says, with `backlog` messages still waiting behind them.
+    /// says, with `to_fetch` messages still waiting on the server to be fetched and
+    /// `committing` fetched and not committed yet.
     async fn settle(
         &self,
         s: &mut ImapSession,
         sel: &Selected,
         pending: &mut Unacknowledged,
         done: Vec<u32>,
-        backlog: usize,
+        to_fetch: usize,
+        committing: usize,
     ) -> Result<(), ImapError> {
         pending.add(done);
         let n = acknowledge_now(
             self.options.acknowledge,
-            backlog,
+            to_fetch,
+            committing,
             pending.len(),
             pending.waited(),
         );
