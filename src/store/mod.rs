@@ -1433,7 +1433,7 @@ impl Store {
                 db.execute("DELETE FROM quarantine WHERE message_ref = ?1", args![id])?;
             }
             let (destination, outcome) = open_disposition_tx(db, m)?;
-        let thread_id = destination.id();
+            let thread_id = destination.id();
             db.execute(
                 "UPDATE messages SET message_id = ?2, date_header = ?3, sender = ?4, subject = ?5,
                      thread_id = ?6, outcome = ?7, reason = ?8, encrypted = ?9, encryption_note = ?10,
@@ -1976,7 +1976,6 @@ fn duplicate_tx(
 
 /// The thread a message goes to (opening a new one when the decision says so) and its
 /// `outcome` column.
-/// The thread a message goes to (made now for a new one) and its outcome.
 fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Destination, &'static str), StoreError> {
     Ok(match &m.disposition {
         Disposition::Post { thread_id } => (Destination::Thread(*thread_id), "routed"),
