@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 
-use super::compose::{self, ComposeError, Notice, PlainText};
+use super::compose::{self, ComposeError, Notice, PlainSigner, PlainText};
 use super::{Extras, OutboxError, QueuedCopy, Selection};
 use crate::config::OutboxConfig;
 use crate::header::{AddrSpec, HeaderText, MessageId};
@@ -159,7 +159,7 @@ fn acknowledge_settling(
             policy.from,
             &to,
             in_reply_to.as_ref(),
-            coordinator,
+            &PlainSigner::new(coordinator)?,
             &from_addr,
             now,
         )?,
@@ -336,7 +336,7 @@ fn plain_ack(
     from: &str,
     to: &AddrSpec,
     in_reply_to: Option<&MessageId>,
-    coordinator: &Cert,
+    signer: &PlainSigner<'_>,
     from_addr: &AddrSpec,
     now: DateTime<Utc>,
 ) -> Result<compose::Stub, ComposeError> {
@@ -348,7 +348,7 @@ fn plain_ack(
             in_reply_to,
             automatic: true,
         },
-        coordinator,
+        signer,
         from_addr,
         SystemTime::from(now),
     )
@@ -373,6 +373,9 @@ fn precompose(
     now: DateTime<Utc>,
 ) -> HashMap<i64, Precomposed> {
     let Ok(from_addr) = AddrSpec::parse(policy.from) else {
+        return HashMap::new();
+    };
+    let Ok(signer) = PlainSigner::new(coordinator) else {
         return HashMap::new();
     };
     let jobs: Vec<(i64, String, AddrSpec, String, Option<MessageId>)> = chunk
@@ -405,7 +408,7 @@ fn precompose(
                 policy.from,
                 to,
                 in_reply_to.as_ref(),
-                coordinator,
+                &signer,
                 &from_addr,
                 now,
             )

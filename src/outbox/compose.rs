@@ -289,7 +289,7 @@ pub fn stub_for(
             in_reply_to: None,
             automatic,
         },
-        coordinator,
+        &PlainSigner::new(coordinator)?,
         from,
         now,
     )
@@ -305,23 +305,40 @@ pub struct PlainText<'a> {
     pub automatic: bool,
 }
 
+/// Who signs [`PlainText`] messages: the coordinator's key, and its public certificate as
+/// those messages attach it (armored, CRLF line ends), made once for a round of messages
+/// rather than once for each.
+pub struct PlainSigner<'a> {
+    coordinator: &'a Cert,
+    armored_public: Vec<u8>,
+}
+
+impl<'a> PlainSigner<'a> {
+    pub fn new(coordinator: &'a Cert) -> Result<Self, ComposeError> {
+        // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so
+        // even if that ever changed): the message must never carry the coordinator's secret.
+        let public = coordinator.clone().strip_secret_key_material();
+        let mut armored = Vec::new();
+        public
+            .armored()
+            .serialize(&mut armored)
+            .map_err(|e| ComposeError::OpenPgp(e.to_string()))?;
+        Ok(PlainSigner {
+            coordinator,
+            armored_public: crlf(&armored),
+        })
+    }
+}
+
 /// Builds a [`PlainText`] message: text plus the coordinator's public certificate, signed
 /// (RFC 3156 multipart/signed) so the recipient can check it and encrypt back.
 pub fn plain_for(
     text: &PlainText<'_>,
-    coordinator: &Cert,
+    signer: &PlainSigner<'_>,
     from: &AddrSpec,
     now: SystemTime,
 ) -> Result<Stub, ComposeError> {
     let date = unix_seconds(now);
-    // Public parts only (sequoia's Cert serializes no secrets anyway; this keeps it so even
-    // if that ever changed): the message must never carry the coordinator's secret key.
-    let public = coordinator.clone().strip_secret_key_material();
-    let mut armored_cert = Vec::new();
-    public
-        .armored()
-        .serialize(&mut armored_cert)
-        .map_err(|e| ComposeError::OpenPgp(e.to_string()))?;
     let mixed = MimePart::new(
         "multipart/mixed",
         vec![
@@ -345,13 +362,13 @@ pub fn plain_for(
                     ),
                     ("Content-Transfer-Encoding".into(), Raw::new("7bit").into()),
                 ],
-                contents: BodyPart::Binary(crlf(&armored_cert).into()),
+                contents: BodyPart::Binary(signer.armored_public.as_slice().into()),
             },
         ],
     );
     let mut mixed_bytes = Vec::new();
     mixed.write_part(&mut mixed_bytes)?;
-    let (signed, _) = sign_entity(mixed_bytes, coordinator, now)?;
+    let (signed, _) = sign_entity(mixed_bytes, signer.coordinator, now)?;
     let message_id = new_message_id(from)?;
     let bytes = outer_message(OuterHeaders {
         from,
@@ -780,7 +797,9 @@ mod tests {
     use super::*;
     use crate::keyring::Keyring;
     use crate::open::{Encryption, SignatureFacts, open};
+    use mail_parser::MimeHeaders;
     use openpgp::cert::CertBuilder;
+    use openpgp::parse::Parse;
 
     fn addr(s: &str) -> AddrSpec {
         AddrSpec::parse(s).unwrap()
@@ -835,6 +854,61 @@ mod tests {
             opened.protected_subject.as_deref(),
             Some("[VU#409117] Buffer overflow")
         );
+    }
+
+    #[test]
+    fn plain_messages_are_signed_and_attach_the_coordinators_public_certificate_only() {
+        let coordinator = cert("cert@example.test");
+        let reporter = cert("reporter@example.org");
+        let signer = PlainSigner::new(&coordinator).unwrap();
+        // One attachment made for a round serves every message of it.
+        for number in ["VRF#26-11-AAAAA", "VRF#26-11-BBBBB"] {
+            let stub = plain_for(
+                &PlainText {
+                    recipient_addr: &addr("reporter@example.org"),
+                    subject: &HeaderText::new(&format!("[{number}] Report received")),
+                    body: &format!("Your report is {number}.\r\n"),
+                    in_reply_to: None,
+                    automatic: true,
+                },
+                &signer,
+                &addr("cert@example.test"),
+                SystemTime::now(),
+            )
+            .unwrap();
+            let opened = open_as(reporter.clone(), &coordinator, &stub.bytes);
+            assert!(matches!(opened.encryption, Encryption::None), "{opened:?}");
+            assert!(
+                matches!(opened.signature, SignatureFacts::Valid { .. }),
+                "{opened:?}"
+            );
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&stub.bytes)
+                .unwrap();
+            let keys: Vec<&[u8]> = parsed
+                .parts
+                .iter()
+                .filter(|p| {
+                    p.content_type().is_some_and(|c| {
+                        c.c_type == "application" && c.subtype() == Some("pgp-keys")
+                    })
+                })
+                .map(|p| p.contents())
+                .collect();
+            assert_eq!(keys.len(), 1, "one attached certificate");
+            let attached = Cert::from_bytes(keys[0]).unwrap();
+            assert_eq!(attached.fingerprint(), coordinator.fingerprint());
+            assert!(
+                !attached.is_tsk(),
+                "the coordinator's secret key was attached"
+            );
+            let text = String::from_utf8_lossy(&stub.bytes);
+            assert!(text.contains(number));
+            assert!(
+                !text.replace("\r\n", "").contains('\n'),
+                "bare LF in {text}"
+            );
+        }
     }
 
     #[test]
