@@ -4,7 +4,10 @@
 //!    INBOX beforehand (Dovecot's default Maildir storage); time until the release
 //!    `casegate serve` has stored every one through the whole pipeline and moved it out of the
 //!    INBOX, next to `benches/baselines/imap_fetch.py` — a plain imaplib loop that only fetches
-//!    the same mailbox — as a ratio. Where the time goes: the same sync through `imap::watch`
+//!    the same mailbox — as a ratio of medians: serve syncs three mailboxes of the same
+//!    messages, each into a fresh store, and the fetch loop runs three times after a warm-up
+//!    (one run of each with `cargo test --benches`); a single run of either moves the ratio by
+//!    a fifth on this shared machine. Where the time goes: the same sync through `imap::watch`
 //!    with the test sink (IMAP, acknowledgments and one durable commit per message, no
 //!    pipeline), and with a store in memory (no fsync).
 //! 2. New mail to stored over IDLE: messages delivered one at a time while the watcher idles;
@@ -12,9 +15,10 @@
 //!    `benches/baselines/imap_idle.py` (a raw IDLE client: drop to EXISTS) on the same
 //!    mailbox once casegate stopped watching it, and on a fresh one.
 //!
-//! Knobs: `CASEGATE_BENCH_SERVE_LOG=FILE` keeps serve's log, `CASEGATE_BENCH_SERVE_RUST_LOG`
+//! Knobs (serve's last run): `CASEGATE_BENCH_SERVE_LOG=FILE` keeps serve's log, `CASEGATE_BENCH_SERVE_RUST_LOG`
 //! sets its detail, `CASEGATE_BENCH_PROFILE=FILE` runs it under `perf record`,
-//! `CASEGATE_BENCH_BATCH=N` sets its `[ingest] batch_messages`; `CASEGATE_BENCH_IDLE_SAMPLES=N`
+//! `CASEGATE_BENCH_BATCH=N` sets its `[ingest] batch_messages`, `CASEGATE_BENCH_SERVE_BIN=PATH`
+//! runs another build's binary in its place; `CASEGATE_BENCH_IDLE_SAMPLES=N`
 //! the messages of the IDLE measurement (default 100).
 //!
 //! Run: `cargo bench --bench imap_sync` (needs `[[bench]] name = "imap_sync" harness = false`).
@@ -37,8 +41,12 @@ use support::MailServers;
 use support::imap_sink::{StoreSink, Watcher, imap_config, sha256_hex, wait_until};
 
 const CERT: &str = "cert@example.test";
-/// The mailbox `casegate serve` syncs.
-const SERVE_USER: &str = "reports@example.test";
+/// The mailboxes `casegate serve` syncs, one a run; the first is also the bare fetch's.
+const SERVE_USERS: [&str; 3] = [
+    "reports@example.test",
+    "serve2@example.test",
+    "serve3@example.test",
+];
 const BIN: &str = env!("CARGO_BIN_EXE_casegate");
 
 /// [`files_in`] a folder, counted again only when one of its directories changed since the
@@ -79,9 +87,12 @@ impl FolderCount {
     }
 }
 
-/// The release `casegate serve` syncs `n` messages waiting in SERVE_USER's INBOX: seconds from
+/// The release `casegate serve` syncs `n` messages waiting in `user`'s INBOX: seconds from
 /// start until all are moved to the processed folder, and how many MOVE commands that took.
-fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
+fn serve_sync(servers: &MailServers, user: &str, n: usize) -> (f64, usize) {
+    // `CASEGATE_BENCH_SERVE_BIN=PATH`: another build's binary in serve's place (an A/B).
+    let bin = std::env::var("CASEGATE_BENCH_SERVE_BIN").unwrap_or(BIN.to_string());
+    let bin = bin.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // `CASEGATE_BENCH_BATCH=N`: serve's `[ingest] batch_messages` (default 100).
@@ -90,10 +101,10 @@ fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
         .unwrap_or_default();
     std::fs::write(
         dir.join("casegate.toml"),
-        serve_imap_toml(servers, SERVE_USER, &ingest),
+        serve_imap_toml(servers, user, &ingest),
     )
     .unwrap();
-    let init = Command::new(BIN)
+    let init = Command::new(bin)
         .arg("init")
         .current_dir(dir)
         .output()
@@ -104,7 +115,7 @@ fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
         String::from_utf8_lossy(&init.stderr)
     );
     let log: PathBuf = dir.join("serve.log");
-    let inbox = servers.maildir(SERVE_USER);
+    let inbox = servers.maildir(user);
     let processed = inbox.join(".casegate.processed");
     let start = Instant::now();
     if std::env::var_os("CASEGATE_BENCH_SERVE_LOG").is_some() {
@@ -125,11 +136,11 @@ fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
                 "dwarf,16384",
                 "-o",
                 &out,
-                BIN,
+                bin,
             ]);
             c
         }
-        Err(_) => Command::new(BIN),
+        Err(_) => Command::new(bin),
     };
     let mut child = child
         .arg("serve")
@@ -164,7 +175,7 @@ fn serve_sync(servers: &MailServers, n: usize) -> (f64, usize) {
         std::fs::write(keep, &text).unwrap();
     }
     let moves = text.matches("IMAP: stored and moved").count();
-    let status = Command::new(BIN)
+    let status = Command::new(bin)
         .args(["status", "--json"])
         .current_dir(dir)
         .output()
@@ -275,25 +286,39 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 10 } else { 100 });
 
-    let servers = MailServers::start();
+    let servers = MailServers::start_with_users(&SERVE_USERS[1..]);
     let tmp = tempfile::tempdir().unwrap();
     let messages: Vec<Vec<u8>> = (0..n).map(|i| message("sync", i)).collect();
     let bytes: usize = messages.iter().map(Vec::len).sum();
     servers.deliver_many(CERT, &messages);
     assert_eq!(servers.count(CERT, "INBOX"), n); // Dovecot has indexed them
-    servers.deliver_many(SERVE_USER, &messages);
-    assert_eq!(servers.count(SERVE_USER, "INBOX"), n);
+    let runs = if quick { 1 } else { SERVE_USERS.len() };
+    for user in &SERVE_USERS[..runs] {
+        servers.deliver_many(user, &messages);
+        assert_eq!(servers.count(user, "INBOX"), n);
+    }
 
-    // Baseline twice; the second (warm) run is the one compared, and only if it fetched every
+    // The bare fetch: a warm-up, then `runs` runs, each compared only if it fetched every
     // message (a run that fetched fewer is a failed run, not a fast one).
-    baseline(&servers, SERVE_USER);
-    let (got, py_secs) = baseline(&servers, SERVE_USER);
-    assert_eq!(
-        got, n,
-        "the baseline fetched {got} of {n} messages: no ratio"
-    );
-
-    let (serve_secs, serve_moves) = serve_sync(&servers, n);
+    baseline(&servers, SERVE_USERS[0]);
+    let mut py_runs: Vec<f64> = (0..runs)
+        .map(|_| {
+            let (got, secs) = baseline(&servers, SERVE_USERS[0]);
+            assert_eq!(
+                got, n,
+                "the baseline fetched {got} of {n} messages: no ratio"
+            );
+            secs
+        })
+        .collect();
+    let mut serve_runs: Vec<(f64, usize)> = SERVE_USERS[..runs]
+        .iter()
+        .map(|user| serve_sync(&servers, user, n))
+        .collect();
+    py_runs.sort_by(f64::total_cmp);
+    serve_runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let py_secs = py_runs[runs / 2];
+    let (serve_secs, serve_moves) = serve_runs[runs / 2];
 
     let db = tmp.path().join("store.sqlite");
     let sink = Arc::new(TimedSink {
@@ -333,13 +358,20 @@ fn main() {
         "imap initial sync: {n} messages, {:.1} MB over loopback",
         bytes as f64 / 1e6
     );
+    let listed = |v: &mut dyn Iterator<Item = f64>| {
+        v.map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
+    };
     println!(
-        "  baseline (python imaplib, fetch only):       {py_secs:8.2} s  {:8.0} msg/s",
-        n as f64 / py_secs
+        "  baseline (python imaplib, fetch only):       {py_secs:8.2} s  {:8.0} msg/s  (median of {}: {})",
+        n as f64 / py_secs,
+        runs,
+        listed(&mut py_runs.iter().copied())
     );
     println!(
-        "  casegate serve (release, whole pipeline):    {serve_secs:8.2} s  {:8.0} msg/s  ({serve_moves} MOVE commands)",
-        n as f64 / serve_secs
+        "  casegate serve (release, whole pipeline):    {serve_secs:8.2} s  {:8.0} msg/s  ({serve_moves} MOVE commands; median of {}: {})",
+        n as f64 / serve_secs,
+        runs,
+        listed(&mut serve_runs.iter().map(|r| r.0))
     );
     println!(
         "  imap::watch, test sink (commit each, move):  {cg_secs:8.2} s  {:8.0} msg/s",
