@@ -15,11 +15,11 @@
 //!    `benches/baselines/imap_idle.py` (a raw IDLE client: drop to EXISTS) on the same
 //!    mailbox once casegate stopped watching it, and on a fresh one.
 //!
-//! Knobs (serve's last run): `CASEGATE_BENCH_SERVE_LOG=FILE` keeps serve's log, `CASEGATE_BENCH_SERVE_RUST_LOG`
-//! sets its detail, `CASEGATE_BENCH_PROFILE=FILE` runs it under `perf record`,
-//! `CASEGATE_BENCH_BATCH=N` sets its `[ingest] batch_messages`, `CASEGATE_BENCH_SERVE_BIN=PATH`
-//! runs another build's binary in its place; `CASEGATE_BENCH_IDLE_SAMPLES=N`
-//! the messages of the IDLE measurement (default 100).
+//! Knobs: `CASEGATE_BENCH_SERVE_LOG=FILE` keeps serve's log (of its last run),
+//! `CASEGATE_BENCH_SERVE_RUST_LOG` sets its detail, `CASEGATE_BENCH_PROFILE=FILE` runs it under
+//! `perf record` (the last run's profile stays), `CASEGATE_BENCH_BATCH=N` sets its `[ingest]
+//! batch_messages`, `CASEGATE_BENCH_SERVE_BIN=PATH` runs another build's binary in its place;
+//! `CASEGATE_BENCH_IDLE_SAMPLES=N` the messages of the IDLE measurement (default 100).
 //!
 //! Run: `cargo bench --bench imap_sync` (needs `[[bench]] name = "imap_sync" harness = false`).
 //! The sink is the test sink (triage, no MIME/OpenPGP work): this measures the IMAP side.
