@@ -203,6 +203,10 @@ mod tests {
         let (hits, needed) = child(true);
         assert_eq!(hits, 0);
         assert!(needed >= 3, "{needed} insertions");
+        assert!(
+            saved >= needed,
+            "saved {saved}, a fresh process needs {needed}"
+        );
         // With them restored: every one of those is a hit, nothing is verified anew.
         let (hits, insertions) = child(false);
         assert!(hits >= needed, "{hits} hits for {needed} verifications");
