@@ -503,6 +503,41 @@ const BACKSTOP_CHECKPOINT_PAGES: i64 = 65_536;
 /// largest size it ever reached otherwise, after a sync ~130 MB.
 const WAL_SIZE_KEPT: i64 = 64 * 1024 * 1024;
 
+/// How long a SQLite connection waits for another one's lock before it gives up.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Puts the SQLite file in WAL mode (a no-op when it already is).
+///
+/// SQLite does not wait on the busy handler for this: a connection switching a new file to WAL
+/// takes a read lock, then needs the write lock, and when another process holds it SQLite
+/// answers "database is locked" at once rather than risk a deadlock. So instances (or the
+/// daemon and a CLI command) opening a new store together retry here, within [`BUSY_WAIT`].
+fn switch_to_wal(conn: &rusqlite::Connection, path: &Path) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let attempt = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
+        match attempt {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Invalid(format!(
+                    "SQLite keeps {} in journal mode {mode}, not WAL; put the data directory on a local file system",
+                    path.display()
+                )));
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
     ///
@@ -519,8 +554,8 @@ impl Store {
         crate::at_rest::private_file(path)?;
         let conn = rusqlite::Connection::open(path)?;
         // Before WAL is switched on: a process opening the store at the same moment waits.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_WAIT)?;
+        switch_to_wal(&conn, path)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         // Reads straight from the OS page cache, shared by every connection, instead of a
         // copy per connection: the page's and API's store connections each read the same
@@ -586,7 +621,7 @@ impl Store {
 
     fn prepare_sqlite(conn: rusqlite::Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_WAIT)?;
         conn.set_prepared_statement_cache_capacity(128);
         // Statement and savepoint journals in memory, not temporary files: every message of
         // a group commit is a savepoint, and their journals (what rolls one message back
@@ -2548,6 +2583,35 @@ mod tests {
             );
         }
         assert_eq!(sqlite.db.indexes().unwrap(), pg.db.indexes().unwrap());
+    }
+
+    /// Processes opening a new SQLite store at the same moment all get it (the daemon and a
+    /// CLI command on a first start, or instances started together). Switching a file to WAL
+    /// does not wait on SQLite's busy handler, so without a retry one of them would fail with
+    /// "database is locked": before the fix one round in ten or so did, so this runs forty.
+    #[test]
+    fn a_new_sqlite_store_opened_by_several_at_once_opens_for_each() {
+        const OPENERS: usize = 4;
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.sqlite");
+            let start = std::sync::Barrier::new(OPENERS);
+            let opened: Vec<Result<i64, String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            Store::open(&path)
+                                .and_then(|s| s.schema_version())
+                                .map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let known = schema::MIGRATIONS.len() as i64;
+            assert_eq!(opened, vec![Ok(known); OPENERS], "round {round}");
+        }
     }
 
     /// Instances starting together on a new database: each migration is applied once (the
