@@ -28,7 +28,9 @@
 //! still owed (median of 3 runs, each its own mailbox), and checked as the ingest is.
 //!
 //! Where the time goes: casegate is also timed on the messages on the case alone (no new
-//! report, so no acknowledgment), and per kind: the bound and casegate's open stage on one core.
+//! report, so no acknowledgment); casegate and the bound each pinned to one core (`taskset -c
+//! 0`, when it runs here; median of 3 runs each); and per kind: the bound and casegate's open
+//! stage on one core.
 //!
 //! Every run is checked before a ratio is printed: each message is in the store with the
 //! verdicts its kind must have (encrypted and signed `good` by its sender's key;
@@ -385,6 +387,35 @@ fn main() {
         .collect();
     let on_case_time = median(&on_case_runs);
 
+    // 2d. The whole corpus with casegate pinned to one core (`taskset`), next to the bound
+    // pinned the same way: how much of casegate's work is the crypto, whatever a second core
+    // adds on this machine. Each run checked as above.
+    let one_core_runs: Option<(Vec<Duration>, Vec<Duration>)> = taskset_works().then(|| {
+        let bound_runs = (0..RUNS)
+            .map(|_| run_bound_child_on_one_core(&corpus))
+            .collect();
+        let casegate_runs = (0..RUNS)
+            .map(|run| {
+                let data = fresh_data_dir(&format!("data-one-core-{run}"));
+                written_back();
+                let t = Instant::now();
+                let out = casegate_on_one_core(
+                    &work,
+                    &data,
+                    &["ingest", "--json", maildir.to_str().expect("path")],
+                );
+                let took = t.elapsed();
+                checked.push(check_casegate(
+                    &out,
+                    &data.join("casegate.sqlite"),
+                    &messages,
+                ));
+                took
+            })
+            .collect();
+        (casegate_runs, bound_runs)
+    });
+
     // 2c. The same corpus from Dovecot (default Maildir storage, delivered beforehand): the
     // release `casegate serve`, each run into a fresh data dir, until every message is stored
     // and moved out of the INBOX and every acknowledgment owed is queued. Checked as above.
@@ -504,6 +535,22 @@ fn main() {
         rate(imap_time),
         secs(&imap_runs)
     );
+    match &one_core_runs {
+        Some((runs, bound_runs)) => {
+            let (one, bound_one) = (median(runs), median(bound_runs));
+            println!(
+                "on one core (taskset -c 0), medians of {RUNS} runs: casegate ingest {:.2} s ({} s); the bound {:.2} s ({} s) = {:.0}% of casegate; on {cores} cores the bound is {:.2}x its one-core time, casegate {:.2}x",
+                one.as_secs_f64(),
+                secs(runs),
+                bound_one.as_secs_f64(),
+                secs(bound_runs),
+                100.0 * bound_one.as_secs_f64() / one.as_secs_f64(),
+                bound_one.as_secs_f64() / bound.as_secs_f64(),
+                one.as_secs_f64() / casegate_time.as_secs_f64()
+            );
+        }
+        None => println!("on one core: not measured (`taskset -c 0` does not run here)"),
+    }
     println!(
         "per kind, one core, one pass (sequoia bound | casegate open stage | legacy, whole ingest):"
     );
@@ -819,6 +866,34 @@ fn casegate(work: &Path, data: &Path, args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "casegate {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `taskset -c 0` can pin a process here (util-linux; CPU 0 allowed).
+fn taskset_works() -> bool {
+    Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// [`casegate`] pinned to CPU 0: it sees one core (`available_parallelism` follows the
+/// affinity), so every stage shares it.
+fn casegate_on_one_core(work: &Path, data: &Path, args: &[&str]) -> String {
+    let out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(BIN)
+        .current_dir(work)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run casegate under taskset");
+    assert!(
+        out.status.success(),
+        "casegate {args:?} on one core failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -1244,11 +1319,27 @@ fn written_back() {
 
 fn run_bound_child(corpus: &Path, what: &str) -> Vec<Duration> {
     written_back();
-    let out = Command::new(std::env::current_exe().expect("this bench"))
-        .env(BOUND_CHILD, corpus)
-        .env("CASEGATE_BENCH_BOUND_WHAT", what)
-        .output()
-        .expect("run the bound");
+    bound_child_output(
+        Command::new(std::env::current_exe().expect("this bench"))
+            .env(BOUND_CHILD, corpus)
+            .env("CASEGATE_BENCH_BOUND_WHAT", what),
+    )
+}
+
+/// The bound (`all`) pinned to CPU 0: one thread, as casegate pinned there.
+fn run_bound_child_on_one_core(corpus: &Path) -> Duration {
+    written_back();
+    bound_child_output(
+        Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(std::env::current_exe().expect("this bench"))
+            .env(BOUND_CHILD, corpus)
+            .env("CASEGATE_BENCH_BOUND_WHAT", "all"),
+    )[0]
+}
+
+fn bound_child_output(child: &mut Command) -> Vec<Duration> {
+    let out = child.output().expect("run the bound");
     assert!(
         out.status.success(),
         "bound failed: {}",
