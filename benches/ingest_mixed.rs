@@ -324,6 +324,17 @@ fn main() {
         setup_case(&work, &data, &senders, &gpg);
         data
     };
+    // `casegate ingest --json DIR` into a data dir, timed from the page cache written back.
+    let timed_ingest = |data: &Path, from: &Path, run: fn(&Path, &Path, &[&str]) -> String| {
+        written_back();
+        let t = Instant::now();
+        let out = run(
+            &work,
+            data,
+            &["ingest", "--json", from.to_str().expect("path")],
+        );
+        (t.elapsed(), out)
+    };
     let mut casegate_runs = Vec::new();
     let mut checked = Vec::new();
     for run in 0..RUNS {
@@ -333,14 +344,8 @@ fn main() {
         } else {
             fresh_data_dir(&format!("data-{run}"))
         };
-        written_back();
-        let t = Instant::now();
-        let out = casegate(
-            &work,
-            &data,
-            &["ingest", "--json", maildir.to_str().expect("path")],
-        );
-        casegate_runs.push(t.elapsed());
+        let (took, out) = timed_ingest(&data, &maildir, casegate);
+        casegate_runs.push(took);
         checked.push(check_casegate(
             &out,
             &data.join("casegate.sqlite"),
@@ -373,14 +378,7 @@ fn main() {
     let on_case_runs: Vec<Duration> = (0..RUNS)
         .map(|run| {
             let data = fresh_data_dir(&format!("data-case-{run}"));
-            written_back();
-            let t = Instant::now();
-            let out = casegate(
-                &work,
-                &data,
-                &["ingest", "--json", on_case.to_str().expect("path")],
-            );
-            let took = t.elapsed();
+            let (took, out) = timed_ingest(&data, &on_case, casegate);
             assert_eq!(out.lines().count(), on_case_messages.len(), "{out}");
             took
         })
@@ -397,14 +395,7 @@ fn main() {
         let casegate_runs = (0..RUNS)
             .map(|run| {
                 let data = fresh_data_dir(&format!("data-one-core-{run}"));
-                written_back();
-                let t = Instant::now();
-                let out = casegate_on_one_core(
-                    &work,
-                    &data,
-                    &["ingest", "--json", maildir.to_str().expect("path")],
-                );
-                let took = t.elapsed();
+                let (took, out) = timed_ingest(&data, &maildir, casegate_on_one_core);
                 checked.push(check_casegate(
                     &out,
                     &data.join("casegate.sqlite"),
@@ -856,19 +847,7 @@ fn make_message(
 
 /// Runs the casegate binary in `work` on `data`; panics with its stderr if it fails.
 fn casegate(work: &Path, data: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .current_dir(work)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run casegate");
-    assert!(
-        out.status.success(),
-        "casegate {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_casegate(Command::new(BIN), work, data, args)
 }
 
 /// Whether `taskset -c 0` can pin a process here (util-linux; CPU 0 allowed).
@@ -882,18 +861,22 @@ fn taskset_works() -> bool {
 /// [`casegate`] pinned to CPU 0: it sees one core (`available_parallelism` follows the
 /// affinity), so every stage shares it.
 fn casegate_on_one_core(work: &Path, data: &Path, args: &[&str]) -> String {
-    let out = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(BIN)
+    let mut pinned = Command::new("taskset");
+    pinned.args(["-c", "0"]).arg(BIN);
+    run_casegate(pinned, work, data, args)
+}
+
+fn run_casegate(mut command: Command, work: &Path, data: &Path, args: &[&str]) -> String {
+    let out = command
         .current_dir(work)
         .arg("--data-dir")
         .arg(data)
         .args(args)
         .output()
-        .expect("run casegate under taskset");
+        .expect("run casegate");
     assert!(
         out.status.success(),
-        "casegate {args:?} on one core failed: {}",
+        "casegate {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
