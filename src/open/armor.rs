@@ -25,6 +25,8 @@ pub(crate) struct Block {
 const BEGIN_MESSAGE: &str = "-----BEGIN PGP MESSAGE-----";
 const END_MESSAGE: &str = "-----END PGP MESSAGE-----";
 const BEGIN_SIGNED: &str = "-----BEGIN PGP SIGNED MESSAGE-----";
+/// What both BEGIN markers hold: a text without it has no block.
+const BEGIN_EITHER: &str = "-----BEGIN PGP ";
 const END_SIGNATURE: &str = "-----END PGP SIGNATURE-----";
 
 /// Lines of `text` as (start, end-without-line-terminator, next-line-start).
@@ -35,7 +37,7 @@ fn lines(text: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
             return None;
         }
         let start = pos;
-        let (end, next) = match text[start..].iter().position(|&b| b == b'\n') {
+        let (end, next) = match memchr::memchr(b'\n', &text[start..]) {
             Some(i) => {
                 let nl = start + i;
                 let end = if nl > start && text[nl - 1] == b'\r' {
@@ -104,6 +106,11 @@ fn is_marker(line: &[u8], marker: &str) -> bool {
 /// Finds complete armored blocks, in order. An unterminated BEGIN yields a block reaching to
 /// the end of the text so the caller reports corrupt armor instead of ignoring it.
 pub(crate) fn find_blocks(text: &[u8]) -> Vec<Block> {
+    // Every block opens on a line that holds this (both BEGIN markers do): most mail has
+    // none, and is passed at memchr's speed instead of line by line.
+    if memchr::memmem::find(text, BEGIN_EITHER.as_bytes()).is_none() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let mut open: Option<(BlockKind, usize)> = None;
     let mut in_sig_part = false;
@@ -376,6 +383,20 @@ fn decode_entity(entity: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `find_blocks` passes over a text without [`BEGIN_EITHER`]: each marker that opens a
+    /// block must hold it, or blocks would go unseen.
+    #[test]
+    fn every_opening_marker_holds_what_the_quick_pass_looks_for() {
+        for marker in [BEGIN_MESSAGE, BEGIN_SIGNED] {
+            assert!(marker.contains(BEGIN_EITHER), "{marker}");
+            let text = format!("text\n {marker} \nbody\n");
+            assert_eq!(find_blocks(text.as_bytes()).len(), 1, "{marker}");
+        }
+        assert!(
+            find_blocks(b"-----BEGIN PGP-----\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n").is_empty()
+        );
+    }
 
     #[test]
     fn finds_message_and_cleartext_blocks() {

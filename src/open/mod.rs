@@ -1217,14 +1217,20 @@ struct InlineResult {
 
 /// Decodes text bytes in `charset` for display (signatures were checked on the bytes).
 fn decode_charset(bytes: &[u8], charset: Option<&str>) -> String {
+    // Most text is valid UTF-8: validating it a word at a time and copying it is several
+    // times faster than `from_utf8_lossy`, which walks byte by byte even through ASCII.
+    let lossy = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    };
     match charset {
         Some(cs) if !matches!(cs, "utf-8" | "utf8" | "us-ascii" | "ascii") => {
             match mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()) {
                 Some(dec) => dec(bytes),
-                None => String::from_utf8_lossy(bytes).into_owned(),
+                None => lossy(bytes),
             }
         }
-        _ => String::from_utf8_lossy(bytes).into_owned(),
+        _ => lossy(bytes),
     }
 }
 

@@ -394,7 +394,13 @@ impl MessageParser {
                         (Cow::Borrowed(bytes), Some(charset_decoder)) => {
                             charset_decoder(bytes).into()
                         }
-                        (Cow::Borrowed(bytes), None) => String::from_utf8_lossy(bytes),
+                        // casegate: validated first. `from_utf8_lossy` walks byte by byte
+                        // even through ASCII; `from_utf8` takes a word at a time, and most
+                        // text is valid UTF-8. Same result either way.
+                        (Cow::Borrowed(bytes), None) => match core::str::from_utf8(bytes) {
+                            Ok(text) => Cow::Borrowed(text),
+                            Err(_) => String::from_utf8_lossy(bytes),
+                        },
                     };
 
                     let is_html = mime_type == MimeType::TextHtml;

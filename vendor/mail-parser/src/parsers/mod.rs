@@ -121,6 +121,13 @@ impl<'x> MessageStream<'x> {
         self.data.get(range).unwrap_or_default()
     }
 
+    /// casegate: moves the stream to `pos` (at most the end of the data).
+    #[inline(always)]
+    pub(crate) fn seek_to(&mut self, pos: usize) {
+        self.pos = pos.min(self.data.len());
+        self.iter = self.data[self.pos..].iter().peekable();
+    }
+
     #[inline(always)]
     pub fn seek_end(&mut self) {
         self.pos = self.data.len();
