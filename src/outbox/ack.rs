@@ -481,7 +481,7 @@ fn pay_one(
     }) else {
         return Paid::Impossible("internal error while reading the keys it offered".into());
     };
-    let stored = match store.certs() {
+    let stored = match store.certs_naming(&sender) {
         Ok(s) => s,
         Err(e) => return kept(&e),
     };
