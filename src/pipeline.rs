@@ -1001,6 +1001,9 @@ impl PipelineRef<'_> {
                 .collect();
             let standing = self.store.sender_standing(from, &named)?;
             f.knowledge.sender_threads = standing.among;
+            // A contact row has a participant (a foreign key): the sender is a contact
+            // somewhere exactly when it has a first thread.
+            f.from_known = standing.first.is_some();
             if let Some((id, org)) = standing.first {
                 if !f.knowledge.sender_threads.contains(&id) {
                     f.knowledge.sender_threads.push(id);
@@ -1049,9 +1052,6 @@ impl PipelineRef<'_> {
                 f.signer_held = self.keyring.is_held(from, cert);
                 f.from_keys = self.store.address_keys(from)?;
             }
-        }
-        if let Some(from) = from {
-            f.from_known = self.store.is_known_address(from)?;
         }
         Ok(f)
     }

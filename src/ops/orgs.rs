@@ -586,5 +586,36 @@ mod tests {
         let theirs = cx.store().orgs_of_address("x@evil.example").unwrap();
         assert_eq!(theirs.len(), 1);
         assert_eq!(theirs[0].name, "FooCorp <x@evil.example>");
+
+        // FooCorp's own contact writes, whatever name it gives: the new report's participant is
+        // FooCorp and its contact the directory's, not a second one.
+        let m = NewMessage {
+            sender: Some("psirt@foocorp.example".into()),
+            reason: "t".into(),
+            ..NewMessage::inbound(
+                b"y",
+                MessageSource::Stdin,
+                Utc::now(),
+                Disposition::NewThread {
+                    kind: Kind::Report,
+                    title: "t".into(),
+                    participant: Some(NewParticipant {
+                        org: "PSIRT team".into(),
+                        role: "reporter".into(),
+                        address: "PSIRT@foocorp.example".into(),
+                    }),
+                },
+            )
+        };
+        let number = cx.store_mut().commit_message(&m).unwrap().thread.unwrap();
+        let report = cx.store().resolve_thread(&number).unwrap().unwrap();
+        let contacts = cx.store().contacts(report.id).unwrap();
+        let directory = cx.store().org_contacts(foo.id).unwrap();
+        assert_eq!(directory.len(), 1);
+        assert_eq!(contacts.len(), 1);
+        assert_eq!(contacts[0].org, "FooCorp");
+        assert_eq!(contacts[0].org_id, foo.id);
+        assert_eq!(contacts[0].address, "psirt@foocorp.example");
+        assert_eq!(contacts[0].org_contact_id, directory[0].id);
     }
 }

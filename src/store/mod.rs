@@ -1066,7 +1066,7 @@ impl Store {
     ) -> Result<Contact, StoreError> {
         let contact_id = self.db.write(|db| {
             let org_id = orgs::org_named_tx(db, org)?;
-            let contact_id = add_contact_tx(db, thread_id, org_id, role, address, false)?;
+            let contact_id = add_contact_tx(db, thread_id, org_id, role, address)?;
             if let Some(fpr) = key_fingerprint {
                 bind_key_tx(db, contact_id, fpr)?;
             }
@@ -1908,27 +1908,39 @@ fn create_thread_tx(
     Ok((id, number))
 }
 
+/// The first contact of a thread made in this transaction: the sender of the message that
+/// opened it, in its organization `org` ([`orgs::sender_org_tx`]). Nothing to look up or
+/// collide with (every new ticket or report from mail makes one).
+fn first_contact_tx(
+    db: &Db,
+    thread_id: i64,
+    org: &orgs::SenderOrg,
+    role: &str,
+    address: &str,
+) -> Result<i64, StoreError> {
+    let address = orgs::normalize_address(address)?;
+    let org_contact = match org.contact {
+        Some(id) => id,
+        None => orgs::org_contact_tx(db, org.id, &address, &now_text())?,
+    };
+    let participant_id = orgs::first_participant_tx(db, thread_id, org, role)?;
+    db.insert_new(
+        "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)",
+        args![participant_id, address, org_contact],
+    )
+}
+
 /// Makes `address` a contact of organization `org_id` (in the directory) and of its
 /// participant in the thread (created with `role` when missing). Returns the thread contact.
-/// `new_thread`: the thread was made in this transaction and has no participant yet, so there
-/// is nothing to look up or collide with (every new ticket from mail makes one).
 fn add_contact_tx(
     db: &Db,
     thread_id: i64,
     org_id: i64,
     role: &str,
     address: &str,
-    new_thread: bool,
 ) -> Result<i64, StoreError> {
     let address = orgs::normalize_address(address)?;
     let org_contact = orgs::org_contact_tx(db, org_id, &address, &now_text())?;
-    if new_thread {
-        let participant_id = orgs::first_participant_tx(db, thread_id, org_id, role)?;
-        return db.insert_new(
-            "INSERT INTO contacts (participant_id, address, org_contact_id) VALUES (?1, ?2, ?3)",
-            args![participant_id, address, org_contact],
-        );
-    }
     let participant_id = orgs::participant_tx(db, thread_id, org_id, role)?;
     // One statement (every new ticket from mail makes one): a new row, or the existing one,
     // linked now to the directory when it was made before the directory was.
@@ -1992,7 +2004,7 @@ fn copy_participants_tx(db: &Db, from: i64, to: i64) -> Result<(), StoreError> {
         |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
     )?;
     for (org_id, role, address) in rows {
-        add_contact_tx(db, to, org_id, &role, &address, false)?;
+        add_contact_tx(db, to, org_id, &role, &address)?;
     }
     Ok(())
 }
@@ -2037,8 +2049,8 @@ fn open_disposition_tx(db: &Db, m: &NewMessage) -> Result<(Destination, &'static
         } => {
             let (id, number) = create_thread_tx(db, *kind, None, title, m.received_at)?;
             if let Some(p) = participant {
-                let org_id = orgs::sender_org_tx(db, &p.org, &p.address)?;
-                add_contact_tx(db, id, org_id, &p.role, &p.address, true)?;
+                let org = orgs::sender_org_tx(db, &p.org, &p.address)?;
+                first_contact_tx(db, id, &org, &p.role, &p.address)?;
             }
             (Destination::New(id, number), "routed")
         }

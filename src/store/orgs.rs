@@ -476,24 +476,40 @@ pub(super) fn org_named_tx(db: &Db, name: &str) -> Result<i64, StoreError> {
     )
 }
 
+/// An organization [`sender_org_tx`] found or made for a sender.
+pub(super) struct SenderOrg {
+    pub id: i64,
+    pub name: String,
+    /// The sender's directory contact in it, when it is one already.
+    pub contact: Option<i64>,
+}
+
 /// The organization a sender the pipeline adds to a new thread belongs to: one whose contact
 /// the address already is (preferring the one named `hint`), else a new organization named
 /// after the address — "Display Name <addr>" or "addr" — never one chosen by the name the
-/// mail claims.
-pub(super) fn sender_org_tx(db: &Db, hint: &str, address: &str) -> Result<i64, StoreError> {
+/// mail claims. With its name and, when the address is its contact already, that directory
+/// contact: what the new thread's participant and contact are made from, not read again.
+pub(super) fn sender_org_tx(db: &Db, hint: &str, address: &str) -> Result<SenderOrg, StoreError> {
     let address = normalize_address(address)?;
-    let known: Vec<(i64, String)> = db.map(
-        "SELECT o.id, o.name_key FROM org_contacts oc JOIN orgs o ON o.id = oc.org_id
+    let known: Vec<(String, SenderOrg)> = db.map(
+        "SELECT o.id, o.name_key, o.name, oc.id FROM org_contacts oc JOIN orgs o ON o.id = oc.org_id
          WHERE oc.address = ?1 ORDER BY o.id",
         args![address],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| {
+            Ok((
+                r.get(1)?,
+                SenderOrg {
+                    id: r.get(0)?,
+                    name: r.get(2)?,
+                    contact: Some(r.get(3)?),
+                },
+            ))
+        },
     )?;
-    if let Some((id, _)) = known
-        .iter()
-        .find(|(_, k)| *k == name_key(hint))
-        .or(known.first())
-    {
-        return Ok(*id);
+    let hint_key = name_key(hint);
+    let pick = known.iter().position(|(k, _)| *k == hint_key).unwrap_or(0);
+    if let Some((_, org)) = known.into_iter().nth(pick) {
+        return Ok(org);
     }
     let hint = hint.trim();
     let base = if hint.is_empty() || hint.eq_ignore_ascii_case(&address) {
@@ -521,7 +537,11 @@ pub(super) fn sender_org_tx(db: &Db, hint: &str, address: &str) -> Result<i64, S
             args![name, name_key(&name), now_text()],
         )?;
         if let Some(id) = id {
-            return Ok(id);
+            return Ok(SenderOrg {
+                id,
+                name,
+                contact: None,
+            });
         }
     }
     Err(StoreError::Conflict(format!(
@@ -583,17 +603,17 @@ pub(super) fn participant_tx(
     })
 }
 
-/// [`participant_tx`] in a thread made in this transaction: it has none yet.
+/// [`participant_tx`] in a thread made in this transaction: it has none yet. `org` is the
+/// sender's organization as [`sender_org_tx`] read or made it in this transaction.
 pub(super) fn first_participant_tx(
     db: &Db,
     thread_id: i64,
-    org_id: i64,
+    org: &SenderOrg,
     role: &str,
 ) -> Result<i64, StoreError> {
-    let name: String = db.one("SELECT name FROM orgs WHERE id = ?1", args![org_id])?;
     db.insert_new(
         "INSERT INTO participants (thread_id, org, role, org_id) VALUES (?1, ?2, ?3, ?4)",
-        args![thread_id, name, role, org_id],
+        args![thread_id, org.name, role, org.id],
     )
 }
 
