@@ -1025,7 +1025,7 @@ impl PipelineRef<'_> {
                             f.vendor_orgs.push(VendorOrg {
                                 id: c.org_id,
                                 contact_org: c.org.clone(),
-                                name: self.store.org_by_id(c.org_id)?.name,
+                                name: self.store.org_name(c.org_id)?,
                                 keys: self.store.org_keys(c.org_id)?,
                             });
                         }
@@ -1043,10 +1043,7 @@ impl PipelineRef<'_> {
             if !f.vendor_orgs.is_empty() {
                 f.signer_orgs = self
                     .store
-                    .orgs_with_key(&crate::keyring::normalize_fingerprint(cert))?
-                    .into_iter()
-                    .map(|o| o.name)
-                    .collect();
+                    .org_names_with_key(&crate::keyring::normalize_fingerprint(cert))?;
             }
             if let Some(from) = from {
                 f.signer_held = self.keyring.is_held(from, cert);

@@ -2446,6 +2446,37 @@ mod tests {
     }
 
     #[test]
+    fn routing_reads_organization_names_as_the_whole_organizations_have_them() {
+        for_each_backend(|mut s| {
+            let now = Utc::now();
+            let bar = s.create_org("BarNet", &["vpn".into()], now).unwrap();
+            let foo = s.create_org("FooCorp", &[], now).unwrap();
+            s.bind_org_key(foo.id, "ab cd", None).unwrap();
+            s.bind_org_key(bar.id, "ABCD", None).unwrap();
+            s.bind_org_key(bar.id, "EEEE", None).unwrap();
+            let whole: Vec<String> = s
+                .orgs_with_key("abcd")
+                .unwrap()
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            assert_eq!(whole, ["BarNet", "FooCorp"]);
+            assert_eq!(s.org_names_with_key("abcd").unwrap(), whole);
+            assert_eq!(s.org_names_with_key("EEEE").unwrap(), ["BarNet"]);
+            assert!(s.org_names_with_key("FFFF").unwrap().is_empty());
+            assert_eq!(s.org_name(foo.id).unwrap(), "FooCorp");
+            assert_eq!(
+                s.org_name(bar.id).unwrap(),
+                s.org_by_id(bar.id).unwrap().name
+            );
+            assert!(matches!(
+                s.org_name(foo.id + bar.id + 1),
+                Err(StoreError::NotFound(_))
+            ));
+        });
+    }
+
+    #[test]
     fn certs_naming_an_address_are_read_without_the_rest_of_the_keyring() {
         for_each_backend(|mut s| {
             let now = Utc::now();
