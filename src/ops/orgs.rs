@@ -555,25 +555,28 @@ mod tests {
         add_contact(cx, &me, "FooCorp", "psirt@foocorp.example", None).unwrap();
         // A stranger writes as "FooCorp <x@evil.example>": a report whose participant is a
         // new organization named after the address, not FooCorp.
-        let m = NewMessage {
-            sender: Some("x@evil.example".into()),
+        // A new report from `address`, which names itself `claimed`.
+        let report = |raw: &'static [u8], claimed: &str, address: &str| NewMessage {
+            sender: Some(address.to_lowercase()),
             reason: "t".into(),
             ..NewMessage::inbound(
-                b"x",
+                raw,
                 MessageSource::Stdin,
                 Utc::now(),
                 Disposition::NewThread {
                     kind: Kind::Report,
                     title: "t".into(),
                     participant: Some(NewParticipant {
-                        org: "FooCorp".into(),
+                        org: claimed.into(),
                         role: "reporter".into(),
-                        address: "x@evil.example".into(),
+                        address: address.into(),
                     }),
                 },
             )
         };
-        cx.store_mut().commit_message(&m).unwrap();
+        cx.store_mut()
+            .commit_message(&report(b"x", "FooCorp", "x@evil.example"))
+            .unwrap();
         let foo = named(cx, "FooCorp").unwrap();
         let foo_contacts: Vec<String> = cx
             .store()
@@ -589,24 +592,7 @@ mod tests {
 
         // FooCorp's own contact writes, whatever name it gives: the new report's participant is
         // FooCorp and its contact the directory's, not a second one.
-        let m = NewMessage {
-            sender: Some("psirt@foocorp.example".into()),
-            reason: "t".into(),
-            ..NewMessage::inbound(
-                b"y",
-                MessageSource::Stdin,
-                Utc::now(),
-                Disposition::NewThread {
-                    kind: Kind::Report,
-                    title: "t".into(),
-                    participant: Some(NewParticipant {
-                        org: "PSIRT team".into(),
-                        role: "reporter".into(),
-                        address: "PSIRT@foocorp.example".into(),
-                    }),
-                },
-            )
-        };
+        let m = report(b"y", "PSIRT team", "PSIRT@foocorp.example");
         let number = cx.store_mut().commit_message(&m).unwrap().thread.unwrap();
         let report = cx.store().resolve_thread(&number).unwrap().unwrap();
         let contacts = cx.store().contacts(report.id).unwrap();
