@@ -644,3 +644,94 @@ fn a_backlog_is_acknowledged_in_large_sets_never_before_its_commit_and_new_mail_
         assert_eq!(stored_hashes(&db).len(), 251);
     }
 }
+
+/// The UIDs named by an IMAP sequence set such as `1:10,12` (no `*`).
+fn uids_of(set: &str) -> Vec<u32> {
+    set.split(',')
+        .flat_map(|part| match part.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+                (a.min(b)..=a.max(b)).collect::<Vec<u32>>()
+            }
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
+#[test]
+fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_rest_is_sized() {
+    init_tracing();
+    let servers = MailServers::start_with(&ServerOptions {
+        rawlog: true,
+        ..ServerOptions::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    let backlog: Vec<Vec<u8>> = (0..250).map(|i| test_message("sized", i)).collect();
+    servers.deliver_many(CERT, &backlog);
+    let mut options = fast_options();
+    options.batch_messages = 10;
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config, sink.clone(), options);
+    assert!(
+        wait_until(60, || servers.count(CERT, "INBOX") == 0
+            && servers.count(CERT, PROCESSED) == 250),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    // Mail that comes while it waits is sized as before, all at once.
+    servers.deliver(CERT, &test_message("later", 0));
+    assert!(
+        wait_until(15, || servers.count(CERT, PROCESSED) == 251),
+        "new mail after the backlog was not moved"
+    );
+    watcher.stop().unwrap();
+
+    let commands = servers.imap_commands(CERT);
+    let sizes: Vec<(usize, String)> = commands
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let set = c
+                .strip_prefix("UID FETCH ")?
+                .strip_suffix(" (UID RFC822.SIZE)")?;
+            Some((i, set.to_string()))
+        })
+        .collect();
+    let first_body = commands
+        .iter()
+        .position(|c| c.starts_with("UID FETCH ") && c.contains("BODY.PEEK[]"))
+        .unwrap_or_else(|| panic!("no body FETCH in {commands:?}"));
+    assert!(
+        commands
+            .iter()
+            .take(first_body)
+            .any(|c| c.starts_with("UID SEARCH")),
+        "the backlog was not listed by UID first: {commands:?}"
+    );
+    // The backlog's sizes: one batch first, then chunks twice as long, together every UID once;
+    // then the new message's (`252:*`, after the checkpoint).
+    let waiting = sizes
+        .iter()
+        .position(|(_, s)| s.ends_with(":*"))
+        .unwrap_or_else(|| panic!("the new message was never sized: {sizes:?}"));
+    let (backlog_sizes, after) = sizes.split_at(waiting);
+    let lens: Vec<usize> = backlog_sizes
+        .iter()
+        .map(|(_, s)| uids_of(s).len())
+        .collect();
+    assert_eq!(lens, vec![10, 20, 40, 80, 100], "{sizes:?}");
+    let named: Vec<u32> = backlog_sizes.iter().flat_map(|(_, s)| uids_of(s)).collect();
+    assert_eq!(named, (1..=250).collect::<Vec<u32>>());
+    assert_eq!(after[0].1, "251:*", "{sizes:?}");
+    assert!(after.iter().all(|(_, s)| s.ends_with(":*")), "{sizes:?}");
+    // The first batch is fetched right after the first chunk is sized, not after all of them.
+    assert!(
+        sizes[0].0 < first_body && first_body < sizes[1].0,
+        "first body FETCH at {first_body}, sizes at {sizes:?}"
+    );
+    assert_eq!(stored_hashes(&db).len(), 251);
+}

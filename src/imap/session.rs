@@ -11,7 +11,11 @@
 //!    store (`super::commit`: one transaction a batch, in order, while the next batches are
 //!    fetched; each commit advances the checkpoint); committed UIDs are acknowledged in sets
 //!    that grow with the backlog while more waits to be fetched, then in halving sets while
-//!    the last batches commit (see [`super::acknowledge`]).
+//!    the last batches commit (see [`super::acknowledge`]). A backlog found at connect (more
+//!    than a batch) is listed with `UID SEARCH` and its sizes read a chunk at a time, each
+//!    just before its batches are fetched: the store starts after one short FETCH of sizes,
+//!    not after the sizes of the whole mailbox (Dovecot reads every message of a Maildir
+//!    delivered without sizes in the file names to answer them).
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
 //!
 //! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
@@ -81,6 +85,28 @@ impl Step {
 /// Bytes per partial FETCH of a message over `max_message_bytes`.
 const CHUNK: u64 = 1 << 20;
 
+/// At most this many messages' sizes per `UID FETCH (RFC822.SIZE)` of a backlog.
+const MAX_SIZED_AT_ONCE: usize = 1000;
+
+/// The messages one [`MailboxWorker::process`] works through, in UID order.
+enum Waiting {
+    /// Their sizes read already: `(uid, size)`.
+    Sized(Vec<(u32, u64)>),
+    /// A backlog, by UID only: the sizes are read a chunk at a time ([`size_chunks`]), so the
+    /// first batch is fetched without waiting for the sizes of the whole mailbox (a server
+    /// may have to read every message to answer `RFC822.SIZE`).
+    Unsized(Vec<u32>),
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        match self {
+            Waiting::Sized(items) => items.is_empty(),
+            Waiting::Unsized(uids) => uids.is_empty(),
+        }
+    }
+}
+
 /// Committed UIDs not acknowledged yet, oldest first, and when the oldest of them committed.
 #[derive(Default)]
 struct Unacknowledged {
@@ -121,6 +147,8 @@ struct Selected {
     folder: Option<String>,
     uidvalidity: u32,
     last_uid: u32,
+    /// Messages in the mailbox when it was selected.
+    exists: u32,
     has_move: bool,
     has_uidplus: bool,
     has_idle: bool,
@@ -293,7 +321,8 @@ impl MailboxWorker {
                     sel.last_uid
                 );
                 let items = self.sizes(&mut s, &uid_set(&waiting), |_| true).await?;
-                self.process(&mut s, &mut sel, items).await?;
+                self.process(&mut s, &mut sel, Waiting::Sized(items))
+                    .await?;
             }
         }
 
@@ -301,16 +330,26 @@ impl MailboxWorker {
         // (with whatever untagged response) must not hold the session in a busy loop.
         let mut empty_wakes: u32 = 0;
         let mut woke_at_once = false;
+        // The first pass catches up with what arrived while nobody watched: a backlog larger
+        // than a batch is listed by UID and sized a chunk at a time.
+        let mut catching_up = sel.exists as usize > self.options.batch_messages.max(1);
         loop {
             if self.stopping() {
                 break;
             }
             let last = sel.last_uid;
-            let items = self
-                .sizes(&mut s, &format!("{}:*", last.saturating_add(1)), |uid| {
-                    uid > last
-                })
-                .await?;
+            let set = format!("{}:*", last.saturating_add(1));
+            let items = if std::mem::take(&mut catching_up) {
+                let found = server
+                    .step("UID SEARCH", s.uid_search(format!("UID {set}")))
+                    .await?;
+                // `n:*` names the last message even when its UID is below n.
+                let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
+                uids.sort_unstable();
+                Waiting::Unsized(uids)
+            } else {
+                Waiting::Sized(self.sizes(&mut s, &set, |uid| uid > last).await?)
+            };
             if items.is_empty() && woke_at_once {
                 empty_wakes = empty_wakes.saturating_add(1);
                 if empty_wakes >= MAX_EMPTY_WAKES {
@@ -419,6 +458,7 @@ impl MailboxWorker {
             folder,
             uidvalidity,
             last_uid,
+            exists: mb.exists,
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
             has_idle: caps.has_str("IDLE"),
@@ -500,7 +540,7 @@ impl MailboxWorker {
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
-        items: Vec<(u32, u64)>,
+        items: Waiting,
     ) -> Result<(), ImapError> {
         let mut pending = Unacknowledged::default();
         let result = self.sync(s, sel, items, &mut pending).await;
@@ -529,24 +569,23 @@ impl MailboxWorker {
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
-        items: Vec<(u32, u64)>,
+        items: Waiting,
         pending: &mut Unacknowledged,
     ) -> Result<(), ImapError> {
-        let limits = sel.limits;
-        let steps = plan(
-            &items,
-            self.options.batch_messages,
-            self.options.batch_bytes,
-            limits.max_message_bytes,
-            &self.suspects.1,
-        );
         let mut commits = Commits::start(Origin {
             sink: self.sink.clone(),
             status: self.status.clone(),
             account: self.server.account.clone(),
             mailbox: self.mailbox.clone(),
         });
-        let mut result = self.sync_steps(s, sel, steps, pending, &mut commits).await;
+        let mut result = match items {
+            Waiting::Sized(items) => {
+                let steps = self.plan(sel, &items);
+                self.sync_steps(s, sel, steps, 0, pending, &mut commits)
+                    .await
+            }
+            Waiting::Unsized(uids) => self.sync_chunks(s, sel, &uids, pending, &mut commits).await,
+        };
         // The last batches: settled as they commit while nothing failed (acknowledged in sets
         // as the backlog shrinks). After a failure, what was handed over still finishes (after
         // a failed commit nothing more is stored, see `commit.rs`); it is acknowledged by the
@@ -581,20 +620,69 @@ impl MailboxWorker {
         result
     }
 
+    /// The batches and lone messages `items` (UID order, with sizes) are fetched as.
+    fn plan(&self, sel: &Selected, items: &[(u32, u64)]) -> Vec<Step> {
+        plan(
+            items,
+            self.options.batch_messages,
+            self.options.batch_bytes,
+            sel.limits.max_message_bytes,
+            &self.suspects.1,
+        )
+    }
+
+    /// [`MailboxWorker::sync_steps`] of a backlog listed by UID: each chunk
+    /// ([`size_chunks`]) is sized just before its batches are fetched, while the store goes on
+    /// with the batches before it.
+    async fn sync_chunks(
+        &mut self,
+        s: &mut ImapSession,
+        sel: &mut Selected,
+        uids: &[u32],
+        pending: &mut Unacknowledged,
+        commits: &mut Commits,
+    ) -> Result<(), ImapError> {
+        let chunks = size_chunks(uids, self.options.batch_messages, MAX_SIZED_AT_ONCE);
+        let mut later = uids.len();
+        for chunk in chunks {
+            if self.stopping() {
+                break;
+            }
+            later = later.saturating_sub(chunk.len());
+            let (Some(&first), Some(&last)) = (chunk.first(), chunk.last()) else {
+                continue;
+            };
+            // The UIDs between first and last are the chunk's (listed in UID order); one that
+            // was expunged meanwhile is simply not in the answer.
+            let items = self
+                .sizes(s, &format!("{first}:{last}"), |uid| {
+                    (first..=last).contains(&uid)
+                })
+                .await?;
+            let steps = self.plan(sel, &items);
+            self.sync_steps(s, sel, steps, later, pending, commits)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The steps of [`MailboxWorker::sync`]: each batch fetched is queued to be committed, and
     /// the queue's oldest are settled (acknowledged as [`acknowledge_now`] says) as they finish,
     /// or when it is full. So the store goes on committing while a MOVE of thousands runs.
+    /// `later` messages wait on the server after these steps (a backlog's chunks not sized
+    /// yet).
     async fn sync_steps(
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
         steps: Vec<Step>,
+        later: usize,
         pending: &mut Unacknowledged,
         commits: &mut Commits,
     ) -> Result<(), ImapError> {
         let limits = sel.limits;
         // Messages in the steps after each one: what still waits on the server to be fetched.
-        let mut after = vec![0usize; steps.len()];
+        let mut after = vec![later; steps.len()];
         for i in (0..steps.len().saturating_sub(1)).rev() {
             after[i] = after[i + 1] + steps[i + 1].len();
         }
@@ -1148,6 +1236,23 @@ fn plan(
     steps
 }
 
+/// A backlog's UIDs in the chunks whose sizes are read at once: the first `first` long (a
+/// batch: the store starts after one short FETCH of sizes), each next twice as long, up to
+/// `max`.
+fn size_chunks(uids: &[u32], first: usize, max: usize) -> Vec<&[u32]> {
+    let max = max.max(1);
+    let mut len = first.clamp(1, max);
+    let mut out = Vec::new();
+    let mut rest = uids;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(len.min(rest.len()));
+        out.push(chunk);
+        rest = tail;
+        len = len.saturating_mul(2).min(max);
+    }
+    out
+}
+
 /// Splits UID-ordered `(uid, size)` items into FETCH batches bounded by count and bytes.
 fn batches(items: &[(u32, u64)], max_messages: usize, max_bytes: u64) -> Vec<Vec<u32>> {
     let mut out = Vec::new();
@@ -1277,6 +1382,27 @@ mod tests {
             plan(&items[..2], 1, 1 << 20, 1000, &HashSet::new()),
             vec![Step::Batch(vec![1]), Step::Batch(vec![2])]
         );
+    }
+
+    #[test]
+    fn a_backlog_is_sized_in_chunks_that_start_at_one_batch_and_double_up_to_the_bound() {
+        let uids: Vec<u32> = (1..=2000).collect();
+        let lens = |first, max| -> Vec<usize> {
+            let chunks = size_chunks(&uids, first, max);
+            // Every UID once, in order.
+            assert_eq!(chunks.concat(), uids);
+            chunks.iter().map(|c| c.len()).collect()
+        };
+        assert_eq!(lens(100, 1000), vec![100, 200, 400, 800, 500]);
+        assert_eq!(lens(100, 300), vec![100, 200, 300, 300, 300, 300, 300, 200]);
+        // A first chunk over the bound is cut to it; nothing is ever empty.
+        assert_eq!(lens(5000, 1000), vec![1000, 1000]);
+        assert_eq!(lens(0, 0), vec![1; 2000]);
+        assert!(size_chunks(&[], 100, 1000).is_empty());
+        // Gaps in the UIDs change nothing: chunks count messages, not UIDs.
+        let sparse: Vec<u32> = (1..=10).map(|i| i * 1000).collect();
+        let chunks = size_chunks(&sparse, 3, 4);
+        assert_eq!(chunks, vec![&sparse[..3], &sparse[3..7], &sparse[7..]]);
     }
 
     #[test]
