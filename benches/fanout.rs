@@ -10,7 +10,8 @@
 //! commit returning. Not timed: the WAL checkpoint, which the daemon runs in the background.
 //!
 //! `cargo bench --bench fanout` (Cargo.toml: `[[bench]] name = "fanout" harness = false`), or
-//! `./run bench fanout`, which also sets RUST_LIB_BACKTRACE=0 as `casegate` does.
+//! `./run bench fanout`. Like `casegate`, it sets the libraries' defaults first
+//! ([`casegate::set_library_defaults`]).
 //! Environment: FANOUT_RECIPIENTS (default 1000), FANOUT_GPG_RECIPIENTS (default: the same
 //! number, so both sides do the same work; a smaller number makes the gpg loop quicker and its
 //! rate an extrapolation, which the output then says), FANOUT_RSA_KEYS (distinct RSA keys to
@@ -250,7 +251,7 @@ fn suite_named(label: &str) -> CipherSuite {
 
 fn main() {
     // As `casegate` does; SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     // Child mode: build the keys and the store, then exit (see `prepare`).
     if let Ok(dir) = std::env::var("FANOUT_PREPARE_DIR") {
         let label = std::env::var("FANOUT_PREPARE_SUITE").unwrap();

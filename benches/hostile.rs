@@ -127,7 +127,7 @@ fn mb(bytes: u64) -> f64 {
 
 fn main() {
     // As `casegate` does; SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     let max_n: usize = std::env::var("CASEGATE_BENCH_MAX_PARTS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -127,7 +127,7 @@ fn wrk(url: &str, header: &str, secs: u64) -> (f64, f64, f64) {
 
 fn main() {
     // SAFETY: first thing in main, no other thread yet.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     let secs: u64 = std::env::var("CASEGATE_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -274,7 +274,7 @@ fn baseline(servers: &MailServers, user: &str) -> (usize, f64) {
 #[cfg_attr(test, allow(dead_code))]
 fn main() {
     // As `casegate` does; SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("CASEGATE_BENCH_MESSAGES")

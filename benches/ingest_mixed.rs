@@ -178,7 +178,7 @@ const REPORTS: [&str; 6] = [
 
 fn main() {
     // As `casegate` does; SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     if let Some(corpus) = std::env::var_os(BOUND_CHILD) {
         bound_child(Path::new(&corpus));
         return;

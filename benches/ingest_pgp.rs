@@ -38,7 +38,7 @@ const COORDINATOR: &str = "cert@example.test";
 
 fn main() {
     // As `casegate` does; SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     let n: usize = std::env::var("CASEGATE_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

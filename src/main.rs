@@ -535,7 +535,7 @@ enum DebugCmd {
 
 fn main() -> ExitCode {
     // SAFETY: first statement of main, before any thread exists.
-    unsafe { casegate::library_backtraces_off() };
+    unsafe { casegate::set_library_defaults() };
     // A panic is a bug in casegate; say so in one line, never with a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let at = info
