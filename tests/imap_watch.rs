@@ -45,10 +45,7 @@ fn acting_commands(servers: &MailServers, user: &str) -> Vec<String> {
 #[test]
 fn stores_and_moves_and_picks_up_new_mail_during_idle() {
     init_tracing();
-    let servers = MailServers::start_with(&ServerOptions {
-        rawlog: true,
-        ..ServerOptions::default()
-    });
+    let servers = MailServers::start_recording();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("store.sqlite");
     for i in 0..5 {
@@ -661,10 +658,7 @@ fn uids_of(set: &str) -> Vec<u32> {
 #[test]
 fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_rest_is_sized() {
     init_tracing();
-    let servers = MailServers::start_with(&ServerOptions {
-        rawlog: true,
-        ..ServerOptions::default()
-    });
+    let servers = MailServers::start_recording();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("store.sqlite");
     let backlog: Vec<Vec<u8>> = (0..250).map(|i| test_message("sized", i)).collect();

@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use casegate::imap::{Delivered, MessageSink, SinkError};
 use casegate::store::{Checkpoint, MessageSource};
+use support::MailServers;
 use support::cli::{Serve, casegate, json_lines, wait_for};
 use support::imap_sink::{
     StoreSink, Watcher, fast_options, imap_config, init_tracing, stored_hashes, test_message,
     wait_until,
 };
-use support::{MailServers, ServerOptions};
 
 const CERT: &str = "cert@example.test";
 const PROCESSED: &str = "casegate.processed";
@@ -110,10 +110,7 @@ impl MessageSink for Switchable {
 #[test]
 fn imap_watcher_acknowledges_nothing_the_sink_did_not_store() {
     init_tracing();
-    let servers = MailServers::start_with(&ServerOptions {
-        rawlog: true,
-        ..ServerOptions::default()
-    });
+    let servers = MailServers::start_recording();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("store.sqlite");
     for i in 0..3 {
@@ -167,10 +164,7 @@ fn imap_watcher_acknowledges_nothing_the_sink_did_not_store() {
 
 #[test]
 fn serve_leaves_imap_mail_in_the_inbox_while_the_store_refuses() {
-    let servers = MailServers::start_with(&ServerOptions {
-        rawlog: true,
-        ..ServerOptions::default()
-    });
+    let servers = MailServers::start_recording();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(

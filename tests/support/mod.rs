@@ -100,6 +100,15 @@ impl MailServers {
         })
     }
 
+    /// Starts an instance whose Dovecot records every session's commands (rawlog), for
+    /// [`MailServers::imap_commands`].
+    pub fn start_recording() -> MailServers {
+        MailServers::start_with(&ServerOptions {
+            rawlog: true,
+            ..ServerOptions::default()
+        })
+    }
+
     /// Starts an instance with the given options.
     pub fn start_with(options: &ServerOptions) -> MailServers {
         let dir = temp_dir();
