@@ -1273,22 +1273,26 @@ fn read_all<'b, T: Send>(
     if threads < 2 {
         return batch.iter().map(|(i, _)| ahead(i)).collect();
     }
-    // Interleaved (message k on thread k mod n): a run of large messages is shared out.
+    // Each thread takes the next message not taken yet: the threads finish together however
+    // the costs of the messages are spread (one shares its core with the thread that stores).
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let done: Vec<Vec<(usize, Option<Ahead<T>>)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let ahead = &ahead;
+            .map(|_| {
+                let (ahead, next) = (&ahead, &next);
                 std::thread::Builder::new()
                     // As `serve`'s own threads: recursion is bounded by the limits, this is margin.
                     .stack_size(16 << 20)
                     .spawn_scoped(scope, move || {
-                        batch
-                            .iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(k, (i, _))| (k, ahead(i)))
-                            .collect::<Vec<_>>()
+                        let mut mine = Vec::new();
+                        // Bounded: every turn takes one of the batch's messages.
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((i, _)) = batch.get(k) else {
+                                return mine;
+                            };
+                            mine.push((k, ahead(i)));
+                        }
                     })
             })
             .collect();
