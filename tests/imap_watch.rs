@@ -707,7 +707,7 @@ fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_r
         "the backlog was not listed by UID first: {commands:?}"
     );
     // The backlog's sizes: one batch first, then chunks twice as long, together every UID once;
-    // then the new message's (`252:*`, after the checkpoint).
+    // then the new message's (`251:*`: the UIDs after the checkpoint, 250).
     let waiting = sizes
         .iter()
         .position(|(_, s)| s.ends_with(":*"))
