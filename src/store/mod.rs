@@ -66,6 +66,7 @@ pub(crate) mod sql;
 pub(crate) mod testing;
 pub mod tokens;
 pub mod trust;
+mod turns;
 pub mod vendors;
 
 pub use audit::{AuditEntry, NewAudit};
@@ -561,7 +562,7 @@ impl Store {
         // copy per connection: the page's and API's store connections each read the same
         // index and message pages (writes still go through the WAL as before).
         conn.pragma_update(None, "mmap_size", 256_i64 * 1024 * 1024)?;
-        Store::prepare_sqlite(conn)
+        Store::prepare_sqlite(conn, Some(turns::WriteTurns::of(path)))
     }
 
     /// Connects to the PostgreSQL store and brings its schema up to date (creating it in an
@@ -616,10 +617,13 @@ impl Store {
 
     /// A throwaway store for tests and `route --dry-run`.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::prepare_sqlite(rusqlite::Connection::open_in_memory()?)
+        Store::prepare_sqlite(rusqlite::Connection::open_in_memory()?, None)
     }
 
-    fn prepare_sqlite(conn: rusqlite::Connection) -> Result<Store, StoreError> {
+    fn prepare_sqlite(
+        conn: rusqlite::Connection,
+        turns: Option<std::sync::Arc<turns::WriteTurns>>,
+    ) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(BUSY_WAIT)?;
         conn.set_prepared_statement_cache_capacity(128);
@@ -638,7 +642,7 @@ impl Store {
             true,
         )?;
         let mut store = Store {
-            db: Db::sqlite(conn),
+            db: Db::sqlite(conn, turns),
         };
         store.migrate()?;
         Ok(store)
@@ -2403,6 +2407,58 @@ mod tests {
     /// A contact added again is the same row, with its keys; one from before the directory
     /// (no directory link) is linked when added again; the thread's contacts come with the keys
     /// of each, and only those.
+    /// A connection that commits back to back (the pipeline storing a backlog) must not keep
+    /// another connection of the same process (acknowledgments, an analyst's request) from
+    /// writing: the other writes right after the transaction in hand, not when the backlog
+    /// ends. With SQLite's busy handler alone it waited for a gap between two commits.
+    #[test]
+    fn a_writer_gets_its_turn_between_the_commits_of_another_that_commits_back_to_back() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("casegate.sqlite");
+        let mut busy = Store::open(&path).unwrap();
+        let mut other = Store::open(&path).unwrap();
+        let (stop, commits) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let committer = {
+            let (stop, commits) = (stop.clone(), commits.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                // Bounded: the test stops it, or it gives up after 20,000 transactions.
+                while !stop.load(Ordering::SeqCst) && i < 20_000 {
+                    i += 1;
+                    let mut m = msg(format!("busy {i}").as_bytes(), Disposition::Triage);
+                    m.message_id = Some(format!("<busy-{i}@x>"));
+                    let r: Result<(), StoreError> = busy.atomically_as_one(|s| {
+                        s.commit_message(&m)?;
+                        Ok(())
+                    });
+                    r.unwrap();
+                    commits.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        while commits.load(Ordering::SeqCst) < 5 {
+            std::thread::yield_now();
+        }
+        let asked = commits.load(Ordering::SeqCst);
+        let mut m = msg(b"the other writer", Disposition::Triage);
+        m.message_id = Some("<other@x>".into());
+        other.commit_message(&m).unwrap();
+        let wrote = commits.load(Ordering::SeqCst);
+        stop.store(true, Ordering::SeqCst);
+        committer.join().unwrap();
+        assert!(
+            wrote - asked <= 2,
+            "the other writer waited for {} commits of the busy one",
+            wrote - asked
+        );
+        assert!(other.find_duplicate(&m.sha256).unwrap().is_some());
+    }
+
     #[test]
     fn a_transaction_as_one_is_rolled_back_whole_when_a_write_in_it_failed_even_if_swallowed() {
         for_each_backend(|mut s| {

@@ -235,6 +235,11 @@ pub(crate) struct Db {
     /// A nested scope failed in a flat transaction: its writes cannot be undone alone, so the
     /// whole transaction is rolled back instead of committed.
     poisoned: Cell<bool>,
+    /// SQLite file's writers in this process (none for a store in memory or on PostgreSQL):
+    /// a write transaction begins in its turn, see [`super::turns`].
+    turns: Option<std::sync::Arc<super::turns::WriteTurns>>,
+    /// The turn the open write transaction holds.
+    turn: std::cell::RefCell<Option<super::turns::Turn>>,
 }
 
 /// One open scope (see [`Db::open_scope`]): its nesting level, 0 for the transaction itself.
@@ -244,8 +249,16 @@ pub(crate) struct Scope(u32);
 /// How often [`Db::write`] runs a closure that PostgreSQL aborted for a concurrent transaction.
 const WRITE_ATTEMPTS: u32 = 30;
 
+/// Longest wait in this process's queue of writers (then SQLite's busy wait, as for a writer
+/// of another process): a transaction that holds its turn this long is stuck, not busy.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
 impl Db {
-    pub(crate) fn sqlite(conn: rusqlite::Connection) -> Db {
+    /// `turns`: the queue of the file's writers in this process (none in memory).
+    pub(crate) fn sqlite(
+        conn: rusqlite::Connection,
+        turns: Option<std::sync::Arc<super::turns::WriteTurns>>,
+    ) -> Db {
         Db {
             conn: Conn::Sqlite(conn),
             depth: Cell::new(0),
@@ -255,6 +268,8 @@ impl Db {
             reprepares: Cell::new(0),
             flat: Cell::new(false),
             poisoned: Cell::new(false),
+            turns,
+            turn: std::cell::RefCell::new(None),
         }
     }
 
@@ -291,6 +306,8 @@ impl Db {
             reprepares: Cell::new(0),
             flat: Cell::new(false),
             poisoned: Cell::new(false),
+            turns: None,
+            turn: std::cell::RefCell::new(None),
         }
     }
 
@@ -483,12 +500,20 @@ impl Db {
             self.conflict.set(false);
             self.poisoned.set(false);
             match &self.conn {
+                Conn::Sqlite(c) if matches!(mode, Mode::Snapshot) => {
+                    c.execute_batch("BEGIN DEFERRED")?
+                }
                 // IMMEDIATE: take the write lock at once (waiting up to the busy timeout), so
                 // a transaction never fails half-way because another process began writing.
-                Conn::Sqlite(c) => c.execute_batch(match mode {
-                    Mode::Snapshot => "BEGIN DEFERRED",
-                    _ => "BEGIN IMMEDIATE",
-                })?,
+                // Writers of this process queue for it first, in order (see `turns`).
+                Conn::Sqlite(c) => {
+                    let turn = self.turns.as_ref().and_then(|t| t.take(TURN_WAIT));
+                    *self.turn.borrow_mut() = turn;
+                    if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+                        self.turn.borrow_mut().take();
+                        return Err(e.into());
+                    }
+                }
                 Conn::Postgres(c) => c.batch(match mode {
                     Mode::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
                     Mode::Guard => "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -504,6 +529,15 @@ impl Db {
 
     /// Ends a scope: commits (or releases the savepoint) when `commit`, else rolls it back.
     pub(crate) fn close_scope(&self, scope: Scope, commit: bool) -> Result<(), StoreError> {
+        let done = self.end_scope(scope, commit);
+        if self.depth.get() == 0 {
+            // The transaction is over, committed or not: the next writer's turn.
+            self.turn.borrow_mut().take();
+        }
+        done
+    }
+
+    fn end_scope(&self, scope: Scope, commit: bool) -> Result<(), StoreError> {
         let Scope(level) = scope;
         self.depth.set(level);
         if level > 0 && self.flat.get() {
