@@ -235,7 +235,7 @@ pub(crate) struct Db {
     /// A nested scope failed in a flat transaction: its writes cannot be undone alone, so the
     /// whole transaction is rolled back instead of committed.
     poisoned: Cell<bool>,
-    /// SQLite file's writers in this process (none for a store in memory or on PostgreSQL):
+    /// The queue of the SQLite file's writers in this process (none in memory or on PostgreSQL):
     /// a write transaction begins in its turn, see [`super::turns`].
     turns: Option<std::sync::Arc<super::turns::WriteTurns>>,
     /// The turn the open write transaction holds.
