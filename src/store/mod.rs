@@ -2404,9 +2404,6 @@ mod tests {
         });
     }
 
-    /// A contact added again is the same row, with its keys; one from before the directory
-    /// (no directory link) is linked when added again; the thread's contacts come with the keys
-    /// of each, and only those.
     /// A connection that commits back to back (the pipeline storing a backlog) must not keep
     /// another connection of the same process (acknowledgments, an analyst's request) from
     /// writing: the other writes right after the transaction in hand, not when the backlog
@@ -2570,6 +2567,9 @@ mod tests {
         });
     }
 
+    /// A contact added again is the same row, with its keys; one from before the directory
+    /// (no directory link) is linked when added again; the thread's contacts come with the keys
+    /// of each, and only those.
     #[test]
     fn a_contact_added_again_is_the_same_row_and_an_unlinked_one_is_linked() {
         for_each_backend(|mut s| {
