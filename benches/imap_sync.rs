@@ -376,35 +376,27 @@ fn main() {
         "imap initial sync: {n} messages, {:.1} MB over loopback",
         bytes as f64 / 1e6
     );
-    let listed = |v: &mut dyn Iterator<Item = f64>| {
-        v.map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
+    // One contender's line: its median, its rate, and every run (plus a note).
+    let line = |who: &str, secs: f64, all: &[f64], note: &str| {
+        let all: Vec<String> = all.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "  {who:<45}{secs:8.2} s  {:8.0} msg/s  ({note}median of {runs}: {})",
+            n as f64 / secs,
+            all.join(", ")
+        );
     };
+    let moves = format!("{serve_moves} MOVE commands; ");
+    let secs_of = |r: &[(f64, usize)]| r.iter().map(|r| r.0).collect::<Vec<_>>();
+    let (fetch, serve) = (
+        "baseline (python imaplib, fetch only):",
+        "casegate serve (release, whole pipeline):",
+    );
     println!("  mailboxes as delivered (no client has read them):");
-    println!(
-        "  baseline (python imaplib, fetch only):       {py_secs:8.2} s  {:8.0} msg/s  (median of {}: {})",
-        n as f64 / py_secs,
-        runs,
-        listed(&mut py_runs.iter().copied())
-    );
-    println!(
-        "  casegate serve (release, whole pipeline):    {serve_secs:8.2} s  {:8.0} msg/s  ({serve_moves} MOVE commands; median of {}: {})",
-        n as f64 / serve_secs,
-        runs,
-        listed(&mut serve_runs.iter().map(|r| r.0))
-    );
+    line(fetch, py_secs, &py_runs, "");
+    line(serve, serve_secs, &secs_of(&serve_runs), &moves);
     println!("  the bare fetch's mailboxes, read once before:");
-    println!(
-        "  baseline (python imaplib, fetch only):       {py_read_secs:8.2} s  {:8.0} msg/s  (median of {}: {})",
-        n as f64 / py_read_secs,
-        runs,
-        listed(&mut py_read_runs.iter().copied())
-    );
-    println!(
-        "  casegate serve (release, whole pipeline):    {serve_read_secs:8.2} s  {:8.0} msg/s  (median of {}: {})",
-        n as f64 / serve_read_secs,
-        runs,
-        listed(&mut serve_read_runs.iter().map(|r| r.0))
-    );
+    line(fetch, py_read_secs, &py_read_runs, "");
+    line(serve, serve_read_secs, &secs_of(&serve_read_runs), "");
     println!("  the same sync of a mailbox as delivered, in-process:");
     println!(
         "  imap::watch, test sink (commit each, move):  {cg_secs:8.2} s  {:8.0} msg/s",
