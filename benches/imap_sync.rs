@@ -7,12 +7,12 @@
 //!    a mailbox of the same messages — as a ratio of medians of three (one of each with `cargo
 //!    test --benches`; a single run of either moves the ratio by a fifth on this shared
 //!    machine). Each contender meets the mailbox in the same state: the first time a client
-//!    reads a mailbox Dovecot builds its cache of it (~70 ms of 10,000 messages here), so serve
-//!    syncs three mailboxes no client has read (a backlog as delivered: the target's ratio)
-//!    next to the fetch loop's first read of three others, and syncs those three too, read
-//!    once, next to the loop's second read of them. Where the time goes: the same sync through `imap::watch`
-//!    with the test sink (IMAP, acknowledgments and one durable commit per message, no
-//!    pipeline), and with a store in memory (no fsync).
+//!    reads a mailbox Dovecot builds its cache of it (50–70 ms of 10,000 messages here), so
+//!    serve syncs three mailboxes no client has read (a backlog as delivered: the target's
+//!    ratio) next to the fetch loop's first read of three others, and syncs those three too,
+//!    read once, next to the loop's second read of them. Where the time goes: the same sync
+//!    through `imap::watch` with the test sink (IMAP, acknowledgments and one durable commit
+//!    per message, no pipeline), and with a store in memory (no fsync).
 //! 2. New mail to stored over IDLE: messages delivered one at a time while the watcher idles;
 //!    from the end of the delivery to the commit of the message, p50 and p99, next to
 //!    `benches/baselines/imap_idle.py` (a raw IDLE client: drop to EXISTS) on the same
