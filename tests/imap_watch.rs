@@ -655,8 +655,25 @@ fn uids_of(set: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The body FETCHes among `commands`: `(index, UID set, partial length)`.
+fn body_fetches(commands: &[String]) -> Vec<(usize, String, String)> {
+    commands
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let rest = c.strip_prefix("UID FETCH ")?;
+            let (set, items) = rest.split_once(' ')?;
+            let len = items
+                .strip_prefix("(UID BODY.PEEK[]<0.")?
+                .strip_suffix(">)")?;
+            Some((i, set.to_string(), len.to_string()))
+        })
+        .collect()
+}
+
 #[test]
-fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_rest_is_sized() {
+fn a_backlog_is_fetched_in_batches_without_asking_for_sizes_each_message_to_one_byte_past_the_bound()
+ {
     init_tracing();
     let servers = MailServers::start_recording();
     let tmp = tempfile::tempdir().unwrap();
@@ -666,6 +683,7 @@ fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_r
     let mut options = fast_options();
     options.batch_messages = 10;
     let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
+    let limits = casegate::limits::Limits::default();
     let sink = StoreSink::open(&db);
     let watcher = Watcher::start(config, sink.clone(), options);
     assert!(
@@ -676,7 +694,6 @@ fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_r
         servers.count(CERT, "INBOX"),
         servers.count(CERT, PROCESSED)
     );
-    // Mail that comes while it waits is sized as before, all at once.
     servers.deliver(CERT, &test_message("later", 0));
     assert!(
         wait_until(15, || servers.count(CERT, PROCESSED) == 251),
@@ -685,47 +702,163 @@ fn a_backlog_is_sized_a_chunk_at_a_time_and_its_first_batch_fetched_before_the_r
     watcher.stop().unwrap();
 
     let commands = servers.imap_commands(CERT);
-    let sizes: Vec<(usize, String)> = commands
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let set = c
-                .strip_prefix("UID FETCH ")?
-                .strip_suffix(" (UID RFC822.SIZE)")?;
-            Some((i, set.to_string()))
-        })
-        .collect();
-    let first_body = commands
-        .iter()
-        .position(|c| c.starts_with("UID FETCH ") && c.contains("BODY.PEEK[]"))
-        .unwrap_or_else(|| panic!("no body FETCH in {commands:?}"));
     assert!(
-        commands
+        !commands.iter().any(|c| c.contains("RFC822.SIZE")),
+        "a size was asked for: {commands:?}"
+    );
+    let fetches = body_fetches(&commands);
+    let want_len = (limits.max_message_bytes + 1).to_string();
+    assert!(
+        fetches.iter().all(|(_, _, len)| *len == want_len),
+        "{fetches:?}"
+    );
+    let sets: Vec<Vec<u32>> = fetches.iter().map(|(_, set, _)| uids_of(set)).collect();
+    let lens: Vec<usize> = sets.iter().map(Vec::len).collect();
+    let mut want = vec![10; 25];
+    want.push(1);
+    assert_eq!(lens, want, "{fetches:?}");
+    assert_eq!(sets.concat(), (1..=251).collect::<Vec<u32>>());
+    // Listed by UID, then fetched at once.
+    let first = fetches[0].0;
+    assert!(
+        commands[..first]
             .iter()
-            .take(first_body)
             .any(|c| c.starts_with("UID SEARCH")),
         "the backlog was not listed by UID first: {commands:?}"
     );
-    // The backlog's sizes: one batch first, then chunks twice as long, together every UID once;
-    // then the new message's (`251:*`: the UIDs after the checkpoint, 250).
-    let waiting = sizes
-        .iter()
-        .position(|(_, s)| s.ends_with(":*"))
-        .unwrap_or_else(|| panic!("the new message was never sized: {sizes:?}"));
-    let (backlog_sizes, after) = sizes.split_at(waiting);
-    let lens: Vec<usize> = backlog_sizes
-        .iter()
-        .map(|(_, s)| uids_of(s).len())
-        .collect();
-    assert_eq!(lens, vec![10, 20, 40, 80, 100], "{sizes:?}");
-    let named: Vec<u32> = backlog_sizes.iter().flat_map(|(_, s)| uids_of(s)).collect();
-    assert_eq!(named, (1..=250).collect::<Vec<u32>>());
-    assert_eq!(after[0].1, "251:*", "{sizes:?}");
-    assert!(after.iter().all(|(_, s)| s.ends_with(":*")), "{sizes:?}");
-    // The first batch is fetched right after the first chunk is sized, not after all of them.
-    assert!(
-        sizes[0].0 < first_body && first_body < sizes[1].0,
-        "first body FETCH at {first_body}, sizes at {sizes:?}"
-    );
     assert_eq!(stored_hashes(&db).len(), 251);
+}
+
+#[test]
+fn a_message_over_the_bound_in_a_batch_is_read_alone_in_chunks_and_the_rest_fetched_again_in_uid_order()
+ {
+    init_tracing();
+    let servers = MailServers::start_recording();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    let limits = casegate::limits::Limits {
+        max_message_bytes: 4096,
+        ..casegate::limits::Limits::default()
+    };
+    // UIDs 1..=8; 3 and 6 are over the bound (6 by a single byte).
+    let mut backlog: Vec<Vec<u8>> = (0..8).map(|i| test_message("bound", i)).collect();
+    let large = |i: usize, len: usize| {
+        let mut raw = test_message("bound", i);
+        raw.truncate(raw.len() - 2);
+        raw.resize(len - 2, b'x');
+        raw.extend_from_slice(b"\r\n");
+        raw
+    };
+    backlog[2] = large(2, 3 * 1024 * 1024 + 17);
+    backlog[5] = large(5, 4097);
+    servers.deliver_many(CERT, &backlog);
+    let mut options = fast_options();
+    options.batch_messages = 100;
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
+    let sink = StoreSink::open_with(&db, limits);
+    let watcher = Watcher::start(config, sink.clone(), options);
+    assert!(
+        wait_until(60, || servers.count(CERT, PROCESSED) == 8),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    watcher.stop().unwrap();
+
+    // Stored in UID order: each large one in quarantine in its place, with the size and
+    // SHA-256 of all of it.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT sha256, reason FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    for (i, raw) in backlog.iter().enumerate() {
+        let (sha, reason) = &rows[i];
+        if raw.len() > 4096 {
+            let whole = support::imap_sink::sha256_hex(raw);
+            assert!(
+                reason.contains(&format!("size {}; sha256 {whole}", raw.len())),
+                "message {i}: {reason}"
+            );
+            assert!(reason.contains("over the limit"), "message {i}: {reason}");
+        } else {
+            assert_eq!(*sha, support::imap_sink::sha256_hex(raw), "message {i}");
+        }
+    }
+    // One FETCH of the batch, cut at 3; 3 on its own in chunks; the rest fetched again, cut
+    // at 6; 6 on its own; then 7 and 8.
+    let commands = servers.imap_commands(CERT);
+    let sets: Vec<String> = body_fetches(&commands)
+        .into_iter()
+        .filter(|(_, _, len)| len == "4097")
+        .map(|(_, set, _)| set)
+        .collect();
+    assert_eq!(sets, vec!["1:8", "4:8", "7:8"], "{commands:?}");
+    let partial: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains("BODY.PEEK[]<") && !c.contains("BODY.PEEK[]<0.4097>"))
+        .collect();
+    assert!(
+        partial.iter().any(|c| c.starts_with("UID FETCH 3 ")),
+        "3 was not read in chunks: {partial:?}"
+    );
+    assert!(
+        partial.iter().any(|c| c.starts_with("UID FETCH 6 ")),
+        "6 was not read in chunks: {partial:?}"
+    );
+}
+
+#[test]
+fn a_batch_of_large_messages_is_stored_in_parts_while_it_is_fetched() {
+    init_tracing();
+    let servers = MailServers::start_recording();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    // 40 messages of ~100 KB in one FETCH, parts of 250 KB: several commits, waited for while
+    // the FETCH goes on (the queue is full at 250 KB).
+    let backlog: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut raw = test_message("part", i);
+            raw.extend(std::iter::repeat_n(b'y', 100_000));
+            raw.extend_from_slice(b"\r\n");
+            raw
+        })
+        .collect();
+    servers.deliver_many(CERT, &backlog);
+    let mut options = fast_options();
+    options.batch_messages = 100;
+    options.batch_bytes = 250_000;
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
+    let sink = StoreSink::open(&db);
+    let watcher = Watcher::start(config, sink.clone(), options);
+    assert!(
+        wait_until(60, || servers.count(CERT, PROCESSED) == 40),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    watcher.stop().unwrap();
+    let want: Vec<String> = backlog
+        .iter()
+        .map(|r| support::imap_sink::sha256_hex(r))
+        .collect();
+    assert_eq!(stored_hashes(&db), want, "all of them, once, in UID order");
+    let sets: Vec<String> = body_fetches(&servers.imap_commands(CERT))
+        .into_iter()
+        .map(|(_, set, _)| set)
+        .collect();
+    assert_eq!(sets, vec!["1:40"], "one FETCH");
+    // Stored in parts closed at 250 KB (three messages each; the last part what was left).
+    let parts = sink.batches.lock().unwrap().clone();
+    let want: Vec<u64> = backlog
+        .chunks(3)
+        .map(|c| c.iter().map(|r| r.len() as u64).sum())
+        .collect();
+    assert_eq!(parts, want);
 }

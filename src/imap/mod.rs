@@ -109,8 +109,9 @@ pub trait MessageSink: Send + Sync + 'static {
     /// Gives the lease up (shutdown), so another instance takes over at once.
     fn release_lease(&self, _account: &str, _mailbox: &str) {}
 
-    /// The bounds on one message: a message over `max_message_bytes` (by its `RFC822.SIZE`)
-    /// is never fetched whole, and one that failed `max_attempts` times is given up.
+    /// The bounds on one message: a message over `max_message_bytes` is never held whole (at
+    /// most `max_message_bytes` + 1 bytes of it are fetched at once), and one that failed
+    /// `max_attempts` times is given up.
     fn limits(&self) -> Limits {
         Limits::default()
     }

@@ -7,22 +7,26 @@
 //!    flagged): fetched and handed to the sink again — the store answers `duplicate` — and only
 //!    then acknowledged. Re-fetching rather than trusting the checkpoint means a message is never
 //!    acknowledged unless this very session saw its commit.
-//! 3. New messages (UID > checkpoint) in UID order, in batches: FETCH, hand the batch to the
-//!    store (`super::commit`: one transaction a batch, in order, while the next batches are
-//!    fetched; each commit advances the checkpoint); committed UIDs are acknowledged in sets
-//!    that grow with the backlog while more waits to be fetched, then in halving sets while
-//!    the last batches commit (see [`super::acknowledge`]). A backlog found at connect (more
-//!    than a batch) is listed with `UID SEARCH` and its sizes read a chunk at a time, each
-//!    just before its batches are fetched: the store starts after one short FETCH of sizes,
-//!    not after the sizes of the whole mailbox (Dovecot reads every message of a Maildir
-//!    delivered without sizes in the file names to answer them).
+//! 3. New messages (UID > checkpoint), listed with `UID SEARCH`, in UID order, in batches of
+//!    `batch_messages`: FETCH, hand what came to the store (`super::commit`: one transaction
+//!    a batch, in order, while the next batches are fetched; each commit advances the
+//!    checkpoint); committed UIDs are acknowledged in sets that grow with the backlog while
+//!    more waits to be fetched, then in halving sets while the last batches commit (see
+//!    [`super::acknowledge`]).
 //! 4. IDLE (re-issued every `poll_interval_secs`, at most 29 minutes) or poll; back to 3.
 //!
-//! One message never holds up the ones behind it: a message over `max_message_bytes` (by its
-//! `RFC822.SIZE`) is never fetched whole — its head and the SHA-256 of all of it are read in
-//! chunks and quarantined; after a batch FETCH failed, its messages are fetched one by one
-//! (`suspects`), each failure is counted in the store, and a message that failed
-//! `max_attempts` times is quarantined unread and acknowledged.
+//! No size is asked before a batch is fetched: Dovecot reads every message of a Maildir whose
+//! file names do not carry its size to answer `RFC822.SIZE` (~15 µs a message on this
+//! machine, two thirds of what the fetch of its body costs). Each message is fetched as
+//! `BODY.PEEK[]<0.n>` with n = `max_message_bytes` + 1, so no message costs more than that in
+//! memory, and a batch is handed to the store as it comes, in parts of about `batch_bytes`
+//! ([`Gathering`]).
+//!
+//! One message never holds up the ones behind it: a message over `max_message_bytes` is never
+//! held whole — the rest of its batch is fetched again after it, and on its own its head and
+//! the SHA-256 of all of it are read in chunks and quarantined; after a batch FETCH failed,
+//! its messages are fetched one by one (`suspects`), each failure is counted in the store, and
+//! a message that failed `max_attempts` times is quarantined unread and acknowledged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -70,7 +74,7 @@ enum Step {
     /// A batch fetched and committed the fast way.
     Batch(Vec<u32>),
     /// One message on its own: over `max_message_bytes`, or suspected of breaking a FETCH.
-    Alone { uid: u32, size: u64 },
+    Alone(u32),
 }
 
 impl Step {
@@ -84,28 +88,6 @@ impl Step {
 
 /// Bytes per partial FETCH of a message over `max_message_bytes`.
 const CHUNK: u64 = 1 << 20;
-
-/// At most this many messages' sizes per `UID FETCH (RFC822.SIZE)` of a backlog.
-const MAX_SIZED_AT_ONCE: usize = 1000;
-
-/// The messages one [`MailboxWorker::process`] works through, in UID order.
-enum Waiting {
-    /// Their sizes read already: `(uid, size)`.
-    Sized(Vec<(u32, u64)>),
-    /// A backlog, by UID only: the sizes are read a chunk at a time ([`size_chunks`]), so the
-    /// first batch is fetched without waiting for the sizes of the whole mailbox (a server
-    /// may have to read every message to answer `RFC822.SIZE`).
-    Unsized(Vec<u32>),
-}
-
-impl Waiting {
-    fn is_empty(&self) -> bool {
-        match self {
-            Waiting::Sized(items) => items.is_empty(),
-            Waiting::Unsized(uids) => uids.is_empty(),
-        }
-    }
-}
 
 /// Committed UIDs not acknowledged yet, oldest first, and when the oldest of them committed.
 #[derive(Default)]
@@ -147,8 +129,6 @@ struct Selected {
     folder: Option<String>,
     uidvalidity: u32,
     last_uid: u32,
-    /// Messages in the mailbox when it was selected.
-    exists: u32,
     has_move: bool,
     has_uidplus: bool,
     has_idle: bool,
@@ -320,9 +300,7 @@ impl MailboxWorker {
                     waiting.len(),
                     sel.last_uid
                 );
-                let items = self.sizes(&mut s, &uid_set(&waiting), |_| true).await?;
-                self.process(&mut s, &mut sel, Waiting::Sized(items))
-                    .await?;
+                self.process(&mut s, &mut sel, waiting).await?;
             }
         }
 
@@ -330,26 +308,20 @@ impl MailboxWorker {
         // (with whatever untagged response) must not hold the session in a busy loop.
         let mut empty_wakes: u32 = 0;
         let mut woke_at_once = false;
-        // The first pass catches up with what arrived while nobody watched: a backlog larger
-        // than a batch is listed by UID and sized a chunk at a time.
-        let mut catching_up = sel.exists as usize > self.options.batch_messages.max(1);
         loop {
             if self.stopping() {
                 break;
             }
             let last = sel.last_uid;
-            let set = format!("{}:*", last.saturating_add(1));
-            let items = if std::mem::take(&mut catching_up) {
-                let found = server
-                    .step("UID SEARCH", s.uid_search(format!("UID {set}")))
-                    .await?;
-                // `n:*` names the last message even when its UID is below n.
-                let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
-                uids.sort_unstable();
-                Waiting::Unsized(uids)
-            } else {
-                Waiting::Sized(self.sizes(&mut s, &set, |uid| uid > last).await?)
-            };
+            let found = server
+                .step(
+                    "UID SEARCH",
+                    s.uid_search(format!("UID {}:*", last.saturating_add(1))),
+                )
+                .await?;
+            // `n:*` names the last message even when its UID is below n.
+            let mut items: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
+            items.sort_unstable();
             if items.is_empty() && woke_at_once {
                 empty_wakes = empty_wakes.saturating_add(1);
                 if empty_wakes >= MAX_EMPTY_WAKES {
@@ -458,7 +430,6 @@ impl MailboxWorker {
             folder,
             uidvalidity,
             last_uid,
-            exists: mb.exists,
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
             has_idle: caps.has_str("IDLE"),
@@ -501,30 +472,26 @@ impl MailboxWorker {
         }
     }
 
-    /// `(uid, size)` of the messages in `set` that `keep` accepts, in UID order.
-    async fn sizes(
-        &self,
-        s: &mut ImapSession,
-        set: &str,
-        keep: impl Fn(u32) -> bool,
-    ) -> Result<Vec<(u32, u64)>, ImapError> {
+    /// The size the server gives for one message (`RFC822.SIZE`); 0 when it gives none.
+    async fn size_of(&self, s: &mut ImapSession, uid: u32) -> Result<u64, ImapError> {
         let server = &self.server;
         let fetches = collect(
             server,
             "UID FETCH (RFC822.SIZE)",
             server
-                .step("UID FETCH", s.uid_fetch(set, "(UID RFC822.SIZE)"))
+                .step(
+                    "UID FETCH",
+                    s.uid_fetch(uid.to_string(), "(UID RFC822.SIZE)"),
+                )
                 .await?,
         )
         .await?;
-        let mut items: Vec<(u32, u64)> = fetches
+        Ok(fetches
             .iter()
-            .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
-            .filter(|(uid, _)| keep(*uid))
-            .collect();
-        items.sort_unstable();
-        items.dedup_by_key(|(uid, _)| *uid);
-        Ok(items)
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.size)
+            .map(u64::from)
+            .unwrap_or(0))
     }
 
     /// Fetches, delivers and acknowledges `items` batch by batch, in UID order. The network
@@ -540,7 +507,7 @@ impl MailboxWorker {
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
-        items: Waiting,
+        items: Vec<u32>,
     ) -> Result<(), ImapError> {
         let mut pending = Unacknowledged::default();
         let result = self.sync(s, sel, items, &mut pending).await;
@@ -569,7 +536,7 @@ impl MailboxWorker {
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
-        items: Waiting,
+        items: Vec<u32>,
         pending: &mut Unacknowledged,
     ) -> Result<(), ImapError> {
         let mut commits = Commits::start(Origin {
@@ -578,14 +545,8 @@ impl MailboxWorker {
             account: self.server.account.clone(),
             mailbox: self.mailbox.clone(),
         });
-        let mut result = match items {
-            Waiting::Sized(items) => {
-                let steps = self.plan(sel, &items);
-                self.sync_steps(s, sel, steps, 0, pending, &mut commits)
-                    .await
-            }
-            Waiting::Unsized(uids) => self.sync_chunks(s, sel, &uids, pending, &mut commits).await,
-        };
+        let steps = plan(&items, self.options.batch_messages, &self.suspects.1);
+        let mut result = self.sync_steps(s, sel, steps, pending, &mut commits).await;
         // The last batches: settled as they commit while nothing failed (acknowledged in sets
         // as the backlog shrinks). After a failure, what was handed over still finishes (after
         // a failed commit nothing more is stored, see `commit.rs`); it is acknowledged by the
@@ -620,79 +581,32 @@ impl MailboxWorker {
         result
     }
 
-    /// The batches and lone messages `items` (UID order, with sizes) are fetched as.
-    fn plan(&self, sel: &Selected, items: &[(u32, u64)]) -> Vec<Step> {
-        plan(
-            items,
-            self.options.batch_messages,
-            self.options.batch_bytes,
-            sel.limits.max_message_bytes,
-            &self.suspects.1,
-        )
-    }
-
-    /// [`MailboxWorker::sync_steps`] of a backlog listed by UID: each chunk
-    /// ([`size_chunks`]) is sized just before its batches are fetched, while the store goes on
-    /// with the batches before it.
-    async fn sync_chunks(
-        &mut self,
-        s: &mut ImapSession,
-        sel: &mut Selected,
-        uids: &[u32],
-        pending: &mut Unacknowledged,
-        commits: &mut Commits,
-    ) -> Result<(), ImapError> {
-        let chunks = size_chunks(uids, self.options.batch_messages, MAX_SIZED_AT_ONCE);
-        let mut later = uids.len();
-        for chunk in chunks {
-            if self.stopping() {
-                break;
-            }
-            later = later.saturating_sub(chunk.len());
-            let (Some(&first), Some(&last)) = (chunk.first(), chunk.last()) else {
-                continue;
-            };
-            // The UIDs between first and last are the chunk's (listed in UID order); one that
-            // was expunged meanwhile is simply not in the answer.
-            let items = self
-                .sizes(s, &format!("{first}:{last}"), |uid| {
-                    (first..=last).contains(&uid)
-                })
-                .await?;
-            let steps = self.plan(sel, &items);
-            self.sync_steps(s, sel, steps, later, pending, commits)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// The steps of [`MailboxWorker::sync`]: each batch fetched is queued to be committed, and
-    /// the queue's oldest are settled (acknowledged as [`acknowledge_now`] says) as they finish,
-    /// or when it is full. So the store goes on committing while a MOVE of thousands runs.
-    /// `later` messages wait on the server after these steps (a backlog's chunks not sized
-    /// yet).
+    /// The steps of [`MailboxWorker::sync`]: what each batch FETCH brings is queued to be
+    /// committed, and the queue's oldest are settled (acknowledged as [`acknowledge_now`] says)
+    /// as they finish, or when it is full. So the store goes on committing while a MOVE of
+    /// thousands runs. A batch cut short by a message over `max_message_bytes` is followed by
+    /// that message alone, then by the rest of the batch, fetched again: UID order is kept and
+    /// nothing after the large message is held while it is read.
     async fn sync_steps(
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
         steps: Vec<Step>,
-        later: usize,
         pending: &mut Unacknowledged,
         commits: &mut Commits,
     ) -> Result<(), ImapError> {
         let limits = sel.limits;
-        // Messages in the steps after each one: what still waits on the server to be fetched.
-        let mut after = vec![later; steps.len()];
-        for i in (0..steps.len().saturating_sub(1)).rev() {
-            after[i] = after[i + 1] + steps[i + 1].len();
-        }
-        for (step, after) in steps.into_iter().zip(after) {
+        let mut steps: std::collections::VecDeque<Step> = steps.into();
+        // Messages in the steps not taken yet: what still waits on the server to be fetched.
+        let mut after: usize = steps.iter().map(Step::len).sum();
+        while let Some(step) = steps.pop_front() {
             if self.stopping() {
                 break;
             }
+            after = after.saturating_sub(step.len());
             let batch = match step {
                 Step::Batch(batch) => batch,
-                Step::Alone { uid, size } => {
+                Step::Alone(uid) => {
                     // Everything handed over is finished first: this one goes alone.
                     while let Some(done) = commits.oldest().await {
                         let done = self.finish(done, sel)?;
@@ -700,31 +614,37 @@ impl MailboxWorker {
                         self.settle(s, sel, pending, done, after + 1, committing)
                             .await?;
                     }
-                    let done = self.alone(s, sel, uid, size, &limits).await?;
+                    let done = self.alone(s, sel, uid, &limits).await?;
                     self.settle(s, sel, pending, done, after, 0).await?;
                     continue;
                 }
             };
-            let fetched = match self.fetch(s, &batch).await {
-                Ok(m) => m,
+            let fetched = match self.fetch(s, sel, &batch, commits).await {
+                Ok(f) => f,
                 Err(e) => {
                     // One of them may be what breaks the FETCH: next time, one at a time.
                     self.suspects.1.extend(batch.iter().copied());
                     return Err(e);
                 }
             };
+            if !fetched.committed.is_empty() {
+                let committing = commits.messages();
+                self.settle(s, sel, pending, fetched.committed, after, committing)
+                    .await?;
+            }
+            if let Some(e) = fetched.failure {
+                return Err(e);
+            }
+            if let Some(large) = fetched.cut_at {
+                after += 1 + fetched.rest.len();
+                if !fetched.rest.is_empty() {
+                    steps.push_front(Step::Batch(fetched.rest));
+                }
+                steps.push_front(Step::Alone(large));
+                continue;
+            }
             // Those the server handed out nothing for go alone next time, and are counted.
-            if fetched.len() < batch.len() {
-                let got: HashSet<u32> = fetched.iter().map(|(u, _)| *u).collect();
-                self.suspects
-                    .1
-                    .extend(batch.iter().copied().filter(|u| !got.contains(u)));
-            }
-            if !fetched.is_empty() {
-                // Group commit: one transaction for the batch (a batch of one, the usual new
-                // mail over IDLE, is committed on its own at once).
-                commits.hand(sel.uidvalidity, fetched);
-            }
+            self.suspects.1.extend(fetched.rest.iter().copied());
             // Settle the commits that are done, and wait for the oldest while too much waits.
             while commits.oldest_done() || commits.full(self.options.batch_bytes) {
                 let Some(done) = commits.oldest().await else {
@@ -767,14 +687,14 @@ impl MailboxWorker {
     }
 
     /// One message on its own: given up if it failed `max_attempts` times already; else read
-    /// in chunks when over `max_message_bytes`, or fetched alone. Returns the UIDs committed
-    /// (none when the server handed out nothing: it stays, counted, for the next session).
+    /// in chunks when over `max_message_bytes` (by its `RFC822.SIZE`, or by what a FETCH of
+    /// it brought), or fetched alone. Returns the UIDs committed (none when the server handed
+    /// out nothing: it stays, counted, for the next session).
     async fn alone(
         &mut self,
         s: &mut ImapSession,
         sel: &mut Selected,
         uid: u32,
-        size: u64,
         limits: &Limits,
     ) -> Result<Vec<u32>, ImapError> {
         let source = MessageSource::Imap {
@@ -783,6 +703,10 @@ impl MailboxWorker {
             uidvalidity: sel.uidvalidity,
             uid,
         };
+        // A server may drop the connection after failing on the message before this one
+        // (Dovecot does, for a file it cannot read): that is not this message's failure. The
+        // size, asked first, says so before anything is counted against it.
+        let size = self.size_of(s, uid).await?;
         let sink = self.sink.clone();
         let src = source.clone();
         let (tries, last_error) = blocking(move || sink.failed_attempts(&src)).await?;
@@ -798,18 +722,22 @@ impl MailboxWorker {
             blocking(move || sink.give_up(src, size, tries, &last_error)).await?;
             return Ok(self.committed_alone(sel, uid));
         }
-        // A server may drop the connection after failing on the message before this one
-        // (Dovecot does, for a file it cannot read): that is not this message's failure.
-        // A NOOP that fails says so before anything is counted against it.
-        self.server.step("NOOP", s.noop()).await?;
         let read = if size > limits.max_message_bytes {
             self.fetch_partial(s, uid, size, limits)
                 .await
                 .map(|p| p.map(Fetched::Partial))
         } else {
-            self.fetch(s, &[uid])
-                .await
-                .map(|mut m| m.pop().map(|(_, raw)| Fetched::Whole(raw)))
+            match self.fetch_one(s, uid, limits).await {
+                // Larger than the server said: read in chunks like any message over the bound.
+                Ok(Some(raw)) if raw.len() as u64 > limits.max_message_bytes => {
+                    drop(raw);
+                    self.fetch_partial(s, uid, size, limits)
+                        .await
+                        .map(|p| p.map(Fetched::Partial))
+                }
+                Ok(raw) => Ok(raw.map(Fetched::Whole)),
+                Err(e) => Err(e),
+            }
         };
         let fetched = match read {
             Ok(f) => f,
@@ -907,36 +835,61 @@ impl MailboxWorker {
         }))
     }
 
-    /// `UID FETCH (BODY.PEEK[])` of one batch: `(uid, raw)` in UID order.
+    /// `UID FETCH (BODY.PEEK[]<0.n>)` of one batch. What comes is handed to `commits` in
+    /// parts as it comes ([`Gathering`]), and the oldest commits are waited for while too much
+    /// is in flight: no size is asked first, and memory stays within about `batch_bytes` in
+    /// flight, one part being gathered, and one message.
     async fn fetch(
         &self,
         s: &mut ImapSession,
+        sel: &mut Selected,
         batch: &[u32],
-    ) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        commits: &mut Commits,
+    ) -> Result<BatchFetched, ImapError> {
         let server = &self.server;
-        let wanted: HashSet<u32> = batch.iter().copied().collect();
-        let mut messages: Vec<(u32, Vec<u8>)> = Vec::with_capacity(batch.len());
+        let max_bytes = self.options.batch_bytes;
+        let mut gathering = Gathering::new(batch, max_bytes, sel.limits.max_message_bytes);
+        let mut committed = Vec::new();
+        let mut failure = None;
         {
             let stream = server
                 .step(
                     "UID FETCH",
-                    s.uid_fetch(uid_set(batch), "(UID BODY.PEEK[])"),
+                    s.uid_fetch(uid_set(batch), fetch_items(&sel.limits)),
                 )
                 .await?;
             let mut stream = std::pin::pin!(stream);
+            // The stream is read to its end even after a failed commit, so that the session
+            // can still acknowledge what was committed.
             while let Some(item) = next(server, "UID FETCH (BODY.PEEK[])", &mut stream).await? {
-                if let (Some(uid), Some(body)) = (item.uid, item.body())
-                    && wanted.contains(&uid)
-                {
-                    messages.push((uid, body.to_vec()));
+                let (Some(uid), Some(body)) = (item.uid, item.body()) else {
+                    continue;
+                };
+                let Some(part) = gathering.take(uid, body) else {
+                    continue;
+                };
+                commits.hand(sel.uidvalidity, part);
+                while commits.full(max_bytes) {
+                    let Some(done) = commits.oldest().await else {
+                        break;
+                    };
+                    match self.finish(done, sel) {
+                        Ok(uids) => committed.extend(uids),
+                        Err(e) => {
+                            // After a failed commit nothing more is stored (`commit.rs`).
+                            gathering.stop();
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                 }
             }
         }
-        messages.sort_by_key(|(uid, _)| *uid);
-        messages.dedup_by_key(|(uid, _)| *uid);
-        if messages.len() < batch.len() {
-            let got: HashSet<u32> = messages.iter().map(|(u, _)| *u).collect();
-            let missing: Vec<u32> = batch.iter().copied().filter(|u| !got.contains(u)).collect();
+        let gathered = gathering.finish();
+        if failure.is_none() && !gathered.last.is_empty() {
+            commits.hand(sel.uidvalidity, gathered.last);
+        }
+        if failure.is_none() && gathered.cut_at.is_none() && !gathered.rest.is_empty() {
             // Expunged meanwhile, or the server could not read it: not acknowledged, so a
             // message that still exists is fetched again (alone, and counted) by the next
             // session.
@@ -944,10 +897,42 @@ impl MailboxWorker {
                 account = %server.account,
                 mailbox = %self.mailbox,
                 "IMAP: the server returned no content for UID(s) {}; they are left in place",
-                uid_set(&missing)
+                uid_set(&gathered.rest)
             );
         }
-        Ok(messages)
+        Ok(BatchFetched {
+            committed,
+            rest: gathered.rest,
+            cut_at: gathered.cut_at,
+            failure,
+        })
+    }
+
+    /// One message, at most `max_message_bytes` + 1 of it. `None` when the server hands out
+    /// nothing.
+    async fn fetch_one(
+        &self,
+        s: &mut ImapSession,
+        uid: u32,
+        limits: &Limits,
+    ) -> Result<Option<Vec<u8>>, ImapError> {
+        let server = &self.server;
+        let items = collect(
+            server,
+            "UID FETCH (BODY.PEEK[])",
+            server
+                .step(
+                    "UID FETCH",
+                    s.uid_fetch(uid.to_string(), fetch_items(limits)),
+                )
+                .await?,
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.body())
+            .map(<[u8]>::to_vec))
     }
 
     /// A batch's commits: the committed UIDs, or the store failure (after the committed part is
@@ -1204,72 +1189,127 @@ enum Fetched {
     Partial(Partial),
 }
 
-/// The work for UID-ordered `(uid, size)` items: batches (see [`batches`]), with each message
-/// over `max_message_bytes` and each suspect on its own, in UID order.
-fn plan(
-    items: &[(u32, u64)],
-    max_messages: usize,
-    max_bytes: u64,
-    max_message_bytes: u64,
-    suspects: &HashSet<u32>,
-) -> Vec<Step> {
+/// The work for UID-ordered `uids`: batches of at most `max_messages`, with each suspect on
+/// its own, in UID order.
+fn plan(uids: &[u32], max_messages: usize, suspects: &HashSet<u32>) -> Vec<Step> {
     let mut steps = Vec::new();
-    let mut run: Vec<(u32, u64)> = Vec::new();
-    for &(uid, size) in items {
-        if size > max_message_bytes || suspects.contains(&uid) {
+    let mut run: Vec<u32> = Vec::new();
+    for &uid in uids {
+        if suspects.contains(&uid) {
             steps.extend(
-                batches(&run, max_messages, max_bytes)
-                    .into_iter()
-                    .map(Step::Batch),
+                run.chunks(max_messages.max(1))
+                    .map(|c| Step::Batch(c.to_vec())),
             );
             run.clear();
-            steps.push(Step::Alone { uid, size });
+            steps.push(Step::Alone(uid));
         } else {
-            run.push((uid, size));
+            run.push(uid);
         }
     }
     steps.extend(
-        batches(&run, max_messages, max_bytes)
-            .into_iter()
-            .map(Step::Batch),
+        run.chunks(max_messages.max(1))
+            .map(|c| Step::Batch(c.to_vec())),
     );
     steps
 }
 
-/// A backlog's UIDs in the chunks whose sizes are read at once: the first `first` long (a
-/// batch: the store starts after one short FETCH of sizes), each next twice as long, up to
-/// `max`.
-fn size_chunks(uids: &[u32], first: usize, max: usize) -> Vec<&[u32]> {
-    let max = max.max(1);
-    let mut len = first.clamp(1, max);
-    let mut out = Vec::new();
-    let mut rest = uids;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(len.min(rest.len()));
-        out.push(chunk);
-        rest = tail;
-        len = len.saturating_mul(2).min(max);
-    }
-    out
+/// What a message is fetched as: all of it, or `max_message_bytes` + 1 bytes of it (so that
+/// one over the bound is known as such and never held whole).
+fn fetch_items(limits: &Limits) -> String {
+    format!(
+        "(UID BODY.PEEK[]<0.{}>)",
+        limits.max_message_bytes.saturating_add(1)
+    )
 }
 
-/// Splits UID-ordered `(uid, size)` items into FETCH batches bounded by count and bytes.
-fn batches(items: &[(u32, u64)], max_messages: usize, max_bytes: u64) -> Vec<Vec<u32>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<u32> = Vec::new();
-    let mut bytes = 0u64;
-    for &(uid, size) in items {
-        if !cur.is_empty() && (cur.len() >= max_messages.max(1) || bytes + size > max_bytes) {
-            out.push(std::mem::take(&mut cur));
-            bytes = 0;
+/// What one batch FETCH did.
+struct BatchFetched {
+    /// UIDs whose commits were waited for during the FETCH.
+    committed: Vec<u32>,
+    /// UIDs asked for and not handed to the store, in UID order: after `cut_at`, fetched
+    /// again; else the server sent nothing for them.
+    rest: Vec<u32>,
+    /// The message over `max_message_bytes` the batch was cut at.
+    cut_at: Option<u32>,
+    /// A commit that failed during the FETCH.
+    failure: Option<ImapError>,
+}
+
+/// What one batch FETCH keeps of the messages the server sends, as they come: parts for the
+/// store of about `max_bytes` each, so that a batch of large messages is never held whole.
+/// A message over `max_message_bytes` cuts the batch: it and everything after it are not
+/// kept (fetched again after it, on its own), so UID order is kept and memory bounded.
+/// Messages not asked for, and a second copy of one, are ignored.
+struct Gathering {
+    /// UIDs asked for and not kept yet.
+    wanted: HashSet<u32>,
+    part: Vec<(u32, Vec<u8>)>,
+    part_bytes: u64,
+    max_bytes: u64,
+    max_message_bytes: u64,
+    cut_at: Option<u32>,
+    stopped: bool,
+}
+
+/// The end of a [`Gathering`].
+struct Gathered {
+    /// The last part, in UID order (may be empty).
+    last: Vec<(u32, Vec<u8>)>,
+    /// UIDs asked for and not kept, in UID order (not the one cut at).
+    rest: Vec<u32>,
+    cut_at: Option<u32>,
+}
+
+impl Gathering {
+    fn new(batch: &[u32], max_bytes: u64, max_message_bytes: u64) -> Gathering {
+        Gathering {
+            wanted: batch.iter().copied().collect(),
+            part: Vec::new(),
+            part_bytes: 0,
+            max_bytes,
+            max_message_bytes,
+            cut_at: None,
+            stopped: false,
         }
-        cur.push(uid);
-        bytes += size;
     }
-    if !cur.is_empty() {
-        out.push(cur);
+
+    /// Takes one message the server sent. Returns a part (in UID order) to hand to the store
+    /// once the part reaches `max_bytes`.
+    fn take(&mut self, uid: u32, body: &[u8]) -> Option<Vec<(u32, Vec<u8>)>> {
+        if self.stopped || self.cut_at.is_some() || !self.wanted.remove(&uid) {
+            return None;
+        }
+        if body.len() as u64 > self.max_message_bytes {
+            self.cut_at = Some(uid);
+            return None;
+        }
+        self.part_bytes += body.len() as u64;
+        self.part.push((uid, body.to_vec()));
+        if self.part_bytes < self.max_bytes {
+            return None;
+        }
+        self.part_bytes = 0;
+        let mut part = std::mem::take(&mut self.part);
+        part.sort_by_key(|(uid, _)| *uid);
+        Some(part)
     }
-    out
+
+    /// Keeps nothing more.
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    fn finish(self) -> Gathered {
+        let mut last = self.part;
+        last.sort_by_key(|(uid, _)| *uid);
+        let mut rest: Vec<u32> = self.wanted.into_iter().collect();
+        rest.sort_unstable();
+        Gathered {
+            last,
+            rest,
+            cut_at: self.cut_at,
+        }
+    }
 }
 
 /// Longest UID set in one acknowledging command: well under the 64 KB command line servers
@@ -1347,62 +1387,92 @@ mod tests {
     }
 
     #[test]
-    fn batches_respect_count_and_bytes() {
-        let items: Vec<(u32, u64)> = (1..=7).map(|u| (u, 10)).collect();
+    fn plan_makes_batches_of_a_count_with_suspects_alone_in_uid_order() {
+        let uids: Vec<u32> = (1..=8).collect();
+        let suspects: HashSet<u32> = [3, 4].into_iter().collect();
         assert_eq!(
-            batches(&items, 3, 1000),
-            vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]
-        );
-        assert_eq!(
-            batches(&items, 100, 25),
-            vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]
-        );
-        // One message bigger than the byte bound still goes, alone.
-        assert_eq!(
-            batches(&[(1, 500), (2, 1)], 100, 25),
-            vec![vec![1], vec![2]]
-        );
-    }
-
-    #[test]
-    fn plan_puts_oversized_and_suspect_messages_alone_in_uid_order() {
-        let items: Vec<(u32, u64)> = vec![(1, 10), (2, 10), (3, 5000), (4, 10), (5, 10), (6, 10)];
-        let suspects: HashSet<u32> = [5].into_iter().collect();
-        assert_eq!(
-            plan(&items, 100, 1 << 20, 1000, &suspects),
+            plan(&uids, 2, &suspects),
             vec![
                 Step::Batch(vec![1, 2]),
-                Step::Alone { uid: 3, size: 5000 },
-                Step::Batch(vec![4]),
-                Step::Alone { uid: 5, size: 10 },
-                Step::Batch(vec![6]),
+                Step::Alone(3),
+                Step::Alone(4),
+                Step::Batch(vec![5, 6]),
+                Step::Batch(vec![7, 8]),
             ]
         );
         assert_eq!(
-            plan(&items[..2], 1, 1 << 20, 1000, &HashSet::new()),
-            vec![Step::Batch(vec![1]), Step::Batch(vec![2])]
+            plan(&uids[..3], 0, &HashSet::new()),
+            vec![
+                Step::Batch(vec![1]),
+                Step::Batch(vec![2]),
+                Step::Batch(vec![3])
+            ]
         );
+        assert!(plan(&[], 100, &suspects).is_empty());
     }
 
     #[test]
-    fn a_backlog_is_sized_in_chunks_that_start_at_one_batch_and_double_up_to_the_bound() {
-        let uids: Vec<u32> = (1..=2000).collect();
-        let lens = |first, max| -> Vec<usize> {
-            let chunks = size_chunks(&uids, first, max);
-            // Every UID once, in order.
-            assert_eq!(chunks.concat(), uids);
-            chunks.iter().map(|c| c.len()).collect()
+    fn a_message_is_fetched_to_one_byte_past_the_bound() {
+        let limits = Limits {
+            max_message_bytes: 2048,
+            ..Limits::default()
         };
-        assert_eq!(lens(100, 1000), vec![100, 200, 400, 800, 500]);
-        assert_eq!(lens(100, 300), vec![100, 200, 300, 300, 300, 300, 300, 200]);
-        // A first chunk over the bound is cut to it; nothing is ever empty.
-        assert_eq!(lens(5000, 1000), vec![1000, 1000]);
-        assert_eq!(lens(0, 0), vec![1; 2000]);
-        assert!(size_chunks(&[], 100, 1000).is_empty());
-        // Gaps in the UIDs change nothing: chunks count messages, not UIDs.
-        let sparse: Vec<u32> = (1..=10).map(|i| i * 1000).collect();
-        let chunks = size_chunks(&sparse, 3, 4);
-        assert_eq!(chunks, vec![&sparse[..3], &sparse[3..7], &sparse[7..]]);
+        assert_eq!(fetch_items(&limits), "(UID BODY.PEEK[]<0.2049>)");
+    }
+
+    fn uids(part: &[(u32, Vec<u8>)]) -> Vec<u32> {
+        part.iter().map(|(u, _)| *u).collect()
+    }
+
+    #[test]
+    fn a_batch_is_handed_over_in_parts_of_about_max_bytes() {
+        let mut g = Gathering::new(&[1, 2, 3, 4, 5], 25, 1000);
+        assert!(g.take(1, &[b'a'; 10]).is_none());
+        assert!(g.take(2, &[b'b'; 10]).is_none());
+        let part = g.take(3, &[b'c'; 10]).expect("30 bytes reach 25");
+        assert_eq!(uids(&part), vec![1, 2, 3]);
+        assert_eq!(part[1].1, vec![b'b'; 10]);
+        // One message over the part's bound goes on its own.
+        assert_eq!(uids(&g.take(4, &[b'd'; 100]).unwrap()), vec![4]);
+        assert!(g.take(5, b"e").is_none());
+        let end = g.finish();
+        assert_eq!(uids(&end.last), vec![5]);
+        assert!(end.rest.is_empty());
+        assert_eq!(end.cut_at, None);
+    }
+
+    #[test]
+    fn a_message_over_the_bound_cuts_the_batch_and_what_follows_is_fetched_again() {
+        let mut g = Gathering::new(&[1, 2, 3, 4, 5], 1 << 20, 100);
+        assert!(g.take(1, &[0; 100]).is_none());
+        assert!(g.take(2, &[0; 101]).is_none());
+        // Nothing after the large one is kept, however small.
+        assert!(g.take(3, b"x").is_none());
+        assert!(g.take(4, &[0; 2 << 20]).is_none());
+        let end = g.finish();
+        assert_eq!(uids(&end.last), vec![1]);
+        assert_eq!(end.cut_at, Some(2));
+        assert_eq!(end.rest, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_gathering_keeps_only_what_was_asked_once_in_uid_order() {
+        let mut g = Gathering::new(&[3, 5, 7], 1 << 20, 100);
+        // Out of order, a UID not asked for, a second copy.
+        for (uid, body) in [(7, b"seven"), (9, b"nine!"), (3, b"three"), (7, b"again")] {
+            assert!(g.take(uid, body).is_none());
+        }
+        let end = g.finish();
+        assert_eq!(uids(&end.last), vec![3, 7]);
+        assert_eq!(end.last[1].1, b"seven".to_vec());
+        assert_eq!(end.rest, vec![5], "sent nothing for 5");
+        let mut stopped = Gathering::new(&[1, 2], 1 << 20, 100);
+        assert!(stopped.take(1, b"a").is_none());
+        stopped.stop();
+        assert!(stopped.take(2, b"b").is_none());
+        let end = stopped.finish();
+        assert_eq!(uids(&end.last), vec![1]);
+        assert_eq!(end.rest, vec![2]);
     }
 
     #[test]

@@ -10,12 +10,23 @@ use sha2::Digest;
 
 pub struct StoreSink {
     pub store: Mutex<Store>,
+    /// What [`MessageSink::limits`] answers.
+    pub limits: casegate::limits::Limits,
+    /// The bytes of each batch handed to [`MessageSink::deliver_batch`], in order.
+    pub batches: Mutex<Vec<u64>>,
 }
 
 impl StoreSink {
     pub fn open(path: &Path) -> Arc<StoreSink> {
+        Self::open_with(path, casegate::limits::Limits::default())
+    }
+
+    /// A store at `path` whose sink has these bounds on one message.
+    pub fn open_with(path: &Path, limits: casegate::limits::Limits) -> Arc<StoreSink> {
         Arc::new(StoreSink {
             store: Mutex::new(Store::open(path).unwrap()),
+            limits,
+            batches: Mutex::new(Vec::new()),
         })
     }
 }
@@ -25,6 +36,8 @@ impl StoreSink {
     pub fn in_memory() -> Arc<StoreSink> {
         Arc::new(StoreSink {
             store: Mutex::new(Store::open_in_memory().unwrap()),
+            limits: casegate::limits::Limits::default(),
+            batches: Mutex::new(Vec::new()),
         })
     }
 }
@@ -43,6 +56,53 @@ impl MessageSink for StoreSink {
         let c = store.commit_message(&message)?;
         Ok(Delivered {
             outcome: if c.duplicate { "duplicate" } else { "triage" }.into(),
+        })
+    }
+
+    fn deliver_batch(&self, batch: Vec<(Vec<u8>, MessageSource)>) -> casegate::imap::Batch {
+        if let Ok(mut b) = self.batches.lock() {
+            b.push(batch.iter().map(|(raw, _)| raw.len() as u64).sum());
+        }
+        let mut done = casegate::imap::Batch::default();
+        for (raw, source) in batch {
+            match self.deliver(&raw, source) {
+                Ok(d) => done.delivered.push(d),
+                Err(e) => {
+                    done.failure = Some(e);
+                    break;
+                }
+            }
+        }
+        done
+    }
+
+    fn limits(&self) -> casegate::limits::Limits {
+        self.limits
+    }
+
+    fn deliver_partial(
+        &self,
+        partial: &casegate::intake::Partial,
+        source: MessageSource,
+    ) -> Result<Delivered, SinkError> {
+        let message = NewMessage {
+            reason: format!(
+                "imap test sink: {}; size {}; sha256 {}",
+                partial.reason,
+                partial.size,
+                partial.sha256.as_deref().unwrap_or("-")
+            ),
+            ..NewMessage::inbound(
+                &partial.head,
+                source,
+                chrono::Utc::now(),
+                Disposition::Quarantine,
+            )
+        };
+        let mut store = self.store.lock().map_err(|e| SinkError(e.to_string()))?;
+        store.commit_message(&message)?;
+        Ok(Delivered {
+            outcome: "quarantine".into(),
         })
     }
 
