@@ -63,7 +63,8 @@ fn sigterm_while_imap_mail_is_being_stored() {
     std::fs::write(
         dir.join("casegate.toml"),
         format!(
-            "[maildir]\nenabled = false\n\n[[imap]]\nname = \"cert\"\nhost = \"127.0.0.1\"\n\
+            "[maildir]\nenabled = false\n\n[ingest]\nbatch_messages = 10\n\n[[imap]]\n\
+             name = \"cert\"\nhost = \"127.0.0.1\"\n\
              port = {}\ntls = \"none\"\nusername = \"{CERT}\"\npassword_file = \"{}\"\n\
              poll_interval_secs = 1\ntimeout_secs = 10\n",
             servers.imap_port,
@@ -83,7 +84,8 @@ fn sigterm_while_imap_mail_is_being_stored() {
     let processed = servers.maildir(CERT).join(".casegate.processed");
 
     let serve = Serve::start(dir, &[]);
-    // Past the first batch of 100: one batch is committing while the next is fetched and the
+    // Past the first batches (of 10: 150 commits for the 1,500, so that SIGTERM lands while
+    // some are still waiting): one batch is committing while the next is fetched and the
     // previous one moved.
     wait_for("150 messages stored", Duration::from_secs(120), || {
         stored_ids(&db).len() >= 150
