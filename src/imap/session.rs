@@ -735,8 +735,7 @@ impl MailboxWorker {
                         .await
                         .map(|p| p.map(Fetched::Partial))
                 }
-                Ok(raw) => Ok(raw.map(Fetched::Whole)),
-                Err(e) => Err(e),
+                other => other.map(|raw| raw.map(Fetched::Whole)),
             }
         };
         let fetched = match read {
