@@ -862,3 +862,68 @@ fn a_batch_of_large_messages_is_stored_in_parts_while_it_is_fetched() {
         .collect();
     assert_eq!(parts, want);
 }
+
+#[test]
+fn messages_stored_before_a_crash_are_acknowledged_with_the_new_mail_behind_them() {
+    init_tracing();
+    let servers = MailServers::start_recording();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.sqlite");
+    let backlog: Vec<Vec<u8>> = (0..250).map(|i| test_message("crashed", i)).collect();
+    servers.deliver_many(CERT, &backlog);
+    // As a session killed after its commits and before its MOVE leaves them: UIDs 1..=150
+    // stored (the checkpoint at 150), all 250 still in the INBOX.
+    let config = imap_config(&servers, CERT, "none", "poll_interval_secs = 3600");
+    let account = config.account_name();
+    let uidvalidity = servers.uidvalidity(CERT, "INBOX");
+    let sink = StoreSink::open(&db);
+    for (i, raw) in backlog.iter().take(150).enumerate() {
+        let source = casegate::store::MessageSource::Imap {
+            account: account.clone(),
+            mailbox: "INBOX".into(),
+            uidvalidity,
+            uid: u32::try_from(i + 1).unwrap(),
+        };
+        casegate::imap::MessageSink::deliver(&*sink, raw, source).unwrap();
+    }
+    assert_eq!(servers.count(CERT, "INBOX"), 250);
+    let mut options = fast_options();
+    options.batch_messages = 10;
+    options.acknowledge = casegate::imap::AckPolicy {
+        max_unacknowledged: 1000,
+        max_wait: std::time::Duration::from_secs(3600),
+    };
+    let watcher = Watcher::start(config, sink.clone(), options);
+    assert!(
+        wait_until(60, || servers.count(CERT, "INBOX") == 0
+            && servers.count(CERT, PROCESSED) == 250),
+        "stored {}, inbox {}, processed {}",
+        stored_hashes(&db).len(),
+        servers.count(CERT, "INBOX"),
+        servers.count(CERT, PROCESSED)
+    );
+    watcher.stop().unwrap();
+    // Each stored once: the 150 confirmed as duplicates, the 100 new ones stored.
+    let want: Vec<String> = backlog
+        .iter()
+        .map(|r| support::imap_sink::sha256_hex(r))
+        .collect();
+    assert_eq!(stored_hashes(&db), want);
+    // One backlog: the confirmed ones are not moved on their own in the halving sets of a
+    // sync's end, but together with new mail (the first MOVE names UIDs on both sides of the
+    // checkpoint), and the whole of it takes few MOVEs.
+    let moves: Vec<Vec<u32>> = acting_commands(&servers, CERT)
+        .iter()
+        .filter_map(|c| c.strip_prefix("UID MOVE "))
+        .map(|rest| uids_of(rest.split(' ').next().unwrap()))
+        .collect();
+    let first = moves.first().expect("no MOVE");
+    assert!(
+        first.iter().any(|u| *u <= 150) && first.iter().any(|u| *u > 150),
+        "first MOVE {first:?} of {moves:?}"
+    );
+    assert!(moves.len() <= 6, "{} MOVEs: {moves:?}", moves.len());
+    let mut all: Vec<u32> = moves.concat();
+    all.sort_unstable();
+    assert_eq!(all, (1..=250).collect::<Vec<u32>>());
+}

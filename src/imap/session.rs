@@ -6,7 +6,9 @@
 //! 2. Messages with UID <= checkpoint still waiting (stored before a crash, not yet moved or
 //!    flagged): fetched and handed to the sink again — the store answers `duplicate` — and only
 //!    then acknowledged. Re-fetching rather than trusting the checkpoint means a message is never
-//!    acknowledged unless this very session saw its commit.
+//!    acknowledged unless this very session saw its commit. The new messages after them are
+//!    listed at once and go in the same run, as one backlog (step 3), so the confirmed ones are
+//!    acknowledged in its large sets, not in the halving sets of a sync's end.
 //! 3. New messages (UID > checkpoint), listed with `UID SEARCH`, in UID order, in batches of
 //!    `batch_messages`: FETCH, hand what came to the store (`super::commit`: one transaction
 //!    a batch, in order, while the next batches are fetched; each commit advances the
@@ -293,13 +295,27 @@ impl MailboxWorker {
             let mut waiting: Vec<u32> = found.into_iter().filter(|u| *u <= sel.last_uid).collect();
             waiting.sort_unstable();
             if !waiting.is_empty() {
+                // The new mail behind them is one backlog with them: listed now, it is fetched
+                // in the same run, and what this session confirms or commits is acknowledged in
+                // the large sets a backlog gets. Alone, the confirmed ones would be moved in the
+                // halving sets of a sync's last batches, each MOVE costing Dovecot in proportion
+                // to the mail still in the mailbox (~0.8 s each behind 7,000 messages here).
+                let newer = server
+                    .step(
+                        "UID SEARCH",
+                        s.uid_search(format!("UID {}:*", sel.last_uid.saturating_add(1))),
+                    )
+                    .await?;
+                let newer = after_checkpoint(newer, sel.last_uid);
                 tracing::info!(
                     account = %server.account,
                     mailbox = %self.mailbox,
-                    "IMAP: {} message(s) up to UID {} were stored but not yet acknowledged; confirming with the store, then acknowledging",
+                    "IMAP: {} message(s) up to UID {} were stored but not yet acknowledged; confirming with the store, then acknowledging them with the {} new one(s) after them",
                     waiting.len(),
-                    sel.last_uid
+                    sel.last_uid,
+                    newer.len()
                 );
+                waiting.extend(newer);
                 self.process(&mut s, &mut sel, waiting).await?;
             }
         }
@@ -319,9 +335,7 @@ impl MailboxWorker {
                     s.uid_search(format!("UID {}:*", last.saturating_add(1))),
                 )
                 .await?;
-            // `n:*` names the last message even when its UID is below n.
-            let mut items: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
-            items.sort_unstable();
+            let items = after_checkpoint(found, last);
             if items.is_empty() && woke_at_once {
                 empty_wakes = empty_wakes.saturating_add(1);
                 if empty_wakes >= MAX_EMPTY_WAKES {
@@ -1188,6 +1202,14 @@ enum Fetched {
     Partial(Partial),
 }
 
+/// The UIDs of a `UID n:*` search above `last`, in order: `n:*` names the last message even
+/// when its UID is below n.
+fn after_checkpoint(found: impl IntoIterator<Item = u32>, last: u32) -> Vec<u32> {
+    let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
+    uids.sort_unstable();
+    uids
+}
+
 /// The work for UID-ordered `uids`: batches of at most `max_messages`, with each suspect on
 /// its own, in UID order.
 fn plan(uids: &[u32], max_messages: usize, suspects: &HashSet<u32>) -> Vec<Step> {
@@ -1408,6 +1430,14 @@ mod tests {
             ]
         );
         assert!(plan(&[], 100, &suspects).is_empty());
+    }
+
+    #[test]
+    fn only_uids_after_the_checkpoint_are_new_in_order() {
+        // `UID 8:*` on a mailbox whose last UID is 5 names 5.
+        assert_eq!(after_checkpoint([5], 7), Vec::<u32>::new());
+        assert_eq!(after_checkpoint([12, 3, 9, 7, 8], 7), vec![8, 9, 12]);
+        assert!(after_checkpoint([], 0).is_empty());
     }
 
     #[test]
