@@ -187,6 +187,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    // `CASEGATE_BENCH_BODY_SCALE=K`: every body K times longer (the same mix, larger mail).
+    let body_scale: usize = std::env::var("CASEGATE_BENCH_BODY_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("work");
@@ -258,11 +264,11 @@ fn main() {
     eprintln!("generating {n} messages with gpg …");
     let t = Instant::now();
     let messages: Vec<Message> = (0..n)
-        .map(|i| make_message(i, &gpg, &coordinator_fpr, &ed, &rsa, &senders))
+        .map(|i| make_message(i, body_scale, &gpg, &coordinator_fpr, &ed, &rsa, &senders))
         .collect();
     // Messages of each kind that are not in the corpus, to warm up the bound with.
     let warm_up: Vec<Message> = (n..n + 20)
-        .map(|i| make_message(i, &gpg, &coordinator_fpr, &ed, &rsa, &senders))
+        .map(|i| make_message(i, body_scale, &gpg, &coordinator_fpr, &ed, &rsa, &senders))
         .collect();
     eprintln!("… {:.1} s", t.elapsed().as_secs_f64());
 
@@ -485,14 +491,17 @@ fn main() {
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let count = |k: Kind| messages.iter().filter(|m| m.kind == k).count();
+    let total_bytes: usize = messages.iter().map(|m| m.raw.len()).sum();
     println!(
-        "messages: {n} ({} plain of which {} new reports, {} PGP/MIME Ed25519/Cv25519, {} PGP/MIME RSA-3072, {} multipart/signed, {} inline PGP); {} senders with keys",
+        "messages: {n} ({} plain of which {} new reports, {} PGP/MIME Ed25519/Cv25519, {} PGP/MIME RSA-3072, {} multipart/signed, {} inline PGP), {:.1} MB (mean {:.1} KB, bodies x{body_scale}); {} senders with keys",
         count(Kind::Plain),
         messages.iter().filter(|m| m.new_report).count(),
         count(Kind::PgpMimeEd25519),
         count(Kind::PgpMimeRsa),
         count(Kind::MultipartSigned),
         count(Kind::Inline),
+        total_bytes as f64 / 1e6,
+        total_bytes as f64 / 1e3 / n.max(1) as f64,
         senders.len()
     );
     let secs = |runs: &[Duration]| {
@@ -713,6 +722,7 @@ fn kind_index(k: Kind) -> usize {
 /// Message `i` of the corpus, made with gpg.
 fn make_message(
     i: usize,
+    scale: usize,
     gpg: &Gpg,
     coordinator: &str,
     ed: &[Sender],
@@ -723,11 +733,11 @@ fn make_message(
     let id = format!("mixed-{i}@test.example");
     let topic = SUBJECTS[i % SUBJECTS.len()];
     let case_subject = format!("Re: [{CASE}] {topic}");
-    // Bodies of a few hundred bytes to a few KB, as mail on a case is.
+    // Bodies of a few hundred bytes to a few KB, as mail on a case is (`scale` times that).
     let body = format!(
         "Hello,\r\n\r\nmessage {i} on {topic}.\r\n\r\n{}\r\nRegards\r\n",
         "Details of the issue, steps to reproduce and the versions we tested.\r\n"
-            .repeat(4 + i % 40)
+            .repeat((4 + i % 40) * scale)
     );
     let encrypt = |signer: &str, data: &str| -> Vec<u8> {
         gpg.run(
