@@ -12,7 +12,8 @@ after a random S seconds each time. After every kill: nothing is in the processe
 is not in the store (no message acknowledged before its commit). Then one last `serve` runs
 until the INBOX is empty and no acknowledgment is owed, and every delivered message must be
 stored exactly once and in the processed folder exactly once, with no report acknowledged twice.
-Prints what it found; exits 1 on any difference. Not a test of the suite (it takes a kept corpus
+Prints what it found; exits 1 on any difference, keeping the mailbox and the store to look at
+(removed after a clean run). Not a test of the suite (it takes a kept corpus
 and a minute); `tests/imap_crash.rs` is that test, on 500 messages.
 """
 import argparse
@@ -216,6 +217,8 @@ finally:
     subprocess.run([os.path.join(ROOT, "tests", "support", "mail-servers"), "stop", servers],
                    capture_output=True)
 if failures:
-    print("FAILED:\n  " + "\n  ".join(failures))
+    # Kept for a look: the mailbox, the store and serve's log (data/serve.log).
+    print("FAILED:\n  " + "\n  ".join(failures) + f"\nthe mailbox and the store are kept in {servers}")
     sys.exit(1)
+shutil.rmtree(servers, ignore_errors=True)  # 10,000 messages twice over: not left in /tmp
 print("exactly once: every message stored once and moved once")
