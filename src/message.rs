@@ -5,6 +5,8 @@
 //! Every parse in casegate goes through [`parse_mime`], which holds it to the [`Limits`]: the
 //! sender chooses how deep, how many parts, how many header fields, not casegate's memory.
 
+use std::borrow::Cow;
+
 use mail_parser::{
     Address, HeaderName, HeaderValue, LimitExceeded, Message, MessageParser, PartType,
 };
@@ -372,17 +374,25 @@ pub fn readable(entity: &[u8]) -> Result<Readable, ParseError> {
 
 /// [`readable`] of an entity parsed already.
 pub fn readable_of(msg: &Message<'_>) -> Readable {
-    let mut texts = Vec::new();
+    // The text parts joined by a blank line, copied once (most mail has one).
+    let mut text: Option<String> = None;
     let mut from_html = false;
     for &id in &msg.text_body {
         let Some(part) = msg.part(id) else { continue };
-        match &part.body {
-            mail_parser::PartType::Text(t) => texts.push(t.to_string()),
+        let piece = match &part.body {
+            mail_parser::PartType::Text(t) => Cow::Borrowed(t.as_ref()),
             mail_parser::PartType::Html(h) => {
                 from_html = true;
-                texts.push(html_to_text(h));
+                Cow::Owned(html_to_text(h))
             }
-            _ => {}
+            _ => continue,
+        };
+        match &mut text {
+            Some(all) => {
+                all.push_str("\n\n");
+                all.push_str(&piece);
+            }
+            None => text = Some(piece.into_owned()),
         }
     }
     let has_html = msg
@@ -396,7 +406,7 @@ pub fn readable_of(msg: &Message<'_>) -> Readable {
         .map(|(i, part)| describe_attachment(i + 1, part))
         .collect();
     Readable {
-        text: (!texts.is_empty()).then(|| texts.join("\n\n")),
+        text,
         text_from_html: from_html,
         has_html,
         attachments,
@@ -789,6 +799,24 @@ Date: Mon, 24 Nov 2025 10:00:00 +0100\r\n\r\nhello\r\n";
         assert_eq!(v.references, vec!["<n0@example.test>", "<n1@example.test>"]);
         assert_eq!(v.date.as_deref(), Some("2025-11-24T09:00:00Z"));
         assert!(v.automatic.is_none());
+    }
+
+    #[test]
+    fn readable_text_is_every_text_part_a_blank_line_apart() {
+        let raw = b"From: a@x.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF\r\n--b\r\n\
+Content-Type: text/plain\r\nContent-Disposition: inline\r\n\r\nsecond\r\n--b\r\n\
+Content-Type: text/html\r\nContent-Disposition: inline\r\n\r\n<p>third</p>\r\n--b--\r\n";
+        let r = readable(raw).unwrap();
+        assert_eq!(r.text.as_deref(), Some("first\n\nsecond\n\nthird\n"));
+        assert!(r.text_from_html);
+        assert_eq!(r.attachments.len(), 1);
+        let one = readable(b"From: a@x.example\r\n\r\nonly\r\n").unwrap();
+        assert_eq!(one.text.as_deref(), Some("only\r\n"));
+        assert!(!one.text_from_html);
+        let none = readable(b"From: a@x.example\r\nContent-Type: image/png\r\n\r\nPNG").unwrap();
+        assert_eq!(none.text, None);
     }
 
     #[test]

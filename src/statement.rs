@@ -22,6 +22,10 @@
 //! with a signature all read alike. The text given here is what the reader sees: for
 //! encrypted or signed mail, the opened content.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 /// What a vendor says about a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum VendorStatus {
@@ -81,6 +85,14 @@ const MAX_LINES: usize = 20_000;
 
 /// Reads the status and statement from a message's subject and readable text.
 pub fn parse(subject: Option<&str>, text: &str) -> Claims {
+    if !subject.is_some_and(subject_marks_statement) && !may_name_a_label(text) {
+        return Claims::default();
+    }
+    read_claims(subject, text)
+}
+
+/// [`parse`] without its first scan: the text read line by line.
+fn read_claims(subject: Option<&str>, text: &str) -> Claims {
     let mut claims = Claims::default();
     let lines = own_lines(text);
     // Where the sender's own text starts: after blank lines and a leading quote (a
@@ -125,6 +137,15 @@ pub fn parse(subject: Option<&str>, text: &str) -> Claims {
         }
     }
     claims
+}
+
+/// Whether `text` names "status" or "statement" in any ASCII case ([`labelled`] compares
+/// ASCII case-insensitively): most mail names neither, and one scan of it is several times
+/// cheaper than reading it line by line. If the pattern could not be built, every text may.
+fn may_name_a_label(text: &str) -> bool {
+    static STAT: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new("(?i-u)stat(?:us|ement)").ok());
+    STAT.as_ref().is_none_or(|re| re.is_match(text))
 }
 
 /// Whether the subject has the word "statement" (any case).
@@ -234,6 +255,43 @@ mod tests {
             assert_eq!(parse(None, text).status, want, "{text:?}");
         }
         assert!(!parse(None, "Status: maybe").notes.is_empty());
+    }
+
+    /// The first scan only ever skips texts that reading them line by line finds nothing in.
+    #[test]
+    fn the_first_scan_skips_nothing_a_reading_would_find() {
+        let texts = [
+            "Status: fixed\nStatement: we fixed it.\n",
+            "STATUS: NOT AFFECTED\n",
+            "sTaTuS: weird value\n",
+            "**Status:** patched\n\n*Statement:* in 2.4.1\n",
+            "  __statement__: spaced and underlined\nmore\n",
+            "hello\n\nStatement: after a greeting\n-- \nsig\n",
+            "> Status: fixed\nquoted only\n",
+            "no labels here at all\n",
+            "the state of things\n",
+            "Stat us: split\n",
+            "\u{17f}tatus: long s is not ASCII\n",
+            "",
+        ];
+        for text in texts {
+            for subject in [
+                None,
+                Some("Re: [VU#123456] report"),
+                Some("Vendor statement"),
+            ] {
+                assert_eq!(
+                    parse(subject, text),
+                    read_claims(subject, text),
+                    "{subject:?} {text:?}"
+                );
+            }
+        }
+        // And it does skip: nothing to find, nothing read.
+        assert!(!may_name_a_label(
+            "no labels here\nthe state of things, statu quo\n"
+        ));
+        assert!(may_name_a_label("x\nSTATEMENT: y"));
     }
 
     #[test]

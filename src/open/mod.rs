@@ -422,14 +422,16 @@ fn is_signature_name(name: &str) -> bool {
 /// CRLF canonical form required for verifying MIME-signed data (RFC 3156 §5).
 fn canonical_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut prev = 0u8;
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
+    // Line by line (memchr), not byte by byte: signed parts are most of a signed mail.
+    let mut from = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        out.extend_from_slice(&data[from..nl]);
+        if nl == 0 || data[nl - 1] != b'\r' {
             out.push(b'\r');
         }
-        out.push(b);
-        prev = b;
+        from = nl;
     }
+    out.extend_from_slice(&data[from..]);
     out
 }
 
@@ -445,7 +447,14 @@ fn write_part(part: MimePart<'_>) -> Vec<u8> {
 
 /// A text/plain entity carrying `text`.
 fn text_entity(text: String) -> Vec<u8> {
-    write_part(MimePart::new("text/plain", BodyPart::Text(text.into())))
+    write_part(text_part(text))
+}
+
+/// A text/plain part of `text` as it is (UTF-8, `8bit`): the view is parsed back at once, so
+/// an encoding would only be undone again, and mail-builder's choice of one looks at every
+/// byte (its 7bit path writes them one at a time).
+fn text_part(text: String) -> MimePart<'static> {
+    MimePart::new("text/plain", BodyPart::Text(text.into())).transfer_encoding("8bit")
 }
 
 impl Ctx<'_> {
@@ -901,7 +910,7 @@ impl Ctx<'_> {
         }
         Ok(Piece {
             parsed: None,
-            view: r.changed.then(|| text_entity(r.rendered)),
+            view: r.rendered.filter(|_| r.changed).map(text_entity),
             enc: r.enc,
             enc_note: r.enc_note,
             covering: r.covering,
@@ -924,7 +933,7 @@ impl Ctx<'_> {
         let blocks = armor::find_blocks(text);
         if blocks.is_empty() {
             return Ok(InlineResult {
-                rendered: decode_charset(text, charset),
+                rendered: None,
                 changed: false,
                 enc: if armor::is_blank(text) {
                     Enc::Empty
@@ -1013,7 +1022,7 @@ impl Ctx<'_> {
             )
         };
         Ok(InlineResult {
-            rendered,
+            rendered: Some(rendered),
             changed,
             enc,
             enc_note,
@@ -1054,13 +1063,10 @@ impl Ctx<'_> {
                 };
                 let facts =
                     crypto::aggregate(u.signature.into_iter().chain(inner.covering).collect());
-                Ok((
-                    facts,
-                    Some(inner.rendered),
-                    u.encrypted,
-                    inner.nested,
-                    signed,
-                ))
+                let rendered = inner
+                    .rendered
+                    .unwrap_or_else(|| decode_charset(&u.plaintext, Some("utf-8")));
+                Ok((facts, Some(rendered), u.encrypted, inner.nested, signed))
             }
             BlockKind::Cleartext => {
                 self.op()?;
@@ -1176,10 +1182,7 @@ impl Ctx<'_> {
             })
             .unwrap_or(false);
         let mp = if is_text {
-            MimePart::new(
-                "text/plain",
-                BodyPart::Text(String::from_utf8_lossy(&u.plaintext).into_owned().into()),
-            )
+            text_part(String::from_utf8_lossy(&u.plaintext).into_owned())
         } else {
             MimePart::new(
                 "application/octet-stream",
@@ -1206,7 +1209,9 @@ impl Ctx<'_> {
 
 /// Result of opening the inline blocks of one text.
 struct InlineResult {
-    rendered: String,
+    /// The text as the reader sees it; `None` when it has no blocks: it reads as it is, and
+    /// most callers never need a decoded copy of it.
+    rendered: Option<String>,
     changed: bool,
     enc: Enc,
     enc_note: Option<String>,

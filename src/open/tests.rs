@@ -259,3 +259,60 @@ fn big_plain_attachment_is_opened_without_fuss() {
     assert_eq!(o.signature, SignatureFacts::None);
     assert_eq!(o.inner, None);
 }
+
+/// The line-at-a-time canonical form is the byte-at-a-time one of RFC 3156 §5.
+#[test]
+fn canonical_crlf_adds_cr_before_every_bare_lf_only() {
+    fn by_byte(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = 0u8;
+        for &b in data {
+            if b == b'\n' && prev != b'\r' {
+                out.push(b'\r');
+            }
+            out.push(b);
+            prev = b;
+        }
+        out
+    }
+    for data in [
+        &b""[..],
+        b"\n",
+        b"\r\n",
+        b"\n\n\r\n\r\r\n",
+        b"no newline",
+        b"a\nb\r\nc\n",
+        b"\r",
+        b"ends in cr\r",
+        b"\nstarts with lf",
+        "non-ascii \u{e9}\n\u{2014}\r\n".as_bytes(),
+    ] {
+        assert_eq!(canonical_crlf(data), by_byte(data), "{data:?}");
+    }
+}
+
+/// A synthesized text entity parses back to exactly the text it was given, whatever its
+/// lines, length or characters (it is not re-encoded on the way).
+#[test]
+fn text_entity_parses_back_to_its_text() {
+    let long = "x".repeat(5000);
+    for text in [
+        "plain\nlines\n".to_string(),
+        "crlf\r\nlines\r\n".to_string(),
+        format!("a line of 5000: {long}\n"),
+        "trailing spaces   \nand = signs =3D\n".to_string(),
+        "caf\u{e9} \u{2014} \u{1f600}\n".to_string(),
+        "--not-a-boundary\n\nFrom: not a header\n".to_string(),
+        String::new(),
+    ] {
+        let entity = text_entity(text.clone());
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&entity)
+            .expect("parses");
+        assert_eq!(
+            parsed.body_text(0).as_deref(),
+            Some(text.as_str()),
+            "{text:?}"
+        );
+    }
+}
