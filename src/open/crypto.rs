@@ -320,7 +320,9 @@ fn dearmor_inner(text: &[u8], limit: usize) -> Result<Vec<u8>, OpenError> {
         text,
         armor::ReaderMode::Tolerant(Some(armor::Kind::Message)),
     );
-    let mut out = Vec::new();
+    // Base64 carries 3 bytes in 4: one allocation of about the size (growing by doubling
+    // would copy it again), never more than the limit allows.
+    let mut out = Vec::with_capacity((text.len() / 4 * 3 + 64).min(limit.saturating_add(1)));
     (&mut r)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
