@@ -1211,7 +1211,8 @@ fn raw_decrypt_verify(ct: &[u8], coordinator: &Cert, certs: &[Cert]) {
         .buffer_size(1 << 16)
         .with_policy(&p, None, h)
         .expect("decrypt");
-    let mut out = Vec::new();
+    // Sized as casegate sizes it (`open::crypto::unwrap_message_inner`).
+    let mut out = Vec::with_capacity(ct.len());
     d.read_to_end(&mut out).expect("read");
     assert!(d.into_helper().good, "signature did not verify");
 }

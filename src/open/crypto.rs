@@ -492,7 +492,9 @@ fn unwrap_message_inner(
         Ok(d) => d,
         Err(e) => return Err(classify_after(e, &seen.borrow())),
     };
-    let mut plaintext = Vec::new();
+    // About the ciphertext's size unless it was compressed: one allocation, not a doubling
+    // series that copies the plaintext again.
+    let mut plaintext = Vec::with_capacity(binary.len().min(limit.saturating_add(1)));
     let read = (&mut decryptor)
         .take(limit as u64 + 1)
         .read_to_end(&mut plaintext);
